@@ -1,0 +1,1 @@
+"""A collection of indexed images: SQLite (the truth) plus a derived FAISS index, in one directory."""

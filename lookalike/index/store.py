@@ -1,0 +1,481 @@
+"""The SQLite side of a collection: the source of truth for every image, its labels and its vector.
+
+Everything FAISS holds can be rebuilt from here, so this file is the one that must survive a crash:
+WAL journaling, short write transactions committed batch by batch, and a ``generation`` counter in
+``meta`` bumped by every transaction that changes vectors, which lets the FAISS file prove it is current.
+
+Digests are SHA-256 of the file content (hex): hardware-accelerated through OpenSSL on current CPUs,
+and checkable with ``sha256sum``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from sqlite_utils import Database
+
+from lookalike.errors import CollectionError
+
+SCHEMA_VERSION = 1
+DB_NAME = "lookalike.db"
+LOCK_NAME = "write.lock"
+BUSY_TIMEOUT_S = 10.0
+
+_ROW_COLUMNS = ("id, path, size, mtime, digest, width, height, format, indexed_at, labels, "
+                "top_label, top_probability")
+
+
+def now() -> str:
+    """UTC timestamps as ISO 8601 text: readable in any SQLite shell and sortable as strings."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """What the indexer knows about one embedded file; ``labels`` are top-5, best first."""
+
+    path: str
+    size: int
+    mtime: float
+    digest: str
+    width: int
+    height: int
+    format: str
+    labels: Sequence[Mapping[str, Any]]  # {"name": str, "index": int, "probability": float}
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One stored image; ``vector`` is None when the caller did not ask for it (it is 5 KB)."""
+
+    id: int
+    path: str
+    size: int
+    mtime: float
+    digest: str
+    width: int
+    height: int
+    format: str
+    indexed_at: str
+    labels: list[dict[str, Any]]
+    top_label: str | None
+    top_probability: float | None
+    vector: np.ndarray | None = None
+
+
+class FileState(NamedTuple):
+    """Enough to decide whether a file on disk changed since it was indexed, without reading it."""
+
+    id: int
+    size: int
+    mtime: float
+    digest: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    reason: str
+    failed_at: str
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A ``search_text`` hit: the best matching label and its probability, or (None, 0.0) for a path match."""
+
+    row: ImageRow
+    label: str | None
+    probability: float
+
+
+def _words(text: str) -> list[str]:
+    """Split like FTS5's unicode61 tokenizer does: runs of letters and digits, lower-cased."""
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def match_labels(labels: Iterable[Mapping[str, Any]], text: str) -> tuple[str, float] | None:
+    """The most probable label whose name has every word of ``text`` as a word prefix, if any.
+
+    Same rule as the full-text query (``"word"*`` for each word), so ``find`` and ``--label`` agree.
+    """
+    wanted = _words(text)
+    best: tuple[str, float] | None = None
+    for label in labels:
+        words = _words(label["name"])
+        if wanted and all(any(w.startswith(q) for w in words) for q in wanted) and (
+            best is None or label["probability"] > best[1]
+        ):
+            best = (label["name"], float(label["probability"]))
+    return best
+
+
+class WriterLock:
+    """One writer per index directory, across processes: an exclusive ``flock`` on ``write.lock``.
+
+    SQLite alone would interleave two indexing runs batch by batch, and both would rewrite the FAISS
+    file; the lock makes the second one wait (up to ``wait`` seconds) or fail with a clear message.
+    Readers never take it. The kernel drops the lock when the holder dies, even by SIGKILL.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.path = Path(directory) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self, wait: float = 0.0) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+                    os.close(fd)
+                    raise CollectionError(
+                        f"{self.path.parent} is being written by pid {holder} "
+                        f"(lock {self.path}); wait for it to finish and try again"
+                    ) from None
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Store:
+    """The SQLite database of one index directory. Not thread-safe: callers serialise access."""
+
+    def __init__(self, directory: Path, conn: sqlite3.Connection) -> None:
+        self.directory = directory
+        self.db = Database(conn)
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: str | Path, *, create: bool = True) -> Store:
+        """Open (and with ``create``, initialise) the store in ``directory``; check the schema version."""
+        directory = Path(directory).expanduser().resolve()
+        path = directory / DB_NAME
+        if not path.exists():
+            if not create:
+                raise CollectionError(f"no lookalike index in {directory} (missing {DB_NAME})")
+            directory.mkdir(parents=True, exist_ok=True)
+        # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE) below.
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        store = cls(directory, conn)
+        try:
+            store.db.enable_wal()
+            conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable against process crashes
+            if "meta" not in store.db.table_names() or store.get_meta("schema_version") is None:
+                if not create:
+                    raise CollectionError(f"{path} is not a lookalike index (no schema)")
+                with WriterLock(directory) as lock:  # two processes creating at once: one does it
+                    lock.acquire(wait=BUSY_TIMEOUT_S)
+                    store._create_schema()
+            version = store.get_meta("schema_version")
+            if version != SCHEMA_VERSION:
+                raise CollectionError(
+                    f"{path} has index schema version {version}; this lookalike reads version "
+                    f"{SCHEMA_VERSION}: re-create the index"
+                )
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise CollectionError(f"{path} cannot be opened as a lookalike index: {e}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _create_schema(self) -> None:
+        """Idempotent, and ``schema_version`` is written last: a crash here is finished by the next open."""
+        db = self.db
+        db["images"].create(
+            {
+                "id": int, "path": str, "size": int, "mtime": float, "digest": str,
+                "width": int, "height": int, "format": str, "indexed_at": str,
+                "labels": str, "label_text": str, "top_label": str, "top_probability": float,
+                "vector": bytes,
+            },
+            pk="id",
+            not_null={"path", "size", "mtime", "digest", "indexed_at", "labels", "vector"},
+            if_not_exists=True,
+        )
+        db["images"].create_index(["path"], unique=True, if_not_exists=True)
+        db["failures"].create({"path": str, "reason": str, "failed_at": str}, pk="path", if_not_exists=True)
+        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        # Labels and paths are both searchable: "tabby" finds cats, "holiday/2019" finds folders.
+        db["images"].enable_fts(["path", "label_text"], create_triggers=True)
+        with self._write():
+            if self.get_meta("created") is None:
+                self._set_meta("created", now())
+                self._set_meta("generation", 0)
+            self._set_meta("schema_version", SCHEMA_VERSION)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def writer(self, wait: float = 0.0) -> WriterLock:
+        """Take this directory's writer lock: ``with store.writer(wait=5): ...``."""
+        lock = WriterLock(self.directory)
+        lock.acquire(wait)
+        return lock
+
+    # -- transactions and meta ---------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taking the write lock up front, so it cannot deadlock on upgrade."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: everything read inside sees one state, e.g. ``generation`` and vectors."""
+        conn = self.db.conn
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store any JSON value, e.g. the model fingerprint as a dict."""
+        with self._write():
+            self._set_meta(key, value)
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.db.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every commit that adds, changes or removes vectors."""
+        return int(self.get_meta("generation", 0))
+
+    def _bump_generation(self) -> None:
+        self.db.conn.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+        )
+
+    @property
+    def vector_size(self) -> int | None:
+        return self.get_meta("vector_size")
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def upsert(self, images: Sequence[NewImage]) -> list[int]:
+        """Insert or replace a batch by path and clear their failures, in one transaction; returns row ids.
+
+        One transaction per batch is the crash-safety unit: after a kill, a batch is either all there
+        or not at all, and a re-run resumes after the last committed one. A re-indexed path keeps its id.
+        """
+        if not images:
+            return []
+        dims = {int(np.asarray(image.vector).size) for image in images}
+        ids: list[int] = []
+        with self._write() as conn:
+            expected = self.vector_size
+            if len(dims) > 1 or (expected is not None and dims != {expected}):
+                raise CollectionError(
+                    f"vector size {sorted(dims)} does not match this index's {expected or sorted(dims)[0]}"
+                )
+            if expected is None:
+                self._set_meta("vector_size", dims.pop())
+            indexed_at = now()
+            for image in images:
+                labels = [{"name": str(la["name"]), "index": int(la["index"]),
+                           "probability": float(la["probability"])} for la in image.labels]
+                top = max(labels, key=lambda la: la["probability"], default=None)
+                (row_id,) = conn.execute(
+                    """
+                    INSERT INTO images (path, size, mtime, digest, width, height, format, indexed_at,
+                                        labels, label_text, top_label, top_probability, vector)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(path) DO UPDATE SET
+                        size = excluded.size, mtime = excluded.mtime, digest = excluded.digest,
+                        width = excluded.width, height = excluded.height, format = excluded.format,
+                        indexed_at = excluded.indexed_at, labels = excluded.labels,
+                        label_text = excluded.label_text, top_label = excluded.top_label,
+                        top_probability = excluded.top_probability, vector = excluded.vector
+                    RETURNING id
+                    """,
+                    (
+                        image.path, image.size, image.mtime, image.digest, image.width, image.height,
+                        image.format, indexed_at, json.dumps(labels),
+                        "; ".join(la["name"] for la in labels),
+                        top and top["name"], top and top["probability"],
+                        np.ascontiguousarray(image.vector, dtype="<f4").tobytes(),
+                    ),
+                ).fetchone()
+                ids.append(row_id)
+            conn.executemany("DELETE FROM failures WHERE path = ?", [(image.path,) for image in images])
+            self._bump_generation()
+        return ids
+
+    def update_stats(self, changes: Iterable[tuple[str, int, float]]) -> None:
+        """Record a new (size, mtime) for files whose content digest did not change: no re-embedding."""
+        with self._write() as conn:
+            conn.executemany("UPDATE images SET size = ?, mtime = ? WHERE path = ?",
+                             [(size, mtime, path) for path, size, mtime in changes])
+
+    def record_failures(self, failures: Iterable[tuple[str, str]]) -> None:
+        """Remember (path, reason) pairs, replacing earlier reasons for the same path."""
+        failed_at = now()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO failures (path, reason, failed_at) VALUES (?, ?, ?) ON CONFLICT(path) DO UPDATE "
+                "SET reason = excluded.reason, failed_at = excluded.failed_at",
+                [(path, reason, failed_at) for path, reason in failures],
+            )
+
+    def delete(self, ids: Iterable[int]) -> int:
+        """Remove rows (files gone from disk); returns how many existed."""
+        with self._write() as conn:
+            removed = conn.executemany("DELETE FROM images WHERE id = ?", [(int(i),) for i in ids]).rowcount
+            if removed:
+                self._bump_generation()
+        return removed
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _rows(self, where: str, params: Sequence[Any], vector: bool) -> list[ImageRow]:
+        columns = _ROW_COLUMNS + (", vector" if vector else "")
+        rows = []
+        for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
+            rows.append(ImageRow(
+                *r[:9], json.loads(r[9]), r[10], r[11],
+                np.frombuffer(r[12], dtype="<f4") if vector else None,
+            ))
+        return rows
+
+    def get(self, id: int, *, vector: bool = True) -> ImageRow | None:
+        rows = self._rows("id = ?", (int(id),), vector)
+        return rows[0] if rows else None
+
+    def get_by_path(self, path: str | Path, *, vector: bool = True) -> ImageRow | None:
+        rows = self._rows("path = ?", (str(path),), vector)
+        return rows[0] if rows else None
+
+    def get_many(self, ids: Sequence[int], *, vector: bool = False) -> list[ImageRow]:
+        """Rows for search hits, in the order asked; ids no longer present are skipped."""
+        by_id: dict[int, ImageRow] = {}
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+            chunk = unique[start:start + 500]
+            for row in self._rows(f"id IN ({','.join('?' * len(chunk))})", chunk, vector):
+                by_id[row.id] = row
+        return [by_id[i] for i in unique if i in by_id]
+
+    def file_states(self) -> dict[str, FileState]:
+        """Every indexed path with its size, mtime and digest: change detection for a whole tree at once."""
+        return {
+            path: FileState(id, size, mtime, digest)
+            for id, path, size, mtime, digest in self.db.conn.execute(
+                "SELECT id, path, size, mtime, digest FROM images"
+            )
+        }
+
+    def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids int64, vectors float32 [n, dim]) in id order, chunk by chunk: rebuilding FAISS, no model."""
+        last = -1
+        while True:
+            rows = self.db.conn.execute(
+                "SELECT id, vector FROM images WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            yield ids, vectors
+            last = int(ids[-1])
+
+    def id_checksum(self) -> tuple[int, int]:
+        """(count, sum of ids): a cheap fingerprint of the id set, comparable with the FAISS side."""
+        count, total = self.db.conn.execute("SELECT count(*), coalesce(sum(id), 0) FROM images").fetchone()
+        return count, total
+
+    def count(self) -> int:
+        return self.db.conn.execute("SELECT count(*) FROM images").fetchone()[0]
+
+    def failure_count(self) -> int:
+        return self.db.conn.execute("SELECT count(*) FROM failures").fetchone()[0]
+
+    def failures(self, limit: int | None = None) -> list[Failure]:
+        """Most recent first: what ``lookalike failures`` shows."""
+        rows = self.db.conn.execute(
+            "SELECT path, reason, failed_at FROM failures ORDER BY failed_at DESC, path LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [Failure(*r) for r in rows]
+
+    def search_text(self, text: str, limit: int = 50) -> list[TextMatch]:
+        """Images whose labels (or paths) contain every word of ``text`` as a word prefix.
+
+        Ranked by the probability of the best matching label, so "tabby" lists the surest tabbies first;
+        path-only matches follow with probability 0.
+        """
+        words = _words(text)
+        if not words:
+            return []
+        query = " ".join(f'"{w}"*' for w in words)
+        ids = [r[0] for r in self.db.conn.execute(
+            "SELECT rowid FROM images_fts WHERE images_fts MATCH ?", (query,)
+        )]
+        matches = []
+        for row in self.get_many(ids):
+            label, probability = match_labels(row.labels, text) or (None, 0.0)
+            matches.append(TextMatch(row, label, probability))
+        matches.sort(key=lambda m: (-m.probability, m.row.path))
+        return matches[:limit]
