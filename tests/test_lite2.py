@@ -287,3 +287,13 @@ def test_real_photos_get_the_right_imagenet_classes(lite2):
         assert wanted & set(top5), line
         if top1:
             assert top5[0] in wanted, line
+
+
+@pytest.mark.slow
+def test_conversion_is_deterministic(lite2_dir, tmp_path):
+    """Index fingerprints digest the module's files: two machines converting must get the same bytes."""
+    again = export.build_module(tmp_path / "again")
+    files = sorted(p.relative_to(lite2_dir) for p in lite2_dir.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for rel in files:
+        assert (lite2_dir / rel).read_bytes() == (again / rel).read_bytes(), rel
