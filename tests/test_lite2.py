@@ -201,19 +201,9 @@ def lite2(lite2_dir):
 
 
 def _photo(path: Path, size: int = network.INPUT_SIZE) -> np.ndarray:
-    """The product's preprocessing; until ``images.py`` lands, the same crop done here with Pillow."""
-    try:
-        from lookalike.embedder.images import load_image
-    except ImportError:
-        from PIL import Image
+    """Exactly the product's preprocessing (centre crop size/(size+32), bicubic, [0, 1])."""
+    from lookalike.embedder.images import load_image
 
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            crop = min(image.size) * size / (size + 32)
-            left, top = (image.width - crop) / 2, (image.height - crop) / 2
-            box = (left, top, left + crop, top + crop)
-            resized = image.resize((size, size), Image.Resampling.BICUBIC, box=box)
-        return np.asarray(resized, dtype=np.float32) / 255.0
     return load_image(path, size).pixels
 
 
