@@ -1,0 +1,195 @@
+"""Duplicate detection without a model: pairs from a FAISS self-search, digests, clusters, keepers."""
+
+from __future__ import annotations
+
+import hashlib
+
+import faiss
+import numpy as np
+import pytest
+
+from lookalike.index.duplicates import (
+    DEFAULT_POLICY,
+    ImageRecord,
+    KeeperPolicy,
+    Pair,
+    build_clusters,
+    build_matches,
+    exact_groups,
+    pair_index,
+    similar_pairs,
+    similar_pairs_between,
+)
+
+DIM = 32
+THRESHOLD = 0.9
+
+
+def unit(rng: np.random.Generator, n: int = 1) -> np.ndarray:
+    x = rng.standard_normal((n, DIM)).astype(np.float32)
+    faiss.normalize_L2(x)
+    return x
+
+
+def at_cosine(base: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector whose cosine with ``base`` is exactly ``cosine`` (a planted near-duplicate)."""
+    other = unit(rng)[0]
+    other -= other.dot(base) * base
+    other /= np.linalg.norm(other)
+    return (cosine * base + np.sqrt(1 - cosine**2) * other).astype(np.float32)
+
+
+def record(image_id: int, pixels: int = 100 * 100, size: int = 1000, mtime: float = 0.0,
+           path: str | None = None, digest: str | None = None) -> ImageRecord:
+    return ImageRecord(image_id, path or f"/photos/{image_id}.jpg", pixels // 100, 100, size, mtime, digest)
+
+
+def search_all(vectors: np.ndarray, ids: list[int], **kwargs) -> list[Pair]:
+    ids_array = np.array(ids)
+    return similar_pairs(pair_index(vectors, ids_array), vectors, ids_array, THRESHOLD, **kwargs)
+
+
+def test_chain_a_b_c_does_not_put_c_with_a_when_a_is_kept():
+    # A ~ B (0.95) and B ~ C (0.95), but A and C are only 0.81 alike: transitive closure would make
+    # one group {A, B, C} and could delete C because of A. Here C is never a copy of A.
+    a = np.array([1, 0] + [0] * (DIM - 2), dtype=np.float32)
+    angle = np.arccos(0.95)
+    b = np.array([np.cos(angle), np.sin(angle)] + [0] * (DIM - 2), dtype=np.float32)
+    c = np.array([np.cos(2 * angle), np.sin(2 * angle)] + [0] * (DIM - 2), dtype=np.float32)
+    pairs = search_all(np.stack([a, b, c]), [1, 2, 3])
+    assert {(p.a, p.b) for p in pairs} == {(1, 2), (2, 3)}
+
+    a_is_largest = [record(1, pixels=4000 * 3000), record(2), record(3)]
+    [cluster] = build_clusters(a_is_largest, pairs)
+    assert cluster.keeper.id == 1
+    assert [m.id for m in cluster.copies] == [2]
+    assert cluster.copies[0].similarity == pytest.approx(0.95, abs=1e-5)
+
+
+def test_every_copy_is_at_or_above_the_threshold_to_its_keeper():
+    # When the middle image B is the keeper, A and C are both copies of B (each is 0.95 to it);
+    # they are grouped because of what is kept, never through each other.
+    angle = np.arccos(0.95)
+    vectors = np.array([[np.cos(i * angle), np.sin(i * angle)] + [0] * (DIM - 2) for i in range(3)],
+                       dtype=np.float32)
+    pairs = search_all(vectors, [1, 2, 3])
+    [cluster] = build_clusters([record(1), record(2, pixels=10**7), record(3)], pairs)
+    assert cluster.keeper.id == 2
+    assert sorted(m.id for m in cluster.copies) == [1, 3]
+    assert all(m.similarity >= THRESHOLD for m in cluster.copies)
+
+
+def test_distinct_images_make_no_pairs_and_each_pair_is_reported_once():
+    rng = np.random.default_rng(0)
+    distinct = unit(rng, 200)
+    copies = np.stack([at_cosine(distinct[i], 0.97, rng) for i in range(5)])
+    vectors = np.vstack([distinct, copies])
+    ids = list(range(100, 100 + len(vectors)))
+    pairs = search_all(vectors, ids)
+    assert sorted((p.a, p.b) for p in pairs) == [(100 + i, 300 + i) for i in range(5)]
+    assert all(p.similarity == pytest.approx(0.97, abs=1e-5) for p in pairs)
+
+
+def test_a_burst_larger_than_k_is_found_whole():
+    # 40 near-identical shots with k=4: rows whose k-th neighbour is still above the threshold are
+    # searched again with a larger k, so no pair of the burst is missed.
+    rng = np.random.default_rng(1)
+    base = unit(rng)[0]
+    burst = np.stack([at_cosine(base, 0.99, rng) for _ in range(40)])
+    vectors = np.vstack([burst, unit(rng, 50)])
+    pairs = search_all(vectors, list(range(len(vectors))), k=4)
+    burst_pairs = {(p.a, p.b) for p in pairs if p.b < 40}
+    assert len(burst_pairs) == 40 * 39 // 2
+
+
+def test_an_inverted_file_is_used_for_large_sets_and_still_finds_the_planted_copies():
+    rng = np.random.default_rng(2)
+    distinct = unit(rng, 3000)
+    copies = np.stack([at_cosine(distinct[i], 0.95, rng) for i in range(0, 3000, 100)])
+    vectors = np.vstack([distinct, copies])
+    ids = np.arange(len(vectors))
+    index = pair_index(vectors, ids, exact_limit=1000, nprobe=8)
+    assert isinstance(index, faiss.IndexIVFFlat)
+    pairs = similar_pairs(index, vectors.astype(np.float16), ids, THRESHOLD)
+    assert {(p.a, p.b) for p in pairs} == {(i, 3000 + i // 100) for i in range(0, 3000, 100)}
+
+
+def test_exact_groups_gather_ids_by_digest():
+    rows = [(1, "aa"), (2, "bb"), (3, "aa"), (4, None), (5, "aa"), (6, "cc"), (7, "bb")]
+    assert exact_groups(rows) == [[1, 3, 5], [2, 7]]
+
+
+def test_exact_copies_are_clustered_from_digests_alone(tmp_path):
+    # No model, no vectors: byte-identical files are still found, from real files' digests.
+    photo = b"\xff\xd8 pretend jpeg bytes"
+    files = {"a.jpg": photo, "b/a copy.jpg": photo, "c.jpg": b"another picture"}
+    records = []
+    for image_id, (name, data) in enumerate(files.items(), 1):
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        records.append(ImageRecord(image_id, str(path), 10, 10, len(data), float(image_id),
+                                   hashlib.sha256(data).hexdigest()))
+    [cluster] = build_clusters(records)
+    assert cluster.keeper.path == str(tmp_path / "a.jpg")  # same pixels and size: the oldest is kept
+    [copy] = cluster.copies
+    assert (copy.path, copy.exact, copy.similarity) == (str(tmp_path / "b/a copy.jpg"), True, 1.0)
+
+
+def test_an_exact_twin_of_a_near_copy_is_a_copy_too():
+    records = [record(1, pixels=10**7), record(2, digest="d"), record(3, digest="d")]
+    [cluster] = build_clusters(records, [Pair(1, 2, 0.93)])
+    assert {(m.id, m.similarity, m.exact) for m in cluster.copies} == {(2, 0.93, False), (3, 0.93, False)}
+
+
+def test_default_keeper_is_most_pixels_then_largest_file_then_oldest():
+    big = record(1, pixels=4000 * 3000, size=10, mtime=300)
+    larger_file = record(2, size=5000, mtime=200)
+    older = record(3, size=1000, mtime=100)
+    newer = record(4, size=1000, mtime=400)
+    ranked = sorted([newer, older, larger_file, big], key=DEFAULT_POLICY.key)
+    assert [r.id for r in ranked] == [1, 2, 3, 4]
+
+
+def test_keeper_policy_is_configurable_by_name():
+    old = record(1, mtime=100, path="/photos/deep/folder/old.jpg")
+    new = record(2, mtime=200, path="/photos/new-but-with-a-long-name.jpg")
+    short = record(3, mtime=150, path="/p/s.jpg")
+    images = [old, new, short]
+
+    def keeper(spec: str) -> int:
+        [cluster] = build_clusters(images, [Pair(1, 2, 0.95), Pair(1, 3, 0.95), Pair(2, 3, 0.95)],
+                                   KeeperPolicy.parse(spec))
+        return cluster.keeper.id
+
+    assert keeper("oldest") == 1
+    assert keeper("newest") == 2
+    assert keeper("shortest-path") == 3
+    assert keeper("pixels, size, newest") == 2
+    with pytest.raises(ValueError, match="largest"):
+        KeeperPolicy.parse("largest")
+
+
+def test_two_sets_keep_the_archive_copy_and_ignore_equal_ids_across_sets():
+    rng = np.random.default_rng(3)
+    archive_vectors = unit(rng, 100)
+    archive_ids = np.arange(1, 101)
+    # New photos: id 1 is a resized copy of archive image 7, id 2 is new, id 3 matches archive 1 by
+    # bytes, id 7 re-uses an archive id but is a copy of archive image 50.
+    new_vectors = np.stack([at_cosine(archive_vectors[6], 0.96, rng), unit(rng)[0],
+                            archive_vectors[0], at_cosine(archive_vectors[49], 0.92, rng)])
+    new_ids = np.array([1, 2, 3, 7])
+    index = pair_index(archive_vectors, archive_ids)
+    pairs = similar_pairs_between(index, new_vectors, new_ids, THRESHOLD)
+    assert {(p.a, p.b) for p in pairs} == {(1, 7), (3, 1), (7, 50)}
+
+    archive = [record(i, path=f"/archive/{i}.jpg", digest=f"a{i}") for i in range(1, 101)]
+    new = [record(1, pixels=10**8, path="/new/1.jpg"), record(2, path="/new/2.jpg"),
+           record(3, path="/new/3.jpg", digest="a1"), record(7, path="/new/7.jpg")]
+    clusters = build_matches(new, archive, pairs)
+    found = {c.keeper.path: [(m.path, m.exact) for m in c.copies] for c in clusters}
+    assert found == {
+        "/archive/1.jpg": [("/new/3.jpg", True)],
+        "/archive/7.jpg": [("/new/1.jpg", False)],  # the archive copy is kept though smaller
+        "/archive/50.jpg": [("/new/7.jpg", False)],
+    }
