@@ -1,0 +1,313 @@
+"""Image loading and preprocessing: the one place both live.
+
+Every picture lookalike embeds goes through :func:`open_image` (decode whatever Pillow can read into a
+plain RGB picture, safely) and :func:`preprocess` (turn it into the pixels an EfficientNet TF-Hub module
+expects). The module resizes nothing itself and scales/normalises inside, so what happens here decides
+the vectors: any change to the pipeline below must change :data:`PREPROCESSING_VERSION`, which is part
+of an embedder's fingerprint and so keeps vectors from different pipelines out of one index.
+
+Nothing here imports TensorFlow, so the CLI and the server can check files cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, features
+
+from lookalike.errors import ImageError
+
+PREPROCESSING_VERSION = "effnet-eval-crop32-bicubic-v1"
+"""Names the pipeline in :func:`preprocess`; stored in fingerprints, so bump it with any change there."""
+
+CROP_PADDING = 32
+"""EfficientNet evaluation crop: the centre square is ``size / (size + CROP_PADDING)`` of the short side."""
+
+RESAMPLE = Image.Resampling.BICUBIC
+"""The resize filter of the EfficientNet evaluation pipeline."""
+
+MAX_PIXELS = 100_000_000
+"""Pictures with more pixels are refused from their header, before anything is decoded (bomb guard)."""
+
+BACKGROUND = (255, 255, 255)
+"""Transparent pixels are composited over white, as an image viewer shows them."""
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+"""Extensions indexed by default: lower case with the dot, as ``Path(p).suffix.lower()`` gives them."""
+
+ImageSource = str | Path | bytes | BinaryIO
+
+# Pillow hands EPS files to Ghostscript, which is no place for files from strangers.
+_EXCLUDED_FORMATS = frozenset({"EPS"})
+_HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_CORRUPT = "truncated or corrupt image data"
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+# warnings.catch_warnings swaps the process-wide filter list; two threads doing it at once can leave
+# the wrong list behind, so the swap is serialised (only Image.open and rare huge crops take it).
+_WARNINGS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """A picture ready for the model, with what the index records about the file.
+
+    ``width``/``height`` are the size of the original as it is meant to be seen (after EXIF rotation,
+    before any reduced-scale decoding); ``format`` is Pillow's name for the file's format ("JPEG", "PNG",
+    "HEIF", ...). Compared by identity: the pixel array has no useful ``==``.
+    """
+
+    pixels: np.ndarray
+    width: int
+    height: int
+    format: str
+
+
+def open_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
+    """Decode ``source`` (a path, the file's bytes, or a binary file object) into an RGB picture.
+
+    The picture comes upright (EXIF orientation applied), as the first frame of an animation, with
+    transparency composited over white and every colour mode (palette, grey, 16-bit, CMYK, ...) turned
+    into 8-bit RGB. With ``min_size`` - the size the picture will be given to :func:`preprocess` with -
+    JPEGs (and HEIFs with thumbnails) are decoded at a reduced scale that still leaves the centre crop at
+    least ``min_size`` pixels on a side, so a 24-megapixel photo is not decoded in full to make 260x260.
+
+    Raises :class:`ImageError` with a short reason for anything that is not a readable picture.
+    """
+    return _decode(source, min_size)[0]
+
+
+def preprocess(image: Image.Image, size: int) -> np.ndarray:
+    """The EfficientNet evaluation pipeline: a ``size x size x 3`` float32 array in [0, 1].
+
+    Centre square of side ``round(size / (size + CROP_PADDING) * short side)``, resized bicubically to
+    ``size x size``, divided by 255. The TF-Hub modules take [0, 1] and normalise inside, so nothing else
+    is done here. This function is the whole pipeline: :data:`PREPROCESSING_VERSION` names it.
+    """
+    if size < 1:
+        raise ValueError(f"size must be positive, not {size}")
+    if image.mode != "RGB":
+        image = _to_rgb(image)
+    width, height = image.size
+    side = max(1, round(size / (size + CROP_PADDING) * min(width, height)))
+    # Offsets as the reference implementation computes them (odd margins put the extra pixel left/top).
+    left = (width - side + 1) // 2
+    top = (height - side + 1) // 2
+    limit = Image.MAX_IMAGE_PIXELS
+    quiet = _pillow_bomb_warning_silenced() if limit and side * side > limit else contextlib.nullcontext()
+    with quiet:  # Pillow warns about huge crops; the picture already passed our MAX_PIXELS check
+        square = image.crop((left, top, left + side, top + side))
+    resized = square.resize((size, size), RESAMPLE)
+    return np.asarray(resized, dtype=np.float32) / np.float32(255.0)
+
+
+def load_image(source: ImageSource, size: int) -> DecodedImage:
+    """Open ``source`` and preprocess it for a model taking ``size x size`` input (see :func:`open_image`)."""
+    image, (width, height), image_format = _decode(source, size)
+    return DecodedImage(pixels=preprocess(image, size), width=width, height=height, format=image_format)
+
+
+def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tuple[int, int], str]:
+    """Open, guard, draft, decode, orient and convert; returns (RGB image, oriented original size, format)."""
+    _register_plugins()
+    with _binary_stream(source) as (stream, label):
+        start = stream.tell()
+        head = stream.read(64)
+        stream.seek(start)
+        try:
+            with _pillow_bomb_warning_silenced():  # our own MAX_PIXELS check below replaces the warning
+                image = Image.open(stream, formats=_allowed_formats())
+        except Image.DecompressionBombError as exc:
+            raise ImageError(label, _bomb_reason(exc)) from None
+        except Image.UnidentifiedImageError:
+            raise ImageError(label, _unidentified_reason(head)) from None
+        except Exception as exc:  # a plugin choking on a damaged header
+            raise ImageError(label, _CORRUPT) from exc
+
+        image_format = image.format or "unknown"
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageError(label, f"too many pixels ({width} x {height} > {MAX_PIXELS:,})")
+        try:
+            if min_size:
+                # Before the EXIF transpose: draft works on the stored picture and scales both sides alike.
+                image.draft("RGB", (min_size + CROP_PADDING, min_size + CROP_PADDING))
+            # Force the decode here, inside the try: Pillow is lazy, and a truncated file only fails now.
+            image.load()
+            stored_size = image.size
+            with contextlib.suppress(Exception):
+                # Unreadable EXIF should not cost the picture; it just stays as stored.
+                ImageOps.exif_transpose(image, in_place=True)
+            if image.size != stored_size:
+                width, height = height, width
+            rgb = _to_rgb(image)
+        except ImageError as exc:
+            raise ImageError(label, exc.reason) from None
+        except Image.DecompressionBombError as exc:
+            raise ImageError(label, _bomb_reason(exc)) from None
+        except MemoryError:
+            raise ImageError(label, "too large to decode (out of memory)") from None
+        except Exception as exc:
+            raise ImageError(label, _CORRUPT) from exc
+    return rgb, (width, height), image_format
+
+
+@contextlib.contextmanager
+def _binary_stream(source: ImageSource) -> Iterator[tuple[BinaryIO, str]]:
+    """A seekable, non-empty binary stream for ``source`` and the name to blame in errors."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        if len(source) == 0:
+            raise ImageError("<bytes>", "empty file")
+        yield io.BytesIO(source), "<bytes>"
+        return
+    if isinstance(source, str | os.PathLike):
+        label = os.fspath(source)
+        try:
+            handle = open(source, "rb")  # noqa: SIM115 - closed by the with below
+        except FileNotFoundError:
+            raise ImageError(label, "file not found") from None
+        except IsADirectoryError:
+            raise ImageError(label, "is a directory") from None
+        except PermissionError:
+            raise ImageError(label, "permission denied") from None
+        except (OSError, ValueError) as exc:
+            raise ImageError(label, f"cannot read file ({getattr(exc, 'strerror', None) or exc})") from None
+        with handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                raise ImageError(label, "empty file")
+            yield handle, label
+        return
+    stream = source
+    label = str(getattr(stream, "name", "<stream>"))
+    if not (hasattr(stream, "seekable") and stream.seekable()):
+        stream = io.BytesIO(stream.read())
+    start = stream.tell()
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(start)
+    if end <= start:
+        raise ImageError(label, "empty file")
+    yield stream, label
+
+
+@functools.cache
+def _register_plugins() -> None:
+    """Teach Pillow HEIF/HEIC (pillow-heif) once, on first use; AVIF is Pillow's own when built with it."""
+    try:
+        import pillow_heif
+    except ImportError:  # HEIF files then fail with "unsupported format"
+        return
+    pillow_heif.register_heif_opener()
+    register_avif = getattr(pillow_heif, "register_avif_opener", None)  # pillow-heif < 1.0 only
+    if not features.check("avif") and register_avif is not None:
+        register_avif()
+
+
+def _allowed_formats() -> list[str]:
+    Image.init()
+    return [name for name in Image.ID if name not in _EXCLUDED_FORMATS]
+
+
+@contextlib.contextmanager
+def _pillow_bomb_warning_silenced() -> Iterator[None]:
+    """Silence Pillow's DecompressionBombWarning, which fires at its own limit (~89 Mpx).
+
+    MAX_PIXELS is ours and is checked from the header right after ``Image.open``: every picture Pillow
+    would warn about and we refuse becomes an ImageError there, and the rest are within our limit.
+    Pillow's hard limit (DecompressionBombError, twice its warning limit) still applies and is mapped too.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _bomb_reason(exc: Exception) -> str:
+    """Pillow's hard limit fired inside Image.open, before we saw the size: quote its pixel count."""
+    match = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
+    if match is None:
+        return "too many pixels"
+    pixels, pillow_limit = int(match[1]), int(match[2])
+    limit = MAX_PIXELS if pixels > MAX_PIXELS else pillow_limit  # name our limit unless Pillow's is lower
+    return f"too many pixels ({pixels:,} > {limit:,})"
+
+
+def _unidentified_reason(head: bytes) -> str:
+    """Tell a damaged or unsupported picture from something that is no picture at all."""
+    guess = _sniff_format(head)
+    if guess is None:
+        return "not an image (unrecognised format)"
+    Image.init()
+    if guess not in Image.OPEN:
+        return f"unsupported format ({guess}: no decoder installed)"
+    return _CORRUPT
+
+
+def _sniff_format(head: bytes) -> str | None:
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp":
+        brands = head[8 : max(12, int.from_bytes(head[:4], "big"))]
+        if b"avif" in brands or b"avis" in brands:
+            return "AVIF"
+        if any(brands[i : i + 4] in _HEIF_BRANDS for i in range(0, len(brands), 4)):
+            return "HEIF"
+    return None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency over white, 16-bit scaled (not clipped) to 8-bit."""
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
+    if image.mode in _HIGH_DEPTH_MODES:
+        return _high_depth_to_rgb(image)
+    try:
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (*BACKGROUND, 255))
+            background.alpha_composite(rgba)
+            return background.convert("RGB")
+        return image.convert("RGB")
+    except ValueError:  # e.g. LAB, which Pillow cannot turn into RGB without a colour profile
+        raise ImageError("<image>", f"unsupported colour mode {image.mode}") from None
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    """Grey images deeper than 8 bits: Pillow's own conversion clips them to white, so scale here.
+
+    Integer modes are taken as 16-bit (0..65535, as PNG and most TIFFs store them); float images as
+    0..1 if they stay there, else 0..255, else 16-bit.
+    """
+    values = np.asarray(image)
+    if image.mode == "F":
+        values = np.nan_to_num(values.astype(np.float32, copy=False))
+        peak = float(values.max()) if values.size else 0.0
+        scaled = values * 255.0 if peak <= 1.0 else values if peak <= 255.0 else values / 257.0
+        grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    else:
+        deep = np.clip(values, 0, 65535).astype(np.uint32)
+        grey = ((deep * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257)
+    return Image.fromarray(grey).convert("RGB")

@@ -1,0 +1,547 @@
+"""How lookalike reads pictures: what comes out of a file, and what is refused with which reason.
+
+Every picture here is a real file written into tmp_path by Pillow (or pillow-heif), so each test shows
+one kind of file a user may have and what lookalike makes of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile, features
+
+from lookalike.embedder import images
+from lookalike.embedder.images import (
+    CROP_PADDING,
+    IMAGE_EXTENSIONS,
+    MAX_PIXELS,
+    DecodedImage,
+    load_image,
+    open_image,
+    preprocess,
+)
+from lookalike.errors import ImageError, LookalikeError
+
+RED = (255, 0, 0)
+GREEN = (0, 255, 0)
+BLUE = (0, 0, 255)
+GREY = (128, 128, 128)
+WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
+
+
+def near(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 12) -> bool:
+    """Colours after lossy compression: each channel within ``tolerance``."""
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def reason_for(source: object, **kwargs: object) -> str:
+    """The reason open_image gives for refusing ``source`` (fails the test if it is accepted)."""
+    with pytest.raises(ImageError) as caught:
+        open_image(source, **kwargs)
+    return caught.value.reason
+
+
+def noise_jpeg(path: Path, size: tuple[int, int] = (400, 300)) -> Path:
+    """A JPEG of random pixels: big enough that cutting it short loses real image data."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
+
+
+def declaring_size(small_file: bytes, image_format: str, width: int, height: int) -> bytes:
+    """A tiny real PNG/GIF whose header claims ``width x height``: a bomb that costs nothing to make."""
+    data = bytearray(small_file)
+    if image_format == "PNG":
+        # Signature (8), IHDR length (4) and type (4), then width and height; the chunk CRC follows.
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    else:  # GIF: the logical screen size right after "GIF89a"
+        data[6:10] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def encoded(image: Image.Image, image_format: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **params)
+    return buffer.getvalue()
+
+
+# --- files that are not readable pictures -----------------------------------------------------------
+
+
+def test_missing_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.jpg"
+    with pytest.raises(ImageError) as caught:
+        open_image(missing)
+    assert caught.value.reason == "file not found"
+    assert str(caught.value) == f"{missing}: file not found"
+    assert isinstance(caught.value, LookalikeError)  # so the CLI prints one line, not a traceback
+
+
+def test_zero_byte_file_is_an_empty_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.touch()
+    assert reason_for(empty) == "empty file"
+    assert reason_for(b"") == "empty file"
+    assert reason_for(io.BytesIO()) == "empty file"
+
+
+def test_text_file_named_jpg_is_not_an_image(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("shopping list: milk, eggs\n")
+    assert reason_for(notes) == "not an image (unrecognised format)"
+
+
+def test_directory_is_not_a_file(tmp_path: Path) -> None:
+    folder = tmp_path / "album.jpg"
+    folder.mkdir()
+    assert reason_for(folder) == "is a directory"
+
+
+def test_unreadable_file_is_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = noise_jpeg(tmp_path / "secret.jpg")
+    secret.chmod(0)
+    if os.access(secret, os.R_OK):  # running as root: permissions do not apply, so play the OS's part
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise PermissionError(13, "Permission denied", str(secret))
+
+        monkeypatch.setattr(images, "open", refuse, raising=False)
+    try:
+        assert reason_for(secret) == "permission denied"
+    finally:
+        secret.chmod(0o644)
+
+
+@pytest.mark.parametrize(
+    ("image_format", "keep"),
+    [
+        ("JPEG", 0.5),  # cut in the middle of the compressed data
+        ("PNG", 0.5),
+        ("JPEG", 20 / 11_000),  # only the first few bytes: recognisably a JPEG, but broken
+    ],
+)
+def test_truncated_file_is_detected(tmp_path: Path, image_format: str, keep: float) -> None:
+    whole = tmp_path / f"whole.{image_format.lower()}"
+    noise = Image.open(noise_jpeg(tmp_path / "noise.jpg"))
+    noise.save(whole, quality=90) if image_format == "JPEG" else noise.save(whole)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{image_format.lower()}"
+    cut.write_bytes(data[: max(20, int(len(data) * keep))])
+
+    assert reason_for(cut) == "truncated or corrupt image data"
+    # Pillow's lenient mode would have hidden the damage; lookalike must not have switched it on.
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+# --- the decompression-bomb guard --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "GIF"])
+def test_pixel_bomb_is_refused_from_its_header(tmp_path: Path, image_format: str) -> None:
+    tiny = encoded(Image.new("L", (4, 4), 0), image_format)
+    bomb = tmp_path / f"bomb.{image_format.lower()}"
+    bomb.write_bytes(declaring_size(tiny, image_format, 30_000, 30_000))
+    assert bomb.stat().st_size < 1_000
+
+    reason = reason_for(bomb)
+    assert reason == f"too many pixels (900,000,000 > {MAX_PIXELS:,})"
+
+
+def test_our_limit_is_checked_before_decoding(tmp_path: Path) -> None:
+    # 110 Mpx is above MAX_PIXELS but below Pillow's own hard limit: only our header check can catch it.
+    # The pixel data is a 4x4 picture's, so any attempt to decode would say "corrupt" instead.
+    bomb = tmp_path / "wide.png"
+    bomb.write_bytes(declaring_size(encoded(Image.new("L", (4, 4)), "PNG"), "PNG", 11_000, 10_000))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reason = reason_for(bomb)
+    assert reason == f"too many pixels (11000 x 10000 > {MAX_PIXELS:,})"
+    # Pillow's DecompressionBombWarning (fired above ~89 Mpx) is replaced by our error, not printed.
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_pixel_limit_is_the_module_constant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (200, 100), GREEN).save(photo)
+    assert open_image(photo).size == (200, 100)
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 10_000)
+    assert reason_for(photo) == "too many pixels (200 x 100 > 10,000)"
+
+
+# --- colour modes: everything comes out as 8-bit RGB -------------------------------------------------
+
+
+def test_16_bit_png_is_scaled_not_clipped_to_white(tmp_path: Path) -> None:
+    # A grey ramp over the whole 16-bit range: 0, 257, 514, ... 65535 (= 257 x 0..255).
+    ramp = np.tile(np.arange(256, dtype=np.uint16) * 257, (8, 1))
+    path = tmp_path / "ramp16.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")  # Pillow really reads it as a 16-bit picture
+
+    image = open_image(path)
+
+    assert image.mode == "RGB"
+    row = np.asarray(image)[4]
+    assert np.array_equal(row[:, 0], np.arange(256))  # each 16-bit value v became round(v / 257)
+    assert np.array_equal(row[:, 0], row[:, 2])  # still grey
+    assert (row == 255).all(axis=1).sum() == 1  # only the brightest pixel is white
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
+    path = tmp_path / "print.jpg"
+    Image.new("CMYK", (64, 48), (0, 255, 255, 0)).save(path, quality=95)  # no cyan, full magenta+yellow
+    assert Image.open(path).mode == "CMYK"
+
+    image = open_image(path)
+
+    assert image.mode == "RGB"
+    assert near(image.getpixel((32, 24)), RED)
+
+
+def test_palette_png_transparent_pixels_come_out_white(tmp_path: Path) -> None:
+    picture = Image.new("P", (40, 20), 0)
+    picture.putpalette([*BLACK, *BLUE])  # index 0 black (but transparent), index 1 blue
+    picture.paste(1, (20, 0, 40, 20))
+    path = tmp_path / "logo.png"
+    picture.save(path, transparency=0)
+
+    image = open_image(path)
+
+    assert image.getpixel((5, 10)) == WHITE  # transparent black shows the white background
+    assert image.getpixel((30, 10)) == BLUE
+
+
+@pytest.mark.parametrize(
+    ("mode", "transparent", "opaque", "half"),
+    [
+        ("RGBA", (*RED, 0), (*BLUE, 255), (*BLACK, 128)),
+        ("LA", (0, 0), (0, 255), (0, 128)),
+    ],
+)
+def test_alpha_is_composited_over_white(
+    tmp_path: Path, mode: str, transparent: tuple, opaque: tuple, half: tuple
+) -> None:
+    picture = Image.new(mode, (30, 10), transparent)
+    picture.paste(opaque, (10, 0, 20, 10))
+    picture.paste(half, (20, 0, 30, 10))
+    path = tmp_path / f"{mode}.png"
+    picture.save(path)
+
+    image = open_image(path)
+
+    assert image.mode == "RGB"
+    assert image.getpixel((5, 5)) == WHITE
+    assert image.getpixel((15, 5)) == (BLUE if mode == "RGBA" else BLACK)
+    assert near(image.getpixel((25, 5)), (127, 127, 127), tolerance=1)  # half black over white
+
+
+def test_one_bit_and_grey_images_become_rgb(tmp_path: Path) -> None:
+    bilevel = Image.new("1", (16, 16), 1)
+    bilevel.paste(0, (0, 0, 8, 16))
+    bilevel.save(tmp_path / "fax.png")
+    Image.new("L", (16, 16), 77).save(tmp_path / "grey.png")
+
+    fax = open_image(tmp_path / "fax.png")
+    grey = open_image(tmp_path / "grey.png")
+
+    assert (fax.mode, fax.getpixel((2, 2)), fax.getpixel((12, 2))) == ("RGB", BLACK, WHITE)
+    assert (grey.mode, grey.getpixel((2, 2))) == ("RGB", (77, 77, 77))
+
+
+# --- animations: the first frame ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "WEBP"])
+def test_animation_gives_its_first_frame(tmp_path: Path, image_format: str) -> None:
+    if image_format == "WEBP" and not features.check("webp"):
+        pytest.skip("this Pillow was built without WebP")
+    frames = [Image.new("RGB", (32, 32), colour) for colour in (RED, GREEN, BLUE)]
+    path = tmp_path / f"blink.{image_format.lower()}"
+    params = {"lossless": True} if image_format == "WEBP" else {}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0, **params)
+    assert Image.open(path).n_frames == 3
+
+    image = open_image(path)
+
+    assert image.mode == "RGB"
+    assert near(image.getpixel((16, 16)), RED, tolerance=2)
+
+
+# --- EXIF orientation --------------------------------------------------------------------------------
+
+
+def rotated_jpeg(path: Path, orientation: int, size: tuple[int, int] = (300, 200)) -> Path:
+    """A grey JPEG stored ``size`` wide with a red block in its stored top-left corner."""
+    picture = Image.new("RGB", size, GREY)
+    picture.paste(RED, (0, 0, size[0] // 5, size[1] // 5))
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    picture.save(path, quality=95, exif=exif.tobytes())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("orientation", "shown_size", "red_corner"),
+    [
+        (1, (300, 200), "top-left"),  # as stored
+        (3, (300, 200), "bottom-right"),  # upside down
+        (6, (200, 300), "top-right"),  # camera held rotated: view turned 90 degrees clockwise
+        (8, (200, 300), "bottom-left"),  # ... and the other way
+    ],
+)
+def test_exif_orientation_is_applied(
+    tmp_path: Path, orientation: int, shown_size: tuple[int, int], red_corner: str
+) -> None:
+    path = rotated_jpeg(tmp_path / f"o{orientation}.jpg", orientation)
+
+    image = open_image(path)
+
+    assert image.size == shown_size
+    width, height = shown_size
+    corners = {
+        "top-left": (5, 5),
+        "top-right": (width - 6, 5),
+        "bottom-left": (5, height - 6),
+        "bottom-right": (width - 6, height - 6),
+    }
+    for name, xy in corners.items():
+        assert near(image.getpixel(xy), RED if name == red_corner else GREY), name
+
+    decoded = load_image(path, 64)
+    assert (decoded.width, decoded.height) == shown_size  # the size the user sees, not the stored one
+
+
+# --- large photos: JPEG draft decoding ---------------------------------------------------------------
+
+B2_SIZE = 260
+CROP_SIDE_24MP = round(B2_SIZE / (B2_SIZE + CROP_PADDING) * 4000)  # 3562
+
+
+@pytest.fixture(scope="module")
+def photo_24mp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6000x4000 JPEG turned upright by EXIF orientation 6 (so seen as 4000x6000).
+
+    Red outside the centre square the B2 crop takes, green inside it, and a blue square in the middle
+    half of it: after preprocessing, the picture is green with a blue middle half and no red.
+    """
+    picture = Image.new("RGB", (6000, 4000), RED)
+    side = CROP_SIDE_24MP
+    left, top = (6000 - side) // 2, (4000 - side) // 2
+    picture.paste(GREEN, (left, top, left + side, top + side))
+    picture.paste(BLUE, (left + side // 4, top + side // 4, left + 3 * side // 4, top + 3 * side // 4))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path_factory.mktemp("large") / "camera.jpg"
+    picture.save(path, quality=85, exif=exif.tobytes())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("min_size", "decoded_size"),
+    [
+        (B2_SIZE, (500, 750)),  # 1/8 scale: short side 500 >= 260 + 32
+        (600, (1000, 1500)),  # a B7-sized input needs 632: 1/4 scale
+    ],
+)
+def test_large_jpeg_is_decoded_at_reduced_scale(
+    photo_24mp: Path, min_size: int, decoded_size: tuple[int, int]
+) -> None:
+    image = open_image(photo_24mp, min_size=min_size)
+
+    assert image.size == decoded_size  # upright (portrait) and far below 4000x6000 ...
+    assert min(image.size) >= min_size + CROP_PADDING  # ... but the crop still has min_size pixels
+
+
+def test_large_jpeg_load_keeps_original_size_and_crop_geometry(photo_24mp: Path) -> None:
+    decoded = load_image(photo_24mp, B2_SIZE)
+
+    assert (decoded.width, decoded.height, decoded.format) == (4000, 6000, "JPEG")
+    pixels = decoded.pixels
+    assert pixels.shape == (B2_SIZE, B2_SIZE, 3)
+    red, green, blue = (pixels[..., channel] > 0.5 for channel in range(3))
+    edge = np.concatenate([pixels[3, 3:-3], pixels[-4, 3:-3], pixels[3:-3, 3], pixels[3:-3, -4]])
+    assert (edge[:, 1] > 0.8).all() and (edge[:, 0] < 0.2).all()  # green to the edge, no red border
+    # The blue square is the middle half of the crop: about 65..195 of 260 along both axes.
+    middle_row = np.flatnonzero(blue[B2_SIZE // 2] & ~green[B2_SIZE // 2])
+    assert abs(middle_row[0] - 65) <= 3 and abs(middle_row[-1] - 194) <= 3
+    assert not red.any()
+
+
+def test_small_jpeg_draft_scale(tmp_path: Path) -> None:
+    path = noise_jpeg(tmp_path / "small.jpg", size=(800, 600))
+
+    assert open_image(path).size == (800, 600)  # no hint: full size
+    assert open_image(path, min_size=100).size == (200, 150)  # 600 // 132 = 4: quarter scale
+    assert open_image(path, min_size=500).size == (800, 600)  # 600 < 2 x 532: no reduction possible
+
+
+# --- HEIC and AVIF -----------------------------------------------------------------------------------
+
+
+def two_colour_picture() -> Image.Image:
+    picture = Image.new("RGB", (128, 96), RED)
+    picture.paste(BLUE, (64, 0, 128, 96))
+    return picture
+
+
+def test_heic_round_trip(tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    if not pillow_heif.libheif_info().get("HEIF"):
+        pytest.skip("libheif in this pillow-heif has no HEVC encoder to write a HEIC")
+    pillow_heif.register_heif_opener()
+    path = tmp_path / "iphone.heic"
+    two_colour_picture().save(path, format="HEIF", quality=90)
+
+    decoded = load_image(path, 64)
+    image = open_image(path.read_bytes())
+
+    assert (decoded.width, decoded.height, decoded.format) == (128, 96, "HEIF")
+    assert near(image.getpixel((16, 48)), RED, 20) and near(image.getpixel((112, 48)), BLUE, 20)
+
+
+def test_avif_round_trip(tmp_path: Path) -> None:
+    if not features.check("avif"):
+        pytest.skip("this Pillow was built without AVIF (libavif)")
+    path = tmp_path / "web.avif"
+    try:
+        two_colour_picture().save(path, quality=90)
+    except (OSError, ValueError) as exc:
+        pytest.skip(f"libavif has no AV1 encoder here: {exc}")
+
+    decoded = load_image(path, 64)
+    image = open_image(path)
+
+    assert (decoded.width, decoded.height, decoded.format) == (128, 96, "AVIF")
+    assert near(image.getpixel((16, 48)), RED, 20) and near(image.getpixel((112, 48)), BLUE, 20)
+
+
+# --- sources: paths, bytes, streams ------------------------------------------------------------------
+
+
+class OneWayStream(io.RawIOBase):
+    """An upload read straight off a socket: no seeking."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_every_kind_of_source_gives_the_same_picture(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    two_colour_picture().save(path)
+    data = path.read_bytes()
+    expected = np.asarray(open_image(path))
+
+    with path.open("rb") as handle:
+        from_handle = open_image(handle)
+    for picture in (open_image(str(path)), open_image(data), open_image(io.BytesIO(data)), from_handle):
+        assert np.array_equal(np.asarray(picture), expected)
+    assert np.array_equal(np.asarray(open_image(OneWayStream(data))), expected)
+    assert reason_for(OneWayStream(b"hello")) == "not an image (unrecognised format)"
+    with pytest.raises(ImageError, match=r"^<bytes>: not an image"):
+        open_image(b"hello")
+
+
+# --- preprocess: the EfficientNet evaluation pipeline ------------------------------------------------
+
+
+def test_preprocess_output_is_float32_in_unit_range() -> None:
+    noise = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+
+    pixels = preprocess(Image.fromarray(noise), B2_SIZE)
+
+    assert pixels.shape == (B2_SIZE, B2_SIZE, 3) and pixels.dtype == np.float32
+    assert pixels.min() >= 0.0 and pixels.max() <= 1.0
+    plain = preprocess(Image.new("RGB", (300, 200), (10, 128, 250)), B2_SIZE)
+    assert np.allclose(plain, np.array([10, 128, 250], dtype=np.float32) / 255)  # just divided by 255
+
+
+def test_preprocess_crop_removes_the_border() -> None:
+    # 96 x 96 with a 16-pixel red frame: the crop for 64 is round(64 / 96 * 96) = 64, centred,
+    # exactly the inside of the frame, so nothing red survives and nothing is resampled.
+    framed = Image.new("RGB", (96, 96), RED)
+    framed.paste(GREEN, (16, 16, 80, 80))
+
+    pixels = preprocess(framed, 64)
+
+    assert np.array_equal(pixels, np.broadcast_to(np.array(GREEN, np.float32) / 255, (64, 64, 3)))
+
+
+def test_preprocess_crop_is_centred_on_wide_pictures() -> None:
+    # 200 x 96: the crop is 64 x 64 at x = (200 - 64 + 1) // 2 = 68, y = 16. Blue | green inside it.
+    wide = Image.new("RGB", (200, 96), RED)
+    wide.paste(BLUE, (68, 16, 100, 80))
+    wide.paste(GREEN, (100, 16, 132, 80))
+
+    pixels = (preprocess(wide, 64) * 255).round().astype(np.uint8)
+
+    assert (pixels[:, :32] == BLUE).all() and (pixels[:, 32:] == GREEN).all()
+
+
+def test_preprocess_odd_margin_goes_left() -> None:
+    # 97 wide leaves 33 spare columns: 17 go left, 16 right (as the reference implementation does).
+    picture = Image.new("RGB", (97, 96), RED)
+    picture.paste(GREEN, (17, 16, 81, 80))
+
+    pixels = preprocess(picture, 64)
+
+    assert (pixels[..., 0] == 0).all()
+
+
+def test_preprocess_scales_with_bicubic_and_converts_other_modes() -> None:
+    grey = Image.new("L", (400, 300), 200)
+    pixels = preprocess(grey, 32)
+    assert pixels.shape == (32, 32, 3) and np.allclose(pixels, 200 / 255)
+
+    ramp = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (256, 1)))
+    crop = round(64 / (64 + CROP_PADDING) * 256)
+    offset = (256 - crop + 1) // 2
+    reference = ramp.crop((offset, offset, offset + crop, offset + crop)).resize((64, 64), Image.BICUBIC)
+    assert np.allclose(preprocess(ramp, 64)[..., 0], np.asarray(reference) / 255)
+
+    with pytest.raises(ValueError):
+        preprocess(grey, 0)
+
+
+# --- load_image and the constants ---------------------------------------------------------------------
+
+
+def test_load_image_bundles_pixels_and_file_facts(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    two_colour_picture().save(path)
+
+    decoded = load_image(path, 48)
+
+    assert isinstance(decoded, DecodedImage)
+    assert (decoded.width, decoded.height, decoded.format) == (128, 96, "PNG")
+    assert decoded.pixels.shape == (48, 48, 3)
+    assert np.array_equal(decoded.pixels, preprocess(open_image(path), 48))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.width = 1  # type: ignore[misc]
+    with pytest.raises(ImageError, match="file not found"):
+        load_image(tmp_path / "nope.png", 48)
+
+
+def test_image_extensions_are_what_suffix_gives() -> None:
+    assert {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".avif", ".tiff"} <= IMAGE_EXTENSIONS
+    assert all(ext.startswith(".") and ext == ext.lower() for ext in IMAGE_EXTENSIONS)
+    assert Path("IMG_0001.HEIC").suffix.lower() in IMAGE_EXTENSIONS
