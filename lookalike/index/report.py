@@ -1,0 +1,117 @@
+"""A self-contained HTML page of duplicate clusters, for a person to look at before cleaning up.
+
+Self-contained on purpose: thumbnails are embedded as JPEG data URIs and the styles are inline, so
+the file can be mailed, archived or opened offline and never makes a network request (photos are
+private). Every piece of text is escaped: file names are user data.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from lookalike.embedder.images import open_image
+from lookalike.errors import ImageError
+from lookalike.index.duplicates import Cluster, Member
+
+THUMBNAIL_PX = 160
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fafafa; }
+h1 { font-size: 1.4em; margin: 0 0 .2em; }
+.summary { color: #555; margin-bottom: 1.5em; }
+section { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .8em; margin: 0 0 1em; }
+section h2 { font-size: 1em; margin: 0 0 .6em; }
+.members { display: flex; flex-wrap: wrap; gap: .8em; }
+figure { margin: 0; width: %(px)dpx; padding: 6px; border: 2px solid #ddd; border-radius: 4px; }
+figure.keeper { border-color: #2a8a3a; }
+.thumb { width: %(px)dpx; height: %(px)dpx; display: flex; align-items: center; justify-content: center;
+         background: #eee; color: #888; }
+.thumb img { max-width: %(px)dpx; max-height: %(px)dpx; }
+.role { font-weight: bold; }
+.keeper .role { color: #2a8a3a; }
+figcaption { font-size: 12px; word-break: break-all; }
+.path { color: #555; }
+"""
+
+
+def human_size(n: int) -> str:
+    size, unit = float(n), "B"
+    for bigger in ("KB", "MB", "GB"):
+        if size < 1000:
+            break
+        size, unit = size / 1000, bigger
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+
+
+def thumbnail_uri(path: str | Path, px: int = THUMBNAIL_PX) -> str | None:
+    """A ``data:image/jpeg;base64,...`` thumbnail no larger than ``px``, or None if unreadable."""
+    try:
+        image = open_image(Path(path), min_size=px)
+    except ImageError:
+        return None
+    image.thumbnail((px, px))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(member: Member, keeper: bool, px: int) -> str:
+    uri = thumbnail_uri(member.path, px)
+    picture = (f'<img src="{uri}" alt="{html.escape(Path(member.path).name)}">' if uri
+               else "no preview")
+    if keeper:
+        role = "keep"
+    elif member.exact:
+        role = "copy &middot; exact"
+    else:
+        role = f"copy &middot; {member.similarity:.3f}"
+    return (
+        f'<figure class="{"keeper" if keeper else "copy"}">'
+        f'<div class="thumb">{picture}</div>'
+        f'<figcaption><span class="role">{role}</span><br>'
+        f"{member.width}&times;{member.height} &middot; {html.escape(human_size(member.size))}<br>"
+        f'<span class="path">{html.escape(member.path)}</span></figcaption></figure>'
+    )
+
+
+def render_html(clusters: Iterable[Cluster], title: str = "lookalike: duplicates",
+                px: int = THUMBNAIL_PX) -> str:
+    """The report as a string: a summary line, then one section per cluster, keeper first."""
+    clusters = list(clusters)
+    copies = sum(len(c.copies) for c in clusters)
+    reclaimable = sum(c.reclaimable for c in clusters)
+    sections = []
+    for number, cluster in enumerate(clusters, 1):
+        figures = [_figure(cluster.keeper, True, px)] + [_figure(m, False, px) for m in cluster.copies]
+        sections.append(
+            f'<section id="cluster-{number}"><h2>Cluster {number}: keep 1, '
+            f"{len(cluster.copies)} cop{'y' if len(cluster.copies) == 1 else 'ies'} "
+            f"({html.escape(human_size(cluster.reclaimable))})</h2>"
+            f'<div class="members">{"".join(figures)}</div></section>'
+        )
+    when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE % {'px': px}}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        f'<p class="summary">{len(clusters)} clusters, {copies} copies, '
+        f"{html.escape(human_size(reclaimable))} reclaimable &middot; {when}</p>"
+        f"{''.join(sections)}</body></html>\n"
+    )
+
+
+def html_report(clusters: Iterable[Cluster], path: str | Path, title: str = "lookalike: duplicates",
+                px: int = THUMBNAIL_PX) -> Path:
+    """Write the report to ``path`` atomically (a reader never sees half a page) and return the path."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_text(render_html(clusters, title, px), encoding="utf-8")
+    os.replace(temporary, target)
+    return target

@@ -1,0 +1,88 @@
+"""The HTML report: one self-contained page, every cluster and member on it, nothing fetched."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from lookalike.index.duplicates import Cluster, Member
+from lookalike.index.report import html_report
+
+
+class Page(HTMLParser):
+    """Collects sections, images, captions and every URL-bearing attribute of the report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[dict] = []
+        self.urls: list[str] = []
+        self.text: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        self.urls += [v for k, v in attrs.items() if k in ("src", "href") and v]
+        if tag == "section":
+            self.sections.append({"figures": [], "images": []})
+        elif tag == "figure":
+            self.sections[-1]["figures"].append(attrs["class"])
+        elif tag == "img":
+            self.sections[-1]["images"].append(attrs["src"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def member(path: Path, similarity: float, exact: bool = False) -> Member:
+    with Image.open(path) as image:
+        width, height = image.size
+    return Member(0, str(path), width, height, path.stat().st_size, path.stat().st_mtime, similarity, exact)
+
+
+def test_every_cluster_and_member_is_on_the_page_with_an_embedded_thumbnail(sample_photos, tmp_path):
+    cat, espresso = next(p for p in sample_photos if p.stem == "cat"), sample_photos[0]
+    small = tmp_path / "cat small.jpg"
+    ImageOps.exif_transpose(Image.open(cat)).convert("RGB").resize((120, 90)).save(small)
+    exact = tmp_path / "<img src=x onerror=alert(1)> & co.jpg"  # file names are user data: escaped
+    shutil.copy(espresso, exact)
+    unreadable = tmp_path / "broken.jpg"
+    unreadable.write_bytes(b"not a jpeg")
+    clusters = [
+        Cluster(member(cat, 1.0), (member(small, 0.934),)),
+        Cluster(member(espresso, 1.0), (member(exact, 1.0, exact=True), Member(
+            7, str(unreadable), 640, 480, 10, 0.0, 0.91, False))),
+    ]
+
+    written = html_report(clusters, tmp_path / "report.html")
+    page = Page()
+    page.feed(written.read_text(encoding="utf-8"))
+
+    assert [s["figures"] for s in page.sections] == [["keeper", "copy"], ["keeper", "copy", "copy"]]
+    assert [len(s["images"]) for s in page.sections] == [2, 2]  # the unreadable file: text, no img
+    for uri in page.urls:
+        assert uri.startswith("data:image/jpeg;base64,")
+        thumbnail = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+        assert max(thumbnail.size) <= 160
+    assert not {"script", "link", "iframe"} & page.tags
+    text = " ".join(page.text)
+    for c in clusters:
+        for m in c.members:
+            assert m.path in text
+            assert f"{m.width}×{m.height}" in text
+    assert "copy · 0.934" in text and "copy · exact" in text and "no preview" in text
+
+
+def test_the_page_makes_no_network_requests(sample_photos, tmp_path):
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    page_text = html_report(clusters, tmp_path / "report.html").read_text(encoding="utf-8")
+    without_thumbnails = re.sub(r"data:image/jpeg;base64,[A-Za-z0-9+/=]+", "", page_text)
+    assert without_thumbnails.count("<img") == 2
+    for reference in ("http:", "https:", "url(", "@import", "<link", "<script"):
+        assert reference not in without_thumbnails
