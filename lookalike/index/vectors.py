@@ -1,0 +1,285 @@
+"""The FAISS side of a collection: derived data for fast search, keyed by SQLite row ids.
+
+Vectors are L2-normalised, so inner product is cosine similarity. The index file is a cache of what
+SQLite holds: it is written atomically next to a small JSON sidecar naming the store ``generation``
+it reflects, and when it is missing, stale or unreadable it is rebuilt from the stored vectors - no
+image is embedded again.
+
+Index policy, from bench/search.py (docs/benchmarks.md, "Search latency and recall"):
+- ``flat``: exact search, one dot product per vector. Single-query latency grows linearly
+  (about 3 ms at 10k and 30-60 ms at 100k vectors of 1280 floats on the 2-core bench machine).
+- ``ivf``: an inverted file with 8-bit scalar-quantized vectors (``IndexIVFScalarQuantizer``),
+  about 4*sqrt(n) lists trained by k-means on a sample. Sub-millisecond to a few ms up to 1M with
+  recall@10 >= 0.95, a quarter of the memory of float vectors, a build of about a minute at 1M
+  (HNSW took 74 s at 100k alone, and cannot remove vectors), and it removes ids in place.
+- ``auto`` (default): flat up to ``FLAT_MAX`` vectors, ivf beyond; an existing index is kept until
+  the collection is 25% past the threshold the other way, so a few adds or deletes around it do not
+  rebuild back and forth. ``ivf`` needs ``IVF_MIN`` vectors to train; below that, flat is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import faiss
+import numpy as np
+
+from lookalike.errors import CollectionError
+from lookalike.index.store import Store
+
+IndexKind = Literal["flat", "ivf"]
+INDEX_TYPES = ("auto", "flat", "ivf")
+INDEX_FILE = "vectors.faiss"
+SIDECAR_FILE = "vectors.json"
+
+FLAT_MAX = 20_000  # auto: exact search up to here (flat p50 ~3 ms at 10k, an order of magnitude more at 100k)
+NPROBE = 32  # lists visited per query; recall@10 >= 0.98 at 100k in the benchmark
+TRAIN_PER_LIST = 40  # k-means sample size per list: FAISS warns below 39
+MIN_NLIST, MAX_NLIST = 64, 8192
+IVF_MIN = TRAIN_PER_LIST * MIN_NLIST
+
+Chunks = Iterable[tuple[np.ndarray, np.ndarray]]
+
+
+class Hits(NamedTuple):
+    """One query's neighbours, best first: cosine similarities and SQLite row ids."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+
+
+def choose_kind(count: int, requested: str = "auto") -> IndexKind:
+    """The index kind for ``count`` vectors: the request, or by size when it is ``auto``."""
+    if requested not in INDEX_TYPES:
+        raise CollectionError(f"unknown index type {requested!r}; choose one of {', '.join(INDEX_TYPES)}")
+    if requested == "flat" or count < IVF_MIN:
+        return "flat"
+    return "ivf" if requested == "ivf" or count > FLAT_MAX else "flat"
+
+
+def nlist_for(count: int) -> int:
+    """About 4*sqrt(n) lists (FAISS's guidance); fewer when there are not ``TRAIN_PER_LIST`` per list."""
+    target = 1 << round(np.log2(max(4 * np.sqrt(max(count, 1)), 1)))
+    return int(np.clip(min(target, count // TRAIN_PER_LIST), MIN_NLIST, MAX_NLIST))
+
+
+def normalized(vectors: np.ndarray) -> np.ndarray:
+    """A float32 C-contiguous, L2-normalised copy, as FAISS wants it."""
+    x = np.array(vectors, dtype=np.float32, order="C", ndmin=2, copy=True)
+    faiss.normalize_L2(x)
+    return x
+
+
+def _index_ids(index: faiss.Index) -> np.ndarray:
+    """Every id an index holds, read from its id map or its inverted lists."""
+    if isinstance(index, faiss.IndexIDMap):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    ivf = faiss.extract_index_ivf(index)
+    invlists = ivf.invlists
+    parts = []
+    for list_no in range(ivf.nlist):
+        size = invlists.list_size(list_no)
+        if size:
+            parts.append(faiss.rev_swig_ptr(invlists.get_ids(list_no), size).copy())
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write to a temporary file in the same directory, fsync, rename over ``path``: all or nothing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(str(tmp))
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)  # make the rename itself durable
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class VectorIndex:
+    """A FAISS index over normalised vectors whose ids are SQLite row ids."""
+
+    def __init__(self, index: faiss.Index, kind: IndexKind) -> None:
+        self.index = index
+        self.kind = kind
+
+    # -- building ----------------------------------------------------------------------------------
+
+    @classmethod
+    def empty(cls, dim: int, kind: IndexKind = "flat", train: np.ndarray | None = None,
+              nlist: int = MIN_NLIST) -> VectorIndex:
+        """A new index; ``ivf`` learns its ``nlist`` lists from ``train`` (~``TRAIN_PER_LIST`` per list)."""
+        if kind == "flat":
+            return cls(faiss.IndexIDMap(faiss.IndexFlatIP(dim)), "flat")
+        if train is None or len(train) < nlist:
+            raise CollectionError(f"an ivf index with {nlist} lists needs at least {nlist} training vectors")
+        index = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        index.cp.niter = 10  # the benchmark's setting: recall is fine, training 2.5x faster than 25
+        index.train(normalized(train))
+        return cls(index, "ivf")
+
+    @classmethod
+    def build(cls, chunks: Callable[[], Chunks], count: int, dim: int, kind: str = "auto",
+              seed: int = 0) -> VectorIndex:
+        """Build from (ids, vectors) chunks; ivf calls ``chunks`` twice: a training sample, then all."""
+        chosen, nlist, train = choose_kind(count, kind), nlist_for(count), None
+        if chosen == "ivf":  # a uniform sample of ~TRAIN_PER_LIST vectors per list, chunk by chunk
+            keep = min(1.0, TRAIN_PER_LIST * nlist / count)
+            rng = np.random.default_rng(seed)
+            train = np.concatenate([v[rng.random(len(v)) < keep] for _, v in chunks()])
+        vi = cls.empty(dim, chosen, train, nlist)
+        for ids, vectors in chunks():
+            vi.add(ids, vectors)
+        return vi
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray | Sequence[int], vectors: np.ndarray) -> None:
+        """Add vectors under their row ids; a re-embedded image must be ``remove``d first."""
+        if len(ids):
+            self.index.add_with_ids(normalized(vectors), np.asarray(ids, dtype=np.int64))
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Remove ids (absent ones are ignored); returns how many were removed."""
+        batch = np.fromiter((int(i) for i in ids), dtype=np.int64)
+        return int(self.index.remove_ids(faiss.IDSelectorBatch(batch))) if len(batch) else 0
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self.index.d
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def ids(self) -> np.ndarray:
+        return _index_ids(self.index)
+
+    def id_checksum(self) -> tuple[int, int]:
+        """(count, sum of ids): compared with ``Store.id_checksum`` to prove both hold the same set."""
+        ids = self.ids()
+        return len(ids), int(ids.sum())
+
+    def suits(self, count: int, requested: str = "auto") -> bool:
+        """Whether this index is still the right kind and shape for a collection of ``count`` vectors.
+
+        With ``auto`` the kind may lag 25% behind the threshold (hysteresis); an ivf index is retrained
+        once its list count is off by more than 2x from ideal, i.e. the collection grew or shrank ~4x.
+        """
+        wanted = choose_kind(count, requested)
+        if self.kind != wanted:
+            lagging = count <= FLAT_MAX * 1.25 if self.kind == "flat" else count >= FLAT_MAX * 0.75
+            if requested != "auto" or count < IVF_MIN or not lagging:
+                return False
+        if self.kind == "ivf":
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            return nlist_for(count) // 2 <= nlist <= 2 * nlist_for(count)
+        return True
+
+    def search(self, queries: np.ndarray, k: int = 10, *, exclude: Sequence[Collection[int]] | None = None,
+               min_score: float | None = None, nprobe: int | None = None) -> list[Hits]:
+        """The ``k`` nearest stored vectors of each query, best first.
+
+        ``exclude`` gives, per query, ids to leave out (e.g. the query image itself); ``min_score``
+        drops neighbours below a cosine similarity. Either may leave fewer than ``k`` hits.
+        """
+        q = normalized(queries)
+        if exclude is not None and len(exclude) != len(q):
+            raise ValueError("exclude needs one collection of ids per query")
+        if self.ntotal == 0 or k <= 0:
+            return [Hits(np.empty(0, np.float32), np.empty(0, np.int64)) for _ in q]
+        extra = max((len(e) for e in exclude), default=0) if exclude else 0
+        params = None
+        if self.kind == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=nprobe or NPROBE)
+        scores, ids = self.index.search(q, min(k + extra, self.ntotal), params=params)
+        hits = []
+        for i, (row_scores, row_ids) in enumerate(zip(scores, ids, strict=True)):
+            keep = row_ids >= 0
+            if exclude:
+                keep &= ~np.isin(row_ids, np.fromiter(exclude[i], dtype=np.int64))
+            if min_score is not None:
+                keep &= row_scores >= min_score
+            hits.append(Hits(row_scores[keep][:k], row_ids[keep][:k]))
+        return hits
+
+    # -- files ---------------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path, generation: int) -> None:
+        """Write the index and its sidecar atomically; ``generation`` is the store state it reflects."""
+        directory = Path(directory)
+        _atomic_write(directory / INDEX_FILE, lambda tmp: faiss.write_index(self.index, tmp))
+        count, id_sum = self.id_checksum()
+        sidecar = {
+            "generation": generation, "kind": self.kind, "dim": self.dim, "count": count, "id_sum": id_sum,
+            "file_size": (directory / INDEX_FILE).stat().st_size,
+        }
+        _atomic_write(directory / SIDECAR_FILE, lambda tmp: Path(tmp).write_text(json.dumps(sidecar)))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> tuple[VectorIndex, dict]:
+        """Read the index and its sidecar; raises ``CollectionError`` when either is missing or damaged."""
+        directory = Path(directory)
+        try:
+            sidecar = json.loads((directory / SIDECAR_FILE).read_text())
+            if (directory / INDEX_FILE).stat().st_size != sidecar["file_size"]:
+                raise ValueError("file size differs from its sidecar")
+            index = faiss.read_index(str(directory / INDEX_FILE))
+            vi = cls(index, sidecar["kind"])
+            if vi.kind not in ("flat", "ivf") or vi.dim != sidecar["dim"]:
+                raise ValueError("kind or dimension differs from its sidecar")
+            if vi.id_checksum() != (sidecar["count"], sidecar["id_sum"]):
+                raise ValueError("ids differ from its sidecar")
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise CollectionError(f"FAISS index in {directory} unusable: {e}") from None
+        return vi, sidecar
+
+
+def store_chunks(store: Store, chunk: int = 20_000) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """The store's vectors as a re-iterable chunk source for ``VectorIndex.build``."""
+    return lambda: store.iter_vectors(chunk)
+
+
+def rebuild(store: Store, kind: str = "auto", dim: int | None = None) -> tuple[VectorIndex, int]:
+    """Build the FAISS index from the vectors in SQLite; returns it with the generation it reflects."""
+    with store.snapshot():  # one consistent state even while another process writes
+        generation = store.generation
+        dim = store.vector_size or dim
+        if dim is None:
+            raise CollectionError(f"the index in {store.directory} has no vectors yet and no vector size")
+        count = store.count()
+        return VectorIndex.build(store_chunks(store), count, dim, kind), generation
+
+
+def load_or_rebuild(store: Store, kind: str = "auto", dim: int | None = None) -> tuple[VectorIndex, bool]:
+    """The FAISS index matching ``store``: the saved file when current, else rebuilt (not saved).
+
+    Current means: same generation, same id set (count and sum), and the right kind for the size.
+    Returns (index, rebuilt); a writer saves a rebuilt index, a reader just uses it.
+    """
+    with store.snapshot():
+        generation, checksum = store.generation, store.id_checksum()
+    try:
+        vi, sidecar = VectorIndex.load(store.directory)
+        saved = (sidecar["generation"], (sidecar["count"], sidecar["id_sum"]))  # checked against the file
+        if saved == (generation, checksum) and vi.suits(checksum[0], kind):
+            return vi, False
+    except CollectionError:
+        pass
+    return rebuild(store, kind, dim)[0], True
