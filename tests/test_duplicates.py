@@ -16,10 +16,10 @@ from lookalike.index.duplicates import (
     build_clusters,
     build_matches,
     exact_groups,
-    pair_index,
     similar_pairs,
     similar_pairs_between,
 )
+from lookalike.index.vectors import VectorIndex
 
 DIM = 32
 THRESHOLD = 0.9
@@ -44,9 +44,15 @@ def record(image_id: int, pixels: int = 100 * 100, size: int = 1000, mtime: floa
     return ImageRecord(image_id, path or f"/photos/{image_id}.jpg", pixels // 100, 100, size, mtime, digest)
 
 
+def exact_index(vectors: np.ndarray, ids) -> faiss.Index:
+    """What a small collection holds: exact inner-product search keyed by row ids."""
+    index = faiss.IndexIDMap(faiss.IndexFlatIP(vectors.shape[1]))
+    index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+    return index
+
+
 def search_all(vectors: np.ndarray, ids: list[int], **kwargs) -> list[Pair]:
-    ids_array = np.array(ids)
-    return similar_pairs(pair_index(vectors, ids_array), vectors, ids_array, THRESHOLD, **kwargs)
+    return similar_pairs(exact_index(vectors, ids), vectors, np.array(ids), THRESHOLD, **kwargs)
 
 
 def test_chain_a_b_c_does_not_put_c_with_a_when_a_is_kept():
@@ -102,15 +108,16 @@ def test_a_burst_larger_than_k_is_found_whole():
     assert len(burst_pairs) == 40 * 39 // 2
 
 
-def test_an_inverted_file_is_used_for_large_sets_and_still_finds_the_planted_copies():
+def test_a_large_collection_s_inverted_file_finds_the_planted_copies():
+    # Large collections hold an IVF with 8-bit quantized vectors; vectors may come as float16.
     rng = np.random.default_rng(2)
     distinct = unit(rng, 3000)
     copies = np.stack([at_cosine(distinct[i], 0.95, rng) for i in range(0, 3000, 100)])
     vectors = np.vstack([distinct, copies])
     ids = np.arange(len(vectors))
-    index = pair_index(vectors, ids, exact_limit=1000, nprobe=8)
-    assert isinstance(index, faiss.IndexIVFFlat)
-    pairs = similar_pairs(index, vectors.astype(np.float16), ids, THRESHOLD)
+    vi = VectorIndex.empty(DIM, "ivf", train=vectors, nlist=64)
+    vi.add(ids, vectors)
+    pairs = similar_pairs(vi.index, vectors.astype(np.float16), ids, THRESHOLD, nprobe=4)
     assert {(p.a, p.b) for p in pairs} == {(i, 3000 + i // 100) for i in range(0, 3000, 100)}
 
 
@@ -179,7 +186,7 @@ def test_two_sets_keep_the_archive_copy_and_ignore_equal_ids_across_sets():
     new_vectors = np.stack([at_cosine(archive_vectors[6], 0.96, rng), unit(rng)[0],
                             archive_vectors[0], at_cosine(archive_vectors[49], 0.92, rng)])
     new_ids = np.array([1, 2, 3, 7])
-    index = pair_index(archive_vectors, archive_ids)
+    index = exact_index(archive_vectors, archive_ids)
     pairs = similar_pairs_between(index, new_vectors, new_ids, THRESHOLD)
     assert {(p.a, p.b) for p in pairs} == {(1, 7), (3, 1), (7, 50)}
 

@@ -1,9 +1,9 @@
 """Exact and near-duplicate clusters, found without an N x N similarity matrix.
 
-Near-duplicate candidates come from a k-nearest-neighbour self-search over a FAISS index, chunk by
-chunk, so memory stays at ``chunk_size x k`` results however large the collection (an N x N matrix
-is what makes other tools die with MemoryError at 60k images). Exact duplicates come from content
-digests and need no model at all.
+Near-duplicate candidates come from a k-nearest-neighbour self-search over the collection's own
+FAISS index (exact or inverted file, see ``vectors.py``), chunk by chunk, so memory stays at
+``chunk_size x k`` results however large the collection (an N x N matrix is what makes other tools
+die with MemoryError at 60k images). Exact duplicates come from content digests and need no model.
 
 Grouping is *keeper-first star clustering*, chosen because plain transitive closure chains: A~B and
 B~C put A and C together even when they look nothing alike, and a clean-up tool would then delete C
@@ -140,48 +140,9 @@ class KeeperPolicy:
 DEFAULT_POLICY = KeeperPolicy()
 
 
-EXACT_PAIR_SEARCH_LIMIT = 20_000
-
-
-def pair_index(
-    vectors: np.ndarray,
-    ids: np.ndarray,
-    *,
-    exact_limit: int = EXACT_PAIR_SEARCH_LIMIT,
-    nprobe: int = 16,
-    chunk_size: int = 65_536,
-    seed: int = 0,
-) -> faiss.Index:
-    """An inner-product index built for the all-pairs self-search, keyed by ``ids``.
-
-    Why not reuse the collection's search index: a self-search asks N queries at once, and exact
-    search then costs N^2 dot products (about 5 minutes at 100k x 1280 on a 2-core machine), while a
-    graph index (HNSW) answers one query fast but N of them slower than an inverted file. Above
-    ``exact_limit`` this is an IVF with about sqrt(N * nprobe) lists (the cost of choosing lists and
-    of scanning them balanced), trained on a sample: near-duplicates are so close that they share
-    their nearest list, so a coarse, cheaply trained quantizer loses almost none of them.
-    """
-    n, dim = vectors.shape
-    ids = np.asarray(ids, dtype=np.int64)
-    if n <= exact_limit:
-        index: faiss.Index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
-    else:
-        nlist = 1 << round(np.log2(np.sqrt(n * nprobe)))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 10
-        index.cp.min_points_per_centroid = 16
-        sample = np.random.default_rng(seed).choice(n, size=min(n, 20 * nlist), replace=False)
-        index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
-        index.nprobe = nprobe
-    for start in range(0, n, chunk_size):
-        chunk = np.ascontiguousarray(vectors[start : start + chunk_size], dtype=np.float32)
-        index.add_with_ids(chunk, ids[start : start + chunk_size])
-    return index
-
-
 def _neighbours(
-    index: faiss.Index, vectors: np.ndarray, threshold: float, k: int, max_k: int, chunk_size: int
+    index: faiss.Index, vectors: np.ndarray, threshold: float, k: int, max_k: int, chunk_size: int,
+    nprobe: int | None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (query row, neighbour label, similarity) for every neighbour at or above the threshold.
 
@@ -190,12 +151,13 @@ def _neighbours(
     common case pays for a small k only.
     """
     limit = max(1, min(max_k, index.ntotal))
+    params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
     for start in range(0, len(vectors), chunk_size):
         chunk = np.ascontiguousarray(vectors[start : start + chunk_size], dtype=np.float32)
         rows = np.arange(len(chunk))
         kk = min(k, limit)
         while len(rows):
-            sims, labels = index.search(chunk[rows], kk)
+            sims, labels = index.search(chunk[rows], kk, params=params)
             saturated = (sims[:, -1] >= threshold) & (kk < limit)
             done_rows, sims, labels = rows[~saturated], sims[~saturated], labels[~saturated]
             hit_row, hit_col = np.nonzero((sims >= threshold) & (labels >= 0))
@@ -212,15 +174,18 @@ def similar_pairs(
     *,
     max_k: int = 1024,
     chunk_size: int = 4096,
+    nprobe: int | None = None,
 ) -> list[Pair]:
     """Near-duplicate pairs within one set: every image searched against the index that holds them all.
 
     ``vectors[i]`` must be stored in ``index`` under label ``ids[i]``; they may be float16 or a memmap,
-    as only one chunk at a time is converted to float32. Each unordered pair is returned once
+    as only one chunk at a time is converted to float32. ``nprobe`` overrides an inverted file's
+    lists visited per query. Each unordered pair is returned once
     (``a < b``) with the higher of its two measured similarities (approximate indexes can differ).
     """
     ids = np.asarray(ids, dtype=np.int64)
-    found = [(ids[r], b, s) for r, b, s in _neighbours(index, vectors, threshold, k, max_k, chunk_size)]
+    found = [(ids[rows], labels, sims)
+             for rows, labels, sims in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe)]
     if not found:
         return []
     a, b, s = (np.concatenate(col) for col in zip(*found, strict=True))
@@ -242,6 +207,7 @@ def similar_pairs_between(
     *,
     max_k: int = 1024,
     chunk_size: int = 4096,
+    nprobe: int | None = None,
 ) -> list[Pair]:
     """Pairs across two sets: query images ``ids``/``vectors`` (set A) against ``index`` (set B).
 
@@ -251,7 +217,7 @@ def similar_pairs_between(
     ids = np.asarray(ids, dtype=np.int64)
     return [
         Pair(int(ids[r]), int(b), float(s))
-        for rows, labels, sims in _neighbours(index, vectors, threshold, k, max_k, chunk_size)
+        for rows, labels, sims in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe)
         for r, b, s in zip(rows, labels, sims, strict=True)
     ]
 
