@@ -1,0 +1,30 @@
+# The two Quickstart commands: `make demo` (set up, index data/ with the offline model, search it) and
+# `make test` (set up, run the whole test suite). Both need only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_INDEX := .lookalike/demo
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	$(BIN)/pip install --quiet -e ".[server,test]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/lookalike labels --model efficientnet-lite2 data/*.jpg
+
+test: install
+	$(BIN)/ruff check lookalike tests bench
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python bench/embed.py
+
+clean:
+	rm -rf $(VENV) .lookalike

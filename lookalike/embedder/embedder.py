@@ -1,0 +1,142 @@
+"""The embedder: images in, L2-normalised feature vectors and ImageNet labels out, in one forward pass."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.embedder import catalog
+from lookalike.embedder.images import PREPROCESSING_VERSION, DecodedImage, load_image
+from lookalike.embedder.labels import Label, top_labels
+from lookalike.errors import ImageError
+
+TOP_K = 5
+Source = str | Path | bytes
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What makes two embedders' vectors comparable: same weights, same preprocessing, same size."""
+
+    handle: str
+    digest: str
+    preprocessing: str
+    dim: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fingerprint:
+        return cls(str(data["handle"]), str(data["digest"]), str(data["preprocessing"]), int(data["dim"]))
+
+    def __str__(self) -> str:
+        entry = catalog.lookup(self.handle)
+        name = entry.name if entry else self.handle
+        return f"{name} ({self.dim}-d, weights {self.digest[:8]}, {self.preprocessing})"
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vector: np.ndarray
+    labels: list[Label]
+    width: int
+    height: int
+    format: str
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class Embedder:
+    """A loaded module plus the preprocessing it needs. Build one with :func:`load_embedder`."""
+
+    def __init__(self, name: str, module, input_size: int, digest: str) -> None:
+        self.name = name
+        self.handle = module.handle
+        self.format = module.format
+        self.input_size = input_size
+        self._run = module.run
+        probe_features, probe_logits = self._run(np.zeros((1, input_size, input_size, 3), np.float32))
+        self.dim = int(probe_features.shape[1])
+        self.has_labels = probe_logits is not None
+        self.fingerprint = Fingerprint(self.handle, digest, PREPROCESSING_VERSION, self.dim)
+
+    def embed_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw features [n, dim] and logits [n, classes] (or None) for a preprocessed batch."""
+        return self._run(pixels)
+
+    def embed(self, source: Source, top_k: int = TOP_K) -> Embedding:
+        """One image (path or encoded bytes); raises ImageError if it is not a readable image."""
+        return self._embed_decoded([load_image(source, self.input_size)], top_k)[0]
+
+    def embed_many(
+        self,
+        sources: Iterable[Source],
+        batch_size: int = 32,
+        workers: int | None = None,
+        top_k: int = TOP_K,
+    ) -> Iterator[tuple[Source, Embedding | ImageError]]:
+        """Embeds in input order, decoding in threads while the model runs on the previous batch.
+
+        A file that cannot be decoded comes back as its ImageError in its place; the run goes on.
+        """
+        workers = workers or min(4, os.cpu_count() or 1)
+        lookahead = 2 * batch_size
+        todo = iter(sources)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            pending: deque[tuple[Source, Future[DecodedImage]]] = deque()
+
+            def top_up() -> None:
+                while len(pending) < lookahead:
+                    source = next(todo, None)
+                    if source is None:
+                        return
+                    pending.append((source, pool.submit(load_image, source, self.input_size)))
+
+            top_up()
+            while pending:
+                batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+                results: list[DecodedImage | ImageError] = []
+                for source, future in batch:
+                    try:
+                        results.append(future.result())
+                    except ImageError as error:
+                        results.append(error)
+                    except Exception as error:  # a decoder bug must not end a 10,000-photo run
+                        results.append(ImageError(source, f"cannot decode: {error}"))
+                top_up()  # the pool decodes the next batch while the model runs on this one
+                decoded = [r for r in results if isinstance(r, DecodedImage)]
+                embedded = iter(self._embed_decoded(decoded, top_k) if decoded else [])
+                for (source, _), result in zip(batch, results, strict=True):
+                    yield source, next(embedded) if isinstance(result, DecodedImage) else result
+
+    def _embed_decoded(self, images: list[DecodedImage], top_k: int) -> list[Embedding]:
+        features, logits = self._run(np.stack([image.pixels for image in images]))
+        vectors = l2_normalise(features)
+        labels = top_labels(logits, top_k) if logits is not None else [[] for _ in images]
+        return [
+            Embedding(vector, image_labels, image.width, image.height, image.format)
+            for vector, image_labels, image in zip(vectors, labels, images, strict=True)
+        ]
+
+
+def load_embedder(model: str = catalog.DEFAULT_MODEL, cache_dir: str | Path | None = None) -> Embedder:
+    """Loads a catalog name, TF-Hub handle/URL or module directory (imports TensorFlow on first use)."""
+    from lookalike.embedder import hub
+
+    entry = catalog.lookup(model)
+    handle = entry.handle if entry else model
+    cache = Path(cache_dir) if cache_dir else hub.default_cache_dir()
+    module = hub.load(handle, cache)
+    name = entry.name if entry else handle
+    return Embedder(name, module, hub.input_size(handle, module), hub.module_digest(module.path))
