@@ -1,0 +1,246 @@
+"""The SQLite store: the source of truth of a collection, exercised on real database files."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lookalike.errors import CollectionError
+from lookalike.index.store import DB_NAME, SCHEMA_VERSION, NewImage, Store, WriterLock, match_labels
+
+
+def image(path: str, seed: int = 0, labels=(), size: int = 100, dim: int = 8) -> NewImage:
+    vector = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return NewImage(path=path, size=size, mtime=1_700_000_000.5, digest=f"{seed:064x}", width=640,
+                    height=480, format="JPEG", labels=list(labels), vector=vector / np.linalg.norm(vector))
+
+
+def label(name: str, probability: float, index: int = 0) -> dict:
+    return {"name": name, "index": index, "probability": probability}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "index") as s:
+        yield s
+
+
+def test_a_new_store_is_a_wal_database_with_the_current_schema(tmp_path):
+    with Store.open(tmp_path / "index") as store:
+        assert (tmp_path / "index" / DB_NAME).is_file()
+        assert store.db.journal_mode == "wal"
+        assert store.get_meta("schema_version") == SCHEMA_VERSION
+        assert store.generation == 0 and store.count() == 0 and store.vector_size is None
+        assert {"images", "failures", "meta", "images_fts"} <= set(store.db.table_names())
+
+
+def test_rows_and_meta_survive_closing_and_reopening(tmp_path):
+    fingerprint = {"handle": "https://tfhub.dev/x", "digest": "abc", "preprocessing": "v1", "dim": 8}
+    cat = image("/photos/cat.jpg", seed=1, labels=[label("tabby, tabby cat", 0.8, 281)])
+    with Store.open(tmp_path) as store:
+        (cat_id,) = store.upsert([cat])
+        store.set_meta("model", fingerprint)
+
+    with Store.open(tmp_path, create=False) as store:
+        row = store.get(cat_id)
+        assert store.get_meta("model") == fingerprint
+        assert store.vector_size == 8
+    assert (row.path, row.size, row.mtime, row.digest) == (cat.path, cat.size, cat.mtime, cat.digest)
+    assert (row.width, row.height, row.format) == (640, 480, "JPEG")
+    assert row.labels == [label("tabby, tabby cat", 0.8, 281)]
+    assert (row.top_label, row.top_probability) == ("tabby, tabby cat", 0.8)
+    np.testing.assert_array_equal(row.vector, cat.vector)
+
+
+def test_opening_refuses_what_is_not_a_current_lookalike_index(tmp_path):
+    with pytest.raises(CollectionError, match="no lookalike index"):
+        Store.open(tmp_path / "nowhere", create=False)
+
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / DB_NAME).write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(CollectionError, match="cannot be opened"):
+        Store.open(tmp_path / "garbage")
+
+    with Store.open(tmp_path / "old") as store:
+        store.set_meta("schema_version", SCHEMA_VERSION + 1)
+    with pytest.raises(CollectionError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        Store.open(tmp_path / "old")
+
+
+def test_upserting_a_batch_returns_ids_and_clears_their_failures(store):
+    store.record_failures([("/p/a.jpg", "truncated or corrupt image data"), ("/p/b.jpg", "not an image")])
+    assert store.failure_count() == 2
+
+    ids = store.upsert([image("/p/a.jpg", 1), image("/p/c.jpg", 2)])
+
+    assert [store.get(i).path for i in ids] == ["/p/a.jpg", "/p/c.jpg"]
+    assert [(f.path, f.reason) for f in store.failures()] == [("/p/b.jpg", "not an image")]
+    assert store.count() == 2 and store.generation == 1
+
+
+def test_reindexing_a_path_keeps_its_id_and_replaces_its_data(store):
+    (first,) = store.upsert([image("/p/a.jpg", seed=1, labels=[label("tabby", 0.9)])])
+    (again,) = store.upsert([image("/p/a.jpg", seed=2, labels=[label("golden retriever", 0.7)])])
+
+    row = store.get(again)
+    assert again == first and store.count() == 1
+    assert row.top_label == "golden retriever" and row.digest == f"{2:064x}"
+    assert store.search_text("tabby") == [] and len(store.search_text("golden")) == 1
+    assert store.generation == 2
+
+
+def test_a_batch_is_all_or_nothing(store):
+    store.upsert([image("/p/a.jpg")])
+    with pytest.raises(CollectionError, match="vector size"):
+        store.upsert([image("/p/b.jpg", dim=8), image("/p/c.jpg", dim=4)])
+    assert sorted(store.file_states()) == ["/p/a.jpg"] and store.generation == 1
+
+
+def test_touching_stats_does_not_change_vectors_or_generation(store):
+    store.upsert([image("/p/a.jpg")])
+    store.update_stats([("/p/a.jpg", 123, 42.0)])
+    state = store.file_states()["/p/a.jpg"]
+    assert (state.size, state.mtime) == (123, 42.0)
+    assert store.generation == 1
+
+
+def test_delete_removes_rows_and_their_text_entries(store):
+    a, b = store.upsert([image("/p/a.jpg", labels=[label("tabby", 0.5)]), image("/p/b.jpg")])
+    assert store.delete([a, 999]) == 1
+    assert store.get(a) is None and store.get_by_path("/p/a.jpg") is None
+    assert store.search_text("tabby") == []
+    assert store.count() == 1 and store.generation == 2
+    assert store.delete([999]) == 0 and store.generation == 2
+
+
+def test_lookups_by_id_path_and_many_ids(store):
+    ids = store.upsert([image(f"/p/{n}.jpg", n) for n in range(5)])
+    assert store.get_by_path("/p/3.jpg").id == ids[3]
+    rows = store.get_many([ids[4], 12345, ids[1]])
+    assert [r.path for r in rows] == ["/p/4.jpg", "/p/1.jpg"] and rows[0].vector is None
+    assert store.get(ids[0], vector=False).vector is None
+
+
+def test_vectors_come_back_in_id_order_in_chunks(store):
+    images = [image(f"/p/{n}.jpg", n) for n in range(7)]
+    ids = store.upsert(images)
+    chunks = list(store.iter_vectors(chunk=3))
+    assert [len(c_ids) for c_ids, _ in chunks] == [3, 3, 1]
+    all_ids = np.concatenate([c for c, _ in chunks])
+    all_vectors = np.concatenate([v for _, v in chunks])
+    assert all_ids.tolist() == ids
+    np.testing.assert_array_equal(all_vectors, np.stack([i.vector for i in images]))
+    assert store.id_checksum() == (7, sum(ids))
+
+
+def test_text_search_ranks_by_the_probability_of_the_matching_label(store):
+    store.upsert([
+        image("/p/sofa.jpg", 1, [label("studio couch", 0.6), label("tabby, tabby cat", 0.3)]),
+        image("/p/cat.jpg", 2, [label("tabby, tabby cat", 0.9)]),
+        image("/p/tabby-stripes/pattern.png", 3, [label("velvet", 0.5)]),
+        image("/p/tiger.jpg", 4, [label("tiger cat", 0.7)]),
+    ])
+
+    hits = store.search_text("tabby")
+    assert [(h.row.path, h.label, h.probability) for h in hits] == [
+        ("/p/cat.jpg", "tabby, tabby cat", 0.9),
+        ("/p/sofa.jpg", "tabby, tabby cat", 0.3),
+        ("/p/tabby-stripes/pattern.png", None, 0.0),  # matched by its path only
+    ]
+    assert [h.row.path for h in store.search_text("TAB CAT")] == ["/p/cat.jpg", "/p/sofa.jpg"]
+    assert [h.row.path for h in store.search_text("cat", limit=2)] == ["/p/cat.jpg", "/p/tiger.jpg"]
+    assert store.search_text("' OR 1=1 --") == []  # punctuation is never FTS syntax
+    assert store.search_text("!!!") == []
+
+
+def test_label_matching_uses_word_prefixes():
+    labels = [label("tiger cat", 0.2), label("tabby, tabby cat", 0.7)]
+    assert match_labels(labels, "cat") == ("tabby, tabby cat", 0.7)
+    assert match_labels(labels, "tig") == ("tiger cat", 0.2)
+    assert match_labels(labels, "abby") is None
+
+
+def test_a_second_writer_gets_a_clear_error(tmp_path):
+    Store.open(tmp_path).close()
+    with WriterLock(tmp_path) as first:
+        first.acquire()
+        with pytest.raises(CollectionError, match=r"is being written by pid \d+.*try again"):
+            WriterLock(tmp_path).acquire(wait=0.1)
+    WriterLock(tmp_path).acquire()  # released on exit: free again
+
+
+def test_a_writer_in_another_process_blocks_us_until_it_exits(tmp_path):
+    Store.open(tmp_path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nfrom lookalike.index.store import Store\n"
+         f"lock = Store.open({str(tmp_path)!r}).writer()\nprint('locked', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with Store.open(tmp_path) as store, pytest.raises(CollectionError, match=f"pid {holder.pid}"):
+            store.writer(wait=0.2)
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store.open(tmp_path) as store:  # the kernel released the dead process's lock
+        store.writer().release()
+
+
+def test_waiting_for_the_writer_lock_succeeds_once_it_is_released(tmp_path):
+    first = WriterLock(tmp_path)
+    first.acquire()
+    threading.Timer(0.2, first.release).start()
+    started = time.monotonic()
+    with WriterLock(tmp_path) as second:
+        second.acquire(wait=5)
+        assert second.held and 0.1 < time.monotonic() - started < 5
+
+
+def test_readers_keep_reading_while_a_write_transaction_is_open(tmp_path):
+    with Store.open(tmp_path) as writer, Store.open(tmp_path, create=False) as reader:
+        writer.upsert([image("/p/a.jpg")])
+        with writer._write() as conn:  # a batch in progress, not yet committed
+            conn.execute("UPDATE images SET size = 1")
+            assert reader.count() == 1
+            assert reader.get_by_path("/p/a.jpg").size == 100  # the last committed state
+        assert reader.get_by_path("/p/a.jpg").size == 1
+
+
+def test_a_killed_batch_leaves_nothing_behind(tmp_path):
+    Store.open(tmp_path).close()
+    script = (
+        "import os, numpy as np\nfrom lookalike.index.store import Store, NewImage\n"
+        f"s = Store.open({str(tmp_path)!r})\n"
+        "v = np.ones(8, np.float32)\n"
+        "s.upsert([NewImage('/p/committed.jpg', 1, 1.0, 'd', 1, 1, 'PNG', [], v)])\n"
+        "s.db.conn.execute('BEGIN IMMEDIATE')\n"
+        "s.db.conn.execute(\"INSERT INTO failures VALUES ('/p/half.jpg', 'x', 'y')\")\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    with Store.open(tmp_path) as store:
+        assert list(store.file_states()) == ["/p/committed.jpg"] and store.failure_count() == 0
+        assert store.db.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_failures_are_listed_with_their_reason(store):
+    store.record_failures([("/p/a.jpg", "first reason")])
+    store.record_failures([("/p/a.jpg", "second reason"), ("/p/b.jpg", "other")])
+    failures = {f.path: f for f in store.failures()}
+    assert failures["/p/a.jpg"].reason == "second reason" and len(failures) == 2
+    assert len(store.failures(limit=1)) == 1
+
+
+def test_the_schema_itself_refuses_a_second_row_for_a_path(store):
+    store.upsert([image("/p/a.jpg")])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.conn.execute("INSERT INTO images (path, size, mtime, digest, indexed_at, labels, vector) "
+                              "SELECT path, size, mtime, digest, indexed_at, labels, vector FROM images")
