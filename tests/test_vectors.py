@@ -1,0 +1,233 @@
+"""The FAISS side: cosine search keyed by SQLite ids, and a file that is only ever a cache of SQLite."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from lookalike.errors import CollectionError
+from lookalike.index import vectors
+from lookalike.index.store import NewImage, Store
+from lookalike.index.vectors import (
+    FLAT_MAX,
+    INDEX_FILE,
+    IVF_MIN,
+    SIDECAR_FILE,
+    VectorIndex,
+    choose_kind,
+    load_or_rebuild,
+    normalized,
+    rebuild,
+)
+
+DIM = 16
+
+
+def clustered(n: int, seed: int = 0, clusters: int = 40) -> np.ndarray:
+    """Unit vectors in tight-ish groups, like embeddings of photos of a few kinds of things."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, DIM))
+    return normalized(centres[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, DIM)))
+
+
+def fill(store: Store, x: np.ndarray, start: int = 0) -> list[int]:
+    return store.upsert([NewImage(f"/p/{start + i}.jpg", 1, 1.0, "d", 1, 1, "PNG", [], v)
+                         for i, v in enumerate(x)])
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path) as s:
+        yield s
+
+
+def test_scores_are_cosine_similarities_and_ids_are_the_ones_given():
+    x = clustered(100)
+    ids = np.arange(1000, 1100) * 7  # SQLite ids need not be 0..n-1
+    index = VectorIndex.empty(DIM)
+    index.add(ids, x * 3.0)  # any length: vectors are normalised on the way in
+
+    (hits,) = index.search(x[5:6] * 0.1, k=3)
+
+    assert hits.ids[0] == ids[5] and hits.scores[0] == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(hits.scores, [float(x[5] @ x[np.flatnonzero(ids == i)[0]]) for i in hits.ids],
+                               atol=1e-5)
+    assert list(hits.scores) == sorted(hits.scores, reverse=True)
+
+
+def test_exclude_and_min_score_filter_each_query():
+    x = clustered(50)
+    index = VectorIndex.empty(DIM)
+    index.add(np.arange(50), x)
+
+    own, other = index.search(x[[3, 4]], k=5, exclude=[{3}, {4, 10}])
+    assert 3 not in own.ids and len(own.ids) == 5
+    assert not {4, 10} & set(other.ids.tolist()) and len(other.ids) == 5
+
+    (close,) = index.search(x[3:4], k=50, min_score=0.9)
+    assert close.scores.min() >= 0.9 and 3 in close.ids and len(close.ids) < 50
+
+    with pytest.raises(ValueError):
+        index.search(x[:2], k=5, exclude=[{1}])
+
+
+def test_an_empty_index_or_a_large_k_returns_what_exists():
+    index = VectorIndex.empty(DIM)
+    assert [len(h.ids) for h in index.search(clustered(2), k=10)] == [0, 0]
+    index.add([1, 2], clustered(2))
+    (hits,) = index.search(clustered(1), k=10)
+    assert sorted(hits.ids.tolist()) == [1, 2]
+
+
+def test_removed_ids_are_no_longer_found():
+    x = clustered(20)
+    index = VectorIndex.empty(DIM)
+    index.add(np.arange(20), x)
+
+    assert index.remove([4, 7, 999]) == 2
+
+    (hits,) = index.search(x[4:5], k=20)
+    assert index.ntotal == 18 and not {4, 7} & set(hits.ids.tolist())
+
+
+def test_the_kind_follows_the_size_unless_asked():
+    assert choose_kind(0) == choose_kind(FLAT_MAX) == "flat"
+    assert choose_kind(FLAT_MAX + 1) == "ivf"
+    assert choose_kind(10 * FLAT_MAX, "flat") == "flat"
+    assert choose_kind(IVF_MIN, "ivf") == "ivf"
+    assert choose_kind(IVF_MIN - 1, "ivf") == "flat"  # too few vectors to train lists on
+    with pytest.raises(CollectionError, match="unknown index type 'annoy'"):
+        choose_kind(10, "annoy")
+
+
+def test_an_existing_index_is_kept_near_the_threshold_and_rebuilt_far_from_it():
+    flat = VectorIndex.empty(DIM)
+    assert flat.suits(FLAT_MAX) and flat.suits(int(FLAT_MAX * 1.2))
+    assert not flat.suits(FLAT_MAX * 2)
+    assert flat.suits(100, "ivf") and not flat.suits(IVF_MIN, "ivf")  # ivf asked: only with enough to train
+
+
+def test_ivf_finds_nearly_what_exact_search_finds_and_removes_in_place(store):
+    x = clustered(4000)
+    ids = fill(store, x)
+    exact, _ = rebuild(store, "flat")
+    approximate, _ = rebuild(store, "ivf")
+    queries = clustered(50, seed=1)
+
+    truth = [set(h.ids.tolist()) for h in exact.search(queries, k=10)]
+    found = [set(h.ids.tolist()) for h in approximate.search(queries, k=10, nprobe=16)]
+    recall = np.mean([len(t & f) / 10 for t, f in zip(truth, found, strict=True)])
+
+    assert approximate.kind == "ivf" and approximate.ntotal == 4000
+    assert recall >= 0.9
+    assert approximate.suits(4000, "ivf") and not approximate.suits(4000, "flat")
+    assert not approximate.suits(4000 * 16, "ivf")  # grown 16x: its lists are too few, retrain
+    assert approximate.remove(ids[:10]) == 10 and approximate.ntotal == 3990
+    assert approximate.id_checksum() == (3990, sum(ids[10:]))
+
+
+def test_a_saved_index_is_loaded_as_is_while_sqlite_is_unchanged(store, tmp_path):
+    fill(store, clustered(200))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+
+    loaded, rebuilt = load_or_rebuild(store)
+
+    assert not rebuilt and loaded.ntotal == 200
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
+
+
+def search_results(index: VectorIndex, queries: np.ndarray) -> list[list[int]]:
+    return [h.ids.tolist() for h in index.search(queries, k=5)]
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated", "sidecar missing", "sidecar garbage"])
+def test_a_missing_or_corrupt_file_is_rebuilt_from_sqlite_with_identical_results(store, tmp_path, damage):
+    fill(store, clustered(300))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    queries = clustered(20, seed=7)
+    expected = search_results(built, queries)
+    index_file, sidecar = tmp_path / INDEX_FILE, tmp_path / SIDECAR_FILE
+
+    if damage == "missing":
+        index_file.unlink()
+    elif damage == "garbage":
+        index_file.write_bytes(np.random.default_rng(0).bytes(index_file.stat().st_size))
+    elif damage == "truncated":
+        index_file.write_bytes(index_file.read_bytes()[:1000])
+    elif damage == "sidecar missing":
+        sidecar.unlink()
+    else:
+        sidecar.write_text("{not json")
+
+    with pytest.raises(CollectionError, match="unusable"):
+        VectorIndex.load(tmp_path)
+    loaded, rebuilt = load_or_rebuild(store)
+    assert rebuilt and search_results(loaded, queries) == expected
+
+
+def test_a_stale_file_is_rebuilt_with_the_rows_written_since(store, tmp_path):
+    fill(store, clustered(100))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    newcomer = clustered(1, seed=99)
+    (new_id,) = fill(store, newcomer, start=100)
+
+    loaded, rebuilt = load_or_rebuild(store)
+
+    assert rebuilt and loaded.ntotal == 101
+    assert loaded.search(newcomer, k=1)[0].ids.tolist() == [new_id]
+
+
+def test_a_reembedded_row_makes_the_file_stale_though_the_ids_are_the_same(store, tmp_path):
+    x = clustered(50)
+    fill(store, x)
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    changed = clustered(1, seed=5)
+    assert fill(store, changed) == [1]  # /p/0.jpg re-embedded: same id, new vector
+
+    loaded, rebuilt = load_or_rebuild(store)
+    (hits,) = loaded.search(changed, k=1)
+    assert rebuilt and hits.ids.tolist() == [1] and hits.scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_crash_while_saving_leaves_the_previous_file_intact(store, tmp_path, monkeypatch):
+    fill(store, clustered(100))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    before = (tmp_path / INDEX_FILE).read_bytes()
+
+    def write_half_then_die(index, filename):
+        with open(filename, "wb") as f:
+            f.write(b"half an index")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(faiss, "write_index", write_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        built.save(tmp_path, generation + 1)
+
+    assert (tmp_path / INDEX_FILE).read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+    assert not load_or_rebuild(store)[1]
+
+
+def test_an_index_without_vectors_needs_a_vector_size(store):
+    with pytest.raises(CollectionError, match="no vectors yet"):
+        rebuild(store)
+    empty, _ = rebuild(store, dim=DIM)
+    assert empty.ntotal == 0 and empty.dim == DIM
+
+
+def test_auto_rebuilds_a_flat_file_as_ivf_once_the_collection_outgrows_it(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(vectors, "FLAT_MAX", IVF_MIN)
+    fill(store, clustered(IVF_MIN))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    assert built.kind == "flat"
+
+    fill(store, clustered(IVF_MIN, seed=3), start=IVF_MIN)  # doubled: well past the threshold
+    loaded, rebuilt = load_or_rebuild(store)
+    assert rebuilt and loaded.kind == "ivf" and loaded.ntotal == 2 * IVF_MIN
