@@ -97,8 +97,10 @@ def test_reindexing_a_path_keeps_its_id_and_replaces_its_data(store):
 
 def test_a_batch_is_all_or_nothing(store):
     store.upsert([image("/p/a.jpg")])
-    with pytest.raises(CollectionError, match="vector size"):
+    with pytest.raises(CollectionError, match="mixes vector sizes 4, 8"):
         store.upsert([image("/p/b.jpg", dim=8), image("/p/c.jpg", dim=4)])
+    with pytest.raises(CollectionError, match="vectors of size 4 offered to an index of vector size 8"):
+        store.upsert([image("/p/b.jpg", dim=4)])
     assert sorted(store.file_states()) == ["/p/a.jpg"] and store.generation == 1
 
 

@@ -136,6 +136,8 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> None:
+        if self.held:
+            return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait
         while True:
@@ -327,9 +329,11 @@ class Store:
         ids: list[int] = []
         with self._write() as conn:
             expected = self.vector_size
-            if len(dims) > 1 or (expected is not None and dims != {expected}):
+            if len(dims) > 1:
+                raise CollectionError(f"a batch mixes vector sizes {', '.join(map(str, sorted(dims)))}")
+            if expected is not None and dims != {expected}:
                 raise CollectionError(
-                    f"vector size {sorted(dims)} does not match this index's {expected or sorted(dims)[0]}"
+                    f"vectors of size {dims.pop()} offered to an index of vector size {expected}"
                 )
             if expected is None:
                 self._set_meta("vector_size", dims.pop())
