@@ -23,7 +23,26 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "classify",
+    "open",
 ]
+
+
+def open(
+    directory: str | Path | None = None,
+    *,
+    model: str | None = None,
+    create: bool = True,
+    index_type: str = "auto",
+    cache_dir: str | Path | None = None,
+):
+    """Open (or create) an index directory: ``col = lookalike.open("~/.lookalike")``.
+
+    ``model`` is needed only for a new index (default efficientnet-b2); an existing one remembers its
+    model and refuses vectors from another. ``index_type``: auto (exact, then IVF as it grows), flat, ivf.
+    """
+    from lookalike.index.collection import open_collection
+
+    return open_collection(directory, model=model, create=create, index_type=index_type, cache_dir=cache_dir)
 
 
 def classify(

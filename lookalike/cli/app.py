@@ -32,6 +32,18 @@ ModelOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV for scripts.")]
+IndexOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--index",
+        "-i",
+        envvar="LOOKALIKE_INDEX",
+        help="Index directory [default: ~/.local/share/lookalike/index].",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 def show_version(value: bool) -> None:
@@ -80,6 +92,118 @@ def labels(
         typer.echo(json.dumps(records, indent=2))
     if failed:
         raise typer.Exit(1)
+
+
+def open_index(index: Path | None, model: str | None = None, create: bool = False, **options):
+    import lookalike
+
+    return lookalike.open(index, model=model, create=create, **options)
+
+
+@app.command("index")
+def index_command(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or image files.", show_default=False)],
+    index: IndexOption = None,
+    model: ModelOption = None,
+    prune: Annotated[bool, typer.Option(help="Forget indexed files under PATHS that are gone.")] = False,
+    extensions: Annotated[
+        str | None, typer.Option("--extensions", help="Comma-separated, e.g. jpg,png (default: all images).")
+    ] = None,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
+    index_type: Annotated[str, typer.Option("--index-type", help="auto, flat or ivf.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per model batch.")] = 32,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 0.0,
+    quiet: QuietOption = False,
+) -> None:
+    """Index the images under PATHS: new files are added, changed ones re-embedded."""
+    from lookalike.cli.progress import embedding_progress
+
+    with open_index(index, model, create=True, index_type=index_type) as collection:
+        with embedding_progress(enabled=not quiet) as progress:
+            summary = collection.add(
+                paths,
+                prune=prune,
+                extensions=extensions.split(",") if extensions else None,
+                include_hidden=hidden,
+                progress=progress,
+                batch_size=batch_size,
+                wait=wait,
+            )
+        typer.echo(
+            f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
+            f"removed {summary.removed}, failed {summary.failed} in {summary.seconds:.1f}s",
+            err=quiet,
+        )
+        if summary.failed:
+            typer.echo(f"see why: lookalike failures --index {collection.directory}", err=True)
+
+
+@app.command()
+def search(
+    images: Annotated[
+        list[str] | None,
+        typer.Argument(help="Image files, '-' for stdin, or indexed paths.", show_default=False),
+    ] = None,
+    image_id: Annotated[int | None, typer.Option("--id", help="Search from an indexed image's id.")] = None,
+    index: IndexOption = None,
+    model: ModelOption = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="Neighbours per query.")] = 10,
+    min_score: Annotated[float | None, typer.Option(help="Drop neighbours below this cosine.")] = None,
+    label: Annotated[str | None, typer.Option(help="Keep neighbours whose labels match TEXT.")] = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Reverse image search: the images that look most like each IMAGE."""
+    from lookalike.cli import output
+
+    if not images and image_id is None:
+        raise typer.BadParameter("give IMAGE(s) or --id")
+    with open_index(index, model) as collection:
+        options = {"min_score": min_score, "label": label}
+        results = []
+        if image_id is not None:
+            results.append((f"id {image_id}", collection.search_id(image_id, k, **options)))
+        for image in images or []:
+            source = sys.stdin.buffer.read() if image == "-" else Path(image)
+            results.append((image, collection.search(source, k, **options)))
+    output.search_results(results, as_json=as_json, as_csv=as_csv)
+
+
+@app.command()
+def find(
+    text: Annotated[str, typer.Argument(help="Words to match in labels or paths, e.g. 'tabby'.")],
+    index: IndexOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many images.")] = 50,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Images whose predicted labels (or paths) match TEXT, surest first."""
+    from lookalike.cli import output
+
+    with open_index(index) as collection:
+        output.text_hits(collection.find(text, limit), as_json=as_json, as_csv=as_csv)
+
+
+@app.command()
+def info(index: IndexOption = None, as_json: JsonOption = False) -> None:
+    """What an index holds: model, vector size, images, index type, size on disk, failures."""
+    from lookalike.cli import output
+
+    with open_index(index) as collection:
+        output.index_info(collection.info(), as_json=as_json)
+
+
+@app.command()
+def failures(
+    index: IndexOption = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Files that could not be indexed, and why."""
+    from lookalike.cli import output
+
+    with open_index(index) as collection:
+        output.failures(collection.failures(limit), as_json=as_json)
 
 
 def main() -> None:

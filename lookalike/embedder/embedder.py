@@ -64,6 +64,7 @@ class Embedder:
         self.name = name
         self.handle = module.handle
         self.format = module.format
+        self.module_path = module.path
         self.input_size = input_size
         self._run = module.run
         probe_features, probe_logits = self._run(np.zeros((1, input_size, input_size, 3), np.float32))

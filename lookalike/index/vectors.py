@@ -283,3 +283,11 @@ def load_or_rebuild(store: Store, kind: str = "auto", dim: int | None = None) ->
     except CollectionError:
         pass
     return rebuild(store, kind, dim)[0], True
+
+
+def saved_generation(directory: str | Path) -> int | None:
+    """The store generation the saved FAISS file reflects, from its sidecar alone (cheap to poll)."""
+    try:
+        return int(json.loads((Path(directory) / SIDECAR_FILE).read_text())["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

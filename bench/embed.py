@@ -1,0 +1,127 @@
+"""Embedding throughput of the offline model: model alone vs end to end, and what labels cost.
+
+Run by hand: ``python bench/embed.py``. Side by side in one run (the machine is shared and noisy):
+- model-only images/s: ``Embedder.embed_pixels`` on already preprocessed batches;
+- end-to-end images/s: ``Embedder.embed_many`` on JPEG files (decode + preprocess in threads, inference in
+  batches), on small photos and on 12-megapixel photos;
+- labels overhead: one pruned call fetching features only vs features + logits (what the embedder runs).
+Medians of interleaved repeats; writes the "## Embedding throughput" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, today, write_section  # noqa: E402
+
+from lookalike.embedder import load_embedder  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+SECTION = "## Embedding throughput"
+
+
+def make_jpegs(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
+    """Real photos from data/, resized and jittered so every file decodes for real."""
+    photos = sorted(DATA.glob("*.jpg"))
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        with Image.open(photos[i % len(photos)]) as photo:
+            image = photo.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+        noisy = np.clip(np.asarray(image, np.int16) + rng.integers(-3, 4, (size[1], size[0], 3)), 0, 255)
+        path = folder / f"{size[0]}x{size[1]}_{i:03d}.jpg"
+        Image.fromarray(noisy.astype(np.uint8)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def per_second(count: int, seconds: list[float]) -> float:
+    return count / statistics.median(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="efficientnet-lite2")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--small", type=int, default=128, help="number of 640x480 JPEGs")
+    parser.add_argument("--large", type=int, default=64, help="number of 4000x3000 (12 MP) JPEGs")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    embedder = load_embedder(args.model)
+    size = embedder.input_size
+    with tempfile.TemporaryDirectory() as tmp:
+        small = make_jpegs(Path(tmp), args.small, (640, 480))
+        large = make_jpegs(Path(tmp), args.large, (4000, 3000))
+        pixels = np.random.default_rng(1).random((args.batch, size, size, 3), dtype=np.float32)
+        features_only, both = _pruned_pair(embedder)
+        list(embedder.embed_many(small[: args.batch], batch_size=args.batch))  # warm-up
+        times: dict[str, list[float]] = {k: [] for k in ("model", "small", "large", "features", "both")}
+        for _ in range(args.repeats):  # interleaved, so drift hits every measurement alike
+            times["model"].append(_timed(lambda: embedder.embed_pixels(pixels)))
+            times["small"].append(_timed(lambda: list(embedder.embed_many(small, batch_size=args.batch))))
+            times["large"].append(_timed(lambda: list(embedder.embed_many(large, batch_size=args.batch))))
+            times["features"].append(_timed(lambda: features_only(pixels)))
+            times["both"].append(_timed(lambda: both(pixels)))
+
+    model_ips = per_second(args.batch, times["model"])
+    small_ips = per_second(args.small, times["small"])
+    large_ips = per_second(args.large, times["large"])
+    overhead = statistics.median(times["both"]) / statistics.median(times["features"]) - 1
+    rows = [
+        ("model only (preprocessed batch)", model_ips, 1.0),
+        ("end to end, 640x480 JPEGs", small_ips, small_ips / model_ips),
+        ("end to end, 4000x3000 (12 MP) JPEGs", large_ips, large_ips / model_ips),
+    ]
+    table = ["| what | images/s | ratio to model only |", "|---|---:|---:|"]
+    table += [f"| {name} | {ips:.1f} | {ratio:.2f} |" for name, ips, ratio in rows]
+    body = "\n".join(table) + (
+        f"\n\nLabels cost: features + logits in one pruned call vs features only: "
+        f"{overhead:+.1%} (medians, batch {args.batch}).\n\n"
+        f"`python bench/embed.py` on {today()}, {machine()}; model {embedder.name} "
+        f"({embedder.dim}-d, {size}x{size}), batch {args.batch}, medians of {args.repeats} interleaved "
+        f"repeats over {args.small} small and {args.large} large JPEGs."
+    )
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+
+
+def _timed(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def _pruned_pair(embedder):
+    """The module's feature-only pruned function and the features+logits one the embedder uses."""
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    from lookalike.embedder.hub import _tf1_meta_graph
+
+    if embedder.format != "tf1-hub":
+        raise SystemExit("labels overhead is measured on TF1 Hub modules only")
+    path = embedder.module_path
+    loaded = hub.load(str(path))
+    signatures = _tf1_meta_graph(path).signature_def
+    image = signatures["image_feature_vector"].inputs["images"].name
+    features = signatures["image_feature_vector"].outputs["default"].name
+    logits = signatures["image_classification"].outputs["default"].name
+    only = loaded.prune(feeds=[image], fetches=[features])
+    pair = loaded.prune(feeds=[image], fetches=[features, logits])
+    return (lambda x: only(tf.constant(x))), (lambda x: pair(tf.constant(x)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+"""A collection: one index directory (SQLite truth + FAISS cache) and the model that filled it.
+
+This is the library API the CLI and the HTTP service call as is: ``lookalike.open(dir)``, then
+``add``, ``search``, ``find``, ``info``, ``failures``. Results are plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lookalike.embedder.catalog import DEFAULT_MODEL
+from lookalike.embedder.labels import Label
+from lookalike.errors import CollectionError, ImageError, ModelMismatchError
+from lookalike.index import vectors
+from lookalike.index.store import ImageRow, NewImage, Store, match_labels
+from lookalike.index.walk import FoundFile, digest_file, walk
+
+if TYPE_CHECKING:
+    from lookalike.embedder import Embedder, Fingerprint
+
+COMMIT_EVERY = 256  # images per SQLite transaction: the unit a killed run loses at most
+SAVE_EVERY_S = 60.0  # during a long run, refresh the FAISS file this often for readers
+LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbours that match
+
+Progress = Callable[[int, int], None]  # (images embedded so far, images to embed)
+
+
+def default_directory() -> Path:
+    """``LOOKALIKE_INDEX``, else ``$XDG_DATA_HOME/lookalike/index`` (``~/.local/share/lookalike/index``)."""
+    explicit = os.environ.get("LOOKALIKE_INDEX")
+    if explicit:
+        return Path(explicit).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "lookalike" / "index"
+
+
+@dataclass(frozen=True)
+class AddSummary:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Image:
+    """An indexed image as answers show it."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    size: int
+    format: str
+    labels: list[Label]
+
+    @property
+    def top_label(self) -> Label | None:
+        return self.labels[0] if self.labels else None
+
+    @classmethod
+    def from_row(cls, row: ImageRow) -> Image:
+        labels = [Label(la["name"], la["index"], la["probability"]) for la in row.labels]
+        return cls(row.id, row.path, row.width, row.height, row.size, row.format, labels)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    rank: int
+    score: float
+    image: Image
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The query's own labels, and its nearest images best first (the query itself left out)."""
+
+    query_labels: list[Label]
+    neighbours: list[Neighbour]
+    query_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TextHit:
+    image: Image
+    matched_label: str | None
+    probability: float
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    directory: str
+    model: str | None
+    fingerprint: dict[str, Any] | None
+    vector_size: int | None
+    images: int
+    failures: int
+    index_type: str
+    disk_bytes: int
+    created: str | None
+
+
+class Collection:
+    """Open with :func:`open_collection` (``lookalike.open``). Safe to share between threads."""
+
+    def __init__(
+        self, store: Store, model: str | None, cache_dir: str | Path | None, index_type: str
+    ) -> None:
+        self.store = store
+        self.directory = store.directory
+        self._model = model
+        self._cache_dir = cache_dir
+        self._index_type = index_type
+        self._embedder: Embedder | None = None
+        self._vectors: vectors.VectorIndex | None = None
+        self._vectors_generation = -1
+        self._lock = threading.RLock()  # one SQLite connection and one FAISS index, many callers
+
+    # -- the model ---------------------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> Fingerprint | None:
+        from lookalike.embedder import Fingerprint
+
+        stored = self.store.get_meta("model")
+        return Fingerprint.from_dict(stored) if stored else None
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model, loaded on first use: the one named at open, else the one the index was built with."""
+        with self._lock:
+            if self._embedder is None:
+                from lookalike.embedder import load_embedder
+
+                stored = self.fingerprint
+                name = self._model or (stored.handle if stored else DEFAULT_MODEL)
+                embedder = load_embedder(name, self._cache_dir)
+                if stored is not None and embedder.fingerprint != stored:
+                    raise ModelMismatchError(
+                        f"index {self.directory} was built with {stored}; refusing vectors from "
+                        f"{embedder.fingerprint}"
+                    )
+                self._embedder = embedder
+            return self._embedder
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def add(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        prune: bool = False,
+        extensions: Iterable[str] | None = None,
+        include_hidden: bool = False,
+        progress: Progress | None = None,
+        batch_size: int = 32,
+        wait: float = 0.0,
+    ) -> AddSummary:
+        """Index new files, re-embed changed ones, and with ``prune`` forget files gone from ``paths``.
+
+        Commits every ``COMMIT_EVERY`` images: a run killed at any moment and started again resumes
+        after its last commit, and the FAISS file is brought back in step from SQLite.
+        """
+        started = time.perf_counter()
+        roots = [Path(p).expanduser().absolute() for p in paths]
+        with self._lock, self.store.writer(wait):
+            found = list(walk(roots, extensions, include_hidden=include_hidden))
+            known = self.store.file_states()
+            to_embed, touched, unchanged = self._changes(found, known)
+            if touched:
+                self.store.update_stats(touched)
+            index = self._current_vectors() if to_embed or prune else None
+            added = updated = 0
+            failures: list[tuple[str, str]] = []
+            if to_embed:
+                embedder = self.embedder
+                self._claim_model(embedder.fingerprint)
+                files = {f.path: f for f in to_embed}
+                batch: list[NewImage] = []
+                batch_failures: list[tuple[str, str]] = []
+
+                def commit() -> None:
+                    nonlocal added, updated, last_save
+                    replaced = [known[row.path].id for row in batch if row.path in known]
+                    index.remove(replaced)
+                    ids = self.store.upsert(batch)
+                    index.add(ids, np.stack([row.vector for row in batch]))
+                    updated += len(replaced)
+                    added += len(batch) - len(replaced)
+                    self.store.record_failures(batch_failures)
+                    failures.extend(batch_failures)
+                    batch.clear()
+                    batch_failures.clear()
+                    if time.monotonic() - last_save > SAVE_EVERY_S:  # readers catch up from the file
+                        self._save_vectors(index)
+                        last_save = time.monotonic()
+
+                last_save = time.monotonic()
+
+                for done, (path, result) in enumerate(
+                    embedder.embed_many(list(files), batch_size=batch_size), start=1
+                ):
+                    if isinstance(result, ImageError):
+                        batch_failures.append((path, result.reason))
+                    else:
+                        batch.append(self._row(files[path], result))
+                    if len(batch) + len(batch_failures) >= COMMIT_EVERY:
+                        commit()
+                    if progress:
+                        progress(done, len(files))
+                if batch:
+                    commit()
+                elif batch_failures:
+                    self.store.record_failures(batch_failures)
+                    failures.extend(batch_failures)
+            removed = self._forget(self._gone(roots), index) if prune else 0
+            if index is not None:
+                self._save_vectors(index)
+        return AddSummary(
+            added, updated, unchanged, removed, len(failures), time.perf_counter() - started, failures
+        )
+
+    def _changes(
+        self, found: Sequence[FoundFile], known: dict
+    ) -> tuple[list[FoundFile], list[tuple[str, int, float]], int]:
+        """Split found files into (to embed, touched but identical, unchanged count)."""
+        to_embed, touched, unchanged, seen = [], [], 0, set()
+        for file in found:
+            if file.path in seen:
+                continue
+            seen.add(file.path)
+            state = known.get(file.path)
+            if state is None:
+                to_embed.append(file)
+            elif (state.size, state.mtime) == (file.size, file.mtime):
+                unchanged += 1
+            elif state.size == file.size and _digest_or_none(file.path) == state.digest:
+                touched.append((file.path, file.size, file.mtime))
+                unchanged += 1
+            else:
+                to_embed.append(file)
+        return to_embed, touched, unchanged
+
+    def _row(self, file: FoundFile, embedding) -> NewImage:
+        return NewImage(
+            file.path, file.size, file.mtime, digest_file(file.path), embedding.width, embedding.height,
+            embedding.format, [vars(label) for label in embedding.labels], embedding.vector,
+        )
+
+    def _claim_model(self, fingerprint: Fingerprint) -> None:
+        if self.store.get_meta("model") is None:
+            self.store.set_meta("model", fingerprint.as_dict())
+
+    def _gone(self, roots: Sequence[Path]) -> list[int]:
+        """Rows under ``roots`` whose file no longer exists (never rows outside them)."""
+        prefixes = [str(root) if not root.is_dir() else str(root).rstrip(os.sep) + os.sep for root in roots]
+        return [
+            state.id
+            for path, state in self.store.file_states().items()
+            if any(path == p or path.startswith(p) for p in prefixes) and not os.path.exists(path)
+        ]
+
+    def _forget(self, ids: Sequence[int], index: vectors.VectorIndex | None) -> int:
+        if not ids:
+            return 0
+        if index is not None:
+            index.remove(ids)
+        return self.store.delete(ids)
+
+    def remove_ids(self, ids: Sequence[int], wait: float = 0.0) -> int:
+        """Forget images by id (their files are not touched); e.g. after duplicates were moved away."""
+        with self._lock, self.store.writer(wait):
+            index = self._current_vectors()
+            removed = self._forget(ids, index)
+            self._save_vectors(index)
+            return removed
+
+    # -- FAISS -------------------------------------------------------------------------------------
+
+    def _current_vectors(self) -> vectors.VectorIndex:
+        """The FAISS index: cached; reloaded when a writer saved a newer one; else built from SQLite.
+
+        While another process indexes, this keeps answering from the last saved FAISS file (rows are
+        still read from SQLite, so removed images never show) instead of rebuilding at every commit.
+        """
+        if self._vectors is not None:
+            saved = vectors.saved_generation(self.directory)
+            if saved is None or saved <= self._vectors_generation:
+                return self._vectors
+        if self.store.vector_size is None:
+            self._vectors, self._vectors_generation = vectors.VectorIndex.empty(self._dim_hint()), -1
+        else:
+            generation = self.store.generation
+            self._vectors, _ = vectors.load_or_rebuild(self.store, self._index_type)
+            self._vectors_generation = generation
+        return self._vectors
+
+    def _dim_hint(self) -> int:
+        stored = self.fingerprint
+        return stored.dim if stored else self.embedder.dim
+
+    def _save_vectors(self, index: vectors.VectorIndex) -> None:
+        """Save FAISS for the generation SQLite is at now; re-shape it first if the size calls for it."""
+        count = self.store.count()
+        if count and not index.suits(count, self._index_type):
+            index, _ = vectors.rebuild(self.store, self._index_type)
+        if count or self.store.vector_size is not None:
+            index.save(self.directory, self.store.generation)
+        self._vectors, self._vectors_generation = index, self.store.generation
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def search(
+        self,
+        image: str | Path | bytes,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        label: str | None = None,
+    ) -> SearchResult:
+        """Nearest images to a file or encoded image bytes; an indexed path uses its stored vector."""
+        if not isinstance(image, bytes):
+            row = self.store.get_by_path(Path(image).expanduser().absolute())
+            if row is not None:
+                return self._search_row(row, k, min_score, label)
+        embedding = self.embedder.embed(image)
+        return self._search_vector(embedding.vector, embedding.labels, None, k, min_score, label)
+
+    def search_id(
+        self, id: int, k: int = 10, *, min_score: float | None = None, label: str | None = None
+    ) -> SearchResult:
+        row = self.store.get(id)
+        if row is None:
+            raise CollectionError(f"no image with id {id} in {self.directory}")
+        return self._search_row(row, k, min_score, label)
+
+    def _search_row(self, row: ImageRow, k: int, min_score: float | None, label: str | None) -> SearchResult:
+        labels = Image.from_row(row).labels
+        return self._search_vector(row.vector, labels, row.id, k, min_score, label)
+
+    def _search_vector(
+        self,
+        vector: np.ndarray,
+        query_labels: list[Label],
+        query_id: int | None,
+        k: int,
+        min_score: float | None,
+        label: str | None,
+    ) -> SearchResult:
+        with self._lock:
+            self._check_vector_size(vector)
+            index = self._current_vectors()
+            depth = k * LABEL_FILTER_POOL if label else k
+            exclude = [{query_id}] if query_id is not None else None
+            (hits,) = index.search(vector[None, :], depth, exclude=exclude, min_score=min_score)
+            rows = {row.id: row for row in self.store.get_many(hits.ids.tolist())}
+        neighbours = []
+        for score, id in zip(hits.scores, hits.ids, strict=True):
+            row = rows.get(int(id))
+            if row is None or (label and not match_labels(row.labels, label)):
+                continue
+            neighbours.append(Neighbour(len(neighbours) + 1, float(score), Image.from_row(row)))
+            if len(neighbours) == k:
+                break
+        return SearchResult(query_labels, neighbours, query_id)
+
+    def _check_vector_size(self, vector: np.ndarray) -> None:
+        size = self.store.vector_size
+        if size is not None and vector.shape[-1] != size:
+            raise ModelMismatchError(f"query vector has {vector.shape[-1]} dimensions, the index {size}")
+
+    def find(self, text: str, limit: int = 50) -> list[TextHit]:
+        """Images whose predicted labels (or paths) match ``text``, surest first."""
+        with self._lock:
+            matches = self.store.search_text(text, limit)
+        return [TextHit(Image.from_row(m.row), m.label, m.probability) for m in matches]
+
+    def get(self, id: int) -> Image:
+        with self._lock:
+            row = self.store.get(id, vector=False)
+        if row is None:
+            raise CollectionError(f"no image with id {id} in {self.directory}")
+        return Image.from_row(row)
+
+    def failures(self, limit: int | None = None):
+        with self._lock:
+            return self.store.failures(limit)
+
+    def info(self) -> IndexInfo:
+        with self._lock:
+            fingerprint = self.fingerprint
+            count = self.store.count()
+            kind = self._current_vectors().kind if count else "flat"
+            disk = sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+            return IndexInfo(
+                str(self.directory), str(fingerprint) if fingerprint else None,
+                fingerprint.as_dict() if fingerprint else None, self.store.vector_size, count,
+                self.store.failure_count(), kind, disk, self.store.get_meta("created"),
+            )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _digest_or_none(path: str) -> str | None:
+    try:
+        return digest_file(path)
+    except OSError:
+        return None
+
+
+def open_collection(
+    directory: str | Path | None = None,
+    *,
+    model: str | None = None,
+    create: bool = True,
+    index_type: str = "auto",
+    cache_dir: str | Path | None = None,
+) -> Collection:
+    """Open (or create) the index in ``directory`` (default: :func:`default_directory`)."""
+    if index_type not in vectors.INDEX_TYPES:
+        raise CollectionError(f"unknown index type {index_type!r}; choose {', '.join(vectors.INDEX_TYPES)}")
+    store = Store.open(directory or default_directory(), create=create)
+    return Collection(store, model, cache_dir, index_type)
