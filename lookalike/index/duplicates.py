@@ -139,10 +139,15 @@ class KeeperPolicy:
 
 DEFAULT_POLICY = KeeperPolicy()
 
+PAIR_NPROBE = 8
+"""Inverted lists visited per query in the self-search. Fewer than for interactive search: a
+near-duplicate sits in (or next to) its original's list, and the self-search asks N queries.
+bench/duplicates.py: at 100k, nprobe 4/8/16 take 14/23/41 s and find every planted pair."""
+
 
 def _neighbours(
     index: faiss.Index, vectors: np.ndarray, threshold: float, k: int, max_k: int, chunk_size: int,
-    nprobe: int | None,
+    nprobe: int,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (query row, neighbour label, similarity) for every neighbour at or above the threshold.
 
@@ -151,7 +156,8 @@ def _neighbours(
     common case pays for a small k only.
     """
     limit = max(1, min(max_k, index.ntotal))
-    params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
+    is_ivf = faiss.try_extract_index_ivf(index) is not None
+    params = faiss.SearchParametersIVF(nprobe=nprobe) if is_ivf else None
     for start in range(0, len(vectors), chunk_size):
         chunk = np.ascontiguousarray(vectors[start : start + chunk_size], dtype=np.float32)
         rows = np.arange(len(chunk))
@@ -174,13 +180,13 @@ def similar_pairs(
     *,
     max_k: int = 1024,
     chunk_size: int = 4096,
-    nprobe: int | None = None,
+    nprobe: int = PAIR_NPROBE,
 ) -> list[Pair]:
     """Near-duplicate pairs within one set: every image searched against the index that holds them all.
 
     ``vectors[i]`` must be stored in ``index`` under label ``ids[i]``; they may be float16 or a memmap,
-    as only one chunk at a time is converted to float32. ``nprobe`` overrides an inverted file's
-    lists visited per query. Each unordered pair is returned once
+    as only one chunk at a time is converted to float32. ``nprobe`` is the lists an inverted file
+    visits per query (ignored by exact indexes). Each unordered pair is returned once
     (``a < b``) with the higher of its two measured similarities (approximate indexes can differ).
     """
     ids = np.asarray(ids, dtype=np.int64)
@@ -207,7 +213,7 @@ def similar_pairs_between(
     *,
     max_k: int = 1024,
     chunk_size: int = 4096,
-    nprobe: int | None = None,
+    nprobe: int = PAIR_NPROBE,
 ) -> list[Pair]:
     """Pairs across two sets: query images ``ids``/``vectors`` (set A) against ``index`` (set B).
 
