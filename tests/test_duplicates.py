@@ -191,12 +191,13 @@ def test_two_sets_keep_the_archive_copy_and_ignore_equal_ids_across_sets():
     assert {(p.a, p.b) for p in pairs} == {(1, 7), (3, 1), (7, 50)}
 
     archive = [record(i, path=f"/archive/{i}.jpg", digest=f"a{i}") for i in range(1, 101)]
+    archive.append(record(101, path="/archive/old/1.jpg", mtime=-1, digest="a1"))  # older: kept
     new = [record(1, pixels=10**8, path="/new/1.jpg"), record(2, path="/new/2.jpg"),
            record(3, path="/new/3.jpg", digest="a1"), record(7, path="/new/7.jpg")]
     clusters = build_matches(new, archive, pairs)
     found = {c.keeper.path: [(m.path, m.exact) for m in c.copies] for c in clusters}
     assert found == {
-        "/archive/1.jpg": [("/new/3.jpg", True)],
+        "/archive/old/1.jpg": [("/new/3.jpg", True)],
         "/archive/7.jpg": [("/new/1.jpg", False)],  # the archive copy is kept though smaller
         "/archive/50.jpg": [("/new/7.jpg", False)],
     }

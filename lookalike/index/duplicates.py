@@ -305,8 +305,10 @@ def build_matches(
     """
     queries_by_id = {r.id: r for r in queries}
     archive_by_id = {r.id: r for r in archive}
-    archive_by_digest = {r.digest: r.id for r in sorted(archive_by_id.values(), key=DEFAULT_POLICY.key)
-                         if r.digest}
+    archive_by_digest: dict[str, int] = {}
+    for r in sorted(archive_by_id.values(), key=DEFAULT_POLICY.key):  # the best of identical files
+        if r.digest:
+            archive_by_digest.setdefault(r.digest, r.id)
     best: dict[int, tuple[float, int]] = {}
     for p in pairs:
         if p.similarity > best.get(p.a, (-1.0, 0))[0]:
