@@ -112,6 +112,9 @@ def index_command(
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
     index_type: Annotated[str, typer.Option("--index-type", help="auto, flat or ivf.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per model batch.")] = 32,
+    commit_every: Annotated[
+        int, typer.Option(min=1, help="Images per commit: the most a killed run has to redo.")
+    ] = 256,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 0.0,
     quiet: QuietOption = False,
 ) -> None:
@@ -127,6 +130,7 @@ def index_command(
                 include_hidden=hidden,
                 progress=progress,
                 batch_size=batch_size,
+                commit_every=commit_every,
                 wait=wait,
             )
         typer.echo(

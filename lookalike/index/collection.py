@@ -165,11 +165,12 @@ class Collection:
         include_hidden: bool = False,
         progress: Progress | None = None,
         batch_size: int = 32,
+        commit_every: int = COMMIT_EVERY,
         wait: float = 0.0,
     ) -> AddSummary:
         """Index new files, re-embed changed ones, and with ``prune`` forget files gone from ``paths``.
 
-        Commits every ``COMMIT_EVERY`` images: a run killed at any moment and started again resumes
+        Commits every ``commit_every`` images: a run killed at any moment and started again resumes
         after its last commit, and the FAISS file is brought back in step from SQLite.
         """
         started = time.perf_counter()
@@ -215,7 +216,7 @@ class Collection:
                         batch_failures.append((path, result.reason))
                     else:
                         batch.append(self._row(files[path], result))
-                    if len(batch) + len(batch_failures) >= COMMIT_EVERY:
+                    if len(batch) + len(batch_failures) >= commit_every:
                         commit()
                     if progress:
                         progress(done, len(files))

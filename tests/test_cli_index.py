@@ -1,0 +1,128 @@
+"""`lookalike index / search / find / info / failures`, run as a user runs them, in subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import lookalike
+from lookalike.index.vectors import saved_generation
+from tests.photos import blocks, photo_folder
+
+
+def run(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lookalike.cli", *args], capture_output=True, input=stdin, env=env, timeout=300
+    )
+
+
+@pytest.fixture
+def indexed(tmp_path, tf1_module):
+    photos = photo_folder(tmp_path / "photos")
+    index = tmp_path / "index"
+    result = run("index", str(tmp_path / "photos"), "--index", str(index), "--model", str(tf1_module))
+    assert result.returncode == 0, result.stderr
+    assert f"added {len(photos)}, updated 0, unchanged 0, removed 0, failed 0" in result.stdout.decode()
+    return index, photos
+
+
+def test_search_prints_labels_then_ranked_neighbours(indexed):
+    index, photos = indexed
+    result = run("search", str(photos["cat-small"]), "--index", str(index), "-k", "3")
+    lines = result.stdout.decode().splitlines()
+    assert result.returncode == 0
+    assert lines[0] == str(photos["cat-small"]) and lines[1].startswith("  labels: ")
+    rank, score, path = lines[2].split()[:3]
+    assert (rank, path) == ("1", str(photos["cat"])) and float(score) > 0.99
+    assert len(lines) == 5
+
+
+def test_search_json_csv_and_stdin(indexed):
+    index, photos = indexed
+    as_json = json.loads(run("search", "-", "--index", str(index), "--json",
+                             stdin=photos["espresso-small"].read_bytes()).stdout)
+    assert as_json[0]["query"] == "-"
+    assert as_json[0]["neighbours"][0]["path"] in {str(photos["espresso"]), str(photos["espresso-small"])}
+    table = list(csv.DictReader(io.StringIO(
+        run("search", str(photos["rocket"]), "--index", str(index), "--csv", "-k", "4").stdout.decode()
+    )))
+    assert [row["rank"] for row in table] == ["1", "2", "3", "4"]
+    assert table[0]["path"] == str(photos["rocket-small"])  # the query itself is left out
+    by_id = json.loads(run("search", "--id", str(as_json[0]["neighbours"][0]["id"]), "--index", str(index),
+                           "--json").stdout)
+    assert by_id[0]["query_id"] == as_json[0]["neighbours"][0]["id"]
+
+
+def test_find_info_and_failures(indexed, tmp_path):
+    index, photos = indexed
+    (tmp_path / "photos" / "empty.jpg").write_bytes(b"")
+    result = run("index", str(tmp_path / "photos"), "--index", str(index))
+    assert "failed 1" in result.stdout.decode() and "lookalike failures" in result.stderr.decode()
+    failures = json.loads(run("failures", "--index", str(index), "--json").stdout)
+    assert failures[0]["path"].endswith("empty.jpg") and failures[0]["reason"] == "empty file"
+    info = json.loads(run("info", "--index", str(index), "--json").stdout)
+    assert (info["images"], info["failures"], info["index_type"]) == (len(photos), 1, "flat")
+    found = run("find", "copies", "--index", str(index), "--json")
+    assert len(json.loads(found.stdout)) == len([n for n in photos if n.endswith("-small")])
+
+
+def test_expected_failures_are_one_line_with_exit_1(tmp_path, indexed):
+    index, photos = indexed
+    missing = run("search", str(tmp_path / "nope.jpg"), "--index", str(index))
+    assert missing.returncode == 1
+    assert missing.stderr.decode().count("\n") == 1 and "Traceback" not in missing.stderr.decode()
+    no_index = run("info", "--index", str(tmp_path / "no-index"))
+    assert no_index.returncode == 1 and "no lookalike index" in no_index.stderr.decode()
+    unknown_id = run("search", "--id", "999999", "--index", str(index))
+    assert unknown_id.returncode == 1 and "no image with id 999999" in unknown_id.stderr.decode()
+
+
+def test_usage_errors_exit_2(indexed):
+    index, _ = indexed
+    assert run("search", "--index", str(index)).returncode == 2
+    assert run("index").returncode == 2
+
+
+def test_killed_run_resumes_without_duplicates_and_faiss_agrees(tmp_path, tf1_module):
+    """SIGKILL in the middle of indexing, then run again: the job finishes, nothing twice, stores agree."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    total = 800
+    for seed in range(total):
+        blocks(folder / f"{seed:04d}.png", seed, size=(96, 72))
+    index = tmp_path / "index"
+    args = [sys.executable, "-m", "lookalike.cli", "index", str(folder), "--index", str(index),
+            "--model", str(tf1_module), "--commit-every", "20", "--batch-size", "10", "--quiet"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    committed = 0
+    deadline = time.monotonic() + 120
+    while committed == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        if (index / "lookalike.db").exists():
+            try:
+                with sqlite3.connect(index / "lookalike.db", timeout=1) as db:
+                    committed = db.execute("SELECT count(*) FROM images").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < committed < total, "the kill must land mid-run"
+
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    added = int(resumed.stderr.split("added ")[1].split(",")[0])  # --quiet puts the summary on stderr
+    assert added < total  # committed batches were not redone
+    with sqlite3.connect(index / "lookalike.db") as db:
+        count, distinct = db.execute("SELECT count(*), count(DISTINCT path) FROM images").fetchone()
+    assert count == distinct == total
+    col = lookalike.open(index)
+    assert saved_generation(index) == col.store.generation  # the FAISS file on disk is current
+    assert col._current_vectors().id_checksum() == col.store.id_checksum()

@@ -1,0 +1,184 @@
+"""The collection as a library user meets it: lookalike.open, add, search, find, info, failures."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lookalike
+from lookalike.errors import CollectionError, ModelMismatchError
+from lookalike.index.vectors import INDEX_FILE
+from tests.modules import build_tf1_module
+from tests.photos import blocks, photo_folder
+
+
+@pytest.fixture
+def photos(tmp_path) -> dict[str, Path]:
+    return photo_folder(tmp_path / "photos")
+
+
+@pytest.fixture
+def collection(tmp_path, tf1_module, photos):
+    col = lookalike.open(tmp_path / "index", model=str(tf1_module))
+    summary = col.add([tmp_path / "photos"])
+    assert summary.added == len(photos)
+    yield col
+    col.close()
+
+
+def rows(index_dir: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(index_dir / "lookalike.db") as db:
+        return db.execute(sql).fetchall()
+
+
+def test_adding_a_folder_stores_every_image_with_its_metadata(collection, photos):
+    (count,) = rows(collection.directory, "SELECT count(*) FROM images")[0]
+    assert count == len(photos)
+    path, width, height, fmt, digest, labels = rows(
+        collection.directory,
+        f"SELECT path, width, height, format, digest, labels FROM images WHERE path = '{photos['cat']}'",
+    )[0]
+    assert (width, height, fmt) == (451, 300, "JPEG")
+    assert len(digest) == 64 and labels.startswith("[{")
+    assert (collection.directory / INDEX_FILE).exists()
+
+
+def test_a_resized_copy_is_the_nearest_neighbour(collection, photos):
+    for name in ("cat", "espresso", "rocket"):
+        result = collection.search(photos[f"{name}-small"], k=3)
+        assert result.neighbours[0].image.path == str(photos[name])
+        assert result.neighbours[0].score > 0.99
+        assert [n.rank for n in result.neighbours] == [1, 2, 3]
+
+
+def test_an_indexed_image_is_left_out_of_its_own_results(collection, photos):
+    result = collection.search(photos["cat"], k=50)
+    assert result.query_id is not None
+    paths = [n.image.path for n in result.neighbours]
+    assert str(photos["cat"]) not in paths
+    assert len(paths) == len(photos) - 1
+    scores = [n.score for n in result.neighbours]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_by_id_uses_the_stored_vector_and_bytes_are_embedded(collection, photos):
+    by_path = collection.search(photos["espresso"], k=1)
+    by_id = collection.search_id(by_path.query_id, k=1)
+    assert by_id.neighbours == by_path.neighbours
+    from_bytes = collection.search(photos["espresso-small"].read_bytes(), k=2)
+    assert from_bytes.query_id is None  # bytes are not an indexed image: identical copies are answers
+    expected = {str(photos["espresso"]), str(photos["espresso-small"])}
+    assert {n.image.path for n in from_bytes.neighbours} == expected
+    assert from_bytes.query_labels  # the query's own labels come with the answer
+
+
+def test_min_score_and_label_filters(collection, photos):
+    close = collection.search(photos["cat-small"], k=10, min_score=0.99)
+    assert [n.image.path for n in close.neighbours] == [str(photos["cat"])]
+    wanted = collection.get(close.neighbours[0].image.id).labels[0].name
+    labelled = collection.search(photos["rocket"], k=10, label=wanted)
+    assert labelled.neighbours and all(
+        any(wanted.lower() in label.name.lower() for label in n.image.labels) for n in labelled.neighbours
+    )
+
+
+def test_find_matches_labels_and_paths(collection, photos):
+    top = collection.get(collection.search(photos["cat"], k=1).query_id).labels[0].name
+    hits = collection.find(top)
+    assert str(photos["cat"]) in [h.image.path for h in hits]
+    assert all(h.matched_label for h in hits if h.probability > 0)
+    by_path = collection.find("copies")
+    assert {h.image.path for h in by_path} == {str(p) for n, p in photos.items() if n.endswith("-small")}
+
+
+def test_second_run_embeds_nothing_and_loads_no_model(collection, tmp_path, tf1_module, photos):
+    again = lookalike.open(collection.directory)
+    summary = again.add([tmp_path / "photos"])
+    assert (summary.added, summary.updated, summary.unchanged) == (0, 0, len(photos))
+    assert again._embedder is None  # nothing changed, so the model was never loaded
+
+
+def test_touched_file_is_not_re_embedded_but_edited_file_is(collection, tmp_path, photos):
+    os.utime(photos["cat"], (1_000_000, 1_000_000))
+    blocks(photos["blocks0"], seed=99)  # new content, same name
+    summary = collection.add([tmp_path / "photos"])
+    assert (summary.added, summary.updated) == (0, 1)
+    assert summary.unchanged == len(photos) - 1
+    (mtime,) = rows(collection.directory, f"SELECT mtime FROM images WHERE path = '{photos['cat']}'")[0]
+    assert mtime == 1_000_000
+
+
+def test_prune_forgets_deleted_files_only_under_the_given_paths(collection, tmp_path, photos):
+    photos["blocks1"].unlink()
+    photos["cat-small"].unlink()
+    summary = collection.add([tmp_path / "photos" / "copies"], prune=True)
+    assert summary.removed == 1  # blocks1 is outside the pruned folder: kept until its folder is pruned
+    assert collection.info().images == len(photos) - 1
+    assert collection.add([tmp_path / "photos"]).removed == 0  # no --prune, nothing forgotten
+    assert collection.add([tmp_path / "photos"], prune=True).removed == 1
+    paths = [n.image.path for n in collection.search(photos["cat"], k=50).neighbours]
+    assert str(photos["cat-small"]) not in paths and str(photos["blocks1"]) not in paths
+
+
+def test_unreadable_files_are_recorded_and_the_run_goes_on(collection, tmp_path):
+    bad = tmp_path / "photos" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    summary = collection.add([tmp_path / "photos"])
+    assert summary.failed == 1 and summary.failures[0][0] == str(bad)
+    (failure,) = collection.failures()
+    assert failure.path == str(bad) and failure.reason
+    assert collection.info().failures == 1
+
+
+def test_an_index_refuses_vectors_from_another_model(collection, tmp_path, tf1_module):
+    other = build_tf1_module(tmp_path / "other-model", classes=10)
+    col = lookalike.open(collection.directory, model=str(other))
+    with pytest.raises(ModelMismatchError) as error:
+        col.add([blocks(tmp_path / "new.png", seed=42)])
+    message = str(error.value)
+    assert "\n" not in message and str(tf1_module) in message and str(other) in message
+
+
+def test_faiss_file_is_rebuilt_from_sqlite_when_missing_or_corrupt(collection, photos):
+    expected = collection.search(photos["rocket-small"], k=5).neighbours
+    (collection.directory / INDEX_FILE).unlink()
+    assert lookalike.open(collection.directory).search(photos["rocket-small"], k=5).neighbours == expected
+    (collection.directory / INDEX_FILE).write_bytes(b"garbage" * 100)
+    assert lookalike.open(collection.directory).search(photos["rocket-small"], k=5).neighbours == expected
+
+
+def test_a_second_writer_fails_clearly_while_readers_keep_working(collection, tmp_path, photos):
+    with collection.store.writer():
+        other = lookalike.open(collection.directory)
+        with pytest.raises(CollectionError, match="being written by pid"):
+            other.add([blocks(tmp_path / "late.png", seed=7)])
+        assert other.search(photos["cat-small"], k=1).neighbours[0].image.path == str(photos["cat"])
+
+
+def test_info_describes_the_index(collection, photos):
+    info = collection.info()
+    assert info.images == len(photos)
+    assert info.vector_size == collection.embedder.dim
+    assert info.index_type == "flat"
+    assert info.disk_bytes > 0 and info.failures == 0
+    assert info.fingerprint["handle"] == collection.embedder.handle
+
+
+def test_opening_a_missing_index_without_create_fails(tmp_path):
+    with pytest.raises(CollectionError, match="no lookalike index"):
+        lookalike.open(tmp_path / "nothing-here", create=False)
+
+
+def test_remove_ids_keeps_faiss_and_sqlite_in_step(collection, photos):
+    cat_id = collection.search(photos["cat"], k=1).query_id
+    assert collection.remove_ids([cat_id]) == 1
+    reopened = lookalike.open(collection.directory)
+    result = reopened.search(photos["cat-small"], k=50)
+    assert all(n.image.id != cat_id for n in result.neighbours)
+    vectors = reopened._current_vectors()
+    assert vectors.id_checksum() == reopened.store.id_checksum()
+    assert np.isin(cat_id, vectors.ids(), invert=True)
