@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/lookalike labels --model efficientnet-lite2 data/*.jpg
+	$(BIN)/lookalike index data --index $(DEMO_INDEX) --model efficientnet-lite2
+	$(BIN)/lookalike search data/cat.jpg --index $(DEMO_INDEX) -k 3
+	$(BIN)/lookalike info --index $(DEMO_INDEX)
 
 test: install
 	$(BIN)/ruff check lookalike tests bench
