@@ -115,13 +115,15 @@ class Collection:
     """Open with :func:`open_collection` (``lookalike.open``). Safe to share between threads."""
 
     def __init__(
-        self, store: Store, model: str | None, cache_dir: str | Path | None, index_type: str
+        self, store: Store, model: str | None, cache_dir: str | Path | None, index_type: str,
+        batching: bool = False,
     ) -> None:
         self.store = store
         self.directory = store.directory
         self._model = model
         self._cache_dir = cache_dir
         self._index_type = index_type
+        self._batching = batching
         self._embedder: Embedder | None = None
         self._vectors: vectors.VectorIndex | None = None
         self._vectors_generation = -1
@@ -151,6 +153,10 @@ class Collection:
                         f"index {self.directory} was built with {stored}; refusing vectors from "
                         f"{embedder.fingerprint}"
                     )
+                if self._batching:  # a server's concurrent searches share forward passes
+                    from lookalike.embedder.batching import BatchingEmbedder
+
+                    embedder = BatchingEmbedder(embedder)
                 self._embedder = embedder
             return self._embedder
 
@@ -434,9 +440,13 @@ def open_collection(
     create: bool = True,
     index_type: str = "auto",
     cache_dir: str | Path | None = None,
+    batching: bool = False,
 ) -> Collection:
-    """Open (or create) the index in ``directory`` (default: :func:`default_directory`)."""
+    """Open (or create) the index in ``directory`` (default: :func:`default_directory`).
+
+    ``batching``: embed queries from concurrent threads together (:mod:`lookalike.embedder.batching`).
+    """
     if index_type not in vectors.INDEX_TYPES:
         raise CollectionError(f"unknown index type {index_type!r}; choose {', '.join(vectors.INDEX_TYPES)}")
     store = Store.open(directory or default_directory(), create=create)
-    return Collection(store, model, cache_dir, index_type)
+    return Collection(store, model, cache_dir, index_type, batching)
