@@ -210,6 +210,38 @@ def failures(
         output.failures(collection.failures(limit), as_json=as_json)
 
 
+@app.command()
+def serve(
+    index: IndexOption = None,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback exposes the index.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="LOOKALIKE_TOKEN", help="Require 'Authorization: Bearer TOKEN' on requests."),
+    ] = None,
+    upload_dir: Annotated[
+        Path | None, typer.Option(help="Allow adding images by upload; they are saved here, then indexed.")
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted.")] = 20.0,
+    batching: Annotated[
+        bool, typer.Option(help="Embed concurrent queries together in one model batch.")
+    ] = True,
+) -> None:
+    """Serve the HTTP API and the search page (http://127.0.0.1:8000/ by default)."""
+    import uvicorn
+
+    from lookalike.index.collection import open_collection
+    from lookalike.server import create_app
+
+    with open_collection(index, create=False, batching=batching) as collection:
+        app = create_app(
+            collection, token=token, upload_dir=upload_dir, max_upload_bytes=int(max_upload_mb * 2**20)
+        )
+        uvicorn.run(app, host=host, port=port)
+
+
 def main() -> None:
     try:
         app()
