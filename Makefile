@@ -26,7 +26,10 @@ test: install
 	$(BIN)/pytest -q
 
 bench: install
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/embed.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf $(VENV) .lookalike
