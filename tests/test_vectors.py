@@ -231,3 +231,22 @@ def test_auto_rebuilds_a_flat_file_as_ivf_once_the_collection_outgrows_it(store,
     fill(store, clustered(IVF_MIN, seed=3), start=IVF_MIN)  # doubled: well past the threshold
     loaded, rebuilt = load_or_rebuild(store)
     assert rebuilt and loaded.kind == "ivf" and loaded.ntotal == 2 * IVF_MIN
+
+
+def test_a_stale_ivf_file_keeps_its_trained_lists_and_gets_the_current_vectors(store, tmp_path):
+    def centroids(index: VectorIndex) -> np.ndarray:
+        ivf = faiss.extract_index_ivf(index.index)
+        return ivf.quantizer.reconstruct_n(0, ivf.nlist)
+
+    ids = fill(store, clustered(IVF_MIN + 100))
+    built, generation = rebuild(store, "ivf")
+    built.save(tmp_path, generation)
+    store.delete(ids[:5])
+    (new_id,) = fill(store, clustered(1, seed=42), start=IVF_MIN + 100)
+
+    loaded, rebuilt = load_or_rebuild(store, "ivf")
+
+    assert rebuilt and loaded.kind == "ivf"
+    np.testing.assert_array_equal(centroids(loaded), centroids(built))  # no k-means again
+    assert loaded.id_checksum() == store.id_checksum()
+    assert loaded.search(clustered(1, seed=42), k=1, nprobe=64)[0].ids.tolist() == [new_id]

@@ -153,6 +153,12 @@ class VectorIndex:
         if len(ids):
             self.index.add_with_ids(normalized(vectors), np.asarray(ids, dtype=np.int64))
 
+    def refill(self, chunks: Callable[[], Chunks]) -> None:
+        """Drop every vector and add ``chunks()`` again, keeping what the index learnt (ivf lists)."""
+        self.index.reset()
+        for ids, vectors in chunks():
+            self.add(ids, vectors)
+
     def remove(self, ids: Iterable[int]) -> int:
         """Remove ids (absent ones are ignored); returns how many were removed."""
         batch = np.fromiter((int(i) for i in ids), dtype=np.int64)
@@ -271,18 +277,23 @@ def load_or_rebuild(store: Store, kind: str = "auto", dim: int | None = None) ->
     """The FAISS index matching ``store``: the saved file when current, else rebuilt (not saved).
 
     Current means: same generation, same id set (count and sum), and the right kind for the size.
+    A stale but readable file of the right kind keeps its trained ivf lists and is only refilled from
+    SQLite: k-means is most of an ivf build (minutes at 1M vectors), the vectors are not.
     Returns (index, rebuilt); a writer saves a rebuilt index, a reader just uses it.
     """
     with store.snapshot():
         generation, checksum = store.generation, store.id_checksum()
     try:
         vi, sidecar = VectorIndex.load(store.directory)
-        saved = (sidecar["generation"], (sidecar["count"], sidecar["id_sum"]))  # checked against the file
-        if saved == (generation, checksum) and vi.suits(checksum[0], kind):
-            return vi, False
     except CollectionError:
-        pass
-    return rebuild(store, kind, dim)[0], True
+        return rebuild(store, kind, dim)[0], True
+    if not vi.suits(checksum[0], kind):
+        return rebuild(store, kind, dim)[0], True
+    if (sidecar["generation"], (sidecar["count"], sidecar["id_sum"])) != (generation, checksum):
+        with store.snapshot():
+            vi.refill(store_chunks(store))
+        return vi, True
+    return vi, False
 
 
 def saved_generation(directory: str | Path) -> int | None:
