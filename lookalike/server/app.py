@@ -23,7 +23,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from PIL import Image as PILImage
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike import __version__
 from lookalike.embedder.labels import Label
@@ -97,9 +99,9 @@ def create_app(
         summary="Reverse image search, labels and duplicates over one lookalike index.",
         docs_url=None,  # Swagger UI loads from a CDN; the schema is at /openapi.json
         redoc_url=None,
-        max_body_size=max_upload_bytes + MULTIPART_SLACK,
         lifespan=warm_model,
     )
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK)
     _add_error_handlers(app)
     api = APIRouter(dependencies=[Depends(_bearer_check(token))] if token else [], responses=ERRORS)
     _add_routes(api, collection, Path(upload_dir).absolute() if upload_dir else None, max_upload_bytes)
@@ -118,12 +120,44 @@ def create_app(
     return app
 
 
+class BodyLimit:
+    """413 for request bodies over ``limit``: at once from Content-Length, else counted as they arrive.
+
+    Starlette's own limiter answers in plain text; this one keeps the JSON error of every other answer.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.message = f"request body larger than {limit:,} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await JSONResponse({"error": self.message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:  # raised inside the endpoint's body parsing: FastAPI passes it on
+                raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def _bearer_check(token: str):
     """A dependency refusing requests without ``Authorization: Bearer <token>`` (constant-time compare)."""
     expected = token.encode()
     scheme = HTTPBearer(auto_error=False, description="The token given to `lookalike serve --token`.")
 
-    def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+    def check(credentials: HTTPAuthorizationCredentials | None = Depends(scheme)) -> None:  # noqa: B008
         if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
@@ -233,7 +267,8 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
         try:
             jpeg = thumbnails.get(path, size)
         except ImageError as error:
-            raise HTTPException(404, f"image {image_id} is no longer readable: {error.reason}") from None
+            message = f"the file of image {image_id} is gone or unreadable: {error.reason}"
+            raise HTTPException(404, message) from None
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @api.get(

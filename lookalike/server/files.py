@@ -31,6 +31,8 @@ class Thumbnails:
         """Raises ImageError when the file is gone or no longer readable."""
         try:
             stat = os.stat(path)
+        except FileNotFoundError:
+            raise ImageError(path, "file not found") from None
         except OSError as error:
             raise ImageError(path, error.strerror or "cannot read file") from None
         return self._make(path, stat.st_mtime_ns, stat.st_size, size)
