@@ -27,6 +27,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from lookalike.index import vectors
+
 SECTION = "## Search latency and recall"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 K = 10
@@ -257,7 +259,12 @@ def main() -> None:
         f"own bytes (codes, ids, graph links, centroids); peak RSS of the whole run "
         f"{peak_rss_gib():.1f} GiB. IVF build time includes k-means training "
         f"({args.train_per_list} points per list, 10 iterations). Total run "
-        f"{time.perf_counter() - started:.0f}s."
+        f"{time.perf_counter() - started:.0f}s; load average at the end {os.getloadavg()[0]:.1f} "
+        f"(other jobs on the machine inflate latencies, p95 most)."
+        f"\n\nPolicy this chooses (lookalike/index/vectors.py): exact `flat` up to {vectors.FLAT_MAX:,} "
+        f"vectors, "
+        f"then `ivf` = IVF-SQ8 with ~4*sqrt(n) lists and nprobe={vectors.NPROBE}; HNSW is measured for "
+        f"comparison only (slow to build on 2 cores, no removal)."
     )
     write_section(f"{note}\n\n{table}")
     print(f"\nwrote {SECTION!r} in {DOCS}")
