@@ -5,7 +5,7 @@ Run by hand: ``python bench/duplicates.py --sizes 100000,1000000``. Each size ru
 "## Duplicate clustering speed" section of docs/benchmarks.md.
 
 What is measured is what ``lookalike duplicates`` will do on a collection: the collection's own
-FAISS index (built here with ``VectorIndex.build``, i.e. exact up to 20k and IVF-SQ8 beyond; its
+FAISS index (built here with ``VectorIndex.build``, i.e. exact for small sets and IVF-SQ8 beyond; its
 build time is shown apart, as a collection already has it) is self-searched with
 ``similar_pairs`` and the pairs grouped with ``build_clusters``.
 
