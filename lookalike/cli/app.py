@@ -226,8 +226,8 @@ def serve(
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted.")] = 20.0,
     batching: Annotated[
-        bool, typer.Option(help="Embed concurrent queries together in one model batch.")
-    ] = True,
+        bool, typer.Option(help="Embed concurrent queries in one model batch (see docs/benchmarks.md).")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and the search page (http://127.0.0.1:8000/ by default)."""
     import uvicorn

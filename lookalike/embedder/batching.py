@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MAX_BATCH = 16
 """Images per forward pass at most: past this, a batch costs as much per image as two smaller ones."""
 
-MAX_WAIT_S = 0.003
+MAX_WAIT_S = 0.002
 """How long the worker waits for company after the first image of a batch arrives."""
 
 IDLE_EXIT_S = 30.0
