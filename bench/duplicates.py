@@ -20,11 +20,8 @@ SQLite; this keeps the 1M run within a shared machine's memory).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import re
 import resource
 import subprocess
 import sys
@@ -44,8 +41,10 @@ from lookalike.index.duplicates import (  # noqa: E402
 )
 from lookalike.index.vectors import VectorIndex  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import DOCS, machine, today, write_section  # noqa: E402
+
 SECTION = "## Duplicate clustering speed"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 CHUNK = 50_000
 
 
@@ -142,13 +141,8 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
     return results
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} CPUs ({cpu}), {ram:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} FAISS threads")
+def faiss_setup() -> tuple[str, str]:
+    return f"faiss {faiss.__version__}", f"{faiss.omp_get_max_threads()} FAISS threads"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -162,18 +156,6 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['cluster_s']:.2f} | {r['search_s'] + r['cluster_s']:.1f} | {r['peak_rss_gib']:.1f} "
             f"| {r['pairs']:,} | {r['clusters']:,} | {r['precision']:.5f} | {r['recall']:.5f} |")
     return "\n".join(lines)
-
-
-def write_section(body: str) -> None:
-    """Replace only this section of docs/benchmarks.md (read just before writing: others edit it too)."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -200,7 +182,7 @@ def main() -> None:
         rows += json.loads(out.stdout)
         print(markdown(rows), flush=True)
     body = "\n\n".join([
-        f"Measured {dt.date.today().isoformat()} with `python bench/duplicates.py` on {machine()}.",
+        f"Measured {today()} with `python bench/duplicates.py` on {machine(*faiss_setup())}.",
         f"Synthetic {args.dim}-d vectors (see the script's docstring): 5% of originals get 1-3 copies "
         f"at cosine 0.92-0.99, threshold {args.threshold}. The collection's own index is self-searched "
         "(k=32, more for rows still above the threshold at the k-th neighbour) and grouped by "
@@ -215,7 +197,7 @@ def main() -> None:
         f"{os.cpu_count()} CPUs (other jobs share this machine).",
         markdown(rows),
     ])
-    write_section(body)
+    write_section(SECTION, body)
     print(f"\nwrote {SECTION!r} in {DOCS}")
 
 

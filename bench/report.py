@@ -11,7 +11,8 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
-def machine() -> str:
+def machine(*extras: str) -> str:
+    """CPU, cores, RAM and Python, plus whatever else a benchmark depends on (e.g. its FAISS threads)."""
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -19,7 +20,8 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPUs ({cpu}), {ram:.0f} GiB RAM, Python {platform.python_version()}"
+    return ", ".join([f"{os.cpu_count()} CPUs ({cpu})", f"{ram:.0f} GiB RAM",
+                      f"Python {platform.python_version()}", *extras])
 
 
 def today() -> str:

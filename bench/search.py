@@ -13,12 +13,10 @@ group together, in a space of low intrinsic dimension). See ``Space``: with its 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
-import re
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,8 +27,10 @@ import numpy as np
 
 from lookalike.index import vectors
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import DOCS, machine, today, write_section  # noqa: E402
+
 SECTION = "## Search latency and recall"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 K = 10
 
 
@@ -193,36 +193,12 @@ def bench_size(n: int, args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} CPUs ({cpu}), {ram:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"faiss {faiss.__version__}")
-
-
 def markdown(rows: list[Row]) -> str:
     lines = ["| vectors | index | parameters | build s | index MiB | p50 ms | p95 ms | recall@10 |",
              "|---:|---|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.size:,} | {r.index} | {r.params} | {r.build_s:.1f} | {r.memory_mib:.0f} | "
               f"{r.p50_ms:.2f} | {r.p95_ms:.2f} | {r.recall:.3f} |" for r in rows]
     return "\n".join(lines)
-
-
-def write_section(body: str) -> None:
-    """Replace only our section of docs/benchmarks.md; other sections belong to other benchmarks."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -252,8 +228,9 @@ def main() -> None:
     if args.no_write:
         return
     note = (
-        f"`python bench/search.py --sizes {','.join(map(str, args.sizes))}` on {dt.date.today()}, "
-        f"{machine()}, {args.threads} FAISS threads. Data: dim {args.dim}, up to {args.clusters} gaussian "
+        f"`python bench/search.py --sizes {','.join(map(str, args.sizes))}` on {today()}, "
+        f"{machine(f'faiss {faiss.__version__}', f'{args.threads} FAISS threads')}. Data: dim {args.dim}, "
+        f"up to {args.clusters} gaussian "
         f"clusters (>= 100 vectors each) in a {args.latent_dim}-d latent space plus noise, L2-normalised; "
         f"{args.queries} single queries (k={K}), recall@10 against exact search. Index MiB = the index's "
         f"own bytes (codes, ids, graph links, centroids); peak RSS of the whole run "
@@ -266,7 +243,7 @@ def main() -> None:
         f"then `ivf` = IVF-SQ8 with ~4*sqrt(n) lists and nprobe={vectors.NPROBE}; HNSW is measured for "
         f"comparison only (slow to build on 2 cores, no removal)."
     )
-    write_section(f"{note}\n\n{table}")
+    write_section(SECTION, f"{note}\n\n{table}")
     print(f"\nwrote {SECTION!r} in {DOCS}")
 
 
