@@ -227,7 +227,7 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted.")] = 20.0,
     batching: Annotated[
         bool, typer.Option(help="Embed concurrent queries in one model batch (see docs/benchmarks.md).")
-    ] = False,
+    ] = True,
 ) -> None:
     """Serve the HTTP API and the search page (http://127.0.0.1:8000/ by default)."""
     import uvicorn
