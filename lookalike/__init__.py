@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lookalike.errors import CollectionError, ImageError, LookalikeError, ModelError, ModelMismatchError
 
 if TYPE_CHECKING:
     from lookalike.embedder import Label
+    from lookalike.index.collection import Collection
 
 __version__ = "0.1.0"
 __all__ = [
@@ -27,22 +28,15 @@ __all__ = [
 ]
 
 
-def open(
-    directory: str | Path | None = None,
-    *,
-    model: str | None = None,
-    create: bool = True,
-    index_type: str = "auto",
-    cache_dir: str | Path | None = None,
-):
-    """Open (or create) an index directory: ``col = lookalike.open("~/.lookalike")``.
+def open(directory: str | Path | None = None, **options: Any) -> Collection:
+    """Open (or create) an index directory: ``col = lookalike.open("photos-index", model=...)``.
 
-    ``model`` is needed only for a new index (default efficientnet-b2); an existing one remembers its
-    model and refuses vectors from another. ``index_type``: auto (exact, then IVF as it grows), flat, ivf.
+    The options are :func:`lookalike.index.collection.open_collection`'s (model, create, index_type,
+    cache_dir, batching); the import is deferred so that ``import lookalike`` stays light.
     """
     from lookalike.index.collection import open_collection
 
-    return open_collection(directory, model=model, create=create, index_type=index_type, cache_dir=cache_dir)
+    return open_collection(directory, **options)
 
 
 def classify(

@@ -182,3 +182,14 @@ def test_remove_ids_keeps_faiss_and_sqlite_in_step(collection, photos):
     vectors = reopened._current_vectors()
     assert vectors.id_checksum() == reopened.store.id_checksum()
     assert np.isin(cat_id, vectors.ids(), invert=True)
+
+
+def test_an_index_type_asked_for_once_is_remembered(tmp_path, tf1_module, photos):
+    with lookalike.open(tmp_path / "ivf-index", model=str(tf1_module), index_type="flat") as col:
+        col.add([photos["cat"]])
+    with lookalike.open(tmp_path / "ivf-index") as reopened:
+        assert reopened._index_type == "flat"
+        reopened.add([photos["rocket"]])
+        assert reopened.info().index_type == "flat"
+    with pytest.raises(CollectionError, match="unknown index type"):
+        lookalike.open(tmp_path / "ivf-index", index_type="hnsw")

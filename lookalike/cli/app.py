@@ -110,7 +110,9 @@ def index_command(
         str | None, typer.Option("--extensions", help="Comma-separated, e.g. jpg,png (default: all images).")
     ] = None,
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
-    index_type: Annotated[str, typer.Option("--index-type", help="auto, flat or ivf.")] = "auto",
+    index_type: Annotated[
+        str | None, typer.Option("--index-type", help="auto, flat or ivf (remembered) [default: auto].")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per model batch.")] = 32,
     commit_every: Annotated[
         int, typer.Option(min=1, help="Images per commit: the most a killed run has to redo.")
