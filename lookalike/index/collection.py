@@ -115,14 +115,16 @@ class Collection:
     """Open with :func:`open_collection` (``lookalike.open``). Safe to share between threads."""
 
     def __init__(
-        self, store: Store, model: str | None, cache_dir: str | Path | None, index_type: str,
+        self, store: Store, model: str | None, cache_dir: str | Path | None, index_type: str | None,
         batching: bool = False,
     ) -> None:
         self.store = store
         self.directory = store.directory
         self._model = model
         self._cache_dir = cache_dir
-        self._index_type = index_type
+        # An index type asked for once is remembered (at the next write), so plain opens keep using it.
+        self._index_type_asked = index_type
+        self._index_type = index_type or store.get_meta("index_type") or "auto"
         self._batching = batching
         self._embedder: Embedder | None = None
         self._vectors: vectors.VectorIndex | None = None
@@ -182,6 +184,8 @@ class Collection:
         started = time.perf_counter()
         roots = [Path(p).expanduser().absolute() for p in paths]
         with self._lock, self.store.writer(wait):
+            if self._index_type_asked:
+                self.store.set_meta("index_type", self._index_type_asked)
             found = list(walk(roots, extensions, include_hidden=include_hidden))
             known = self.store.file_states()
             to_embed, touched, unchanged = self._changes(found, known)
@@ -438,15 +442,18 @@ def open_collection(
     *,
     model: str | None = None,
     create: bool = True,
-    index_type: str = "auto",
+    index_type: str | None = None,
     cache_dir: str | Path | None = None,
     batching: bool = False,
 ) -> Collection:
     """Open (or create) the index in ``directory`` (default: :func:`default_directory`).
 
-    ``batching``: embed queries from concurrent threads together (:mod:`lookalike.embedder.batching`).
+    ``model`` is needed only for a new index (default efficientnet-b2); an existing one remembers its
+    model and refuses vectors from another. ``index_type``: auto (exact, then IVF as it grows), flat or
+    ivf; remembered by the index once it is written with it. ``batching``: embed queries from concurrent
+    threads together (:mod:`lookalike.embedder.batching`).
     """
-    if index_type not in vectors.INDEX_TYPES:
+    if index_type is not None and index_type not in vectors.INDEX_TYPES:
         raise CollectionError(f"unknown index type {index_type!r}; choose {', '.join(vectors.INDEX_TYPES)}")
     store = Store.open(directory or default_directory(), create=create)
     return Collection(store, model, cache_dir, index_type, batching)
