@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=128, help="number of 640x480 JPEGs")
     parser.add_argument("--large", type=int, default=64, help="number of 4000x3000 (12 MP) JPEGs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--label-repeats", type=int, default=15, help="pairs of features-only/both calls")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -71,6 +72,7 @@ def main() -> None:
             times["model"].append(_timed(lambda: embedder.embed_pixels(pixels)))
             times["small"].append(_timed(lambda: list(embedder.embed_many(small, batch_size=args.batch))))
             times["large"].append(_timed(lambda: list(embedder.embed_many(large, batch_size=args.batch))))
+        for _ in range(args.label_repeats):
             times["features"].append(_timed(lambda: features_only(pixels)))
             times["both"].append(_timed(lambda: both(pixels)))
 
@@ -87,7 +89,7 @@ def main() -> None:
     table += [f"| {name} | {ips:.1f} | {ratio:.2f} |" for name, ips, ratio in rows]
     body = "\n".join(table) + (
         f"\n\nLabels cost: features + logits in one pruned call vs features only: "
-        f"{overhead:+.1%} (medians, batch {args.batch}).\n\n"
+        f"{overhead:+.1%} (medians of {args.label_repeats} interleaved pairs, batch {args.batch}).\n\n"
         f"`python bench/embed.py` on {today()}, {machine()}; model {embedder.name} "
         f"({embedder.dim}-d, {size}x{size}), batch {args.batch}, medians of {args.repeats} interleaved "
         f"repeats over {args.small} small and {args.large} large JPEGs."
