@@ -101,7 +101,8 @@ def make_set(folder: Path, seed: int = 0) -> list[Item]:
         for name, transform in TRANSFORMS.items():
             copy = transform(image, rng)
             quality = rng.randint(35, 75) if name.startswith("jpeg") else 90
-            path = folder / f"{group}__{name.split()[0]}.jpg"
+            slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")  # unique per transform
+            path = folder / f"{group}__{slug}.jpg"
             copy.save(path, quality=quality)
             items.append(Item(group, name, path))
     return items

@@ -7,6 +7,7 @@ This is the library API the CLI and the HTTP service call as is: ``lookalike.ope
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,8 +20,22 @@ import numpy as np
 from lookalike.embedder.catalog import DEFAULT_MODEL
 from lookalike.embedder.labels import Label
 from lookalike.errors import CollectionError, ImageError, ModelMismatchError
-from lookalike.index import vectors
-from lookalike.index.store import ImageRow, NewImage, Store, match_labels
+from lookalike.index import quarantine, vectors
+from lookalike.index.duplicates import (
+    DEFAULT_THRESHOLD,
+    ORIENTATION_FLOOR,
+    Cluster,
+    ImageRecord,
+    KeeperPolicy,
+    Pair,
+    build_clusters,
+    build_matches,
+    orientation_pixels,
+    recheck_orientations,
+    similar_pairs,
+    similar_pairs_between,
+)
+from lookalike.index.store import DB_NAME, ImageRow, NewImage, Store, match_labels
 from lookalike.index.walk import FoundFile, digest_file, walk
 
 if TYPE_CHECKING:
@@ -29,6 +44,9 @@ if TYPE_CHECKING:
 COMMIT_EVERY = 256  # images per SQLite transaction: the unit a killed run loses at most
 SAVE_EVERY_S = 60.0  # during a long run, refresh the FAISS file this often for readers
 LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbours that match
+PAIR_CHUNK = 4096  # vectors read from SQLite per duplicate self-search call
+ORIENTATION_K = 8  # neighbours per image offered to the orientation check
+ORIENTATION_BATCH = 8  # images per forward pass of the orientation check (x4 orientations)
 
 Progress = Callable[[int, int], None]  # (images embedded so far, images to embed)
 
@@ -420,6 +438,178 @@ class Collection:
                 self.store.failure_count(), kind, disk, self.store.get_meta("created"),
             )
 
+    # -- duplicates --------------------------------------------------------------------------------
+
+    def duplicates(
+        self,
+        threshold: float | None = None,
+        *,
+        policy: str = "pixels,size,oldest",
+        against: str | Path | None = None,
+        exact_only: bool = False,
+    ) -> list[Cluster]:
+        """Exact and near-duplicate clusters: a keeper each (by ``policy``), its copies with their similarity.
+
+        ``threshold`` is the cosine similarity a copy needs to its keeper (default: the calibrated
+        ``DEFAULT_THRESHOLD``). ``against`` another index directory or an image folder asks "which of
+        my images are already there?": the other set's file is the keeper, mine are the copies. Another
+        index is only read; a folder is indexed with this collection's model into a temporary index
+        that is deleted afterwards. ``exact_only`` compares content digests alone: no model, no vectors.
+        Raises ValueError for an unknown policy or a threshold outside (0, 1].
+        """
+        keeper_policy = KeeperPolicy.parse(policy)
+        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+        if against is not None:
+            return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
+        with self._lock:
+            pairs: list[Pair] = []
+            if not exact_only and self.store.count():
+                index = self._current_vectors()
+                pairs = self._near_pairs(similar_pairs, index, self.store, threshold)
+            twins = [i for (i,) in self.store.db.conn.execute(
+                "SELECT id FROM images WHERE digest IN "
+                "(SELECT digest FROM images GROUP BY digest HAVING count(*) > 1)"
+            )]
+            records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
+        return build_clusters(records, [p for p in pairs if p.a in records and p.b in records], keeper_policy)
+
+    def _near_pairs(self, find: Callable[..., list[Pair]], index: vectors.VectorIndex, targets: Store,
+                    threshold: float) -> list[Pair]:
+        """Pairs at the threshold, plus closest-neighbour pairs from ``ORIENTATION_FLOOR`` up that reach
+        it once mirrored and rotated (:func:`recheck_orientations`). ``find`` searches my vectors against
+        ``index``, whose ids are rows of ``targets`` (this store, or the other set's)."""
+        sure: list[Pair] = []
+        maybe: list[Pair] = []
+        for ids, chunk in self.store.iter_vectors(PAIR_CHUNK):
+            sure += find(index.index, chunk, ids, threshold)
+            if threshold > ORIENTATION_FLOOR:
+                maybe += [p for p in find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K,
+                                          max_k=ORIENTATION_K) if p.similarity < threshold]
+        if maybe:
+            variants = self._orientation_vectors({p.a for p in maybe})
+            rows = targets.get_many(list({p.b for p in maybe}), vector=True)
+            sure += recheck_orientations(maybe, threshold, variants, {row.id: row.vector for row in rows})
+        return sure
+
+    def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """Mirrored and rotated embeddings of indexed images, from their files; unreadable ones left out."""
+        from lookalike.embedder.embedder import l2_normalise
+        from lookalike.embedder.images import load_image
+
+        embedder = self.embedder
+        rows = self.store.get_many(sorted(ids))
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(rows), ORIENTATION_BATCH):
+            batch = []
+            for row in rows[start : start + ORIENTATION_BATCH]:
+                try:
+                    pixels = load_image(row.path, embedder.input_size).pixels
+                except ImageError:
+                    continue  # gone or changed since indexing: its pair simply stays below the threshold
+                batch.append((row.id, orientation_pixels(pixels)))
+            if batch:
+                features, _ = embedder.embed_pixels(np.concatenate([pixels for _, pixels in batch]))
+                turned = l2_normalise(features).reshape(len(batch), -1, features.shape[-1])
+                found.update(zip((image_id for image_id, _ in batch), turned, strict=True))
+        return found
+
+    def _matches(self, other: Path, threshold: float, exact_only: bool) -> list[Cluster]:
+        """Two-set mode: my images against another index (only read) or a folder (a throwaway index)."""
+        if (other / DB_NAME).exists():
+            with Store.open(other, create=False) as archive:
+                return self._match_store(archive, threshold, exact_only)
+        if not other.is_dir():
+            raise CollectionError(f"{other} is neither a lookalike index nor a folder")
+        if exact_only:
+            return self._match_files(other)
+        with (
+            tempfile.TemporaryDirectory(prefix="lookalike-against-") as tmp,
+            Collection(Store.open(tmp), None, self._cache_dir, "auto") as scratch,
+        ):
+            scratch._embedder = self.embedder  # the same model, loaded once
+            scratch.add([other])
+            return self._match_store(scratch.store, threshold, exact_only)
+
+    def _match_store(self, archive: Store, threshold: float, exact_only: bool) -> list[Cluster]:
+        pairs: list[Pair] = []
+        with self._lock:
+            mine = dict(self.store.db.conn.execute("SELECT id, digest FROM images"))
+            wanted = set(mine.values())
+            twins = [i for i, digest in archive.db.conn.execute("SELECT id, digest FROM images")
+                     if digest in wanted]
+            if not exact_only and self.store.count() and archive.count():
+                self._check_same_model(archive)
+                index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
+                pairs = self._near_pairs(similar_pairs_between, index, archive, threshold)
+            theirs = _records(archive, [*twins, *(p.b for p in pairs)])
+            found = {r.digest for r in theirs.values()}
+            twins = [i for i, digest in mine.items() if digest in found]
+            queries = _records(self.store, [*twins, *(p.a for p in pairs)])
+        pairs = [p for p in pairs if p.a in queries and p.b in theirs]
+        return build_matches(queries.values(), theirs.values(), pairs)
+
+    def _check_same_model(self, archive: Store) -> None:
+        from lookalike.embedder import Fingerprint
+
+        mine, theirs = self.store.get_meta("model"), archive.get_meta("model")
+        if mine != theirs:
+            raise ModelMismatchError(
+                f"{archive.directory} was built with {Fingerprint.from_dict(theirs)}, {self.directory} with "
+                f"{Fingerprint.from_dict(mine)}: their vectors cannot be compared (--exact still can)"
+            )
+
+    def _match_files(self, folder: Path) -> list[Cluster]:
+        """Exact two-set mode against a plain folder: content digests only, no model, nothing written."""
+        with self._lock:
+            mine = dict(self.store.db.conn.execute("SELECT id, digest FROM images"))
+        wanted = set(mine.values())
+        theirs = []
+        for number, file in enumerate(walk([folder])):
+            digest = _digest_or_none(file.path)
+            if digest in wanted:
+                width, height = _pixel_size(file.path)
+                theirs.append(ImageRecord(number, file.path, width, height, file.size, file.mtime, digest))
+        found = {r.digest for r in theirs}
+        with self._lock:
+            queries = _records(self.store, [i for i, d in mine.items() if d in found])
+        return build_matches(queries.values(), theirs)
+
+    def move_duplicates(self, clusters: Iterable[Cluster], quarantine_dir: str | Path, *,
+                        wait: float = 0.0) -> quarantine.MoveResult:
+        """Move every cluster's copies (never a keeper) into ``quarantine_dir`` and forget them here.
+
+        Paths under the quarantine mirror the copies' folders; ``result.manifest`` is what :meth:`undo`
+        takes. The writer lock is held throughout, so files and index change together.
+        """
+        with self._lock, self.store.writer(wait):
+            result = quarantine.move_copies(clusters, quarantine_dir)
+            self._forget_paths(result.originals)
+        return result
+
+    def delete_duplicates(self, clusters: Iterable[Cluster], *, wait: float = 0.0) -> quarantine.DeleteResult:
+        """Delete every cluster's copies (never a keeper) for good, and forget them. Ask the user first."""
+        with self._lock, self.store.writer(wait):
+            result = quarantine.delete_copies(clusters)
+            self._forget_paths(result.deleted)
+        return result
+
+    def undo(self, manifest: str | Path, *, wait: float = 0.0) -> quarantine.UndoResult:
+        """Put files moved by :meth:`move_duplicates` back, byte-identical, and index them again."""
+        result = quarantine.undo(manifest)
+        if result.restored:
+            self.add(result.restored, wait=wait)
+        return result
+
+    def _forget_paths(self, paths: Iterable[Path]) -> None:
+        """Drop the rows of files that were moved or deleted (the caller holds the writer lock)."""
+        ids = [row.id for path in paths if (row := self.store.get_by_path(path, vector=False))]
+        if ids:
+            index = self._current_vectors()
+            self._forget(ids, index)
+            self._save_vectors(index)
+
     def close(self) -> None:
         self.store.close()
 
@@ -428,6 +618,27 @@ class Collection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:
+    """What the keeper policy and the report need, for just the images in pairs or exact groups."""
+    return {
+        row.id: ImageRecord(row.id, row.path, row.width, row.height, row.size, row.mtime, row.digest)
+        for row in store.get_many(list(ids))
+    }
+
+
+def _pixel_size(path: str) -> tuple[int, int]:
+    """Width and height as the picture is meant to be seen (EXIF rotation applied); (0, 0) if unreadable."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as image:
+            width, height = image.size
+            turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: a quarter turn
+    except (OSError, ValueError, PILImage.DecompressionBombError):
+        return 0, 0
+    return (height, width) if turned else (width, height)
 
 
 def _digest_or_none(path: str) -> str | None:

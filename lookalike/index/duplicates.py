@@ -146,6 +146,47 @@ docs/benchmarks.md: at 100k nprobe 4/8/16 take 15/23/31 s and all find every pla
 nprobe 8 takes 6.4 minutes with recall 0.99999."""
 
 
+DEFAULT_THRESHOLD = 0.70
+"""Cosine similarity at which two images count as near-duplicates (with the orientation check below).
+Calibrated, not guessed: docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py)."""
+
+ORIENTATION_FLOOR = 0.45
+"""Pairs between this and the threshold get a second look: one image's mirrored and rotated
+embeddings against the other's vector, which catches mirrored and rotated copies (a rotated photo's
+plain similarity to its original can be as low as 0.4). Measured in the same benchmark section."""
+
+
+def orientation_pixels(pixels: np.ndarray) -> np.ndarray:
+    """A preprocessed square image mirrored and rotated by 90, 180 and 270 degrees: [4, s, s, 3].
+
+    The model's centre crop commutes with these, so turning the preprocessed square equals
+    embedding a turned file, without decoding the file again.
+    """
+    return np.ascontiguousarray(np.stack([pixels[:, ::-1], *(np.rot90(pixels, turn) for turn in (1, 2, 3))]))
+
+
+def recheck_orientations(
+    pairs: Iterable[Pair],
+    threshold: float,
+    variants: Mapping[int, np.ndarray],
+    targets: Mapping[int, np.ndarray],
+) -> list[Pair]:
+    """The pairs that reach ``threshold`` once ``a``'s orientations are compared with ``b``'s vector.
+
+    ``variants[a]`` holds a's L2-normalised orientation embeddings [m, dim], ``targets[b]`` b's stored
+    vector; a pair missing either (an unreadable file) is dropped. Each kept pair carries the best
+    similarity seen, so the report shows what justified it.
+    """
+    kept = []
+    for p in pairs:
+        if p.a not in variants or p.b not in targets:
+            continue
+        best = max(p.similarity, float(np.max(variants[p.a] @ targets[p.b])))
+        if best >= threshold:
+            kept.append(Pair(p.a, p.b, best))
+    return kept
+
+
 def _neighbours(
     index: faiss.Index, vectors: np.ndarray, threshold: float, k: int, max_k: int, chunk_size: int,
     nprobe: int,
