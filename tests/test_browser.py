@@ -21,9 +21,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 TOKEN = "browser-token"
-LOADED_THUMBNAILS = (
-    "[...document.querySelectorAll('#results .card img')].filter(img => img.naturalWidth > 0).length"
-)
+
+
+def loaded(images: str) -> str:
+    """JavaScript counting the images matching a selector that have really loaded (naturalWidth > 0)."""
+    return f"[...document.querySelectorAll('{images}')].filter(img => img.naturalWidth > 0).length"
+
+
+LOADED_THUMBNAILS = loaded("#results .card img")
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
@@ -99,3 +104,16 @@ def test_a_bad_file_shows_the_error(page, live_url, tmp_path):
     page.set_input_files("#file", str(bad))
     page.wait_for_selector("#error", state="visible")
     assert "not an image" in page.inner_text("#error")
+
+
+def test_the_duplicates_view_shows_each_cluster_side_by_side(page, live_url, tmp_path):
+    page.goto(f"{live_url}/?token={TOKEN}")
+    page.click("#duplicates-tab")
+    page.fill("#threshold", "0.99")
+    page.click("#duplicates-form button")
+    page.wait_for_function(f"{loaded('#clusters .member img')} >= 8")
+    assert page.locator("#clusters .cluster").count() == 4
+    first = page.locator("#clusters .cluster").first
+    assert first.locator(".member").count() == 2 and first.locator(".member.keeper").count() == 1
+    assert "-small" in first.locator(".member:not(.keeper) .name").inner_text()
+    page.screenshot(path=str(tmp_path / "duplicates.png"), full_page=True)

@@ -157,8 +157,23 @@ def test_the_page_and_its_assets_are_served(client):
 def test_openapi_schema_lists_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/search", "/images/{image_id}/similar", "/classify", "/images/{image_id}",
-            "/images/{image_id}/thumbnail", "/images/{image_id}/file", "/find", "/images", "/info",
-            "/health"} <= set(paths)
+            "/images/{image_id}/thumbnail", "/images/{image_id}/file", "/find", "/duplicates", "/images",
+            "/info", "/health"} <= set(paths)
+
+
+def test_duplicate_clusters_keep_the_original_and_list_its_copy(client, ids):
+    clusters = client.get("/duplicates", params={"threshold": 0.99}).json()
+    pairs = {(c["keeper"]["id"], tuple(copy["id"] for copy in c["copies"])) for c in clusters}
+    photos = ("cameraman", "cat", "espresso", "rocket")
+    assert pairs == {(ids[name], (ids[f"{name}-small"],)) for name in photos}
+    copy = clusters[0]["copies"][0]
+    assert copy["similarity"] >= 0.99 and copy["exact"] is False
+    assert client.get("/duplicates", params={"exact_only": True}).json() == []  # no byte-identical files
+
+
+def test_duplicates_refuse_a_bad_threshold_or_policy(client):
+    assert_error(client.get("/duplicates", params={"threshold": 0}), 422, "threshold")
+    assert_error(client.get("/duplicates", params={"policy": "prettiest"}), 422, "prettiest")
 
 
 # -- errors ----------------------------------------------------------------------------------------

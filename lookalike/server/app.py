@@ -31,6 +31,7 @@ from lookalike import __version__
 from lookalike.embedder.labels import Label
 from lookalike.errors import CollectionError, ImageError, LookalikeError, ModelMismatchError
 from lookalike.index.collection import Collection, Image, IndexInfo, SearchResult, TextHit
+from lookalike.index.duplicates import DEFAULT_POLICY, Cluster
 from lookalike.server.files import Thumbnails, save_upload
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -284,6 +285,22 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
         if not Path(found.path).is_file():
             raise HTTPException(404, f"the file of image {image_id} is gone")
         return FileResponse(found.path, media_type=PILImage.MIME.get(found.format.upper()))
+
+    @api.get("/duplicates", response_model=list[Cluster], tags=["duplicates"])
+    def duplicates(
+        threshold: Annotated[
+            float | None, Query(gt=0, le=1, description="Cosine a copy needs to its keeper [calibrated].")
+        ] = None,
+        policy: Annotated[
+            str, Query(max_length=200, description="Which file to keep: criteria in order.")
+        ] = str(DEFAULT_POLICY),
+        exact_only: Annotated[bool, Query(description="Byte-identical files only (no model).")] = False,
+    ) -> list[Cluster]:
+        """Duplicate clusters: a keeper each and its copies, with their similarity to it."""
+        try:
+            return collection.duplicates(threshold, policy=policy, exact_only=exact_only)
+        except ValueError as error:  # an unknown keeper criterion
+            raise HTTPException(422, str(error)) from None
 
     @api.post(
         "/images",

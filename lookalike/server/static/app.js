@@ -166,6 +166,60 @@ function findText(text) {
   });
 }
 
+// -- duplicates: each cluster side by side, the keeper first ------------------------------------------
+
+function fileSize(bytes) {
+  return bytes < 2 ** 20 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 2 ** 20).toFixed(1)} MB`;
+}
+
+function member(image, keeper) {
+  const item = element("button", keeper ? "card member keeper" : "card member");
+  item.type = "button";
+  item.title = `${image.path}\nclick: search from it`;
+  const img = element("img");
+  img.loading = "lazy";
+  thumbnail(img, image.id);
+  const caption = keeper ? "keep" : image.exact ? "identical" : `similarity ${image.similarity.toFixed(3)}`;
+  item.append(
+    img,
+    element("span", "score", caption),
+    element("span", "name", baseName(image.path)),
+    element("span", "label", `${image.width} x ${image.height} · ${fileSize(image.size)}`),
+  );
+  item.addEventListener("click", () => {
+    document.querySelector('.tab[data-view="search"]').click();
+    searchId(image);
+  });
+  return item;
+}
+
+async function findDuplicates() {
+  showError(null);
+  $("duplicates-status").textContent = "looking for duplicates...";
+  try {
+    const threshold = $("threshold").value;  // empty: the library's calibrated default
+    const query = threshold ? `?threshold=${encodeURIComponent(threshold)}` : "";
+    const clusters = await (await api(`/duplicates${query}`)).json();
+    clearBlobs();
+    $("clusters").replaceChildren(
+      ...clusters.map((cluster) => {
+        const box = element("div", "cluster");
+        const freed = cluster.copies.reduce((sum, copy) => sum + copy.size, 0);
+        const copies = cluster.copies.length;
+        box.append(element("h3", "", `${copies} ${copies === 1 ? "copy" : "copies"} · ${fileSize(freed)} to free`));
+        const row = element("div", "members");
+        row.append(member(cluster.keeper, true), ...cluster.copies.map((copy) => member(copy, false)));
+        box.append(row);
+        return box;
+      }),
+    );
+    $("duplicates-status").textContent = clusters.length ? `${clusters.length} clusters` : "no duplicates";
+  } catch (error) {
+    $("duplicates-status").textContent = "";
+    showError(error);
+  }
+}
+
 // -- wiring ------------------------------------------------------------------------------------------
 
 function wireDrop() {
@@ -215,6 +269,10 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     const text = $("find-text").value.trim();
     if (text) findText(text);
+  });
+  $("duplicates-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    findDuplicates();
   });
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
