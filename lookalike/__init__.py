@@ -6,6 +6,9 @@ Everything the command line does is one call here; ``import lookalike`` does not
 
 from __future__ import annotations
 
+# TensorFlow carries its own SQLite without FTS5; whichever loads first wins for the whole process, so the
+# system SQLite (with the full-text search the index needs) must be loaded before TensorFlow ever is.
+import sqlite3  # noqa: F401
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

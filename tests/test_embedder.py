@@ -55,3 +55,15 @@ def test_batches_match_single_images(tiny_embedder, sample_photos):
     single = [tiny_embedder.embed(p).vector for p in sample_photos]
     batched = [e.vector for _, e in tiny_embedder.embed_many(sample_photos, batch_size=len(sample_photos))]
     np.testing.assert_allclose(np.stack(single), np.stack(batched), atol=1e-5)
+
+
+def test_loading_a_model_before_opening_an_index_keeps_full_text_search(tmp_path, tf1_module):
+    """TensorFlow ships an SQLite without FTS5; lookalike makes sure the system one is loaded first."""
+    code = (
+        "import sys; from lookalike.embedder import load_embedder; load_embedder(sys.argv[1]); "
+        "import lookalike; print(lookalike.open(sys.argv[2]).find('x'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tf1_module), str(tmp_path / "index")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -215,6 +215,11 @@ class Store:
                 )
         except sqlite3.DatabaseError as e:
             conn.close()
+            if "fts5" in str(e).lower():
+                raise CollectionError(
+                    "this process's SQLite lacks FTS5 (TensorFlow was imported before lookalike or sqlite3): "
+                    "import lookalike first"
+                ) from None
             raise CollectionError(f"{path} cannot be opened as a lookalike index: {e}") from None
         except BaseException:
             conn.close()
