@@ -360,7 +360,8 @@ class Collection:
     ) -> SearchResult:
         """Nearest images to a file or encoded image bytes; an indexed path uses its stored vector."""
         if not isinstance(image, bytes):
-            row = self.store.get_by_path(Path(image).expanduser().absolute())
+            with self._lock:
+                row = self.store.get_by_path(Path(image).expanduser().absolute())
             if row is not None:
                 return self._search_row(row, k, min_score, label)
         embedding = self.embedder.embed(image)
@@ -369,7 +370,8 @@ class Collection:
     def search_id(
         self, id: int, k: int = 10, *, min_score: float | None = None, label: str | None = None
     ) -> SearchResult:
-        row = self.store.get(id)
+        with self._lock:
+            row = self.store.get(id)
         if row is None:
             raise CollectionError(f"no image with id {id} in {self.directory}")
         return self._search_row(row, k, min_score, label)
