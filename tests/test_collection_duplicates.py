@@ -1,0 +1,253 @@
+"""Duplicates as a library user meets them: Collection.duplicates, then move / delete / undo, on real files.
+
+The tiny test model embeds a 4x4 colour thumbnail, so distinct photos still score 0.6-0.9 with it:
+these tests pass an explicit threshold of 0.99, which its resized, cropped, recompressed and (through
+the orientation check) rotated copies reach. The calibrated default is for real models; the slow test
+at the end checks it with the offline EfficientNet-Lite2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3  # noqa: F401  before TensorFlow, whose bundled SQLite lacks FTS5
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import lookalike
+from lookalike.index.duplicates import DEFAULT_THRESHOLD
+from tests.photos import DATA, blocks
+
+THRESHOLD = 0.99
+OLD, NEW = 1_000_000_000, 1_600_000_000  # originals are older than their copies
+
+
+def duplicate_folder(root: Path) -> dict[str, Path]:
+    """data/'s photos and, under backup/, copies of them as people make them; four distinct pictures.
+
+    cat: a byte-identical copy; espresso: half size; rocket: 5 % cut off each side; cameraman: turned
+    a quarter and re-saved smaller. The copies are newer or smaller, so each original is the keeper.
+    """
+    (root / "backup").mkdir(parents=True)
+    files = {p.stem: Path(shutil.copy2(p, root / p.name)) for p in sorted(DATA.glob("*.jpg"))}
+    files["cat-copy"] = Path(shutil.copy2(files["cat"], root / "backup" / "cat.jpg"))
+    with Image.open(files["espresso"]) as image:
+        image.resize((image.width // 2, image.height // 2)).save(root / "backup" / "espresso-small.jpg")
+    with Image.open(files["rocket"]) as image:
+        w, h = image.size
+        image.crop((w // 20, h // 20, w - w // 20, h - h // 20)).save(root / "backup" / "rocket-crop.jpg")
+    with Image.open(files["cameraman"]) as image:
+        image.rotate(90, expand=True).save(root / "backup" / "cameraman-turned.jpg", quality=60)
+    for name in ("espresso-small", "rocket-crop", "cameraman-turned"):
+        files[name] = root / "backup" / f"{name}.jpg"
+    for seed in range(4):
+        files[f"blocks{seed}"] = blocks(root / f"blocks{seed}.png", seed)
+    for path in files.values():
+        os.utime(path, (NEW, NEW) if path.parent.name == "backup" else (OLD, OLD))
+    return files
+
+
+EXPECTED = {  # keeper -> its copies
+    "cat": {"cat-copy"},
+    "espresso": {"espresso-small"},
+    "rocket": {"rocket-crop"},
+    "cameraman": {"cameraman-turned"},
+}
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` by relative path, with the sha256 of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def named(clusters, files: dict[str, Path]) -> dict[str, set[str]]:
+    name = {str(path): key for key, path in files.items()}
+    return {name[c.keeper.path]: {name[m.path] for m in c.copies} for c in clusters}
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    return duplicate_folder(tmp_path / "photos")
+
+
+@pytest.fixture
+def collection(tmp_path, tf1_module, files):
+    col = lookalike.open(tmp_path / "index", model=str(tf1_module))
+    col.add([tmp_path / "photos"])
+    yield col
+    col.close()
+
+
+def test_each_cluster_keeps_the_original_and_lists_its_copies(collection, files):
+    clusters = collection.duplicates(THRESHOLD)
+    assert named(clusters, files) == EXPECTED
+    by_keeper = {Path(c.keeper.path).stem: c for c in clusters}
+    (exact,) = by_keeper["cat"].copies
+    assert exact.exact and exact.similarity == 1.0
+    for name in ("espresso", "rocket", "cameraman"):
+        (copy,) = by_keeper[name].copies
+        assert not copy.exact and THRESHOLD <= copy.similarity <= 1.0 + 1e-6
+        assert by_keeper[name].reclaimable == copy.size == files[Path(copy.path).stem].stat().st_size
+
+
+def test_a_turned_copy_is_found_by_the_orientation_check(collection, files):
+    turned, original = (collection.store.get_by_path(files[name]).vector
+                        for name in ["cameraman-turned", "cameraman"])
+    plain = cosine(turned, original)
+    assert plain < THRESHOLD  # as stored, the quarter turn does not look alike...
+    (cluster,) = [c for c in collection.duplicates(THRESHOLD) if c.keeper.path == str(files["cameraman"])]
+    assert cluster.copies[0].similarity > THRESHOLD  # ...turned back, it does
+
+
+def test_a_looser_threshold_never_chains_distinct_pictures_through_a_copy(collection, files):
+    for cluster in collection.duplicates(0.8):
+        keeper = collection.store.get(cluster.keeper.id).vector
+        for copy in cluster.copies:  # every copy was compared with the file that stays
+            vector = collection.store.get(copy.id).vector
+            assert copy.exact or copy.similarity >= 0.8 - 1e-6
+            assert copy.similarity >= cosine(keeper, vector) - 1e-6
+
+
+def test_exact_duplicates_need_no_model(collection, files):
+    reopened = lookalike.open(collection.directory)
+    (cluster,) = reopened.duplicates(exact_only=True)
+    assert cluster.keeper.path == str(files["cat"])
+    assert [m.path for m in cluster.copies] == [str(files["cat-copy"])]
+    assert reopened._embedder is None
+
+
+def test_unknown_keeper_policy_and_bad_threshold_are_value_errors(collection):
+    with pytest.raises(ValueError, match="biggest"):
+        collection.duplicates(policy="biggest")
+    with pytest.raises(ValueError, match="threshold"):
+        collection.duplicates(1.5)
+    assert 0 < DEFAULT_THRESHOLD < 1
+
+
+def test_keeper_policy_newest_keeps_the_copies_instead(collection, files):
+    assert named(collection.duplicates(THRESHOLD, policy="newest"), files) == {
+        copies.pop(): {keeper} for keeper, copies in ((k, set(v)) for k, v in EXPECTED.items())
+    }
+
+
+def test_move_then_undo_leaves_every_file_byte_identical_and_the_index_in_step(collection, files, tmp_path):
+    before, count = tree_digest(tmp_path / "photos"), collection.info().images
+    clusters = collection.duplicates(THRESHOLD)
+
+    moved = collection.move_duplicates(clusters, tmp_path / "quarantine")
+    assert not moved.problems and len(moved.moved) == 4
+    assert all(files[k].exists() for k in EXPECTED)
+    assert not any(files[c].exists() for copies in EXPECTED.values() for c in copies)
+    assert (tmp_path / "quarantine" / "espresso-small.jpg").exists()  # relative to the copies' folder
+    assert collection.info().images == count - 4
+    assert collection.duplicates(THRESHOLD) == []
+    neighbours = collection.search(files["cat"], k=50).neighbours
+    assert str(files["cat-copy"]) not in [n.image.path for n in neighbours]
+
+    undone = collection.undo(moved.manifest)
+    assert not undone.problems and len(undone.restored) == 4
+    assert tree_digest(tmp_path / "photos") == before
+    assert collection.info().images == count
+    assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
+
+
+def test_a_name_clash_in_the_quarantine_gets_a_new_name(collection, files, tmp_path):
+    quarantine = tmp_path / "quarantine"
+    quarantine.mkdir()
+    (quarantine / "cat.jpg").write_bytes(b"someone else's file")
+    result = collection.move_duplicates(collection.duplicates(THRESHOLD), quarantine)
+    assert (quarantine / "cat.jpg").read_bytes() == b"someone else's file"
+    assert (quarantine / "cat (1).jpg").read_bytes() == files["cat"].read_bytes()
+    assert str(quarantine / "cat (1).jpg") in {str(m.moved_to) for m in result.moved}
+
+
+def test_delete_removes_copies_and_their_rows_and_never_a_keeper(collection, files):
+    count = collection.info().images
+    result = collection.delete_duplicates(collection.duplicates(THRESHOLD))
+    assert sorted(p.name for p in result.deleted) == [
+        "cameraman-turned.jpg", "cat.jpg", "espresso-small.jpg", "rocket-crop.jpg"]
+    assert all(files[k].exists() for k in EXPECTED)
+    assert collection.info().images == count - 4
+
+
+@pytest.fixture
+def new_photos(tmp_path, files) -> Path:
+    """A second folder of "new" photos: the backup copies and one picture the archive does not have."""
+    folder = tmp_path / "new"
+    shutil.copytree(tmp_path / "photos" / "backup", folder)
+    blocks(folder / "fresh.png", seed=42)
+    return folder
+
+
+def test_against_another_index_which_is_only_read(tmp_path, tf1_module, collection, files, new_photos):
+    archive = collection.directory
+    mine = lookalike.open(tmp_path / "new-index", model=str(tf1_module))
+    mine.add([new_photos])
+    untouched = tree_digest(archive)
+    clusters = mine.duplicates(THRESHOLD, against=archive)
+    keeper_of = {Path(m.path).name: str(Path(c.keeper.path).relative_to(tmp_path / "photos"))
+                 for c in clusters for m in c.copies}
+    # The archive's file is the keeper: a byte-identical one when it has it (of two, the better by
+    # the default policy: the older cat.jpg); fresh.png is new, so it is in no cluster.
+    assert keeper_of == {"cat.jpg": "cat.jpg", "espresso-small.jpg": "backup/espresso-small.jpg",
+                         "rocket-crop.jpg": "backup/rocket-crop.jpg",
+                         "cameraman-turned.jpg": "backup/cameraman-turned.jpg"}
+    assert all(Path(m.path).parent == new_photos for c in clusters for m in c.copies)
+    assert tree_digest(archive) == untouched
+
+
+def test_against_a_folder_uses_a_throwaway_index_exact_mode_no_model(tmp_path, tf1_module, files, new_photos):
+    mine = lookalike.open(tmp_path / "new-index", model=str(tf1_module))
+    mine.add([new_photos])
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for name in EXPECTED:
+        shutil.copy2(files[name], archive)
+    untouched = tree_digest(archive)
+    clusters = mine.duplicates(THRESHOLD, against=archive)
+    assert {Path(c.keeper.path).stem: {Path(m.path).name for m in c.copies} for c in clusters} == {
+        "cat": {"cat.jpg"}, "espresso": {"espresso-small.jpg"}, "rocket": {"rocket-crop.jpg"},
+        "cameraman": {"cameraman-turned.jpg"},
+    }
+    assert tree_digest(archive) == untouched  # nothing written into the folder
+
+    exact = lookalike.open(mine.directory).duplicates(against=archive, exact_only=True)
+    assert [(c.keeper.path, c.copies[0].path, c.keeper.width) for c in exact] == [
+        (str(archive / "cat.jpg"), str(new_photos / "cat.jpg"), 451)]
+
+
+@pytest.mark.slow
+def test_the_offline_model_at_the_default_threshold_clusters_real_copies(tmp_path):
+    """The calibrated default with EfficientNet-Lite2: each photo with its resized, cropped,
+    recompressed, mirrored and turned copies, and nothing else."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    expected = {}
+    for photo in sorted(DATA.glob("*.jpg")):
+        with Image.open(photo) as opened:
+            image = opened.convert("RGB")
+        image.save(folder / photo.name, quality=95)
+        w, h = image.size
+        copies = {
+            "small": image.resize((w // 2, h // 2), Image.Resampling.LANCZOS),
+            "crop": image.crop((w // 10, h // 10, w - w // 20, h - h // 20)),
+            "mirror": ImageOps.mirror(image),
+            "turned": image.rotate(90, expand=True),
+        }
+        for name, copy in copies.items():
+            copy.save(folder / f"{photo.stem}-{name}.jpg", quality=50)
+        image.save(folder / f"{photo.stem}-q40.jpg", quality=40)
+        expected[photo.name] = {f"{photo.stem}-{name}.jpg" for name in [*copies, "q40"]}
+    col = lookalike.open(tmp_path / "index", model="efficientnet-lite2")
+    col.add([folder])
+    clusters = col.duplicates()
+    assert {Path(c.keeper.path).name: {Path(m.path).name for m in c.copies} for c in clusters} == expected
