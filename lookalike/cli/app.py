@@ -213,6 +213,78 @@ def failures(
 
 
 @app.command()
+def duplicates(
+    index: IndexOption = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.01, max=1.0, show_default=False,
+                     help="Cosine similarity a copy needs to its keeper [default: 0.70, calibrated].")
+    ] = None,
+    keep: Annotated[
+        str, typer.Option(help="Keeper policy, in order: pixels, size, oldest, newest, shortest-path.")
+    ] = "pixels,size,oldest",
+    against: Annotated[
+        Path | None,
+        typer.Option(help="Another index or image folder: which of my images are already there?"),
+    ] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="Byte-identical files only: no model.")] = False,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report here.")] = None,
+    move_to: Annotated[
+        Path | None, typer.Option(help="Move copies into this folder (undo with: lookalike undo MANIFEST).")
+    ] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Delete copies for good (asks first).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+) -> None:
+    """Exact and near-duplicate images: each cluster's keeper and its copies; optionally clean up."""
+    from lookalike.cli import output
+
+    if move_to and delete:
+        raise typer.BadParameter("choose --move-to or --delete, not both")
+    if delete and not yes and not sys.stdin.isatty():
+        raise LookalikeError("--delete needs --yes when there is no terminal to ask on")
+    with open_index(index) as collection:
+        try:
+            clusters = collection.duplicates(threshold, policy=keep, against=against, exact_only=exact)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--keep") from None
+        output.duplicate_clusters(clusters, as_json=as_json, as_csv=as_csv)
+        if html:
+            from lookalike.index.report import html_report
+
+            typer.echo(f"report: {html_report(clusters, html)}", err=True)
+        quiet = as_json or as_csv  # scripts read stdout: action summaries go to stderr
+        result = None
+        if move_to and clusters:
+            result = collection.move_duplicates(clusters, move_to)
+            output.moved(result, err=quiet)
+        elif delete and clusters:
+            copies = sum(len(c.copies) for c in clusters)
+            if not yes and not typer.confirm(f"Delete {copies} copies for good?", err=True):
+                raise typer.Exit(1)
+            result = collection.delete_duplicates(clusters)
+            output.deleted(result, err=quiet)
+    if result is not None and result.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def undo(
+    manifest: Annotated[Path, typer.Argument(help="The manifest duplicates --move-to wrote.")],
+    index: IndexOption = None,
+) -> None:
+    """Put files moved by duplicates --move-to back where they were, and index them again."""
+    from lookalike.cli import output
+
+    with open_index(index) as collection:
+        result = collection.undo(manifest)
+    output.restored(result)
+    if result.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     index: IndexOption = None,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback exposes the index.")] = (

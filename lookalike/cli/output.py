@@ -108,3 +108,57 @@ def failures(items, *, as_json: bool) -> None:
         typer.echo(f"{f.failed_at}  {f.path}: {f.reason}")
     if not items:
         typer.echo("no failures", err=True)
+
+
+def duplicate_clusters(clusters, *, as_json: bool, as_csv: bool) -> None:
+    """Each cluster's keeper, then its copies with their similarity to that keeper, and what removal frees."""
+    from lookalike.index.report import human_size
+
+    if as_json:
+        _json([
+            {"cluster": n, "keeper": asdict(c.keeper), "copies": [asdict(m) for m in c.copies],
+             "reclaimable": c.reclaimable}
+            for n, c in enumerate(clusters, 1)
+        ])
+    elif as_csv:
+        _csv(
+            ["cluster", "role", "similarity", "exact", "id", "path", "width", "height", "size"],
+            [
+                [n, "copy" if i else "keep", f"{m.similarity:.4f}", int(m.exact), m.id, m.path,
+                 m.width, m.height, m.size]
+                for n, c in enumerate(clusters, 1)
+                for i, m in enumerate(c.members)
+            ],
+        )
+    else:
+        for n, c in enumerate(clusters, 1):
+            typer.echo(f"cluster {n}: {len(c.copies)} cop{'y' if len(c.copies) == 1 else 'ies'}, "
+                       f"{human_size(c.reclaimable)} reclaimable")
+            for i, m in enumerate(c.members):
+                score = "exact" if m.exact else f"{m.similarity:.3f}"
+                role, score = ("keep", "     ") if not i else ("copy", score)
+                pixels = f"{m.width}x{m.height}"
+                typer.echo(f"  {role}  {score}  {pixels:>11s}  {human_size(m.size):>8s}  {m.path}")
+        copies = sum(len(c.copies) for c in clusters)
+        typer.echo(f"{len(clusters)} clusters, {copies} copies, "
+                   f"{human_size(sum(c.reclaimable for c in clusters))} reclaimable", err=not clusters)
+
+
+def _problems(problems) -> None:
+    for p in problems:
+        typer.echo(f"error: {p.path}: {p.reason}", err=True)
+
+
+def moved(result, *, err: bool) -> None:
+    typer.echo(f"moved {len(result.moved)} copies; undo: lookalike undo {result.manifest}", err=err)
+    _problems(result.problems)
+
+
+def deleted(result, *, err: bool) -> None:
+    typer.echo(f"deleted {len(result.deleted)} copies", err=err)
+    _problems(result.problems)
+
+
+def restored(result) -> None:
+    typer.echo(f"restored {len(result.restored)} files")
+    _problems(result.problems)

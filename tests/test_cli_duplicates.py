@@ -1,0 +1,149 @@
+"""`lookalike duplicates` and `lookalike undo`, run as a user runs them, in subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_index import run
+from tests.test_collection_duplicates import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
+
+
+@pytest.fixture
+def indexed(tmp_path, tf1_module):
+    """The duplicate folder indexed with a copy of the tiny model (so a test can take the model away)."""
+    model = Path(shutil.copytree(tf1_module, tmp_path / "model"))
+    files = duplicate_folder(tmp_path / "photos")
+    index = tmp_path / "index"
+    result = run("index", str(tmp_path / "photos"), "--index", str(index), "--model", str(model), "-q")
+    assert result.returncode == 0, result.stderr
+    return index, files, model
+
+
+def duplicates(index: Path, *args: str):
+    return run("duplicates", "--index", str(index), "--threshold", str(THRESHOLD), *args)
+
+
+class Report(HTMLParser):
+    """An HTML report's clusters: per section, each figure's role, path and whether it has a thumbnail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[list[dict]] = []
+        self._span: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = dict(attrs)
+        if tag == "section":
+            self.sections.append([])
+        elif tag == "figure":
+            self.sections[-1].append({"role": attr["class"], "thumbnail": False})
+        elif tag == "img":
+            self.sections[-1][-1]["thumbnail"] = (attr["src"] or "").startswith("data:image/jpeg;base64,")
+        elif tag == "span":
+            self._span = attr.get("class")
+
+    def handle_data(self, data: str) -> None:
+        if self._span == "path":
+            self.sections[-1][-1]["path"] = data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "span":
+            self._span = None
+
+
+def test_table_names_keeper_and_copies_with_similarity_and_reclaimable_bytes(indexed):
+    index, files, _ = indexed
+    result = duplicates(index)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[-1].startswith("4 clusters, 4 copies, ") and lines[-1].endswith(" reclaimable")
+    cat = lines.index(next(line for line in lines if line.endswith(f"  {files['cat']}")))
+    assert lines[cat - 1].startswith("cluster ") and lines[cat].lstrip().startswith("keep")
+    role, score, pixels = lines[cat + 1].split()[:3]
+    assert (role, score, pixels) == ("copy", "exact", "451x300")
+    assert lines[cat + 1].endswith(str(files["cat-copy"]))
+    turned = next(line for line in lines if line.endswith(str(files["cameraman-turned"]))).split()
+    assert turned[0] == "copy" and float(turned[1]) >= THRESHOLD
+
+
+def test_json_csv_and_an_html_report_with_every_cluster(indexed, tmp_path):
+    index, files, _ = indexed
+    page = tmp_path / "report.html"
+    as_json = json.loads(duplicates(index, "--json", "--html", str(page)).stdout)
+    name = {str(path): key for key, path in files.items()}
+    assert {name[c["keeper"]["path"]]: {name[m["path"]] for m in c["copies"]} for c in as_json} == EXPECTED
+    assert all(c["reclaimable"] == sum(m["size"] for m in c["copies"]) for c in as_json)
+
+    rows = list(csv.DictReader(io.StringIO(duplicates(index, "--csv").stdout.decode())))
+    expected_rows = [(str(n), role) for n in range(1, 5) for role in ("keep", "copy")]
+    assert [(r["cluster"], r["role"]) for r in rows] == expected_rows
+    assert {r["path"] for r in rows if r["exact"] == "1"} == {str(files["cat-copy"])}
+
+    report = Report()
+    report.feed(page.read_text())
+    assert len(report.sections) == len(as_json)
+    for section, cluster in zip(report.sections, as_json, strict=True):
+        assert [(f["role"], f["path"]) for f in section] == [("keeper", cluster["keeper"]["path"])] + [
+            ("copy", m["path"]) for m in cluster["copies"]]
+        assert all(f["thumbnail"] for f in section)
+
+
+def test_move_to_then_undo_restores_every_byte_and_the_index(indexed, tmp_path):
+    index, files, _ = indexed
+    before = tree_digest(tmp_path / "photos")
+    moved = duplicates(index, "--move-to", str(tmp_path / "quarantine"))
+    assert moved.returncode == 0, moved.stderr
+    summary = moved.stdout.decode().splitlines()[-1]
+    assert summary.startswith("moved 4 copies; undo: lookalike undo ")
+    manifest = summary.rsplit(" ", 1)[1]
+    assert json.loads(run("info", "--index", str(index), "--json").stdout)["images"] == len(files) - 4
+    left = duplicates(index)  # nothing left to report: an empty table, the summary on stderr
+    assert left.stdout == b"" and left.stderr.decode().startswith("0 clusters, 0 copies")
+
+    undone = run("undo", manifest, "--index", str(index))
+    assert undone.returncode == 0, undone.stderr
+    assert undone.stdout.decode().strip() == "restored 4 files"
+    assert tree_digest(tmp_path / "photos") == before
+    assert json.loads(run("info", "--index", str(index), "--json").stdout)["images"] == len(files)
+
+
+def test_delete_refuses_without_yes_when_nobody_can_be_asked(indexed, tmp_path):
+    index, files, _ = indexed
+    before = tree_digest(tmp_path / "photos")
+    refused = duplicates(index, "--delete")  # stdin is not a terminal here
+    assert refused.returncode == 1
+    message = "error: --delete needs --yes when there is no terminal to ask on"
+    assert refused.stderr.decode().splitlines() == [message]
+    assert tree_digest(tmp_path / "photos") == before
+
+    deleted = duplicates(index, "--delete", "--yes")
+    assert deleted.returncode == 0 and deleted.stdout.decode().splitlines()[-1] == "deleted 4 copies"
+    assert all(files[k].exists() for k in EXPECTED) and not files["cat-copy"].exists()
+
+
+def test_usage_mistakes_exit_2(indexed, tmp_path):
+    index, _, _ = indexed
+    assert duplicates(index, "--keep", "biggest").returncode == 2
+    assert duplicates(index, "--move-to", str(tmp_path / "q"), "--delete", "--yes").returncode == 2
+    assert duplicates(index, "--threshold", "1.5").returncode == 2
+
+
+def test_exact_mode_and_against_a_folder_need_no_model(indexed, tmp_path):
+    index, files, model = indexed
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copy2(files["cat"], archive)
+    shutil.rmtree(model)  # the model is gone: only digests can be compared now
+    exact = json.loads(duplicates(index, "--exact", "--json").stdout)
+    assert [(c["keeper"]["path"], [m["path"] for m in c["copies"]]) for c in exact] == [
+        (str(files["cat"]), [str(files["cat-copy"])])]
+    against = json.loads(duplicates(index, "--exact", "--against", str(archive), "--json").stdout)
+    assert [(c["keeper"]["path"], sorted(m["path"] for m in c["copies"])) for c in against] == [
+        (str(archive / "cat.jpg"), sorted([str(files["cat"]), str(files["cat-copy"])]))]
