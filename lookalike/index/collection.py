@@ -586,7 +586,7 @@ class Collection:
         takes. The writer lock is held throughout, so files and index change together.
         """
         with self._lock, self.store.writer(wait):
-            result = quarantine.move_copies(clusters, quarantine_dir)
+            result = quarantine.move_copies(clusters, Path(quarantine_dir).expanduser())
             self._forget_paths(result.originals)
         return result
 
@@ -599,7 +599,7 @@ class Collection:
 
     def undo(self, manifest: str | Path, *, wait: float = 0.0) -> quarantine.UndoResult:
         """Put files moved by :meth:`move_duplicates` back, byte-identical, and index them again."""
-        result = quarantine.undo(manifest)
+        result = quarantine.undo(Path(manifest).expanduser())
         if result.restored:
             self.add(result.restored, wait=wait)
         return result
