@@ -23,31 +23,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, today, write_section  # noqa: E402
+from samples import jittered_jpegs  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 SECTION = "## Service load"
 CLI = [sys.executable, "-m", "lookalike.cli"]
 STARTUP_S = 300.0
-
-
-def make_photos(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
-    """Distinct JPEGs made from data/'s photos (resized, noise added) so every upload decodes for real."""
-    photos = sorted(DATA.glob("*.jpg"))
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        with Image.open(photos[i % len(photos)]) as photo:
-            image = photo.convert("RGB").resize(size, Image.Resampling.BICUBIC)
-        noisy = np.clip(np.asarray(image, np.int16) + rng.integers(-8, 9, (size[1], size[0], 3)), 0, 255)
-        path = folder / f"photo{i:03d}.jpg"
-        Image.fromarray(noisy.astype(np.uint8)).save(path, quality=90)
-        paths.append(path)
-    return paths
 
 
 def free_port() -> int:
@@ -110,8 +93,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_photos(root / "photos", args.indexed, (800, 600))
-        queries = [p.read_bytes() for p in make_photos(root / "queries", 32, (1024, 768))]
+        jittered_jpegs(root / "photos", args.indexed, (800, 600), noise=8)
+        queries = [p.read_bytes() for p in jittered_jpegs(root / "queries", 32, (1024, 768), noise=8)]
         index = root / "index"
         subprocess.run([*CLI, "index", str(root / "photos"), "--index", str(index), "--model", args.model,
                         "--quiet"], check=True, stdout=subprocess.DEVNULL)
