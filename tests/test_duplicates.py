@@ -15,9 +15,12 @@ from lookalike.index.duplicates import (
     Pair,
     build_clusters,
     build_matches,
+    could_be_turned,
     exact_groups,
+    orientation_pixels,
     similar_pairs,
     similar_pairs_between,
+    turn_candidates,
 )
 from lookalike.index.vectors import VectorIndex
 
@@ -201,3 +204,22 @@ def test_two_sets_keep_the_archive_copy_and_ignore_equal_ids_across_sets():
         "/archive/7.jpg": [("/new/1.jpg", False)],  # the archive copy is kept though smaller
         "/archive/50.jpg": [("/new/7.jpg", False)],
     }
+
+
+def test_only_shapes_a_quarter_turn_apart_get_the_orientation_check():
+    assert could_be_turned((640, 480), (480, 640))  # landscape and its portrait turn
+    assert could_be_turned((512, 512), (512, 512))  # squares turn into squares
+    assert could_be_turned((640, 480), (520, 700))  # a turned copy with a border or a slight crop
+    assert not could_be_turned((640, 480), (640, 480))  # two landscapes: a turn cannot relate them
+    assert not could_be_turned((640, 480), (0, 0))  # unreadable size
+    pairs = [Pair(1, 2, 0.5), Pair(1, 3, 0.6)]
+    shapes = {1: (400, 300), 2: (300, 400), 3: (400, 300)}
+    assert turn_candidates(pairs, shapes, shapes) == [Pair(1, 2, 0.5)]
+
+
+def test_orientation_pixels_are_the_two_quarter_turns():
+    pixels = np.arange(2 * 2 * 3, dtype=np.float32).reshape(2, 2, 3)
+    turned = orientation_pixels(pixels)
+    assert turned.shape == (2, 2, 2, 3)
+    np.testing.assert_array_equal(turned[0], np.rot90(pixels, 1))
+    np.testing.assert_array_equal(turned[1], np.rot90(pixels, 3))

@@ -218,7 +218,7 @@ def duplicates(
     threshold: Annotated[
         float | None,
         typer.Option(min=0.01, max=1.0, show_default=False,
-                     help="Cosine similarity a copy needs to its keeper [default: 0.70, calibrated].")
+                     help="Cosine similarity a copy needs to its keeper [default: 0.68, calibrated].")
     ] = None,
     keep: Annotated[
         str, typer.Option(help="Keeper policy, in order: pixels, size, oldest, newest, shortest-path.")

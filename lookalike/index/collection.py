@@ -34,6 +34,7 @@ from lookalike.index.duplicates import (
     recheck_orientations,
     similar_pairs,
     similar_pairs_between,
+    turn_candidates,
 )
 from lookalike.index.store import DB_NAME, ImageRow, NewImage, Store, match_labels
 from lookalike.index.walk import FoundFile, digest_file, walk
@@ -46,7 +47,7 @@ SAVE_EVERY_S = 60.0  # during a long run, refresh the FAISS file this often for 
 LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbours that match
 PAIR_CHUNK = 4096  # vectors read from SQLite per duplicate self-search call
 ORIENTATION_K = 8  # neighbours per image offered to the orientation check
-ORIENTATION_BATCH = 8  # images per forward pass of the orientation check (x4 orientations)
+ORIENTATION_BATCH = 16  # images per forward pass of the orientation check (x2 turns)
 
 Progress = Callable[[int, int], None]  # (images embedded so far, images to embed)
 
@@ -479,9 +480,9 @@ class Collection:
 
     def _near_pairs(self, find: Callable[..., list[Pair]], index: vectors.VectorIndex, targets: Store,
                     threshold: float) -> list[Pair]:
-        """Pairs at the threshold, plus closest-neighbour pairs from ``ORIENTATION_FLOOR`` up that reach
-        it once mirrored and rotated (:func:`recheck_orientations`). ``find`` searches my vectors against
-        ``index``, whose ids are rows of ``targets`` (this store, or the other set's)."""
+        """Pairs at the threshold, plus closest-neighbour pairs from ``ORIENTATION_FLOOR`` up, shaped a
+        quarter turn apart, that reach it once turned (:func:`recheck_orientations`). ``find`` searches
+        my vectors against ``index``, whose ids are rows of ``targets`` (this store, or the other set's)."""
         sure: list[Pair] = []
         maybe: list[Pair] = []
         for ids, chunk in self.store.iter_vectors(PAIR_CHUNK):
@@ -490,13 +491,16 @@ class Collection:
                 maybe += [p for p in find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K,
                                           max_k=ORIENTATION_K) if p.similarity < threshold]
         if maybe:
-            variants = self._orientation_vectors({p.a for p in maybe})
+            candidates = self.store.get_many(list({p.a for p in maybe}))
+            mine = {row.id: (row.width, row.height) for row in candidates}
             rows = targets.get_many(list({p.b for p in maybe}), vector=True)
+            maybe = turn_candidates(maybe, mine, {row.id: (row.width, row.height) for row in rows})
+            variants = self._orientation_vectors({p.a for p in maybe})
             sure += recheck_orientations(maybe, threshold, variants, {row.id: row.vector for row in rows})
         return sure
 
     def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        """Mirrored and rotated embeddings of indexed images, from their files; unreadable ones left out."""
+        """Quarter-turned embeddings of indexed images, from their files; unreadable ones left out."""
         from lookalike.embedder.embedder import l2_normalise
         from lookalike.embedder.images import load_image
 
