@@ -300,8 +300,9 @@ def serve(
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted.")] = 20.0,
     batching: Annotated[
-        bool, typer.Option(help="Embed concurrent queries in one model batch (see docs/benchmarks.md).")
-    ] = True,
+        bool, typer.Option(help="Embed concurrent queries in one model batch (slower on 2 cores: see "
+                            "docs/benchmarks.md, Service load).")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and the search page (http://127.0.0.1:8000/ by default)."""
     import uvicorn
