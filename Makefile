@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/lookalike index data --index $(DEMO_INDEX) --model efficientnet-lite2
 	$(BIN)/lookalike search data/cat.jpg --index $(DEMO_INDEX) -k 3
+	$(BIN)/lookalike find espresso --index $(DEMO_INDEX)
 	$(BIN)/lookalike info --index $(DEMO_INDEX)
 
 test: install

@@ -129,6 +129,14 @@ def test_unknown_model_name_is_a_model_error(tmp_path):
         load_embedder("no-such-model", cache_dir=tmp_path)
 
 
+def test_a_local_tar_gz_is_refused_with_how_to_unpack_it(tmp_path):
+    archive = tmp_path / "module.tar.gz"
+    with tarfile.open(archive, "w:gz"):
+        pass
+    with pytest.raises(ModelError, match="only over http"):
+        load_embedder(str(archive), cache_dir=tmp_path)
+
+
 def test_fingerprint_changes_with_the_weights(tmp_path, tf1_module):
     other = build_tf1_module(tmp_path / "other", classes=10)
     a, b = load_embedder(str(tf1_module)), load_embedder(str(other))

@@ -100,6 +100,11 @@ def resolve(handle: str, cache_dir: Path) -> Path:
         return ensure_module(cache_dir)
     if not handle.startswith(("http://", "https://", "gs://")):
         path = Path(handle).expanduser()
+        if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            raise ModelError(
+                f"{handle} is an archive: tensorflow_hub fetches those only over http(s); unpack it "
+                f"(mkdir DIR && tar -xf {handle} -C DIR) and pass --model DIR"
+            )
         if not path.is_dir():
             raise ModelError(f"model {handle!r} is not a catalog name, a URL or a module directory")
         return path.resolve()
