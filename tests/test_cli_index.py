@@ -83,6 +83,12 @@ def test_expected_failures_are_one_line_with_exit_1(tmp_path, indexed):
     assert no_index.returncode == 1 and "no lookalike index" in no_index.stderr.decode()
     unknown_id = run("search", "--id", "999999", "--index", str(index))
     assert unknown_id.returncode == 1 and "no image with id 999999" in unknown_id.stderr.decode()
+    empty = tmp_path / "empty-index"
+    assert run("index", str(tmp_path / "no-such-folder"), "--index", str(empty)).returncode == 2
+    assert not empty.exists()  # a typo in the folder does not leave an index behind
+    lookalike.open(empty).close()
+    nothing = run("search", str(photos["cat"]), "--index", str(empty))
+    assert nothing.returncode == 1 and "holds no images yet" in nothing.stderr.decode()
 
 
 def test_usage_errors_exit_2(indexed):

@@ -102,7 +102,9 @@ def open_index(index: Path | None, model: str | None = None, create: bool = Fals
 
 @app.command("index")
 def index_command(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or image files.", show_default=False)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Folders or image files.", show_default=False, exists=True)
+    ],
     index: IndexOption = None,
     model: ModelOption = None,
     prune: Annotated[bool, typer.Option(help="Forget indexed files under PATHS that are gone.")] = False,

@@ -360,6 +360,8 @@ class Collection:
         label: str | None = None,
     ) -> SearchResult:
         """Nearest images to a file or encoded image bytes; an indexed path uses its stored vector."""
+        if self.fingerprint is None and self._model is None:
+            raise CollectionError(f"{self.directory} holds no images yet: run 'lookalike index PATH' first")
         if not isinstance(image, bytes):
             with self._lock:
                 row = self.store.get_by_path(Path(image).expanduser().absolute())
