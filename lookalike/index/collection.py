@@ -468,11 +468,13 @@ class Collection:
             raise ValueError(f"threshold must be in (0, 1], not {threshold}")
         if against is not None:
             return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
-        with self._lock:
-            pairs: list[Pair] = []
-            if not exact_only and self.store.count():
-                index = self._current_vectors()
+        pairs: list[Pair] = []
+        if not exact_only:
+            with self._lock:
+                index = self._current_vectors() if self.store.count() else None
+            if index is not None:
                 pairs = self._near_pairs(similar_pairs, index, self.store, threshold)
+        with self._lock:
             twins = [i for (i,) in self.store.db.conn.execute(
                 "SELECT id FROM images WHERE digest IN "
                 "(SELECT digest FROM images GROUP BY digest HAVING count(*) > 1)"
@@ -487,15 +489,23 @@ class Collection:
         my vectors against ``index``, whose ids are rows of ``targets`` (this store, or the other set's)."""
         sure: list[Pair] = []
         maybe: list[Pair] = []
-        for ids, chunk in self.store.iter_vectors(PAIR_CHUNK):
-            sure += find(index.index, chunk, ids, threshold)
-            if threshold > ORIENTATION_FLOOR:
-                maybe += [p for p in find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K,
-                                          max_k=ORIENTATION_K) if p.similarity < threshold]
+        chunks = self.store.iter_vectors(PAIR_CHUNK)
+        while True:
+            # The collection lock is held a chunk at a time, so searches from other threads (the HTTP
+            # service) go on between chunks instead of waiting for the whole run.
+            with self._lock:
+                if (chunk_of := next(chunks, None)) is None:
+                    break
+                ids, chunk = chunk_of
+                sure += find(index.index, chunk, ids, threshold)
+                if threshold > ORIENTATION_FLOOR:
+                    maybe += [p for p in find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K,
+                                              max_k=ORIENTATION_K) if p.similarity < threshold]
         if maybe:
-            candidates = self.store.get_many(list({p.a for p in maybe}))
+            with self._lock:
+                candidates = self.store.get_many(list({p.a for p in maybe}))
+                rows = targets.get_many(list({p.b for p in maybe}), vector=True)
             mine = {row.id: (row.width, row.height) for row in candidates}
-            rows = targets.get_many(list({p.b for p in maybe}), vector=True)
             maybe = turn_candidates(maybe, mine, {row.id: (row.width, row.height) for row in rows})
             variants = self._orientation_vectors({p.a for p in maybe})
             sure += recheck_orientations(maybe, threshold, variants, {row.id: row.vector for row in rows})
@@ -507,7 +517,8 @@ class Collection:
         from lookalike.embedder.images import load_image
 
         embedder = self.embedder
-        rows = self.store.get_many(sorted(ids))
+        with self._lock:
+            rows = self.store.get_many(sorted(ids))
         found: dict[int, np.ndarray] = {}
         for start in range(0, len(rows), ORIENTATION_BATCH):
             batch = []
@@ -544,16 +555,19 @@ class Collection:
         pairs: list[Pair] = []
         with self._lock:
             mine = dict(self.store.db.conn.execute("SELECT id, digest FROM images"))
-            wanted = set(mine.values())
-            twins = [i for i, digest in archive.db.conn.execute("SELECT id, digest FROM images")
-                     if digest in wanted]
-            if not exact_only and self.store.count() and archive.count():
+            compare = not exact_only and self.store.count() and archive.count()
+            if compare:
                 self._check_same_model(archive)
-                index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
-                pairs = self._near_pairs(similar_pairs_between, index, archive, threshold)
-            theirs = _records(archive, [*twins, *(p.b for p in pairs)])
-            found = {r.digest for r in theirs.values()}
-            twins = [i for i, digest in mine.items() if digest in found]
+        wanted = set(mine.values())
+        archive_digests = archive.db.conn.execute("SELECT id, digest FROM images")
+        twins = [i for i, digest in archive_digests if digest in wanted]
+        if compare:
+            index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
+            pairs = self._near_pairs(similar_pairs_between, index, archive, threshold)
+        theirs = _records(archive, [*twins, *(p.b for p in pairs)])
+        found = {r.digest for r in theirs.values()}
+        twins = [i for i, digest in mine.items() if digest in found]
+        with self._lock:
             queries = _records(self.store, [*twins, *(p.a for p in pairs)])
         pairs = [p for p in pairs if p.a in queries and p.b in theirs]
         return build_matches(queries.values(), theirs.values(), pairs)
