@@ -26,11 +26,16 @@ test: install
 	$(BIN)/ruff check lookalike tests bench
 	$(BIN)/pytest -q
 
+# Every benchmark, by hand (about an hour on 2 cores); each rewrites its own section of docs/benchmarks.md.
 bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/calibrate.py
+	$(BIN)/python bench/everyday.py
+	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/duplicates.py
 
 clean:
 	rm -rf $(VENV) .lookalike
