@@ -1,7 +1,8 @@
 """Embed requests that arrive together in one forward pass.
 
-A server answers each request in its own thread; calling the model once per request leaves most of a
-CPU's matrix throughput unused, while one batch of 16 costs little more than one image. The wrapper
+A server answers each request in its own thread; where one model call per request leaves cores idle,
+one batch of many costs little more than one image. Measured on 2 cores it does not pay (concurrent
+single-image calls already fill both: docs/benchmarks.md, "Service load"), so it is opt-in. The wrapper
 keeps :class:`Embedder`'s ``embed(source, top_k)``: the caller's thread decodes and preprocesses (so
 decoding stays parallel and a bad image fails in its own request), a single worker runs the model on
 whatever pixels arrived within a few milliseconds, and each caller gets back its own embedding.
