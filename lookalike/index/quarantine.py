@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from typing import IO
 
 from lookalike.errors import LookalikeError
 from lookalike.index.duplicates import Cluster, Member
+from lookalike.index.walk import digest_file
 
 MANIFEST_KIND = "lookalike-quarantine"
 MANIFEST_VERSION = 1
@@ -74,14 +74,6 @@ class UndoResult:
 class DeleteResult:
     deleted: tuple[Path, ...]
     problems: tuple[Problem, ...]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now() -> str:
@@ -187,7 +179,7 @@ def move_copies(
                 problems.append(Problem(src, f"outside {base}"))
                 continue
             try:
-                size, digest = src.stat().st_size, sha256_file(src)
+                size, digest = src.stat().st_size, digest_file(src)
             except OSError as e:
                 problems.append(Problem(src, e.strerror or "unreadable"))
                 continue
@@ -250,7 +242,7 @@ def undo(manifest_path: str | Path) -> UndoResult:
         if original.exists() or original.is_symlink():
             problems.append(Problem(original, f"a file is back at this path; left {moved_to} in place"))
             continue
-        if sha256_file(moved_to) != entry["sha256"]:
+        if digest_file(moved_to) != entry["sha256"]:
             problems.append(Problem(original, f"{moved_to} changed in the quarantine; left in place"))
             continue
         try:
