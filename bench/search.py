@@ -125,11 +125,6 @@ def row(size: int, name: str, params: str, build_s: float, memory: float,
     return r
 
 
-def nlist_for(n: int) -> int:
-    """About 4*sqrt(n) lists, the usual FAISS guidance; power of two for tidy tables."""
-    return 1 << max(6, round(np.log2(4 * np.sqrt(n))))
-
-
 def bench_size(n: int, args: argparse.Namespace) -> list[Row]:
     rng = np.random.default_rng(n)
     dim = args.dim
@@ -149,10 +144,10 @@ def bench_size(n: int, args: argparse.Namespace) -> list[Row]:
     times, found = latencies(lambda q: flat.search(q, K)[1], queries)
     rows.append(row(n, "flat", "IndexFlatIP", flat_build, flat_mem, times, found, truth))
     base = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim)  # a view, not a copy
-    sample = base[rng.choice(n, min(n, args.train_per_list * nlist_for(n)), replace=False)]
+    sample = base[rng.choice(n, min(n, args.train_per_list * vectors.nlist_for(n)), replace=False)]
 
     # IVF: one trained coarse quantizer shared by the float and the 8-bit scalar-quantized variants.
-    nlist = nlist_for(n)
+    nlist = vectors.nlist_for(n)
     t = time.perf_counter()
     quantizer = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
