@@ -1,19 +1,49 @@
-"""The failures a user is expected to meet, each shown as one line, never a traceback."""
+"""The failures a caller can act on, each shown as one line, never a traceback.
+
+The tree (catch a branch to handle everything under it)::
+
+    LookalikeError                  every expected failure
+    +-- InvalidOption               a bad argument: unknown keeper policy, index type, threshold
+    +-- ImageError                  a file or upload that is not a readable image (.source, .reason)
+    +-- ModelError                  a model that cannot be found, downloaded or used
+    +-- CollectionError             an index directory that cannot be used as asked
+    |   +-- NotAnIndex              no index there, or a file that is not one
+    |   +-- IndexTooNew             written by a newer lookalike: upgrade the program
+    |   +-- ModelMismatchError      vectors from one model offered to an index built with another
+    |   +-- ImageNotFound           no image with that id (.id)
+    |   +-- StaleFile               the indexed file is gone or is no longer the file that was indexed
+    |   +-- WriterBusy              another writer holds the index (.retry_after seconds)
+    |   +-- NoSpace                 the disk (or quota) is full; nothing committed was lost
+    +-- QuarantineError             a manifest that cannot be read or acted on
+
+Each class maps to one exit status in :mod:`lookalike.cli.app` and one HTTP status in
+:mod:`lookalike.server.app`, in one table each.
+"""
 
 from __future__ import annotations
 
 
 class LookalikeError(Exception):
-    """Base of every expected failure; the CLI prints ``str(error)`` and exits 1."""
+    """Base of every expected failure; the CLI prints ``str(error)`` on one line."""
+
+
+class InvalidOption(LookalikeError, ValueError):
+    """An argument outside what is accepted (a ValueError too, for callers that catch those)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(message)
 
 
 class ImageError(LookalikeError):
     """A file (or upload) that is not a readable image; ``reason`` says why in a few words."""
 
     def __init__(self, source: object, reason: str) -> None:
-        self.source = str(source)
+        from lookalike.paths import display
+
+        self.source = source if isinstance(source, str) else str(source)
         self.reason = reason
-        super().__init__(f"{self.source}: {reason}")
+        super().__init__(f"{display(self.source)}: {reason}")
 
 
 class ModelError(LookalikeError):
@@ -24,5 +54,39 @@ class CollectionError(LookalikeError):
     """An index directory that cannot be opened, written or queried as asked."""
 
 
+class NotAnIndex(CollectionError):
+    """The directory holds no lookalike index, or its database is not one."""
+
+
+class IndexTooNew(CollectionError):
+    """The index was written by a newer lookalike (a higher schema version): upgrade the program."""
+
+
 class ModelMismatchError(CollectionError):
     """Vectors from one model offered to an index built with another."""
+
+
+class ImageNotFound(CollectionError):
+    """No image with this id in the index."""
+
+    def __init__(self, id: int, directory: object) -> None:
+        self.id = id
+        super().__init__(f"no image with id {id} in {directory}")
+
+
+class StaleFile(CollectionError):
+    """The file of an indexed image is gone, or its path now reaches another file (replaced, a symlink)."""
+
+
+class WriterBusy(CollectionError):
+    """Another process (or thread) is writing this index; try again after ``retry_after`` seconds."""
+
+    retry_after = 5
+
+
+class NoSpace(CollectionError):
+    """The disk or quota filled up while writing; everything committed before is intact."""
+
+
+class QuarantineError(LookalikeError):
+    """A quarantine manifest that cannot be read, or is not one."""

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from lookalike.errors import CollectionError
+from lookalike.errors import CollectionError, IndexTooNew, NotAnIndex
 from lookalike.index.store import DB_NAME, SCHEMA_VERSION, NewImage, Store, WriterLock, match_labels
 
 
@@ -58,19 +58,19 @@ def test_rows_and_meta_survive_closing_and_reopening(tmp_path):
     np.testing.assert_array_equal(row.vector, cat.vector)
 
 
-def test_opening_refuses_what_is_not_a_current_lookalike_index(tmp_path):
-    with pytest.raises(CollectionError, match="no lookalike index"):
+def test_opening_refuses_what_is_not_a_lookalike_index_or_is_newer_than_this_program(tmp_path):
+    with pytest.raises(NotAnIndex, match="no lookalike index"):
         Store.open(tmp_path / "nowhere", create=False)
 
     (tmp_path / "garbage").mkdir()
     (tmp_path / "garbage" / DB_NAME).write_bytes(b"this is not SQLite" * 100)
-    with pytest.raises(CollectionError, match="cannot be opened"):
+    with pytest.raises(NotAnIndex, match="cannot be opened"):
         Store.open(tmp_path / "garbage")
 
-    with Store.open(tmp_path / "old") as store:
+    with Store.open(tmp_path / "newer") as store:
         store.set_meta("schema_version", SCHEMA_VERSION + 1)
-    with pytest.raises(CollectionError, match=f"schema version {SCHEMA_VERSION + 1}"):
-        Store.open(tmp_path / "old")
+    with pytest.raises(IndexTooNew, match=f"newer lookalike \\(index schema {SCHEMA_VERSION + 1}; .*upgrade"):
+        Store.open(tmp_path / "newer")
 
 
 def test_upserting_a_batch_returns_ids_and_clears_their_failures(store):
@@ -224,7 +224,7 @@ def test_a_killed_batch_leaves_nothing_behind(tmp_path):
         "v = np.ones(8, np.float32)\n"
         "s.upsert([NewImage('/p/committed.jpg', 1, 1.0, 'd', 1, 1, 'PNG', [], v)])\n"
         "s.db.conn.execute('BEGIN IMMEDIATE')\n"
-        "s.db.conn.execute(\"INSERT INTO failures VALUES ('/p/half.jpg', 'x', 'y')\")\n"
+        "s.db.conn.execute(\"INSERT INTO failures VALUES (x'00', '/p/half.jpg', 'x', 'y')\")\n"
         "os.kill(os.getpid(), 9)\n"
     )
     assert subprocess.run([sys.executable, "-c", script]).returncode == -9
@@ -244,5 +244,6 @@ def test_failures_are_listed_with_their_reason(store):
 def test_the_schema_itself_refuses_a_second_row_for_a_path(store):
     store.upsert([image("/p/a.jpg")])
     with pytest.raises(sqlite3.IntegrityError):
-        store.db.conn.execute("INSERT INTO images (path, size, mtime, digest, indexed_at, labels, vector) "
-                              "SELECT path, size, mtime, digest, indexed_at, labels, vector FROM images")
+        store.db.conn.execute(
+            "INSERT INTO images (path_bytes, path, size, mtime, digest, indexed_at, labels, vector) "
+            "SELECT path_bytes, path, size, mtime, digest, indexed_at, labels, vector FROM images")

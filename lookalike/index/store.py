@@ -6,6 +6,14 @@ WAL journaling, short write transactions committed batch by batch, and a ``gener
 
 Digests are SHA-256 of the file content (hex): hardware-accelerated through OpenSSL on current CPUs,
 and checkable with ``sha256sum``.
+
+Paths are keyed by their exact bytes (``path_bytes``): Linux names need not be UTF-8, and a name must
+lead back to its file. The ``path`` text column is for people and full-text search only
+(:func:`lookalike.paths.display`). Each row also records the device and inode the path reached when it
+was indexed, so a path later swapped for another file (or a link) is noticed.
+
+The schema changes only through :data:`MIGRATIONS`, ordered steps applied in place under the writer
+lock when an older index is opened; an index is never "re-created" and nothing is re-embedded.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +35,16 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlite_utils import Database
 
-from lookalike.errors import CollectionError
+from lookalike.errors import CollectionError, IndexTooNew, NoSpace, NotAnIndex, WriterBusy
+from lookalike.paths import display, from_bytes, to_bytes
 
-SCHEMA_VERSION = 1
 DB_NAME = "lookalike.db"
 LOCK_NAME = "write.lock"
 BUSY_TIMEOUT_S = 10.0
 
-_ROW_COLUMNS = ("id, path, size, mtime, digest, width, height, format, indexed_at, labels, "
-                "top_label, top_probability")
+_ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
+                "top_label, top_probability, device, inode")
+SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 
 
 def now() -> str:
@@ -56,6 +65,8 @@ class NewImage:
     format: str
     labels: Sequence[Mapping[str, Any]]  # {"name": str, "index": int, "probability": float}
     vector: np.ndarray
+    device: int | None = None
+    inode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class ImageRow:
     labels: list[dict[str, Any]]
     top_label: str | None
     top_probability: float | None
+    device: int | None = None
+    inode: int | None = None
     vector: np.ndarray | None = None
 
 
@@ -151,7 +164,7 @@ class WriterLock:
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
                     os.close(fd)
-                    raise CollectionError(
+                    raise WriterBusy(
                         f"{self.path.parent} is being written by pid {holder} "
                         f"(lock {self.path}); wait for it to finish and try again"
                     ) from None
@@ -188,12 +201,12 @@ class Store:
 
     @classmethod
     def open(cls, directory: str | Path, *, create: bool = True) -> Store:
-        """Open (and with ``create``, initialise) the store in ``directory``; check the schema version."""
+        """Open (and with ``create``, initialise) the store in ``directory``; upgrade an older schema."""
         directory = Path(directory).expanduser().resolve()
         path = directory / DB_NAME
         if not path.exists():
             if not create:
-                raise CollectionError(f"no lookalike index in {directory} (missing {DB_NAME})")
+                raise NotAnIndex(f"no lookalike index in {display(directory)} (missing {DB_NAME})")
             directory.mkdir(parents=True, exist_ok=True)
         # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE) below.
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
@@ -203,16 +216,11 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable against process crashes
             if "meta" not in store.db.table_names() or store.get_meta("schema_version") is None:
                 if not create:
-                    raise CollectionError(f"{path} is not a lookalike index (no schema)")
+                    raise NotAnIndex(f"{display(path)} is not a lookalike index (no schema)")
                 with WriterLock(directory) as lock:  # two processes creating at once: one does it
                     lock.acquire(wait=BUSY_TIMEOUT_S)
                     store._create_schema()
-            version = store.get_meta("schema_version")
-            if version != SCHEMA_VERSION:
-                raise CollectionError(
-                    f"{path} has index schema version {version}; this lookalike reads version "
-                    f"{SCHEMA_VERSION}: re-create the index"
-                )
+            store._upgrade()
         except sqlite3.DatabaseError as e:
             conn.close()
             if "fts5" in str(e).lower():
@@ -220,14 +228,20 @@ class Store:
                     "this process's SQLite lacks FTS5 (TensorFlow was imported before lookalike or sqlite3): "
                     "import lookalike first"
                 ) from None
-            raise CollectionError(f"{path} cannot be opened as a lookalike index: {e}") from None
+            if getattr(e, "sqlite_errorcode", None) == SQLITE_FULL:
+                raise NoSpace(f"no space left to open {display(path)}: free some and try again") from None
+            raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e}") from None
         except BaseException:
             conn.close()
             raise
         return store
 
     def _create_schema(self) -> None:
-        """Idempotent, and ``schema_version`` is written last: a crash here is finished by the next open."""
+        """The first schema (version 1); :meth:`_upgrade` then brings it to the current one.
+
+        Idempotent, and ``schema_version`` is written last: a crash here is finished by the next open.
+        New indexes take the same migration steps as old ones, so both always end with one schema.
+        """
         db = self.db
         db["images"].create(
             {
@@ -249,7 +263,26 @@ class Store:
             if self.get_meta("created") is None:
                 self._set_meta("created", now())
                 self._set_meta("generation", 0)
-            self._set_meta("schema_version", SCHEMA_VERSION)
+            self._set_meta("schema_version", 1)
+
+    def _upgrade(self) -> None:
+        """Apply the migrations this index lacks, in order, each in its own transaction."""
+        version = self.get_meta("schema_version")
+        if version == SCHEMA_VERSION:
+            return
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise IndexTooNew(
+                f"{display(self.directory)} was written by a newer lookalike (index schema {version}; this "
+                f"one reads up to {SCHEMA_VERSION}): upgrade lookalike to use it"
+            )
+        with WriterLock(self.directory) as lock:
+            lock.acquire(wait=BUSY_TIMEOUT_S)
+            version = self.get_meta("schema_version")  # another process may have upgraded meanwhile
+            while version < SCHEMA_VERSION:
+                with self._write() as conn:
+                    MIGRATIONS[version - 1](conn)
+                    version += 1
+                    self._set_meta("schema_version", version)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -270,15 +303,30 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taking the write lock up front, so it cannot deadlock on upgrade."""
+        """A write transaction taking the write lock up front, so it cannot deadlock on upgrade.
+
+        A full disk rolls the transaction back (the index stays as it was at the last commit) and
+        becomes :class:`NoSpace`, one line for the user instead of a driver traceback.
+        """
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) != SQLITE_FULL:
+                raise
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise NoSpace(
+                f"no space left on the disk of {display(self.directory)}: nothing after the last commit "
+                "was written; free some space and run the command again"
+            ) from None
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -349,10 +397,12 @@ class Store:
                 top = max(labels, key=lambda la: la["probability"], default=None)
                 (row_id,) = conn.execute(
                     """
-                    INSERT INTO images (path, size, mtime, digest, width, height, format, indexed_at,
-                                        labels, label_text, top_label, top_probability, vector)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(path) DO UPDATE SET
+                    INSERT INTO images (path_bytes, path, size, mtime, digest, width, height, format,
+                                        indexed_at, labels, label_text, top_label, top_probability, vector,
+                                        device, inode)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(path_bytes) DO UPDATE SET
+                        path = excluded.path, device = excluded.device, inode = excluded.inode,
                         size = excluded.size, mtime = excluded.mtime, digest = excluded.digest,
                         width = excluded.width, height = excluded.height, format = excluded.format,
                         indexed_at = excluded.indexed_at, labels = excluded.labels,
@@ -361,33 +411,44 @@ class Store:
                     RETURNING id
                     """,
                     (
-                        image.path, image.size, image.mtime, image.digest, image.width, image.height,
-                        image.format, indexed_at, json.dumps(labels),
+                        to_bytes(image.path), display(image.path), image.size, image.mtime, image.digest,
+                        image.width, image.height, image.format, indexed_at, json.dumps(labels),
                         "; ".join(la["name"] for la in labels),
                         top and top["name"], top and top["probability"],
-                        np.ascontiguousarray(image.vector, dtype="<f4").tobytes(),
+                        np.ascontiguousarray(image.vector, dtype="<f4").tobytes(), image.device, image.inode,
                     ),
                 ).fetchone()
                 ids.append(row_id)
-            conn.executemany("DELETE FROM failures WHERE path = ?", [(image.path,) for image in images])
+            conn.executemany("DELETE FROM failures WHERE path_bytes = ?",
+                             [(to_bytes(image.path),) for image in images])
             self._bump_generation()
         return ids
 
     def update_stats(self, changes: Iterable[tuple[str, int, float]]) -> None:
         """Record a new (size, mtime) for files whose content digest did not change: no re-embedding."""
         with self._write() as conn:
-            conn.executemany("UPDATE images SET size = ?, mtime = ? WHERE path = ?",
-                             [(size, mtime, path) for path, size, mtime in changes])
+            conn.executemany("UPDATE images SET size = ?, mtime = ? WHERE path_bytes = ?",
+                             [(size, mtime, to_bytes(path)) for path, size, mtime in changes])
 
     def record_failures(self, failures: Iterable[tuple[str, str]]) -> None:
         """Remember (path, reason) pairs, replacing earlier reasons for the same path."""
         failed_at = now()
         with self._write() as conn:
             conn.executemany(
-                "INSERT INTO failures (path, reason, failed_at) VALUES (?, ?, ?) ON CONFLICT(path) DO UPDATE "
-                "SET reason = excluded.reason, failed_at = excluded.failed_at",
-                [(path, reason, failed_at) for path, reason in failures],
+                "INSERT INTO failures (path_bytes, path, reason, failed_at) VALUES (?, ?, ?, ?) ON CONFLICT"
+                "(path_bytes) DO UPDATE SET reason = excluded.reason, failed_at = excluded.failed_at",
+                [(to_bytes(path), display(path), reason, failed_at) for path, reason in failures],
             )
+
+    def clear_failures(self, paths: Iterable[str]) -> int:
+        """Forget the failures of these paths (files that are gone, or fixed); returns how many."""
+        with self._write() as conn:
+            return conn.executemany(
+                "DELETE FROM failures WHERE path_bytes = ?", [(to_bytes(p),) for p in paths]
+            ).rowcount
+
+    def failure_paths(self) -> list[str]:
+        return [from_bytes(raw) for (raw,) in self.db.conn.execute("SELECT path_bytes FROM failures")]
 
     def delete(self, ids: Iterable[int]) -> int:
         """Remove rows (files gone from disk); returns how many existed."""
@@ -404,8 +465,8 @@ class Store:
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
             rows.append(ImageRow(
-                *r[:9], json.loads(r[9]), r[10], r[11],
-                np.frombuffer(r[12], dtype="<f4") if vector else None,
+                r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13],
+                np.frombuffer(r[14], dtype="<f4") if vector else None,
             ))
         return rows
 
@@ -414,7 +475,7 @@ class Store:
         return rows[0] if rows else None
 
     def get_by_path(self, path: str | Path, *, vector: bool = True) -> ImageRow | None:
-        rows = self._rows("path = ?", (str(path),), vector)
+        rows = self._rows("path_bytes = ?", (to_bytes(path),), vector)
         return rows[0] if rows else None
 
     def get_many(self, ids: Sequence[int], *, vector: bool = False) -> list[ImageRow]:
@@ -430,11 +491,22 @@ class Store:
     def file_states(self) -> dict[str, FileState]:
         """Every indexed path with its size, mtime and digest: change detection for a whole tree at once."""
         return {
-            path: FileState(id, size, mtime, digest)
-            for id, path, size, mtime, digest in self.db.conn.execute(
-                "SELECT id, path, size, mtime, digest FROM images"
+            from_bytes(raw): FileState(id, size, mtime, digest)
+            for id, raw, size, mtime, digest in self.db.conn.execute(
+                "SELECT id, path_bytes, size, mtime, digest FROM images"
             )
         }
+
+    def digests(self) -> dict[int, str]:
+        """Every image's content digest by id: exact duplicates, with no model and no vectors."""
+        return dict(self.db.conn.execute("SELECT id, digest FROM images"))
+
+    def shared_digest_ids(self) -> list[int]:
+        """Ids of images whose content digest another image shares (byte-identical files)."""
+        return [i for (i,) in self.db.conn.execute(
+            "SELECT id FROM images WHERE digest IN "
+            "(SELECT digest FROM images GROUP BY digest HAVING count(*) > 1)"
+        )]
 
     def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids int64, vectors float32 [n, dim]) in id order, chunk by chunk: rebuilding FAISS, no model."""
@@ -464,10 +536,10 @@ class Store:
     def failures(self, limit: int | None = None) -> list[Failure]:
         """Most recent first: what ``lookalike failures`` shows."""
         rows = self.db.conn.execute(
-            "SELECT path, reason, failed_at FROM failures ORDER BY failed_at DESC, path LIMIT ?",
+            "SELECT path_bytes, reason, failed_at FROM failures ORDER BY failed_at DESC, path_bytes LIMIT ?",
             (-1 if limit is None else limit,),
         )
-        return [Failure(*r) for r in rows]
+        return [Failure(from_bytes(raw), reason, failed_at) for raw, reason, failed_at in rows]
 
     def search_text(self, text: str, limit: int = 50) -> list[TextMatch]:
         """Images whose labels (or paths) contain every word of ``text`` as a word prefix.
@@ -488,3 +560,59 @@ class Store:
             matches.append(TextMatch(row, label, probability))
         matches.sort(key=lambda m: (-m.probability, m.row.path))
         return matches[:limit]
+
+
+# -- migrations ------------------------------------------------------------------------------------
+
+
+def _v2_exact_paths_and_identity(conn: sqlite3.Connection) -> None:
+    """Version 2: paths keyed by their exact bytes, device and inode per row, one row per real file.
+
+    Version 1 keyed rows by path text, which cannot hold a name that is not UTF-8, and kept a file
+    reached through a symlink (or a symlinked folder) once per path: a clean-up could then treat a
+    file as its own copy. Rows are moved to their real path; a row whose real file already has a row
+    is dropped (the same image twice). Vectors are untouched: nothing is embedded again.
+    """
+    for statement in (
+        "ALTER TABLE images ADD COLUMN path_bytes BLOB",
+        "ALTER TABLE images ADD COLUMN device INTEGER",
+        "ALTER TABLE images ADD COLUMN inode INTEGER",
+        "UPDATE images SET path_bytes = CAST(path AS BLOB)",
+        "DROP INDEX IF EXISTS idx_images_path",
+        "CREATE UNIQUE INDEX idx_images_path_bytes ON images (path_bytes)",
+        "CREATE INDEX idx_images_digest ON images (digest)",
+        "CREATE TABLE failures_v2 (path_bytes BLOB PRIMARY KEY, path TEXT, reason TEXT, failed_at TEXT)",
+        "INSERT INTO failures_v2 SELECT CAST(path AS BLOB), path, reason, failed_at FROM failures",
+        "DROP TABLE failures",
+        "ALTER TABLE failures_v2 RENAME TO failures",
+    ):  # one by one: executescript() would commit the migration's transaction half way
+        conn.execute(statement)
+    taken = {bytes(raw) for (raw,) in conn.execute("SELECT path_bytes FROM images")}
+    dropped = 0
+    for row_id, raw in conn.execute("SELECT id, path_bytes FROM images ORDER BY id").fetchall():
+        path = from_bytes(bytes(raw))
+        try:
+            real = os.path.realpath(path, strict=True)
+            st = os.stat(real)
+        except (OSError, ValueError):
+            continue  # gone: ``index --prune`` forgets it; identity is filled in if it is indexed again
+        real_bytes = to_bytes(real)
+        if real_bytes != bytes(raw) and real_bytes in taken:
+            conn.execute("DELETE FROM images WHERE id = ?", (row_id,))
+            dropped += 1
+            continue
+        taken.discard(bytes(raw))
+        taken.add(real_bytes)
+        conn.execute(
+            "UPDATE images SET path_bytes = ?, path = ?, device = ?, inode = ? WHERE id = ?",
+            (real_bytes, display(real), st.st_dev, st.st_ino, row_id),
+        )
+    if dropped:
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v2_exact_paths_and_identity,  # 1 -> 2
+]
+"""Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
+SCHEMA_VERSION = len(MIGRATIONS) + 1

@@ -1,0 +1,104 @@
+"""File names and file identity, decided here once for the whole program.
+
+**Names.** Linux file names are bytes. Python hands undecodable bytes over as lone surrogates
+(``os.fsdecode``, PEP 383), which open the exact file again but cannot be written as UTF-8. So a path
+is kept as Python gives it, stored in SQLite as its exact bytes (:func:`to_bytes` / :func:`from_bytes`),
+and turned into text only to be shown (:func:`display`): undecodable bytes as ``\\xNN``, control
+characters as escapes, so a newline in a name cannot forge a line of output.
+
+**Identity.** One file can be reached by many paths: symlinks to it, a symlinked folder, a bind
+mount, hard links. :func:`identify` names a file by its resolved real path plus its device and inode,
+so that the indexer stores one row per real path and no clean-up ever removes a file that *is* its
+keeper. Hard links share device and inode under different real paths: removing one frees nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import NamedTuple
+
+PathLike = str | bytes | os.PathLike
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Characters that reorder how the rest of a line is drawn ("Trojan Source"): shown as escapes.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def to_bytes(path: PathLike) -> bytes:
+    """The exact bytes of a file name, as the kernel sees it."""
+    return os.fsencode(path)
+
+
+def from_bytes(raw: bytes) -> str:
+    """The name as Python opens it (undecodable bytes as surrogates)."""
+    return os.fsdecode(raw)
+
+
+def display(path: PathLike) -> str:
+    """Printable, valid UTF-8 text for a path: safe in a terminal, a CSV cell, a log line or a page."""
+    text = os.fsdecode(path) if isinstance(path, bytes) else os.fspath(path)
+    if text.isprintable() and not _BIDI.intersection(text):
+        return text
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif char in _BIDI or not char.isprintable() and char != " ":
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+class FileIdentity(NamedTuple):
+    """Which file a path reaches: its real path (symlinks resolved) and its device and inode."""
+
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime: float
+
+    def same_file(self, other: FileIdentity) -> bool:
+        return (self.device, self.inode) == (other.device, other.inode)
+
+
+def identify(path: PathLike, st: os.stat_result | None = None) -> FileIdentity:
+    """Resolve ``path`` to the file it reaches; ``st`` saves a stat the caller already made.
+
+    Raises OSError when the path does not resolve (missing, a dangling link, a loop).
+    """
+    real = os.path.realpath(os.fspath(path), strict=True)
+    st = st or os.stat(real)
+    return FileIdentity(real, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths reach one file (False when either is gone)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in a word, for skip reasons: "FIFO", "socket", "device", ..."""
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "special file"
+
+
+def absolute(path: PathLike) -> Path:
+    """``~`` expanded and made absolute, symlinks kept (the path as the user named it)."""
+    return Path(os.path.abspath(Path(os.fsdecode(path)).expanduser()))
