@@ -6,12 +6,16 @@ one kind of file a user may have and what lookalike makes of it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
+import socket
 import struct
+import threading
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -111,11 +115,14 @@ def test_unreadable_file_is_permission_denied(tmp_path: Path, monkeypatch: pytes
     secret = noise_jpeg(tmp_path / "secret.jpg")
     secret.chmod(0)
     if os.access(secret, os.R_OK):  # running as root: permissions do not apply, so play the OS's part
+        real_open = os.open
 
-        def refuse(*args: object, **kwargs: object) -> None:
-            raise PermissionError(13, "Permission denied", str(secret))
+        def refuse(path: object, *args: object, **kwargs: object) -> int:
+            if os.fspath(path) == str(secret):
+                raise PermissionError(13, "Permission denied", str(secret))
+            return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr(images, "open", refuse, raising=False)
+        monkeypatch.setattr(os, "open", refuse)
     try:
         assert reason_for(secret) == "permission denied"
     finally:
@@ -545,3 +552,187 @@ def test_image_extensions_are_what_suffix_gives() -> None:
     assert {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".avif", ".tiff"} <= IMAGE_EXTENSIONS
     assert all(ext.startswith(".") and ext == ext.lower() for ext in IMAGE_EXTENSIONS)
     assert Path("IMG_0001.HEIC").suffix.lower() in IMAGE_EXTENSIONS
+
+
+# --- only regular files are read: FIFOs, sockets and devices are refused without blocking -----------
+
+
+def within(seconds: float, call: Callable[[], object], fifo: Path | None = None) -> object:
+    """``call()``'s result or raised exception, failing the test (not hanging it) past ``seconds``.
+
+    A reader stuck in ``open`` of a FIFO is released afterwards by opening the FIFO for writing.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome["value"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if fifo is not None:  # let the stuck reader see end-of-file so the thread ends
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"still blocked after {seconds} s")
+    return outcome["value"]
+
+
+def refused_within(seconds: float, call: Callable[[], object], fifo: Path | None = None) -> str:
+    result = within(seconds, call, fifo)
+    assert isinstance(result, ImageError), f"expected an ImageError, got {result!r}"
+    return result.reason
+
+
+@pytest.mark.parametrize("reader", ["open_image", "load_image"])
+def test_a_fifo_named_like_a_photo_is_refused_at_once(tmp_path: Path, reader: str) -> None:
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    call = (lambda: open_image(fifo)) if reader == "open_image" else (lambda: load_image(fifo, 64))
+    assert refused_within(10, call, fifo) == "not a regular file (FIFO)"
+
+
+def test_a_fifo_with_a_writer_waiting_is_still_refused_unread(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    data = noise_jpeg(tmp_path / "n.jpg").read_bytes()
+
+    def write() -> None:
+        with contextlib.suppress(OSError):  # the pipe breaks when the reader closes unread
+            fifo.write_bytes(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()  # blocks in open until a reader comes: ours must not read what it sends
+    assert refused_within(10, lambda: open_image(fifo), fifo) == "not a regular file (FIFO)"
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the writer if it is still waiting
+    writer.join(10)
+
+
+def test_a_socket_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.jpg"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        server.listen()
+        assert refused_within(10, lambda: open_image(path)) == "not a regular file (socket)"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_a_device_behind_a_photo_name_is_refused_unread(tmp_path: Path, device: str) -> None:
+    if not os.path.exists(device):
+        pytest.skip(f"no {device} here")
+    link = tmp_path / "photo.jpg"
+    link.symlink_to(device)
+    assert refused_within(10, lambda: open_image(link)) == "not a regular file (device)"
+    assert refused_within(10, lambda: open_image(device)) == "not a regular file (device)"
+
+
+def test_a_symlink_to_a_regular_photo_is_read(tmp_path: Path) -> None:
+    photo = noise_jpeg(tmp_path / "real.jpg")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(photo)
+    assert open_image(link).size == (400, 300)
+
+
+def test_files_read_leave_no_descriptor_open(tmp_path: Path) -> None:
+    photo = noise_jpeg(tmp_path / "real.jpg")
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        open_image(photo)
+        refused_within(10, lambda: open_image(fifo), fifo)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+# --- files that change while they are read ----------------------------------------------------------
+
+
+def while_decoding(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
+    """Run ``change`` once, after the header was read and before the pixels are: a real mid-read change."""
+    real_load = ImageFile.ImageFile.load
+    done = []
+
+    def load(self: ImageFile.ImageFile) -> object:
+        if not done:
+            done.append(True)
+            change()
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "BMP", "TIFF"])
+def test_a_file_cut_short_while_read_is_an_image_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_format: str
+) -> None:
+    path = tmp_path / f"photo.{image_format.lower()}"
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, image_format)
+    size = path.stat().st_size
+    while_decoding(monkeypatch, lambda: os.truncate(path, size // 2))  # BMP/TIFF: Pillow could mmap these
+    with pytest.raises(ImageError) as caught:
+        load_image(path, 64)
+    assert caught.value.reason in {"truncated or corrupt image data", "changed while being read"}
+
+
+def test_a_file_rewritten_while_read_is_an_image_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = noise_jpeg(tmp_path / "photo.jpg")
+    other = noise_jpeg(tmp_path / "other.jpg", size=(640, 480)).read_bytes()
+    while_decoding(monkeypatch, lambda: path.write_bytes(other))  # same inode, new content and size
+    with pytest.raises(ImageError) as caught:
+        load_image(path, 64)
+    assert caught.value.reason in {"truncated or corrupt image data", "changed while being read"}
+
+
+def test_a_file_grown_while_read_is_reported_as_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = noise_jpeg(tmp_path / "photo.jpg")
+
+    def append() -> None:
+        with open(path, "ab") as f:
+            f.write(b"\0" * 1000)
+
+    while_decoding(monkeypatch, append)
+    with pytest.raises(ImageError) as caught:
+        load_image(path, 64)
+    assert caught.value.reason == "changed while being read"
+
+
+def test_a_file_replaced_by_rename_while_read_is_decoded_from_what_was_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editor's atomic save swaps the name to a new file; the open descriptor still reads the old one."""
+    path = noise_jpeg(tmp_path / "photo.jpg")
+    replacement = noise_jpeg(tmp_path / "new.jpg", size=(640, 480))
+    while_decoding(monkeypatch, lambda: os.replace(replacement, path))
+    decoded = load_image(path, 64)
+    assert (decoded.width, decoded.height) == (400, 300)
+
+
+def test_files_changing_under_many_reads_give_pictures_or_image_errors(tmp_path: Path) -> None:
+    path = noise_jpeg(tmp_path / "photo.jpg")
+    smaller = noise_jpeg(tmp_path / "b.jpg", size=(300, 200)).read_bytes()
+    versions = [path.read_bytes(), smaller, b"", b"\xff\xd8"]
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            with open(path, "r+b") as f:  # in place: readers see the file shrink, grow and change
+                f.truncate(0)
+                f.write(versions[i % len(versions)])
+            i += 1
+
+    writer = threading.Thread(target=churn, daemon=True)
+    writer.start()
+    try:
+        outcomes = [within(10, lambda: load_image(path, 32)) for _ in range(200)]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(isinstance(o, DecodedImage | ImageError) for o in outcomes), {type(o) for o in outcomes}

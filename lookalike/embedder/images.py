@@ -12,10 +12,12 @@ Nothing here imports TensorFlow, so the CLI and the server can check files cheap
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import os
 import re
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, features
 
 from lookalike.errors import ImageError
+from lookalike.paths import file_kind
 
 PREPROCESSING_VERSION = "effnet-eval-crop32-bicubic-v1"
 """Names the pipeline in :func:`preprocess`; stored in fingerprints, so bump it with any change there."""
@@ -55,6 +58,8 @@ _EXCLUDED_FORMATS = frozenset({"EPS"})
 _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _CORRUPT = "truncated or corrupt image data"
+CHANGED = "changed while being read"
+"""The reason for a file whose size or time moved during decoding: its pixels may mix two versions."""
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -133,9 +138,12 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
     """Open, guard, draft, decode, orient and convert; returns (RGB image, oriented original size, format)."""
     _register_plugins()
     with _binary_stream(source) as (stream, label):
-        start = stream.tell()
-        head = stream.read(64)
-        stream.seek(start)
+        try:
+            start = stream.tell()
+            head = stream.read(64)
+            stream.seek(start)
+        except OSError as exc:  # an I/O error on a failing disk or a vanished network share
+            raise ImageError(label, f"cannot read file ({exc.strerror or exc})") from None
         try:
             with _pillow_bomb_warning_silenced():  # our own MAX_PIXELS check below replaces the warning
                 image = Image.open(stream, formats=_allowed_formats())
@@ -184,20 +192,18 @@ def _binary_stream(source: ImageSource) -> Iterator[tuple[BinaryIO, str]]:
         return
     if isinstance(source, str | os.PathLike):
         label = os.fspath(source)
-        try:
-            handle = open(source, "rb")  # noqa: SIM115 - closed by the with below
-        except FileNotFoundError:
-            raise ImageError(label, "file not found") from None
-        except IsADirectoryError:
-            raise ImageError(label, "is a directory") from None
-        except PermissionError:
-            raise ImageError(label, "permission denied") from None
-        except (OSError, ValueError) as exc:
-            raise ImageError(label, f"cannot read file ({getattr(exc, 'strerror', None) or exc})") from None
+        handle, opened = _open_regular_file(label)
         with handle:
-            if os.fstat(handle.fileno()).st_size == 0:
+            if opened.st_size == 0:
                 raise ImageError(label, "empty file")
-            yield handle, label
+            try:
+                yield handle, label
+            except ImageError:
+                if _changed_since(handle, opened):  # the real reason a half-rewritten file fails
+                    raise ImageError(label, CHANGED) from None
+                raise
+            if _changed_since(handle, opened):  # decoded, but maybe from a mix of two versions
+                raise ImageError(label, CHANGED)
         return
     stream = source
     label = str(getattr(stream, "name", "<stream>"))
@@ -209,6 +215,60 @@ def _binary_stream(source: ImageSource) -> Iterator[tuple[BinaryIO, str]]:
     if end <= start:
         raise ImageError(label, "empty file")
     yield stream, label
+
+
+def _open_regular_file(path: str) -> tuple[BinaryIO, os.stat_result]:
+    """Open ``path`` for reading only if it is a regular file (symlinks followed); never blocks.
+
+    A FIFO would block ``open`` until a writer comes (forever, in a photo folder), a device reads
+    forever or has side effects, a socket cannot be opened: each is refused as ``not a regular file
+    (kind)``. The kind is checked from a stat before opening (so a device is not even opened) and
+    again on the descriptor (so a file swapped in between is caught); ``O_NONBLOCK`` makes the open
+    itself return at once whatever the path has become. The stream wraps the checked descriptor, so
+    what is decoded is exactly the file that passed, and carries no path Pillow could reopen.
+    """
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(path, "file not found") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket, or something else with no reader side
+            with contextlib.suppress(OSError):
+                raise _not_regular(path, os.stat(path).st_mode) from None
+        raise ImageError(path, f"cannot read file ({exc.strerror or exc})") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise ImageError(path, f"cannot read file ({exc})") from None
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise _not_regular(path, opened.st_mode)
+        os.set_blocking(fd, True)  # a regular file: plain reads from here on
+        return os.fdopen(fd, "rb"), opened
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_regular(path: str, mode: int) -> ImageError:
+    if stat.S_ISDIR(mode):
+        return ImageError(path, "is a directory")
+    return ImageError(path, f"not a regular file ({file_kind(mode)})")
+
+
+def _changed_since(handle: BinaryIO, opened: os.stat_result) -> bool:
+    """Whether the open file's size or modification time moved while it was being read."""
+    try:
+        now = os.fstat(handle.fileno())
+    except OSError:
+        return True
+    return (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns)
 
 
 @functools.cache
