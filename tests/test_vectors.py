@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import faiss
 import numpy as np
 import pytest
 
-from lookalike.errors import CollectionError
+from lookalike.errors import CollectionError, NoSpace
 from lookalike.index import vectors
 from lookalike.index.store import NewImage, Store
 from lookalike.index.vectors import (
@@ -200,9 +202,10 @@ def test_a_crash_while_saving_leaves_the_previous_file_intact(store, tmp_path, m
     built.save(tmp_path, generation)
     before = (tmp_path / INDEX_FILE).read_bytes()
 
-    def write_half_then_die(index, filename):
-        with open(filename, "wb") as f:
-            f.write(b"half an index")
+    serialized = faiss.serialize_index(built.index)  # what the real write_index sends its writer
+
+    def write_half_then_die(index, writer):
+        writer(faiss.swig_ptr(serialized), 1, len(serialized) // 2)  # half of it, then killed
         raise KeyboardInterrupt
 
     monkeypatch.setattr(faiss, "write_index", write_half_then_die)
@@ -250,3 +253,121 @@ def test_a_stale_ivf_file_keeps_its_trained_lists_and_gets_the_current_vectors(s
     np.testing.assert_array_equal(centroids(loaded), centroids(built))  # no k-means again
     assert loaded.id_checksum() == store.id_checksum()
     assert loaded.search(clustered(1, seed=42), k=1, nprobe=64)[0].ids.tolist() == [new_id]
+
+
+# --- damage inside the file, at the same size: caught by the sidecar's checksum --------------------
+
+
+def flip_middle(path, count: int = 64) -> None:
+    """Invert ``count`` bytes in the middle of ``path``: same size, same ids, wrong vectors."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + count] = bytes(b ^ 0xFF for b in data[middle : middle + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_bytes_flipped_inside_the_file_at_the_same_size_are_rebuilt_with_correct_scores(
+    store, tmp_path, kind
+):
+    x = clustered(IVF_MIN + 200 if kind == "ivf" else 300)
+    fill(store, x)
+    built, generation = rebuild(store, kind)
+    built.save(tmp_path, generation)
+    queries = x[:20]
+    expected = search_results(built, queries)
+    size = (tmp_path / INDEX_FILE).stat().st_size
+
+    flip_middle(tmp_path / INDEX_FILE)
+
+    assert (tmp_path / INDEX_FILE).stat().st_size == size
+    with pytest.raises(CollectionError, match="checksum"):
+        VectorIndex.load(tmp_path)
+    loaded, rebuilt = load_or_rebuild(store, kind)
+    assert rebuilt and loaded.kind == kind
+    assert search_results(loaded, queries) == expected
+    for got, want in zip(loaded.search(queries, k=10), built.search(queries, k=10), strict=True):
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-6)
+        assert got.scores.max() <= 1.0 + (0.01 if kind == "ivf" else 1e-5)  # ivf: 8-bit codes
+
+
+def test_the_sidecar_names_its_checksum_and_the_file_it_covers(store, tmp_path):
+    import json
+    import zlib
+
+    fill(store, clustered(100))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+
+    sidecar = json.loads((tmp_path / SIDECAR_FILE).read_text())
+    assert sidecar["checksum"] == f"crc32:{zlib.crc32((tmp_path / INDEX_FILE).read_bytes()):08x}"
+
+
+def test_a_sidecar_from_the_previous_release_without_a_checksum_is_accepted_until_the_next_save(
+    store, tmp_path
+):
+    import json
+
+    fill(store, clustered(100))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    sidecar_path = tmp_path / SIDECAR_FILE
+    old = json.loads(sidecar_path.read_text())
+    del old["checksum"]
+    sidecar_path.write_text(json.dumps(old))  # exactly what the previous release wrote
+
+    loaded, rebuilt = load_or_rebuild(store)
+    assert not rebuilt and loaded.ntotal == 100
+    loaded.save(tmp_path, generation)
+    assert "checksum" in json.loads(sidecar_path.read_text())
+
+
+@pytest.mark.parametrize("checksum", ["xxh3:0123", "crc32:zz", 42, None])
+def test_a_checksum_that_cannot_be_verified_is_damage(store, tmp_path, checksum):
+    import json
+
+    fill(store, clustered(100))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    sidecar = json.loads((tmp_path / SIDECAR_FILE).read_text())
+    sidecar["checksum"] = checksum
+    (tmp_path / SIDECAR_FILE).write_text(json.dumps(sidecar))
+
+    with pytest.raises(CollectionError, match="unusable"):
+        VectorIndex.load(tmp_path)
+    assert load_or_rebuild(store)[1]
+
+
+# --- a full disk while saving: NoSpace, the previous files intact, no temp file left -----------------
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("failing", [INDEX_FILE, SIDECAR_FILE])
+def test_a_full_disk_while_saving_is_no_space_and_keeps_the_previous_index(store, tmp_path, failing):
+    fill(store, clustered(100))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    before = {name: (tmp_path / name).read_bytes() for name in (INDEX_FILE, SIDECAR_FILE)}
+    fill(store, clustered(50, seed=3), start=100)
+    grown, new_generation = rebuild(store)
+    # The temporary file the save writes first is a link to /dev/full: every write fails with ENOSPC.
+    vectors._temp_path(tmp_path / failing).symlink_to("/dev/full")
+
+    with pytest.raises(NoSpace) as caught:
+        grown.save(tmp_path, new_generation)
+
+    message = str(caught.value)
+    assert "\n" not in message and "no space left" in message.lower() and str(tmp_path) in message
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    loaded, _ = VectorIndex.load(tmp_path)
+    assert loaded.ntotal == 100  # the previous index, whole and verified
+
+
+def test_other_write_errors_are_not_disguised_as_a_full_disk(store, tmp_path):
+    fill(store, clustered(20))
+    built, generation = rebuild(store)
+    vectors._temp_path(tmp_path / INDEX_FILE).mkdir()  # the temp name is taken by a folder: EISDIR
+    with pytest.raises(OSError) as caught:
+        built.save(tmp_path, generation)
+    assert not isinstance(caught.value, NoSpace)
