@@ -13,7 +13,21 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lookalike.errors import CollectionError, ImageError, LookalikeError, ModelError, ModelMismatchError
+from lookalike.errors import (
+    CollectionError,
+    ImageError,
+    ImageNotFound,
+    IndexTooNew,
+    InvalidOption,
+    LookalikeError,
+    ModelError,
+    ModelMismatchError,
+    NoSpace,
+    NotAnIndex,
+    QuarantineError,
+    StaleFile,
+    WriterBusy,
+)
 
 if TYPE_CHECKING:
     from lookalike.embedder import Label
@@ -23,9 +37,17 @@ __version__ = "0.1.0"
 __all__ = [
     "CollectionError",
     "ImageError",
+    "ImageNotFound",
+    "IndexTooNew",
+    "InvalidOption",
     "LookalikeError",
     "ModelError",
     "ModelMismatchError",
+    "NoSpace",
+    "NotAnIndex",
+    "QuarantineError",
+    "StaleFile",
+    "WriterBusy",
     "classify",
     "open",
 ]

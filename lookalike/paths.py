@@ -78,6 +78,26 @@ def identify(path: PathLike, st: os.stat_result | None = None) -> FileIdentity:
     return FileIdentity(real, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
 
 
+class FileSet:
+    """A set of files by identity: a path belongs if it is one of them by real path or by device and inode."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.inodes: set[tuple[int, int]] = set()
+
+    def add(self, path: str, device: int | None, inode: int | None) -> None:
+        self.paths.add(path)
+        if inode:
+            self.inodes.add((device or 0, inode))
+
+    def __contains__(self, item: tuple[str, int | None, int | None]) -> bool:
+        path, device, inode = item
+        return path in self.paths or bool(inode) and (device or 0, inode) in self.inodes
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
 def same_file(a: PathLike, b: PathLike) -> bool:
     """Whether two paths reach one file (False when either is gone)."""
     try:

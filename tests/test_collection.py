@@ -191,5 +191,5 @@ def test_an_index_type_asked_for_once_is_remembered(tmp_path, tf1_module, photos
         assert reopened._index_type == "flat"
         reopened.add([photos["rocket"]])
         assert reopened.info().index_type == "flat"
-    with pytest.raises(CollectionError, match="unknown index type"):
+    with pytest.raises(lookalike.InvalidOption, match="unknown index type"):
         lookalike.open(tmp_path / "ivf-index", index_type="hnsw")

@@ -65,7 +65,8 @@ def test_move_keeps_relative_paths_and_undo_restores_every_byte(library, tmp_pat
     assert restored.problems == ()
     assert sorted(restored.restored) == sorted(result.originals)
     assert tree_digest(photos) == before
-    assert [p.name for p in quarantine_dir.iterdir()] == [result.manifest.name]  # emptied folders gone
+    # emptied folders gone; the marker that keeps the indexer out stays with the manifest
+    assert sorted(p.name for p in quarantine_dir.iterdir()) == [".lookalike-quarantine", result.manifest.name]
 
 
 def test_root_defaults_to_the_deepest_folder_holding_all_copies(library, tmp_path):

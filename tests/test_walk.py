@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import ImageError, LookalikeError
 from lookalike.index.walk import digest_file, normalize_extensions, walk
 
 
@@ -82,8 +82,8 @@ def test_symlinked_folders_are_followed_unless_asked_not_to(tmp_path):
     here = touch(tmp_path / "root" / "a.jpg")
     os.symlink(tmp_path / "elsewhere", tmp_path / "root" / "linked")
 
-    # the path keeps the link's name, as the user sees the tree
-    assert found(tmp_path / "root") == [here, str(tmp_path / "root" / "linked" / "b.jpg")]
+    # one file, one path: its real one, whatever path led to it
+    assert found(tmp_path / "root") == [here, str(tmp_path / "elsewhere" / "b.jpg")]
     assert found(tmp_path / "root", follow_symlinks=False) == [here]
 
 
@@ -104,9 +104,76 @@ def test_dangling_links_and_unreadable_folders_are_skipped_and_reported(tmp_path
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    errors = []
-    assert found(tmp_path, on_error=lambda path, e: errors.append((path, type(e)))) == [photo]
-    assert errors == [(os.path.dirname(locked), PermissionError)]
+    skipped = []
+    assert found(tmp_path, on_skip=lambda path, reason: skipped.append((path, reason))) == [photo]
+    assert skipped == [(str(tmp_path / "dangling.jpg"), "dangling symlink"),
+                       (os.path.dirname(locked), "cannot read folder: permission denied")]
+
+
+def test_every_skip_has_its_reason_and_only_regular_files_are_found(tmp_path):
+    photo = touch(tmp_path / "a.jpg")
+    os.mkfifo(tmp_path / "fifo.jpg")
+    os.symlink("loop.jpg", tmp_path / "loop.jpg")  # a link to itself
+    os.symlink(tmp_path, tmp_path / "up")  # a folder link back to the top
+    touch(tmp_path / "notes.txt")
+    os.symlink(tmp_path / "nothing", tmp_path / "dangling.txt")  # not an image name: not a skip
+    skipped = []
+    assert found(tmp_path, on_skip=lambda path, reason: skipped.append((path, reason))) == [photo]
+    assert dict(skipped) == {
+        str(tmp_path / "fifo.jpg"): "not a regular file (FIFO)",
+        str(tmp_path / "loop.jpg"): "symlink loop",
+        str(tmp_path / "up"): f"symlink loop: leads back to {tmp_path}",
+    }
+    # A FIFO named directly is never opened (opening it would block until a writer came).
+    skipped.clear()
+    assert found(tmp_path / "fifo.jpg", on_skip=lambda path, reason: skipped.append(reason)) == []
+    assert skipped == ["not a regular file (FIFO)"]
+
+
+def test_a_path_too_long_for_the_system_is_reported(tmp_path):
+    top = tmp_path / "top"
+    deep = top
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:  # build it relative to open folders: the whole path is longer than the kernel takes
+        os.mkdir("top", dir_fd=fd)
+        current = os.open("top", os.O_RDONLY, dir_fd=fd)
+        while len(os.fsencode(deep)) < 4200:
+            os.mkdir("d" * 200, dir_fd=current)
+            nxt = os.open("d" * 200, os.O_RDONLY, dir_fd=current)
+            os.close(current)
+            current, deep = nxt, deep / ("d" * 200)
+        os.close(os.open("photo.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=current))
+        os.close(current)
+    finally:
+        os.close(fd)
+    skipped = []
+    assert found(top, on_skip=lambda path, reason: skipped.append(reason)) == []
+    assert skipped and all(reason.endswith("too long") for reason in skipped)
+
+
+def test_a_file_reached_by_several_paths_is_found_once_under_its_real_path(tmp_path):
+    real = touch(tmp_path / "photos" / "b-real.jpg")
+    os.symlink("b-real.jpg", tmp_path / "photos" / "a-link.jpg")
+    os.symlink(tmp_path / "photos", tmp_path / "alias")
+    assert found(tmp_path / "photos") == [real]
+    assert found(tmp_path / "alias") == [real]
+    assert found(tmp_path / "photos" / "a-link.jpg", tmp_path / "alias" / "b-real.jpg") == [real]
+    hard = tmp_path / "photos" / "c-hard.jpg"
+    os.link(real, hard)  # a hard link has its own real path: found, and told apart later by its inode
+    files = list(walk([tmp_path / "photos"]))
+    assert [f.path for f in files] == [real, str(hard)] and files[0].inode == files[1].inode
+
+
+def test_quarantine_folders_are_never_walked_into(tmp_path):
+    photo = touch(tmp_path / "a.jpg")
+    touch(tmp_path / "quarantine" / ".lookalike-quarantine")
+    touch(tmp_path / "quarantine" / "a.jpg")
+    old = tmp_path / "old-quarantine"  # made before the marker existed: its manifest tells
+    touch(old / "manifest-20261126T101500.jsonl", b'{"kind": "lookalike-quarantine", "version": 1}\n')
+    touch(old / "b.jpg")
+    touch(tmp_path / "album" / "manifest-notes.jsonl", b'{"kind": "something else"}\n')
+    kept = touch(tmp_path / "album" / "c.jpg")
+    assert found(tmp_path) == [photo, kept]
 
 
 def test_a_root_that_does_not_exist_is_an_error(tmp_path):
@@ -117,3 +184,9 @@ def test_a_root_that_does_not_exist_is_an_error(tmp_path):
 def test_the_digest_is_the_sha256_of_the_content(tmp_path):
     content = os.urandom(300_000)
     assert digest_file(touch(tmp_path / "a.jpg", content)) == hashlib.sha256(content).hexdigest()
+
+
+def test_the_digest_never_opens_a_fifo(tmp_path):
+    os.mkfifo(tmp_path / "swapped.jpg")  # a file swapped for a FIFO after the walk
+    with pytest.raises(ImageError, match="not a regular file \\(FIFO\\)"):
+        digest_file(tmp_path / "swapped.jpg")

@@ -6,20 +6,29 @@ This is the library API the CLI and the HTTP service call as is: ``lookalike.ope
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
 from lookalike.embedder.catalog import DEFAULT_MODEL
 from lookalike.embedder.labels import Label
-from lookalike.errors import CollectionError, ImageError, ModelMismatchError
+from lookalike.errors import (
+    CollectionError,
+    ImageError,
+    ImageNotFound,
+    InvalidOption,
+    ModelMismatchError,
+    StaleFile,
+)
 from lookalike.index import quarantine, vectors
 from lookalike.index.duplicates import (
     DEFAULT_THRESHOLD,
@@ -36,8 +45,9 @@ from lookalike.index.duplicates import (
     similar_pairs_between,
     turn_candidates,
 )
-from lookalike.index.store import DB_NAME, ImageRow, NewImage, Store, match_labels
-from lookalike.index.walk import FoundFile, digest_file, walk
+from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, match_labels
+from lookalike.index.walk import FoundFile, Walk, digest_file, walk
+from lookalike.paths import FileSet, absolute
 
 if TYPE_CHECKING:
     from lookalike.embedder import Embedder, Fingerprint
@@ -197,108 +207,67 @@ class Collection:
     ) -> AddSummary:
         """Index new files, re-embed changed ones, and with ``prune`` forget files gone from ``paths``.
 
-        Commits every ``commit_every`` images: a run killed at any moment and started again resumes
-        after its last commit, and the FAISS file is brought back in step from SQLite.
+        A pipeline of named steps: walk (files and skips) -> plan (what changed) -> embed -> write
+        (batches committed every ``commit_every`` images). A run killed at any moment and started
+        again resumes after its last commit, and the FAISS file is brought back in step from SQLite.
+        The writer lock is taken first and the in-process lock only around each write, so searches
+        from other threads go on while images are embedded, and nothing waits holding a lock.
+        Raises WriterBusy when another writer holds the index for longer than ``wait`` seconds.
         """
         started = time.perf_counter()
-        roots = [Path(p).expanduser().absolute() for p in paths]
-        with self._lock, self.store.writer(wait):
-            if self._index_type_asked:
-                self.store.set_meta("index_type", self._index_type_asked)
-            found = list(walk(roots, extensions, include_hidden=include_hidden))
-            known = self.store.file_states()
-            to_embed, touched, unchanged = self._changes(found, known)
-            if touched:
-                self.store.update_stats(touched)
-            index = self._current_vectors() if to_embed or prune else None
-            added = updated = 0
-            failures: list[tuple[str, str]] = []
-            if to_embed:
+        roots = [absolute(p) for p in paths]
+        with self.store.writer(wait):
+            skipped: list[tuple[str, str]] = []
+            walker = Walk(roots, extensions, include_hidden=include_hidden,
+                          on_skip=lambda path, reason: skipped.append((path, reason)))
+            found = list(walker)
+            with self._lock:
+                if self._index_type_asked:
+                    self.store.set_meta("index_type", self._index_type_asked)
+                known = self.store.file_states()
+            plan = _plan(found, known)
+            with self._lock:
+                if plan.touched:
+                    self.store.update_stats(plan.touched)
+                if skipped:
+                    self.store.record_failures(skipped)
+                index = self._current_vectors() if plan.to_embed or prune else None
+            writer = _BatchWriter(self, index, known, commit_every)
+            if plan.to_embed:
                 embedder = self.embedder
-                self._claim_model(embedder.fingerprint)
-                files = {f.path: f for f in to_embed}
-                batch: list[NewImage] = []
-                batch_failures: list[tuple[str, str]] = []
-
-                def commit() -> None:
-                    nonlocal added, updated, last_save
-                    replaced = [known[row.path].id for row in batch if row.path in known]
-                    index.remove(replaced)
-                    ids = self.store.upsert(batch)
-                    index.add(ids, np.stack([row.vector for row in batch]))
-                    updated += len(replaced)
-                    added += len(batch) - len(replaced)
-                    self.store.record_failures(batch_failures)
-                    failures.extend(batch_failures)
-                    batch.clear()
-                    batch_failures.clear()
-                    if time.monotonic() - last_save > SAVE_EVERY_S:  # readers catch up from the file
-                        self._save_vectors(index)
-                        last_save = time.monotonic()
-
-                last_save = time.monotonic()
-
-                for done, (path, result) in enumerate(
-                    embedder.embed_many(list(files), batch_size=batch_size), start=1
-                ):
-                    if isinstance(result, ImageError):
-                        batch_failures.append((path, result.reason))
-                    else:
-                        batch.append(self._row(files[path], result))
-                    if len(batch) + len(batch_failures) >= commit_every:
-                        commit()
+                with self._lock:
+                    self._claim_model(embedder.fingerprint)
+                files = {f.path: f for f in plan.to_embed}
+                results = embedder.embed_many(list(files), batch_size=batch_size)
+                for done, (path, result) in enumerate(results, start=1):
+                    writer.take(files[path], result)
                     if progress:
                         progress(done, len(files))
-                if batch:
-                    commit()
-                elif batch_failures:
-                    self.store.record_failures(batch_failures)
-                    failures.extend(batch_failures)
-            removed = self._forget(self._gone(roots), index) if prune else 0
+                writer.flush()
+            removed = 0
+            if prune:
+                where = [*(os.path.realpath(root) for root in roots), *walker.real_roots]
+                with self._lock:
+                    removed = self._forget(self._gone(where), index)
+                    self.store.clear_failures(p for p in self.store.failure_paths()
+                                              if _under(p, where) and not os.path.lexists(p))
             if index is not None:
-                self._save_vectors(index)
-        return AddSummary(
-            added, updated, unchanged, removed, len(failures), time.perf_counter() - started, failures
-        )
-
-    def _changes(
-        self, found: Sequence[FoundFile], known: dict
-    ) -> tuple[list[FoundFile], list[tuple[str, int, float]], int]:
-        """Split found files into (to embed, touched but identical, unchanged count)."""
-        to_embed, touched, unchanged, seen = [], [], 0, set()
-        for file in found:
-            if file.path in seen:
-                continue
-            seen.add(file.path)
-            state = known.get(file.path)
-            if state is None:
-                to_embed.append(file)
-            elif (state.size, state.mtime) == (file.size, file.mtime):
-                unchanged += 1
-            elif state.size == file.size and _digest_or_none(file.path) == state.digest:
-                touched.append((file.path, file.size, file.mtime))
-                unchanged += 1
-            else:
-                to_embed.append(file)
-        return to_embed, touched, unchanged
-
-    def _row(self, file: FoundFile, embedding) -> NewImage:
-        return NewImage(
-            file.path, file.size, file.mtime, digest_file(file.path), embedding.width, embedding.height,
-            embedding.format, [vars(label) for label in embedding.labels], embedding.vector,
-        )
+                with self._lock:
+                    self._save_vectors(index)
+        failures = [*skipped, *writer.failures]
+        return AddSummary(writer.added, writer.updated, plan.unchanged, removed, len(failures),
+                          time.perf_counter() - started, failures)
 
     def _claim_model(self, fingerprint: Fingerprint) -> None:
         if self.store.get_meta("model") is None:
             self.store.set_meta("model", fingerprint.as_dict())
 
-    def _gone(self, roots: Sequence[Path]) -> list[int]:
-        """Rows under ``roots`` whose file no longer exists (never rows outside them)."""
-        prefixes = [str(root) if not root.is_dir() else str(root).rstrip(os.sep) + os.sep for root in roots]
+    def _gone(self, where: Sequence[str]) -> list[int]:
+        """Rows under the real folders ``where`` whose file no longer exists (never rows outside them)."""
         return [
             state.id
             for path, state in self.store.file_states().items()
-            if any(path == p or path.startswith(p) for p in prefixes) and not os.path.exists(path)
+            if _under(path, where) and not os.path.exists(path)
         ]
 
     def _forget(self, ids: Sequence[int], index: vectors.VectorIndex | None) -> int:
@@ -310,7 +279,7 @@ class Collection:
 
     def remove_ids(self, ids: Sequence[int], wait: float = 0.0) -> int:
         """Forget images by id (their files are not touched); e.g. after duplicates were moved away."""
-        with self._lock, self.store.writer(wait):
+        with self.store.writer(wait), self._lock:
             index = self._current_vectors()
             removed = self._forget(ids, index)
             self._save_vectors(index)
@@ -364,7 +333,7 @@ class Collection:
             raise CollectionError(f"{self.directory} holds no images yet: run 'lookalike index PATH' first")
         if not isinstance(image, bytes):
             with self._lock:
-                row = self.store.get_by_path(Path(image).expanduser().absolute())
+                row = self.store.get_by_path(os.path.realpath(absolute(image)))
             if row is not None:
                 return self._search_row(row, k, min_score, label)
         embedding = self.embedder.embed(image)
@@ -376,7 +345,7 @@ class Collection:
         with self._lock:
             row = self.store.get(id)
         if row is None:
-            raise CollectionError(f"no image with id {id} in {self.directory}")
+            raise ImageNotFound(id, self.directory)
         return self._search_row(row, k, min_score, label)
 
     def _search_row(self, row: ImageRow, k: int, min_score: float | None, label: str | None) -> SearchResult:
@@ -421,11 +390,44 @@ class Collection:
         return [TextHit(Image.from_row(m.row), m.label, m.probability) for m in matches]
 
     def get(self, id: int) -> Image:
+        """An indexed image by id; raises ImageNotFound."""
         with self._lock:
             row = self.store.get(id, vector=False)
         if row is None:
-            raise CollectionError(f"no image with id {id} in {self.directory}")
+            raise ImageNotFound(id, self.directory)
         return Image.from_row(row)
+
+    def get_by_path(self, path: str | Path) -> Image | None:
+        """The indexed image a path reaches (through links too), or None."""
+        with self._lock:
+            row = self.store.get_by_path(os.path.realpath(absolute(path)), vector=False)
+        return Image.from_row(row) if row else None
+
+    def open_indexed_file(self, id: int) -> tuple[BinaryIO, Image]:
+        """The file of an indexed image, opened for reading, only if it is still the file that was indexed.
+
+        Never follows a symlink put in its place, never opens a FIFO or device, and refuses a file whose
+        size, mtime or inode differ from the index: serving a path swapped after indexing (a link to
+        ``/etc/passwd``) is how a service leaks what it was never given. Raises ImageNotFound for an
+        unknown id and StaleFile otherwise. The caller closes the file.
+        """
+        with self._lock:
+            row = self.store.get(id, vector=False)
+        if row is None:
+            raise ImageNotFound(id, self.directory)
+        try:
+            fd = os.open(row.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            reason = "replaced by a symlink" if e.errno == errno.ELOOP else (e.strerror or str(e)).lower()
+            raise StaleFile(f"the file of image {id} is gone or unreadable: {reason}") from None
+        st = os.fstat(fd)
+        same = (stat.S_ISREG(st.st_mode) and st.st_size == row.size and abs(st.st_mtime - row.mtime) < 1e-3
+                and (row.inode is None or (st.st_dev, st.st_ino) == (row.device, row.inode)))
+        if not same:
+            os.close(fd)
+            raise StaleFile(f"the file of image {id} changed since it was indexed")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), Image.from_row(row)
 
     def failures(self, limit: int | None = None):
         with self._lock:
@@ -465,7 +467,7 @@ class Collection:
         keeper_policy = KeeperPolicy.parse(policy)
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         if not 0 < threshold <= 1:
-            raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+            raise InvalidOption("--threshold", f"threshold must be in (0, 1], not {threshold}")
         if against is not None:
             return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
         pairs: list[Pair] = []
@@ -475,10 +477,7 @@ class Collection:
             if index is not None:
                 pairs = self._near_pairs(similar_pairs, index, self.store, threshold)
         with self._lock:
-            twins = [i for (i,) in self.store.db.conn.execute(
-                "SELECT id FROM images WHERE digest IN "
-                "(SELECT digest FROM images GROUP BY digest HAVING count(*) > 1)"
-            )]
+            twins = self.store.shared_digest_ids()
             records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
         return build_clusters(records, [p for p in pairs if p.a in records and p.b in records], keeper_policy)
 
@@ -552,15 +551,16 @@ class Collection:
             return self._match_store(scratch.store, threshold, exact_only)
 
     def _match_store(self, archive: Store, threshold: float, exact_only: bool) -> list[Cluster]:
+        """My images against ``archive``'s. A file that is itself part of the archive (the same file,
+        reached by any path) is never a copy: it is what the archive holds, not a duplicate of it."""
         pairs: list[Pair] = []
         with self._lock:
-            mine = dict(self.store.db.conn.execute("SELECT id, digest FROM images"))
+            mine = self.store.digests()
             compare = not exact_only and self.store.count() and archive.count()
             if compare:
                 self._check_same_model(archive)
         wanted = set(mine.values())
-        archive_digests = archive.db.conn.execute("SELECT id, digest FROM images")
-        twins = [i for i, digest in archive_digests if digest in wanted]
+        twins = [i for i, digest in archive.digests().items() if digest in wanted]
         if compare:
             index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
             pairs = self._near_pairs(similar_pairs_between, index, archive, threshold)
@@ -569,6 +569,8 @@ class Collection:
         twins = [i for i, digest in mine.items() if digest in found]
         with self._lock:
             queries = _records(self.store, [*twins, *(p.a for p in pairs)])
+        archive_files = archive.file_identities()
+        queries = {i: r for i, r in queries.items() if not r.is_one_of(archive_files)}
         pairs = [p for p in pairs if p.a in queries and p.b in theirs]
         return build_matches(queries.values(), theirs.values(), pairs)
 
@@ -585,18 +587,20 @@ class Collection:
     def _match_files(self, folder: Path) -> list[Cluster]:
         """Exact two-set mode against a plain folder: content digests only, no model, nothing written."""
         with self._lock:
-            mine = dict(self.store.db.conn.execute("SELECT id, digest FROM images"))
+            mine = self.store.digests()
         wanted = set(mine.values())
-        theirs = []
+        theirs, archive_files = [], FileSet()
         for number, file in enumerate(walk([folder])):
+            archive_files.add(file.path, file.device, file.inode)
             digest = _digest_or_none(file.path)
             if digest in wanted:
                 width, height = _pixel_size(file.path)
-                theirs.append(ImageRecord(number, file.path, width, height, file.size, file.mtime, digest))
+                theirs.append(ImageRecord(number, file.path, width, height, file.size, file.mtime, digest,
+                                          file.device, file.inode))
         found = {r.digest for r in theirs}
         with self._lock:
             queries = _records(self.store, [i for i, d in mine.items() if d in found])
-        return build_matches(queries.values(), theirs)
+        return build_matches([r for r in queries.values() if not r.is_one_of(archive_files)], theirs)
 
     def move_duplicates(self, clusters: Iterable[Cluster], quarantine_dir: str | Path, *,
                         wait: float = 0.0) -> quarantine.MoveResult:
@@ -605,21 +609,21 @@ class Collection:
         Paths under the quarantine mirror the copies' folders; ``result.manifest`` is what :meth:`undo`
         takes. The writer lock is held throughout, so files and index change together.
         """
-        with self._lock, self.store.writer(wait):
+        with self.store.writer(wait), self._lock:
             result = quarantine.move_copies(clusters, Path(quarantine_dir).expanduser())
             self._forget_paths(result.originals)
         return result
 
     def delete_duplicates(self, clusters: Iterable[Cluster], *, wait: float = 0.0) -> quarantine.DeleteResult:
         """Delete every cluster's copies (never a keeper) for good, and forget them. Ask the user first."""
-        with self._lock, self.store.writer(wait):
+        with self.store.writer(wait), self._lock:
             result = quarantine.delete_copies(clusters)
             self._forget_paths(result.deleted)
         return result
 
     def undo(self, manifest: str | Path, *, wait: float = 0.0) -> quarantine.UndoResult:
         """Put files moved by :meth:`move_duplicates` back, byte-identical, and index them again."""
-        result = quarantine.undo(Path(manifest).expanduser())
+        result = quarantine.undo(Path(manifest).expanduser().absolute())
         if result.restored:
             self.add(result.restored, wait=wait)
         return result
@@ -645,7 +649,8 @@ class Collection:
 def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:
     """What the keeper policy and the report need, for just the images in pairs or exact groups."""
     return {
-        row.id: ImageRecord(row.id, row.path, row.width, row.height, row.size, row.mtime, row.digest)
+        row.id: ImageRecord(row.id, row.path, row.width, row.height, row.size, row.mtime, row.digest,
+                            row.device, row.inode)
         for row in store.get_many(list(ids))
     }
 
@@ -666,8 +671,95 @@ def _pixel_size(path: str) -> tuple[int, int]:
 def _digest_or_none(path: str) -> str | None:
     try:
         return digest_file(path)
-    except OSError:
+    except ImageError:
         return None
+
+
+def _under(path: str, folders: Sequence[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or inside one (by path, not by following links)."""
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+
+class Plan(NamedTuple):
+    """What a walk found, against what the index holds."""
+
+    to_embed: list[FoundFile]  # new, or changed in content
+    touched: list[tuple[str, int, float]]  # size or mtime changed, same content: new stats only
+    unchanged: int
+
+
+def _plan(found: Sequence[FoundFile], known: dict[str, FileState]) -> Plan:
+    """Split found files by what they need; a changed size or mtime is only a change if the digest is."""
+    to_embed, touched, unchanged = [], [], 0
+    for file in found:
+        state = known.get(file.path)
+        if state is None:
+            to_embed.append(file)
+        elif (state.size, state.mtime) == (file.size, file.mtime):
+            unchanged += 1
+        elif state.size == file.size and _digest_or_none(file.path) == state.digest:
+            touched.append((file.path, file.size, file.mtime))
+            unchanged += 1
+        else:
+            to_embed.append(file)
+    return Plan(to_embed, touched, unchanged)
+
+
+class _BatchWriter:
+    """The write step of :meth:`Collection.add`: embedded files become rows and vectors, a batch per commit.
+
+    Each commit is one SQLite transaction plus the matching FAISS change, under the collection lock,
+    so a reader sees either the whole batch or none of it.
+    """
+
+    def __init__(self, collection: Collection, index: vectors.VectorIndex | None,
+                 known: dict[str, FileState], commit_every: int) -> None:
+        self.collection = collection
+        self.index = index
+        self.known = known
+        self.commit_every = commit_every
+        self.batch: list[NewImage] = []
+        self.batch_failures: list[tuple[str, str]] = []
+        self.failures: list[tuple[str, str]] = []
+        self.added = self.updated = 0
+        self.last_save = time.monotonic()
+
+    def take(self, file: FoundFile, result: Any) -> None:
+        if isinstance(result, ImageError):
+            self.batch_failures.append((file.path, result.reason))
+        else:
+            try:
+                digest = digest_file(file.path)  # after decoding: the content the vector is of
+            except ImageError as error:
+                self.batch_failures.append((file.path, error.reason))
+            else:
+                self.batch.append(NewImage(
+                    file.path, file.size, file.mtime, digest, result.width, result.height, result.format,
+                    [vars(label) for label in result.labels], result.vector, file.device, file.inode,
+                ))
+        if len(self.batch) + len(self.batch_failures) >= self.commit_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is pending: rows, vectors and failures together."""
+        store = self.collection.store
+        wrote = bool(self.batch)
+        with self.collection._lock:
+            if wrote:
+                replaced = [self.known[row.path].id for row in self.batch if row.path in self.known]
+                self.index.remove(replaced)
+                ids = store.upsert(self.batch)
+                self.index.add(ids, np.stack([row.vector for row in self.batch]))
+                self.updated += len(replaced)
+                self.added += len(self.batch) - len(replaced)
+            if self.batch_failures:
+                store.record_failures(self.batch_failures)
+                self.failures.extend(self.batch_failures)
+            self.batch.clear()
+            self.batch_failures.clear()
+            if wrote and time.monotonic() - self.last_save > SAVE_EVERY_S:  # readers catch up
+                self.collection._save_vectors(self.index)
+                self.last_save = time.monotonic()
 
 
 def open_collection(
@@ -687,6 +779,7 @@ def open_collection(
     threads together (:mod:`lookalike.embedder.batching`).
     """
     if index_type is not None and index_type not in vectors.INDEX_TYPES:
-        raise CollectionError(f"unknown index type {index_type!r}; choose {', '.join(vectors.INDEX_TYPES)}")
+        raise InvalidOption(
+            "--index-type", f"unknown index type {index_type!r}; choose {', '.join(vectors.INDEX_TYPES)}")
     store = Store.open(directory or default_directory(), create=create)
     return Collection(store, model, cache_dir, index_type, batching)

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from lookalike.errors import InvalidOption
+from lookalike.paths import FileSet
+
 
 @dataclass(frozen=True)
 class ImageRecord:
@@ -44,10 +47,20 @@ class ImageRecord:
     size: int
     mtime: float
     digest: str | None = None
+    device: int | None = None
+    inode: int | None = None
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    def is_one_of(self, files: FileSet) -> bool:
+        return (self.path, self.device, self.inode) in files
+
+    def same_file_as(self, other: ImageRecord) -> bool:
+        """The same file under another path (a hard link, a bind mount): removing it frees nothing."""
+        return self.path == other.path or bool(self.inode) and (self.device, self.inode) == (
+            other.device, other.inode)
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,8 @@ class Member:
     mtime: float
     similarity: float
     exact: bool
+    same_file: bool = False
+    """The keeper's own file under another name (a hard link): shown, never moved or deleted."""
 
     @property
     def pixels(self) -> int:
@@ -82,7 +97,11 @@ class Member:
 
 @dataclass(frozen=True)
 class Cluster:
-    """A keeper and its copies; ``exact`` copies share the keeper's content digest byte for byte."""
+    """A keeper and its copies; ``exact`` copies share the keeper's content digest byte for byte.
+
+    A copy that is the keeper's very file under another name (``same_file``: a hard link) is listed
+    for honesty but frees nothing and is never acted on.
+    """
 
     keeper: Member
     copies: tuple[Member, ...]
@@ -94,7 +113,7 @@ class Cluster:
     @property
     def reclaimable(self) -> int:
         """Bytes freed by removing the copies: what a user weighs before cleaning up."""
-        return sum(c.size for c in self.copies)
+        return sum(c.size for c in self.copies if not c.same_file)
 
 
 # Each criterion maps a record to a sort key where smaller is a better keeper.
@@ -120,7 +139,8 @@ class KeeperPolicy:
     def __post_init__(self) -> None:
         unknown = [c for c in self.criteria if c not in _CRITERIA]
         if unknown or not self.criteria:
-            raise ValueError(
+            raise InvalidOption(
+                "--keep",
                 f"unknown keeper criterion {', '.join(unknown) or '(none)'}; "
                 f"choose from {', '.join(_CRITERIA)}"
             )
@@ -301,16 +321,16 @@ def exact_groups(rows: Iterable[tuple[int, str | None]]) -> list[list[int]]:
     return sorted(sorted(group) for group in by_digest.values() if len(group) > 1)
 
 
-def _member(record: ImageRecord, similarity: float, exact: bool) -> Member:
+def _member(record: ImageRecord, similarity: float, exact: bool, same_file: bool = False) -> Member:
     return Member(record.id, record.path, record.width, record.height, record.size, record.mtime,
-                  similarity, exact)
+                  similarity, exact, same_file)
 
 
 def _cluster(keeper: ImageRecord, copies: Iterable[tuple[ImageRecord, float]]) -> Cluster:
     members = []
     for record, similarity in copies:
         exact = bool(keeper.digest) and record.digest == keeper.digest
-        members.append(_member(record, 1.0 if exact else similarity, exact))
+        members.append(_member(record, 1.0 if exact else similarity, exact, record.same_file_as(keeper)))
     members.sort(key=lambda m: (-m.similarity, m.path, m.id))
     return Cluster(_member(keeper, 1.0, False), tuple(members))
 

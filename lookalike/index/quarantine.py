@@ -3,7 +3,11 @@
 Safety rules, because these functions touch a person's photos:
 
 - Keepers are never touched; a copy is only acted on while its keeper still exists and the copy
-  still has the size and mtime it was indexed with (otherwise the similarity is stale).
+  still has the size and mtime it was indexed with (otherwise the similarity is stale), is still a
+  regular file (not a link swapped in), and is not the keeper's own file under another name (a hard
+  link, a bind mount: :mod:`lookalike.paths`). Those are shown in reports and never acted on.
+- A quarantine folder carries a marker file (``.lookalike-quarantine``), so indexing a folder that
+  holds it never pulls the moved copies back in, and files already in it are never moved again.
 - Nothing is ever overwritten: moves use a hard link (which fails if the target exists) or an
   exclusive-create copy across file systems; a name clash gets a new name, ``name (1).jpg``.
 - The manifest is written *ahead* of each move, one JSON object per line, flushed and fsynced, so
@@ -21,14 +25,16 @@ import errno
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import ImageError, NoSpace, QuarantineError
 from lookalike.index.duplicates import Cluster, Member
-from lookalike.index.walk import digest_file
+from lookalike.index.walk import QUARANTINE_MARKER, digest_file
+from lookalike.paths import display, same_file
 
 MANIFEST_KIND = "lookalike-quarantine"
 MANIFEST_VERSION = 1
@@ -80,23 +86,32 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _actionable(clusters: Iterable[Cluster]) -> Iterator[tuple[Member, Path] | Problem]:
-    """Each copy whose keeper is still there and which is still the file that was indexed."""
+def _actionable(
+    clusters: Iterable[Cluster], quarantine: Path | None = None
+) -> Iterator[tuple[Member, Path] | Problem]:
+    """Each copy whose keeper is still there and which is still, and only, the file that was indexed."""
     seen: set[Path] = set()
     for cluster in clusters:
-        keeper_present = Path(cluster.keeper.path).is_file()
+        keeper = Path(cluster.keeper.path)
+        keeper_present = keeper.is_file()
         for copy in cluster.copies:
             path = Path(copy.path)
-            if path in seen:
-                continue
+            if path in seen or copy.same_file:
+                continue  # a hard link of its keeper: removing it would free nothing
             seen.add(path)
             try:
-                st = path.stat()
+                st = path.lstat()
             except FileNotFoundError:
                 yield Problem(path, "vanished")
                 continue
-            if not keeper_present:
-                yield Problem(path, f"its keeper {cluster.keeper.path} is missing")
+            if not stat.S_ISREG(st.st_mode):
+                yield Problem(path, "no longer a regular file (replaced by a link or a folder)")
+            elif not keeper_present:
+                yield Problem(path, f"its keeper {display(keeper)} is missing")
+            elif same_file(path, keeper):
+                yield Problem(path, f"the same file as its keeper {display(keeper)}; left alone")
+            elif quarantine is not None and path.is_relative_to(quarantine):
+                yield Problem(path, "already in the quarantine")
             elif st.st_size != copy.size or abs(st.st_mtime - copy.mtime) > MTIME_SLACK_S:
                 yield Problem(path, "changed since it was indexed")
             else:
@@ -140,9 +155,16 @@ def _move_no_clobber(src: Path, dst: Path) -> None:
 
 
 def _append(log: IO[str], entry: dict) -> None:
-    log.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    log.flush()
-    os.fsync(log.fileno())
+    """One manifest line, on disk before the move it announces. No room for it: stop moving at all."""
+    try:
+        log.write(json.dumps(entry) + "\n")  # ASCII escapes keep undecodable names exact
+        log.flush()
+        os.fsync(log.fileno())
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpace(f"no space left for the quarantine manifest {display(log.name)}: "
+                          "nothing more was moved; undo it to put back what was") from None
+        raise
 
 
 def _common_root(paths: list[Path]) -> Path:
@@ -158,9 +180,9 @@ def move_copies(
     ``quarantine/2021/a.jpg``. The manifest (``quarantine/manifest-<time>.jsonl``) is what ``undo``
     reads. Copies outside a given ``root`` are reported, not moved.
     """
-    quarantine = Path(quarantine_dir).absolute()
+    quarantine = Path(os.path.realpath(Path(quarantine_dir).expanduser()))
     candidates, problems = [], []
-    for item in _actionable(clusters):
+    for item in _actionable(clusters, quarantine):
         if isinstance(item, Problem):
             problems.append(item)
         else:
@@ -168,6 +190,7 @@ def move_copies(
     base = Path(root).absolute() if root is not None else _common_root(candidates)
 
     quarantine.mkdir(parents=True, exist_ok=True)
+    (quarantine / QUARANTINE_MARKER).touch()  # the indexer never walks into this folder
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     manifest = _free_name(quarantine / f"manifest-{stamp}.jsonl")
     moved = []
@@ -182,6 +205,9 @@ def move_copies(
                 size, digest = src.stat().st_size, digest_file(src)
             except OSError as e:
                 problems.append(Problem(src, e.strerror or "unreadable"))
+                continue
+            except ImageError as e:
+                problems.append(Problem(src, e.reason))
                 continue
             target = quarantine / src.relative_to(base)
             while True:
@@ -210,7 +236,7 @@ def _read_manifest(manifest: Path) -> list[dict]:
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise LookalikeError(f"cannot read manifest {manifest}: {e}") from None
+        raise QuarantineError(f"cannot read manifest {display(manifest)}: {e}") from None
     entries = []
     for number, line in enumerate(lines):
         try:
@@ -218,9 +244,9 @@ def _read_manifest(manifest: Path) -> list[dict]:
         except json.JSONDecodeError:
             if number == len(lines) - 1:
                 break
-            raise LookalikeError(f"{manifest}: line {number + 1} is not JSON") from None
+            raise QuarantineError(f"{display(manifest)}: line {number + 1} is not JSON") from None
     if not entries or entries[0].get("kind") != MANIFEST_KIND:
-        raise LookalikeError(f"{manifest} is not a lookalike quarantine manifest")
+        raise QuarantineError(f"{display(manifest)} is not a lookalike quarantine manifest")
     failed = {(e["original"], e["moved_to"]) for e in entries if e.get("op") == "failed"}
     return [e for e in entries if e.get("op") == "move" and (e["original"], e["moved_to"]) not in failed]
 
@@ -231,19 +257,24 @@ def undo(manifest_path: str | Path) -> UndoResult:
     A file that has reappeared at its original place is never overwritten: that one copy stays in the
     quarantine and is reported, the rest are restored. Emptied quarantine folders are removed.
     """
-    manifest = Path(manifest_path)
+    manifest = Path(manifest_path).expanduser().absolute()  # relative: emptied folders are still found
     restored, problems = [], []
     for entry in _read_manifest(manifest):
         original, moved_to = Path(entry["original"]), Path(entry["moved_to"])
         if not moved_to.exists():
             if not original.exists():
-                problems.append(Problem(original, f"missing from the quarantine ({moved_to})"))
+                problems.append(Problem(original, f"missing from the quarantine ({display(moved_to)})"))
             continue  # never moved (crash before the move) or already restored
         if original.exists() or original.is_symlink():
-            problems.append(Problem(original, f"a file is back at this path; left {moved_to} in place"))
+            problems.append(Problem(original, f"a file is back here; left {display(moved_to)} in place"))
             continue
-        if digest_file(moved_to) != entry["sha256"]:
-            problems.append(Problem(original, f"{moved_to} changed in the quarantine; left in place"))
+        try:
+            changed = digest_file(moved_to) != entry["sha256"]
+        except ImageError as e:
+            problems.append(Problem(original, f"{display(moved_to)}: {e.reason}; left in place"))
+            continue
+        if changed:
+            problems.append(Problem(original, f"{display(moved_to)} changed in the quarantine; left there"))
             continue
         try:
             _move_no_clobber(moved_to, original)

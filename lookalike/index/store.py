@@ -36,7 +36,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from lookalike.errors import CollectionError, IndexTooNew, NoSpace, NotAnIndex, WriterBusy
-from lookalike.paths import display, from_bytes, to_bytes
+from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
 DB_NAME = "lookalike.db"
 LOCK_NAME = "write.lock"
@@ -496,6 +496,13 @@ class Store:
                 "SELECT id, path_bytes, size, mtime, digest FROM images"
             )
         }
+
+    def file_identities(self) -> FileSet:
+        """Every indexed file's path and (where known) device and inode: which files this index *is*."""
+        files = FileSet()
+        for raw, device, inode in self.db.conn.execute("SELECT path_bytes, device, inode FROM images"):
+            files.add(from_bytes(raw), device, inode)
+        return files
 
     def digests(self) -> dict[int, str]:
         """Every image's content digest by id: exact duplicates, with no model and no vectors."""

@@ -3,29 +3,149 @@
 Only ``os.scandir`` and one ``stat`` per image file: no file is opened, so an unchanged tree costs a
 directory walk plus a dictionary lookup per file in the store. Size and mtime decide whether a file
 needs a closer look; the SHA-256 digest (``digest_file``) then decides whether it needs re-embedding.
+
+Every file is found under its real path (:func:`lookalike.paths.identify`): a photo reached through a
+symlink, or through a symlinked folder, is the same image as the one it points to, found once. Only
+regular files are ever yielded; everything passed over that a user could expect to be indexed (a
+dangling link, a link loop, a FIFO or device named like an image, an unreadable folder, a path too
+long for the system) is reported to ``on_skip`` with its reason. Quarantine folders (they hold a
+lookalike manifest) are never walked into: their files are copies moved away on purpose.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from lookalike.embedder.images import IMAGE_EXTENSIONS
-from lookalike.errors import LookalikeError
+from lookalike.errors import ImageError, LookalikeError
+from lookalike.paths import display, file_kind
+
+QUARANTINE_MARKER = ".lookalike-quarantine"
+"""A file in every quarantine folder's top: the walker passes such folders by."""
+MANIFEST_PREFIX = "manifest-"
+MANIFEST_SUFFIX = ".jsonl"
+
+OnSkip = Callable[[str, str], None]  # (path, reason)
 
 
 class FoundFile(NamedTuple):
-    path: str  # absolute, symlinks in it kept as the user named them
+    path: str  # the real path: symlinks resolved, absolute
     size: int
     mtime: float
+    device: int = 0
+    inode: int = 0
 
 
-def normalize_extensions(extensions: Iterable[str]) -> frozenset[str]:
-    """``["JPG", ".png"]`` -> ``{".jpg", ".png"}``: how users type them vs how suffixes compare."""
-    return frozenset("." + e.lower().lstrip(".") for e in extensions)
+class Walk:
+    """The files under ``roots`` (iterate it once), and what the walk learnt on the way.
+
+    ``real_roots`` are the real folders the walk entered at their top (the roots and the targets of
+    symlinked folders): the places ``--prune`` looks for files that have gone.
+    """
+
+    def __init__(
+        self,
+        roots: Iterable[str | Path],
+        extensions: Iterable[str] | None = None,
+        *,
+        include_hidden: bool = False,
+        follow_symlinks: bool = True,
+        on_skip: OnSkip | None = None,
+    ) -> None:
+        self.wanted = normalize_extensions(IMAGE_EXTENSIONS if extensions is None else extensions)
+        self.include_hidden = include_hidden
+        self.follow_symlinks = follow_symlinks
+        self.on_skip = on_skip or (lambda path, reason: None)
+        self.real_roots: list[str] = []
+        self._roots = [os.path.abspath(os.fspath(root)) for root in roots]
+        self._visited: set[tuple[int, int]] = set()
+        self._yielded: set[str] = set()
+
+    def __iter__(self) -> Iterator[FoundFile]:
+        for path in self._roots:
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                raise LookalikeError(f"{display(path)}: {_reason(e, path)}") from None
+            if stat.S_ISDIR(st.st_mode):
+                yield from self._walk_dir(path)
+            else:
+                found = self._file(path, st)
+                if found:
+                    yield found
+
+    def _file(self, path: str, st: os.stat_result) -> FoundFile | None:
+        """The regular file ``path`` reaches, by its real path, once per walk; else report why not."""
+        if not stat.S_ISREG(st.st_mode):
+            self.on_skip(path, f"not a regular file ({file_kind(st.st_mode)})")
+            return None
+        try:
+            real = os.path.realpath(path, strict=True)
+        except OSError as e:
+            self.on_skip(path, _reason(e, path))
+            return None
+        if real in self._yielded:
+            return None
+        self._yielded.add(real)
+        return FoundFile(real, st.st_size, st.st_mtime, st.st_dev, st.st_ino)
+
+    def _walk_dir(self, top: str) -> Iterator[FoundFile]:
+        stack = [top]
+        while stack:
+            directory = stack.pop()
+            try:
+                st = os.stat(directory)
+                if (st.st_dev, st.st_ino) in self._visited:
+                    continue  # reached before by another path: its files are already found
+                self._visited.add((st.st_dev, st.st_ino))
+                with os.scandir(directory) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as e:
+                self.on_skip(directory, f"cannot read folder: {_reason(e, directory)}")
+                continue
+            if is_quarantine(entries):
+                continue
+            if directory == top or os.path.islink(directory):
+                self.real_roots.append(os.path.realpath(directory))
+            subdirs = []
+            for entry in entries:
+                if not self.include_hidden and entry.name.startswith("."):
+                    continue
+                found = self._entry(entry, subdirs)
+                if found:
+                    yield found
+            stack.extend(reversed(subdirs))
+
+    def _entry(self, entry: os.DirEntry, subdirs: list[str]) -> FoundFile | None:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.path)
+                return None
+            link = entry.is_symlink()
+            if link and not self.follow_symlinks:
+                return None
+            image = os.path.splitext(entry.name)[1].lower() in self.wanted
+            if not link and not image:
+                return None
+            st = entry.stat(follow_symlinks=True)
+        except OSError as e:
+            if image_name(entry.name, self.wanted) or _points_to_folder_maybe(e):
+                self.on_skip(entry.path, _reason(e, entry.path))
+            return None
+        if stat.S_ISDIR(st.st_mode):  # a symlinked folder
+            if _is_ancestor(entry.path):
+                target = display(os.path.realpath(entry.path))
+                self.on_skip(entry.path, f"symlink loop: leads back to {target}")
+            else:
+                subdirs.append(entry.path)
+            return None
+        return self._file(entry.path, st) if image else None
 
 
 def walk(
@@ -34,72 +154,88 @@ def walk(
     *,
     include_hidden: bool = False,
     follow_symlinks: bool = True,
-    on_error: Callable[[str, OSError], None] | None = None,
+    on_skip: OnSkip | None = None,
 ) -> Iterator[FoundFile]:
-    """Yield the image files under ``roots``, each directory in name order, each file once per directory.
+    """Yield the image files under ``roots`` (see :class:`Walk`), each directory in name order.
 
     Files named directly in ``roots`` are yielded whatever their name or extension: the user asked for
     them. Under directories, names starting with "." are skipped unless ``include_hidden``. Symlinked
-    directories are followed, but every directory is entered at most once (tracked by device and
-    inode), so a link back up the tree cannot loop. Unreadable directories are passed to ``on_error``
-    (default: skipped silently); a root that does not exist is an error.
+    directories are followed, but every directory is entered at most once (by device and inode), so a
+    link back up the tree cannot loop. A root that does not exist is an error.
     """
-    wanted = normalize_extensions(IMAGE_EXTENSIONS if extensions is None else extensions)
-    visited: set[tuple[int, int]] = set()
-    for root in roots:
-        path = os.path.abspath(os.fspath(root))
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            raise LookalikeError(f"{root}: {e.strerror.lower() if e.strerror else e}") from None
-        if os.path.isdir(path):
-            yield from _walk_dir(path, wanted, visited, include_hidden, follow_symlinks, on_error)
-        else:
-            yield FoundFile(path, st.st_size, st.st_mtime)
+    return iter(Walk(roots, extensions, include_hidden=include_hidden, follow_symlinks=follow_symlinks,
+                     on_skip=on_skip))
 
 
-def _walk_dir(
-    top: str,
-    wanted: frozenset[str],
-    visited: set[tuple[int, int]],
-    include_hidden: bool,
-    follow_symlinks: bool,
-    on_error: Callable[[str, OSError], None] | None,
-) -> Iterator[FoundFile]:
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        try:
-            st = os.stat(directory)
-            key = (st.st_dev, st.st_ino)
-            if key in visited:
-                continue
-            visited.add(key)
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            if on_error is not None:
-                on_error(directory, e)
-            continue
-        subdirs = []
-        for entry in entries:
-            if not include_hidden and entry.name.startswith("."):
-                continue
+def normalize_extensions(extensions: Iterable[str]) -> frozenset[str]:
+    """``["JPG", ".png"]`` -> ``{".jpg", ".png"}``: how users type them vs how suffixes compare."""
+    return frozenset("." + e.lower().lstrip(".") for e in extensions)
+
+
+def image_name(name: str, wanted: frozenset[str]) -> bool:
+    return os.path.splitext(name)[1].lower() in wanted
+
+
+def is_quarantine(entries: Iterable[os.DirEntry]) -> bool:
+    """Whether a folder's entries hold a quarantine marker or a lookalike manifest (older quarantines)."""
+    for entry in entries:
+        if entry.name == QUARANTINE_MARKER:
+            return True
+        if entry.name.startswith(MANIFEST_PREFIX) and entry.name.endswith(MANIFEST_SUFFIX):
             try:
-                if entry.is_dir(follow_symlinks=follow_symlinks):
-                    subdirs.append(entry.path)
-                elif os.path.splitext(entry.name)[1].lower() in wanted and entry.is_file(
-                    follow_symlinks=follow_symlinks
-                ):
-                    fst = entry.stat(follow_symlinks=True)
-                    yield FoundFile(entry.path, fst.st_size, fst.st_mtime)
-            except OSError as e:  # a dangling symlink or a file removed while walking
-                if on_error is not None:
-                    on_error(entry.path, e)
-        stack.extend(reversed(subdirs))
+                with open(entry.path, "rb") as f:
+                    if b'"lookalike-quarantine"' in f.readline(4096):
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def _is_ancestor(link: str) -> bool:
+    """Whether a symlinked folder leads to a folder that contains the link: walking it would loop."""
+    target = os.path.realpath(link)
+    parent = os.path.realpath(os.path.dirname(link))
+    return parent == target or parent.startswith(target.rstrip(os.sep) + os.sep)
+
+
+def _points_to_folder_maybe(error: OSError) -> bool:
+    """A link that fails to resolve may have been meant as a folder: loops are always worth reporting."""
+    return error.errno == errno.ELOOP
+
+
+def _reason(error: OSError, path: str) -> str:
+    """A few words for why a path could not be used."""
+    if error.errno == errno.ENOENT and os.path.islink(path):
+        return "dangling symlink"
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    if error.errno == errno.ENAMETOOLONG:
+        return "path too long"
+    return (error.strerror or str(error)).lower()
+
+
+def open_regular(path: str | Path) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file; never blocks on a FIFO or device.
+
+    Raises ImageError (a few words why) for anything else: a FIFO swapped in after the walk would
+    otherwise hang the reader forever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ImageError(path, _reason(e, os.fspath(path))) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ImageError(path, f"not a regular file ({file_kind(mode)})")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def digest_file(path: str | Path) -> str:
-    """SHA-256 of the content, hex: tells a touched file (same digest) from an edited one."""
-    with open(path, "rb") as f:
+    """SHA-256 of the content, hex: tells a touched file (same digest) from an edited one.
+
+    Raises ImageError when ``path`` is not a readable regular file (it is never opened otherwise).
+    """
+    with os.fdopen(open_regular(path), "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
