@@ -1,4 +1,4 @@
-"""`lookalike duplicates` and `lookalike undo`, run as a user runs them, in subprocesses."""
+"""`lookalike duplicates` and `lookalike undo`, run in-process as typer's CliRunner runs them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_index import run
+from tests.cli import error_lines, run
 from tests.test_collection_duplicates import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
 
 
@@ -21,13 +21,13 @@ def indexed(tmp_path, tf1_module):
     model = Path(shutil.copytree(tf1_module, tmp_path / "model"))
     files = duplicate_folder(tmp_path / "photos")
     index = tmp_path / "index"
-    result = run("index", str(tmp_path / "photos"), "--index", str(index), "--model", str(model), "-q")
-    assert result.returncode == 0, result.stderr
+    result = run("index", tmp_path / "photos", "--index", index, "--model", model, "-q")
+    assert result.exit_code == 0, result.stderr
     return index, files, model
 
 
 def duplicates(index: Path, *args: str):
-    return run("duplicates", "--index", str(index), "--threshold", str(THRESHOLD), *args)
+    return run("duplicates", "--index", index, "--threshold", THRESHOLD, *args)
 
 
 class Report(HTMLParser):
@@ -61,8 +61,8 @@ class Report(HTMLParser):
 def test_table_names_keeper_and_copies_with_similarity_and_reclaimable_bytes(indexed):
     index, files, _ = indexed
     result = duplicates(index)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.decode().splitlines()
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
     assert lines[-1].startswith("4 clusters, 4 copies, ") and lines[-1].endswith(" reclaimable")
     cat = lines.index(next(line for line in lines if line.endswith(f"  {files['cat']}")))
     assert lines[cat - 1].startswith("cluster ") and lines[cat].lstrip().startswith("keep")
@@ -76,12 +76,12 @@ def test_table_names_keeper_and_copies_with_similarity_and_reclaimable_bytes(ind
 def test_json_csv_and_an_html_report_with_every_cluster(indexed, tmp_path):
     index, files, _ = indexed
     page = tmp_path / "report.html"
-    as_json = json.loads(duplicates(index, "--json", "--html", str(page)).stdout)
+    as_json = json.loads(duplicates(index, "--json", "--html", page).stdout_bytes)
     name = {str(path): key for key, path in files.items()}
     assert {name[c["keeper"]["path"]]: {name[m["path"]] for m in c["copies"]} for c in as_json} == EXPECTED
     assert all(c["reclaimable"] == sum(m["size"] for m in c["copies"]) for c in as_json)
 
-    rows = list(csv.DictReader(io.StringIO(duplicates(index, "--csv").stdout.decode())))
+    rows = list(csv.DictReader(io.StringIO(duplicates(index, "--csv").stdout)))
     expected_rows = [(str(n), role) for n in range(1, 5) for role in ("keep", "copy")]
     assert [(r["cluster"], r["role"]) for r in rows] == expected_rows
     assert {r["path"] for r in rows if r["exact"] == "1"} == {str(files["cat-copy"])}
@@ -98,41 +98,44 @@ def test_json_csv_and_an_html_report_with_every_cluster(indexed, tmp_path):
 def test_move_to_then_undo_restores_every_byte_and_the_index(indexed, tmp_path):
     index, files, _ = indexed
     before = tree_digest(tmp_path / "photos")
-    moved = duplicates(index, "--move-to", str(tmp_path / "quarantine"))
-    assert moved.returncode == 0, moved.stderr
-    summary = moved.stdout.decode().splitlines()[-1]
+    moved = duplicates(index, "--move-to", tmp_path / "quarantine")
+    assert moved.exit_code == 0, moved.stderr
+    summary = moved.stdout.splitlines()[-1]
     assert summary.startswith("moved 4 copies; undo: lookalike undo ")
     manifest = summary.rsplit(" ", 1)[1]
-    assert json.loads(run("info", "--index", str(index), "--json").stdout)["images"] == len(files) - 4
+    assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files) - 4
     left = duplicates(index)  # nothing left to report: an empty table, the summary on stderr
-    assert left.stdout == b"" and left.stderr.decode().startswith("0 clusters, 0 copies")
+    assert left.stdout == "" and left.stderr.startswith("0 clusters, 0 copies")
 
-    undone = run("undo", manifest, "--index", str(index))
-    assert undone.returncode == 0, undone.stderr
-    assert undone.stdout.decode().strip() == "restored 4 files"
+    undone = run("undo", manifest, "--index", index)
+    assert undone.exit_code == 0, undone.stderr
+    assert undone.stdout.strip() == "restored 4 files"
     assert tree_digest(tmp_path / "photos") == before
-    assert json.loads(run("info", "--index", str(index), "--json").stdout)["images"] == len(files)
+    assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files)
 
 
 def test_delete_refuses_without_yes_when_nobody_can_be_asked(indexed, tmp_path):
     index, files, _ = indexed
     before = tree_digest(tmp_path / "photos")
     refused = duplicates(index, "--delete")  # stdin is not a terminal here
-    assert refused.returncode == 1
+    assert refused.exit_code == 1
     message = "error: --delete needs --yes when there is no terminal to ask on"
-    assert refused.stderr.decode().splitlines() == [message]
+    assert error_lines(refused) == [message]
     assert tree_digest(tmp_path / "photos") == before
 
     deleted = duplicates(index, "--delete", "--yes")
-    assert deleted.returncode == 0 and deleted.stdout.decode().splitlines()[-1] == "deleted 4 copies"
+    assert deleted.exit_code == 0 and deleted.stdout.splitlines()[-1] == "deleted 4 copies"
     assert all(files[k].exists() for k in EXPECTED) and not files["cat-copy"].exists()
 
 
 def test_usage_mistakes_exit_2(indexed, tmp_path):
     index, _, _ = indexed
-    assert duplicates(index, "--keep", "biggest").returncode == 2
-    assert duplicates(index, "--move-to", str(tmp_path / "q"), "--delete", "--yes").returncode == 2
-    assert duplicates(index, "--threshold", "1.5").returncode == 2
+    keep = duplicates(index, "--keep", "biggest")
+    assert keep.exit_code == 2 and len(error_lines(keep)) == 1 and "biggest" in keep.stderr
+    both = duplicates(index, "--move-to", tmp_path / "q", "--delete", "--yes")
+    assert both.exit_code == 2 and error_lines(both) == ["error: choose --move-to or --delete, not both"]
+    assert duplicates(index, "--threshold", "1.5").exit_code == 2
+    assert not (tmp_path / "q").exists()
 
 
 def test_exact_mode_and_against_a_folder_need_no_model(indexed, tmp_path):
@@ -141,9 +144,9 @@ def test_exact_mode_and_against_a_folder_need_no_model(indexed, tmp_path):
     archive.mkdir()
     shutil.copy2(files["cat"], archive)
     shutil.rmtree(model)  # the model is gone: only digests can be compared now
-    exact = json.loads(duplicates(index, "--exact", "--json").stdout)
+    exact = json.loads(duplicates(index, "--exact", "--json").stdout_bytes)
     assert [(c["keeper"]["path"], [m["path"] for m in c["copies"]]) for c in exact] == [
         (str(files["cat"]), [str(files["cat-copy"])])]
-    against = json.loads(duplicates(index, "--exact", "--against", str(archive), "--json").stdout)
+    against = json.loads(duplicates(index, "--exact", "--against", archive, "--json").stdout_bytes)
     assert [(c["keeper"]["path"], sorted(m["path"] for m in c["copies"])) for c in against] == [
         (str(archive / "cat.jpg"), sorted([str(files["cat"]), str(files["cat-copy"])]))]

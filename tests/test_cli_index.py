@@ -1,4 +1,7 @@
-"""`lookalike index / search / find / info / failures`, run as a user runs them, in subprocesses."""
+"""`lookalike index / search / find / info / failures`, run in-process as typer's CliRunner runs them.
+
+The SIGKILL test runs real processes: the process is its subject.
+"""
 
 from __future__ import annotations
 
@@ -15,30 +18,25 @@ import pytest
 
 import lookalike
 from lookalike.index.vectors import saved_generation
+from tests.cli import error_lines, run
 from tests.photos import blocks, photo_folder
-
-
-def run(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lookalike.cli", *args], capture_output=True, input=stdin, env=env, timeout=300
-    )
 
 
 @pytest.fixture
 def indexed(tmp_path, tf1_module):
     photos = photo_folder(tmp_path / "photos")
     index = tmp_path / "index"
-    result = run("index", str(tmp_path / "photos"), "--index", str(index), "--model", str(tf1_module))
-    assert result.returncode == 0, result.stderr
-    assert f"added {len(photos)}, updated 0, unchanged 0, removed 0, failed 0" in result.stdout.decode()
+    result = run("index", tmp_path / "photos", "--index", index, "--model", tf1_module)
+    assert result.exit_code == 0, result.stderr
+    assert f"added {len(photos)}, updated 0, unchanged 0, removed 0, failed 0" in result.stdout
     return index, photos
 
 
 def test_search_prints_labels_then_ranked_neighbours(indexed):
     index, photos = indexed
-    result = run("search", str(photos["cat-small"]), "--index", str(index), "-k", "3")
-    lines = result.stdout.decode().splitlines()
-    assert result.returncode == 0
+    result = run("search", photos["cat-small"], "--index", index, "-k", "3")
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0
     assert lines[0] == str(photos["cat-small"]) and lines[1].startswith("  labels: ")
     rank, score, path = lines[2].split()[:3]
     assert (rank, path) == ("1", str(photos["cat"])) and float(score) > 0.99
@@ -47,54 +45,64 @@ def test_search_prints_labels_then_ranked_neighbours(indexed):
 
 def test_search_json_csv_and_stdin(indexed):
     index, photos = indexed
-    as_json = json.loads(run("search", "-", "--index", str(index), "--json",
-                             stdin=photos["espresso-small"].read_bytes()).stdout)
+    as_json = json.loads(run("search", "-", "--index", index, "--json",
+                             input=photos["espresso-small"].read_bytes()).stdout_bytes)
     assert as_json[0]["query"] == "-"
     assert as_json[0]["neighbours"][0]["path"] in {str(photos["espresso"]), str(photos["espresso-small"])}
     table = list(csv.DictReader(io.StringIO(
-        run("search", str(photos["rocket"]), "--index", str(index), "--csv", "-k", "4").stdout.decode()
+        run("search", photos["rocket"], "--index", index, "--csv", "-k", "4").stdout
     )))
     assert [row["rank"] for row in table] == ["1", "2", "3", "4"]
     assert table[0]["path"] == str(photos["rocket-small"])  # the query itself is left out
-    by_id = json.loads(run("search", "--id", str(as_json[0]["neighbours"][0]["id"]), "--index", str(index),
-                           "--json").stdout)
+    by_id = json.loads(run("search", "--id", as_json[0]["neighbours"][0]["id"], "--index", index,
+                           "--json").stdout_bytes)
     assert by_id[0]["query_id"] == as_json[0]["neighbours"][0]["id"]
 
 
 def test_find_info_and_failures(indexed, tmp_path):
     index, photos = indexed
-    (tmp_path / "photos" / "empty.jpg").write_bytes(b"")
-    result = run("index", str(tmp_path / "photos"), "--index", str(index))
-    assert "failed 1" in result.stdout.decode() and "lookalike failures" in result.stderr.decode()
-    failures = json.loads(run("failures", "--index", str(index), "--json").stdout)
-    assert failures[0]["path"].endswith("empty.jpg") and failures[0]["reason"] == "empty file"
-    info = json.loads(run("info", "--index", str(index), "--json").stdout)
+    empty = tmp_path / "photos" / "empty.jpg"
+    empty.write_bytes(b"")
+    result = run("index", tmp_path / "photos", "--index", index)
+    assert result.exit_code == 3  # partial: one file failed, the others are indexed
+    assert "failed 1" in result.stdout
+    assert error_lines(result) == [
+        f"error: {empty}: empty file", f"see why: lookalike failures --index {index}"]
+    failures = json.loads(run("failures", "--index", index, "--json").stdout_bytes)
+    assert failures[0]["path"] == str(empty) and failures[0]["reason"] == "empty file"
+    listed = run("failures", "--index", index).stdout.splitlines()
+    assert len(listed) == 1 and listed[0].endswith(f"  {empty}: empty file")
+    info = json.loads(run("info", "--index", index, "--json").stdout_bytes)
     assert (info["images"], info["failures"], info["index_type"]) == (len(photos), 1, "flat")
-    found = run("find", "copies", "--index", str(index), "--json")
-    assert len(json.loads(found.stdout)) == len([n for n in photos if n.endswith("-small")])
+    found = run("find", "copies", "--index", index, "--json")
+    assert len(json.loads(found.stdout_bytes)) == len([n for n in photos if n.endswith("-small")])
 
 
 def test_expected_failures_are_one_line_with_exit_1(tmp_path, indexed):
     index, photos = indexed
-    missing = run("search", str(tmp_path / "nope.jpg"), "--index", str(index))
-    assert missing.returncode == 1
-    assert missing.stderr.decode().count("\n") == 1 and "Traceback" not in missing.stderr.decode()
-    no_index = run("info", "--index", str(tmp_path / "no-index"))
-    assert no_index.returncode == 1 and "no lookalike index" in no_index.stderr.decode()
-    unknown_id = run("search", "--id", "999999", "--index", str(index))
-    assert unknown_id.returncode == 1 and "no image with id 999999" in unknown_id.stderr.decode()
+    missing = run("search", tmp_path / "nope.jpg", "--index", index)
+    assert missing.exit_code == 1
+    assert error_lines(missing) == [f"error: {tmp_path / 'nope.jpg'}: file not found"]
+    no_index = run("info", "--index", tmp_path / "no-index")
+    assert no_index.exit_code == 1 and len(error_lines(no_index)) == 1
+    assert "no lookalike index" in no_index.stderr
+    unknown_id = run("search", "--id", "999999", "--index", index)
+    assert unknown_id.exit_code == 1 and len(error_lines(unknown_id)) == 1
+    assert "no image with id 999999" in unknown_id.stderr
     empty = tmp_path / "empty-index"
-    assert run("index", str(tmp_path / "no-such-folder"), "--index", str(empty)).returncode == 2
+    assert run("index", tmp_path / "no-such-folder", "--index", empty).exit_code == 2
     assert not empty.exists()  # a typo in the folder does not leave an index behind
     lookalike.open(empty).close()
-    nothing = run("search", str(photos["cat"]), "--index", str(empty))
-    assert nothing.returncode == 1 and "holds no images yet" in nothing.stderr.decode()
+    nothing = run("search", photos["cat"], "--index", empty)
+    assert nothing.exit_code == 1 and len(error_lines(nothing)) == 1
+    assert "holds no images yet" in nothing.stderr
 
 
 def test_usage_errors_exit_2(indexed):
     index, _ = indexed
-    assert run("search", "--index", str(index)).returncode == 2
-    assert run("index").returncode == 2
+    no_query = run("search", "--index", index)
+    assert no_query.exit_code == 2 and error_lines(no_query) == ["error: give IMAGE(s) or --id"]
+    assert run("index").exit_code == 2
 
 
 def test_killed_run_resumes_without_duplicates_and_faiss_agrees(tmp_path, tf1_module):

@@ -1,21 +1,52 @@
 """Commands parse arguments, make one library call and format its answer; no logic lives here.
 
 Library modules are imported inside each command so that ``lookalike --help`` stays instant and never
-imports TensorFlow.
+imports TensorFlow. Which failure exits with which status is :mod:`lookalike.cli.exits`; the
+translation happens in :class:`LookalikeGroup`, inside the typer app, so that typer's ``CliRunner``
+sees exactly what the installed command does.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
-from lookalike.errors import LookalikeError
+from lookalike.cli import exits
+from lookalike.errors import ImageError, ImageNotFound, InvalidOption, LookalikeError
+from lookalike.paths import display
+
+
+class LookalikeGroup(TyperGroup):
+    """Every command's expected failure becomes ``error: <message>`` on one line of stderr and the exit
+    status :func:`lookalike.cli.exits.status` gives it; Ctrl-C becomes "interrupted", 130.
+
+    The line is printed here and the status raised as ``typer.Exit`` rather than as a click-style
+    ``ClickException``: typer draws those in a rich panel, several lines wrapped at the terminal's
+    width, and a script reading stderr needs the one line.
+    """
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise  # typer's own signals (RuntimeErrors, like FAISS's errors)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(exits.INTERRUPTED) from None
+        except Exception as error:
+            failure = exits.expected(error)
+            if failure is None:
+                raise  # a bug: its traceback is the report
+            typer.echo(f"error: {exits.message(failure)}", err=True)
+            raise typer.Exit(exits.status(failure)) from None
+
 
 app = typer.Typer(
+    cls=LookalikeGroup,
     help="Image similarity search: index photo folders, find lookalikes and duplicates, label images.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -72,26 +103,23 @@ def labels(
 ) -> None:
     """Classify images with ImageNet labels, no index needed."""
     import lookalike
+    from lookalike.cli import output
 
-    failed = 0
+    done = failed = 0
     records = []
     for source, result in lookalike.classify(images, model=model, k=k):
-        if isinstance(result, lookalike.ImageError):
+        if isinstance(result, ImageError):
             failed += 1
-            typer.echo(f"error: {result}", err=True)
+            output.input_error(source, result)
             records.append({"path": str(source), "error": result.reason})
             continue
-        records.append(
-            {"path": str(source), "labels": [vars(label) for label in result]}
-        )
+        done += 1
+        records.append({"path": str(source), "labels": [vars(label) for label in result]})
         if not as_json:
-            typer.echo(str(source))
-            for label in result:
-                typer.echo(f"  {label.probability:6.1%}  {label.name}")
+            output.labels(source, result)
     if as_json:
-        typer.echo(json.dumps(records, indent=2))
-    if failed:
-        raise typer.Exit(1)
+        output.json_out(records)
+    raise typer.Exit(exits.batch_status(done, failed))
 
 
 def open_index(index: Path | None, model: str | None = None, create: bool = False, **options):
@@ -123,6 +151,7 @@ def index_command(
     quiet: QuietOption = False,
 ) -> None:
     """Index the images under PATHS: new files are added, changed ones re-embedded."""
+    from lookalike.cli import output
     from lookalike.cli.progress import embedding_progress
 
     with open_index(index, model, create=True, index_type=index_type) as collection:
@@ -137,13 +166,8 @@ def index_command(
                 commit_every=commit_every,
                 wait=wait,
             )
-        typer.echo(
-            f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
-            f"removed {summary.removed}, failed {summary.failed} in {summary.seconds:.1f}s",
-            err=quiet,
-        )
-        if summary.failed:
-            typer.echo(f"see why: lookalike failures --index {collection.directory}", err=True)
+        output.add_summary(summary, collection.directory, err=quiet)
+    raise typer.Exit(exits.batch_status(summary.added + summary.updated + summary.unchanged, summary.failed))
 
 
 @app.command()
@@ -165,16 +189,29 @@ def search(
     from lookalike.cli import output
 
     if not images and image_id is None:
-        raise typer.BadParameter("give IMAGE(s) or --id")
+        raise InvalidOption("IMAGE", "give IMAGE(s) or --id")
+    options = {"min_score": min_score, "label": label}
+    outcomes = []  # (query, SearchResult or the error of that one input), in the order asked
     with open_index(index, model) as collection:
-        options = {"min_score": min_score, "label": label}
-        results = []
-        if image_id is not None:
-            results.append((f"id {image_id}", collection.search_id(image_id, k, **options)))
-        for image in images or []:
-            source = sys.stdin.buffer.read() if image == "-" else Path(image)
-            results.append((image, collection.search(source, k, **options)))
-    output.search_results(results, as_json=as_json, as_csv=as_csv)
+        queries: list[tuple[str, int | str]] = [(f"id {image_id}", image_id)] if image_id is not None else []
+        queries += [(image, image) for image in images or []]
+        for query, target in queries:
+            try:
+                if isinstance(target, int):
+                    result = collection.search_id(target, k, **options)
+                else:
+                    source = typer.get_binary_stream("stdin").read() if target == "-" else Path(target)
+                    result = collection.search(source, k, **options)
+            except (ImageError, ImageNotFound) as error:  # this input only: the others go on
+                output.input_error(query, error)
+                outcomes.append((query, error))
+                continue
+            outcomes.append((query, result))
+            if not as_json and not as_csv:
+                output.search_text(query, result)
+    output.search_results(outcomes, as_json=as_json, as_csv=as_csv)
+    failed = sum(isinstance(outcome, LookalikeError) for _, outcome in outcomes)
+    raise typer.Exit(exits.batch_status(len(outcomes) - failed, failed))
 
 
 @app.command()
@@ -243,19 +280,21 @@ def duplicates(
     from lookalike.cli import output
 
     if move_to and delete:
-        raise typer.BadParameter("choose --move-to or --delete, not both")
+        raise InvalidOption("--move-to", "choose --move-to or --delete, not both")
     if delete and not yes and not sys.stdin.isatty():
         raise LookalikeError("--delete needs --yes when there is no terminal to ask on")
     with open_index(index) as collection:
         try:
             clusters = collection.duplicates(threshold, policy=keep, against=against, exact_only=exact)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--keep") from None
+        except ValueError as error:  # a library that predates InvalidOption raises a plain ValueError
+            if isinstance(error, LookalikeError):
+                raise
+            raise InvalidOption("--keep", str(error)) from None
         output.duplicate_clusters(clusters, as_json=as_json, as_csv=as_csv)
         if html:
             from lookalike.index.report import html_report
 
-            typer.echo(f"report: {html_report(clusters, html)}", err=True)
+            typer.echo(f"report: {display(html_report(clusters, html))}", err=True)
         quiet = as_json or as_csv  # scripts read stdout: action summaries go to stderr
         result = None
         if move_to and clusters:
@@ -267,8 +306,9 @@ def duplicates(
                 raise typer.Exit(1)
             result = collection.delete_duplicates(clusters)
             output.deleted(result, err=quiet)
-    if result is not None and result.problems:
-        raise typer.Exit(1)
+    if result is not None:
+        done = len(result.moved if move_to else result.deleted)
+        raise typer.Exit(exits.batch_status(done, len(result.problems)))
 
 
 @app.command()
@@ -282,8 +322,7 @@ def undo(
     with open_index(index) as collection:
         result = collection.undo(manifest)
     output.restored(result)
-    if result.problems:
-        raise typer.Exit(1)
+    raise typer.Exit(exits.batch_status(len(result.restored), len(result.problems)))
 
 
 @app.command()
@@ -320,11 +359,5 @@ def serve(
 
 
 def main() -> None:
-    try:
-        app()
-    except LookalikeError as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    """The ``lookalike`` command (every failure is translated inside the app: see LookalikeGroup)."""
+    app(prog_name="lookalike")

@@ -1,9 +1,18 @@
-"""How answers look on a terminal (plain aligned text) and to scripts (JSON, CSV)."""
+"""How answers look on a terminal (plain aligned text) and to scripts (JSON, CSV).
+
+File names are whatever bytes the file system holds. Text and CSV show every path through
+:func:`lookalike.paths.display` (undecodable bytes as ``\\xNN``, control characters escaped), so a name
+can neither break the output's encoding nor forge a line of it. JSON carries the exact name instead:
+valid UTF-8 in which an undecodable byte is the escape ``\\udcNN`` (Python's surrogateescape), so
+``os.fsencode(json.loads(out)[...]["path"])`` gives back the file's bytes.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -11,15 +20,50 @@ from typing import Any
 
 import typer
 
+from lookalike.paths import display
 
-def _json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
+
+
+def json_bytes(data: Any) -> bytes:
+    """JSON as UTF-8; a lone surrogate (an undecodable byte of a file name) becomes its ``\\udcNN`` escape.
+
+    ``ensure_ascii=False`` keeps names readable; the surrogates it leaves cannot be UTF-8, and
+    ``backslashreplace`` writes each as the JSON escape that ``json.loads`` turns back into it. json.dumps
+    escapes every backslash of the data itself, so the only bare ones are escapes.
+    """
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_plain).encode("utf-8", "backslashreplace")
+
+
+def json_out(data: Any) -> None:
+    typer.echo(json_bytes(data) + b"\n", nl=False)
 
 
 def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
+
+
+def command(*words: Any) -> str:
+    """A command line to copy and paste: each word displayed, quoted for the shell when needed."""
+    return " ".join(shlex.quote(display(word)) for word in words)
+
+
+def error_line(subject: Any, reason: str) -> None:
+    """``error: <subject>: <reason>`` on one line of stderr."""
+    typer.echo(f"error: {display(_plain(subject))}: {display(reason)}", err=True)
+
+
+def input_error(source: Any, error: Exception) -> None:
+    """One input of a batch failed: ``error: <input as given>: <why>``; the others go on."""
+    error_line(source, getattr(error, "reason", None) or str(error))
 
 
 def _label_text(labels) -> str:
@@ -31,64 +75,94 @@ def _top(image) -> tuple[str, str]:
     return (top.name, f"{top.probability:.3f}") if top else ("", "")
 
 
-def search_results(results, *, as_json: bool, as_csv: bool) -> None:
+def labels(source, result) -> None:
+    typer.echo(display(_plain(source)))
+    for label in result:
+        typer.echo(f"  {label.probability:6.1%}  {label.name}")
+
+
+def add_summary(summary, directory, *, err: bool, shown: int = 20) -> None:
+    """An index run's counts; on stderr the first ``shown`` files that failed, and where to see them all."""
+    typer.echo(
+        f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
+        f"removed {summary.removed}, failed {summary.failed} in {summary.seconds:.1f}s",
+        err=err,
+    )
+    for path, reason in summary.failures[:shown]:
+        error_line(path, reason)
+    if summary.failed > shown:
+        typer.echo(f"... and {summary.failed - shown} more", err=True)
+    if summary.failed:
+        typer.echo(f"see why: {command('lookalike', 'failures', '--index', directory)}", err=True)
+
+
+def search_text(query: str, result) -> None:
+    typer.echo(f"{display(query)}\n  labels: {_label_text(result.query_labels)}")
+    if not result.neighbours:
+        typer.echo("  no neighbours")
+    for n in result.neighbours:
+        name, probability = _top(n.image)
+        label = f"{name} ({float(probability):.0%})" if name else ""
+        typer.echo(f"  {n.rank:3d}  {n.score:.3f}  {display(n.image.path)}  {label}")
+
+
+def search_results(outcomes, *, as_json: bool, as_csv: bool) -> None:
+    """JSON or CSV of every query in order: a result, or in JSON a record with the query's "error".
+
+    (Text is printed query by query as each answer comes: :func:`search_text`.)
+    """
     if as_json:
-        _json([
+        json_out([
+            {"query": query, "error": getattr(outcome, "reason", None) or str(outcome)}
+            if isinstance(outcome, Exception) else
             {
                 "query": query,
-                "query_id": result.query_id,
-                "labels": [asdict(label) for label in result.query_labels],
+                "query_id": outcome.query_id,
+                "labels": [asdict(label) for label in outcome.query_labels],
                 "neighbours": [
-                    {"rank": n.rank, "score": round(n.score, 6), **asdict(n.image)} for n in result.neighbours
+                    {"rank": n.rank, "score": round(n.score, 6), **asdict(n.image)}
+                    for n in outcome.neighbours
                 ],
             }
-            for query, result in results
+            for query, outcome in outcomes
         ])
     elif as_csv:
         _csv(
             ["query", "rank", "score", "id", "path", "label", "probability"],
             [
-                [query, n.rank, f"{n.score:.4f}", n.image.id, n.image.path, *_top(n.image)]
-                for query, result in results
-                for n in result.neighbours
+                [display(query), n.rank, f"{n.score:.4f}", n.image.id, display(n.image.path), *_top(n.image)]
+                for query, outcome in outcomes if not isinstance(outcome, Exception)
+                for n in outcome.neighbours
             ],
         )
-    else:
-        for query, result in results:
-            typer.echo(f"{query}\n  labels: {_label_text(result.query_labels)}")
-            if not result.neighbours:
-                typer.echo("  no neighbours")
-            for n in result.neighbours:
-                name, probability = _top(n.image)
-                label = f"{name} ({float(probability):.0%})" if name else ""
-                typer.echo(f"  {n.rank:3d}  {n.score:.3f}  {n.image.path}  {label}")
 
 
 def text_hits(hits, *, as_json: bool, as_csv: bool) -> None:
     if as_json:
-        _json([
+        json_out([
             {"matched_label": h.matched_label, "probability": h.probability, **asdict(h.image)} for h in hits
         ])
     elif as_csv:
         _csv(
             ["id", "path", "matched_label", "probability"],
-            [[h.image.id, h.image.path, h.matched_label or "", f"{h.probability:.4f}"] for h in hits],
+            [[h.image.id, display(h.image.path), h.matched_label or "", f"{h.probability:.4f}"]
+             for h in hits],
         )
     else:
         for h in hits:
             match = f"{h.matched_label} ({h.probability:.0%})" if h.matched_label else "(path)"
-            typer.echo(f"{h.image.id:6d}  {match:32s}  {h.image.path}")
+            typer.echo(f"{h.image.id:6d}  {match:32s}  {display(h.image.path)}")
         if not hits:
             typer.echo("no matches", err=True)
 
 
 def index_info(info, *, as_json: bool) -> None:
     if as_json:
-        _json(asdict(info))
+        json_out(asdict(info))
         return
     rows = [
-        ("index", info.directory),
-        ("model", info.model or "(none yet)"),
+        ("index", display(info.directory)),
+        ("model", display(info.model) if info.model else "(none yet)"),
         ("vector size", info.vector_size or "-"),
         ("images", info.images),
         ("index type", info.index_type),
@@ -102,10 +176,10 @@ def index_info(info, *, as_json: bool) -> None:
 
 def failures(items, *, as_json: bool) -> None:
     if as_json:
-        _json([asdict(f) for f in items])
+        json_out([asdict(f) for f in items])
         return
     for f in items:
-        typer.echo(f"{f.failed_at}  {f.path}: {f.reason}")
+        typer.echo(f"{f.failed_at}  {display(f.path)}: {display(f.reason)}")
     if not items:
         typer.echo("no failures", err=True)
 
@@ -115,7 +189,7 @@ def duplicate_clusters(clusters, *, as_json: bool, as_csv: bool) -> None:
     from lookalike.index.report import human_size
 
     if as_json:
-        _json([
+        json_out([
             {"cluster": n, "keeper": asdict(c.keeper), "copies": [asdict(m) for m in c.copies],
              "reclaimable": c.reclaimable}
             for n, c in enumerate(clusters, 1)
@@ -124,7 +198,7 @@ def duplicate_clusters(clusters, *, as_json: bool, as_csv: bool) -> None:
         _csv(
             ["cluster", "role", "similarity", "exact", "id", "path", "width", "height", "size"],
             [
-                [n, "copy" if i else "keep", f"{m.similarity:.4f}", int(m.exact), m.id, m.path,
+                [n, "copy" if i else "keep", f"{m.similarity:.4f}", int(m.exact), m.id, display(m.path),
                  m.width, m.height, m.size]
                 for n, c in enumerate(clusters, 1)
                 for i, m in enumerate(c.members)
@@ -138,7 +212,7 @@ def duplicate_clusters(clusters, *, as_json: bool, as_csv: bool) -> None:
                 score = "exact" if m.exact else f"{m.similarity:.3f}"
                 role, score = ("keep", "     ") if not i else ("copy", score)
                 pixels = f"{m.width}x{m.height}"
-                typer.echo(f"  {role}  {score}  {pixels:>11s}  {human_size(m.size):>8s}  {m.path}")
+                typer.echo(f"  {role}  {score}  {pixels:>11s}  {human_size(m.size):>8s}  {display(m.path)}")
         copies = sum(len(c.copies) for c in clusters)
         typer.echo(f"{len(clusters)} clusters, {copies} copies, "
                    f"{human_size(sum(c.reclaimable for c in clusters))} reclaimable", err=not clusters)
@@ -146,11 +220,12 @@ def duplicate_clusters(clusters, *, as_json: bool, as_csv: bool) -> None:
 
 def _problems(problems) -> None:
     for p in problems:
-        typer.echo(f"error: {p.path}: {p.reason}", err=True)
+        error_line(p.path, p.reason)
 
 
 def moved(result, *, err: bool) -> None:
-    typer.echo(f"moved {len(result.moved)} copies; undo: lookalike undo {result.manifest}", err=err)
+    typer.echo(f"moved {len(result.moved)} copies; undo: {command('lookalike', 'undo', result.manifest)}",
+               err=err)
     _problems(result.problems)
 
 

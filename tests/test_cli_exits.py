@@ -1,0 +1,228 @@
+"""Exit statuses and error lines of `lookalike` (lookalike/cli/exits.py), in-process through CliRunner.
+
+0 done, 1 failed (or every input of a batch failed), 2 usage, 3 partial (some inputs of a batch failed,
+every good result printed, indexed, moved or restored), 130 interrupted. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+import shutil
+import sqlite3
+
+import pytest
+
+from lookalike.cli import exits
+from lookalike.errors import (
+    CollectionError,
+    ImageError,
+    InvalidOption,
+    LookalikeError,
+    ModelError,
+    NoSpace,
+    WriterBusy,
+)
+from tests.cli import error_lines, run, run_process
+from tests.photos import photo_folder
+from tests.test_collection_duplicates import THRESHOLD, duplicate_folder
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, tf1_module):
+    """An index of photo_folder, shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("exits")
+    photos = photo_folder(root / "photos")
+    index = root / "index"
+    result = run("index", root / "photos", "--index", index, "--model", tf1_module, "-q")
+    assert result.exit_code == 0, result.stderr
+    bad = root / "notes.jpg"
+    bad.write_text("not an image")
+    return index, photos, bad
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+
+def test_the_table_maps_types_to_statuses():
+    assert exits.status(InvalidOption("--keep", "unknown criterion")) == exits.USAGE == 2
+    for error in (CollectionError("x"), ModelError("x"), ImageError("a.jpg", "empty file"), WriterBusy("x"),
+                  NoSpace("x"), LookalikeError("x")):
+        assert exits.status(error) == exits.FAILURE == 1
+    assert (exits.batch_status(5, 0), exits.batch_status(5, 2), exits.batch_status(0, 2)) == (0, 3, 1)
+    assert exits.batch_status(0, 0) == 0  # nothing to do is not a failure
+
+
+@pytest.mark.parametrize("error", [
+    sqlite3.OperationalError("database or disk is full"),
+    OSError(errno.ENOSPC, "No space left on device", "/idx/vectors.faiss.tmp"),
+    OSError(errno.EDQUOT, "Disk quota exceeded"),
+    RuntimeError("Error in void faiss::write_index(...) at faiss/impl/io.cpp:120: Error: 'ret == (n)' "
+                 "failed: write error in /idx/vectors.faiss.tmp: 28 (No space left on device)\n"),
+])
+def test_a_full_disk_is_expected_wherever_it_escapes_from(error):
+    failure = exits.expected(error)
+    assert isinstance(failure, NoSpace) and exits.status(failure) == 1
+    assert "\n" not in exits.message(failure) and "free some space" in str(failure)
+
+
+@pytest.mark.parametrize("error", [
+    sqlite3.OperationalError("no such table: images"), OSError(errno.EACCES, "Permission denied"),
+    RuntimeError("boom"), ValueError("x"), KeyError("x"),
+])
+def test_anything_else_is_a_bug(error):
+    assert exits.expected(error) is None
+
+
+def test_messages_are_one_printable_line():
+    assert exits.message(CollectionError("cannot open /x/a\nb\x1b[2J: gone")) == (
+        "cannot open /x/a\\nb\\x1b[2J: gone")
+
+
+# -- through the app: one line, the status, in-process as in a real process ---------------------------
+
+
+@pytest.mark.parametrize("error, line", [
+    (sqlite3.OperationalError("database or disk is full"),
+     "error: no space left on device: the index database could not be written: "
+     "free some space and run the command again"),
+    (OSError(errno.ENOSPC, "No space left on device", "/idx/vectors.faiss.tmp"),
+     "error: no space left on device: /idx/vectors.faiss.tmp: free some space and run the command again"),
+    (RuntimeError("Error in faiss::write_index: write error in /idx/v: 28 (No space left on device)"),
+     "error: no space left on device: the vector index could not be written: "
+     "free some space and run the command again"),
+    (NoSpace("no space left to commit 256 images to /idx/lookalike.db: free some and try again"),
+     "error: no space left to commit 256 images to /idx/lookalike.db: free some and try again"),
+])
+def test_a_full_disk_is_one_line_and_exit_1(monkeypatch, tmp_path, sample_photos, error, line):
+    def full(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("lookalike.index.collection.Collection.add", full)
+    result = run("index", sample_photos[0], "--index", tmp_path / "index", "-q")
+    assert result.exit_code == 1 and error_lines(result) == [line]
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path, sample_photos):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("lookalike.index.collection.Collection.add", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        run("index", sample_photos[0], "--index", tmp_path / "index", "-q")
+
+
+def test_ctrl_c_is_interrupted_130(monkeypatch, tmp_path, sample_photos):
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lookalike.index.collection.Collection.add", interrupted)
+    result = run("index", sample_photos[0], "--index", tmp_path / "index", "-q")
+    assert result.exit_code == 130 and error_lines(result) == ["interrupted"]
+
+
+def test_a_real_process_exits_and_reports_as_the_app_does_in_process(tmp_path):
+    for args in (["info", "--index", tmp_path / "no-index"],  # an expected failure
+                 ["search", "--index", tmp_path / "no-index"],  # our own usage error
+                 ["undo", tmp_path / "no-manifest.jsonl", "--index", tmp_path / "no-index"]):
+        inside, outside = run(*args), run_process(*args, timeout=60)
+        assert (outside.returncode, outside.stderr.decode()) == (inside.exit_code, inside.stderr)
+        assert len(error_lines(inside)) == 1 and inside.exit_code in (1, 2)
+
+
+def test_bad_index_type_and_keeper_policy_are_usage_errors(tmp_path, sample_photos, indexed):
+    index, _, _ = indexed
+    kind = run("index", sample_photos[0], "--index", tmp_path / "new", "--index-type", "bogus")
+    assert kind.exit_code == 2 and len(error_lines(kind)) == 1 and "bogus" in kind.stderr
+    assert not (tmp_path / "new").exists()
+    keep = run("duplicates", "--index", index, "--keep", "bogus")
+    assert keep.exit_code == 2 and len(error_lines(keep)) == 1 and "bogus" in keep.stderr
+
+
+# -- batches: every good result, each bad input on stderr, 3 (or 1 when nothing succeeded) -------------
+
+
+def test_search_prints_every_good_result_and_reports_each_bad_one(indexed):
+    index, photos, bad = indexed
+    cat, rocket = photos["cat-small"], photos["rocket-small"]
+    text = run("search", cat, bad, rocket, "--index", index, "-k", "2")
+    assert text.exit_code == 3
+    lines = text.stdout.splitlines()
+    assert [line for line in lines if not line.startswith("  ")] == [str(cat), str(rocket)]
+    assert len(lines) == 2 * 4
+    (problem,) = error_lines(text)
+    assert problem.startswith(f"error: {bad}: ")
+
+    as_json = run("search", cat, bad, "--index", index, "-k", "2", "--json")
+    assert as_json.exit_code == 3
+    good, failed = json.loads(as_json.stdout_bytes)
+    assert good["query"] == str(cat) and len(good["neighbours"]) == 2
+    assert failed == {"query": str(bad), "error": problem.split(": ", 2)[2]}
+    assert error_lines(as_json) == [problem]
+
+    as_csv = run("search", bad, rocket, "--index", index, "-k", "2", "--csv")
+    assert as_csv.exit_code == 3 and error_lines(as_csv) == [problem]
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["query"], r["rank"]) for r in rows] == [(str(rocket), "1"), (str(rocket), "2")]
+
+
+def test_search_from_an_unknown_id_and_a_good_file_is_partial(indexed):
+    index, photos, _ = indexed
+    result = run("search", "--id", "999999", photos["cat"], "--index", index, "--json")
+    assert result.exit_code == 3
+    failed, good = json.loads(result.stdout_bytes)
+    assert failed["query"] == "id 999999" and "no image with id 999999" in failed["error"]
+    assert good["query"] == str(photos["cat"]) and good["neighbours"]
+
+
+def test_search_where_every_input_failed_exits_1(indexed, tmp_path):
+    index, _, bad = indexed
+    result = run("search", bad, tmp_path / "missing.jpg", "--index", index, "--json")
+    assert result.exit_code == 1
+    assert [r["query"] for r in json.loads(result.stdout_bytes)] == [str(bad), str(tmp_path / "missing.jpg")]
+    assert error_lines(result)[1] == f"error: {tmp_path / 'missing.jpg'}: file not found"
+
+
+def test_index_where_every_file_failed_exits_1(tmp_path, tf1_module):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("hello")
+    result = run("index", folder, "--index", tmp_path / "index", "--model", tf1_module)
+    assert result.exit_code == 1
+    assert "added 0, updated 0, unchanged 0, removed 0, failed 2" in result.stdout
+    lines = error_lines(result)
+    assert sorted(lines[:2])[0] == f"error: {folder / 'empty.jpg'}: empty file"
+    assert lines[2] == f"see why: lookalike failures --index {tmp_path / 'index'}"
+
+
+def test_index_lists_the_first_failures_and_counts_the_rest(tmp_path, tf1_module, sample_photos):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    shutil.copy2(sample_photos[0], folder)
+    for n in range(23):
+        (folder / f"empty{n:02d}.jpg").write_bytes(b"")
+    result = run("index", folder, "--index", tmp_path / "index", "--model", tf1_module)
+    assert result.exit_code == 3
+    lines = error_lines(result)
+    assert len(lines) == 20 + 2 and lines[20] == "... and 3 more"
+
+
+def test_duplicates_move_with_a_problem_is_partial_and_undo_is_clean(tmp_path, tf1_module):
+    files = duplicate_folder(tmp_path / "photos")
+    index = tmp_path / "index"
+    assert run("index", tmp_path / "photos", "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    changed = files["cat-copy"]
+    with open(changed, "ab") as f:
+        f.write(b"\0")  # changed since it was indexed: left alone, reported
+    moved = run("duplicates", "--index", index, "--threshold", THRESHOLD, "--move-to", tmp_path / "q")
+    assert moved.exit_code == 3
+    assert moved.stdout.splitlines()[-1].startswith("moved 3 copies; undo: lookalike undo ")
+    assert error_lines(moved) == [f"error: {changed}: changed since it was indexed"]
+    manifest = moved.stdout.splitlines()[-1].rsplit(" ", 1)[1]
+    undone = run("undo", manifest, "--index", index)
+    assert (undone.exit_code, undone.stdout, undone.stderr) == (0, "restored 3 files\n", "")
+    assert os.path.exists(changed)
