@@ -284,12 +284,7 @@ def duplicates(
     if delete and not yes and not sys.stdin.isatty():
         raise LookalikeError("--delete needs --yes when there is no terminal to ask on")
     with open_index(index) as collection:
-        try:
-            clusters = collection.duplicates(threshold, policy=keep, against=against, exact_only=exact)
-        except ValueError as error:  # a library that predates InvalidOption raises a plain ValueError
-            if isinstance(error, LookalikeError):
-                raise
-            raise InvalidOption("--keep", str(error)) from None
+        clusters = collection.duplicates(threshold, policy=keep, against=against, exact_only=exact)
         output.duplicate_clusters(clusters, as_json=as_json, as_csv=as_csv)
         if html:
             from lookalike.index.report import html_report
