@@ -323,18 +323,29 @@ def undo(
 @app.command()
 def serve(
     index: IndexOption = None,
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback exposes the index.")] = (
-        "127.0.0.1"
-    ),
+    model: ModelOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback exposes the index and needs --token.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     token: Annotated[
         str | None,
         typer.Option(envvar="LOOKALIKE_TOKEN", help="Require 'Authorization: Bearer TOKEN' on requests."),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Also answer to this Host name (NAME: any port, NAME:PORT: one); repeatable."),
+    ] = None,
     upload_dir: Annotated[
         Path | None, typer.Option(help="Allow adding images by upload; they are saved here, then indexed.")
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted.")] = 20.0,
+    max_upload_megapixels: Annotated[
+        float, typer.Option(min=0.01, max=100.0, help="Most pixels an upload may declare (memory bound).")
+    ] = 40.0,
+    max_decodes: Annotated[
+        int, typer.Option(min=1, max=64, help="Uploads and thumbnails decoded at once (memory bound).")
+    ] = 2,
     batching: Annotated[
         bool, typer.Option(help="Embed concurrent queries in one model batch (slower on 2 cores: see "
                             "docs/benchmarks.md, Service load).")
@@ -345,11 +356,24 @@ def serve(
 
     from lookalike.index.collection import open_collection
     from lookalike.server import create_app
+    from lookalike.server.app import is_loopback
 
-    with open_collection(index, create=False, batching=batching) as collection:
-        app = create_app(
-            collection, token=token, upload_dir=upload_dir, max_upload_bytes=int(max_upload_mb * 2**20)
+    if not is_loopback(host) and not token:
+        raise typer.BadParameter(
+            f"binding {host} exposes the index beyond this machine: give --token (or LOOKALIKE_TOKEN)",
+            param_hint="--host",
         )
+    names = list(allowed_host or [])
+    if not is_loopback(host) and host not in ("0.0.0.0", "::"):
+        names.append(host)  # the name it was asked to bind answers too
+    with open_collection(index, create=False, model=model, batching=batching) as collection:
+        try:
+            app = create_app(
+                collection, token=token, upload_dir=upload_dir, max_upload_bytes=int(max_upload_mb * 2**20),
+                max_upload_pixels=int(max_upload_megapixels * 1e6), allowed_hosts=names, decodes=max_decodes,
+            )
+        except ValueError as error:  # a malformed --allowed-host
+            raise typer.BadParameter(str(error), param_hint="--allowed-host") from None
         uvicorn.run(app, host=host, port=port)
 
 

@@ -1,46 +1,84 @@
 """The HTTP API and the web page over one open :class:`~lookalike.index.collection.Collection`.
 
 Each endpoint is one library call and a translation of its answer or error into HTTP: the library's
-result dataclasses are the response models (so the OpenAPI schema is the library's), ImageError is a
-400, an unknown id a 404, and every error body is ``{"error": "..."}``. Endpoints are plain ``def``s:
-Starlette runs them in its thread pool, which is what lets concurrent searches share a model batch.
+result dataclasses are the response models (so the OpenAPI schema is the library's), the library's
+exceptions become statuses through one table (:data:`STATUSES`), and every error body is
+``{"error": "..."}``. Endpoints are plain ``def``s: Starlette runs them in its thread pool, which is
+what lets concurrent searches share a model batch. The server calls only ``Collection`` methods.
+
+Around them: :class:`HostGuard` (Host and Origin checks against DNS rebinding and cross-site
+writes), :class:`BodyLimit` (upload bytes), and a :class:`~lookalike.server.files.Gate` bounding how
+many pictures are decoded at once, with a separate pixel cap on uploads.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+import ipaddress
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, BinaryIO
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from PIL import Image as PILImage
+from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike import __version__
 from lookalike.embedder.labels import Label
-from lookalike.errors import CollectionError, ImageError, LookalikeError, ModelMismatchError
+from lookalike.errors import (
+    ImageError,
+    ImageNotFound,
+    InvalidOption,
+    LookalikeError,
+    ModelMismatchError,
+    NoSpace,
+    StaleFile,
+    WriterBusy,
+)
 from lookalike.index.collection import Collection, Image, IndexInfo, SearchResult, TextHit
 from lookalike.index.duplicates import DEFAULT_POLICY, Cluster
-from lookalike.server.files import Thumbnails, save_upload
+from lookalike.server.files import Busy, Gate, Thumbnails, declared_pixels, save_upload, tune_malloc
 
 STATIC = Path(__file__).resolve().parent / "static"
 MULTIPART_SLACK = 64 * 1024
 """Bytes a request body may exceed the upload limit by: multipart boundaries and part headers."""
-ADD_WAIT_S = 10.0
-"""How long an upload waits for another writer (e.g. a running ``lookalike index``) to finish."""
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'"
 """The page loads nothing from anywhere else, and shows thumbnails as blob: URLs fetched with the token."""
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+"""Host names always accepted (with the port the server listens on), besides ``allowed_hosts``."""
+STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+MAX_UPLOAD_PIXELS = 40_000_000
+"""Default pixel cap on uploads (40 MP), well under the indexer's 100 MP guard: memory, not safety."""
+DECODES = 2
+"""Pictures decoded (and embedded) at once; each can take several times its pixel count in bytes."""
+
+STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (ImageError, 400),
+    (InvalidOption, 422),
+    (ImageNotFound, 404),
+    (StaleFile, 410),
+    (ModelMismatchError, 409),
+    (WriterBusy, 503),
+    (Busy, 503),
+    (NoSpace, 507),
+    (LookalikeError, 500),
+)
+"""Every expected failure's HTTP status, first match wins; ``retry_after`` becomes a Retry-After."""
 
 ImageId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="An indexed image's id.")]
 K = Annotated[int, Query(ge=1, le=1000, description="How many neighbours.")]
@@ -49,6 +87,18 @@ LabelFilter = Annotated[
     str | None, Query(min_length=1, max_length=200, description="Keep neighbours whose labels match.")
 ]
 Upload = Annotated[UploadFile, File(description="An image file (JPEG, PNG, WebP, HEIC, ...).")]
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that never fails on a file name holding invalid UTF-8.
+
+    Python keeps such bytes as lone surrogates, which UTF-8 cannot encode. They are written as JSON
+    escapes (``\\udcff``), which is valid JSON and decodes back (in Python) to the exact name.
+    """
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", errors="backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -71,7 +121,7 @@ class Classification:
     format: str
 
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 422)}
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 410, 413, 422, 503)}
 
 
 def create_app(
@@ -80,17 +130,24 @@ def create_app(
     token: str | None = None,
     upload_dir: str | Path | None = None,
     max_upload_bytes: int = 20 * 2**20,
+    max_upload_pixels: int = MAX_UPLOAD_PIXELS,
+    allowed_hosts: Iterable[str] = (),
+    decodes: int = DECODES,
 ) -> FastAPI:
     """The app serving ``collection``; the caller keeps it open for the app's lifetime and closes it.
 
     ``token``: every API request must send ``Authorization: Bearer <token>`` (the page and ``/health``
     carry no data and stay open). ``upload_dir``: where ``POST /images`` saves uploads before indexing
     them; without it that endpoint answers 403. ``max_upload_bytes``: larger uploads get a 413, counted
-    while the body is read.
+    while the body is read; ``max_upload_pixels``: uploads declaring more pixels get a 413 before they
+    are decoded. ``allowed_hosts``: Host names accepted besides the loopback names and the address the
+    server listens on (``name`` for any port, ``name:port`` for one). ``decodes``: pictures decoded at
+    once; more requests queue, and beyond the queue get a 503.
     """
 
     @asynccontextmanager
     async def warm_model(_: FastAPI) -> AsyncIterator[None]:
+        tune_malloc()  # decoded pictures' memory goes back to the system when they are freed
         await anyio.to_thread.run_sync(lambda: collection.embedder)  # load once, before the first request
         yield
 
@@ -101,11 +158,16 @@ def create_app(
         docs_url=None,  # Swagger UI loads from a CDN; the schema is at /openapi.json
         redoc_url=None,
         lifespan=warm_model,
+        default_response_class=SafeJSONResponse,
     )
     app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK)
+    allowed_hosts = tuple(allowed_hosts)
+    parse_allowed_hosts(allowed_hosts)  # a bad name fails here, not at the first request
+    app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)  # added last: runs first
     _add_error_handlers(app)
     api = APIRouter(dependencies=[Depends(_bearer_check(token))] if token else [], responses=ERRORS)
-    _add_routes(api, collection, Path(upload_dir).absolute() if upload_dir else None, max_upload_bytes)
+    limits = _Limits(max_upload_bytes, max_upload_pixels, Gate(running=decodes))
+    _add_routes(api, collection, Path(upload_dir).absolute() if upload_dir else None, limits)
     app.include_router(api)
 
     @app.get("/health", response_model=Health, tags=["service"])
@@ -119,6 +181,119 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?")
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """``name[:port]`` (IPv6 in brackets) -> (lower-case name, port), or None when it is not one."""
+    match = _HOST.fullmatch(value.strip())
+    if match is None:
+        return None
+    return match[1].lower(), int(match[2]) if match[2] else None
+
+
+def parse_allowed_hosts(entries: Iterable[str]) -> tuple[set[str], set[tuple[str, int]]]:
+    """``NAME`` (any port) and ``NAME:PORT`` entries; ValueError for anything that is not a host name."""
+    any_port: set[str] = set()
+    with_port: set[tuple[str, int]] = set()
+    for entry in entries:
+        parsed = _split_host(entry)
+        if parsed is None:
+            raise ValueError(f"not a host name: {entry!r} (give NAME or NAME:PORT)")
+        name, port = parsed
+        if port is None:
+            any_port.add(name)
+        else:
+            with_port.add((name, port))
+    return any_port, with_port
+
+
+class HostGuard:
+    """Answers only requests addressed to this server, and writes only from its own pages.
+
+    *Host* (DNS rebinding: a web page whose name re-resolves to 127.0.0.1 reaches a local server with
+    its own name in Host): accepted are the loopback names and the address the connection came in on,
+    each with the port the server listens on, plus ``allowed_hosts``. Anything else is a 421.
+
+    *Origin* (cross-site request forgery, which a token-less local server cannot tell from its page):
+    a POST, PUT, DELETE or PATCH whose Origin is not an accepted host is a 403; without Origin, a
+    ``Sec-Fetch-Site`` other than same-origin/none, or a Referer from another host, is refused too.
+    Clients that send none of these (curl, scripts) are not browsers and carry no one else's authority.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = ()) -> None:
+        self.app = app
+        self.any_port, self.with_port = parse_allowed_hosts(allowed_hosts)
+
+    def accepts(self, name: str, port: int | None, scope: Scope) -> bool:
+        """Whether ``name:port`` (port None: the scheme's default) names this server."""
+        default = 443 if scope.get("scheme") in ("https", "wss") else 80
+        port = port or default
+        if name in self.any_port or (name, port) in self.with_port:
+            return True
+        bound_host, bound_port = scope.get("server") or (None, None)
+        local = set(LOOPBACK_NAMES)
+        if bound_host:
+            local.add(f"[{bound_host}]" if ":" in bound_host else bound_host.lower())
+        return name in local and (bound_port is None or port == bound_port)
+
+    def _from_here(self, url: str, scope: Scope) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+            return False
+        parsed = _split_host(parts.netloc)
+        if parsed is None:
+            return False
+        name, port = parsed
+        return self.accepts(name, port or (443 if parts.scheme == "https" else 80), scope)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        parsed = _split_host(host)
+        if parsed is None or not self.accepts(*parsed, scope):
+            message = (
+                f"this server does not answer to host {host!r}; to allow a name, start it with "
+                "--allowed-host NAME"
+            )
+            await SafeJSONResponse({"error": message}, status_code=421)(scope, receive, send)
+            return
+        if scope.get("method", "GET") in STATE_CHANGING:
+            refused = self._foreign_origin(headers, scope)
+            if refused:
+                await SafeJSONResponse({"error": refused}, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _foreign_origin(self, headers: Headers, scope: Scope) -> str | None:
+        """Why a state-changing request comes from another site, or None when it does not."""
+        origin = headers.get("origin")
+        if origin is not None:
+            if not self._from_here(origin, scope):
+                return f"cross-site request refused: origin {origin!r} is not this server"
+            return None
+        site = headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return f"cross-site request refused: Sec-Fetch-Site is {site!r}"
+        referer = headers.get("referer")
+        if referer is not None and not self._from_here(referer, scope):
+            return "cross-site request refused: the referring page is not on this server"
+        return None
 
 
 class BodyLimit:
@@ -167,7 +342,7 @@ def _bearer_check(token: str):
 
 def _add_error_handlers(app: FastAPI) -> None:
     def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
+        return SafeJSONResponse({"error": message}, status_code=status, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -180,35 +355,56 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
         return error(422, problems or "invalid request")
 
-    @app.exception_handler(ImageError)
-    async def bad_image(_: Request, exc: ImageError) -> JSONResponse:
-        return error(400, f"not a usable image: {exc.reason}")
+    async def expected(_: Request, exc: Exception) -> JSONResponse:
+        status = next(code for kind, code in STATUSES if isinstance(exc, kind))
+        message = f"not a usable image: {exc.reason}" if isinstance(exc, ImageError) else str(exc)
+        retry = getattr(exc, "retry_after", None)
+        return error(status, message, {"Retry-After": str(retry)} if retry is not None else None)
 
-    @app.exception_handler(LookalikeError)
-    async def failed(_: Request, exc: LookalikeError) -> JSONResponse:
-        return error(500, str(exc))
+    app.add_exception_handler(LookalikeError, expected)
+    app.add_exception_handler(Busy, expected)
 
 
-@contextmanager
-def _known_id(image_id: int) -> Iterator[None]:
-    """The collection's "no image with id" (any CollectionError but a model mismatch) as a 404."""
+@dataclass(frozen=True)
+class _Limits:
+    upload_bytes: int
+    upload_pixels: int
+    gate: Gate
+
+
+def _read_upload(upload: UploadFile, limits: _Limits) -> tuple[bytes, int]:
+    """The upload's bytes and its declared pixel count (0 if unknown): 413 over either limit."""
+    data = upload.file.read(limits.upload_bytes + 1)
+    if len(data) > limits.upload_bytes:
+        raise HTTPException(413, f"upload larger than {limits.upload_bytes:,} bytes")
+    size = declared_pixels(data)
+    pixels = size[0] * size[1] if size else 0
+    if pixels > limits.upload_pixels:
+        shown = f"{size[0]} x {size[1]}" if size[1] > 1 else f"{pixels:,}"
+        raise HTTPException(
+            413, f"too many pixels for an upload ({shown} > {limits.upload_pixels:,}; "
+            "see --max-upload-megapixels)"
+        )
+    return data, pixels
+
+
+def _chunks(stream: BinaryIO, size: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
+    """At most ``size`` bytes of ``stream`` (its size when opened), closing it at the end."""
     try:
-        yield
-    except ModelMismatchError:
-        raise
-    except CollectionError:
-        raise HTTPException(404, f"no image with id {image_id}") from None
+        left = size
+        while left > 0:
+            data = stream.read(min(chunk, left))
+            if not data:
+                break
+            left -= len(data)
+            yield data
+    finally:
+        stream.close()
 
 
-def _read_upload(upload: UploadFile, limit: int) -> bytes:
-    data = upload.file.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(413, f"upload larger than {limit:,} bytes")
-    return data
-
-
-def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None, max_upload: int) -> None:
+def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None, limits: _Limits) -> None:
     thumbnails = Thumbnails()
+    gate = limits.gate
 
     @api.get("/info", response_model=IndexInfo, tags=["service"])
     def info() -> IndexInfo:
@@ -220,23 +416,25 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
         file: Upload, k: K = 10, min_score: MinScore = None, label: LabelFilter = None
     ) -> SearchResult:
         """Reverse image search: the indexed images nearest to an uploaded one, with its labels."""
-        data = _read_upload(file, max_upload)
-        return collection.search(data, k, min_score=min_score, label=label)
+        data, pixels = _read_upload(file, limits)
+        with gate.decoding(pixels * 4):
+            return collection.search(data, k, min_score=min_score, label=label)
 
     @api.get("/images/{image_id}/similar", response_model=SearchResult, tags=["search"])
     def search_id(
         image_id: ImageId, k: K = 10, min_score: MinScore = None, label: LabelFilter = None
     ) -> SearchResult:
         """The images nearest to an indexed one (itself left out)."""
-        with _known_id(image_id):
-            return collection.search_id(image_id, k, min_score=min_score, label=label)
+        return collection.search_id(image_id, k, min_score=min_score, label=label)
 
     @api.post("/classify", response_model=Classification, tags=["search"])
     def classify(
         file: Upload, k: Annotated[int, Query(ge=1, le=1000, description="How many labels.")] = 5
     ) -> Classification:
         """ImageNet labels for an uploaded image; nothing is searched or stored."""
-        embedding = collection.embedder.embed(_read_upload(file, max_upload), top_k=k)
+        data, pixels = _read_upload(file, limits)
+        with gate.decoding(pixels * 4):
+            embedding = collection.embedder.embed(data, top_k=k)
         return Classification(embedding.labels, embedding.width, embedding.height, embedding.format)
 
     @api.get("/find", response_model=list[TextHit], tags=["search"])
@@ -250,8 +448,7 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
     @api.get("/images/{image_id}", response_model=Image, tags=["images"])
     def image(image_id: ImageId) -> Image:
         """An indexed image's path, size, format and labels."""
-        with _known_id(image_id):
-            return collection.get(image_id)
+        return collection.get(image_id)
 
     @api.get(
         "/images/{image_id}/thumbnail",
@@ -262,29 +459,41 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
     def thumbnail(
         image_id: ImageId, size: Annotated[int, Query(ge=16, le=1024, description="Longest side.")] = 256
     ) -> Response:
-        """A JPEG of the image fitted in size x size, made on first request and cached."""
-        with _known_id(image_id):
-            path = collection.get(image_id).path
-        try:
-            jpeg = thumbnails.get(path, size)
-        except ImageError as error:
-            message = f"the file of image {image_id} is gone or unreadable: {error.reason}"
-            raise HTTPException(404, message) from None
+        """A JPEG of the image fitted in size x size, made on first request and cached.
+
+        Made only from a regular file that is still the one indexed (else 410)."""
+        stream, found = collection.open_indexed_file(image_id)
+        with stream:
+            try:
+                with gate.decoding(found.width * found.height * 4):
+                    jpeg = thumbnails.get(stream, size)
+            except ImageError as error:
+                raise StaleFile(f"the file of image {image_id} no longer decodes: {error.reason}") from None
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
     @api.get(
         "/images/{image_id}/file",
-        response_class=FileResponse,
+        response_class=Response,
         responses={200: {"content": {"image/*": {}}}},
         tags=["images"],
     )
-    def image_file(image_id: ImageId) -> FileResponse:
-        """The indexed file itself, as stored; chosen by id only (clients never name server paths)."""
-        with _known_id(image_id):
-            found = collection.get(image_id)
-        if not Path(found.path).is_file():
-            raise HTTPException(404, f"the file of image {image_id} is gone")
-        return FileResponse(found.path, media_type=PILImage.MIME.get(found.format.upper()))
+    def image_file(image_id: ImageId) -> Response:
+        """The indexed file itself, as stored; chosen by id only (clients never name server paths).
+
+        Served only while the path still reaches the regular file that was indexed: a file gone,
+        replaced or swapped for a symlink is a 410."""
+        stream, found = collection.open_indexed_file(image_id)
+        try:
+            size = os.fstat(stream.fileno()).st_size
+        except BaseException:
+            stream.close()
+            raise
+        return StreamingResponse(
+            _chunks(stream, size),
+            media_type=PILImage.MIME.get(found.format.upper(), "application/octet-stream"),
+            headers={"Content-Length": str(size), "X-Content-Type-Options": "nosniff"},
+            background=BackgroundTask(stream.close),
+        )
 
     @api.get("/duplicates", response_model=list[Cluster], tags=["duplicates"])
     def duplicates(
@@ -297,10 +506,7 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
         exact_only: Annotated[bool, Query(description="Byte-identical files only (no model).")] = False,
     ) -> list[Cluster]:
         """Duplicate clusters: a keeper each and its copies, with their similarity to it."""
-        try:
-            return collection.duplicates(threshold, policy=policy, exact_only=exact_only)
-        except ValueError as error:  # an unknown keeper criterion
-            raise HTTPException(422, str(error)) from None
+        return collection.duplicates(threshold, policy=policy, exact_only=exact_only)
 
     @api.post(
         "/images",
@@ -310,20 +516,23 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
         tags=["images"],
     )
     def add_image(file: Upload) -> Image:
-        """Save an uploaded image in the server's upload folder under a new name and index it."""
+        """Save an uploaded image in the server's upload folder under a new name and index it.
+
+        Never waits for another writer (e.g. a running ``lookalike index``): then a 503 with
+        Retry-After, and nothing is saved."""
         if upload_dir is None:
             raise HTTPException(403, "adding images is off: start the server with --upload-dir")
-        path = save_upload(upload_dir, _read_upload(file, max_upload), file.filename)
-        try:
-            summary = collection.add([path], wait=ADD_WAIT_S)
-        except CollectionError as error:
-            path.unlink()
-            if isinstance(error, ModelMismatchError):
+        data, pixels = _read_upload(file, limits)
+        with gate.decoding(pixels * 4):
+            path = save_upload(upload_dir, data, file.filename)
+            try:
+                summary = collection.add([path], wait=0)
+                added = collection.get_by_path(path)
+            except BaseException:
+                path.unlink(missing_ok=True)
                 raise
-            raise HTTPException(409, str(error)) from None
-        row = collection.store.get_by_path(path, vector=False)
-        if summary.failed or row is None:
-            path.unlink()
+        if summary.failed or added is None:
+            path.unlink(missing_ok=True)
             reason = summary.failures[0][1] if summary.failures else "not indexed"
             raise HTTPException(400, f"not a usable image: {reason}")
-        return Image.from_row(row)
+        return added

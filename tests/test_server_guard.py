@@ -1,0 +1,177 @@
+"""The service's Host and Origin rules (DNS rebinding, cross-site writes) and `serve`'s start-up rules.
+
+Against a real uvicorn server on 127.0.0.1; the Host and Origin headers are forged the way a rebinding
+or cross-site page would make a browser send them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import lookalike
+from lookalike.cli.app import app as cli
+from lookalike.server import create_app
+from tests.photos import DATA
+from tests.serving import indexed_collection, running
+
+
+def upload(name: str = "cat.jpg") -> dict:
+    return {"file": (name, (DATA / name).read_bytes(), "image/jpeg")}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tf1_module):
+    root = tmp_path_factory.mktemp("guard")
+    collection = indexed_collection(root, tf1_module)
+    app = create_app(collection, upload_dir=root / "uploads", allowed_hosts=["photos.lan", "nas:9000"])
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        yield http, url.rsplit(":", 1)[1], root / "uploads"
+    collection.close()
+
+
+def assert_error(response: httpx.Response, status: int, text: str = "") -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert text in response.json()["error"]
+
+
+# -- Host ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "photos.lan",
+                                  "photos.lan:443", "nas:9000"])
+def test_the_loopback_names_and_allowed_hosts_are_answered(served, host):
+    http, port, _ = served
+    assert http.get("/info", headers={"Host": host.format(port=port)}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example:{port}", "evil.example", "127.0.0.1.evil.example:{port}", "localhost:1", "127.0.0.1",
+     "nas:9001", "nas", "", "user@127.0.0.1:{port}", "127.0.0.1:{port}/x", "[::1]:1"],
+)
+def test_any_other_host_is_refused_before_anything_is_read(served, host):
+    """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends its own name."""
+    http, port, _ = served
+    for path in ("/images/1/file", "/info", "/", "/health"):
+        assert_error(http.get(path, headers={"Host": host.format(port=port)}), 421, "--allowed-host")
+
+
+def test_a_refused_host_cannot_write(served):
+    http, port, folder = served
+    before = set(folder.iterdir()) if folder.exists() else set()
+    response = http.post("/images", files=upload(), headers={"Host": f"evil.example:{port}"})
+    assert_error(response, 421)
+    assert (set(folder.iterdir()) if folder.exists() else set()) == before
+
+
+# -- Origin ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://evil.example:{port}"},
+        {"Origin": "http://localhost:3000"},  # another local site is another origin
+        {"Origin": "null"},  # sandboxed frames, file: pages
+        {"Origin": "http://user@127.0.0.1:{port}"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Referer": "http://evil.example/page.html"},
+    ],
+    ids=["foreign", "foreign-same-port", "other-port", "null", "userinfo", "fetch-cross-site",
+         "fetch-same-site", "referer"],
+)
+def test_cross_site_writes_are_refused(served, headers):
+    http, port, folder = served
+    before = set(folder.iterdir()) if folder.exists() else set()
+    forged = {name: value.format(port=port) for name, value in headers.items()}
+    assert_error(http.post("/images", files=upload(), headers=forged), 403, "cross-site")
+    assert_error(http.post("/search", files=upload(), headers=forged), 403, "cross-site")
+    assert (set(folder.iterdir()) if folder.exists() else set()) == before
+    assert http.get("/info", headers=forged).status_code == 200  # reads carry no one's authority
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://127.0.0.1:{port}"}, {"Origin": "http://localhost:{port}"},
+     {"Origin": "https://photos.lan"}, {"Sec-Fetch-Site": "same-origin", "Referer": "http://127.0.0.1:{port}/"},
+     {"Sec-Fetch-Site": "none"}],
+    ids=["no-browser", "own-origin", "localhost", "allowed-name", "same-origin", "typed"],
+)
+def test_writes_from_the_page_and_from_scripts_are_accepted(served, headers):
+    http, port, _ = served
+    forged = {name: value.format(port=port) for name, value in headers.items()}
+    response = http.post("/search", files=upload(), headers=forged)
+    assert response.status_code == 200, response.text
+
+
+def test_a_malformed_allowed_host_is_refused(tf1_module, tmp_path):
+    with pytest.raises(ValueError, match="not a host name"):
+        create_app(lookalike.open(tmp_path / "i", model=str(tf1_module)), allowed_hosts=["http://x/"])
+
+
+# -- serve: token off loopback, --model ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "photos.lan"])
+def test_serve_refuses_to_expose_an_index_without_a_token(tmp_path, tf1_module, host, monkeypatch):
+    indexed_collection(tmp_path, tf1_module).close()
+    monkeypatch.delenv("LOOKALIKE_TOKEN", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path / "index"), "--host", host])
+    assert result.exit_code == 2
+    assert "--token" in result.output and "Traceback" not in result.output
+
+
+def test_serve_accepts_any_loopback_address_without_a_token(tmp_path, tf1_module, monkeypatch):
+    import uvicorn
+
+    indexed_collection(tmp_path, tf1_module).close()
+    monkeypatch.delenv("LOOKALIKE_TOKEN", raising=False)
+    bound = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port: bound.append(host))
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
+        result = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path / "index"), "--host", host])
+        assert result.exit_code == 0, result.output
+    assert bound == ["127.0.0.1", "127.0.0.2", "localhost", "::1"]
+
+
+@pytest.mark.slow
+def test_serve_starts_on_an_index_without_a_model_yet(tmp_path, tf1_module):
+    """An index of an empty folder has no model; `serve --model` (or LOOKALIKE_MODEL) names it."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    index = tmp_path / "index"
+    with lookalike.open(index, model=str(tf1_module)) as collection:
+        collection.add([empty])
+        assert collection.fingerprint is None
+    uploads = tmp_path / "uploads"
+    command = [sys.executable, "-m", "lookalike.cli", "serve", "--index", str(index), "--port", "0",
+               "--upload-dir", str(uploads)]
+    env = {**os.environ, "LOOKALIKE_MODEL": str(tf1_module)}
+    env.pop("LOOKALIKE_TOKEN", None)
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "Uvicorn running on" in line:
+                url = line.split("running on ")[1].split()[0]
+                break
+        assert url, "".join(seen)
+        assert httpx.get(f"{url}/info").json()["images"] == 0
+        added = httpx.post(f"{url}/images", files=upload(), timeout=60)
+        assert added.status_code == 201, added.text
+        assert Path(added.json()["path"]).parent == uploads
+    finally:
+        process.terminate()
+        process.wait(30)
