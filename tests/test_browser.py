@@ -46,10 +46,23 @@ def browser():
         chromium.close()
 
 
+REQUESTED: list[str] = []
+"""Every request target (path and query) the server received: the token must never be among them."""
+
+
+def recording(app):
+    async def recorded(scope, receive, send):
+        if scope["type"] == "http":
+            REQUESTED.append(scope["path"] + "?" + scope["query_string"].decode("latin-1"))
+        await app(scope, receive, send)
+
+    return recorded
+
+
 @pytest.fixture(scope="module")
 def live_url(tmp_path_factory, tf1_module):
     collection = indexed_collection(tmp_path_factory.mktemp("browser"), tf1_module, batching=True)
-    with running(create_app(collection, token=TOKEN)) as url:
+    with running(recording(create_app(collection, token=TOKEN))) as url:
         yield url
     collection.close()
 
@@ -67,8 +80,9 @@ def page(browser, live_url):
 
 
 def test_uploading_a_photo_shows_its_labels_and_loaded_thumbnails(page, live_url, tmp_path):
-    page.goto(f"{live_url}/?token={TOKEN}")
+    page.goto(f"{live_url}/#token={TOKEN}")
     assert "token" not in page.url  # taken into localStorage, dropped from the address bar
+    assert REQUESTED and not [target for target in REQUESTED if TOKEN in target]  # so never logged
     page.wait_for_function("document.querySelector('#info').textContent.includes('images')")
     page.set_input_files("#file", str(DATA / "cat.jpg"))
     page.wait_for_function(f"{LOADED_THUMBNAILS} >= 10")
@@ -98,7 +112,7 @@ def test_without_the_token_the_page_asks_for_it(page, live_url):
 
 
 def test_a_bad_file_shows_the_error(page, live_url, tmp_path):
-    page.goto(f"{live_url}/?token={TOKEN}")
+    page.goto(f"{live_url}/#token={TOKEN}")
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a picture")
     page.set_input_files("#file", str(bad))
@@ -107,7 +121,7 @@ def test_a_bad_file_shows_the_error(page, live_url, tmp_path):
 
 
 def test_the_duplicates_view_shows_each_cluster_side_by_side(page, live_url, tmp_path):
-    page.goto(f"{live_url}/?token={TOKEN}")
+    page.goto(f"{live_url}/#token={TOKEN}")
     page.click("#duplicates-tab")
     page.fill("#threshold", "0.99")
     page.click("#duplicates-form button")

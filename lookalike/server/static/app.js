@@ -1,5 +1,5 @@
 // The lookalike page: plain DOM, no framework, no network beyond this server.
-// With a token, the page is opened once as /?token=T (or the token is typed into the banner); it is
+// With a token, the page is opened once as /#token=T (or the token is typed into the banner); it is
 // kept in localStorage and sent as a bearer header. Images are fetched with that header too and shown
 // as blob: URLs, since an <img src> cannot carry one.
 "use strict";
@@ -8,12 +8,16 @@ const TOKEN_KEY = "lookalike-token";
 const $ = (id) => document.getElementById(id);
 
 function takeTokenFromUrl() {
+  // The token comes in the fragment (/#token=T): browsers never send a fragment to the server, so it
+  // stays out of access logs and Referer headers.
   const url = new URL(window.location.href);
-  const token = url.searchParams.get("token");
+  const fragment = new URLSearchParams(url.hash.replace(/^#/, ""));
+  const token = fragment.get("token");
   if (token) {
     localStorage.setItem(TOKEN_KEY, token);
-    url.searchParams.delete("token");
-    history.replaceState(null, "", url.pathname + url.search + url.hash); // keep it out of history
+    fragment.delete("token");
+    const rest = fragment.toString();
+    history.replaceState(null, "", url.pathname + url.search + (rest ? `#${rest}` : "")); // out of history
   }
 }
 
