@@ -180,6 +180,11 @@ def test_hostile_names_are_indexed_then_shown_readably_and_given_back_exactly(ho
     (failure,) = json.loads(run("failures", "--index", index, "--json").stdout_bytes)
     assert os.fsencode(failure["path"]) == os.fsencode(broken)
 
+    (hit,) = printable_lines(run("find", "copy", "--index", index).stdout)[:-1]
+    assert hit.endswith(f"  {copy.parent}/copy \\xfe\\n of.jpg")
+    (hit,) = json.loads(run("find", "copy", "--index", index, "--json").stdout_bytes)
+    assert os.fsencode(hit["path"]) == os.fsencode(copy)
+
     dupes = run("duplicates", "--index", index, "--exact")
     lines = printable_lines(dupes.stdout)
     assert lines[0].startswith("cluster 1: 1 copy, ") and len(lines) == 4 + 1
@@ -187,6 +192,14 @@ def test_hostile_names_are_indexed_then_shown_readably_and_given_back_exactly(ho
     assert lines[2].startswith("  copy  exact ") and lines[2].endswith(f"  {copy.parent}/two\\nlines.jpg")
     (cluster,) = json.loads(run("duplicates", "--index", index, "--exact", "--json").stdout_bytes)
     assert {cluster["keeper"]["path"], cluster["copies"][0]["path"]} == {str(files[NAMES[1]]), str(copy)}
+    gone = Path(cluster["copies"][0]["path"])
+
+    moved = run("duplicates", "--index", index, "--exact", "--move-to", index.parent / "q")
+    assert moved.exit_code == 0, moved.stderr
+    (summary,) = printable_lines(moved.stdout)[-2:-1]
+    assert summary.startswith("moved 1 copies; undo: lookalike undo ") and not gone.exists()
+    undone = run("undo", summary.rsplit(" ", 1)[1], "--index", index)
+    assert (undone.exit_code, undone.stdout) == (0, "restored 1 files\n") and gone.exists()
 
 
 def test_labels_and_errors_name_hostile_files_readably(hostile, tf1_module):
