@@ -7,6 +7,7 @@ answered at once with 503 and Retry-After, and reads go on meanwhile. A real ser
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import lookalike
 from lookalike.index.store import WriterLock
 from lookalike.server import create_app
 from tests.photos import DATA
@@ -117,3 +119,22 @@ def test_an_upload_while_another_writer_holds_the_index_answers_at_once(served):
         lock.release()
     response = http.post("/images", files={"file": ("cat.jpg", (DATA / "cat.jpg").read_bytes())})
     assert response.status_code == 201, response.text
+
+
+def test_a_name_with_invalid_utf8_is_listed_exactly_and_served(tmp_path, tf1_module):
+    """JSON carries the undecodable byte as an escape that Python's json turns back into the very name."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/bad\xffname\n.jpg"
+    with open(raw, "wb") as out:
+        out.write((DATA / "cat.jpg").read_bytes())
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as collection:
+        collection.add([folder])
+        app = create_app(collection)
+        with running(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+            response = http.get("/find", params={"q": "odd"})
+            assert response.status_code == 200, response.text
+            [hit] = json.loads(response.content)
+            assert os.fsencode(hit["image"]["path"]) == raw
+            served = http.get(f"/images/{hit['image']['id']}/file")
+            assert served.status_code == 200 and served.content == (DATA / "cat.jpg").read_bytes()
