@@ -12,7 +12,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -27,7 +31,7 @@ from lookalike.errors import (
     WriterBusy,
 )
 from tests.cli import error_lines, run, run_process
-from tests.photos import photo_folder
+from tests.photos import blocks, photo_folder
 from tests.test_collection_duplicates import THRESHOLD, duplicate_folder
 
 
@@ -226,3 +230,32 @@ def test_duplicates_move_with_a_problem_is_partial_and_undo_is_clean(tmp_path, t
     undone = run("undo", manifest, "--index", index)
     assert (undone.exit_code, undone.stdout, undone.stderr) == (0, "restored 3 files\n", "")
     assert os.path.exists(changed)
+
+
+def test_ctrl_c_in_a_real_process_is_one_line_130_and_keeps_what_was_committed(tmp_path, tf1_module):
+    """SIGINT mid-run (the process is the subject: the signal must reach the app, not a TF thread)."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for seed in range(400):
+        blocks(folder / f"{seed:04d}.png", seed, size=(96, 72))
+    index = tmp_path / "index"
+    args = [sys.executable, "-m", "lookalike.cli", "index", folder, "--index", index, "--model", tf1_module,
+            "--commit-every", "20", "--batch-size", "10", "--quiet"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    committed, deadline = 0, time.monotonic() + 120
+    while committed == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        if not (index / "lookalike.db").exists():
+            continue  # connecting would create it under the indexer
+        try:
+            with sqlite3.connect(index / "lookalike.db", timeout=1) as db:
+                committed = db.execute("SELECT count(*) FROM images").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert 0 < committed < 400, "the signal must land mid-run"
+    assert (process.returncode, out, err.decode().splitlines()[-1:]) == (130, b"", ["interrupted"])
+    assert "Traceback" not in err.decode()
+    resumed = run("index", folder, "--index", index, "-q")
+    assert resumed.exit_code == 0 and int(resumed.stderr.split("added ")[1].split(",")[0]) < 400
