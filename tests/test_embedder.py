@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
+import pytest
 
+from lookalike.embedder import embedder as embedder_module
 from lookalike.errors import ImageError
 
 
@@ -67,3 +72,114 @@ def test_loading_a_model_before_opening_an_index_keeps_full_text_search(tmp_path
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# --- non-regular files never block a run ------------------------------------------------------------
+
+
+def finished_within(seconds: float, call, fifo: Path):
+    """``call()``'s outcome; fails (after releasing a reader stuck on ``fifo``) instead of hanging."""
+    outcome = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome["value"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"still blocked after {seconds} s")
+    return outcome["value"]
+
+
+def test_embed_refuses_a_fifo_at_once(tiny_embedder, tmp_path):
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    error = finished_within(30, lambda: tiny_embedder.embed(fifo), fifo)
+    assert isinstance(error, ImageError) and error.reason == "not a regular file (FIFO)"
+
+
+def test_embed_many_reports_a_fifo_in_its_place_and_goes_on(tiny_embedder, sample_photos, tmp_path):
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    sources = [sample_photos[0], fifo, *sample_photos[1:]]
+    results = finished_within(30, lambda: list(tiny_embedder.embed_many(sources, batch_size=2)), fifo)
+    assert [source for source, _ in results] == sources
+    assert isinstance(results[1][1], ImageError) and results[1][1].reason == "not a regular file (FIFO)"
+    assert all(not isinstance(result, ImageError) for source, result in results if source != fifo)
+
+
+# --- memory: bounded whatever batch size is asked -----------------------------------------------------
+
+
+def test_the_model_batch_cap_is_a_sane_constant():
+    assert 16 <= embedder_module.MAX_BATCH_SIZE <= 512
+
+
+def test_a_huge_batch_size_runs_as_forward_passes_of_at_most_the_cap(
+    tiny_embedder, sample_photos, monkeypatch
+):
+    monkeypatch.setattr(embedder_module, "MAX_BATCH_SIZE", 3)
+    passes = []
+    run = tiny_embedder._run
+
+    def counting(pixels):
+        passes.append(len(pixels))
+        return run(pixels)
+
+    monkeypatch.setattr(tiny_embedder, "_run", counting)
+    sources = sample_photos * 4
+    results = list(tiny_embedder.embed_many(sources, batch_size=1024))
+    single = [tiny_embedder.embed(p).vector for p in sources]
+
+    assert passes[: len(passes) - len(sources)] and max(passes) <= 3
+    assert sum(passes[: len(passes) - len(sources)]) == len(sources)
+    np.testing.assert_allclose(np.stack([e.vector for _, e in results]), np.stack(single), atol=1e-5)
+
+
+def test_embed_pixels_splits_a_large_batch_into_passes_of_at_most_the_cap(tiny_embedder, monkeypatch):
+    monkeypatch.setattr(embedder_module, "MAX_BATCH_SIZE", 4)
+    passes = []
+    run = tiny_embedder._run
+    monkeypatch.setattr(tiny_embedder, "_run", lambda pixels: passes.append(len(pixels)) or run(pixels))
+    size = tiny_embedder.input_size
+    pixels = np.random.default_rng(0).random((10, size, size, 3), dtype=np.float32)
+
+    features, logits = tiny_embedder.embed_pixels(pixels)
+
+    assert passes == [4, 4, 2] and features.shape[0] == 10 and logits.shape[0] == 10
+    whole, _ = run(pixels)
+    np.testing.assert_allclose(features, whole, atol=1e-5)
+
+
+def test_decoded_images_waiting_for_the_model_are_bounded_whatever_the_batch_size(
+    tiny_embedder, sample_photos, monkeypatch
+):
+    monkeypatch.setattr(embedder_module, "MAX_BATCH_SIZE", 4)
+    started = []
+    load = embedder_module.load_image
+
+    def counting_load(source, size):
+        started.append(source)
+        return load(source, size)
+
+    monkeypatch.setattr(embedder_module, "load_image", counting_load)
+    sources = sample_photos * 50
+    stream = tiny_embedder.embed_many(sources, batch_size=1024, workers=2)
+
+    next(stream)  # one model batch taken, the look-ahead topped up behind it
+    assert len(started) <= 3 * 4  # the batch in the model plus a look-ahead of two batches
+    rest = list(stream)
+    assert len(rest) == len(sources) - 1 and len(started) == len(sources)
+
+
+def test_the_look_ahead_is_bounded_in_bytes_for_large_inputs(tiny_embedder):
+    lookahead = embedder_module.lookahead_images
+    per_image = 600 * 600 * 3 * 4  # EfficientNet-B7's input, float32
+    assert lookahead(1024, 600, workers=4) * per_image <= embedder_module.MAX_LOOKAHEAD_BYTES
+    assert lookahead(1, 600, workers=4) >= 4  # never fewer than the decoding threads can fill
+    assert lookahead(1024, 64, workers=4) == 2 * embedder_module.MAX_BATCH_SIZE

@@ -20,6 +20,21 @@ from lookalike.errors import ImageError
 TOP_K = 5
 Source = str | Path | bytes
 
+MAX_BATCH_SIZE = 64
+"""Images per forward pass at most, whatever batch size is asked: a larger one runs as batches of this.
+
+The model's activations grow with the batch, about 16 MB per image with the offline model at 260x260:
+before this cap, 700 JPEGs peaked at 3.4 GiB with batch 128 and passed 10 GiB with 1024. At 64 every
+batch size peaks at 1.9 GiB (0.8 of it the loaded model) and no larger batch was faster on 2 cores
+(bench/memory.py, "Peak memory by batch size" in docs/benchmarks.md). The CLI's ``--batch-size`` stops here.
+"""
+
+MAX_LOOKAHEAD_BYTES = 256 * 2**20
+"""Decoded images waiting for the model in ``embed_many``, at most, in bytes of float32 pixels.
+
+At 260x260 an image is 811 KB, so this never binds below two batches of ``MAX_BATCH_SIZE``; at B7's
+600x600 (4.3 MB each) it keeps the queue to 62 images whatever the batch size."""
+
 
 @dataclass(frozen=True)
 class Fingerprint:
@@ -73,8 +88,16 @@ class Embedder:
         self.fingerprint = Fingerprint(self.handle, digest, PREPROCESSING_VERSION, self.dim)
 
     def embed_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw features [n, dim] and logits [n, classes] (or None) for a preprocessed batch."""
-        return self._run(pixels)
+        """Raw features [n, dim] and logits [n, classes] (or None) for a preprocessed batch.
+
+        At most ``MAX_BATCH_SIZE`` images go through the model at once; a larger batch is split.
+        """
+        if len(pixels) <= MAX_BATCH_SIZE:
+            return self._run(pixels)
+        parts = [self._run(pixels[i : i + MAX_BATCH_SIZE]) for i in range(0, len(pixels), MAX_BATCH_SIZE)]
+        features = np.concatenate([f for f, _ in parts])
+        logits = None if parts[0][1] is None else np.concatenate([g for _, g in parts])
+        return features, logits
 
     def embed(self, source: Source, top_k: int = TOP_K) -> Embedding:
         """One image (path or encoded bytes); raises ImageError if it is not a readable image."""
@@ -90,9 +113,15 @@ class Embedder:
         """Embeds in input order, decoding in threads while the model runs on the previous batch.
 
         A file that cannot be decoded comes back as its ImageError in its place; the run goes on.
+        Memory does not grow with ``batch_size``: batches are capped at ``MAX_BATCH_SIZE`` images and
+        the decoded images waiting for the model at :func:`lookahead_images` (two batches, at most
+        ``MAX_LOOKAHEAD_BYTES``); full-size decodes in flight are one per worker thread.
         """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
         workers = workers or min(4, os.cpu_count() or 1)
-        lookahead = 2 * batch_size
+        batch_size = min(batch_size, MAX_BATCH_SIZE)
+        lookahead = lookahead_images(batch_size, self.input_size, workers)
         todo = iter(sources)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
             pending: deque[tuple[Source, Future[DecodedImage]]] = deque()
@@ -122,13 +151,23 @@ class Embedder:
                     yield source, next(embedded) if isinstance(result, DecodedImage) else result
 
     def _embed_decoded(self, images: list[DecodedImage], top_k: int) -> list[Embedding]:
-        features, logits = self._run(np.stack([image.pixels for image in images]))
+        features, logits = self.embed_pixels(np.stack([image.pixels for image in images]))
         vectors = l2_normalise(features)
         labels = top_labels(logits, top_k) if logits is not None else [[] for _ in images]
         return [
             Embedding(vector, image_labels, image.width, image.height, image.format)
             for vector, image_labels, image in zip(vectors, labels, images, strict=True)
         ]
+
+
+def lookahead_images(batch_size: int, input_size: int, workers: int) -> int:
+    """How many decoded images ``embed_many`` keeps ahead of the model: two batches, within the byte cap.
+
+    Never fewer than ``workers``, so every decoding thread has work while the model runs.
+    """
+    per_image = input_size * input_size * 3 * np.dtype(np.float32).itemsize
+    by_bytes = MAX_LOOKAHEAD_BYTES // per_image
+    return max(workers, min(2 * min(batch_size, MAX_BATCH_SIZE), by_bytes))
 
 
 def load_embedder(model: str = catalog.DEFAULT_MODEL, cache_dir: str | Path | None = None) -> Embedder:
