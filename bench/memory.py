@@ -117,6 +117,7 @@ def main() -> None:
     p.add_argument("--folder", type=Path, help="reuse (or make once) the JPEG folder here")
     p.add_argument("--save", type=Path, help="write the results as JSON here")
     p.add_argument("--compare", type=Path, help="JSON results of an earlier run: a 'before' column")
+    p.add_argument("--results", type=Path, help="write the section from --save'd results, running nothing")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
@@ -126,6 +127,10 @@ def main() -> None:
         child(args)
         return
 
+    if args.results:
+        rows = json.loads(args.results.read_text())
+        report(args, rows, next(r["added"] for r in rows if not r.get("killed")))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or Path(tmp) / "photos"
         images = sorted(folder.rglob("*.jpg")) if folder.exists() else []
@@ -139,8 +144,12 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr)
     if args.save:
         args.save.write_text(json.dumps(rows, indent=1))
+    report(args, rows, len(images))
+
+
+def report(args: argparse.Namespace, rows: list[dict], images: int) -> None:
     before = {r["batch"]: r for r in json.loads(args.compare.read_text())} if args.compare else {}
-    table = markdown(rows, before, len(images))
+    table = markdown(rows, before, images)
     print("\n" + table)
     if args.no_write:
         return
@@ -148,15 +157,20 @@ def main() -> None:
 
     sizes = ", ".join(f"{n} at {w}x{h}" for (w, h), n in zip(SIZES, args.counts, strict=True))
     note = (
-        f"`python bench/memory.py` on {today()}, {machine()}; model {args.model}; {len(images)} distinct "
+        f"`python bench/memory.py` on {today()}, {machine()}; model {args.model}; {images} distinct "
         f"JPEGs from data/'s photos ({sizes}); each batch size indexed into a new index by "
         f"`Collection.add` (as `lookalike index --batch-size N`) in a fresh process; peak RSS is the "
         f"child's `ru_maxrss`, \"of which model loaded\" its peak right after loading the model, "
         f"before any image. The embedder runs at most `MAX_BATCH_SIZE` = {MAX_BATCH_SIZE} images per "
-        f"forward pass and keeps a bounded look-ahead of decoded images, whatever the batch size asked."
+        f"forward pass and keeps a bounded look-ahead of decoded images, whatever the batch size asked. "
+        f"images/s moved with the load other jobs put on the shared machine: the batch sizes from "
+        f"MAX_BATCH_SIZE up run the very same passes, so their spread is the noise; peak RSS does not "
+        f"depend on it."
     )
     if before:
-        note += f" \"before\": the same runs on the previous embedder ({args.compare.name})."
+        note += (f" \"before\": the same runs on the embedder before the cap (one forward pass per batch "
+                 f"as asked, a look-ahead of two whole batches), from {args.compare.name}; \"killed\": "
+                 f"stopped by this script at --limit-gib.")
     write_section(SECTION, table + "\n\n" + note)
 
 
