@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import error_lines, run
-from tests.test_collection_duplicates import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
+from tests.duplicate_photos import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
 
 
 @pytest.fixture

@@ -31,8 +31,8 @@ from lookalike.errors import (
     WriterBusy,
 )
 from tests.cli import error_lines, run, run_process
+from tests.duplicate_photos import THRESHOLD, duplicate_folder
 from tests.photos import blocks, photo_folder
-from tests.test_collection_duplicates import THRESHOLD, duplicate_folder
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,59 @@
+"""Duplicate photos as people make them, shared by the library, CLI and exit-status tests.
+
+The tiny test model embeds a 4x4 colour thumbnail, so distinct photos still score 0.6-0.9 with it:
+tests pass an explicit threshold of 0.99, which its resized, cropped, recompressed and (through the
+orientation check) rotated copies reach.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from tests.photos import DATA, blocks
+
+THRESHOLD = 0.99
+OLD, NEW = 1_000_000_000, 1_600_000_000  # originals are older than their copies
+
+
+def duplicate_folder(root: Path) -> dict[str, Path]:
+    """data/'s photos and, under backup/, copies of them as people make them; four distinct pictures.
+
+    cat: a byte-identical copy; espresso: half size; rocket: 5 % cut off each side; cameraman: turned
+    a quarter and re-saved smaller. The copies are newer or smaller, so each original is the keeper.
+    """
+    (root / "backup").mkdir(parents=True)
+    files = {p.stem: Path(shutil.copy2(p, root / p.name)) for p in sorted(DATA.glob("*.jpg"))}
+    files["cat-copy"] = Path(shutil.copy2(files["cat"], root / "backup" / "cat.jpg"))
+    with Image.open(files["espresso"]) as image:
+        image.resize((image.width // 2, image.height // 2)).save(root / "backup" / "espresso-small.jpg")
+    with Image.open(files["rocket"]) as image:
+        w, h = image.size
+        image.crop((w // 20, h // 20, w - w // 20, h - h // 20)).save(root / "backup" / "rocket-crop.jpg")
+    with Image.open(files["cameraman"]) as image:
+        image.rotate(90, expand=True).save(root / "backup" / "cameraman-turned.jpg", quality=60)
+    for name in ("espresso-small", "rocket-crop", "cameraman-turned"):
+        files[name] = root / "backup" / f"{name}.jpg"
+    for seed in range(4):
+        files[f"blocks{seed}"] = blocks(root / f"blocks{seed}.png", seed)
+    for path in files.values():
+        os.utime(path, (NEW, NEW) if path.parent.name == "backup" else (OLD, OLD))
+    return files
+
+
+EXPECTED = {  # keeper -> its copies
+    "cat": {"cat-copy"},
+    "espresso": {"espresso-small"},
+    "rocket": {"rocket-crop"},
+    "cameraman": {"cameraman-turned"},
+}
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` by relative path, with the sha256 of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
