@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,7 +45,9 @@ BUSY_TIMEOUT_S = 10.0
 
 _ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
                 "top_label, top_probability, device, inode")
+SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
+NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
 
 
 def now() -> str:
@@ -134,6 +137,19 @@ def match_labels(labels: Iterable[Mapping[str, Any]], text: str) -> tuple[str, f
         ):
             best = (label["name"], float(label["probability"]))
     return best
+
+
+def _out_of_space(error: sqlite3.DatabaseError, directory: Path) -> bool:
+    """Whether SQLite failed for want of space: SQLITE_FULL, or an I/O error on a (nearly) full disk."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code == SQLITE_FULL:
+        return True
+    if code != SQLITE_IOERR:
+        return False
+    try:
+        return shutil.disk_usage(directory).free < NEARLY_FULL
+    except OSError:
+        return False
 
 
 class WriterLock:
@@ -228,8 +244,11 @@ class Store:
                     "this process's SQLite lacks FTS5 (TensorFlow was imported before lookalike or sqlite3): "
                     "import lookalike first"
                 ) from None
-            if getattr(e, "sqlite_errorcode", None) == SQLITE_FULL:
-                raise NoSpace(f"no space left to open {display(path)}: free some and try again") from None
+            if _out_of_space(e, directory):
+                raise NoSpace(f"no space left on the disk of {display(directory)} to open its index: "
+                              "free some space and try again") from None
+            if getattr(e, "sqlite_errorcode", 0) & 0xFF == SQLITE_IOERR:
+                raise CollectionError(f"cannot open {display(path)}: {e}") from None
             raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e}") from None
         except BaseException:
             conn.close()
@@ -319,7 +338,7 @@ class Store:
                 raise
             conn.execute("COMMIT")
         except sqlite3.OperationalError as e:
-            if getattr(e, "sqlite_errorcode", None) != SQLITE_FULL:
+            if not _out_of_space(e, self.directory):
                 raise
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
