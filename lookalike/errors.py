@@ -16,8 +16,8 @@ The tree (catch a branch to handle everything under it)::
     |   +-- NoSpace                 the disk (or quota) is full; nothing committed was lost
     +-- QuarantineError             a manifest that cannot be read or acted on
 
-Each class maps to one exit status in :mod:`lookalike.cli.app` and one HTTP status in
-:mod:`lookalike.server.app`, in one table each.
+Each class maps to one exit status in :mod:`lookalike.cli.exits` and one HTTP status in
+:mod:`lookalike.server.app` (``STATUSES``), in one table each.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import lookalike
+from lookalike.cli import output
 from lookalike.index.store import WriterLock
 from tests.photos import DATA, blocks
 
@@ -88,13 +89,15 @@ def test_a_file_and_a_symlink_to_it_are_one_image_and_never_its_own_duplicate(ph
     assert digests(photos) == before and (photos / "cat.jpg").exists()
 
 
-def test_hard_links_are_reported_as_the_same_file_and_never_removed(photos, open_index):
+def test_hard_links_are_reported_as_the_same_file_and_never_removed(photos, open_index, capsys):
     os.link(photos / "cat.jpg", photos / "cat-hardlink.jpg")
     with open_index() as col:
         col.add([photos])
         (cluster,) = col.duplicates(exact_only=True)
         (copy,) = cluster.copies
         assert copy.same_file and cluster.reclaimable == 0  # removing a hard link frees no bytes
+        output.duplicate_clusters([cluster], as_json=False, as_csv=False)
+        assert "  link  exact" in capsys.readouterr().out
         result = col.delete_duplicates([cluster])
         assert result.deleted == () and result.problems == ()
     assert (photos / "cat.jpg").exists() and (photos / "cat-hardlink.jpg").exists()

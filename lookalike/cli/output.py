@@ -198,7 +198,7 @@ def duplicate_clusters(clusters, *, as_json: bool, as_csv: bool) -> None:
         _csv(
             ["cluster", "role", "similarity", "exact", "id", "path", "width", "height", "size"],
             [
-                [n, "copy" if i else "keep", f"{m.similarity:.4f}", int(m.exact), m.id, display(m.path),
+                [n, _role(i, m), f"{m.similarity:.4f}", int(m.exact), m.id, display(m.path),
                  m.width, m.height, m.size]
                 for n, c in enumerate(clusters, 1)
                 for i, m in enumerate(c.members)
@@ -210,12 +210,17 @@ def duplicate_clusters(clusters, *, as_json: bool, as_csv: bool) -> None:
                        f"{human_size(c.reclaimable)} reclaimable")
             for i, m in enumerate(c.members):
                 score = "exact" if m.exact else f"{m.similarity:.3f}"
-                role, score = ("keep", "     ") if not i else ("copy", score)
+                role, score = _role(i, m), "     " if not i else score
                 pixels = f"{m.width}x{m.height}"
                 typer.echo(f"  {role}  {score}  {pixels:>11s}  {human_size(m.size):>8s}  {display(m.path)}")
         copies = sum(len(c.copies) for c in clusters)
         typer.echo(f"{len(clusters)} clusters, {copies} copies, "
                    f"{human_size(sum(c.reclaimable for c in clusters))} reclaimable", err=not clusters)
+
+
+def _role(position: int, member) -> str:
+    """keep (the keeper), copy, or link: the keeper's own file under another name, never removed."""
+    return "keep" if not position else "link" if member.same_file else "copy"
 
 
 def _problems(problems) -> None:
