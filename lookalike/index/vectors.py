@@ -5,6 +5,14 @@ SQLite holds: it is written atomically next to a small JSON sidecar naming the s
 it reflects, and when it is missing, stale or unreadable it is rebuilt from the stored vectors - no
 image is embedded again.
 
+The sidecar also holds the file's size and CRC-32, computed in the same pass as the write and checked
+in the same pass as the read, so bytes damaged inside a file of the right size (which FAISS would load
+and answer from, with scores like 2.9e29) count as unreadable too. CRC-32 rather than a cryptographic
+hash: it is there to catch damage, and it is the fastest (docs/benchmarks.md, "FAISS file checksum").
+A sidecar from before checksums (no ``checksum`` key) is still accepted on its other checks - refusing
+it would make every reader rebuild a 1M-vector index until the next write - and the next save adds one.
+A full disk while saving raises ``NoSpace`` and leaves the previous file and sidecar untouched.
+
 Index policy, from bench/search.py (docs/benchmarks.md, "Search latency and recall"; 2 shared cores):
 - ``flat``: exact search, one dot product per vector; single-query latency grows linearly, about
   0.3 us per 1280-d vector (28 ms at 100k, 570 ms at 1M), so exact is used up to ``FLAT_MAX``.

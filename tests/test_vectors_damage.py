@@ -1,0 +1,71 @@
+"""The FAISS file through the library: damage inside it and a full disk while saving it, on a real index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+import lookalike
+from lookalike.errors import NoSpace
+from lookalike.index import vectors
+from lookalike.index.vectors import INDEX_FILE, SIDECAR_FILE
+
+
+@pytest.fixture
+def photos(tmp_path, sample_photos):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in sample_photos:
+        shutil.copy(photo, folder / photo.name)
+    return folder
+
+
+def test_a_faiss_file_damaged_inside_at_the_same_size_is_rebuilt_and_searches_stay_right(
+    tmp_path, photos, tf1_module, sample_photos
+):
+    index_dir = tmp_path / "index"
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        col.add([photos])
+        expected = [(n.image.path, round(n.score, 4)) for n in col.search(sample_photos[0], k=3).neighbours]
+    faiss_file = index_dir / INDEX_FILE
+    data = bytearray(faiss_file.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    faiss_file.write_bytes(bytes(data))  # same size: only the checksum can tell
+
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        result = col.search(sample_photos[0], k=3)
+
+    assert [(n.image.path, round(n.score, 4)) for n in result.neighbours] == expected
+    assert all(-1.0 - 1e-5 <= n.score <= 1.0 + 1e-5 for n in result.neighbours)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_while_saving_the_faiss_file_is_no_space_and_nothing_committed_is_lost(
+    tmp_path, photos, tf1_module, sample_photos
+):
+    index_dir = tmp_path / "index"
+    first, *rest = sorted(photos.iterdir())
+    later = tmp_path / "later"
+    later.mkdir()
+    for photo in rest:
+        photo.rename(later / photo.name)
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        col.add([photos])
+    before = {name: (index_dir / name).read_bytes() for name in (INDEX_FILE, SIDECAR_FILE)}
+    full = vectors._temp_path(index_dir / INDEX_FILE)
+    full.symlink_to("/dev/full")  # every write of the next FAISS save fails with ENOSPC
+
+    with lookalike.open(index_dir, model=str(tf1_module)) as col, pytest.raises(NoSpace) as caught:
+        col.add([later])
+
+    assert "\n" not in str(caught.value) and "No space left on device" in str(caught.value)
+    assert {name: (index_dir / name).read_bytes() for name in before} == before
+    assert not full.exists() and not full.is_symlink()
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:  # SQLite has the rows: searches see them
+        hits = col.search(sample_photos[-1], k=len(sample_photos)).neighbours
+        assert {os.path.basename(n.image.path) for n in hits} == {p.name for p in sample_photos}
+        summary = col.add([photos, later])
+        assert summary.added == 0 and summary.failed == 0
