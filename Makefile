@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -e ".[server,test]"
+	$(BIN)/pip install --quiet -e ".[server,test,ray]"
 	touch $(STAMP)
 
 demo: install

@@ -149,12 +149,38 @@ def index_command(
     ] = 256,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 0.0,
     quiet: QuietOption = False,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="Embed in Parquet shards: local (a loop) or ray.",
+                                 show_default=False)
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster, e.g. ray://HOST:10001 [default: a local "
+                                 "Ray for the run].", show_default=False)
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Ray workers, each with the model loaded once "
+                                 "[default: one per 2 CPUs].", show_default=False)
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", min=0.0, help="GPUs each Ray worker holds.")
+    ] = 0.0,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", min=1, help="Files per shard (with --engine).")
+    ] = 128,
 ) -> None:
     """Index the images under PATHS: new files are added, changed ones re-embedded."""
     from lookalike.cli import output
     from lookalike.cli.progress import embedding_progress
 
+    if engine is None and (address or workers or gpus_per_worker):
+        raise InvalidOption("--engine", "--address, --workers and --gpus-per-worker need --engine ray")
     with open_index(index, model, create=True, index_type=index_type) as collection:
+        runner = None
+        if engine is not None:
+            from lookalike.engines import make_engine, model_for
+
+            runner = make_engine(engine, model=model_for(collection, model), address=address,
+                                 workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size)
         with embedding_progress(enabled=not quiet) as progress:
             summary = collection.add(
                 paths,
@@ -165,8 +191,12 @@ def index_command(
                 batch_size=batch_size,
                 commit_every=commit_every,
                 wait=wait,
+                **({"engine": runner, "shard_size": shard_size} if runner else {}),
             )
         output.add_summary(summary, collection.directory, err=quiet)
+        if runner is not None:
+            typer.echo(f"shards: {runner.ran} made by {runner.name}, {runner.resumed} images resumed from "
+                       "a killed run", err=quiet)
     raise typer.Exit(exits.batch_status(summary.added + summary.updated + summary.unchanged, summary.failed))
 
 

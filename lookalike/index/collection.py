@@ -45,14 +45,17 @@ from lookalike.index.duplicates import (
     similar_pairs_between,
     turn_candidates,
 )
+from lookalike.index.shards import SHARD_SIZE
 from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, match_labels
 from lookalike.index.walk import FoundFile, Walk, digest_file, walk
 from lookalike.paths import FileSet, absolute
 
 if TYPE_CHECKING:
     from lookalike.embedder import Embedder, Fingerprint
+    from lookalike.engines import Engine
 
 COMMIT_EVERY = 256  # images per SQLite transaction: the unit a killed run loses at most
+SHARDS_DIR = "shards"  # in the index directory: Parquet shards made by an engine, until loaded
 SAVE_EVERY_S = 60.0  # during a long run, refresh the FAISS file this often for readers
 LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbours that match
 PAIR_CHUNK = 4096  # vectors read from SQLite per duplicate self-search call
@@ -204,6 +207,8 @@ class Collection:
         batch_size: int = 32,
         commit_every: int = COMMIT_EVERY,
         wait: float = 0.0,
+        engine: Engine | None = None,
+        shard_size: int = SHARD_SIZE,
     ) -> AddSummary:
         """Index new files, re-embed changed ones, and with ``prune`` forget files gone from ``paths``.
 
@@ -213,6 +218,8 @@ class Collection:
         The writer lock is taken first and the in-process lock only around each write, so searches
         from other threads go on while images are embedded, and nothing waits holding a lock.
         Raises WriterBusy when another writer holds the index for longer than ``wait`` seconds.
+        With an ``engine`` (:mod:`lookalike.engines`) the embed step makes Parquet shards of
+        ``shard_size`` files, loaded as they come (:meth:`_embed_sharded`).
         """
         started = time.perf_counter()
         roots = [absolute(p) for p in paths]
@@ -233,7 +240,9 @@ class Collection:
                     self.store.record_failures(skipped)
                 index = self._current_vectors() if plan.to_embed or prune else None
             writer = _BatchWriter(self, index, known, commit_every)
-            if plan.to_embed:
+            if plan.to_embed and engine is not None:  # embedded into shards elsewhere, then loaded
+                self._embed_sharded(engine, plan.to_embed, writer, progress, shard_size)
+            elif plan.to_embed:
                 embedder = self.embedder
                 with self._lock:
                     self._claim_model(embedder.fingerprint)
@@ -284,6 +293,92 @@ class Collection:
             removed = self._forget(ids, index)
             self._save_vectors(index)
             return removed
+
+    # -- shards (lookalike.engines): embedded elsewhere, loaded here ---------------------------------
+
+    def load_shards(self, paths: Iterable[str | Path], *, wait: float = 0.0) -> AddSummary:
+        """Load Parquet shards (:mod:`lookalike.index.shards`) into the index, one transaction each.
+
+        Rows are upserted by path, so loading a shard again adds no row; failures are recorded. A
+        shard from another model is refused (ModelMismatchError); the first shard names the model of
+        an empty index.
+        """
+        started = time.perf_counter()
+        with self.store.writer(wait):
+            with self._lock:
+                index = self._current_vectors() if self.store.vector_size is not None else None
+            writer = _BatchWriter(self, index, {}, COMMIT_EVERY)
+            for path in paths:
+                self._load_shard(Path(path), writer)
+            with self._lock:
+                if writer.index is not None:
+                    self._save_vectors(writer.index)
+        return AddSummary(writer.added, writer.updated, failed=len(writer.failures),
+                          seconds=time.perf_counter() - started, failures=writer.failures)
+
+    def _embed_sharded(self, engine: Engine, files: Sequence[FoundFile], writer: _BatchWriter,
+                       progress: Progress | None, shard_size: int) -> None:
+        """The embed step of :meth:`add` with an engine: shards in ``<index>/shards``, each loaded and
+        deleted as it arrives. Shards a killed run finished but did not load are loaded first (only rows
+        whose file is unchanged since), so a re-run embeds only the rest and adds no row twice."""
+        from lookalike.index import shards
+
+        staging = self.directory / SHARDS_DIR
+        shards.clear_partial(staging)
+        wanted = {f.path: f for f in files}
+        total, done = len(wanted), 0
+        for path in shards.finished(staging):
+            done += len(self._load_shard(path, writer, wanted))
+            path.unlink()
+        engine.resumed = done
+        if progress and done:
+            progress(done, total)
+        for path in engine.run(shards.plan_shards(wanted.values(), shard_size, engine.model), staging):
+            done += len(self._load_shard(path, writer, wanted))
+            path.unlink()
+            if progress:
+                progress(done, total)
+
+    def _load_shard(self, path: Path, writer: _BatchWriter,
+                    wanted: dict[str, FoundFile] | None = None) -> list[str]:
+        """One shard through ``writer`` in one commit; returns the paths taken. With ``wanted`` (the
+        walk's files to embed) only rows for those files, with the stat the walk saw, are taken, and
+        taken files leave ``wanted``."""
+        from lookalike.embedder import Fingerprint
+        from lookalike.index import shards
+
+        shard = shards.read_shard(path)
+        with self._lock:
+            stored = self.store.get_meta("model")
+            if stored is None:
+                self._claim_model(Fingerprint.from_dict(shard.fingerprint))
+            elif stored != shard.fingerprint:
+                raise ModelMismatchError(
+                    f"shard {path} was made with {Fingerprint.from_dict(shard.fingerprint)}; index "
+                    f"{self.directory} was built with {Fingerprint.from_dict(stored)}")
+            if writer.index is None:
+                writer.index = self._current_vectors()
+            taken = []
+            for row in shard.rows:
+                found = wanted.get(row.path) if wanted is not None else None
+                if wanted is not None and (found is None or (found.size, found.mtime, found.device,
+                                                             found.inode) != (row.size, row.mtime,
+                                                                              row.device, row.inode)):
+                    continue  # not asked for now, or changed since: the plan embeds it again
+                if (state := self.store.get_by_path(row.path, vector=False)) is not None:
+                    writer.known[row.path] = FileState(state.id, state.size, state.mtime, state.digest)
+                if row.error is not None:
+                    writer.batch_failures.append((row.path, row.error))
+                else:
+                    writer.batch.append(NewImage(row.path, row.size, row.mtime, row.digest, row.width,
+                                                 row.height, row.format, row.labels, row.vector,
+                                                 row.device, row.inode))
+                taken.append(row.path)
+            writer.flush()
+        if wanted is not None:
+            for taken_path in taken:
+                wanted.pop(taken_path, None)
+        return taken
 
     # -- FAISS -------------------------------------------------------------------------------------
 
