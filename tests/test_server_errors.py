@@ -23,6 +23,7 @@ from lookalike.errors import (
     ModelMismatchError,
     NoSpace,
     NotAnIndex,
+    QuarantineError,
     StaleFile,
     WriterBusy,
 )
@@ -60,6 +61,7 @@ def client(collection):
         (ImageError("/x.jpg", "truncated"), 400),
         (InvalidOption("policy", "unknown keeper criterion 'prettiest'"), 422),
         (ImageNotFound(7, "/idx"), 404),
+        (QuarantineError("manifest-20261130T081500.jsonl is not a lookalike quarantine manifest"), 422),
         (StaleFile("the file of image 7 was replaced"), 410),
         (ModelMismatchError("built with another model"), 409),
         (WriterBusy("/idx is being written by pid 12"), 503),

@@ -1,7 +1,7 @@
 """Property-based requests from the OpenAPI schema (schemathesis) against the live server: never a 5xx.
 
-Runs with a token and uploads on, so the auth dependency and the add-by-upload endpoint are exercised
-too; bounded to a few dozen examples per operation.
+Runs with a token, uploads and the quarantine on, so the auth dependency, the add-by-upload endpoint and
+moving duplicates are exercised too; bounded to a few dozen examples per operation.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ EXAMPLES = 25  # per operation and mode: a minute or so in all
 def live_url(tmp_path_factory, tf1_module):
     root = tmp_path_factory.mktemp("schema")
     collection = indexed_collection(root, tf1_module, batching=True)
-    app = create_app(collection, token=TOKEN, upload_dir=root / "uploads", max_upload_bytes=2**20)
+    app = create_app(collection, token=TOKEN, upload_dir=root / "uploads", max_upload_bytes=2**20,
+                     quarantine=root / "quarantine")
     with running(app) as url:
         yield url
     collection.close()

@@ -369,6 +369,10 @@ def serve(
     upload_dir: Annotated[
         Path | None, typer.Option(help="Allow adding images by upload; they are saved here, then indexed.")
     ] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Allow moving duplicates from the page; copies are moved here, with "
+                                  "a manifest for undo (as duplicates --move-to).")
+    ] = None,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted.")] = 20.0,
     max_upload_megapixels: Annotated[
         float, typer.Option(min=0.01, max=100.0, help="Most pixels an upload may declare (memory bound).")
@@ -401,6 +405,7 @@ def serve(
             app = create_app(
                 collection, token=token, upload_dir=upload_dir, max_upload_bytes=int(max_upload_mb * 2**20),
                 max_upload_pixels=int(max_upload_megapixels * 1e6), allowed_hosts=names, decodes=max_decodes,
+                quarantine=quarantine,
             )
         except ValueError as error:  # a malformed --allowed-host
             raise typer.BadParameter(str(error), param_hint="--allowed-host") from None

@@ -4,7 +4,8 @@ Each endpoint is one library call and a translation of its answer or error into 
 result dataclasses are the response models (so the OpenAPI schema is the library's), the library's
 exceptions become statuses through one table (:data:`STATUSES`), and every error body is
 ``{"error": "..."}``. Endpoints are plain ``def``s: Starlette runs them in its thread pool, which is
-what lets concurrent searches share a model batch. The server calls only ``Collection`` methods.
+what lets concurrent searches share a model batch. The server calls only ``Collection`` methods, and
+for reviewing duplicates :mod:`lookalike.index.review` (a cluster around a keeper a person chose).
 
 Around them: :class:`HostGuard` (Host and Origin checks against DNS rebinding and cross-site
 writes), :class:`BodyLimit` (upload bytes), and a :class:`~lookalike.server.files.Gate` bounding how
@@ -18,6 +19,7 @@ import ipaddress
 import json
 import os
 import re
+import stat
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from PIL import Image as PILImage
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -47,11 +50,14 @@ from lookalike.errors import (
     LookalikeError,
     ModelMismatchError,
     NoSpace,
+    QuarantineError,
     StaleFile,
     WriterBusy,
 )
 from lookalike.index.collection import Collection, Image, IndexInfo, SearchResult, TextHit
 from lookalike.index.duplicates import DEFAULT_POLICY, Cluster
+from lookalike.index.quarantine import MoveResult, UndoResult
+from lookalike.index.review import MAX_MEMBERS, Review, move_copies, recentre
 from lookalike.server.files import Busy, Gate, Thumbnails, declared_pixels, save_upload, tune_malloc
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -66,11 +72,17 @@ MAX_UPLOAD_PIXELS = 40_000_000
 """Default pixel cap on uploads (40 MP), well under the indexer's 100 MP guard: memory, not safety."""
 DECODES = 2
 """Pictures decoded (and embedded) at once; each can take several times its pixel count in bytes."""
+MANIFEST_NAME = r"manifest-[0-9]{8}T[0-9]{6}(?: \([0-9]{1,9}\))?\.jsonl"
+"""A manifest the quarantine module names (``manifest-<time>.jsonl``, ``... (1).jsonl``): a name only,
+so a client can never point the server at a path of its choosing."""
+UNDO_WAIT_S = 30.0
+"""How long an undo waits for another writer to index the files it put back (they are back already)."""
 
 STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (ImageError, 400),
     (InvalidOption, 422),
     (ImageNotFound, 404),
+    (QuarantineError, 422),
     (StaleFile, 410),
     (ModelMismatchError, 409),
     (WriterBusy, 503),
@@ -121,6 +133,76 @@ class Classification:
     format: str
 
 
+@dataclass(frozen=True)
+class QuarantineInfo:
+    """Whether moving duplicates is on (``lookalike serve --quarantine DIR``); the folder is not shown."""
+
+    enabled: bool
+
+
+class MoveRequest(BaseModel):
+    """Move these copies of ``keeper`` to the quarantine; each must reach ``threshold`` against it."""
+
+    model_config = ConfigDict(extra="forbid")
+    keeper: int = Field(ge=1, le=2**63 - 1, description="The image that stays.")
+    copies: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1, max_length=MAX_MEMBERS, description="The copies to move (never the keeper).")
+    threshold: float | None = Field(
+        None, gt=0, le=1, description="Cosine each copy needs to the keeper [calibrated].")
+
+
+class UndoRequest(BaseModel):
+    """Put back what one move put in the quarantine, named by the manifest the move answered with."""
+
+    model_config = ConfigDict(extra="forbid")
+    manifest: str = Field(pattern=f"^{MANIFEST_NAME}$", max_length=100, description=(
+        "A manifest name from POST /duplicates/move, e.g. manifest-20261130T081500.jsonl."))
+
+
+@dataclass(frozen=True)
+class LeftAlone:
+    """A file that was not moved or restored, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MovedCopy:
+    id: int | None
+    original: str
+    moved_to: str
+
+
+@dataclass(frozen=True)
+class MoveReport:
+    """What a move did: ``manifest`` is the name ``POST /duplicates/undo`` (and ``lookalike undo``) takes."""
+
+    manifest: str
+    moved: list[MovedCopy]
+    problems: list[LeftAlone]
+
+    @classmethod
+    def of(cls, result: MoveResult, review: Review) -> MoveReport:
+        ids = {copy.path: copy.id for copy in review.cluster.copies}
+        moved = [MovedCopy(ids.get(str(m.original)), str(m.original), str(m.moved_to)) for m in result.moved]
+        problems = [LeftAlone(str(p.path), p.reason) for p in result.problems]
+        return cls(result.manifest.name, moved, problems)
+
+
+@dataclass(frozen=True)
+class UndoReport:
+    """Files put back (and indexed again, under new ids) and those left in the quarantine."""
+
+    restored: list[str]
+    problems: list[LeftAlone]
+
+    @classmethod
+    def of(cls, result: UndoResult) -> UndoReport:
+        problems = [LeftAlone(str(p.path), p.reason) for p in result.problems]
+        return cls([str(p) for p in result.restored], problems)
+
+
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 410, 413, 422, 503)}
 
 
@@ -133,6 +215,7 @@ def create_app(
     max_upload_pixels: int = MAX_UPLOAD_PIXELS,
     allowed_hosts: Iterable[str] = (),
     decodes: int = DECODES,
+    quarantine: str | Path | None = None,
 ) -> FastAPI:
     """The app serving ``collection``; the caller keeps it open for the app's lifetime and closes it.
 
@@ -142,7 +225,9 @@ def create_app(
     while the body is read; ``max_upload_pixels``: uploads declaring more pixels get a 413 before they
     are decoded. ``allowed_hosts``: Host names accepted besides the loopback names and the address the
     server listens on (``name`` for any port, ``name:port`` for one). ``decodes``: pictures decoded at
-    once; more requests queue, and beyond the queue get a 503.
+    once; more requests queue, and beyond the queue get a 503. ``quarantine``: where
+    ``POST /duplicates/move`` moves copies (manifests and all, as ``duplicates --move-to``); without
+    it moving and undoing answer 403.
     """
 
     @asynccontextmanager
@@ -168,6 +253,8 @@ def create_app(
     api = APIRouter(dependencies=[Depends(_bearer_check(token))] if token else [], responses=ERRORS)
     limits = _Limits(max_upload_bytes, max_upload_pixels, Gate(running=decodes))
     _add_routes(api, collection, Path(upload_dir).absolute() if upload_dir else None, limits)
+    quarantine = Path(os.path.realpath(Path(quarantine).expanduser())) if quarantine else None
+    _add_review_routes(api, collection, quarantine)
     app.include_router(api)
 
     @app.get("/health", response_model=Health, tags=["service"])
@@ -536,3 +623,70 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
             reason = summary.failures[0][1] if summary.failures else "not indexed"
             raise HTTPException(400, f"not a usable image: {reason}")
         return added
+
+
+def _add_review_routes(api: APIRouter, collection: Collection, quarantine: Path | None) -> None:
+    """Reviewing a duplicate cluster: another keeper, the picked copies moved, the last move undone."""
+
+    def manifest_path(name: str) -> Path:
+        if quarantine is None:
+            raise HTTPException(403, "moving duplicates is off: start the server with --quarantine DIR")
+        path = quarantine / name  # the name matched MANIFEST_NAME: no separator, no '..'
+        try:
+            regular = stat.S_ISREG(path.lstat().st_mode)
+        except FileNotFoundError:
+            regular = False
+        if not regular:
+            raise HTTPException(404, f"no manifest {name!r} in the quarantine")
+        return path
+
+    @api.get("/quarantine", response_model=QuarantineInfo, tags=["duplicates"])
+    def quarantine_info() -> QuarantineInfo:
+        """Whether this server moves duplicates (started with ``--quarantine``)."""
+        return QuarantineInfo(quarantine is not None)
+
+    @api.get("/duplicates/cluster", response_model=Review, tags=["duplicates"])
+    def cluster(
+        keeper: Annotated[int, Query(ge=1, le=2**63 - 1, description="The image to keep.")],
+        member: Annotated[
+            list[Annotated[int, Query(ge=1, le=2**63 - 1)]],
+            Query(min_length=1, max_length=MAX_MEMBERS, description="The other images of the cluster."),
+        ],
+        threshold: Annotated[
+            float | None, Query(gt=0, le=1, description="Cosine a copy needs to the keeper [calibrated].")
+        ] = None,
+    ) -> Review:
+        """A cluster around another keeper: each member's similarity to it, from the stored vectors, and
+        which members fall below the threshold (they are not its copies and are never moved for it)."""
+        return recentre(collection, keeper, member, threshold)
+
+    @api.post(
+        "/duplicates/move",
+        response_model=MoveReport,
+        responses={403: {"model": ErrorBody}},
+        tags=["duplicates"],
+    )
+    def move(request: MoveRequest) -> MoveReport:
+        """Move the picked copies of a keeper to the server's quarantine, as ``duplicates --move-to`` does.
+
+        Never the keeper (422); a copy under the threshold against this keeper, the keeper's own file
+        under another name, or one changed since indexing is left alone and listed in ``problems``.
+        The manifest is written ahead of each move; moved files leave the index. Never waits for another
+        writer: a 503 with Retry-After, nothing moved."""
+        if quarantine is None:
+            raise HTTPException(403, "moving duplicates is off: start the server with --quarantine DIR")
+        result, review = move_copies(collection, request.keeper, request.copies, quarantine,
+                                     request.threshold)
+        return MoveReport.of(result, review)
+
+    @api.post(
+        "/duplicates/undo",
+        response_model=UndoReport,
+        responses={403: {"model": ErrorBody}},
+        tags=["duplicates"],
+    )
+    def undo(request: UndoRequest) -> UndoReport:
+        """Put back, byte-identical, what one move put in the quarantine, and index it again (new ids).
+
+        A file that changed in the quarantine, or whose old place is taken, stays there and is listed."""
+        return UndoReport.of(collection.undo(manifest_path(request.manifest), wait=UNDO_WAIT_S))

@@ -1,0 +1,136 @@
+"""A cluster as a person reviews it: a keeper they chose, the copies they picked, checked again here.
+
+``lookalike duplicates`` picks each cluster's keeper by policy; a person looking at the cluster may
+prefer another member (the one with the right name, the one in the right folder). Every copy's
+similarity must then be to the *new* keeper, or a copy would be moved on the strength of a file that
+is itself about to go. :func:`recentre` recomputes them from the stored vectors (cosine, plus the
+same quarter-turn second look as clustering), and :func:`move_copies` moves only the picked copies
+that still reach the threshold against the keeper that stays, through
+:meth:`Collection.move_duplicates <lookalike.index.collection.Collection.move_duplicates>`: the same
+manifest, checks and ``undo`` as ``lookalike duplicates --move-to``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lookalike.errors import ImageNotFound, InvalidOption
+from lookalike.index.duplicates import (
+    DEFAULT_THRESHOLD,
+    ORIENTATION_FLOOR,
+    Cluster,
+    ImageRecord,
+    Pair,
+    _cluster,
+    recheck_orientations,
+    turn_candidates,
+)
+from lookalike.index.quarantine import MoveResult, Problem
+
+if TYPE_CHECKING:
+    from lookalike.index.collection import Collection
+
+MAX_MEMBERS = 1000
+"""Most images one review names: a cluster is looked at by a person, not a whole collection."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """A cluster around a chosen keeper: each copy's similarity to it, and which ones fall short.
+
+    ``below`` lists the copies (not byte-identical ones) whose similarity to this keeper is under
+    ``threshold``: they are not duplicates of it and are never moved on its account.
+    """
+
+    cluster: Cluster
+    threshold: float
+    below: tuple[int, ...]
+
+
+def _check(keeper_id: int, member_ids: Iterable[int], threshold: float | None) -> tuple[list[int], float]:
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    if not 0 < threshold <= 1:
+        raise InvalidOption("threshold", f"threshold must be in (0, 1], not {threshold}")
+    ids = list(dict.fromkeys(int(i) for i in member_ids))
+    if keeper_id in ids:
+        raise InvalidOption("copies", f"image {keeper_id} is the keeper: a keeper is never a copy")
+    if len(ids) > MAX_MEMBERS:
+        raise InvalidOption("copies", f"at most {MAX_MEMBERS} images at once, not {len(ids)}")
+    return ids, threshold
+
+
+def recentre(
+    collection: Collection, keeper_id: int, member_ids: Iterable[int], threshold: float | None = None
+) -> Review:
+    """The cluster of ``keeper_id`` and ``member_ids`` with each member's similarity to that keeper.
+
+    Similarities come from the stored vectors (cosine), with the quarter-turn second look clustering
+    gives pairs from ``ORIENTATION_FLOOR`` up; byte-identical files are 1.0. Raises ImageNotFound for
+    an id not in the index, InvalidOption when the keeper is among the members or the threshold is
+    outside (0, 1].
+    """
+    ids, threshold = _check(keeper_id, member_ids, threshold)
+    with collection._lock:
+        rows = {row.id: row for row in collection.store.get_many([keeper_id, *ids], vector=True)}
+    for image_id in (keeper_id, *ids):
+        if image_id not in rows:
+            raise ImageNotFound(image_id, collection.directory)
+    records = {
+        i: ImageRecord(r.id, r.path, r.width, r.height, r.size, r.mtime, r.digest, r.device, r.inode)
+        for i, r in rows.items()
+    }
+    unit = {i: r.vector / (np.linalg.norm(r.vector) or 1.0) for i, r in rows.items()}
+    target = unit[keeper_id]
+    similarity = {i: float(np.clip(unit[i] @ target, -1.0, 1.0)) for i in ids}
+
+    short = [Pair(i, keeper_id, s) for i, s in similarity.items() if s < threshold]
+    if short and threshold > ORIENTATION_FLOOR:
+        maybe = [p for p in short if p.similarity >= ORIENTATION_FLOOR]
+        shapes = {i: (r.width, r.height) for i, r in rows.items()}
+        maybe = turn_candidates(maybe, shapes, shapes)
+        if maybe:
+            variants = collection._orientation_vectors({p.a for p in maybe})
+            for p in recheck_orientations(maybe, threshold, variants, {keeper_id: target}):
+                similarity[p.a] = p.similarity
+
+    cluster = _cluster(records[keeper_id], ((records[i], s) for i, s in similarity.items()))
+    below = tuple(c.id for c in cluster.copies if not c.exact and c.similarity < threshold)
+    return Review(cluster, threshold, below)
+
+
+def move_copies(
+    collection: Collection,
+    keeper_id: int,
+    copy_ids: Iterable[int],
+    quarantine_dir: str | Path,
+    threshold: float | None = None,
+    *,
+    wait: float = 0.0,
+) -> tuple[MoveResult, Review]:
+    """Move the picked copies of ``keeper_id`` into ``quarantine_dir``, never the keeper itself.
+
+    The cluster is built again from the ids (:func:`recentre`); a copy under the threshold against
+    this keeper is reported and left alone, and the rest go through
+    :meth:`Collection.move_duplicates`: re-checked right before moving (changed, replaced, the
+    keeper's own file, keeper gone), manifest written ahead, nothing overwritten, the index kept in
+    step. ``result.manifest`` is what :meth:`Collection.undo` takes.
+    """
+    review = recentre(collection, keeper_id, copy_ids, threshold)
+    below = set(review.below)
+    left: list[Problem] = []
+    for copy in review.cluster.copies:
+        if copy.id in below:
+            left.append(Problem(Path(copy.path), f"similarity {copy.similarity:.3f} to the keeper is "
+                                                 f"below {review.threshold}"))
+        elif copy.same_file:
+            left.append(Problem(Path(copy.path), "the keeper's own file under another name (a hard link); "
+                                                 "left alone"))
+    cluster = Cluster(review.cluster.keeper, tuple(
+        c for c in review.cluster.copies if c.id not in below and not c.same_file))
+    result = collection.move_duplicates([cluster], quarantine_dir, wait=wait)
+    return MoveResult(result.manifest, result.moved, (*left, *result.problems)), review
