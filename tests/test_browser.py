@@ -7,12 +7,17 @@ Skipped when /usr/bin/chromium is missing, except under CI (the env var CI set),
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+import lookalike
 from lookalike.server import create_app
+from tests.duplicate_photos import THRESHOLD, tree_digest
 from tests.photos import DATA
+from tests.review_photos import review_folder
 from tests.serving import indexed_collection, running
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,16 +72,23 @@ def live_url(tmp_path_factory, tf1_module):
     collection.close()
 
 
-@pytest.fixture
-def page(browser, live_url):
+@contextmanager
+def opened(browser, url: str) -> Iterator:
+    """A fresh browser context's page for the server at ``url``; fails if it reached anywhere else."""
     # bypass_csp: the page's policy forbids eval, which Playwright's wait_for_function needs.
     context = browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
     page = context.new_page()
     outside: list[str] = []
-    page.on("request", lambda r: r.url.startswith(("blob:", "data:", live_url)) or outside.append(r.url))
+    page.on("request", lambda r: r.url.startswith(("blob:", "data:", url)) or outside.append(r.url))
     yield page
     context.close()
     assert not outside, f"the page reached beyond the server: {outside}"
+
+
+@pytest.fixture
+def page(browser, live_url):
+    with opened(browser, live_url) as page:
+        yield page
 
 
 def test_uploading_a_photo_shows_its_labels_and_loaded_thumbnails(page, live_url, tmp_path):
@@ -131,3 +143,78 @@ def test_the_duplicates_view_shows_each_cluster_side_by_side(page, live_url, tmp
     assert first.locator(".member").count() == 2 and first.locator(".member.keeper").count() == 1
     assert "-small" in first.locator(".member:not(.keeper) .name").inner_text()
     page.screenshot(path=str(tmp_path / "duplicates.png"), full_page=True)
+
+
+@pytest.fixture
+def reviewing(tmp_path, tf1_module):
+    """A server with a quarantine over review_folder's files: (url, collection, files, quarantine)."""
+    files = review_folder(tmp_path / "photos")
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as collection:
+        collection.add([tmp_path / "photos"])
+    collection = lookalike.open(tmp_path / "index")
+    quarantine = tmp_path / "quarantine"
+    with running(create_app(collection, token=TOKEN, quarantine=quarantine)) as url:
+        yield url, collection, files, quarantine
+    collection.close()
+
+
+def test_review_change_the_keeper_untick_move_and_undo(browser, reviewing, tmp_path):
+    url, collection, files, quarantine = reviewing
+    photos = files["rocket"].parent
+    before = tree_digest(photos)
+    ids = {name: collection.get_by_path(path).id for name, path in files.items()}
+
+    def card(name: str):
+        return page.locator(f'#clusters .member[data-id="{ids[name]}"]')
+
+    with opened(browser, url) as page:
+        page.goto(f"{url}/#token={TOKEN}")
+        page.click("#duplicates-tab")
+        page.fill("#threshold", str(THRESHOLD))
+        page.click("#duplicates-form button")
+        page.wait_for_function(f"{loaded('#clusters .member img')} >= 12")
+        rocket = page.locator(f'#clusters .cluster:has(.member[data-id="{ids["rocket-left"]}"])')
+        assert rocket.locator(".member.keeper .name").inner_text() == "rocket.jpg"
+        assert rocket.locator(".member").count() == 5 and rocket.locator(".pick-box:checked").count() == 4
+        # the hard link (whichever of its two names is the copy) is the same file: never movable
+        link = page.locator(f'#clusters .member:not(.keeper):is([data-id="{ids["espresso"]}"], '
+                            f'[data-id="{ids["espresso-link"]}"])')
+        assert "link" in link.get_attribute("class") and "hard link" in link.locator(".score").inner_text()
+        assert link.locator(".pick-box").is_disabled() and not link.locator(".pick-box").is_checked()
+
+        card("rocket-left").locator(".thumb").click()  # keep the left crop instead
+        page.wait_for_selector(f'#clusters .member.keeper[data-id="{ids["rocket-left"]}"]')
+        right = card("rocket-right")  # a copy of rocket, but not of the left crop
+        assert "below" in right.get_attribute("class")
+        assert right.locator(".score").inner_text().startswith(f"below {THRESHOLD}: 0.98")
+        assert right.locator(".pick-box").is_disabled() and not right.locator(".pick-box").is_checked()
+        old_keeper = card("rocket")  # now a copy, with its similarity to the new keeper
+        similarity = float(old_keeper.locator(".score").inner_text().removeprefix("similarity "))
+        rows = collection.store.get_many([ids["rocket"], ids["rocket-left"]], vector=True)
+        assert similarity == pytest.approx(float(rows[0].vector @ rows[1].vector), abs=1e-3)
+        assert old_keeper.locator(".pick-box").is_checked()
+
+        card("rocket-top").locator(".pick-box").uncheck()
+        move = rocket.locator(".move-button")
+        assert move.inner_text() == "Move 2 to quarantine"
+        move.click()
+        page.wait_for_selector("#undo-bar", state="visible")
+        assert "moved 2 copies" in rocket.locator(".note").inner_text()
+        assert rocket.locator(".member").count() == 3  # the moved copies left the cluster
+        page.screenshot(path=str(tmp_path / "moved.png"), full_page=True)
+
+        for name in ("rocket", "rocket-crop"):  # on disk and in the index
+            assert not files[name].exists() and collection.get_by_path(files[name]) is None
+        assert sorted(p.name for p in quarantine.rglob("*.jpg")) == ["rocket-crop.jpg", "rocket.jpg"]
+        for name in ("rocket-left", "rocket-right", "rocket-top"):
+            assert files[name].exists() and collection.get_by_path(files[name]) is not None
+
+        page.click("#undo-button")
+        page.wait_for_selector("#undo-bar", state="hidden")
+        page.wait_for_function("document.querySelector('#duplicates-status').textContent"
+                               ".includes('put back 2 files')")
+        assert tree_digest(photos) == before  # every file back, byte-identical
+        for name in ("rocket", "rocket-crop"):
+            assert collection.get_by_path(files[name]) is not None  # indexed again
+        assert not list(quarantine.rglob("*.jpg"))
+        page.wait_for_function(f"{loaded('#clusters .member img')} >= 12")  # the clusters, listed again

@@ -25,7 +25,7 @@ class Unauthorised extends Error {}
 
 async function api(path, options = {}) {
   const token = localStorage.getItem(TOKEN_KEY);
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const headers = { ...(options.headers || {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
   const response = await fetch(path, { ...options, headers });
   if (response.status === 401) {
     $("token-form").hidden = false;
@@ -170,31 +170,211 @@ function findText(text) {
   });
 }
 
-// -- duplicates: each cluster side by side, the keeper first ------------------------------------------
+// -- duplicates: each cluster side by side, the keeper first; review and move like Immich's ----------
+// A cluster's state: its keeper, its copies (with their similarity to that keeper), the copies under
+// the threshold against it (`below`: never moved for it) and the copies a person unticked. Clicking a
+// copy's picture makes it the keeper: the server recomputes every similarity to it.
+
+const UNDO_KEY = "lookalike-last-move";
+const review = { threshold: null, quarantine: false };
 
 function fileSize(bytes) {
   return bytes < 2 ** 20 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 2 ** 20).toFixed(1)} MB`;
 }
 
-function member(image, keeper) {
-  const item = element("button", keeper ? "card member keeper" : "card member");
-  item.type = "button";
-  item.title = `${image.path}\nclick: search from it`;
+function movable(state, copy) {
+  return review.quarantine && !copy.same_file && !state.below.has(copy.id);
+}
+
+function picked(state) {
+  return state.copies.filter((copy) => movable(state, copy) && !state.unticked.has(copy.id));
+}
+
+function caption(state, image, keeper) {
+  if (keeper) return "keep";
+  if (image.same_file) return "same file (hard link)";
+  if (state.below.has(image.id)) return `below ${state.threshold}: ${image.similarity.toFixed(3)}`;
+  return image.exact ? "identical" : `similarity ${image.similarity.toFixed(3)}`;
+}
+
+function member(state, image, keeper) {
+  const below = !keeper && state.below.has(image.id);
+  const classes = ["card", "member", keeper && "keeper", below && "below", image.same_file && "link"];
+  const item = element("div", classes.filter(Boolean).join(" "));
+  item.dataset.id = image.id;
+  const pick = element("button", "thumb");
+  pick.type = "button";
+  pick.title = keeper ? `${image.path}\nkept` : `${image.path}\nclick: keep this one instead`;
+  pick.disabled = keeper;
   const img = element("img");
   img.loading = "lazy";
   thumbnail(img, image.id);
-  const caption = keeper ? "keep" : image.exact ? "identical" : `similarity ${image.similarity.toFixed(3)}`;
+  pick.append(img);
+  if (!keeper) pick.addEventListener("click", () => changeKeeper(state, image.id));
   item.append(
-    img,
-    element("span", "score", caption),
+    pick,
+    element("span", "score", caption(state, image, keeper)),
     element("span", "name", baseName(image.path)),
     element("span", "label", `${image.width} x ${image.height} · ${fileSize(image.size)}`),
   );
-  item.addEventListener("click", () => {
+  const actions = element("span", "actions");
+  if (!keeper && review.quarantine) {
+    const label = element("label", "pick");
+    const box = element("input", "pick-box");
+    box.type = "checkbox";
+    box.disabled = !movable(state, image);
+    box.checked = movable(state, image) && !state.unticked.has(image.id);
+    box.addEventListener("change", () => {
+      if (box.checked) state.unticked.delete(image.id);
+      else state.unticked.add(image.id);
+      renderCluster(state);
+    });
+    label.title = image.same_file
+      ? "the keeper's own file under another name: moving it frees nothing"
+      : below
+        ? "not a copy of this keeper at this threshold: never moved for it"
+        : "move this copy to the quarantine";
+    label.append(box, document.createTextNode(" move"));
+    actions.append(label);
+  }
+  const similar = element("button", "similar", "similar");
+  similar.type = "button";
+  similar.title = "search from this image";
+  similar.addEventListener("click", () => {
     document.querySelector('.tab[data-view="search"]').click();
     searchId(image);
   });
+  actions.append(similar);
+  item.append(actions);
   return item;
+}
+
+function renderCluster(state) {
+  const chosen = picked(state);
+  const copies = state.copies.length;
+  const heading = copies
+    ? `${copies} ${copies === 1 ? "copy" : "copies"} · ${fileSize(chosen.reduce((sum, c) => sum + c.size, 0))} to free`
+    : "no copies left";
+  const head = element("div", "cluster-head");
+  head.append(element("h3", "", heading));
+  if (review.quarantine && copies) {
+    const move = element("button", "move-button", `Move ${chosen.length} to quarantine`);
+    move.type = "button";
+    move.disabled = !chosen.length || state.busy;
+    move.addEventListener("click", () => moveCopies(state));
+    head.append(move);
+  }
+  const row = element("div", "members");
+  row.append(member(state, state.keeper, true), ...state.copies.map((copy) => member(state, copy, false)));
+  state.box.replaceChildren(head, row, state.note);
+  state.box.classList.toggle("resolved", !copies);
+}
+
+function clusterState(cluster) {
+  const box = element("div", "cluster");
+  const note = element("p", "note muted");
+  return {
+    box, note, keeper: cluster.keeper, copies: cluster.copies, below: new Set(), unticked: new Set(),
+    threshold: review.threshold, busy: false,
+  };
+}
+
+async function changeKeeper(state, id) {
+  showError(null);
+  try {
+    const others = [state.keeper, ...state.copies].filter((m) => m.id !== id);
+    const query = new URLSearchParams({ keeper: id });
+    others.forEach((m) => query.append("member", m.id));
+    if (review.threshold !== null) query.set("threshold", review.threshold);
+    const result = await (await api(`/duplicates/cluster?${query}`)).json();
+    state.keeper = result.cluster.keeper;
+    state.copies = result.cluster.copies;
+    state.below = new Set(result.below);
+    state.threshold = result.threshold;
+    state.note.textContent = "";
+    renderCluster(state);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function problemText(problems) {
+  return problems.map((p) => `${baseName(p.path)}: ${p.reason}`).join("; ");
+}
+
+async function postJson(path, body) {
+  return (await api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  })).json();
+}
+
+async function moveCopies(state) {
+  showError(null);
+  const copies = picked(state).map((copy) => copy.id);
+  if (!copies.length) return;
+  state.busy = true;
+  renderCluster(state);
+  try {
+    const result = await postJson("/duplicates/move", {
+      keeper: state.keeper.id, copies, threshold: review.threshold,
+    });
+    const moved = new Set(result.moved.map((m) => m.id));
+    state.copies = state.copies.filter((copy) => !moved.has(copy.id));
+    const count = result.moved.length;
+    state.note.textContent = `moved ${count} ${count === 1 ? "copy" : "copies"} to the quarantine` +
+      (result.problems.length ? `; left alone: ${problemText(result.problems)}` : "");
+    if (count) rememberMove({ manifest: result.manifest, count });
+  } catch (error) {
+    showError(error);
+  } finally {
+    state.busy = false;
+    renderCluster(state);
+  }
+}
+
+function rememberMove(move) {
+  if (move) sessionStorage.setItem(UNDO_KEY, JSON.stringify(move));
+  else sessionStorage.removeItem(UNDO_KEY);
+  showUndo();
+}
+
+function lastMove() {
+  try {
+    return JSON.parse(sessionStorage.getItem(UNDO_KEY));
+  } catch {
+    return null;
+  }
+}
+
+function showUndo() {
+  const move = review.quarantine ? lastMove() : null;
+  $("undo-bar").hidden = !move;
+  if (move) {
+    $("undo-text").textContent =
+      `Moved ${move.count} ${move.count === 1 ? "copy" : "copies"} to the quarantine (${move.manifest}).`;
+  }
+}
+
+async function undoLastMove() {
+  const move = lastMove();
+  if (!move) return;
+  showError(null);
+  $("undo-button").disabled = true;
+  try {
+    const result = await postJson("/duplicates/undo", { manifest: move.manifest });
+    rememberMove(null);
+    const count = result.restored.length;
+    await findDuplicates();
+    $("duplicates-status").textContent = `put back ${count} ${count === 1 ? "file" : "files"}` +
+      (result.problems.length ? `; left in the quarantine: ${problemText(result.problems)}` : "") +
+      ` · ${$("duplicates-status").textContent}`;
+  } catch (error) {
+    showError(error);
+  } finally {
+    $("undo-button").disabled = false;
+  }
 }
 
 async function findDuplicates() {
@@ -204,19 +384,11 @@ async function findDuplicates() {
     const threshold = $("threshold").value;  // empty: the library's calibrated default
     const query = threshold ? `?threshold=${encodeURIComponent(threshold)}` : "";
     const clusters = await (await api(`/duplicates${query}`)).json();
+    review.threshold = threshold ? Number(threshold) : null;
     clearBlobs();
-    $("clusters").replaceChildren(
-      ...clusters.map((cluster) => {
-        const box = element("div", "cluster");
-        const freed = cluster.copies.reduce((sum, copy) => sum + copy.size, 0);
-        const copies = cluster.copies.length;
-        box.append(element("h3", "", `${copies} ${copies === 1 ? "copy" : "copies"} · ${fileSize(freed)} to free`));
-        const row = element("div", "members");
-        row.append(member(cluster.keeper, true), ...cluster.copies.map((copy) => member(copy, false)));
-        box.append(row);
-        return box;
-      }),
-    );
+    const states = clusters.map(clusterState);
+    states.forEach(renderCluster);
+    $("clusters").replaceChildren(...states.map((state) => state.box));
     $("duplicates-status").textContent = clusters.length ? `${clusters.length} clusters` : "no duplicates";
   } catch (error) {
     $("duplicates-status").textContent = "";
@@ -260,6 +432,8 @@ async function loadInfo() {
     $("token-form").hidden = true;
     const schema = await (await fetch("/openapi.json")).json();
     $("duplicates-tab").hidden = !("/duplicates" in schema.paths);
+    if ("/quarantine" in schema.paths) review.quarantine = (await (await api("/quarantine")).json()).enabled;
+    showUndo();
   } catch (error) {
     showError(error);
   }
@@ -278,6 +452,7 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     findDuplicates();
   });
+  $("undo-button").addEventListener("click", undoLastMove);
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem(TOKEN_KEY, $("token-input").value);
