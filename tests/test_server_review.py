@@ -6,6 +6,7 @@ quarantine folder; files on disk and rows in the index are checked after every s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import lookalike
+from lookalike.index.store import WriterLock
 from lookalike.server import create_app
 from tests.cli import run
 from tests.duplicate_photos import THRESHOLD, tree_digest
@@ -161,6 +163,35 @@ def test_a_cross_site_move_or_undo_is_refused(served):
                               headers=headers)
         assert_error(refused, 403, "cross-site")
     assert tree_digest(photos) == before and sorted(quarantine.glob("manifest-*")) == manifests
+
+
+def test_a_move_while_another_writer_holds_the_index_moves_nothing(served):
+    client, collection, files, photos, quarantine, _ = served
+    before, manifests = tree_digest(photos), sorted(quarantine.glob("manifest-*"))
+    keeper, copy = id_of(collection, files["rocket"]), id_of(collection, files["rocket-crop"])
+    lock = WriterLock(collection.directory)
+    lock.acquire()  # what a running `lookalike index` holds
+    try:
+        refused = client.post("/duplicates/move", json={"keeper": keeper, "copies": [copy]})
+        assert_error(refused, 503)
+        assert int(refused.headers["retry-after"]) > 0
+    finally:
+        lock.release()
+    assert tree_digest(photos) == before and sorted(quarantine.glob("manifest-*")) == manifests
+    assert collection.get_by_path(files["rocket-crop"]) is not None
+
+
+def test_a_copy_changed_since_indexing_is_left_alone(served):
+    client, collection, files, *_ = served
+    keeper, copy = id_of(collection, files["rocket"]), id_of(collection, files["rocket-crop"])
+    indexed = files["rocket-crop"].stat().st_mtime
+    os.utime(files["rocket-crop"], (indexed + 3600, indexed + 3600))  # edited after indexing
+    try:
+        report = client.post("/duplicates/move", json={"keeper": keeper, "copies": [copy]}).json()
+    finally:
+        os.utime(files["rocket-crop"], (indexed, indexed))
+    assert report["moved"] == [] and report["problems"][0]["reason"] == "changed since it was indexed"
+    assert files["rocket-crop"].exists()
 
 
 @pytest.mark.parametrize("name", [
