@@ -341,7 +341,8 @@ def test_searches_keep_answering_while_another_process_indexes(tmp_path, tf1_mod
 def test_the_serve_command_binds_loopback_and_serves(tmp_path, tf1_module):
     indexed_collection(tmp_path, tf1_module).close()
     index = str(tmp_path / "index")
-    command = [sys.executable, "-m", "lookalike.cli", "serve", "--index", index, "--port", "0"]
+    command = [sys.executable, "-m", "lookalike.cli", "serve", "--index", index, "--port", "0",
+               "--quarantine", str(tmp_path / "quarantine")]
     env = {**os.environ, "LOOKALIKE_TOKEN": TOKEN}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -354,6 +355,8 @@ def test_the_serve_command_binds_loopback_and_serves(tmp_path, tf1_module):
         assert httpx.get(f"{url}/info").status_code == 401
         info = httpx.get(f"{url}/info", headers={"Authorization": f"Bearer {TOKEN}"}).json()
         assert info["images"] == 14
+        quarantine = httpx.get(f"{url}/quarantine", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert quarantine.json() == {"enabled": True}
     finally:
         process.terminate()
         process.wait(30)
