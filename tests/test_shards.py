@@ -169,7 +169,8 @@ def test_a_rerun_loads_what_a_killed_run_finished_and_embeds_only_the_rest(folde
 def test_engine_options_are_usage_errors_without_the_engine(folder, tmp_path):
     index = tmp_path / "index"
     for args in (["--address", "ray://nowhere:10001"], ["--workers", "2"], ["--engine", "spark"],
-                 ["--engine", "local", "--address", "ray://nowhere:10001"]):
+                 ["--engine", "local", "--address", "ray://nowhere:10001"],
+                 ["--engine", "local", "--workers", "2"]):
         result = run("index", folder, "--index", index, *args)
         assert result.exit_code == 2, (args, result.output)
         assert error_lines(result)[-1].startswith("error: ")
@@ -192,3 +193,11 @@ assert 'ray' not in sys.modules, 'local engine'
     done = subprocess.run([sys.executable, "-c", code, str(folder), str(tmp_path / "index"), str(tf1_module)],
                           cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_without_the_ray_extra_the_ray_engine_says_how_to_get_it(folder, tmp_path, tf1_module, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: importing it raises ImportError
+    result = run("index", folder, "--index", tmp_path / "index", "--model", tf1_module, "--engine", "ray")
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        "error: --engine ray needs Ray: pip install 'lookalike[ray]' (or --engine local)"]

@@ -55,8 +55,8 @@ def make_engine(name: str, *, model: str, cache_dir: str | Path | None = None, a
                 workers: int | None = None, gpus_per_worker: float = 0.0, batch_size: int = 32) -> Engine:
     """The engine called ``name`` ("local" or "ray"), set up to embed with ``model``."""
     if name == "local":
-        if address or gpus_per_worker:
-            raise InvalidOption("--engine", "--address and --gpus-per-worker need --engine ray")
+        if address or workers or gpus_per_worker:
+            raise InvalidOption("--engine", "--address, --workers and --gpus-per-worker need --engine ray")
         from lookalike.engines.local import LocalEngine
 
         return LocalEngine(model, cache_dir, batch_size)

@@ -101,7 +101,11 @@ class RayEngine:
             logging.getLogger(name).setLevel(logging.ERROR)
         options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address:
-            ray.init(address=self.address, **options)
+            try:
+                ray.init(address=self.address, **options)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise LookalikeError(f"cannot use the Ray cluster at {self.address}: {_first_line(error)}"
+                                     ) from None
         else:
             ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
                      _system_config=LOCAL_SYSTEM_CONFIG, **options)

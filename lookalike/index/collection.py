@@ -238,10 +238,12 @@ class Collection:
                     self.store.update_stats(plan.touched)
                 if skipped:
                     self.store.record_failures(skipped)
-                index = self._current_vectors() if plan.to_embed or prune else None
+                # (with an engine, FAISS is opened at the first shard: a new index learns its model
+                # from the shard, and this process never loads the model just for the vector size)
+                index = self._current_vectors() if (plan.to_embed and not engine) or prune else None
             writer = _BatchWriter(self, index, known, commit_every)
             if plan.to_embed and engine is not None:  # embedded into shards elsewhere, then loaded
-                self._embed_sharded(engine, plan.to_embed, writer, progress, shard_size)
+                index = self._embed_sharded(engine, plan.to_embed, writer, progress, shard_size)
             elif plan.to_embed:
                 embedder = self.embedder
                 with self._lock:
@@ -317,10 +319,11 @@ class Collection:
                           seconds=time.perf_counter() - started, failures=writer.failures)
 
     def _embed_sharded(self, engine: Engine, files: Sequence[FoundFile], writer: _BatchWriter,
-                       progress: Progress | None, shard_size: int) -> None:
+                       progress: Progress | None, shard_size: int) -> vectors.VectorIndex | None:
         """The embed step of :meth:`add` with an engine: shards in ``<index>/shards``, each loaded and
         deleted as it arrives. Shards a killed run finished but did not load are loaded first (only rows
-        whose file is unchanged since), so a re-run embeds only the rest and adds no row twice."""
+        whose file is unchanged since), so a re-run embeds only the rest and adds no row twice.
+        Returns the FAISS index the shards went into (None if no shard came)."""
         from lookalike.index import shards
 
         staging = self.directory / SHARDS_DIR
@@ -338,6 +341,7 @@ class Collection:
             path.unlink()
             if progress:
                 progress(done, total)
+        return writer.index
 
     def _load_shard(self, path: Path, writer: _BatchWriter,
                     wanted: dict[str, FoundFile] | None = None) -> list[str]:
