@@ -16,7 +16,8 @@ other packages.
 must never merge - one design in several colours (wallpapers in light/dark/green, flags that are the
 same tricolour in other colours, a balloon in six colours) and series of similar but distinct
 pictures (screenshots of one program, photos of bark, hands spelling letters, a horse drawn six
-ways). A family goes whole to one side of the split.
+ways, a clock face at other times). At most FAMILY_MAX (4) originals per family, so that no single
+family outweighs the rest in pairwise scores. A family goes whole to one side of the split.
 
 Copy kinds (each an independent file made from the original): half size, quarter size, crop 10-25 %,
 mirror, brighter, greyscale, caption bar, quarter turn, wide uniform border, JPEG quality 30. Every
@@ -32,10 +33,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -45,11 +48,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-VERSION = 1  # bump when the selection or the copies change: the cached set is rebuilt
+VERSION = 3  # bump when the selection or the copies change: the cached set is rebuilt
 SEED = 9
 CACHE = Path(os.environ.get("LOOKALIKE_BENCH_CACHE", Path.home() / ".cache" / "lookalike-bench")) / "dupset"
 MIN_SIDE = 200
 MAX_SIDE = 1600
+FAMILY_MAX = 4  # more would let one family outweigh the rest in pairwise scores
 MAX_PIXELS = 40_000_000  # some clip art is 13000 px wide: skipped rather than decoded at 670 MB
 
 KINDS = ("half size", "quarter size", "crop", "mirror", "brighter", "greyscale", "caption",
@@ -66,7 +70,6 @@ PACKAGES = {
     "hugin-data": "GPL-2+ / GFDL (manual illustrations)",
     "tuxpaint-data": "GPL-2+ / public domain (templates and starters)",
     "tuxpaint-stamps-default": "GPL-2",
-    "xplanet-images": "NASA, not copyrighted / GPL-2+",
     "openclipart-png": "public domain (Open Clip Art Library 0.18)",
 }
 EXCLUDED_PACKAGES = ("gnome-backgrounds", "plasma-workspace-wallpapers", "mate-backgrounds",
@@ -162,11 +165,12 @@ def candidates(cache: Path) -> list[Candidate]:
     tp = x / "tuxpaint-data/usr/share/tuxpaint"
     add("tuxpaint-data", _glob(tp, "templates/trees_above.jpg", "templates/trees_at_dusk.jpg",
                                "templates/redwoods_above.jpg"), "tuxpaint trees")
-    add("tuxpaint-data", _glob(tp, "templates/ocean_splash.jpg", "templates/ocean_waves.jpg"), "tuxpaint ocean")
-    add("tuxpaint-data", _glob(tp, "templates/burnt_bark.jpg", "templates/mossy_bark.jpg",
-                               "templates/mossy_log.jpg", "templates/mudstone.jpg", "templates/rocks.jpg"),
-        "tuxpaint bark and rock")
-    add("tuxpaint-data", _glob(tp, "templates/cliff.jpg", "templates/corn_maze.jpg", "templates/jellyfish.jpg",
+    add("tuxpaint-data", _glob(tp, "templates/ocean_splash.jpg", "templates/ocean_waves.jpg"),
+        "tuxpaint ocean")
+    bark = ("burnt_bark", "mossy_bark", "mossy_log", "mudstone", "rocks")
+    add("tuxpaint-data", _glob(tp, *(f"templates/{name}.jpg" for name in bark)), "tuxpaint bark and rock")
+    add("tuxpaint-data", _glob(tp, "templates/cliff.jpg", "templates/corn_maze.jpg",
+                               "templates/jellyfish.jpg",
                                "templates/lighthouse.jpg", "templates/sheep.jpg", "templates/spiders_web.jpg",
                                "templates/sun_behind_clouds.jpg", "templates/sun_behind_leaves.jpg",
                                "templates/wool_mill_machine.jpg"))
@@ -193,9 +197,13 @@ def candidates(cache: Path) -> list[Candidate]:
         "moon phases": ["geography/astronomy/0*_openclipart*.png"],
         "horses drawn six ways": ["animals/mammals/horses/cavallo_architetto_franc_0*.png"],
         "bears by one artist": ["animals/mammals/bears/orso_architetto_francesc_0*.png"],
-        "hummers": ["transportation/vehicles/hummers/hummer_0*.png"],
         "45 rpm records": ["recreation/music/45_rpm_record_gerald_g._0*.png"],
-        "jigsaw pieces": ["shapes/jigsaw/jigsaw_blue_0[1-6].png"],
+        "clock faces at other times": ["signs_and_symbols/clocks/clock0[1-6].png"],
+        "lightbulb lit and unlit": ["electronics/bulb/lightbulb_*lit_benj*.png"],
+        "button colours": ["shapes/button-*_benji_pa*_01.png"],
+        "pill button colours": ["shapes/pill-button-*_01.png"],
+        "batteries at other charge": ["electronics/battery/battery_snuatautisticido_0*.png"],
+        "alarm clocks by one artist": ["signs_and_symbols/clocks/alarm_clock_gerald_g._0*.png"],
         "aiga bus": ["transportation/aiga-symbols/aiga_bus[1_].png"],
         "aiga bar": ["transportation/aiga-symbols/aiga_bar[1_].png"],
         "aiga car rental": ["transportation/aiga-symbols/aiga_car_rental[1_].png"],
@@ -206,10 +214,11 @@ def candidates(cache: Path) -> list[Candidate]:
         in_family.update(p.name for p in paths)
         add("openclipart-png", paths, family)
     # Singles: a fixed random draw from the drawings and pictures (no icon themes, arrows, gradients,
-    # flowcharts or flags; no black-and-white twins of colour drawings, which are "greyscale" copies).
+    # flowcharts or flags; no black-and-white twins of colour drawings, which are "greyscale" copies;
+    # no jigsaw pieces or hummers, drawn as one shape turned or mirrored: copies, not distinct pictures).
     pool = [p for p in _glob(oc, "**/*.png") if p.name not in in_family and not re.search(
         r"/icons/|/buttons/|/arrows/|/gradients/|/flowchart/|/callouts/|/flags/|/aiga-symbols/|/map_symbols/"
-        r"|/roadsigns/|/unsorted/duplicates/|_bw|b_w_|bw_", str(p))]
+        r"|/roadsigns/|/unsorted/duplicates/|/jigsaw/|/hummers/|_bw|b_w_|bw_", str(p))]
     by_name = {}
     for p in pool:  # one file per name: openclipart files the same drawing under several folders
         by_name.setdefault(p.name, p)
@@ -220,9 +229,9 @@ def candidates(cache: Path) -> list[Candidate]:
         import skimage
         folder = Path(skimage.__file__).parent / "data"
         add("scikit-image", _glob(folder, *(f"{name}.*" for name in (
-            "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
-            "ihc", "microaneurysms", "moon", "motorcycle_left", "page", "retina", "rocket", "text", "cell",
-            "clock_motion", "horse", "color"))))
+            "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
+            "hubble_deep_field", "ihc", "microaneurysms", "moon", "motorcycle_left", "page", "retina",
+            "rocket", "text", "cell", "clock_motion", "horse", "color"))))
     except ImportError:
         pass
     return out
@@ -270,8 +279,8 @@ def _caption(image: Image.Image, rng: random.Random) -> Image.Image:
     y0 = 0 if top else image.height - band
     fill, ink = rng.choice([((0, 0, 0), (255, 255, 255)), ((255, 255, 255), (0, 0, 0))])
     draw.rectangle((0, y0, image.width, y0 + band), fill=fill)
-    draw.text((band // 3, y0 + band // 6), rng.choice(["LOL", "when it's Monday", "me irl", "so true",
-                                                        "this is fine"]), fill=ink, font_size=max(10, band * 2 // 3))
+    words = rng.choice(["LOL", "when it's Monday", "me irl", "so true", "this is fine"])
+    draw.text((band // 3, y0 + band // 6), words, fill=ink, font_size=max(10, band * 2 // 3))
     return out
 
 
@@ -328,6 +337,7 @@ def select(cands: list[Candidate]) -> tuple[list[tuple[Candidate, Image.Image, s
     thumbs: list[tuple[np.ndarray, str]] = []
     names: set[str] = set()
     seen: set[Path] = set()
+    family_size: dict[str, int] = defaultdict(int)
     for cand in cands:
         if cand.path in seen:
             continue
@@ -355,6 +365,11 @@ def select(cands: list[Candidate]) -> tuple[list[tuple[Candidate, Image.Image, s
         if twin:
             skipped.append({"path": str(cand.path), "why": f"same picture as {twin} (colour thumbnail)"})
             continue
+        if cand.family and family_size[cand.family] >= FAMILY_MAX:
+            skipped.append({"path": str(cand.path), "why": f"family {cand.family} has {FAMILY_MAX} already"})
+            continue
+        if cand.family:
+            family_size[cand.family] += 1
         name = f"{_slug(cand.source.split('-')[0])}-{_slug(cand.path.stem)}"
         while name in names:
             name += "-b"
@@ -363,6 +378,15 @@ def select(cands: list[Candidate]) -> tuple[list[tuple[Candidate, Image.Image, s
         thumbs.append((thumb, name))
         kept.append((cand, image, name))
     return kept, skipped
+
+
+def _save(image: Image.Image, path: Path, quality: int) -> None:
+    """Write the JPEG unless the same bytes are there already (an unchanged file keeps its mtime)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    data = buffer.getvalue()
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
 
 
 def split_units(kept: list[tuple[Candidate, Image.Image, str]], seed: int = SEED) -> dict[str, str]:
@@ -406,14 +430,18 @@ def build(cache: Path = CACHE, force: bool = False) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         rng = random.Random(f"{SEED}:{name}")
         original = folder / "original.jpg"
-        image.save(original, quality=95)
+        _save(image, original, 95)
         items.append(Entry(name, "original", split, cand.family, str(original), str(cand.path), cand.source))
         for kind in KINDS:
             copy = make_copy(image, kind, rng)
             quality = 30 if kind == "jpeg q30" else rng.randint(60, 90)
             path = folder / f"{_slug(kind)}.jpg"
-            copy.save(path, quality=quality)
+            _save(copy, path, quality)
             items.append(Entry(name, kind, split, cand.family, str(path), str(cand.path), cand.source))
+    wanted = {(side[name], name) for _, _, name in kept}
+    for folder in sorted(root.glob("*/*")):  # groups dropped or moved since the last build
+        if (folder.parent.name, folder.name) not in wanted:
+            shutil.rmtree(folder)
     families: dict[str, list[str]] = defaultdict(list)
     for cand, _, name in kept:
         if cand.family:
