@@ -8,16 +8,21 @@ import faiss
 import numpy as np
 import pytest
 
+from lookalike.embedder.traits import Traits
 from lookalike.index.duplicates import (
     DEFAULT_POLICY,
+    DENSITY_PRIOR,
     ImageRecord,
     KeeperPolicy,
     Pair,
     build_clusters,
     build_matches,
     could_be_turned,
+    density,
     exact_groups,
     orientation_pixels,
+    pair_score,
+    second_look,
     similar_pairs,
     similar_pairs_between,
     turn_candidates,
@@ -152,13 +157,74 @@ def test_an_exact_twin_of_a_near_copy_is_a_copy_too():
     assert {(m.id, m.similarity, m.exact) for m in cluster.copies} == {(2, 0.93, False), (3, 0.93, False)}
 
 
-def test_default_keeper_is_most_pixels_then_largest_file_then_oldest():
+def test_pixels_policy_is_most_pixels_then_largest_file_then_oldest():
     big = record(1, pixels=4000 * 3000, size=10, mtime=300)
     larger_file = record(2, size=5000, mtime=200)
     older = record(3, size=1000, mtime=100)
     newer = record(4, size=1000, mtime=400)
-    ranked = sorted([newer, older, larger_file, big], key=DEFAULT_POLICY.key)
+    ranked = sorted([newer, older, larger_file, big], key=KeeperPolicy.parse("pixels,size,oldest").key)
     assert [r.id for r in ranked] == [1, 2, 3, 4]
+
+
+def traits(width: int, height: int, *, greyscale: bool = False, quality: int = 90) -> Traits:
+    colours, colourfulness = (b"", 0.0) if greyscale else (bytes(16), 0.5)
+    return Traits(width, height, greyscale, quality, colours, colourfulness)
+
+
+def pictured(image_id: int, size: tuple[int, int], content: tuple[int, int], **kind) -> ImageRecord:
+    return ImageRecord(image_id, f"/photos/{image_id}.jpg", *size, 1000, 0.0, None,
+                       traits=traits(*content, **kind))
+
+
+def test_the_default_keeper_is_the_picture_not_its_frame_nor_its_grey_or_recompressed_copy():
+    original = pictured(1, (1600, 1000), (1600, 1000), quality=95)
+    bordered = pictured(2, (1920, 1320), (1600, 1000), quality=80)  # more pixels, all of them frame
+    captioned = pictured(3, (1600, 1000), (1600, 860), quality=80)  # a band over the picture
+    grey = pictured(4, (1600, 1000), (1600, 1000), greyscale=True, quality=95)
+    half = pictured(5, (800, 500), (800, 500), quality=99)
+    members = [bordered, captioned, grey, half, original]
+    assert DEFAULT_POLICY.choose(members) is original
+    assert KeeperPolicy.parse("pixels").choose(members) is bordered  # what "most pixels" alone keeps
+    # Without the original, the bordered copy's picture is the largest in colour and least compressed.
+    assert DEFAULT_POLICY.choose([bordered, captioned, grey, half]) is bordered
+    assert DEFAULT_POLICY.choose([captioned, grey, half]) is captioned
+
+
+def test_membership_is_decided_around_the_most_central_image_and_verified_against_the_keeper():
+    # 1 is the original; 2..4 its copies; 5 a bordered copy of another picture that looks like 4 only.
+    records = [pictured(i, (100, 100), (100, 100), quality=q)
+               for i, q in ((1, 95), (2, 80), (3, 80), (4, 99))]
+    records.append(pictured(5, (140, 140), (100, 100), quality=80))
+    pairs = [Pair(1, 2, 0.9), Pair(1, 3, 0.9), Pair(1, 4, 0.9), Pair(2, 3, 0.9), Pair(4, 5, 0.9)]
+    # The centre is 1 (three pairs); 4 has the best quality and is kept; 2 and 3 are copies only if
+    # they are copies of 4: verify says 2 is, 3 is not. 5 never joins: it paired only with 4.
+    verified = {(4, 2): Pair(4, 2, 0.8)}
+    [cluster] = build_clusters(records, pairs, verify=lambda a, b: verified.get((a, b)))
+    assert cluster.keeper.id == 4
+    assert sorted(m.id for m in cluster.copies) == [1, 2]
+
+
+def test_density_lowers_the_scores_of_crowded_neighbourhoods_and_needs_a_full_window():
+    sims = np.array([[1.0, *np.linspace(0.95, 0.5, 25)]], dtype=np.float32)  # itself, then 25 neighbours
+    labels = np.arange(26)[None, :]
+    crowded = density(sims, labels)[0]
+    assert crowded == pytest.approx(sims[0, 11:21].mean())
+    assert density(sims[:, :15], labels[:, :15])[0] == DENSITY_PRIOR  # a small collection: the prior
+    # Two typical images score their cosine; two crowded ones score lower.
+    assert pair_score(0.8, DENSITY_PRIOR, DENSITY_PRIOR) == pytest.approx(0.8)
+    assert crowded > DENSITY_PRIOR and pair_score(0.8, crowded, crowded) < 0.8
+    assert pair_score(0.8, 0.9, 0.9) == pytest.approx(0.8 - 0.9 + DENSITY_PRIOR)
+
+
+def test_the_second_look_tells_a_recoloured_design_from_a_copy_near_the_threshold():
+    blue = Traits(100, 100, False, 90, bytes([0] * 10 + [255] + [0] * 5), 0.6)
+    gold = Traits(100, 100, False, 90, bytes([0, 255] + [0] * 14), 0.6)
+    grey = Traits(100, 100, True, 90, b"", 0.0)
+    near, sure = Pair(1, 2, 0.7, 0.66), Pair(1, 2, 0.9, 0.9)
+    assert second_look([near], 0.65, {1: blue, 2: gold}) == []
+    assert second_look([sure], 0.65, {1: blue, 2: gold}) == [sure]  # far above: no second look
+    assert second_look([near], 0.65, {1: blue, 2: grey}) == [near]  # a greyscale copy says nothing
+    assert second_look([near], 0.65, {1: blue, 2: blue}) == [near]
 
 
 def test_keeper_policy_is_configurable_by_name():

@@ -15,6 +15,7 @@ import numpy as np
 from lookalike.embedder import catalog
 from lookalike.embedder.images import PREPROCESSING_VERSION, DecodedImage, load_image
 from lookalike.embedder.labels import Label, top_labels
+from lookalike.embedder.traits import Traits
 from lookalike.errors import ImageError
 
 TOP_K = 5
@@ -65,6 +66,7 @@ class Embedding:
     width: int
     height: int
     format: str
+    traits: Traits | None = None
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -155,7 +157,7 @@ class Embedder:
         vectors = l2_normalise(features)
         labels = top_labels(logits, top_k) if logits is not None else [[] for _ in images]
         return [
-            Embedding(vector, image_labels, image.width, image.height, image.format)
+            Embedding(vector, image_labels, image.width, image.height, image.format, image.traits)
             for vector, image_labels, image in zip(vectors, labels, images, strict=True)
         ]
 

@@ -28,6 +28,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, features
 
+from lookalike.embedder.traits import THUMB, Traits, image_traits, jpeg_quality
 from lookalike.errors import ImageError
 from lookalike.paths import file_kind
 
@@ -88,6 +89,7 @@ class DecodedImage:
     width: int
     height: int
     format: str
+    traits: Traits | None = None  # what the duplicate keeper and second look need (traits.py)
 
 
 def open_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
@@ -130,12 +132,22 @@ def preprocess(image: Image.Image, size: int) -> np.ndarray:
 
 def load_image(source: ImageSource, size: int) -> DecodedImage:
     """Open ``source`` and preprocess it for a model taking ``size x size`` input (see :func:`open_image`)."""
-    image, (width, height), image_format = _decode(source, size)
-    return DecodedImage(pixels=preprocess(image, size), width=width, height=height, format=image_format)
+    image, (width, height), image_format, quality = _decode(source, size)
+    return DecodedImage(pixels=preprocess(image, size), width=width, height=height, format=image_format,
+                        traits=image_traits(image, quality, (width, height)))
 
 
-def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tuple[int, int], str]:
-    """Open, guard, draft, decode, orient and convert; returns (RGB image, oriented original size, format)."""
+def read_traits(source: ImageSource) -> Traits:
+    """A file's :class:`~lookalike.embedder.traits.Traits` alone, decoded at reduced size."""
+    image, size, _, quality = _decode(source, THUMB)
+    return image_traits(image, quality, size)
+
+
+def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tuple[int, int], str, int]:
+    """Open, guard, draft, decode, orient and convert.
+
+    Returns the RGB image, the original's size as seen, its format and its (JPEG) quality.
+    """
     _register_plugins()
     with _binary_stream(source) as (stream, label):
         try:
@@ -155,6 +167,7 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
             raise ImageError(label, _CORRUPT) from exc
 
         image_format = image.format or "unknown"
+        quality = jpeg_quality(image)  # from the header's tables, before decoding
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ImageError(label, f"too many pixels ({width} x {height} > {MAX_PIXELS:,})")
@@ -179,7 +192,7 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
             raise ImageError(label, "too large to decode (out of memory)") from None
         except Exception as exc:
             raise ImageError(label, _CORRUPT) from exc
-    return rgb, (width, height), image_format
+    return rgb, (width, height), image_format, quality
 
 
 @contextlib.contextmanager

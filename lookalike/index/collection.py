@@ -6,6 +6,8 @@ This is the library API the CLI and the HTTP service call as is: ``lookalike.ope
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import errno
 import os
 import stat
@@ -31,7 +33,11 @@ from lookalike.errors import (
 )
 from lookalike.index import quarantine, vectors
 from lookalike.index.duplicates import (
+    DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
+    DENSITY_FLOOR,
+    DENSITY_PRIOR,
+    DENSITY_RANKS,
     ORIENTATION_FLOOR,
     Cluster,
     ImageRecord,
@@ -39,8 +45,11 @@ from lookalike.index.duplicates import (
     Pair,
     build_clusters,
     build_matches,
+    density,
     orientation_pixels,
+    pair_score,
     recheck_orientations,
+    second_look,
     similar_pairs,
     similar_pairs_between,
     turn_candidates,
@@ -550,18 +559,21 @@ class Collection:
         self,
         threshold: float | None = None,
         *,
-        policy: str = "pixels,size,oldest",
+        policy: str = str(DEFAULT_POLICY),
         against: str | Path | None = None,
         exact_only: bool = False,
     ) -> list[Cluster]:
         """Exact and near-duplicate clusters: a keeper each (by ``policy``), its copies with their similarity.
 
-        ``threshold`` is the cosine similarity a copy needs to its keeper (default: the calibrated
+        A pipeline: search (every image's neighbours and density) -> score (cosine less density) ->
+        second looks (quarter turns; colours near the threshold) -> group (around the most central
+        image) -> keep (the policy chooses among the members; every copy is checked against it).
+        ``threshold`` is the score a copy needs against its keeper (default: the calibrated
         ``DEFAULT_THRESHOLD``). ``against`` another index directory or an image folder asks "which of
         my images are already there?": the other set's file is the keeper, mine are the copies. Another
         index is only read; a folder is indexed with this collection's model into a temporary index
         that is deleted afterwards. ``exact_only`` compares content digests alone: no model, no vectors.
-        Raises ValueError for an unknown policy or a threshold outside (0, 1].
+        Raises InvalidOption for an unknown policy or a threshold outside (0, 1].
         """
         keeper_policy = KeeperPolicy.parse(policy)
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
@@ -570,22 +582,68 @@ class Collection:
         if against is not None:
             return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
         pairs: list[Pair] = []
+        densities: dict[int, float] = {}
         if not exact_only:
             with self._lock:
                 index = self._current_vectors() if self.store.count() else None
             if index is not None:
-                pairs = self._near_pairs(similar_pairs, index, self.store, threshold)
+                pairs = self._near_pairs(similar_pairs, index, self.store, threshold, densities)
         with self._lock:
             twins = self.store.shared_digest_ids()
             records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
-        return build_clusters(records, [p for p in pairs if p.a in records and p.b in records], keeper_policy)
+        records = _with_traits(records)
+        pairs = second_look(pairs, threshold, {i: r.traits for i, r in records.items()})
+        verify = self._verifier(threshold, densities, records) if pairs else None
+        return build_clusters(records, pairs, keeper_policy, verify)
+
+    def densities(self, ids: Iterable[int]) -> dict[int, float]:
+        """Each indexed image's density (:func:`~lookalike.index.duplicates.density`), for scoring pairs."""
+        with self._lock:
+            rows = self.store.get_many(list(ids), vector=True)
+            if not rows:
+                return {}
+            index = self._current_vectors()
+            queries = np.stack([row.vector for row in rows]).astype(np.float32)
+            sims, labels = index.index.search(queries, min(DENSITY_RANKS[1] + 1, index.index.ntotal))
+        return dict(zip((row.id for row in rows), density(sims, labels).tolist(), strict=True))
+
+    def _verifier(self, threshold: float, densities: dict[int, float],
+                  records: dict[int, ImageRecord]) -> Callable[[int, int], Pair | None]:
+        """Scores a keeper and a member the search did not pair, from their stored vectors."""
+        cache: dict[int, np.ndarray] = {}
+
+        def vector(image_id: int) -> np.ndarray | None:
+            if image_id not in cache:
+                with self._lock:
+                    row = self.store.get(image_id)
+                cache[image_id] = None if row is None else row.vector / (np.linalg.norm(row.vector) or 1.0)
+            return cache[image_id]
+
+        def verify(keeper: int, member: int) -> Pair | None:
+            a, b = vector(keeper), vector(member)
+            if a is None or b is None:
+                return None
+            similarity = float(a @ b)
+            score = pair_score(similarity, densities.get(keeper, DENSITY_PRIOR),
+                               densities.get(member, DENSITY_PRIOR))
+            pair = Pair(keeper, member, similarity, score)
+            traits = {keeper: records[keeper].traits, member: records[member].traits}
+            return pair if score >= threshold and second_look([pair], threshold, traits) else None
+
+        return verify
 
     def _near_pairs(self, find: Callable[..., list[Pair]], index: vectors.VectorIndex, targets: Store,
-                    threshold: float) -> list[Pair]:
-        """Pairs at the threshold, plus closest-neighbour pairs from ``ORIENTATION_FLOOR`` up, shaped a
-        quarter turn apart, that reach it once turned (:func:`recheck_orientations`). ``find`` searches
-        my vectors against ``index``, whose ids are rows of ``targets`` (this store, or the other set's)."""
-        sure: list[Pair] = []
+                    threshold: float, densities: dict[int, float]) -> list[Pair]:
+        """Scored pairs at the threshold, plus closest-neighbour pairs from ``ORIENTATION_FLOOR`` up,
+        shaped a quarter turn apart, that reach it once turned (:func:`recheck_orientations`).
+
+        ``find`` searches my vectors against ``index``, whose ids are rows of ``targets`` (this store,
+        or the other set's) and fills ``densities`` for my images; across two sets an archive image is
+        scored with its query's density.
+        """
+        across = targets is not self.store
+        floor = threshold + DENSITY_FLOOR - DENSITY_PRIOR  # no pair below this cosine reaches the threshold
+        found: list[Pair] = []
         maybe: list[Pair] = []
         chunks = self.store.iter_vectors(PAIR_CHUNK)
         while True:
@@ -595,10 +653,19 @@ class Collection:
                 if (chunk_of := next(chunks, None)) is None:
                     break
                 ids, chunk = chunk_of
-                sure += find(index.index, chunk, ids, threshold)
-                if threshold > ORIENTATION_FLOOR:
-                    maybe += [p for p in find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K,
-                                              max_k=ORIENTATION_K) if p.similarity < threshold]
+                found += find(index.index, chunk, ids, floor, densities=densities)
+                if floor > ORIENTATION_FLOOR:
+                    maybe += find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K,
+                                  max_k=ORIENTATION_K)
+
+        def scored(p: Pair, similarity: float) -> Pair:
+            mine = densities.get(p.a, DENSITY_PRIOR)
+            theirs = mine if across else densities.get(p.b, DENSITY_PRIOR)
+            return Pair(p.a, p.b, similarity, pair_score(similarity, mine, theirs))
+
+        sure = [q for p in found if (q := scored(p, p.similarity)).score >= threshold]
+        taken = {(p.a, p.b) for p in sure}
+        maybe = [p for p in maybe if (p.a, p.b) not in taken and scored(p, p.similarity).score < threshold]
         if maybe:
             with self._lock:
                 candidates = self.store.get_many(list({p.a for p in maybe}))
@@ -606,7 +673,8 @@ class Collection:
             mine = {row.id: (row.width, row.height) for row in candidates}
             maybe = turn_candidates(maybe, mine, {row.id: (row.width, row.height) for row in rows})
             variants = self._orientation_vectors({p.a for p in maybe})
-            sure += recheck_orientations(maybe, threshold, variants, {row.id: row.vector for row in rows})
+            turned = recheck_orientations(maybe, -1.0, variants, {row.id: row.vector for row in rows})
+            sure += [q for p in turned if (q := scored(p, p.similarity)).score >= threshold]
         return sure
 
     def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
@@ -662,7 +730,7 @@ class Collection:
         twins = [i for i, digest in archive.digests().items() if digest in wanted]
         if compare:
             index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
-            pairs = self._near_pairs(similar_pairs_between, index, archive, threshold)
+            pairs = self._near_pairs(similar_pairs_between, index, archive, threshold, {})
         theirs = _records(archive, [*twins, *(p.b for p in pairs)])
         found = {r.digest for r in theirs.values()}
         twins = [i for i, digest in mine.items() if digest in found]
@@ -749,9 +817,24 @@ def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:
     """What the keeper policy and the report need, for just the images in pairs or exact groups."""
     return {
         row.id: ImageRecord(row.id, row.path, row.width, row.height, row.size, row.mtime, row.digest,
-                            row.device, row.inode)
+                            row.device, row.inode, row.traits)
         for row in store.get_many(list(ids))
     }
+
+
+def _with_traits(records: dict[int, ImageRecord]) -> dict[int, ImageRecord]:
+    """Traits for rows indexed before they were recorded (schema < 3), read from their files.
+
+    A file that is gone or unreadable keeps None: the keeper policy then falls back to its pixels.
+    """
+    from lookalike.embedder.images import read_traits
+
+    filled = dict(records)
+    for image_id, record in records.items():
+        if record.traits is None:
+            with contextlib.suppress(ImageError):
+                filled[image_id] = dataclasses.replace(record, traits=read_traits(record.path))
+    return filled
 
 
 def _pixel_size(path: str) -> tuple[int, int]:
@@ -835,6 +918,7 @@ class _BatchWriter:
                 self.batch.append(NewImage(
                     file.path, file.size, file.mtime, digest, result.width, result.height, result.format,
                     [vars(label) for label in result.labels], result.vector, file.device, file.inode,
+                    result.traits,
                 ))
         if len(self.batch) + len(self.batch_failures) >= self.commit_every:
             self.flush()

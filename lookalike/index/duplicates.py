@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from lookalike.embedder.traits import COLOURFUL, Traits, colour_distance
 from lookalike.errors import InvalidOption
 from lookalike.paths import FileSet
 
@@ -49,10 +50,16 @@ class ImageRecord:
     digest: str | None = None
     device: int | None = None
     inode: int | None = None
+    traits: Traits | None = None
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    @property
+    def content_pixels(self) -> int:
+        """The picture's own pixels: without an added border or caption band (``embedder/traits.py``)."""
+        return self.traits.content_pixels if self.traits else self.pixels
 
     def is_one_of(self, files: FileSet) -> bool:
         return (self.path, self.device, self.inode) in files
@@ -73,6 +80,11 @@ class Pair:
     a: int
     b: int
     similarity: float
+    score: float | None = None  # the similarity less the pair's density (:func:`pair_score`)
+
+    @property
+    def rank(self) -> float:
+        return self.similarity if self.score is None else self.score
 
 
 @dataclass(frozen=True)
@@ -116,13 +128,22 @@ class Cluster:
         return sum(c.size for c in self.copies if not c.same_file)
 
 
-# Each criterion maps a record to a sort key where smaller is a better keeper.
-_CRITERIA: dict[str, Callable[[ImageRecord], float]] = {
-    "pixels": lambda r: -r.pixels,
-    "size": lambda r: -r.size,
-    "oldest": lambda r: r.mtime,
-    "newest": lambda r: -r.mtime,
-    "shortest-path": lambda r: len(r.path),
+CONTENT_SHARE = 0.8
+"""``content``: every member whose picture is at least this share of the largest one's is a candidate
+keeper; the next criteria choose among them. Copies scaled to half size or less drop out; a bordered
+or captioned copy no longer wins by its added pixels."""
+
+# Each criterion maps (record, largest content in its cluster) to a sort key: smaller is a better keeper.
+_CRITERIA: dict[str, Callable[[ImageRecord, int], float]] = {
+    "content": lambda r, largest: 0.0 if r.content_pixels >= CONTENT_SHARE * largest else 1 - r.content_pixels
+    / max(largest, 1),
+    "colour": lambda r, _: 1.0 if r.traits and r.traits.greyscale else 0.0,
+    "quality": lambda r, _: -(r.traits.quality if r.traits else 100),
+    "pixels": lambda r, _: -r.pixels,
+    "size": lambda r, _: -r.size,
+    "oldest": lambda r, _: r.mtime,
+    "newest": lambda r, _: -r.mtime,
+    "shortest-path": lambda r, _: len(r.path),
 }
 
 
@@ -130,11 +151,14 @@ _CRITERIA: dict[str, Callable[[ImageRecord], float]] = {
 class KeeperPolicy:
     """Which image of a cluster to keep: criteria applied in order, ties broken by path then id.
 
-    The default keeps the most pixels (the least degraded copy: messengers and screenshots shrink),
-    then the largest file (least recompressed), then the oldest (most likely the original).
+    The default keeps the picture, not the file: among the members whose own content (borders and
+    caption bands left out) is near the largest (``content``), the colour one over a greyscale copy
+    (``colour``), then the least recompressed (``quality``: lossless, else the highest JPEG quality),
+    then the largest file, then the oldest (most likely the original). ``pixels`` (all pixels, frame
+    included) is still there for those who want it.
     """
 
-    criteria: tuple[str, ...] = ("pixels", "size", "oldest")
+    criteria: tuple[str, ...] = ("content", "colour", "quality", "size", "oldest")
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.criteria if c not in _CRITERIA]
@@ -147,11 +171,18 @@ class KeeperPolicy:
 
     @classmethod
     def parse(cls, spec: str) -> KeeperPolicy:
-        """Read a comma-separated spec such as ``"pixels,size,oldest"`` or ``"newest"``."""
+        """Read a comma-separated spec such as ``"content,colour,quality,size,oldest"`` or ``"newest"``."""
         return cls(tuple(part.strip() for part in spec.split(",") if part.strip()))
 
-    def key(self, record: ImageRecord) -> tuple:
-        return (*(_CRITERIA[c](record) for c in self.criteria), record.path, record.id)
+    def key(self, record: ImageRecord, largest: int | None = None) -> tuple:
+        largest = record.content_pixels if largest is None else largest
+        return (*(_CRITERIA[c](record, largest) for c in self.criteria), record.path, record.id)
+
+    def choose(self, records: Iterable[ImageRecord]) -> ImageRecord:
+        """The keeper among ``records``."""
+        records = list(records)
+        largest = max(r.content_pixels for r in records)
+        return min(records, key=lambda r: self.key(r, largest))
 
     def __str__(self) -> str:
         return ",".join(self.criteria)
@@ -166,10 +197,25 @@ docs/benchmarks.md: at 100k nprobe 4/8/16 take 15/23/31 s and all find every pla
 nprobe 8 takes 6.4 minutes with recall 0.99999."""
 
 
-DEFAULT_THRESHOLD = 0.68
-"""Cosine similarity at which two images count as near-duplicates (with the orientation check below).
-Calibrated, not guessed: docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py):
-pairwise F1 0.92 at precision 1.0, 0.022 above the closest pair of different photos."""
+DEFAULT_THRESHOLD = 0.65
+"""The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
+two images count as near-duplicates. Calibrated on the dev half of bench/dupset.py's set, reported on its
+test half: docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py)."""
+
+DENSITY_RANKS = (10, 20)
+"""Neighbours (by rank, the image itself left out) whose mean similarity is an image's density: past
+the few copies a picture usually has, among its ordinary neighbours."""
+DENSITY_PRIOR = 0.57
+"""The density of an image in a collection too small to have those neighbours: the median on the dev set."""
+DENSITY_FLOOR = 0.30
+"""No image's density is taken to be lower (below the dev set's 1st percentile, 0.34): the self-search
+only collects pairs whose cosine reaches threshold + this - ``DENSITY_PRIOR``, which bounds its work."""
+
+COLOUR_MARGIN = 0.08
+"""Pairs whose score is less than this above the threshold get the colour second look."""
+COLOUR_MAX = 0.5
+"""A borderline pair of two colourful images whose hues share less than half (:func:`colour_distance`
+over this) is the same design in another colour, not a copy. Brightened copies reach 0.45 at worst."""
 
 ORIENTATION_FLOOR = 0.45
 """Pairs between this and the threshold whose shapes say "a quarter turn apart" get a second look: one
@@ -231,13 +277,16 @@ def recheck_orientations(
 
 def _neighbours(
     index: faiss.Index, vectors: np.ndarray, threshold: float, k: int, max_k: int, chunk_size: int,
-    nprobe: int,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (query row, neighbour label, similarity) for every neighbour at or above the threshold.
+    nprobe: int, self_search: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (query rows, neighbour labels, similarities, densities) per search.
 
-    A row whose k-th neighbour is still above the threshold may have more: it is searched again with
-    twice the k (up to ``max_k``), so a burst of 100 near-identical shots is found whole while the
-    common case pays for a small k only.
+    ``densities`` holds one value per row of the chunk, from the chunk's first search (empty after).
+
+    Every neighbour at or above the threshold is yielded. A row whose k-th neighbour is still above
+    the threshold may have more: it is searched again with twice the k (up to ``max_k``), so a burst of
+    100 near-identical shots is found whole while the common case pays for a small k only. The
+    density of each query row (:func:`density`) comes from the first search, at no extra cost.
     """
     limit = max(1, min(max_k, index.ntotal))
     is_ivf = faiss.try_extract_index_ivf(index) is not None
@@ -245,14 +294,65 @@ def _neighbours(
     for start in range(0, len(vectors), chunk_size):
         chunk = np.ascontiguousarray(vectors[start : start + chunk_size], dtype=np.float32)
         rows = np.arange(len(chunk))
-        kk = min(k, limit)
+        kk = min(max(k, DENSITY_RANKS[1] + 1), limit)
+        densities = None
         while len(rows):
             sims, labels = index.search(chunk[rows], kk, params=params)
+            if densities is None:
+                densities = density(sims, labels, self_search)
             saturated = (sims[:, -1] >= threshold) & (kk < limit)
             done_rows, sims, labels = rows[~saturated], sims[~saturated], labels[~saturated]
             hit_row, hit_col = np.nonzero((sims >= threshold) & (labels >= 0))
-            yield start + done_rows[hit_row], labels[hit_row, hit_col], sims[hit_row, hit_col]
+            yield start + done_rows[hit_row], labels[hit_row, hit_col], sims[hit_row, hit_col], densities
+            densities = np.empty(0)
             rows, kk = rows[saturated], min(kk * 2, limit)
+
+
+def density(sims: np.ndarray, labels: np.ndarray, self_search: bool = True) -> np.ndarray:
+    """How alike each query is to its ordinary neighbours: the mean similarity at ``DENSITY_RANKS``.
+
+    Abstract textures sit close to everything in ImageNet feature space, photos of distinct scenes far
+    apart; one plain threshold cannot fit both. Subtracting each image's density from its pair scores
+    (:func:`pair_score`) is the score normalisation of the copy-detection literature (the descriptor
+    track of the 2021 Image Similarity Challenge). A search from an indexed image finds itself first:
+    ``self_search`` skips that rank. Too few neighbours: ``DENSITY_PRIOR``.
+    """
+    first = DENSITY_RANKS[0] + (1 if self_search else 0)
+    last = DENSITY_RANKS[1] + (1 if self_search else 0)
+    window = sims[:, first:last]
+    valid = labels[:, first:last] >= 0
+    counts = valid.sum(axis=1)
+    total = np.where(valid, window, 0.0).sum(axis=1)
+    enough = counts >= DENSITY_RANKS[1] - DENSITY_RANKS[0]  # the whole window, or it is noise
+    return np.where(enough, total / np.maximum(counts, 1), DENSITY_PRIOR).astype(np.float32)
+
+
+def pair_score(similarity: float, density_a: float, density_b: float) -> float:
+    """A pair's duplicate score: its cosine similarity less how much denser than usual the two images'
+    neighbourhoods are (their mean density less ``DENSITY_PRIOR``).
+
+    So the score reads as a cosine similarity: for two images of typical density it is exactly their
+    cosine, and in a collection too small to measure density (every density the prior) it is too.
+    """
+    return similarity - (max(density_a, DENSITY_FLOOR) + max(density_b, DENSITY_FLOOR)) / 2 + DENSITY_PRIOR
+
+
+def other_colours(a: Traits | None, b: Traits | None) -> bool:
+    """The second look: two colourful pictures whose hues differ, a recoloured design, not a copy.
+
+    Greyscale (or unknown) on either side says nothing: a greyscale copy has lost its colours.
+    """
+    if a is None or b is None or min(a.colourfulness, b.colourfulness) < COLOURFUL:
+        return False
+    distance = colour_distance(a.colours, b.colours)
+    return distance is not None and distance > COLOUR_MAX
+
+
+def second_look(pairs: Iterable[Pair], threshold: float, traits: Mapping[int, Traits | None]) -> list[Pair]:
+    """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
+    other colours; sure pairs pass untouched, so the cost stays with the few near the threshold."""
+    return [p for p in pairs if p.rank >= threshold + COLOUR_MARGIN
+            or not other_colours(traits.get(p.a), traits.get(p.b))]
 
 
 def similar_pairs(
@@ -265,17 +365,25 @@ def similar_pairs(
     max_k: int = 1024,
     chunk_size: int = 4096,
     nprobe: int = PAIR_NPROBE,
+    densities: dict[int, float] | None = None,
 ) -> list[Pair]:
-    """Near-duplicate pairs within one set: every image searched against the index that holds them all.
+    """Pairs within one set at or above a plain cosine ``threshold``: every image searched against the
+    index that holds them all.
 
     ``vectors[i]`` must be stored in ``index`` under label ``ids[i]``; they may be float16 or a memmap,
     as only one chunk at a time is converted to float32. ``nprobe`` is the lists an inverted file
     visits per query (ignored by exact indexes). Each unordered pair is returned once
     (``a < b``) with the higher of its two measured similarities (approximate indexes can differ).
+    ``densities``, when given, receives each image's :func:`density`.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    found = [(ids[rows], labels, sims)
-             for rows, labels, sims in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe)]
+    found = []
+    start = 0
+    for rows, labels, sims, dens in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe):
+        found.append((ids[rows], labels, sims))
+        if densities is not None and len(dens):
+            densities.update(zip(ids[start : start + len(dens)].tolist(), dens.tolist(), strict=True))
+            start += len(dens)
     if not found:
         return []
     a, b, s = (np.concatenate(col) for col in zip(*found, strict=True))
@@ -298,18 +406,24 @@ def similar_pairs_between(
     max_k: int = 1024,
     chunk_size: int = 4096,
     nprobe: int = PAIR_NPROBE,
+    densities: dict[int, float] | None = None,
 ) -> list[Pair]:
     """Pairs across two sets: query images ``ids``/``vectors`` (set A) against ``index`` (set B).
 
     Ids of the two sets live in different collections, so ``Pair.a`` is always the query's id and
-    ``Pair.b`` the archive's, and an equal id on both sides is not a self-match.
+    ``Pair.b`` the archive's, and an equal id on both sides is not a self-match. ``densities``, when
+    given, receives each query's :func:`density` among the archive's images.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    return [
-        Pair(int(ids[r]), int(b), float(s))
-        for rows, labels, sims in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe)
-        for r, b, s in zip(rows, labels, sims, strict=True)
-    ]
+    pairs = []
+    start = 0
+    for rows, labels, sims, dens in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe,
+                                               self_search=False):
+        pairs += [Pair(int(ids[r]), int(b), float(s)) for r, b, s in zip(rows, labels, sims, strict=True)]
+        if densities is not None and len(dens):
+            densities.update(zip(ids[start : start + len(dens)].tolist(), dens.tolist(), strict=True))
+            start += len(dens)
+    return pairs
 
 
 def exact_groups(rows: Iterable[tuple[int, str | None]]) -> list[list[int]]:
@@ -335,44 +449,71 @@ def _cluster(keeper: ImageRecord, copies: Iterable[tuple[ImageRecord, float]]) -
     return Cluster(_member(keeper, 1.0, False), tuple(members))
 
 
+Verify = Callable[[int, int], "Pair | None"]
+
+
 def build_clusters(
     records: Iterable[ImageRecord] | Mapping[int, ImageRecord],
     pairs: Iterable[Pair] = (),
     policy: KeeperPolicy = DEFAULT_POLICY,
+    verify: Verify | None = None,
 ) -> list[Cluster]:
-    """Keeper-first star clusters (see the module docstring) from exact digests and near pairs.
+    """Centre-first clusters (see the module docstring) from exact digests and accepted pairs.
 
-    ``records`` must include every id named in ``pairs`` and may hold more; exact duplicates are
-    found among them by digest, so with no pairs (no model) this still reports byte-identical files.
-    Clusters come sorted by keeper path, copies by similarity to the keeper.
+    Membership is decided around the most central image (the most accepted pairs, then the strongest);
+    the keeper is then chosen among the members by ``policy``, and every copy must be a duplicate of
+    that keeper itself: an accepted pair, or ``verify(keeper, copy)`` (scored from the stored vectors)
+    when the search did not pair them. Members that fail stay free for other clusters.
+    ``records`` must include every id named in ``pairs``; with no pairs (no model) this still reports
+    byte-identical files. Clusters come sorted by keeper path, copies by similarity to the keeper.
     """
     by_id = dict(records) if isinstance(records, Mapping) else {r.id: r for r in records}
-    adjacent: dict[int, dict[int, float]] = defaultdict(dict)
+    adjacent: dict[int, dict[int, Pair]] = defaultdict(dict)
     for p in pairs:
-        if p.similarity > adjacent[p.a].get(p.b, -1.0):
-            adjacent[p.a][p.b] = adjacent[p.b][p.a] = p.similarity
+        if p.a in by_id and p.b in by_id and (p.b not in adjacent[p.a] or p.rank > adjacent[p.a][p.b].rank):
+            adjacent[p.a][p.b] = adjacent[p.b][p.a] = p
     twins: dict[int, list[int]] = {}
     for group in exact_groups((r.id, r.digest) for r in by_id.values()):
         for image_id in group:
             twins[image_id] = group
 
+    def centrality(image_id: int) -> tuple:
+        links = adjacent.get(image_id, {})
+        return (-len(links) - len(twins.get(image_id, ())), -sum(p.rank for p in links.values()),
+                policy.key(by_id[image_id]))
+
     placed: set[int] = set()
     clusters = []
-    for keeper_id in sorted(set(adjacent) | set(twins), key=lambda i: policy.key(by_id[i])):
-        if keeper_id in placed:
+    for centre in sorted(set(adjacent) | set(twins), key=centrality):
+        if centre in placed:
             continue
-        copies: dict[int, float] = {t: 1.0 for t in twins.get(keeper_id, ()) if t not in placed}
-        for neighbour, similarity in adjacent.get(keeper_id, {}).items():
-            # A copy's byte-identical twins look exactly the same, so they are copies too.
-            for image_id in twins.get(neighbour, [neighbour]):
-                if image_id not in placed and image_id not in copies:
-                    copies[image_id] = similarity
-        copies.pop(keeper_id, None)
+        members = {centre, *twins.get(centre, ())}
+        for neighbour in adjacent.get(centre, {}):
+            members.update(twins.get(neighbour, [neighbour]))  # a copy's byte-identical twins come along
+        members -= placed
+        if len(members) < 2:
+            continue
+        keeper = policy.choose(by_id[i] for i in sorted(members))
+        copies: dict[int, float] = {}
+        for image_id in sorted(members - {keeper.id}):
+            if keeper.digest and by_id[image_id].digest == keeper.digest:
+                copies[image_id] = 1.0
+                continue
+            pair = adjacent.get(keeper.id, {}).get(image_id)
+            if pair is None and verify is not None:
+                pair = verify(keeper.id, image_id)
+            if pair is not None:
+                copies[image_id] = pair.similarity
+        for image_id in sorted(members - {keeper.id} - set(copies)):
+            # A verified copy's byte-identical twins look exactly the same: copies too.
+            twin = next((t for t in twins.get(image_id, ()) if t in copies), None)
+            if twin is not None:
+                copies[image_id] = copies[twin]
         if not copies:
             continue
-        placed.add(keeper_id)
+        placed.add(keeper.id)
         placed.update(copies)
-        clusters.append(_cluster(by_id[keeper_id], ((by_id[i], s) for i, s in copies.items())))
+        clusters.append(_cluster(keeper, ((by_id[i], s) for i, s in copies.items())))
     return sorted(clusters, key=lambda c: (c.keeper.path, c.keeper.id))
 
 
@@ -395,13 +536,13 @@ def build_matches(
             archive_by_digest.setdefault(r.digest, r.id)
     best: dict[int, tuple[float, int]] = {}
     for p in pairs:
-        if p.similarity > best.get(p.a, (-1.0, 0))[0]:
-            best[p.a] = (p.similarity, p.b)
+        if p.rank > best.get(p.a, (-9.0, 0, 0.0))[0]:
+            best[p.a] = (p.rank, p.b, p.similarity)
     for query in queries_by_id.values():
         if query.digest in archive_by_digest:
-            best[query.id] = (1.0, archive_by_digest[query.digest])
+            best[query.id] = (9.0, archive_by_digest[query.digest], 1.0)
     copies: dict[int, list[tuple[ImageRecord, float]]] = defaultdict(list)
-    for query_id, (similarity, archive_id) in best.items():
+    for query_id, (_, archive_id, similarity) in best.items():
         copies[archive_id].append((queries_by_id[query_id], similarity))
     clusters = [_cluster(archive_by_id[a], found) for a, found in copies.items()]
     return sorted(clusters, key=lambda c: (c.keeper.path, c.keeper.id))

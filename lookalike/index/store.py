@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlite_utils import Database
 
+from lookalike.embedder.traits import Traits
 from lookalike.errors import CollectionError, IndexTooNew, NoSpace, NotAnIndex, WriterBusy
 from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
@@ -44,7 +45,8 @@ LOCK_NAME = "write.lock"
 BUSY_TIMEOUT_S = 10.0
 
 _ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
-                "top_label, top_probability, device, inode")
+                "top_label, top_probability, device, inode, "
+                "content_width, content_height, greyscale, quality, colours, colourfulness")
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
@@ -70,6 +72,7 @@ class NewImage:
     vector: np.ndarray
     device: int | None = None
     inode: int | None = None
+    traits: Traits | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class ImageRow:
     top_probability: float | None
     device: int | None = None
     inode: int | None = None
+    traits: Traits | None = None  # None for rows indexed before schema 3
     vector: np.ndarray | None = None
 
 
@@ -418,10 +422,14 @@ class Store:
                     """
                     INSERT INTO images (path_bytes, path, size, mtime, digest, width, height, format,
                                         indexed_at, labels, label_text, top_label, top_probability, vector,
-                                        device, inode)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        device, inode, content_width, content_height, greyscale, quality,
+                                        colours, colourfulness)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(path_bytes) DO UPDATE SET
                         path = excluded.path, device = excluded.device, inode = excluded.inode,
+                        content_width = excluded.content_width, content_height = excluded.content_height,
+                        greyscale = excluded.greyscale, quality = excluded.quality,
+                        colours = excluded.colours, colourfulness = excluded.colourfulness,
                         size = excluded.size, mtime = excluded.mtime, digest = excluded.digest,
                         width = excluded.width, height = excluded.height, format = excluded.format,
                         indexed_at = excluded.indexed_at, labels = excluded.labels,
@@ -435,6 +443,7 @@ class Store:
                         "; ".join(la["name"] for la in labels),
                         top and top["name"], top and top["probability"],
                         np.ascontiguousarray(image.vector, dtype="<f4").tobytes(), image.device, image.inode,
+                        *_traits_columns(image.traits),
                     ),
                 ).fetchone()
                 ids.append(row_id)
@@ -483,9 +492,10 @@ class Store:
         columns = _ROW_COLUMNS + (", vector" if vector else "")
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
+            traits = None if r[14] is None else Traits(r[14], r[15], bool(r[16]), r[17], r[18] or b"", r[19])
             rows.append(ImageRow(
-                r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13],
-                np.frombuffer(r[14], dtype="<f4") if vector else None,
+                r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13], traits,
+                np.frombuffer(r[20], dtype="<f4") if vector else None,
             ))
         return rows
 
@@ -637,8 +647,27 @@ def _v2_exact_paths_and_identity(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
 
+def _v3_traits(conn: sqlite3.Connection) -> None:
+    """Version 3: what the duplicate keeper and its second look read (``embedder/traits.py``).
+
+    Rows indexed before stay NULL and are read from their files when a duplicate run needs them.
+    """
+    columns = (("content_width", "INTEGER"), ("content_height", "INTEGER"), ("greyscale", "INTEGER"),
+               ("quality", "INTEGER"), ("colours", "BLOB"), ("colourfulness", "REAL"))
+    for column, kind in columns:
+        conn.execute(f"ALTER TABLE images ADD COLUMN {column} {kind}")
+
+
+def _traits_columns(traits: Traits | None) -> tuple:
+    if traits is None:
+        return None, None, None, None, None, None
+    return (traits.content_width, traits.content_height, int(traits.greyscale), traits.quality,
+            traits.colours, traits.colourfulness)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v2_exact_paths_and_identity,  # 1 -> 2
+    _v3_traits,  # 2 -> 3
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
