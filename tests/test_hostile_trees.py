@@ -234,3 +234,19 @@ def test_the_indexed_file_is_served_only_while_it_is_still_that_file(photos, ope
             col.open_indexed_file(image.id)
         with pytest.raises(lookalike.ImageNotFound):
             col.open_indexed_file(10_000)
+
+
+def test_a_damaged_faiss_file_is_rebuilt_and_saved_by_the_next_index_run(photos, open_index, tmp_path):
+    with open_index() as col:
+        col.add([photos])
+    faiss_file = tmp_path / "index" / "vectors.faiss"
+    data = bytearray(faiss_file.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x7f" * 64  # damage inside, same size
+    faiss_file.write_bytes(bytes(data))
+    with open_index() as col:
+        summary = col.add([photos])
+        assert (summary.added, summary.unchanged) == (0, 6)
+    assert faiss_file.read_bytes() != bytes(data)  # saved again, whole
+    with open_index() as col:
+        top = col.search((DATA / "cat.jpg").read_bytes(), k=1).neighbours[0]
+        assert top.image.path == str(photos / "cat.jpg") and top.score <= 1.0001

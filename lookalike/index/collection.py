@@ -56,7 +56,7 @@ from lookalike.index.duplicates import (
 )
 from lookalike.index.shards import SHARD_SIZE
 from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, match_labels
-from lookalike.index.walk import FoundFile, Walk, digest_file, walk
+from lookalike.index.walk import FoundFile, Walk, digest_file, open_regular, walk
 from lookalike.paths import FileSet, absolute
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ class Collection:
         self._embedder: Embedder | None = None
         self._vectors: vectors.VectorIndex | None = None
         self._vectors_generation = -1
+        self._vectors_unsaved = False  # rebuilt from SQLite (missing, stale or damaged) and not saved yet
         self._lock = threading.RLock()  # one SQLite connection and one FAISS index, many callers
 
     # -- the model ---------------------------------------------------------------------------------
@@ -249,7 +250,11 @@ class Collection:
                     self.store.record_failures(skipped)
                 # (with an engine, FAISS is opened at the first shard: a new index learns its model
                 # from the shard, and this process never loads the model just for the vector size)
-                index = self._current_vectors() if (plan.to_embed and not engine) or prune else None
+                # Loaded with nothing to embed too: a damaged or stale FAISS file is rebuilt and saved
+                # now, by the writer, instead of by every search after it.
+                opens = (plan.to_embed and not engine) or prune or (not plan.to_embed and self.store.count())
+                index = self._current_vectors() if opens else None
+                changes = bool(plan.to_embed or prune or self._vectors_unsaved)
             writer = _BatchWriter(self, index, known, commit_every)
             if plan.to_embed and engine is not None:  # embedded into shards elsewhere, then loaded
                 index = self._embed_sharded(engine, plan.to_embed, writer, progress, shard_size)
@@ -271,7 +276,7 @@ class Collection:
                     removed = self._forget(self._gone(where), index)
                     self.store.clear_failures(p for p in self.store.failure_paths()
                                               if _under(p, where) and not os.path.lexists(p))
-            if index is not None:
+            if index is not None and changes:
                 with self._lock:
                     self._save_vectors(index)
         failures = [*skipped, *writer.failures]
@@ -409,7 +414,7 @@ class Collection:
             self._vectors, self._vectors_generation = vectors.VectorIndex.empty(self._dim_hint()), -1
         else:
             generation = self.store.generation
-            self._vectors, _ = vectors.load_or_rebuild(self.store, self._index_type)
+            self._vectors, self._vectors_unsaved = vectors.load_or_rebuild(self.store, self._index_type)
             self._vectors_generation = generation
         return self._vectors
 
@@ -425,6 +430,7 @@ class Collection:
         if count or self.store.vector_size is not None:
             index.save(self.directory, self.store.generation)
         self._vectors, self._vectors_generation = index, self.store.generation
+        self._vectors_unsaved = False
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -838,14 +844,17 @@ def _with_traits(records: dict[int, ImageRecord]) -> dict[int, ImageRecord]:
 
 
 def _pixel_size(path: str) -> tuple[int, int]:
-    """Width and height as the picture is meant to be seen (EXIF rotation applied); (0, 0) if unreadable."""
+    """Width and height as the picture is meant to be seen (EXIF rotation applied); (0, 0) if unreadable.
+
+    Opened as a regular file only (:func:`~lookalike.index.walk.open_regular`): never blocks on a FIFO.
+    """
     from PIL import Image as PILImage
 
     try:
-        with PILImage.open(path) as image:
+        with os.fdopen(open_regular(path), "rb") as f, PILImage.open(f) as image:
             width, height = image.size
             turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # Orientation: a quarter turn
-    except (OSError, ValueError, PILImage.DecompressionBombError):
+    except (ImageError, OSError, ValueError, PILImage.DecompressionBombError):
         return 0, 0
     return (height, width) if turned else (width, height)
 
