@@ -22,11 +22,13 @@ import numpy as np
 from lookalike.errors import ImageNotFound, InvalidOption
 from lookalike.index.duplicates import (
     DEFAULT_THRESHOLD,
+    DENSITY_PRIOR,
     ORIENTATION_FLOOR,
     Cluster,
     ImageRecord,
     Pair,
     _cluster,
+    pair_score,
     recheck_orientations,
     turn_candidates,
 )
@@ -81,25 +83,31 @@ def recentre(
         if image_id not in rows:
             raise ImageNotFound(image_id, collection.directory)
     records = {
-        i: ImageRecord(r.id, r.path, r.width, r.height, r.size, r.mtime, r.digest, r.device, r.inode)
+        i: ImageRecord(r.id, r.path, r.width, r.height, r.size, r.mtime, r.digest, r.device, r.inode,
+                        r.traits)
         for i, r in rows.items()
     }
     unit = {i: r.vector / (np.linalg.norm(r.vector) or 1.0) for i, r in rows.items()}
     target = unit[keeper_id]
     similarity = {i: float(np.clip(unit[i] @ target, -1.0, 1.0)) for i in ids}
+    densities = collection.densities([keeper_id, *ids])  # scored as clustering scores: density-adaptive
 
-    short = [Pair(i, keeper_id, s) for i, s in similarity.items() if s < threshold]
-    if short and threshold > ORIENTATION_FLOOR:
-        maybe = [p for p in short if p.similarity >= ORIENTATION_FLOOR]
+    def score(image_id: int) -> float:
+        return pair_score(similarity[image_id], densities.get(keeper_id, DENSITY_PRIOR),
+                          densities.get(image_id, DENSITY_PRIOR))
+
+    short = [Pair(i, keeper_id, s) for i, s in similarity.items() if score(i) < threshold]
+    maybe = [p for p in short if p.similarity >= ORIENTATION_FLOOR]
+    if maybe:
         shapes = {i: (r.width, r.height) for i, r in rows.items()}
         maybe = turn_candidates(maybe, shapes, shapes)
         if maybe:
             variants = collection._orientation_vectors({p.a for p in maybe})
-            for p in recheck_orientations(maybe, threshold, variants, {keeper_id: target}):
-                similarity[p.a] = p.similarity
+            for p in recheck_orientations(maybe, -1.0, variants, {keeper_id: target}):
+                similarity[p.a] = max(similarity[p.a], p.similarity)
 
     cluster = _cluster(records[keeper_id], ((records[i], s) for i, s in similarity.items()))
-    below = tuple(c.id for c in cluster.copies if not c.exact and c.similarity < threshold)
+    below = tuple(c.id for c in cluster.copies if not c.exact and score(c.id) < threshold)
     return Review(cluster, threshold, below)
 
 
