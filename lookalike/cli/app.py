@@ -154,12 +154,12 @@ def index_command(
                                  show_default=False)
     ] = None,
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster, e.g. ray://HOST:10001 [default: a local "
-                                 "Ray for the run].", show_default=False)
+        str | None, typer.Option("--address", help="Ray cluster, e.g. ray://HOST:10001 (default: a local "
+                                 "Ray for the run).", show_default=False)
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Ray workers, each with the model loaded once "
-                                 "[default: one per 2 CPUs].", show_default=False)
+                                 "(default: one per 2 CPUs).", show_default=False)
     ] = None,
     gpus_per_worker: Annotated[
         float, typer.Option("--gpus-per-worker", min=0.0, help="GPUs each Ray worker holds.")
@@ -287,11 +287,13 @@ def duplicates(
     threshold: Annotated[
         float | None,
         typer.Option(min=0.01, max=1.0, show_default=False,
-                     help="Cosine similarity a copy needs to its keeper [default: 0.68, calibrated].")
+                     help="Score a copy needs against its keeper: cosine similarity corrected for density "
+                          "[default: calibrated, see README].")
     ] = None,
     keep: Annotated[
-        str, typer.Option(help="Keeper policy, in order: pixels, size, oldest, newest, shortest-path.")
-    ] = "pixels,size,oldest",
+        str, typer.Option(help="Keeper policy, in order: content, colour, quality, pixels, size, oldest, "
+                               "newest, shortest-path.")
+    ] = "content,colour,quality,size,oldest",
     against: Annotated[
         Path | None,
         typer.Option(help="Another index or image folder: which of my images are already there?"),
