@@ -289,3 +289,11 @@ def test_orientation_pixels_are_the_two_quarter_turns():
     assert turned.shape == (2, 2, 2, 3)
     np.testing.assert_array_equal(turned[0], np.rot90(pixels, 1))
     np.testing.assert_array_equal(turned[1], np.rot90(pixels, 3))
+
+
+def test_the_command_line_default_keeper_policy_is_the_librarys():
+    import inspect
+
+    from lookalike.cli import app
+
+    assert inspect.signature(app.duplicates).parameters["keep"].default == str(DEFAULT_POLICY)
