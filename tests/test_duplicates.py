@@ -294,6 +294,6 @@ def test_orientation_pixels_are_the_two_quarter_turns():
 def test_the_command_line_default_keeper_policy_is_the_librarys():
     import inspect
 
-    from lookalike.cli import app
+    from lookalike.cli.app import duplicates
 
-    assert inspect.signature(app.duplicates).parameters["keep"].default == str(DEFAULT_POLICY)
+    assert inspect.signature(duplicates).parameters["keep"].default == str(DEFAULT_POLICY)
