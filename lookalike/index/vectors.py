@@ -20,9 +20,13 @@ Index policy, from bench/search.py (docs/benchmarks.md, "Search latency and reca
   4*sqrt(n) lists trained by k-means on a sample, ``NPROBE`` lists visited per query. At 1M vectors:
   p50 2.0 ms, recall@10 0.986, 1.25 GiB (float IVF: 2.9 ms, 0.992, 4.9 GiB). HNSW matched the
   recall but took 84 s to build at 100k (IVF: 8 s) and cannot remove vectors, so it is not offered.
-- ``auto`` (default): flat up to ``FLAT_MAX`` vectors, ivf beyond; an existing index is kept until
-  the collection is 25% past the threshold the other way, so a few adds or deletes around it do not
-  rebuild back and forth. ``ivf`` needs ``IVF_MIN`` vectors to train; below that, flat is used.
+- ``ondisk``: the large layout (``lookalike/index/ondisk.py``): IVF-PQ with its inverted lists on
+  disk, memory-mapped, candidates re-ranked exactly with the vectors SQLite holds; RAM stays at the
+  quantizer and tables (docs/benchmarks.md, "On-disk IVF-PQ layout").
+- ``auto`` (default): flat up to ``FLAT_MAX`` vectors, ivf beyond, ondisk beyond ``ONDISK_MIN``; an
+  existing index is kept until the collection is 25% past the threshold the other way, so a few adds
+  or deletes around it do not rebuild back and forth. ``ivf`` and ``ondisk`` need ``IVF_MIN`` vectors
+  to train; below that, flat is used.
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ from lookalike.errors import CollectionError, NoSpace
 from lookalike.index.store import Store
 from lookalike.paths import display
 
-IndexKind = Literal["flat", "ivf"]
-INDEX_TYPES = ("auto", "flat", "ivf")
+IndexKind = Literal["flat", "ivf", "ondisk"]
+INDEX_TYPES = ("auto", "flat", "ivf", "ondisk")
+KIND_ORDER = ("flat", "ivf", "ondisk")  # by the size each is for
 INDEX_FILE = "vectors.faiss"
 SIDECAR_FILE = "vectors.json"
 
 FLAT_MAX = 15_000  # auto: exact search up to here, about 4-5 ms per query
+ONDISK_MIN = 4_000_000  # auto: the on-disk layout beyond here (IVF-SQ8 would hold 5 GB of RAM)
 NPROBE = 32  # lists visited per query: recall@10 0.987 at 100k, 0.986 at 1M in the benchmark
 TRAIN_PER_LIST = 40  # k-means sample size per list: FAISS warns below 39
 MIN_NLIST, MAX_NLIST = 64, 8192
@@ -71,6 +77,8 @@ def choose_kind(count: int, requested: str = "auto") -> IndexKind:
         raise CollectionError(f"unknown index type {requested!r}; choose one of {', '.join(INDEX_TYPES)}")
     if requested == "flat" or count < IVF_MIN:
         return "flat"
+    if requested == "ondisk" or (requested == "auto" and count > ONDISK_MIN):
+        return "ondisk"
     return "ivf" if requested == "ivf" or count > FLAT_MAX else "flat"
 
 
@@ -228,6 +236,8 @@ class VectorIndex:
               seed: int = 0) -> VectorIndex:
         """Build from (ids, vectors) chunks; ivf calls ``chunks`` twice: a training sample, then all."""
         chosen, nlist, train = choose_kind(count, kind), nlist_for(count), None
+        if chosen == "ondisk":
+            raise CollectionError("the ondisk layout is built in a directory: see OnDiskIndex.build")
         if chosen == "ivf":  # a uniform sample of ~TRAIN_PER_LIST vectors per list, chunk by chunk
             keep = min(1.0, TRAIN_PER_LIST * nlist / count)
             rng = np.random.default_rng(seed)
@@ -279,11 +289,8 @@ class VectorIndex:
         With ``auto`` the kind may lag 25% behind the threshold (hysteresis); an ivf index is retrained
         once its list count is off by more than 2x from ideal, i.e. the collection grew or shrank ~4x.
         """
-        wanted = choose_kind(count, requested)
-        if self.kind != wanted:
-            lagging = count <= FLAT_MAX * 1.25 if self.kind == "flat" else count >= FLAT_MAX * 0.75
-            if requested != "auto" or count < IVF_MIN or not lagging:
-                return False
+        if not kind_suits(self.kind, count, requested):
+            return False
         if self.kind == "ivf":
             nlist = faiss.extract_index_ivf(self.index).nlist
             return nlist_for(count) // 2 <= nlist <= 2 * nlist_for(count)
@@ -338,6 +345,9 @@ class VectorIndex:
             tmp.write_text(json.dumps(sidecar))
 
         _save_atomically(directory, [(INDEX_FILE, write_index), (SIDECAR_FILE, write_sidecar)])
+        from lookalike.index.ondisk import remove_stale
+
+        remove_stale(directory)  # the large layout's files, after a conversion back to the small one
 
     @classmethod
     def load(cls, directory: str | Path) -> tuple[VectorIndex, dict]:
@@ -351,6 +361,10 @@ class VectorIndex:
         directory = Path(directory)
         try:
             sidecar = json.loads((directory / SIDECAR_FILE).read_text())
+            if isinstance(sidecar, dict) and sidecar.get("kind") == "ondisk":
+                from lookalike.index.ondisk import OnDiskIndex
+
+                return OnDiskIndex.load(directory, sidecar), sidecar  # type: ignore[return-value]
             if (directory / INDEX_FILE).stat().st_size != sidecar["file_size"]:
                 raise ValueError("file size differs from its sidecar")
             expected = sidecar.get("checksum", _LEGACY)
@@ -383,6 +397,11 @@ def rebuild(store: Store, kind: str = "auto", dim: int | None = None) -> tuple[V
         if dim is None:
             raise CollectionError(f"the index in {store.directory} has no vectors yet and no vector size")
         count = store.count()
+        if choose_kind(count, kind) == "ondisk":
+            from lookalike.index.ondisk import OnDiskIndex
+
+            vi = OnDiskIndex.build(store.directory, store_chunks(store), count, dim)
+            return _with_fetch(vi, store), generation  # type: ignore[return-value]
         return VectorIndex.build(store_chunks(store), count, dim, kind), generation
 
 
@@ -405,8 +424,40 @@ def load_or_rebuild(store: Store, kind: str = "auto", dim: int | None = None) ->
     if (sidecar["generation"], (sidecar["count"], sidecar["id_sum"])) != (generation, checksum):
         with store.snapshot():
             vi.refill(store_chunks(store))
-        return vi, True
-    return vi, False
+        return _with_fetch(vi, store), True
+    return _with_fetch(vi, store), False
+
+
+def kind_suits(kind: str, count: int, requested: str = "auto") -> bool:
+    """Whether an index of ``kind`` may stay for ``count`` vectors: the kind asked, or with ``auto`` one
+    that lags at most 25% behind the threshold between it and the kind the size calls for."""
+    wanted = choose_kind(count, requested)
+    if kind == wanted:
+        return True
+    if requested != "auto" or count < IVF_MIN or kind not in KIND_ORDER:
+        return False
+    bound = ONDISK_MIN if "ondisk" in (kind, wanted) else FLAT_MAX
+    if KIND_ORDER.index(kind) < KIND_ORDER.index(wanted):
+        return count <= bound * 1.25
+    return count >= bound * 0.75
+
+
+def store_fetch(store: Store) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The stored float vectors of some ids, for the large layout's exact re-ranking of candidates."""
+
+    def fetch(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = store.get_many([int(i) for i in ids], vector=True)
+        if not rows:
+            return np.empty(0, np.int64), np.empty((0, store.vector_size or 0), np.float32)
+        return np.array([r.id for r in rows], dtype=np.int64), np.stack([r.vector for r in rows])
+
+    return fetch
+
+
+def _with_fetch(vi: VectorIndex, store: Store) -> VectorIndex:
+    if vi.kind == "ondisk":
+        vi.fetch = store_fetch(store)  # type: ignore[attr-defined]
+    return vi
 
 
 def saved_generation(directory: str | Path) -> int | None:
