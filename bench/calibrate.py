@@ -58,6 +58,7 @@ import dupset  # noqa: E402
 from report import machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
+from lookalike.errors import WriterBusy  # noqa: E402
 from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
 
 SECTION = "## Duplicate threshold calibration"
@@ -249,6 +250,8 @@ def _open_index(directory: Path, folder: Path, model: str):
             if summary.failed:
                 raise RuntimeError(f"{summary.failed} files failed to index: {summary.failures[:3]}")
             return col
+        except WriterBusy:
+            raise  # another run is indexing this half right now: never delete its index
         except Exception:
             if attempt:
                 raise
@@ -347,7 +350,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--thresholds", help="comma-separated grid for the product and cosine (default "
+                        f"{THRESHOLDS[0]}..{THRESHOLDS[-1]} by 0.02), for a library whose threshold "
+                        "means another score")
     args = parser.parse_args()
+    if args.thresholds:
+        THRESHOLDS[:] = sorted(float(t) for t in args.thresholds.split(","))
     started = time.perf_counter()
     dev, test = load_split("dev", args.model), load_split("test", args.model)
     indexed = time.perf_counter() - started
