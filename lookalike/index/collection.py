@@ -671,6 +671,8 @@ class Collection:
 
         sure = [q for p in found if (q := scored(p, p.similarity)).score >= threshold]
         taken = {(p.a, p.b) for p in sure}
+        if floor <= ORIENTATION_FLOOR:  # the search above already found every candidate for a turn
+            maybe = [p for p in found if p.similarity >= ORIENTATION_FLOOR]
         maybe = [p for p in maybe if (p.a, p.b) not in taken and scored(p, p.similarity).score < threshold]
         if maybe:
             with self._lock:
