@@ -10,6 +10,7 @@ import pytest
 
 from lookalike.embedder.traits import Traits
 from lookalike.index.duplicates import (
+    COLOUR_MARGIN,
     DEFAULT_POLICY,
     DENSITY_PRIOR,
     ImageRecord,
@@ -220,9 +221,9 @@ def test_the_second_look_tells_a_recoloured_design_from_a_copy_near_the_threshol
     blue = Traits(100, 100, False, 90, bytes([0] * 10 + [255] + [0] * 5), 0.6)
     gold = Traits(100, 100, False, 90, bytes([0, 255] + [0] * 14), 0.6)
     grey = Traits(100, 100, True, 90, b"", 0.0)
-    near, sure = Pair(1, 2, 0.7, 0.66), Pair(1, 2, 0.9, 0.9)
+    near, sure = Pair(1, 2, 0.7, 0.66), Pair(1, 2, 1.0, 0.65 + COLOUR_MARGIN)
     assert second_look([near], 0.65, {1: blue, 2: gold}) == []
-    assert second_look([sure], 0.65, {1: blue, 2: gold}) == [sure]  # far above: no second look
+    assert second_look([sure], 0.65, {1: blue, 2: gold}) == [sure]  # past the margin: no second look
     assert second_look([near], 0.65, {1: blue, 2: grey}) == [near]  # a greyscale copy says nothing
     assert second_look([near], 0.65, {1: blue, 2: blue}) == [near]
 

@@ -35,7 +35,6 @@ from lookalike.index import quarantine, vectors
 from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
-    DENSITY_FLOOR,
     DENSITY_PRIOR,
     DENSITY_RANKS,
     ORIENTATION_FLOOR,
@@ -648,7 +647,6 @@ class Collection:
         scored with its query's density.
         """
         across = targets is not self.store
-        floor = threshold + DENSITY_FLOOR - DENSITY_PRIOR  # no pair below this cosine reaches the threshold
         found: list[Pair] = []
         maybe: list[Pair] = []
         chunks = self.store.iter_vectors(PAIR_CHUNK)
@@ -659,10 +657,8 @@ class Collection:
                 if (chunk_of := next(chunks, None)) is None:
                     break
                 ids, chunk = chunk_of
-                found += find(index.index, chunk, ids, floor, densities=densities)
-                if floor > ORIENTATION_FLOOR:
-                    maybe += find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K,
-                                  max_k=ORIENTATION_K)
+                found += find(index.index, chunk, ids, threshold, densities=densities, by_density=True)
+                maybe += find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K, max_k=ORIENTATION_K)
 
         def scored(p: Pair, similarity: float) -> Pair:
             mine = densities.get(p.a, DENSITY_PRIOR)
@@ -671,8 +667,6 @@ class Collection:
 
         sure = [q for p in found if (q := scored(p, p.similarity)).score >= threshold]
         taken = {(p.a, p.b) for p in sure}
-        if floor <= ORIENTATION_FLOOR:  # the search above already found every candidate for a turn
-            maybe = [p for p in found if p.similarity >= ORIENTATION_FLOOR]
         maybe = [p for p in maybe if (p.a, p.b) not in taken and scored(p, p.similarity).score < threshold]
         if maybe:
             with self._lock:
