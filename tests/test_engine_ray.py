@@ -162,7 +162,9 @@ def test_a_sigkilled_driver_resumes_without_duplicates(photos, tmp_path, slow_mo
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     made = int(again.stderr.split("shards: ")[1].split(" made")[0])
-    assert made <= (total - done_before + 1) // 2  # finished shards were not made again
+    # Finished shards were not made again. (One shard of slack: on a loaded machine a shard can land
+    # between the last rows counted and the kill; seen once with the load average at 9.)
+    assert made <= (total - done_before + 1) // 2 + 1 < total // 2
     with sqlite3.connect(index / "lookalike.db") as db:
         count, distinct = db.execute("SELECT count(*), count(DISTINCT path_bytes) FROM images").fetchone()
     assert count == distinct == total
