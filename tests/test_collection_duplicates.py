@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import lookalike
-from lookalike.index.duplicates import DEFAULT_THRESHOLD
+from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair
 from tests.duplicate_photos import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
 from tests.photos import DATA, blocks
 
@@ -208,3 +208,19 @@ def test_the_offline_model_at_the_default_threshold_clusters_real_copies(tmp_pat
     col.add([folder])
     clusters = col.duplicates()
     assert {Path(c.keeper.path).name: {Path(m.path).name for m in c.copies} for c in clusters} == expected
+
+
+def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_alike(tmp_path, tf1_module):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy2(DATA / "rocket.jpg", photos / "rocket.jpg")
+    with Image.open(DATA / "rocket.jpg") as image:
+        tiny = image.resize((image.width // 4, image.height // 4))
+        tiny.save(photos / "rocket-tiny.jpg", quality=70)
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        rows = {row.id: row for row in col.store.get_many([1, 2], vector=True)}
+        a, b = (rows[i].vector / np.linalg.norm(rows[i].vector) for i in (1, 2))
+        plain = float(a @ b)
+        (looked,) = col._scaled_pairs([Pair(1, 2, plain)], rows, rows)
+        assert looked.similarity >= plain and looked.similarity > 0.99

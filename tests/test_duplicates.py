@@ -18,6 +18,7 @@ from lookalike.index.duplicates import (
     Pair,
     build_clusters,
     build_matches,
+    could_be_scaled,
     could_be_turned,
     density,
     exact_groups,
@@ -298,3 +299,10 @@ def test_the_command_line_default_keeper_policy_is_the_librarys():
     from lookalike.cli.app import duplicates
 
     assert inspect.signature(duplicates).parameters["keep"].default == str(DEFAULT_POLICY)
+
+
+def test_the_scale_second_look_is_for_pairs_far_apart_in_size():
+    assert could_be_scaled((1600, 1000), (400, 250))  # a quarter-size copy: 16 times fewer pixels
+    assert could_be_scaled((400, 250), (1600, 1000))
+    assert not could_be_scaled((1600, 1000), (800, 500))  # half size: the plain look is enough
+    assert not could_be_scaled((0, 0), (10, 10))

@@ -44,6 +44,7 @@ from lookalike.index.duplicates import (
     Pair,
     build_clusters,
     build_matches,
+    could_be_scaled,
     density,
     orientation_pixels,
     pair_score,
@@ -670,14 +671,53 @@ class Collection:
         maybe = [p for p in maybe if (p.a, p.b) not in taken and scored(p, p.similarity).score < threshold]
         if maybe:
             with self._lock:
-                candidates = self.store.get_many(list({p.a for p in maybe}))
-                rows = targets.get_many(list({p.b for p in maybe}), vector=True)
-            mine = {row.id: (row.width, row.height) for row in candidates}
-            maybe = turn_candidates(maybe, mine, {row.id: (row.width, row.height) for row in rows})
-            variants = self._orientation_vectors({p.a for p in maybe})
-            turned = recheck_orientations(maybe, -1.0, variants, {row.id: row.vector for row in rows})
+                candidates = {r.id: r for r in self.store.get_many(list({p.a for p in maybe}), vector=True)}
+                rows = {r.id: r for r in targets.get_many(list({p.b for p in maybe}), vector=True)}
+            mine = {i: (row.width, row.height) for i, row in candidates.items()}
+            theirs = {i: (row.width, row.height) for i, row in rows.items()}
+            turns = turn_candidates(maybe, mine, theirs)
+            variants = self._orientation_vectors({p.a for p in turns})
+            turned = recheck_orientations(turns, -1.0, variants, {i: row.vector for i, row in rows.items()})
             sure += [q for p in turned if (q := scored(p, p.similarity)).score >= threshold]
+            taken = {(p.a, p.b) for p in sure}
+            scales = [p for p in maybe if (p.a, p.b) not in taken and p.a in mine and p.b in theirs
+                      and could_be_scaled(mine[p.a], theirs[p.b])]
+            sure += [q for p in self._scaled_pairs(scales, candidates, rows)
+                     if (q := scored(p, p.similarity)).score >= threshold]
         return sure
+
+    def _scaled_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
+                      theirs: dict[int, ImageRow]) -> list[Pair]:
+        """The scale second look (``SCALE_RATIO``): each pair's larger picture shrunk to the smaller one's
+        size and embedded again, against the smaller one's stored vector; the best similarity kept.
+        Unreadable files leave their pair as it was."""
+        from PIL import Image as PILImage
+
+        from lookalike.embedder.embedder import l2_normalise
+        from lookalike.embedder.images import open_image, preprocess
+
+        if not pairs:
+            return []
+        embedder = self.embedder
+        found = []
+        for start in range(0, len(pairs), ORIENTATION_BATCH):
+            batch, pixels = [], []
+            for p in pairs[start : start + ORIENTATION_BATCH]:
+                a, b = mine[p.a], theirs[p.b]
+                large, small = (a, b) if a.width * a.height >= b.width * b.height else (b, a)
+                try:
+                    picture = open_image(large.path, min_size=max(small.width, small.height))
+                except ImageError:
+                    continue
+                size = (max(1, small.width), max(1, small.height))
+                shrunk = picture.resize(size, PILImage.Resampling.LANCZOS)
+                pixels.append(preprocess(shrunk, embedder.input_size))
+                batch.append((p, small.vector / (np.linalg.norm(small.vector) or 1.0)))
+            if batch:
+                features, _ = embedder.embed_pixels(np.stack(pixels))
+                for (p, target), vector in zip(batch, l2_normalise(features), strict=True):
+                    found.append(Pair(p.a, p.b, max(p.similarity, float(vector @ target))))
+        return found
 
     def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """Quarter-turned embeddings of indexed images, from their files; unreadable ones left out."""
