@@ -6,6 +6,12 @@ Run by hand: ``python bench/embed.py``. Side by side in one run (the machine is 
   batches), on small photos and on 12-megapixel photos;
 - labels overhead: one pruned call fetching features only vs features + logits (what the embedder runs).
 Medians of interleaved repeats; writes the "## Embedding throughput" section of docs/benchmarks.md.
+
+``python bench/embed.py --b2`` measures the default model instead, whose weights cannot be downloaded here:
+a module with EfficientNet-B2's architecture and random weights (speed does not depend on the weights) in
+the TF1 Hub format of tfhub.dev's, loaded through ``load_embedder`` like any module; side by side in one
+run with Lite2 and Keras' own ``EfficientNetB2(weights=None)`` model-only at the same batch size (what a
+script of one's own would get). Writes the "## Default model (B2-shape) throughput" section.
 """
 
 from __future__ import annotations
@@ -29,6 +35,54 @@ from lookalike.embedder import load_embedder  # noqa: E402
 from lookalike.embedder.images import load_image  # noqa: E402
 
 SECTION = "## Embedding throughput"
+B2_SECTION = "## Default model (B2-shape) throughput"
+B2_MODULE = Path.home() / ".cache" / "lookalike" / "bench" / "efficientnet-b2-shape-random"
+
+
+B2_SIZE = 260
+
+
+def build_b2_shape_module(target: Path) -> Path:
+    """EfficientNet-B2's exact architecture, random weights, as a TF1 Hub module like tfhub.dev's B2.
+
+    Same conventions as the real module (and lite2/export.py): variables, not constants; one ``images``
+    placeholder (float32 in [0, 1], 260x260 declared) feeding ``image_feature_vector`` (1408-d, the global
+    average pool) and ``image_classification``/``default`` (1001 logits). The graph is tf_keras'
+    ``EfficientNetB2(weights=None)`` built in a TF1 graph, fed ``images * 255`` (its own input scaling).
+    """
+    from lookalike.embedder.lite2.export import is_complete, module_def_bytes
+
+    if is_complete(target):
+        return target
+    import tensorflow as tf
+    import tf_keras
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        images = v1.placeholder(tf.float32, [None, B2_SIZE, B2_SIZE, 3], name="images")
+        tf_keras.backend.set_learning_phase(0)
+        model = tf_keras.applications.EfficientNetB2(
+            weights=None, classes=1001, classifier_activation=None, input_tensor=images * 255.0
+        )
+        features = tf.identity(model.get_layer("avg_pool").output, name="feature_vector")
+        logits = tf.identity(model.output, name="classification_logits")
+        info = v1.saved_model.utils.build_tensor_info
+        sig = v1.saved_model.signature_def_utils.build_signature_def
+        method = v1.saved_model.signature_constants.PREDICT_METHOD_NAME
+        classify = sig({"images": info(images)}, {"default": info(logits)}, method)
+        signatures = {"default": classify, "image_classification": classify}
+        features_sig = sig({"images": info(images)}, {"default": info(features)}, method)
+        signatures["image_feature_vector"] = features_sig
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            builder = v1.saved_model.Builder(str(target))
+            builder.add_meta_graph_and_variables(
+                session, [], signature_def_map=signatures, strip_default_attrs=True
+            )
+            builder.save()
+    (target / "tfhub_module.pb").write_bytes(module_def_bytes())
+    return target
 
 
 def per_second(count: int, seconds: list[float]) -> float:
@@ -44,7 +98,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--label-repeats", type=int, default=15, help="pairs of features-only/both calls")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--b2", action="store_true", help="B2-shape vs Lite2 vs Keras B2 (own section)")
     args = parser.parse_args()
+    if args.b2:
+        return b2_main(args)
 
     embedder = load_embedder(args.model)
     size = embedder.input_size
@@ -106,6 +163,53 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section(SECTION, body)
+
+
+def b2_main(args) -> None:
+    import keras
+
+    b2 = load_embedder(str(build_b2_shape_module(B2_MODULE)))
+    lite2 = load_embedder("efficientnet-lite2")
+    keras_b2 = keras.applications.EfficientNetB2(weights=None)
+    batch = args.batch
+    pixels = np.random.default_rng(1).random((batch, B2_SIZE, B2_SIZE, 3), dtype=np.float32)
+    keras_pixels = pixels * 255.0  # Keras' EfficientNet scales its own input from 0-255
+    with tempfile.TemporaryDirectory() as tmp:
+        small = jittered_jpegs(Path(tmp) / "small", args.small, (640, 480))
+        work = {
+            "b2 e2e": lambda: list(b2.embed_many(small, batch_size=batch)),
+            "b2 model": lambda: b2.embed_pixels(pixels),
+            "lite2 e2e": lambda: list(lite2.embed_many(small, batch_size=batch)),
+            "lite2 model": lambda: lite2.embed_pixels(pixels),
+            "keras model": lambda: keras_b2.predict_on_batch(keras_pixels),
+        }
+        for run in work.values():  # warm-up: first calls build and optimise the graphs
+            run()
+        times: dict[str, list[float]] = {name: [] for name in work}
+        for _ in range(args.repeats):  # interleaved, so drift hits every measurement alike
+            for name, run in work.items():
+                times[name].append(_timed(run))
+    count = {name: (args.small if name.endswith("e2e") else batch) for name in work}
+    ips = {name: per_second(count[name], times[name]) for name in work}
+    keras_ips = ips["keras model"]
+    rows = [
+        ("lookalike B2-shape, end to end, 640x480 JPEGs (`embed_many`)", ips["b2 e2e"]),
+        ("lookalike B2-shape, model only (`embed_pixels`, features + logits)", ips["b2 model"]),
+        ("Keras `EfficientNetB2(weights=None)`, model only (`predict_on_batch`)", keras_ips),
+        ("lookalike Lite2, end to end, 640x480 JPEGs", ips["lite2 e2e"]),
+        ("lookalike Lite2, model only", ips["lite2 model"]),
+    ]
+    table = ["| what | images/s | ratio to Keras B2 model only |", "|---|---:|---:|"]
+    table += [f"| {name} | {value:.1f} | {value / keras_ips:.2f} |" for name, value in rows]
+    body = "\n".join(table) + (
+        f"\n\nB2 end to end is {ips['b2 e2e'] / ips['lite2 e2e']:.2f}x Lite2's speed end to end. "
+        f"`python bench/embed.py --b2` on {today()}, {machine()}; batch {batch}, medians of {args.repeats} "
+        f"interleaved repeats over {args.small} JPEGs of 640x480 (the B2-shape module: "
+        f"{b2.dim}-d, {b2.input_size}x{b2.input_size}, random weights, built by `build_b2_shape_module`)."
+    )
+    print(body)
+    if not args.no_write:
+        write_section(B2_SECTION, body)
 
 
 def _timed(work) -> float:

@@ -53,6 +53,8 @@ with _native_stderr_silenced(not _USER_SET_TF_LOGGING):
         tf.get_logger().setLevel(logging.ERROR)  # TF1-API deprecation notices mean nothing to our users
         del os.environ["TF_CPP_MIN_LOG_LEVEL"]
 
+from lookalike.embedder import pruned_cache  # noqa: E402 - after TensorFlow's silenced import
+
 log = logging.getLogger(__name__)
 
 FEATURE_SIGNATURE = "image_feature_vector"
@@ -61,6 +63,8 @@ TF1_MODULE_MARKER = "tfhub_module.pb"
 # The attachment a TF1 image module uses to declare its expected input size (hub.attach_image_module_info).
 ATTACHMENT_COLLECTION = "hub_module_attachments"
 IMAGE_MODULE_INFO_KEY = "image_module_info"
+# "0" turns off the frozen copy of a TF1 module's pruned function (pruned_cache), e.g. to measure without it.
+PRUNED_CACHE_ENV = "LOOKALIKE_PRUNED_CACHE"
 FALLBACK_INPUT_SIZE = 260
 
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -131,12 +135,19 @@ def resolve(handle: str, cache_dir: Path) -> Path:
 
 def load(handle: str, cache_dir: Path) -> LoadedModule:
     path = resolve(handle, cache_dir)
+    tf1 = (path / TF1_MODULE_MARKER).exists()
+    frozen_at = None
+    if tf1 and os.environ.get(PRUNED_CACHE_ENV, "1") != "0":
+        frozen_at = pruned_cache.cache_file(cache_dir, path, module_digest(path))
+        cached = _tf1_frozen_runner(path, frozen_at)
+        if cached is not None:
+            return LoadedModule(handle, path, "tf1-hub", *cached)
     try:
         loaded = hub.load(str(path))
     except Exception as error:  # TensorFlow raises many types for a bad SavedModel
         raise ModelError(f"cannot load module {handle} from {path}: {first_line(error)}") from None
-    if (path / TF1_MODULE_MARKER).exists():
-        run, size = _tf1_runner(loaded, path)
+    if tf1:
+        run, size = _tf1_runner(loaded, path, frozen_at)
         return LoadedModule(handle, path, "tf1-hub", run, size)
     run, size = _tf2_runner(loaded, handle)
     return LoadedModule(handle, path, "saved-model", run, size)
@@ -169,8 +180,8 @@ def _tf1_meta_graph(path: Path):
     raise ModelError(f"TF1 Hub module {path} has no graph with the empty tag set")
 
 
-def _tf1_runner(loaded, path: Path) -> tuple[Runner, int | None]:
-    """One pruned function from the shared ``images`` input to both signatures' outputs."""
+def _tf1_plan(path: Path) -> tuple[list[str], list[str], int | None]:
+    """Feeds (the shared ``images`` input), fetches (features, then logits if any) and declared input size."""
     meta_graph = _tf1_meta_graph(path)
     signatures = meta_graph.signature_def
     feature_name = FEATURE_SIGNATURE if FEATURE_SIGNATURE in signatures else "default"
@@ -186,17 +197,39 @@ def _tf1_runner(loaded, path: Path) -> tuple[Runner, int | None]:
         if classifier.inputs["images"].name != image_input.name:
             # Separate input placeholders: feed the same batch to both (correct, but two passes).
             feeds.append(classifier.inputs["images"].name)
-    pruned = loaded.prune(feeds=feeds, fetches=fetches)
+    size = _static_size(image_input.tensor_shape.dim[1:3]) or _attached_image_size(meta_graph)
+    return feeds, fetches, size
 
+
+def _tf1_runner(loaded, path: Path, frozen_at: Path | None = None) -> tuple[Runner, int | None]:
+    """One pruned function from the shared ``images`` input to both signatures' outputs.
+
+    With ``frozen_at``, the pruned function is also frozen there for the next process (pruned_cache).
+    """
+    feeds, fetches, size = _tf1_plan(path)
+    pruned = loaded.prune(feeds=feeds, fetches=fetches)
+    if frozen_at is not None:
+        pruned_cache.save(frozen_at, pruned)
+    return _runner(lambda batch: pruned(*([batch] * len(feeds)))), size
+
+
+def _tf1_frozen_runner(path: Path, frozen_at: Path) -> tuple[Runner, int | None] | None:
+    """The same function from its frozen GraphDef, without ``hub.load``; None when there is none yet."""
+    feeds, fetches, size = _tf1_plan(path)
+    frozen = pruned_cache.load(frozen_at, feeds, fetches)
+    if frozen is None:
+        return None
+    return _runner(frozen), size
+
+
+def _runner(function) -> Runner:
     def run(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        batch = tf.constant(pixels, dtype=tf.float32)
-        outputs = pruned(*([batch] * len(feeds)))
+        outputs = function(tf.constant(pixels, dtype=tf.float32))
         features = outputs[0].numpy()
         logits = outputs[1].numpy() if len(outputs) > 1 else None
         return _flatten(features), logits
 
-    size = _static_size(image_input.tensor_shape.dim[1:3]) or _attached_image_size(meta_graph)
-    return run, size
+    return run
 
 
 def _tf2_runner(loaded, handle: str) -> tuple[Runner, int | None]:

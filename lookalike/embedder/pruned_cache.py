@@ -1,0 +1,89 @@
+"""A TF1 Hub module's pruned function, frozen once into a GraphDef that loads in a fraction of the time.
+
+Why: a cold ``lookalike search`` spent most of its model time in ``hub.load`` of the TF1 SavedModel (3.2 s
+for the offline Lite2 on the loaded 2-core machine) and pruning it (0.7 s). The same function as a frozen
+GraphDef (weights as constants, only the ops that lead from ``images`` to features and logits) is parsed and
+wrapped in 0.4 s (bench/coldstart.py, "Cold start" in docs/benchmarks.md).
+
+The file lives under ``<cache dir>/.lookalike-pruned/``, named by the module's path and the digest of its
+files plus the TensorFlow version and this format's version, so a module whose files change (other weights
+behind the same handle) or a new TensorFlow gets a fresh one and the stale file is removed. Writing is
+atomic (temporary file + rename); a file that cannot be read or imported is ignored and rebuilt, and a
+cache that cannot be written (read-only disk) only costs the speed-up.
+
+TensorFlow is imported by this module: import it only where TensorFlow is already loaded (``hub``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT_VERSION = "1"
+SUBDIR = ".lookalike-pruned"
+
+
+def cache_file(cache_dir: Path, module_path: Path, digest: str) -> Path:
+    name = f"{_module_key(module_path)}-{digest}-tf{tf.__version__}-v{CACHE_FORMAT_VERSION}.pb"
+    return _folder(cache_dir) / name
+
+
+def load(path: Path, feeds: Sequence[str], fetches: Sequence[str]):
+    """The frozen function ``f(images) -> [outputs]``, or None if the file is missing or unusable."""
+    if not path.is_file():
+        return None
+    try:
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString(path.read_bytes())
+
+        def imported(images):
+            return tf.compat.v1.import_graph_def(
+                graph_def, input_map=dict.fromkeys(feeds, images), return_elements=list(fetches), name=""
+            )
+
+        return tf.compat.v1.wrap_function(imported, [tf.TensorSpec([None, None, None, 3], tf.float32)])
+    except Exception as error:  # a truncated or foreign file: the slow path rebuilds it
+        log.debug("ignoring pruned-function cache %s: %s", path, error)
+        return None
+
+
+def save(path: Path, pruned) -> None:
+    """Freezes ``pruned`` (a concrete function) to ``path`` atomically; removes the module's stale files."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    try:
+        frozen = convert_variables_to_constants_v2(pruned)
+        data = frozen.graph.as_graph_def().SerializeToString()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o644)  # like the module files beside it, not mkstemp's 0600
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(scratch, path)
+        except BaseException:
+            Path(scratch).unlink(missing_ok=True)
+            raise
+    except Exception as error:  # read-only cache, full disk, an op the freezer refuses: stay on the slow path
+        log.debug("cannot cache the pruned function at %s: %s", path, error)
+        return
+    prefix = path.name.split("-", 1)[0] + "-"
+    for stale in path.parent.glob(f"{prefix}*.pb"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+
+
+def _folder(cache_dir: Path) -> Path:
+    return Path(cache_dir) / SUBDIR
+
+
+def _module_key(module_path: Path) -> str:
+    return hashlib.sha1(str(Path(module_path).resolve()).encode()).hexdigest()[:16]

@@ -1,0 +1,81 @@
+"""The frozen copy of a TF1 module's pruned function (lookalike/embedder/pruned_cache.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.embedder import hub
+from tests.modules import build_tf1_module
+
+PIXELS = np.random.default_rng(3).random((3, 32, 32, 3), dtype=np.float32)
+
+
+def frozen_files(cache: Path) -> list[Path]:
+    return sorted((cache / ".lookalike-pruned").glob("*.pb"))
+
+
+@pytest.fixture
+def module(tf1_module, tmp_path) -> Path:
+    copy = tmp_path / "module"
+    shutil.copytree(tf1_module, copy)
+    return copy
+
+
+def test_second_load_uses_the_frozen_function_and_gives_the_same_outputs(module, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = hub.load(str(module), cache)
+    assert len(frozen_files(cache)) == 1
+    calls = []
+    monkeypatch.setattr(hub.hub, "load", lambda *a, **k: calls.append(a))
+    second = hub.load(str(module), cache)
+    assert calls == [], "a cached module must not be loaded through hub.load"
+    assert second.format == "tf1-hub" and second.declared_input_size == first.declared_input_size
+    (f1, l1), (f2, l2) = first.run(PIXELS), second.run(PIXELS)
+    np.testing.assert_allclose(f1, f2, rtol=1e-6)
+    np.testing.assert_allclose(l1, l2, rtol=1e-5)
+
+
+def test_changed_module_gets_a_new_frozen_function_and_the_stale_one_goes(module, tmp_path):
+    cache = tmp_path / "cache"
+    before = hub.load(str(module), cache).run(PIXELS)
+    old = frozen_files(cache)
+    shutil.rmtree(module)
+    build_tf1_module(module, classes=10)  # other weights and other logits behind the same path
+    after = hub.load(str(module), cache).run(PIXELS)
+    assert after[1].shape == (3, 10) and before[1].shape == (3, 1000)
+    assert len(frozen_files(cache)) == 1 and frozen_files(cache) != old
+
+
+def test_corrupt_cache_file_is_ignored_and_rebuilt(module, tmp_path):
+    cache = tmp_path / "cache"
+    expected = hub.load(str(module), cache).run(PIXELS)
+    [frozen] = frozen_files(cache)
+    frozen.write_bytes(b"not a graph")
+    again = hub.load(str(module), cache).run(PIXELS)
+    np.testing.assert_allclose(again[0], expected[0], rtol=1e-6)
+    assert frozen.stat().st_size > 100, "the slow path rewrites a usable file"
+
+
+def test_unwritable_cache_only_costs_the_speed_up(module, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".lookalike-pruned").write_text("a file where the folder would be")
+    features, logits = hub.load(str(module), cache).run(PIXELS)
+    assert features.shape == (3, 48) and logits.shape == (3, 1000)
+
+
+def test_cache_can_be_turned_off(module, tmp_path, monkeypatch):
+    monkeypatch.setenv(hub.PRUNED_CACHE_ENV, "0")
+    hub.load(str(module), tmp_path / "cache")
+    assert frozen_files(tmp_path / "cache") == []
+
+
+def test_module_without_classifier_freezes_features_only(tmp_path):
+    module = build_tf1_module(tmp_path / "plain", classes=None)
+    hub.load(str(module), tmp_path / "cache")
+    features, logits = hub.load(str(module), tmp_path / "cache").run(PIXELS)
+    assert features.shape == (3, 48) and logits is None
