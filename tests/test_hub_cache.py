@@ -20,7 +20,8 @@ def frozen_files(cache: Path) -> list[Path]:
 
 @pytest.fixture
 def module(tf1_module, tmp_path) -> Path:
-    copy = tmp_path / "module"
+    """A module inside the cache dir, as downloaded handles and the converted Lite2 are."""
+    copy = tmp_path / "cache" / "module"
     shutil.copytree(tf1_module, copy)
     return copy
 
@@ -62,7 +63,6 @@ def test_corrupt_cache_file_is_ignored_and_rebuilt(module, tmp_path):
 
 def test_unwritable_cache_only_costs_the_speed_up(module, tmp_path):
     cache = tmp_path / "cache"
-    cache.mkdir()
     (cache / ".lookalike-pruned").write_text("a file where the folder would be")
     features, logits = hub.load(str(module), cache).run(PIXELS)
     assert features.shape == (3, 48) and logits.shape == (3, 1000)
@@ -74,8 +74,14 @@ def test_cache_can_be_turned_off(module, tmp_path, monkeypatch):
     assert frozen_files(tmp_path / "cache") == []
 
 
+def test_a_module_directory_outside_the_cache_is_run_as_it_is(tf1_module, tmp_path):
+    features, _ = hub.load(str(tf1_module), tmp_path / "cache").run(PIXELS)
+    assert features.shape == (3, 48)
+    assert frozen_files(tmp_path / "cache") == []
+
+
 def test_module_without_classifier_freezes_features_only(tmp_path):
-    module = build_tf1_module(tmp_path / "plain", classes=None)
+    module = build_tf1_module(tmp_path / "cache" / "plain", classes=None)
     hub.load(str(module), tmp_path / "cache")
     features, logits = hub.load(str(module), tmp_path / "cache").run(PIXELS)
     assert features.shape == (3, 48) and logits is None

@@ -63,7 +63,8 @@ TF1_MODULE_MARKER = "tfhub_module.pb"
 # The attachment a TF1 image module uses to declare its expected input size (hub.attach_image_module_info).
 ATTACHMENT_COLLECTION = "hub_module_attachments"
 IMAGE_MODULE_INFO_KEY = "image_module_info"
-# "0" turns off the frozen copy of a TF1 module's pruned function (pruned_cache), e.g. to measure without it.
+# "0" turns off the frozen copy of a TF1 module's pruned function (pruned_cache), e.g. to measure without it;
+# it is kept only for modules inside the cache dir (see _in_cache).
 PRUNED_CACHE_ENV = "LOOKALIKE_PRUNED_CACHE"
 FALLBACK_INPUT_SIZE = 260
 
@@ -137,7 +138,7 @@ def load(handle: str, cache_dir: Path) -> LoadedModule:
     path = resolve(handle, cache_dir)
     tf1 = (path / TF1_MODULE_MARKER).exists()
     frozen_at = None
-    if tf1 and os.environ.get(PRUNED_CACHE_ENV, "1") != "0":
+    if tf1 and _in_cache(path, cache_dir) and os.environ.get(PRUNED_CACHE_ENV, "1") != "0":
         frozen_at = pruned_cache.cache_file(cache_dir, path, module_digest(path))
         cached = _tf1_frozen_runner(path, frozen_at)
         if cached is not None:
@@ -151,6 +152,18 @@ def load(handle: str, cache_dir: Path) -> LoadedModule:
         return LoadedModule(handle, path, "tf1-hub", run, size)
     run, size = _tf2_runner(loaded, handle)
     return LoadedModule(handle, path, "saved-model", run, size)
+
+
+def _in_cache(path: Path, cache_dir: Path) -> bool:
+    """Modules the cache holds (downloaded handles, the converted Lite2) get a frozen pruned function.
+
+    A module directory of the user's own is run as it is: no file is written about arbitrary folders,
+    which may be temporary (every test's tiny module) and would leave orphan files in the cache.
+    """
+    try:
+        return path.resolve().is_relative_to(Path(cache_dir).resolve())
+    except OSError:
+        return False
 
 
 def first_line(error: BaseException) -> str:
