@@ -200,7 +200,7 @@ nprobe 8 takes 6.4 minutes with recall 0.99999."""
 DEFAULT_THRESHOLD = 0.64
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
-precision >= 0.97: F1 0.939, precision 0.994), reported on its test half (F1 0.925, precision 0.993):
+precision >= 0.97: F1 0.946, precision 0.991), reported on its test half (F1 0.932, precision 0.994):
 docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py)."""
 
 DENSITY_RANKS = (10, 20)
