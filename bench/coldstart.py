@@ -42,7 +42,9 @@ Lite2) get one; `LOOKALIKE_PRUNED_CACHE=0` turns it off.
 
 Tried and not kept (ad hoc runs on the same loaded machine): a TF2 SavedModel of the pruned function
 (`tf.saved_model.load` 2.0 s + first call 0.9 s, against 0.4 s + 1.0 s for the GraphDef); grappler's
-constant folding off for the frozen graph (first call 2.1-2.3 s either way, no gain).
+constant folding off for the frozen graph (first call 2.1-2.3 s either way, no gain); the whole
+grappler off (`disable_meta_optimizer`): first call about 1 s shorter, but a batch of 16 about 20 %
+slower in two runs - worth it only with the graph optimised once before it is frozen, not done.
 
 The goal (<= 3.5 s) is not met here: on this shared machine `import tensorflow` alone takes 3.6 s (the issue
 measured 2.2 s on a quieter one), and a whole `lookalike` process spends about 1.5 s beyond the child's
