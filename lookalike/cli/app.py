@@ -141,7 +141,8 @@ def index_command(
     ] = None,
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
     index_type: Annotated[
-        str | None, typer.Option("--index-type", help="auto, flat or ivf (remembered) [default: auto].")
+        str | None,
+        typer.Option("--index-type", help="auto, flat, ivf or ondisk (remembered) [default: auto]."),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per model batch.")] = 32,
     commit_every: Annotated[
