@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from lookalike.embedder import embedder as embedder_module
 from lookalike.errors import ImageError
+from tests.blocking import within
 
 
 def test_importing_lookalike_does_not_import_tensorflow():
@@ -77,29 +75,10 @@ def test_loading_a_model_before_opening_an_index_keeps_full_text_search(tmp_path
 # --- non-regular files never block a run ------------------------------------------------------------
 
 
-def finished_within(seconds: float, call, fifo: Path):
-    """``call()``'s outcome; fails (after releasing a reader stuck on ``fifo``) instead of hanging."""
-    outcome = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread
-            outcome["value"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail(f"still blocked after {seconds} s")
-    return outcome["value"]
-
-
 def test_embed_refuses_a_fifo_at_once(tiny_embedder, tmp_path):
     fifo = tmp_path / "fifo.jpg"
     os.mkfifo(fifo)
-    error = finished_within(30, lambda: tiny_embedder.embed(fifo), fifo)
+    error = within(30, lambda: tiny_embedder.embed(fifo), fifo)
     assert isinstance(error, ImageError) and error.reason == "not a regular file (FIFO)"
 
 
@@ -107,7 +86,7 @@ def test_embed_many_reports_a_fifo_in_its_place_and_goes_on(tiny_embedder, sampl
     fifo = tmp_path / "fifo.jpg"
     os.mkfifo(fifo)
     sources = [sample_photos[0], fifo, *sample_photos[1:]]
-    results = finished_within(30, lambda: list(tiny_embedder.embed_many(sources, batch_size=2)), fifo)
+    results = within(30, lambda: list(tiny_embedder.embed_many(sources, batch_size=2)), fifo)
     assert [source for source, _ in results] == sources
     assert isinstance(results[1][1], ImageError) and results[1][1].reason == "not a regular file (FIFO)"
     assert all(not isinstance(result, ImageError) for source, result in results if source != fifo)

@@ -33,6 +33,7 @@ from lookalike.embedder.images import (
     preprocess,
 )
 from lookalike.errors import ImageError, LookalikeError
+from tests.blocking import within
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
@@ -555,29 +556,6 @@ def test_image_extensions_are_what_suffix_gives() -> None:
 
 
 # --- only regular files are read: FIFOs, sockets and devices are refused without blocking -----------
-
-
-def within(seconds: float, call: Callable[[], object], fifo: Path | None = None) -> object:
-    """``call()``'s result or raised exception, failing the test (not hanging it) past ``seconds``.
-
-    A reader stuck in ``open`` of a FIFO is released afterwards by opening the FIFO for writing.
-    """
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread
-            outcome["value"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        if fifo is not None:  # let the stuck reader see end-of-file so the thread ends
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail(f"still blocked after {seconds} s")
-    return outcome["value"]
 
 
 def refused_within(seconds: float, call: Callable[[], object], fifo: Path | None = None) -> str:
