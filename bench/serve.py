@@ -39,10 +39,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(index: Path, batching: bool) -> tuple[subprocess.Popen, str]:
+def start_server(index: Path, options: list[str]) -> tuple[subprocess.Popen, str]:
+    """``lookalike serve`` on a free loopback port with ``options``; returns once /health answers."""
     port = free_port()
-    flag = "--batching" if batching else "--no-batching"
-    command = [*CLI, "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port), flag]
+    command = [*CLI, "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port), *options]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_S
@@ -98,7 +98,7 @@ def main() -> None:
         index = root / "index"
         subprocess.run([*CLI, "index", str(root / "photos"), "--index", str(index), "--model", args.model,
                         "--quiet"], check=True, stdout=subprocess.DEVNULL)
-        servers = {"on": start_server(index, True), "off": start_server(index, False)}
+        servers = {"on": start_server(index, ["--batching"]), "off": start_server(index, ["--no-batching"])}
         try:
             walls: dict[tuple[str, int], list[float]] = {}
             latencies: dict[tuple[str, int], list[float]] = {}

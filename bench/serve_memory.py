@@ -13,7 +13,6 @@ Writes the "## Service memory" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, today, write_section  # noqa: E402
+from serve import start_server  # noqa: E402
 
 SECTION = "## Service memory"
 CLI = [sys.executable, "-m", "lookalike.cli"]
@@ -59,12 +59,6 @@ def zero_png(side: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def rss_gb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -84,25 +78,6 @@ class Sampler(threading.Thread):
         while self.running:
             self.peak = max(self.peak, rss_gb(self.pid))
             time.sleep(0.01)
-
-
-def start_server(index: Path, options: list[str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [*CLI, "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port), *options]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with status {process.returncode}: {' '.join(command)}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("server did not start")
 
 
 def burst(index: Path, png: bytes, options: list[str]) -> dict:
