@@ -56,16 +56,13 @@ def display(path: PathLike) -> str:
 
 
 class FileIdentity(NamedTuple):
-    """Which file a path reaches: its real path (symlinks resolved) and its device and inode."""
+    """Which file a path reaches: its real path (symlinks resolved), as stat saw it, device and inode."""
 
     path: str
-    device: int
-    inode: int
     size: int
     mtime: float
-
-    def same_file(self, other: FileIdentity) -> bool:
-        return (self.device, self.inode) == (other.device, other.inode)
+    device: int = 0
+    inode: int = 0
 
 
 def identify(path: PathLike, st: os.stat_result | None = None) -> FileIdentity:
@@ -75,7 +72,7 @@ def identify(path: PathLike, st: os.stat_result | None = None) -> FileIdentity:
     """
     real = os.path.realpath(os.fspath(path), strict=True)
     st = st or os.stat(real)
-    return FileIdentity(real, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
+    return FileIdentity(real, st.st_size, st.st_mtime, st.st_dev, st.st_ino)
 
 
 class FileSet:

@@ -20,11 +20,10 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from lookalike.embedder.images import IMAGE_EXTENSIONS
 from lookalike.errors import ImageError, LookalikeError
-from lookalike.paths import display, file_kind
+from lookalike.paths import FileIdentity, display, file_kind, identify
 
 QUARANTINE_MARKER = ".lookalike-quarantine"
 """A file in every quarantine folder's top: the walker passes such folders by."""
@@ -34,12 +33,8 @@ MANIFEST_SUFFIX = ".jsonl"
 OnSkip = Callable[[str, str], None]  # (path, reason)
 
 
-class FoundFile(NamedTuple):
-    path: str  # the real path: symlinks resolved, absolute
-    size: int
-    mtime: float
-    device: int = 0
-    inode: int = 0
+FoundFile = FileIdentity
+"""A file the walk found: its identity (:func:`lookalike.paths.identify`), decided there and only there."""
 
 
 class Walk:
@@ -86,14 +81,14 @@ class Walk:
             self.on_skip(path, f"not a regular file ({file_kind(st.st_mode)})")
             return None
         try:
-            real = os.path.realpath(path, strict=True)
+            found = identify(path, st)
         except OSError as e:
             self.on_skip(path, _reason(e, path))
             return None
-        if real in self._yielded:
+        if found.path in self._yielded:
             return None
-        self._yielded.add(real)
-        return FoundFile(real, st.st_size, st.st_mtime, st.st_dev, st.st_ino)
+        self._yielded.add(found.path)
+        return found
 
     def _walk_dir(self, top: str) -> Iterator[FoundFile]:
         stack = [top]
@@ -123,6 +118,7 @@ class Walk:
             stack.extend(reversed(subdirs))
 
     def _entry(self, entry: os.DirEntry, subdirs: list[str]) -> FoundFile | None:
+        image = image_name(entry.name, self.wanted)
         try:
             if entry.is_dir(follow_symlinks=False):
                 subdirs.append(entry.path)
@@ -130,12 +126,12 @@ class Walk:
             link = entry.is_symlink()
             if link and not self.follow_symlinks:
                 return None
-            image = os.path.splitext(entry.name)[1].lower() in self.wanted
             if not link and not image:
                 return None
             st = entry.stat(follow_symlinks=True)
         except OSError as e:
-            if image_name(entry.name, self.wanted) or _points_to_folder_maybe(e):
+            # A link that fails to resolve may have been meant as a folder: loops are always reported.
+            if image or e.errno == errno.ELOOP:
                 self.on_skip(entry.path, _reason(e, entry.path))
             return None
         if stat.S_ISDIR(st.st_mode):  # a symlinked folder
@@ -196,11 +192,6 @@ def _is_ancestor(link: str) -> bool:
     target = os.path.realpath(link)
     parent = os.path.realpath(os.path.dirname(link))
     return parent == target or parent.startswith(target.rstrip(os.sep) + os.sep)
-
-
-def _points_to_folder_maybe(error: OSError) -> bool:
-    """A link that fails to resolve may have been meant as a folder: loops are always worth reporting."""
-    return error.errno == errno.ELOOP
 
 
 def _reason(error: OSError, path: str) -> str:
