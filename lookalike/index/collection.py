@@ -35,7 +35,6 @@ from lookalike.index import quarantine, vectors
 from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
-    DENSITY_PRIOR,
     DENSITY_RANKS,
     ORIENTATION_FLOOR,
     Cluster,
@@ -630,8 +629,7 @@ class Collection:
             if a is None or b is None:
                 return None
             similarity = float(a @ b)
-            score = pair_score(similarity, densities.get(keeper, DENSITY_PRIOR),
-                               densities.get(member, DENSITY_PRIOR))
+            score = pair_score(similarity, densities.get(keeper), densities.get(member))
             pair = Pair(keeper, member, similarity, score)
             traits = {keeper: records[keeper].traits, member: records[member].traits}
             return pair if score >= threshold and second_look([pair], threshold, traits) else None
@@ -662,8 +660,8 @@ class Collection:
                 maybe += find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K, max_k=ORIENTATION_K)
 
         def scored(p: Pair, similarity: float) -> Pair:
-            mine = densities.get(p.a, DENSITY_PRIOR)
-            theirs = mine if across else densities.get(p.b, DENSITY_PRIOR)
+            mine = densities.get(p.a)
+            theirs = mine if across else densities.get(p.b)
             return Pair(p.a, p.b, similarity, pair_score(similarity, mine, theirs))
 
         sure = [q for p in found if (q := scored(p, p.similarity)).score >= threshold]

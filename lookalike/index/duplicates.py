@@ -355,14 +355,16 @@ def density(sims: np.ndarray, labels: np.ndarray, self_search: bool = True) -> n
     return np.where(enough, total / np.maximum(counts, 1), DENSITY_PRIOR).astype(np.float32)
 
 
-def pair_score(similarity: float, density_a: float, density_b: float) -> float:
+def pair_score(similarity: float, density_a: float | None, density_b: float | None) -> float:
     """A pair's duplicate score: its cosine similarity less how much denser than usual the two images'
-    neighbourhoods are (their mean density less ``DENSITY_PRIOR``).
+    neighbourhoods are (their mean density less ``DENSITY_PRIOR``). An unknown density is the prior.
 
     So the score reads as a cosine similarity: for two images of typical density it is exactly their
     cosine, and in a collection too small to measure density (every density the prior) it is too.
     """
-    return similarity - (max(density_a, DENSITY_FLOOR) + max(density_b, DENSITY_FLOOR)) / 2 + DENSITY_PRIOR
+    a = DENSITY_PRIOR if density_a is None else max(density_a, DENSITY_FLOOR)
+    b = DENSITY_PRIOR if density_b is None else max(density_b, DENSITY_FLOOR)
+    return similarity - (a + b) / 2 + DENSITY_PRIOR
 
 
 def other_colours(a: Traits | None, b: Traits | None) -> bool:

@@ -22,7 +22,6 @@ import numpy as np
 from lookalike.errors import ImageNotFound, InvalidOption
 from lookalike.index.duplicates import (
     DEFAULT_THRESHOLD,
-    DENSITY_PRIOR,
     ORIENTATION_FLOOR,
     Cluster,
     ImageRecord,
@@ -93,8 +92,7 @@ def recentre(
     densities = collection.densities([keeper_id, *ids])  # scored as clustering scores: density-adaptive
 
     def score(image_id: int) -> float:
-        return pair_score(similarity[image_id], densities.get(keeper_id, DENSITY_PRIOR),
-                          densities.get(image_id, DENSITY_PRIOR))
+        return pair_score(similarity[image_id], densities.get(keeper_id), densities.get(image_id))
 
     short = [Pair(i, keeper_id, s) for i, s in similarity.items() if score(i) < threshold]
     maybe = [p for p in short if p.similarity >= ORIENTATION_FLOOR]
