@@ -1,10 +1,13 @@
-# The two Quickstart commands: `make demo` (set up, index data/ with the offline model, search it) and
-# `make test` (set up, run the whole test suite). Both need only Python 3.11+ and make.
+# The two Quickstart commands: `make demo` (set up; copy data/'s photos the way life does, index them
+# with the originals, find each original from a copy, group the duplicates) and `make test` (set up,
+# run the whole test suite). Both need only Python 3.11+ and make.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_INDEX := .lookalike/demo
+DEMO_PHOTOS := .lookalike/demo-photos
+LOOKALIKE := $(BIN)/lookalike
 
 .PHONY: install demo test lint bench clean
 
@@ -16,11 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[server,test,ray]"
 	touch $(STAMP)
 
+# Both scratch folders are made again on every run; data/ is only read.
 demo: install
-	$(BIN)/lookalike index data --index $(DEMO_INDEX) --model efficientnet-lite2
-	$(BIN)/lookalike search data/cat.jpg --index $(DEMO_INDEX) -k 3
-	$(BIN)/lookalike find espresso --index $(DEMO_INDEX)
-	$(BIN)/lookalike info --index $(DEMO_INDEX)
+	@echo "# 1. Copies of data/'s photos as life makes them: smaller, cropped, turned, screenshotted"
+	$(BIN)/python -m lookalike.demo data $(DEMO_PHOTOS)
+	@echo "# 2. Index the originals and the copies (the offline model: no download)"
+	rm -rf $(DEMO_INDEX)
+	$(LOOKALIKE) index data $(DEMO_PHOTOS) --index $(DEMO_INDEX) --model efficientnet-lite2 --quiet
+	@echo "# 3. Search with a screenshot of the cat: its original comes first"
+	$(LOOKALIKE) search $(DEMO_PHOTOS)/cat-screenshot.jpg --index $(DEMO_INDEX) -k 3
+	@echo "# 4. Find by what is in the picture: the labels came with the embeddings"
+	$(LOOKALIKE) find espresso --index $(DEMO_INDEX)
+	@echo "# 5. Duplicates: each original kept, its copies grouped with it"
+	$(LOOKALIKE) duplicates --index $(DEMO_INDEX)
 
 test: install
 	$(BIN)/ruff check lookalike tests bench
