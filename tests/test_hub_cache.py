@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow_hub
 
 from lookalike.embedder import hub
 from tests.modules import build_tf1_module
@@ -31,7 +32,7 @@ def test_second_load_uses_the_frozen_function_and_gives_the_same_outputs(module,
     first = hub.load(str(module), cache)
     assert len(frozen_files(cache)) == 1
     calls = []
-    monkeypatch.setattr(hub.hub, "load", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(tensorflow_hub, "load", lambda *a, **k: calls.append(a))
     second = hub.load(str(module), cache)
     assert calls == [], "a cached module must not be loaded through hub.load"
     assert second.format == "tf1-hub" and second.declared_input_size == first.declared_input_size

@@ -181,4 +181,4 @@ def load_embedder(model: str = catalog.DEFAULT_MODEL, cache_dir: str | Path | No
     cache = Path(cache_dir) if cache_dir else hub.default_cache_dir()
     module = hub.load(handle, cache)
     name = entry.name if entry else handle
-    return Embedder(name, module, hub.input_size(handle, module), hub.module_digest(module.path))
+    return Embedder(name, module, hub.input_size(handle, module), module.digest)

@@ -5,7 +5,9 @@ tar.gz, or a local module directory. Legacy TF1 Hub modules (``tfhub_module.pb``
 tag set) are run through one pruned function that fetches the feature vector and the logits together, so
 labels cost no second forward pass. TF2 SavedModels are run through their signatures or ``__call__``.
 
-TensorFlow is imported by this module only, and this module only when a model is loaded.
+TensorFlow is imported by this module only, and this module only when a model is loaded. ``tensorflow_hub``
+(0.4 s more) is imported only when a module must be downloaded or loaded through ``hub.load``: a TF1
+module whose frozen pruned function is cached (the usual cold start) never needs it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ if not _USER_SET_TF_LOGGING:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # read once at import; removed after so children decide anew
 with _native_stderr_silenced(not _USER_SET_TF_LOGGING):
     import tensorflow as tf
-    import tensorflow_hub as hub
 
     tf.config.list_physical_devices()  # device probing logs its CUDA failure here, inside the silence
     if not _USER_SET_TF_LOGGING:
@@ -80,6 +81,7 @@ class LoadedModule:
     format: str  # "tf1-hub" or "saved-model"
     run: Runner
     declared_input_size: int | None
+    digest: str  # module_digest(path), computed once: it names the frozen function and fingerprints vectors
 
 
 def default_cache_dir() -> Path:
@@ -120,7 +122,9 @@ def resolve(handle: str, cache_dir: Path) -> Path:
     previous = os.environ.get("TFHUB_CACHE_DIR")
     os.environ["TFHUB_CACHE_DIR"] = str(cache_dir)
     try:
-        return Path(hub.resolve(handle))
+        import tensorflow_hub
+
+        return Path(tensorflow_hub.resolve(handle))
     except (urllib.error.URLError, OSError, tf.errors.OpError) as error:
         reason = getattr(error, "reason", None) or error
         raise ModelError(
@@ -137,21 +141,24 @@ def resolve(handle: str, cache_dir: Path) -> Path:
 def load(handle: str, cache_dir: Path) -> LoadedModule:
     path = resolve(handle, cache_dir)
     tf1 = (path / TF1_MODULE_MARKER).exists()
+    digest = module_digest(path)
     frozen_at = None
     if tf1 and _in_cache(path, cache_dir) and os.environ.get(PRUNED_CACHE_ENV, "1") != "0":
-        frozen_at = pruned_cache.cache_file(cache_dir, path, module_digest(path))
+        frozen_at = pruned_cache.cache_file(cache_dir, path, digest)
         cached = _tf1_frozen_runner(path, frozen_at)
         if cached is not None:
-            return LoadedModule(handle, path, "tf1-hub", *cached)
+            return LoadedModule(handle, path, "tf1-hub", *cached, digest)
+    import tensorflow_hub
+
     try:
-        loaded = hub.load(str(path))
+        loaded = tensorflow_hub.load(str(path))
     except Exception as error:  # TensorFlow raises many types for a bad SavedModel
         raise ModelError(f"cannot load module {handle} from {path}: {first_line(error)}") from None
     if tf1:
         run, size = _tf1_runner(loaded, path, frozen_at)
-        return LoadedModule(handle, path, "tf1-hub", run, size)
+        return LoadedModule(handle, path, "tf1-hub", run, size, digest)
     run, size = _tf2_runner(loaded, handle)
-    return LoadedModule(handle, path, "saved-model", run, size)
+    return LoadedModule(handle, path, "saved-model", run, size, digest)
 
 
 def _in_cache(path: Path, cache_dir: Path) -> bool:
