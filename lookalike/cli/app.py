@@ -8,12 +8,16 @@ sees exactly what the installed command does.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from lookalike.cli import exits
 from lookalike.errors import ImageError, ImageNotFound, InvalidOption, LookalikeError
@@ -45,9 +49,35 @@ class LookalikeGroup(TyperGroup):
             raise typer.Exit(exits.status(failure)) from None
 
 
+class LookalikeCommand(TyperCommand):
+    """Help as click (and sqlite-utils) prints it: arguments in capitals in the usage line (``PATH...``,
+    ``[IMAGE]...``) and listed without the type labels (``<list[Path]>``) typer shows for arguments
+    whatever their metavar; options show their metavar, flags nothing."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        arguments = [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
+        return [self.options_metavar, *map(_usage, arguments)]
+
+    def format_options(self, ctx: typer.Context, formatter) -> None:
+        params = self.get_params(ctx)
+        arguments = [(_usage(p), p.help or "") for p in params if isinstance(p, TyperArgument)]
+        options = [r for p in params if not isinstance(p, TyperArgument) and (r := p.get_help_record(ctx))]
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _usage(argument: TyperArgument) -> str:
+    name = argument.metavar or argument.name.upper()
+    name = name if argument.required else f"[{name}]"
+    return f"{name}..." if argument.nargs != 1 else name
+
+
 app = typer.Typer(
     cls=LookalikeGroup,
     help="Image similarity search: index photo folders, find lookalikes and duplicates, label images.",
+    rich_markup_mode=None,  # plain click help: no panels, and "[default: ...]" is not taken for markup
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -94,7 +124,7 @@ def root(
     """Image similarity search: index photo folders, find lookalikes and duplicates, label images."""
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def labels(
     images: Annotated[list[Path], typer.Argument(help="Image files to classify.", show_default=False)],
     model: ModelOption = None,
@@ -128,7 +158,7 @@ def open_index(index: Path | None, model: str | None = None, create: bool = Fals
     return lookalike.open(index, model=model, create=create, **options)
 
 
-@app.command("index")
+@app.command("index", cls=LookalikeCommand)
 def index_command(
     paths: Annotated[
         list[Path], typer.Argument(help="Folders or image files.", show_default=False, exists=True)
@@ -201,7 +231,7 @@ def index_command(
     raise typer.Exit(exits.batch_status(summary.added + summary.updated + summary.unchanged, summary.failed))
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def search(
     images: Annotated[
         list[str] | None,
@@ -245,7 +275,7 @@ def search(
     raise typer.Exit(exits.batch_status(len(outcomes) - failed, failed))
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def find(
     text: Annotated[str, typer.Argument(help="Words to match in labels or paths, e.g. 'tabby'.")],
     index: IndexOption = None,
@@ -260,7 +290,7 @@ def find(
         output.text_hits(collection.find(text, limit), as_json=as_json, as_csv=as_csv)
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def info(index: IndexOption = None, as_json: JsonOption = False) -> None:
     """What an index holds: model, vector size, images, index type, size on disk, failures."""
     from lookalike.cli import output
@@ -269,7 +299,7 @@ def info(index: IndexOption = None, as_json: JsonOption = False) -> None:
         output.index_info(collection.info(), as_json=as_json)
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def failures(
     index: IndexOption = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1)] = None,
@@ -282,7 +312,7 @@ def failures(
         output.failures(collection.failures(limit), as_json=as_json)
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def duplicates(
     index: IndexOption = None,
     threshold: Annotated[
@@ -339,7 +369,7 @@ def duplicates(
         raise typer.Exit(exits.batch_status(done, len(result.problems)))
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def undo(
     manifest: Annotated[Path, typer.Argument(help="The manifest duplicates --move-to wrote.")],
     index: IndexOption = None,
@@ -353,7 +383,7 @@ def undo(
     raise typer.Exit(exits.batch_status(len(result.restored), len(result.problems)))
 
 
-@app.command()
+@app.command(cls=LookalikeCommand)
 def serve(
     index: IndexOption = None,
     model: ModelOption = None,
@@ -417,4 +447,28 @@ def serve(
 
 def main() -> None:
     """The ``lookalike`` command (every failure is translated inside the app: see LookalikeGroup)."""
-    app(prog_name="lookalike")
+    try:
+        app(prog_name="lookalike")
+    except SystemExit as done:
+        if "tensorflow" in sys.modules:
+            exit_now(done.code)
+        raise
+
+
+def exit_now(code: object) -> None:
+    """Ends a process that loaded TensorFlow without the interpreter's teardown, which takes 0.6-1 s.
+
+    What an exit must still do is done first: atexit handlers (logging, temporary folders) and flushing
+    stdout and stderr. Only when no other thread is left to wait for; otherwise it returns, and the
+    ordinary exit follows. ``code`` is ``SystemExit.code``: None, a status, or a message (status 1).
+    """
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    if not isinstance(code, int | None):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said on it
+            stream.flush()
+    os._exit(code or 0)
