@@ -89,7 +89,9 @@ ModelOption = Annotated[
         "--model",
         "-m",
         envvar="LOOKALIKE_MODEL",
-        help="Catalog name (efficientnet-b0..b7, efficientnet-lite2 offline), TF-Hub handle or module dir.",
+        metavar="NAME",
+        help="A model from the catalog (default: efficientnet-b2; efficientnet-lite2 needs no download), "
+             "a TF-Hub handle or a module dir.",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -100,7 +102,8 @@ IndexOption = Annotated[
         "--index",
         "-i",
         envvar="LOOKALIKE_INDEX",
-        help="Index directory [default: ~/.local/share/lookalike/index].",
+        metavar="DIR",
+        help="The index directory (default: ~/.local/share/lookalike/index).",
         show_default=False,
     ),
 ]
@@ -121,17 +124,35 @@ def root(
         bool, typer.Option("--version", callback=show_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    """Image similarity search: index photo folders, find lookalikes and duplicates, label images."""
+    """Image similarity search: index photo folders, find lookalikes and duplicates, label images.
+
+    \b
+    Start with:
+      lookalike index ~/Pictures        index a folder (run again later: only changes)
+      lookalike search holiday.jpg      the indexed photos that look most like it
+      lookalike duplicates              copies grouped with the file to keep
+
+    Each command's --help has the details.
+    """
 
 
 @app.command(cls=LookalikeCommand)
 def labels(
-    images: Annotated[list[Path], typer.Argument(help="Image files to classify.", show_default=False)],
+    images: Annotated[
+        list[Path], typer.Argument(metavar="IMAGE", help="Image files to classify.", show_default=False)
+    ],
     model: ModelOption = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many labels per image.")] = 5,
+    k: Annotated[
+        int, typer.Option("-k", metavar="N", min=1, max=1000, help="How many labels per image.")
+    ] = 5,
     as_json: JsonOption = False,
 ) -> None:
-    """Classify images with ImageNet labels, no index needed."""
+    """ImageNet labels for images; no index needed.
+
+    \b
+    Example:
+      lookalike labels data/cat.jpg -m efficientnet-lite2 -k 3
+    """
     import lookalike
     from lookalike.cli import output
 
@@ -161,45 +182,62 @@ def open_index(index: Path | None, model: str | None = None, create: bool = Fals
 @app.command("index", cls=LookalikeCommand)
 def index_command(
     paths: Annotated[
-        list[Path], typer.Argument(help="Folders or image files.", show_default=False, exists=True)
+        list[Path],
+        typer.Argument(metavar="PATH", help="Folders or image files.", show_default=False, exists=True),
     ],
     index: IndexOption = None,
     model: ModelOption = None,
-    prune: Annotated[bool, typer.Option(help="Forget indexed files under PATHS that are gone.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Forget indexed files under PATH that are gone.")
+    ] = False,
     extensions: Annotated[
-        str | None, typer.Option("--extensions", help="Comma-separated, e.g. jpg,png (default: all images).")
+        str | None,
+        typer.Option("--extensions", metavar="EXTS", help="Only these, e.g. jpg,png (default: all images)."),
     ] = None,
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
     index_type: Annotated[
         str | None,
-        typer.Option("--index-type", help="auto, flat, ivf or ondisk (remembered) [default: auto]."),
+        typer.Option("--index-type", metavar="TYPE",
+                     help="auto, flat, ivf or ondisk; remembered (default: auto)."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per model batch.")] = 32,
+    batch_size: Annotated[
+        int, typer.Option(metavar="N", min=1, max=1024, help="Images per model batch.")
+    ] = 32,
     commit_every: Annotated[
-        int, typer.Option(min=1, help="Images per commit: the most a killed run has to redo.")
+        int, typer.Option(metavar="N", min=1, help="Images per commit: the most a killed run redoes.")
     ] = 256,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 0.0,
+    wait: Annotated[
+        float, typer.Option(metavar="SECONDS", help="How long to wait for another writer.")
+    ] = 0.0,
     quiet: QuietOption = False,
     engine: Annotated[
-        str | None, typer.Option("--engine", help="Embed in Parquet shards: local (a loop) or ray.",
-                                 show_default=False)
+        str | None, typer.Option("--engine", metavar="NAME", show_default=False,
+                                 help="Embed in Parquet shards: local (a loop) or ray.")
     ] = None,
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster, e.g. ray://HOST:10001 (default: a local "
-                                 "Ray for the run).", show_default=False)
+        str | None, typer.Option("--address", metavar="ADDRESS", show_default=False,
+                                 help="Ray cluster, e.g. ray://HOST:10001 (default: a local Ray).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Ray workers, each with the model loaded once "
-                                 "(default: one per 2 CPUs).", show_default=False)
+        int | None, typer.Option("--workers", metavar="N", min=1, show_default=False,
+                                 help="Ray workers, each loading the model once (default: one per 2 CPUs).")
     ] = None,
     gpus_per_worker: Annotated[
-        float, typer.Option("--gpus-per-worker", min=0.0, help="GPUs each Ray worker holds.")
+        float, typer.Option("--gpus-per-worker", metavar="GPUS", min=0.0, help="GPUs each Ray worker holds.")
     ] = 0.0,
     shard_size: Annotated[
-        int, typer.Option("--shard-size", min=1, help="Files per shard (with --engine).")
+        int, typer.Option("--shard-size", metavar="N", min=1, help="Files per shard (with --engine).")
     ] = 128,
 ) -> None:
-    """Index the images under PATHS: new files are added, changed ones re-embedded."""
+    """Index the images under each PATH; run again, only changes are done.
+
+    New files are added and changed ones embedded again; --prune forgets the gone ones.
+
+    \b
+    Examples:
+      lookalike index ~/Pictures
+      lookalike index ~/Pictures ~/Phone --prune --model efficientnet-lite2
+    """
     from lookalike.cli import output
     from lookalike.cli.progress import embedding_progress
 
@@ -235,18 +273,35 @@ def index_command(
 def search(
     images: Annotated[
         list[str] | None,
-        typer.Argument(help="Image files, '-' for stdin, or indexed paths.", show_default=False),
+        typer.Argument(metavar="IMAGE", help="An image file, '-' for stdin, or an indexed path.",
+                       show_default=False),
     ] = None,
-    image_id: Annotated[int | None, typer.Option("--id", help="Search from an indexed image's id.")] = None,
+    image_id: Annotated[
+        int | None, typer.Option("--id", metavar="ID", help="Search from an indexed image's id.")
+    ] = None,
     index: IndexOption = None,
     model: ModelOption = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=10_000, help="Neighbours per query.")] = 10,
-    min_score: Annotated[float | None, typer.Option(help="Drop neighbours below this cosine.")] = None,
-    label: Annotated[str | None, typer.Option(help="Keep neighbours whose labels match TEXT.")] = None,
+    k: Annotated[int, typer.Option("-k", metavar="N", min=1, max=10_000, help="Neighbours per query.")] = 10,
+    min_score: Annotated[
+        float | None, typer.Option(metavar="SCORE", help="Drop neighbours below this cosine similarity.")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Keep neighbours whose labels match TEXT.")
+    ] = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """Reverse image search: the images that look most like each IMAGE."""
+    """The indexed images that look most like each IMAGE.
+
+    Each IMAGE's own labels first, then its neighbours, most similar first: rank, cosine similarity,
+    path and top label.
+
+    \b
+    Examples:
+      lookalike search holiday.jpg
+      lookalike search --id 42 --label dog --min-score 0.5
+      lookalike search - --json < photo.jpg
+    """
     from lookalike.cli import output
 
     if not images and image_id is None:
@@ -277,13 +332,22 @@ def search(
 
 @app.command(cls=LookalikeCommand)
 def find(
-    text: Annotated[str, typer.Argument(help="Words to match in labels or paths, e.g. 'tabby'.")],
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="Words to match in labels or paths, e.g. 'tabby'.")
+    ],
     index: IndexOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many images.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="At most this many images.")
+    ] = 50,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """Images whose predicted labels (or paths) match TEXT, surest first."""
+    """Images whose labels (or paths) match TEXT, surest first.
+
+    \b
+    Example:
+      lookalike find espresso
+    """
     from lookalike.cli import output
 
     with open_index(index) as collection:
@@ -292,7 +356,10 @@ def find(
 
 @app.command(cls=LookalikeCommand)
 def info(index: IndexOption = None, as_json: JsonOption = False) -> None:
-    """What an index holds: model, vector size, images, index type, size on disk, failures."""
+    """What an index holds: model, images, index type, size.
+
+    Also the vector size, the failures and when it was created.
+    """
     from lookalike.cli import output
 
     with open_index(index) as collection:
@@ -302,7 +369,9 @@ def info(index: IndexOption = None, as_json: JsonOption = False) -> None:
 @app.command(cls=LookalikeCommand)
 def failures(
     index: IndexOption = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", metavar="N", min=1, help="At most this many.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Files that could not be indexed, and why."""
@@ -317,29 +386,42 @@ def duplicates(
     index: IndexOption = None,
     threshold: Annotated[
         float | None,
-        typer.Option(min=0.01, max=1.0, show_default=False,
+        typer.Option(metavar="SCORE", min=0.01, max=1.0, show_default=False,
                      help="Score a copy needs against its keeper: cosine similarity corrected for density "
-                          "[default: calibrated, see README].")
+                          "(default: 0.64, calibrated on real copies: see README).")
     ] = None,
     keep: Annotated[
-        str, typer.Option(help="Keeper policy, in order: content, colour, quality, pixels, size, oldest, "
-                               "newest, shortest-path.")
+        str, typer.Option(metavar="POLICY", help="Keeper criteria, in order: content, colour, quality, "
+                                                 "pixels, size, oldest, newest, shortest-path.")
     ] = "content,colour,quality,size,oldest",
     against: Annotated[
         Path | None,
-        typer.Option(help="Another index or image folder: which of my images are already there?"),
+        typer.Option(metavar="PATH",
+                     help="Another index or image folder: which of my images are already there?"),
     ] = None,
     exact: Annotated[bool, typer.Option("--exact", help="Byte-identical files only: no model.")] = False,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report here.")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", metavar="FILE", help="Also write an HTML report here.")
+    ] = None,
     move_to: Annotated[
-        Path | None, typer.Option(help="Move copies into this folder (undo with: lookalike undo MANIFEST).")
+        Path | None,
+        typer.Option(metavar="DIR", help="Move copies into this folder (undo: lookalike undo MANIFEST)."),
     ] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Delete copies for good (asks first).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
 ) -> None:
-    """Exact and near-duplicate images: each cluster's keeper and its copies; optionally clean up."""
+    """Duplicate images: each original to keep, with its copies.
+
+    Exact and near duplicates: every copy with its similarity to the keeper, and the bytes removing the
+    copies would free. Nothing is moved or deleted unless asked.
+
+    \b
+    Examples:
+      lookalike duplicates --html report.html
+      lookalike duplicates --move-to ~/quarantine
+    """
     from lookalike.cli import output
 
     if move_to and delete:
@@ -371,10 +453,19 @@ def duplicates(
 
 @app.command(cls=LookalikeCommand)
 def undo(
-    manifest: Annotated[Path, typer.Argument(help="The manifest duplicates --move-to wrote.")],
+    manifest: Annotated[
+        Path, typer.Argument(metavar="MANIFEST", help="The manifest duplicates --move-to wrote.")
+    ],
     index: IndexOption = None,
 ) -> None:
-    """Put files moved by duplicates --move-to back where they were, and index them again."""
+    """Put back the files duplicates --move-to moved.
+
+    Each file goes back where it was, byte for byte, and is indexed again.
+
+    \b
+    Example:
+      lookalike undo ~/quarantine/manifest-20261126T101500.jsonl
+    """
     from lookalike.cli import output
 
     with open_index(index) as collection:
@@ -388,37 +479,51 @@ def serve(
     index: IndexOption = None,
     model: ModelOption = None,
     host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback exposes the index and needs --token.")
+        str, typer.Option(metavar="HOST", help="Address to bind; anything but loopback exposes the index "
+                                               "and needs --token.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(metavar="PORT", min=0, max=65535, help="Port to listen on.")] = 8000,
     token: Annotated[
         str | None,
-        typer.Option(envvar="LOOKALIKE_TOKEN", help="Require 'Authorization: Bearer TOKEN' on requests."),
+        typer.Option(envvar="LOOKALIKE_TOKEN", metavar="TOKEN",
+                     help="Require 'Authorization: Bearer TOKEN' on requests."),
     ] = None,
     allowed_host: Annotated[
         list[str] | None,
-        typer.Option(help="Also answer to this Host name (NAME: any port, NAME:PORT: one); repeatable."),
+        typer.Option(metavar="NAME",
+                     help="Also answer to this Host name (NAME: any port, NAME:PORT: one); repeatable."),
     ] = None,
     upload_dir: Annotated[
-        Path | None, typer.Option(help="Allow adding images by upload; they are saved here, then indexed.")
+        Path | None,
+        typer.Option(metavar="DIR", help="Allow adding images by upload; they are saved here, then indexed."),
     ] = None,
     quarantine: Annotated[
-        Path | None, typer.Option(help="Allow moving duplicates from the page; copies are moved here, with "
-                                  "a manifest for undo (as duplicates --move-to).")
+        Path | None, typer.Option(metavar="DIR", help="Allow moving duplicates from the page; copies are "
+                                  "moved here, with a manifest for undo (as duplicates --move-to).")
     ] = None,
-    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted.")] = 20.0,
+    max_upload_mb: Annotated[
+        float, typer.Option(metavar="MB", min=0.001, help="Largest upload accepted.")
+    ] = 20.0,
     max_upload_megapixels: Annotated[
-        float, typer.Option(min=0.01, max=100.0, help="Most pixels an upload may declare (memory bound).")
+        float, typer.Option(metavar="MP", min=0.01, max=100.0,
+                            help="Most megapixels an upload may declare (memory bound).")
     ] = 40.0,
     max_decodes: Annotated[
-        int, typer.Option(min=1, max=64, help="Uploads and thumbnails decoded at once (memory bound).")
+        int, typer.Option(metavar="N", min=1, max=64,
+                          help="Uploads and thumbnails decoded at once (memory bound).")
     ] = 2,
     batching: Annotated[
         bool, typer.Option(help="Embed concurrent queries in one model batch (slower on 2 cores: see "
                             "docs/benchmarks.md, Service load).")
     ] = False,
 ) -> None:
-    """Serve the HTTP API and the search page (http://127.0.0.1:8000/ by default)."""
+    """Serve the search page and the HTTP API.
+
+    \b
+    Examples:
+      lookalike serve                  # then open http://127.0.0.1:8000/
+      lookalike serve --quarantine ~/quarantine
+    """
     import uvicorn
 
     from lookalike.index.collection import open_collection
