@@ -7,7 +7,8 @@ The tree (catch a branch to handle everything under it)::
     +-- ImageError                  a file or upload that is not a readable image (.source, .reason)
     +-- ModelError                  a model that cannot be found, downloaded or used
     +-- CollectionError             an index directory that cannot be used as asked
-    |   +-- NotAnIndex              no index there, or a file that is not one
+    |   +-- NotAnIndex              a database that is not an index
+    |   |   +-- NoIndex             no index there at all (.directory): ``lookalike index`` makes one
     |   +-- IndexTooNew             written by a newer lookalike: upgrade the program
     |   +-- ModelMismatchError      vectors from one model offered to an index built with another
     |   +-- ImageNotFound           no image with that id (.id)
@@ -56,6 +57,16 @@ class CollectionError(LookalikeError):
 
 class NotAnIndex(CollectionError):
     """The directory holds no lookalike index, or its database is not one."""
+
+
+class NoIndex(NotAnIndex):
+    """No index in this directory yet (its database file is missing); the CLI says how to create one."""
+
+    def __init__(self, directory: object, database: str) -> None:
+        from lookalike.paths import display
+
+        self.directory = directory
+        super().__init__(f"no lookalike index in {display(directory)} (missing {database})")
 
 
 class IndexTooNew(CollectionError):

@@ -37,7 +37,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from lookalike.embedder.traits import Traits
-from lookalike.errors import CollectionError, IndexTooNew, NoSpace, NotAnIndex, WriterBusy
+from lookalike.errors import CollectionError, IndexTooNew, NoIndex, NoSpace, NotAnIndex, WriterBusy
 from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
 DB_NAME = "lookalike.db"
@@ -226,7 +226,7 @@ class Store:
         path = directory / DB_NAME
         if not path.exists():
             if not create:
-                raise NotAnIndex(f"no lookalike index in {display(directory)} (missing {DB_NAME})")
+                raise NoIndex(directory, DB_NAME)
             directory.mkdir(parents=True, exist_ok=True)
         # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE) below.
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
