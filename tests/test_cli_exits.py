@@ -86,6 +86,31 @@ def test_messages_are_one_printable_line():
         "cannot open /x/a\\nb\\x1b[2J: gone")
 
 
+def test_no_index_says_how_to_create_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("LOOKALIKE_INDEX", raising=False)
+    default = tmp_path / "data" / "lookalike" / "index"
+    assert error_lines(run("search", "x.jpg")) == [
+        f"error: no lookalike index in {default} (missing lookalike.db); "
+        "create one with: lookalike index FOLDER"]
+    elsewhere = tmp_path / "my photos"
+    assert error_lines(run("info", "--index", elsewhere)) == [
+        f"error: no lookalike index in {elsewhere} (missing lookalike.db); "
+        f"create one with: lookalike index FOLDER --index '{elsewhere}'"]
+
+
+def test_another_model_than_the_index_s_says_what_to_do(indexed, tmp_path, tf2_module):
+    index, photos, _ = indexed
+    new = tmp_path / "new"
+    new.mkdir()
+    blocks(new / "new.png", 7)
+    result = run("index", new, "--index", index, "--model", tf2_module, "-q")
+    assert result.exit_code == 1
+    (line,) = error_lines(result)
+    assert "refusing vectors from" in line
+    assert line.endswith("; leave out --model (an index remembers its own) or use another --index")
+
+
 # -- through the app: one line, the status, in-process as in a real process ---------------------------
 
 

@@ -101,7 +101,8 @@ def test_expected_failures_are_one_line_with_exit_1(tmp_path, indexed):
 def test_usage_errors_exit_2(indexed):
     index, _ = indexed
     no_query = run("search", "--index", index)
-    assert no_query.exit_code == 2 and error_lines(no_query) == ["error: give IMAGE(s) or --id"]
+    assert no_query.exit_code == 2
+    assert error_lines(no_query) == ["error: give an IMAGE (a file, or - for stdin) or --id ID"]
     assert run("index").exit_code == 2
 
 

@@ -305,7 +305,7 @@ def search(
     from lookalike.cli import output
 
     if not images and image_id is None:
-        raise InvalidOption("IMAGE", "give IMAGE(s) or --id")
+        raise InvalidOption("IMAGE", "give an IMAGE (a file, or - for stdin) or --id ID")
     options = {"min_score": min_score, "label": label}
     outcomes = []  # (query, SearchResult or the error of that one input), in the order asked
     with open_index(index, model) as collection:

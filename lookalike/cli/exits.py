@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from pathlib import Path
 
-from lookalike.errors import InvalidOption, LookalikeError, NoSpace
+from lookalike.errors import InvalidOption, LookalikeError, ModelMismatchError, NoIndex, NoSpace
 from lookalike.paths import display
 
 OK = 0
@@ -55,8 +56,26 @@ def batch_status(done: int, failed: int) -> int:
 
 
 def message(error: BaseException) -> str:
-    """``str(error)`` as one printable line (a newline in a file name cannot forge a second one)."""
-    return display(str(error))
+    """``str(error)`` and what to do next, as one printable line (a newline in a file name cannot forge a
+    second one)."""
+    step = next_step(error)
+    return display(f"{error}; {step}" if step else str(error))
+
+
+def next_step(error: BaseException) -> str | None:
+    """The command line's advice for a failure whose library message cannot give it (it does not know
+    the options a command has), or None when the message already says what to do."""
+    if isinstance(error, NoIndex):
+        from lookalike.cli.output import command
+        from lookalike.index.collection import default_directory
+
+        words = ["lookalike", "index", "FOLDER"]
+        if Path(error.directory) != default_directory().expanduser().resolve():
+            words += ["--index", error.directory]
+        return f"create one with: {command(*words)}"
+    if isinstance(error, ModelMismatchError):
+        return "leave out --model (an index remembers its own) or use another --index"
+    return None
 
 
 def expected(error: BaseException) -> LookalikeError | None:
