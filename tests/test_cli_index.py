@@ -17,6 +17,7 @@ import time
 import pytest
 
 import lookalike
+from lookalike.index.report import human_size
 from lookalike.index.vectors import saved_generation
 from tests.cli import error_lines, run
 from tests.photos import blocks, photo_folder
@@ -74,6 +75,8 @@ def test_find_info_and_failures(indexed, tmp_path):
     assert len(listed) == 1 and listed[0].endswith(f"  {empty}: empty file")
     info = json.loads(run("info", "--index", index, "--json").stdout_bytes)
     assert (info["images"], info["failures"], info["index_type"]) == (len(photos), 1, "flat")
+    shown = run("info", "--index", index).stdout.splitlines()
+    assert f"size on disk  {human_size(info['disk_bytes'])}" in shown  # as duplicates and the page do
     found = run("find", "copies", "--index", index, "--json")
     assert len(json.loads(found.stdout_bytes)) == len([n for n in photos if n.endswith("-small")])
 

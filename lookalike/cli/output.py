@@ -157,6 +157,8 @@ def text_hits(hits, *, as_json: bool, as_csv: bool) -> None:
 
 
 def index_info(info, *, as_json: bool) -> None:
+    from lookalike.index.report import human_size
+
     if as_json:
         json_out(asdict(info))
         return
@@ -166,7 +168,7 @@ def index_info(info, *, as_json: bool) -> None:
         ("vector size", info.vector_size or "-"),
         ("images", info.images),
         ("index type", info.index_type),
-        ("size on disk", f"{info.disk_bytes / 2**20:.1f} MiB"),
+        ("size on disk", human_size(info.disk_bytes)),
         ("failures", info.failures),
         ("created", info.created or "-"),
     ]

@@ -178,8 +178,17 @@ function findText(text) {
 const UNDO_KEY = "lookalike-last-move";
 const review = { threshold: null, quarantine: false };
 
+// Sizes exactly as the command line and the HTML report print them (lookalike.index.report.human_size):
+// decimal units, one decimal place. tests/test_page_sizes.py holds the two to the same answers.
 function fileSize(bytes) {
-  return bytes < 2 ** 20 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  let size = bytes;
+  let unit = "B";
+  for (const bigger of ["KB", "MB", "GB"]) {
+    if (size < 1000) break;
+    size /= 1000;
+    unit = bigger;
+  }
+  return unit === "B" ? `${bytes} B` : `${size.toFixed(1)} ${unit}`;
 }
 
 function movable(state, copy) {
