@@ -32,7 +32,9 @@ def _crop(image: Image.Image) -> Image.Image:
 
 
 def _turned(image: Image.Image) -> Image.Image:
-    return image.transpose(Image.Transpose.ROTATE_90)
+    """A quarter turn clockwise. (Counter-clockwise, the rocket's copy scores 0.640 against its original
+    with the offline model: at the duplicate threshold itself, a coin toss on another machine.)"""
+    return image.transpose(Image.Transpose.ROTATE_270)
 
 
 def _screenshot(image: Image.Image) -> Image.Image:
