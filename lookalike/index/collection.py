@@ -57,6 +57,7 @@ from lookalike.index.shards import SHARD_SIZE
 from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, match_labels
 from lookalike.index.walk import FoundFile, Walk, digest_file, open_regular, walk
 from lookalike.paths import FileSet, absolute
+from lookalike.results import Image, Neighbour, SearchResult
 
 if TYPE_CHECKING:
     from lookalike.embedder import Embedder, Fingerprint
@@ -91,44 +92,6 @@ class AddSummary:
     failed: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Image:
-    """An indexed image as answers show it."""
-
-    id: int
-    path: str
-    width: int
-    height: int
-    size: int
-    format: str
-    labels: list[Label]
-
-    @property
-    def top_label(self) -> Label | None:
-        return self.labels[0] if self.labels else None
-
-    @classmethod
-    def from_row(cls, row: ImageRow) -> Image:
-        labels = [Label(la["name"], la["index"], la["probability"]) for la in row.labels]
-        return cls(row.id, row.path, row.width, row.height, row.size, row.format, labels)
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    rank: int
-    score: float
-    image: Image
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The query's own labels, and its nearest images best first (the query itself left out)."""
-
-    query_labels: list[Label]
-    neighbours: list[Neighbour]
-    query_id: int | None = None
 
 
 @dataclass(frozen=True)
