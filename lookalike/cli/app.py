@@ -76,7 +76,6 @@ def _usage(argument: TyperArgument) -> str:
 
 app = typer.Typer(
     cls=LookalikeGroup,
-    help="Image similarity search: index photo folders, find lookalikes and duplicates, label images.",
     rich_markup_mode=None,  # plain click help: no panels, and "[default: ...]" is not taken for markup
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -128,9 +127,9 @@ def root(
 
     \b
     Start with:
-      lookalike index ~/Pictures        index a folder (run again later: only changes)
-      lookalike search holiday.jpg      the indexed photos that look most like it
-      lookalike duplicates              copies grouped with the file to keep
+      lookalike index ~/Pictures    index a folder (run again: only what changed)
+      lookalike search holiday.jpg  the indexed photos that look most like it
+      lookalike duplicates          copies grouped with the file to keep
 
     Each command's --help has the details.
     """
@@ -229,7 +228,7 @@ def index_command(
         int, typer.Option("--shard-size", metavar="N", min=1, help="Files per shard (with --engine).")
     ] = 128,
 ) -> None:
-    """Index the images under each PATH; run again, only changes are done.
+    """Index the images under each PATH (run again: only changes).
 
     New files are added and changed ones embedded again; --prune forgets the gone ones.
 
