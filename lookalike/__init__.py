@@ -25,6 +25,7 @@ from lookalike.errors import (
     NoSpace,
     NotAnIndex,
     QuarantineError,
+    ServerUnavailable,
     StaleFile,
     WriterBusy,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "NoSpace",
     "NotAnIndex",
     "QuarantineError",
+    "ServerUnavailable",
     "StaleFile",
     "WriterBusy",
     "classify",

@@ -16,6 +16,7 @@ The tree (catch a branch to handle everything under it)::
     |   +-- WriterBusy              another writer holds the index (.retry_after seconds)
     |   +-- NoSpace                 the disk (or quota) is full; nothing committed was lost
     +-- QuarantineError             a manifest that cannot be read or acted on
+    +-- ServerUnavailable           a ``lookalike serve`` that cannot be reached or is busy (.url)
 
 Each class maps to one exit status in :mod:`lookalike.cli.exits` and one HTTP status in
 :mod:`lookalike.server.app` (``STATUSES``), in one table each.
@@ -101,3 +102,12 @@ class NoSpace(CollectionError):
 
 class QuarantineError(LookalikeError):
     """A quarantine manifest that cannot be read, or is not one."""
+
+
+class ServerUnavailable(LookalikeError):
+    """The ``lookalike serve`` at ``url`` did not answer, or answered that it is busy: try again later,
+    or ask without the server (the local index and model)."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(message)

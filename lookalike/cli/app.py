@@ -107,6 +107,17 @@ IndexOption = Annotated[
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="LOOKALIKE_SERVER",
+        metavar="URL",
+        help="Ask the running 'lookalike serve' at URL (its index and model; LOOKALIKE_TOKEN if it needs "
+        "one) instead of loading them here.",
+        show_default=False,
+    ),
+]
 
 
 def show_version(value: bool) -> None:
@@ -145,6 +156,7 @@ def labels(
         int, typer.Option("-k", metavar="N", min=1, max=1000, help="How many labels per image.")
     ] = 5,
     as_json: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """ImageNet labels for images; no index needed.
 
@@ -157,7 +169,8 @@ def labels(
 
     done = failed = 0
     records = []
-    for source, result in lookalike.classify(images, model=model, k=k):
+    results = remote(server).classify(images, k) if server else lookalike.classify(images, model=model, k=k)
+    for source, result in results:
         if isinstance(result, ImageError):
             failed += 1
             output.input_error(source, result)
@@ -176,6 +189,13 @@ def open_index(index: Path | None, model: str | None = None, create: bool = Fals
     import lookalike
 
     return lookalike.open(index, model=model, create=create, **options)
+
+
+def remote(url: str):
+    """The ``lookalike serve`` at ``url``, with the token ``serve`` reads too (``LOOKALIKE_TOKEN``)."""
+    from lookalike.remote import Server
+
+    return Server(url, token=os.environ.get("LOOKALIKE_TOKEN"))
 
 
 @app.command("index", cls=LookalikeCommand)
@@ -289,6 +309,7 @@ def search(
     ] = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
+    server: ServerOption = None,
 ) -> None:
     """The indexed images that look most like each IMAGE.
 
@@ -307,7 +328,7 @@ def search(
         raise InvalidOption("IMAGE", "give an IMAGE (a file, or - for stdin) or --id ID")
     options = {"min_score": min_score, "label": label}
     outcomes = []  # (query, SearchResult or the error of that one input), in the order asked
-    with open_index(index, model) as collection:
+    with remote(server) if server else open_index(index, model) as collection:
         queries: list[tuple[str, int | str]] = [(f"id {image_id}", image_id)] if image_id is not None else []
         queries += [(image, image) for image in images or []]
         for query, target in queries:

@@ -137,6 +137,13 @@ def load_image(source: ImageSource, size: int) -> DecodedImage:
                         traits=image_traits(image, quality, (width, height)))
 
 
+def read_bytes(source: str | os.PathLike[str]) -> bytes:
+    """A file's content, refused with the ImageError decoding it would get (missing, not a regular file,
+    empty, changed while read): what a client sends to ``lookalike serve`` instead of decoding it."""
+    with _binary_stream(source) as (stream, _):
+        return stream.read()
+
+
 def read_traits(source: ImageSource) -> Traits:
     """A file's :class:`~lookalike.embedder.traits.Traits` alone, decoded at reduced size."""
     image, size, _, quality = _decode(source, THUMB)
