@@ -48,7 +48,7 @@ COPIES: dict[str, Callable[[Image.Image], Image.Image]] = {
     "turned": _turned,
     "screenshot": _screenshot,
 }
-QUALITY = 60  # a re-save below the originals' (data/ holds quality 75 JPEGs): the keeper stays the original
+QUALITY = 60  # a re-save below the originals' (data/ holds quality 90 JPEGs): the keeper stays the original
 
 
 def make_copies(source: Path, dest: Path) -> list[Path]:
