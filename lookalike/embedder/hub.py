@@ -244,9 +244,9 @@ def _tf1_frozen_runner(path: Path, frozen_at: Path) -> tuple[Runner, int | None]
 
 def _runner(function) -> Runner:
     def run(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs = function(tf.constant(pixels, dtype=tf.float32))
-        features = outputs[0].numpy()
-        logits = outputs[1].numpy() if len(outputs) > 1 else None
+        outputs = function(tf.constant(pixels, dtype=tf.float32))  # tensors, or arrays from the frozen one
+        features = np.asarray(outputs[0])
+        logits = np.asarray(outputs[1]) if len(outputs) > 1 else None
         return _flatten(features), logits
 
     return run

@@ -3,13 +3,17 @@
 Why: a cold ``lookalike search`` spent most of its model time in ``hub.load`` of the TF1 SavedModel (3.2 s
 for the offline Lite2 on the loaded 2-core machine) and pruning it (0.7 s). The same function as a frozen
 GraphDef (weights as constants, only the ops that lead from ``images`` to features and logits) is parsed and
-wrapped in 0.4 s (bench/coldstart.py, "Cold start" in docs/benchmarks.md).
+imported in 0.1-0.4 s (bench/coldstart.py, "Cold start" in docs/benchmarks.md).
 
 On a machine without a GPU the frozen graph is also optimised once by grappler before it is saved (for the
-CPU: constants folded, convolutions fused with their bias and activation), and the loaded function is run
-with grappler off: otherwise grappler optimises the same graph again at every process's first call, 0.45 s
-of a 0.7 s first call, for the same outputs and the same batch speed. With a GPU the graph is saved as frozen
-and optimised at the first call as usual, for whichever device runs it.
+CPU: constants folded, convolutions fused with their bias and activation), and run with grappler off:
+otherwise grappler optimises the same graph again at every process's first call, 0.45 s of a 0.7 s first
+call, for the same outputs and the same batch speed. With a GPU the graph is saved as frozen and optimised
+at the first run as usual, for whichever device runs it.
+
+It runs in a TF1 ``Session`` of its own graph rather than as a ``tf.function``: the session's own config
+turns grappler off for this graph alone, and it skips the eager function's copies of a FunctionDef that
+holds every weight (load + first call 0.29 s against 0.5-0.7 s for Lite2, the same outputs).
 
 The file lives under ``<cache dir>/.lookalike-pruned/``, named by the module's path and the digest of its
 files plus the TensorFlow version and this format's version, so a module whose files change (other weights
@@ -26,9 +30,10 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 
@@ -45,24 +50,33 @@ def cache_file(cache_dir: Path, module_path: Path, digest: str) -> Path:
     return _folder(cache_dir) / name
 
 
-def load(path: Path, feeds: Sequence[str], fetches: Sequence[str]):
-    """The frozen function ``f(images) -> [outputs]``, or None if the file is missing or unusable."""
+def load(path: Path, feeds: Sequence[str], fetches: Sequence[str]) -> Callable[[np.ndarray], list] | None:
+    """The frozen function ``f(images) -> [outputs as arrays]``, or None if the file is missing or unusable.
+
+    ``f`` may be called from several threads at once (``Session.run`` is thread-safe).
+    """
     if not path.is_file():
         return None
     try:
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(path.read_bytes())
-
-        def imported(images):
-            return tf.compat.v1.import_graph_def(
-                graph_def, input_map=dict.fromkeys(feeds, images), return_elements=list(fetches), name=""
-            )
-
-        function = tf.compat.v1.wrap_function(imported, [tf.TensorSpec([None, None, None, 3], tf.float32)])
-        return _without_grappler(function) if _cpu_only() else function
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+            inputs = [graph.get_tensor_by_name(name) for name in feeds]
+            outputs = [graph.get_tensor_by_name(name) for name in fetches]
+        config = tf.compat.v1.ConfigProto()
+        config.graph_options.rewrite_options.disable_meta_optimizer = _cpu_only()  # optimised when saved
+        session = tf.compat.v1.Session(graph=graph, config=config)
     except Exception as error:  # a truncated or foreign file: the slow path rebuilds it
         log.debug("ignoring pruned-function cache %s: %s", path, error)
         return None
+
+    def run(images: np.ndarray) -> list:
+        batch = np.asarray(images, dtype=np.float32)
+        return session.run(outputs, dict.fromkeys(inputs, batch))
+
+    return run
 
 
 def save(path: Path, pruned) -> None:
@@ -106,31 +120,6 @@ def _optimised_for_cpu(frozen):
     meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def, graph=frozen.graph)
     meta_graph.collection_def["train_op"].node_list.value.extend(t.name for t in frozen.outputs)
     return tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta_graph)
-
-
-def _without_grappler(function):
-    """Calls ``function`` with grappler off: its graph was optimised when it was frozen.
-
-    Grappler reads the options of the calling thread at the function's first call; they are set for
-    each call (on the thread making it), so no other function of the process is affected.
-    """
-    from tensorflow.python.eager import context
-
-    config = context.context().config
-    config.allow_soft_placement = True  # as TensorFlow's default function call options have it
-    config.graph_options.rewrite_options.disable_meta_optimizer = True
-    options = context.FunctionCallOptions(config_proto=config)
-
-    def call(images):
-        eager = context.context()
-        saved = eager.function_call_options
-        eager.function_call_options = options
-        try:
-            return function(images)
-        finally:
-            eager.function_call_options = saved
-
-    return call
 
 
 def _folder(cache_dir: Path) -> Path:
