@@ -65,6 +65,21 @@ def test_a_turned_copy_is_found_by_the_orientation_check(collection, files):
     assert cluster.copies[0].similarity > THRESHOLD  # ...turned back, it does
 
 
+def test_a_turned_copy_whose_pixels_differ_is_not_a_copy(collection, files):
+    """The model can find two pictures alike once one is turned; a turned copy is also the same
+    picture pixel by pixel. A stored thumbnail that says otherwise keeps them apart."""
+    turned = collection.store.get_by_path(files["cameraman-turned"])
+    noise = np.random.default_rng(0).integers(0, 256, len(turned.traits.thumbnail), dtype=np.uint8)
+    collection.store.db.conn.execute("UPDATE images SET thumbnail = ? WHERE id = ?",
+                                     (noise.tobytes(), turned.id))
+    assert "cameraman" not in named(collection.duplicates(THRESHOLD), files)
+
+
+def test_an_index_from_before_thumbnails_reads_them_from_the_files(collection, files):
+    collection.store.db.conn.execute("UPDATE images SET thumbnail = NULL")  # as schema 3 left them
+    assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
+
+
 def test_a_looser_threshold_never_chains_distinct_pictures_through_a_copy(collection, files):
     for cluster in collection.duplicates(0.8):
         keeper = collection.store.get(cluster.keeper.id).vector

@@ -24,10 +24,11 @@ from lookalike.index.duplicates import (
     exact_groups,
     orientation_pixels,
     pair_score,
+    pixel_agreement,
     second_look,
     similar_pairs,
     similar_pairs_between,
-    turn_candidates,
+    worth_a_look,
 )
 from lookalike.index.vectors import VectorIndex
 
@@ -280,9 +281,45 @@ def test_only_shapes_a_quarter_turn_apart_get_the_orientation_check():
     assert could_be_turned((640, 480), (520, 700))  # a turned copy with a border or a slight crop
     assert not could_be_turned((640, 480), (640, 480))  # two landscapes: a turn cannot relate them
     assert not could_be_turned((640, 480), (0, 0))  # unreadable size
-    pairs = [Pair(1, 2, 0.5), Pair(1, 3, 0.6)]
-    shapes = {1: (400, 300), 2: (300, 400), 3: (400, 300)}
-    assert turn_candidates(pairs, shapes, shapes) == [Pair(1, 2, 0.5)]
+    # Whole neighbour lists at once: a turn, a thumbnail, two landscapes alike, an unreadable size.
+    a = np.array([[400, 300], [1600, 1200], [400, 300], [400, 300]])
+    b = np.array([[300, 400], [400, 300], [420, 310], [0, 0]])
+    assert worth_a_look(a, b).tolist() == [True, True, False, False]
+
+
+def test_the_second_looks_candidates_come_from_the_same_search():
+    """Neighbours under the threshold but from LOOK_FLOOR up, among the first LOOK_K, that the shape
+    test accepts: offered once each, with no second pass over the index."""
+    axes = np.eye(DIM, dtype=np.float32)
+    turned = axes[0] * 0.6 + axes[5] * 0.8  # cosine 0.6 to image 10: under the threshold, over the floor
+    vectors = np.vstack([axes[:4], turned]).astype(np.float32)
+    ids = np.arange(10, 15)
+    shapes = {10: (400, 300), 11: (400, 300), 12: (400, 300), 13: (400, 300), 14: (300, 400)}
+
+    def shaped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return worth_a_look(np.array([shapes[i] for i in a]), np.array([shapes[i] for i in b]))
+
+    looks: list[Pair] = []
+    pairs = similar_pairs(exact_index(vectors, ids), vectors, ids, THRESHOLD, look=shaped, looks=looks)
+    assert pairs == []
+    assert [(p.a, p.b) for p in looks] == [(10, 14)]
+    assert looks[0].similarity == pytest.approx(float(vectors[0] @ vectors[4]), abs=1e-5)
+
+
+def test_pixels_agree_for_the_same_picture_turned_or_mirrored_but_not_for_another():
+    from lookalike.embedder.traits import THUMBNAIL_SIDE
+
+    rng = np.random.default_rng(3)
+    picture = rng.integers(0, 256, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+    other = rng.integers(0, 256, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+    darker = (picture * 0.5 + 20).astype(np.uint8)  # brightness and contrast: correlation ignores them
+    assert pixel_agreement(picture.tobytes(), np.rot90(picture).tobytes()) == pytest.approx(1.0)
+    assert pixel_agreement(picture.tobytes(), picture[:, ::-1].tobytes()) == pytest.approx(1.0)
+    assert pixel_agreement(picture.tobytes(), darker.tobytes()) > 0.99
+    assert pixel_agreement(picture.tobytes(), other.tobytes()) < 0.5
+    assert pixel_agreement(picture.tobytes(), b"") == -1.0  # not recorded: never agrees
+    flat = np.full_like(picture, 128)
+    assert pixel_agreement(flat.tobytes(), flat.tobytes()) == -1.0  # nothing to compare
 
 
 def test_orientation_pixels_are_the_two_quarter_turns():

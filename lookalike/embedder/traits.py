@@ -7,6 +7,8 @@
   least recompressed copy can be preferred.
 - **Colours**: a hue histogram weighted by saturation. Two versions of one design in other colours
   (a purple and a blue wallpaper) look alike to an ImageNet model; their hues do not.
+- **Thumbnail**: the whole picture's luminance at ``THUMBNAIL_SIDE`` pixels a side (256 bytes), so a pair the
+  model finds alike only once turned or shrunk can be checked pixel by pixel without decoding again.
 
 All of it comes from a thumbnail of at most ``THUMB`` pixels a side: well under a millisecond next to
 the decode itself.
@@ -29,6 +31,7 @@ MAX_CAPTION = 0.2  # a caption band is at most this share of the height
 EDGE_SHARE = 0.3  # share of the first picture line that must differ clearly from the band before it
 GREY_CHROMA = 10  # max(R,G,B) - min(R,G,B) below this at the 99th percentile: a grey picture
 COLOURFUL = 0.04  # mean saturation (0-1) over which the hue histogram says something
+THUMBNAIL_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Traits:
     quality: int  # 100 for lossless, else the estimated JPEG quality (1-99)
     colours: bytes  # HUE_BINS saturation-weighted hue bins (uint8, summing to about 255); empty if grey
     colourfulness: float  # mean saturation, 0-1
+    thumbnail: bytes = b""  # THUMBNAIL_SIDE^2 luminance bytes of the whole picture (a content box
+    # would not turn with it: caption bands are sought at the top and bottom); empty if not recorded
 
     @property
     def content_pixels(self) -> int:
@@ -60,8 +65,26 @@ def image_traits(image: Image.Image, quality: int = 100, size: tuple[int, int] |
     colours, colourfulness = hue_histogram(content)
     return Traits(
         max(1, round((right - left) * scale_x)), max(1, round((bottom - top) * scale_y)),
-        greyscale, quality, b"" if greyscale else colours, colourfulness,
+        greyscale, quality, b"" if greyscale else colours, colourfulness, luminance_thumbnail(pixels),
     )
+
+
+def luminance_thumbnail(pixels: np.ndarray) -> bytes:
+    """RGB pixels [h, w, 3] as ``THUMBNAIL_SIDE`` x ``THUMBNAIL_SIDE`` luminance bytes (PIL's "L")."""
+    grey = Image.fromarray(pixels.astype(np.uint8), "RGB").convert("L")
+    return grey.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX).tobytes()
+
+
+def thumbnail_signal(thumbnail: bytes) -> np.ndarray | None:
+    """A thumbnail with zero mean and unit norm (None if missing or flat): two of them multiplied and
+    summed give their correlation, which brightness and contrast changes leave alone."""
+    if len(thumbnail) != THUMBNAIL_SIDE * THUMBNAIL_SIDE:
+        return None
+    side = THUMBNAIL_SIDE
+    values = np.frombuffer(thumbnail, dtype=np.uint8).reshape(side, side).astype(np.float32)
+    values -= values.mean()
+    norm = float(np.linalg.norm(values))
+    return values / norm if norm > 0 else None
 
 
 def content_box(pixels: np.ndarray) -> tuple[int, int, int, int]:

@@ -36,7 +36,7 @@ from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_RANKS,
-    ORIENTATION_FLOOR,
+    PIXEL_AGREEMENT,
     Cluster,
     ImageRecord,
     KeeperPolicy,
@@ -44,14 +44,16 @@ from lookalike.index.duplicates import (
     build_clusters,
     build_matches,
     could_be_scaled,
+    could_be_turned,
     density,
     orientation_pixels,
     pair_score,
+    pixel_agreement,
     recheck_orientations,
     second_look,
     similar_pairs,
     similar_pairs_between,
-    turn_candidates,
+    worth_a_look,
 )
 from lookalike.index.shards import SHARD_SIZE
 from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, match_labels
@@ -68,7 +70,6 @@ SHARDS_DIR = "shards"  # in the index directory: Parquet shards made by an engin
 SAVE_EVERY_S = 60.0  # during a long run, refresh the FAISS file this often for readers
 LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbours that match
 PAIR_CHUNK = 4096  # vectors read from SQLite per duplicate self-search call
-ORIENTATION_K = 8  # neighbours per image offered to the orientation check
 ORIENTATION_BATCH = 16  # images per forward pass of the orientation check (x2 turns)
 
 Progress = Callable[[int, int], None]  # (images embedded so far, images to embed)
@@ -601,16 +602,23 @@ class Collection:
 
     def _near_pairs(self, find: Callable[..., list[Pair]], index: vectors.VectorIndex, targets: Store,
                     threshold: float, densities: dict[int, float]) -> list[Pair]:
-        """Scored pairs at the threshold, plus closest-neighbour pairs from ``ORIENTATION_FLOOR`` up,
-        shaped a quarter turn apart, that reach it once turned (:func:`recheck_orientations`).
+        """Scored pairs at the threshold, plus those a second look (:meth:`_second_looks`) brings to it.
 
         ``find`` searches my vectors against ``index``, whose ids are rows of ``targets`` (this store,
-        or the other set's) and fills ``densities`` for my images; across two sets an archive image is
-        scored with its query's density.
+        or the other set's), fills ``densities`` for my images and, from the same search, collects the
+        neighbours shaped for a second look; across two sets an archive image is scored with its
+        query's density.
         """
         across = targets is not self.store
+        with self._lock:
+            my_shapes = self.store.shapes()
+            their_shapes = targets.shapes() if across else my_shapes
+
+        def shaped_for_a_look(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return worth_a_look(_shapes_of(my_shapes, a), _shapes_of(their_shapes, b))
+
         found: list[Pair] = []
-        maybe: list[Pair] = []
+        looks: list[Pair] = []
         chunks = self.store.iter_vectors(PAIR_CHUNK)
         while True:
             # The collection lock is held a chunk at a time, so searches from other threads (the HTTP
@@ -619,33 +627,51 @@ class Collection:
                 if (chunk_of := next(chunks, None)) is None:
                     break
                 ids, chunk = chunk_of
-                found += find(index.index, chunk, ids, threshold, densities=densities, by_density=True)
-                maybe += find(index.index, chunk, ids, ORIENTATION_FLOOR, ORIENTATION_K, max_k=ORIENTATION_K)
+                found += find(index.index, chunk, ids, threshold, densities=densities, by_density=True,
+                              look=shaped_for_a_look, looks=looks)
 
-        def scored(p: Pair, similarity: float) -> Pair:
+        def scored(p: Pair) -> Pair:
             mine = densities.get(p.a)
             theirs = mine if across else densities.get(p.b)
-            return Pair(p.a, p.b, similarity, pair_score(similarity, mine, theirs))
+            return Pair(p.a, p.b, p.similarity, pair_score(p.similarity, mine, theirs))
 
-        sure = [q for p in found if (q := scored(p, p.similarity)).score >= threshold]
-        taken = {(p.a, p.b) for p in sure}
-        maybe = [p for p in maybe if (p.a, p.b) not in taken and scored(p, p.similarity).score < threshold]
-        if maybe:
-            with self._lock:
-                candidates = {r.id: r for r in self.store.get_many(list({p.a for p in maybe}), vector=True)}
-                rows = {r.id: r for r in targets.get_many(list({p.b for p in maybe}), vector=True)}
-            mine = {i: (row.width, row.height) for i, row in candidates.items()}
-            theirs = {i: (row.width, row.height) for i, row in rows.items()}
-            turns = turn_candidates(maybe, mine, theirs)
-            variants = self._orientation_vectors({p.a for p in turns})
-            turned = recheck_orientations(turns, -1.0, variants, {i: row.vector for i, row in rows.items()})
-            sure += [q for p in turned if (q := scored(p, p.similarity)).score >= threshold]
-            taken = {(p.a, p.b) for p in sure}
-            scales = [p for p in maybe if (p.a, p.b) not in taken and p.a in mine and p.b in theirs
-                      and could_be_scaled(mine[p.a], theirs[p.b])]
-            sure += [q for p in self._scaled_pairs(scales, candidates, rows)
-                     if (q := scored(p, p.similarity)).score >= threshold]
-        return sure
+        sure, short = [], []
+        for p in map(scored, found):
+            (sure if p.score >= threshold else short).append(p)
+        if short:
+            shaped = shaped_for_a_look(np.array([p.a for p in short]), np.array([p.b for p in short]))
+            looks += [p for p, keep in zip(short, shaped, strict=True) if keep]
+        return sure + [scored(p) for p in self._second_looks(looks, targets,
+                                                             lambda p: scored(p).score >= threshold)]
+
+    def _second_looks(self, pairs: Sequence[Pair], targets: Store,
+                      good: Callable[[Pair], bool]) -> list[Pair]:
+        """The pairs (my ``a``, ``targets``' ``b``) that a second look makes ``good``: their pixels agree
+        once aligned (``PIXEL_AGREEMENT``, from the stored thumbnails), and re-embedded a quarter turn
+        (:func:`recheck_orientations`) or a many-times scale (:meth:`_scaled_pairs`) apart, they reach
+        the threshold; each with the best similarity seen.
+
+        Only pairs whose shapes allow a turn or a scale are looked at, and only those whose pixels agree
+        are re-embedded, the costly part: a few per copy, whatever the collection's size."""
+        if not pairs:
+            return []
+        with self._lock:
+            mine = {r.id: r for r in self.store.get_many(list({p.a for p in pairs}), vector=True)}
+            theirs = {r.id: r for r in targets.get_many(list({p.b for p in pairs}), vector=True)}
+        thumbnail = {row.path: _thumbnail(row) for row in [*mine.values(), *theirs.values()]}
+        pairs = [p for p in pairs if p.a in mine and p.b in theirs and pixel_agreement(
+            thumbnail[mine[p.a].path], thumbnail[theirs[p.b].path]) >= PIXEL_AGREEMENT]
+        shape = {("a", i): (r.width, r.height) for i, r in mine.items()}
+        shape.update({("b", i): (r.width, r.height) for i, r in theirs.items()})
+        turns = [p for p in pairs if could_be_turned(shape["a", p.a], shape["b", p.b])]
+        scales = [p for p in pairs if could_be_scaled(shape["a", p.a], shape["b", p.b])]
+        variants = self._orientation_vectors({p.a for p in turns})
+        best: dict[tuple[int, int], Pair] = {}
+        for p in [*recheck_orientations(turns, -1.0, variants, {i: r.vector for i, r in theirs.items()}),
+                  *self._scaled_pairs(scales, mine, theirs)]:
+            if (p.a, p.b) not in best or p.similarity > best[p.a, p.b].similarity:
+                best[p.a, p.b] = p
+        return [p for p in best.values() if good(p)]
 
     def _scaled_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
                       theirs: dict[int, ImageRow]) -> list[Pair]:
@@ -816,6 +842,12 @@ class Collection:
         self.close()
 
 
+def _shapes_of(shapes: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Rows of :meth:`Store.shapes` for ``ids``; (0, 0), which no look accepts, for an id beyond it."""
+    inside = (ids >= 0) & (ids < len(shapes))
+    return np.where(inside[:, None], shapes[np.where(inside, ids, 0)], 0)
+
+
 def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:
     """What the keeper policy and the report need, for just the images in pairs or exact groups."""
     return {
@@ -838,6 +870,19 @@ def _with_traits(records: dict[int, ImageRecord]) -> dict[int, ImageRecord]:
             with contextlib.suppress(ImageError):
                 filled[image_id] = dataclasses.replace(record, traits=read_traits(record.path))
     return filled
+
+
+def _thumbnail(row: ImageRow) -> bytes:
+    """A row's stored luminance thumbnail, or, for rows indexed before schema 4, read from its file
+    (empty when unreadable: such a pair never passes the pixel check)."""
+    from lookalike.embedder.images import read_traits
+
+    if row.traits is not None and row.traits.thumbnail:
+        return row.traits.thumbnail
+    try:
+        return read_traits(row.path).thumbnail
+    except ImageError:
+        return b""
 
 
 def _pixel_size(path: str) -> tuple[int, int]:

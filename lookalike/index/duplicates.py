@@ -28,11 +28,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import faiss
 import numpy as np
+from numpy.typing import ArrayLike
 
-from lookalike.embedder.traits import COLOURFUL, Traits, colour_distance
+from lookalike.embedder.traits import COLOURFUL, Traits, colour_distance, thumbnail_signal
 from lookalike.errors import InvalidOption
 from lookalike.paths import FileSet
 
@@ -221,11 +223,13 @@ COLOUR_MAX = 0.5
 """A pair of two colourful images whose hues share less than half (:func:`colour_distance` over this)
 is the same design in another colour, not a copy. Brightened copies reach 0.45 (95th percentile)."""
 
-ORIENTATION_FLOOR = 0.45
-"""Pairs between this and the threshold whose shapes say "a quarter turn apart" get a second look: one
-image's embeddings turned by 90 and 270 degrees against the other's vector (a rotated photo's plain
-similarity to its original can be as low as 0.4). Mirrored copies need no such look: they already
-reach the threshold as they are. Measured in the same benchmark section."""
+LOOK_FLOOR = 0.40
+"""Neighbours from this cosine up, among an image's first ``LOOK_K``, whose shapes say "a quarter turn
+apart" or "one many times the other's size" get a second look (:func:`worth_a_look`): a rotated photo's
+plain similarity to its original can be as low as 0.44, a thumbnail's 0.43 (dev set)."""
+LOOK_K = 32
+"""How deep in an image's neighbours the second looks reach. An original is often not among its
+quarter-size copy's first 8 (its other copies come first; dev set: rank up to 31)."""
 TURN_TOLERANCE = 0.25  # how far width/height ratios may be from swapped and still count as a turn
 
 SCALE_RATIO = 6.0
@@ -234,30 +238,52 @@ get the scale second look: the larger picture shrunk to the smaller one's size a
 both are compared at the same, small resolution. A tiny copy's plain similarity to its original is
 often 0.6; shrunk alike, 0.84 or more (dev set, 10th percentile)."""
 
+PIXEL_AGREEMENT = 0.85
+"""A pair joined only by a second look must also agree pixel by pixel: the correlation of the two
+pictures' luminance thumbnails (:func:`~lookalike.embedder.traits.thumbnail_signal`), the best over
+quarter turns and mirrors. Checked first, from the stored thumbnails, so only pairs that pass are
+re-embedded. Re-embedded at a tiny size or turned, unrelated pictures can look
+alike to the model (textures, screenshots); a turned or shrunk copy is the same picture. Dev set, pairs
+a look had raised to the threshold: copies and their originals 0.81-1.0 (median 0.998), different
+pictures median 0.45; at 0.85 the looks' false pairs fall from 330 to 37 and every copy-original pair but
+one stays."""
 
-def could_be_scaled(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """Whether one of two (width, height) shapes is ``SCALE_RATIO`` times the other's pixels or more."""
-    pa, pb = a[0] * a[1], b[0] * b[1]
-    return min(pa, pb) > 0 and max(pa, pb) >= SCALE_RATIO * min(pa, pb)
+def could_be_scaled(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Whether one of two (width, height) shapes is ``SCALE_RATIO`` times the other's pixels or more
+    (shapes [..., 2]: one pair or many)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    pa, pb = a[..., 0] * a[..., 1], b[..., 0] * b[..., 1]
+    return (np.minimum(pa, pb) > 0) & (np.maximum(pa, pb) >= SCALE_RATIO * np.minimum(pa, pb))
 
 
-def could_be_turned(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """Whether ``b`` (width, height) could be ``a`` turned a quarter: swapped aspect ratios, or squares.
+def could_be_turned(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Whether ``b`` (width, height) could be ``a`` turned a quarter: swapped aspect ratios, or squares
+    (shapes [..., 2]: one pair or many).
 
     Re-embedding is the costly part of the second look, and most photo pairs fail this free test.
     """
-    (wa, ha), (wb, hb) = a, b
-    return min(wa, ha, wb, hb) > 0 and abs(wa / ha * (wb / hb) - 1) <= TURN_TOLERANCE
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    sane = np.minimum(a.min(axis=-1), b.min(axis=-1)) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        turned = np.abs(a[..., 0] / a[..., 1] * (b[..., 0] / b[..., 1]) - 1) <= TURN_TOLERANCE
+    return sane & turned
 
 
-def turn_candidates(
-    pairs: Iterable[Pair], shapes_a: Mapping[int, tuple[int, int]], shapes_b: Mapping[int, tuple[int, int]]
-) -> list[Pair]:
-    """The pairs worth the orientation check: shapes a quarter turn apart (see :func:`could_be_turned`)."""
-    return [
-        p for p in pairs
-        if p.a in shapes_a and p.b in shapes_b and could_be_turned(shapes_a[p.a], shapes_b[p.b])
-    ]
+def worth_a_look(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Which pairs of shapes a second look could join: a quarter turn or a many-times scale apart."""
+    return could_be_turned(a, b) | could_be_scaled(a, b)
+
+
+def pixel_agreement(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
+    """The correlation of two pictures' luminance thumbnails, the best over the eight quarter turns and
+    mirrors of ``b``: 1.0 for the same picture however it was turned; -1.0 if either is missing or flat."""
+    a, b = thumbnail_signal(thumbnail_a), thumbnail_signal(thumbnail_b)
+    if a is None or b is None:
+        return -1.0
+    best = -1.0
+    for turned in (np.rot90(b, k) for k in range(4)):
+        best = max(best, float(np.sum(a * turned)), float(np.sum(a * turned[:, ::-1])))
+    return best
 
 
 def orientation_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -291,29 +317,49 @@ def recheck_orientations(
     return kept
 
 
-def _neighbours(
-    index: faiss.Index, vectors: np.ndarray, threshold: float, k: int, max_k: int, chunk_size: int,
-    nprobe: int, self_search: bool = True, by_density: bool = False,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (query rows, neighbour labels, similarities, densities) per search.
+ShapeTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(query ids, neighbour ids) -> which pairs deserve a second look (:func:`worth_a_look` on their shapes)."""
 
-    ``densities`` holds one value per row of the chunk, from the chunk's first search (empty after).
+
+class Found(NamedTuple):
+    """One search's harvest: pairs at their row's floor, and those below it worth a second look."""
+
+    rows: np.ndarray  # query rows (of the chunk, offset by its start)
+    labels: np.ndarray  # neighbour ids
+    sims: np.ndarray
+    densities: np.ndarray  # one per row of the chunk, from its first search (empty after)
+    look_rows: np.ndarray
+    look_labels: np.ndarray
+    look_sims: np.ndarray
+
+
+def _neighbours(
+    index: faiss.Index, vectors: np.ndarray, ids: np.ndarray, threshold: float, k: int, max_k: int,
+    chunk_size: int, nprobe: int, self_search: bool = True, by_density: bool = False,
+    look: ShapeTest | None = None,
+) -> Iterator[Found]:
+    """Search ``vectors`` (stored as ``ids``) chunk by chunk; yield what each search found.
+
     Every neighbour at or above the threshold is yielded; with ``by_density`` the threshold is a score
     and each row's cosine floor is the lowest that can reach it given the row's own density
     (:func:`cosine_floor`), so crowded rows collect few pairs. A row whose k-th neighbour is still
     above its floor may have more: it is searched again with twice the k (up to ``max_k``), so a burst
-    of 100 near-identical shots is found whole while the common case pays for a small k only.
+    of 100 near-identical shots is found whole while the common case pays for a small k only. With
+    ``look``, the first search also yields its first ``LOOK_K`` neighbours from ``LOOK_FLOOR`` to the
+    row's floor that ``look`` accepts: the second looks' candidates, from the same pass.
     """
     limit = max(1, min(max_k, index.ntotal))
     is_ivf = faiss.try_extract_index_ivf(index) is not None
     params = faiss.SearchParametersIVF(nprobe=nprobe) if is_ivf else None
+    nothing = np.empty(0, dtype=np.int64)
     for start in range(0, len(vectors), chunk_size):
         chunk = np.ascontiguousarray(vectors[start : start + chunk_size], dtype=np.float32)
         rows = np.arange(len(chunk))
-        kk = min(max(k, DENSITY_RANKS[1] + 1), limit)
+        kk = min(max(k, DENSITY_RANKS[1] + 1, LOOK_K if look else 0), limit)
         densities = floors = bursts = None
         while len(rows):
             sims, labels = index.search(chunk[rows], kk, params=params)
+            looks = (nothing, nothing, np.empty(0, dtype=np.float32))
             if densities is None:
                 densities = density(sims, labels, self_search)
                 floors = cosine_floor(threshold, densities) if by_density else np.full(len(rows), threshold)
@@ -321,13 +367,28 @@ def _neighbours(
                 # while the k-th neighbour could still pair with a neighbour as dense as the row.
                 bursts = threshold + np.maximum(densities, DENSITY_FLOOR) - DENSITY_PRIOR if by_density \
                     else floors
+                if look is not None:
+                    looks = _look_candidates(sims[:, :LOOK_K], labels[:, :LOOK_K], floors, ids[start + rows],
+                                             look)
             row_floor = floors[rows][:, None]
             saturated = (sims[:, -1] >= bursts[rows]) & (kk < limit)
             done_rows, sims, labels = rows[~saturated], sims[~saturated], labels[~saturated]
             hit_row, hit_col = np.nonzero((sims >= row_floor[~saturated]) & (labels >= 0))
-            yield start + done_rows[hit_row], labels[hit_row, hit_col], sims[hit_row, hit_col], densities
+            yield Found(start + done_rows[hit_row], labels[hit_row, hit_col], sims[hit_row, hit_col],
+                        densities, start + looks[0], looks[1], looks[2])
             densities = np.empty(0)
             rows, kk = rows[saturated], min(kk * 2, limit)
+
+
+def _look_candidates(sims: np.ndarray, labels: np.ndarray, floors: np.ndarray, query_ids: np.ndarray,
+                     look: ShapeTest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, labels, sims) of neighbours between ``LOOK_FLOOR`` and their row's floor that ``look`` takes."""
+    row, col = np.nonzero((sims >= LOOK_FLOOR) & (sims < floors[:, None]) & (labels >= 0))
+    if not len(row):
+        return row, labels[row, col], sims[row, col]
+    labels, sims = labels[row, col], sims[row, col]
+    keep = look(query_ids[row], labels)
+    return row[keep], labels[keep], sims[keep]
 
 
 def cosine_floor(threshold: float, densities: np.ndarray) -> np.ndarray:
@@ -397,6 +458,8 @@ def similar_pairs(
     nprobe: int = PAIR_NPROBE,
     densities: dict[int, float] | None = None,
     by_density: bool = False,
+    look: ShapeTest | None = None,
+    looks: list[Pair] | None = None,
 ) -> list[Pair]:
     """Pairs within one set at or above a plain cosine ``threshold`` (a score with ``by_density``): every
     image searched against the index that holds them all.
@@ -405,17 +468,24 @@ def similar_pairs(
     as only one chunk at a time is converted to float32. ``nprobe`` is the lists an inverted file
     visits per query (ignored by exact indexes). Each unordered pair is returned once
     (``a < b``) with the higher of its two measured similarities (approximate indexes can differ).
-    ``densities``, when given, receives each image's :func:`density`.
+    ``densities``, when given, receives each image's :func:`density`; ``looks``, with ``look``, the
+    pairs below the threshold worth a second look (see :func:`_neighbours`), once each too.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    found = []
+    found, candidates = [], []
     start = 0
-    for rows, labels, sims, dens in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe,
-                                               by_density=by_density):
-        found.append((ids[rows], labels, sims))
-        if densities is not None and len(dens):
-            densities.update(zip(ids[start : start + len(dens)].tolist(), dens.tolist(), strict=True))
-            start += len(dens)
+    for hits in _neighbours(index, vectors, ids, threshold, k, max_k, chunk_size, nprobe,
+                            by_density=by_density, look=look):
+        found.append((ids[hits.rows], hits.labels, hits.sims))
+        candidates.append((ids[hits.look_rows], hits.look_labels, hits.look_sims))
+        start = _take_densities(densities, ids, start, hits.densities)
+    if looks is not None:
+        looks += _unordered(candidates)
+    return _unordered(found)
+
+
+def _unordered(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[Pair]:
+    """(a ids, b ids, similarities) chunks as pairs ``a < b``, each once with its higher similarity."""
     if not found:
         return []
     a, b, s = (np.concatenate(col) for col in zip(*found, strict=True))
@@ -426,6 +496,14 @@ def similar_pairs(
     first = np.ones(len(lo), dtype=bool)
     first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
     return [Pair(int(x), int(y), float(z)) for x, y, z in zip(lo[first], hi[first], s[first], strict=True)]
+
+
+def _take_densities(densities: dict[int, float] | None, ids: np.ndarray, start: int,
+                    found: np.ndarray) -> int:
+    """Record a chunk's densities (``found``, for ``ids[start:]``); the start of the next chunk's."""
+    if densities is not None and len(found):
+        densities.update(zip(ids[start : start + len(found)].tolist(), found.tolist(), strict=True))
+    return start + len(found)
 
 
 def similar_pairs_between(
@@ -440,23 +518,30 @@ def similar_pairs_between(
     nprobe: int = PAIR_NPROBE,
     densities: dict[int, float] | None = None,
     by_density: bool = False,
+    look: ShapeTest | None = None,
+    looks: list[Pair] | None = None,
 ) -> list[Pair]:
     """Pairs across two sets: query images ``ids``/``vectors`` (set A) against ``index`` (set B).
 
     Ids of the two sets live in different collections, so ``Pair.a`` is always the query's id and
     ``Pair.b`` the archive's, and an equal id on both sides is not a self-match. ``densities``, when
-    given, receives each query's :func:`density` among the archive's images.
+    given, receives each query's :func:`density` among the archive's images; ``looks`` as in
+    :func:`similar_pairs`.
     """
     ids = np.asarray(ids, dtype=np.int64)
     pairs = []
     start = 0
-    for rows, labels, sims, dens in _neighbours(index, vectors, threshold, k, max_k, chunk_size, nprobe,
-                                               self_search=False, by_density=by_density):
-        pairs += [Pair(int(ids[r]), int(b), float(s)) for r, b, s in zip(rows, labels, sims, strict=True)]
-        if densities is not None and len(dens):
-            densities.update(zip(ids[start : start + len(dens)].tolist(), dens.tolist(), strict=True))
-            start += len(dens)
+    for hits in _neighbours(index, vectors, ids, threshold, k, max_k, chunk_size, nprobe,
+                            self_search=False, by_density=by_density, look=look):
+        pairs += _across(ids[hits.rows], hits.labels, hits.sims)
+        if looks is not None:
+            looks += _across(ids[hits.look_rows], hits.look_labels, hits.look_sims)
+        start = _take_densities(densities, ids, start, hits.densities)
     return pairs
+
+
+def _across(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> list[Pair]:
+    return [Pair(int(x), int(y), float(s)) for x, y, s in zip(a, b, sims, strict=True)]
 
 
 def exact_groups(rows: Iterable[tuple[int, str | None]]) -> list[list[int]]:

@@ -22,14 +22,12 @@ import numpy as np
 from lookalike.errors import ImageNotFound, InvalidOption
 from lookalike.index.duplicates import (
     DEFAULT_THRESHOLD,
-    ORIENTATION_FLOOR,
+    LOOK_FLOOR,
     Cluster,
     ImageRecord,
     Pair,
     _cluster,
     pair_score,
-    recheck_orientations,
-    turn_candidates,
 )
 from lookalike.index.quarantine import MoveResult, Problem
 
@@ -70,8 +68,8 @@ def recentre(
 ) -> Review:
     """The cluster of ``keeper_id`` and ``member_ids`` with each member's similarity to that keeper.
 
-    Similarities come from the stored vectors (cosine), with the quarter-turn second look clustering
-    gives pairs from ``ORIENTATION_FLOOR`` up; byte-identical files are 1.0. Raises ImageNotFound for
+    Similarities come from the stored vectors (cosine), with the second looks clustering gives
+    pairs from ``LOOK_FLOOR`` up; byte-identical files are 1.0. Raises ImageNotFound for
     an id not in the index, InvalidOption when the keeper is among the members or the threshold is
     outside (0, 1].
     """
@@ -95,14 +93,10 @@ def recentre(
         return pair_score(similarity[image_id], densities.get(keeper_id), densities.get(image_id))
 
     short = [Pair(i, keeper_id, s) for i, s in similarity.items() if score(i) < threshold]
-    maybe = [p for p in short if p.similarity >= ORIENTATION_FLOOR]
-    if maybe:
-        shapes = {i: (r.width, r.height) for i, r in rows.items()}
-        maybe = turn_candidates(maybe, shapes, shapes)
-        if maybe:
-            variants = collection._orientation_vectors({p.a for p in maybe})
-            for p in recheck_orientations(maybe, -1.0, variants, {keeper_id: target}):
-                similarity[p.a] = max(similarity[p.a], p.similarity)
+    looks = [p for p in short if p.similarity >= LOOK_FLOOR]
+    good = lambda p: pair_score(p.similarity, densities.get(keeper_id), densities.get(p.a)) >= threshold  # noqa: E731
+    for p in collection._second_looks(looks, collection.store, good):
+        similarity[p.a] = max(similarity[p.a], p.similarity)
 
     cluster = _cluster(records[keeper_id], ((records[i], s) for i, s in similarity.items()))
     below = tuple(c.id for c in cluster.copies if not c.exact and score(c.id) < threshold)

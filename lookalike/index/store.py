@@ -46,7 +46,7 @@ BUSY_TIMEOUT_S = 10.0
 
 _ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
                 "top_label, top_probability, device, inode, "
-                "content_width, content_height, greyscale, quality, colours, colourfulness")
+                "content_width, content_height, greyscale, quality, colours, colourfulness, thumbnail")
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
@@ -423,13 +423,14 @@ class Store:
                     INSERT INTO images (path_bytes, path, size, mtime, digest, width, height, format,
                                         indexed_at, labels, label_text, top_label, top_probability, vector,
                                         device, inode, content_width, content_height, greyscale, quality,
-                                        colours, colourfulness)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        colours, colourfulness, thumbnail)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(path_bytes) DO UPDATE SET
                         path = excluded.path, device = excluded.device, inode = excluded.inode,
                         content_width = excluded.content_width, content_height = excluded.content_height,
                         greyscale = excluded.greyscale, quality = excluded.quality,
                         colours = excluded.colours, colourfulness = excluded.colourfulness,
+                        thumbnail = excluded.thumbnail,
                         size = excluded.size, mtime = excluded.mtime, digest = excluded.digest,
                         width = excluded.width, height = excluded.height, format = excluded.format,
                         indexed_at = excluded.indexed_at, labels = excluded.labels,
@@ -492,10 +493,11 @@ class Store:
         columns = _ROW_COLUMNS + (", vector" if vector else "")
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
-            traits = None if r[14] is None else Traits(r[14], r[15], bool(r[16]), r[17], r[18] or b"", r[19])
+            traits = None if r[14] is None else Traits(r[14], r[15], bool(r[16]), r[17], r[18] or b"", r[19],
+                                                       r[20] or b"")
             rows.append(ImageRow(
                 r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13], traits,
-                np.frombuffer(r[20], dtype="<f4") if vector else None,
+                np.frombuffer(r[21], dtype="<f4") if vector else None,
             ))
         return rows
 
@@ -543,6 +545,17 @@ class Store:
             "SELECT id FROM images WHERE digest IN "
             "(SELECT digest FROM images GROUP BY digest HAVING count(*) > 1)"
         )]
+
+    def shapes(self) -> np.ndarray:
+        """Every image's (width, height), indexed by id ([max id + 1, 2], zeros where no image): shape
+        tests over whole neighbour lists at once (duplicates' second looks), 8 bytes per image."""
+        top = self.db.conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()[0]
+        shapes = np.zeros((top + 1, 2), dtype=np.int32)
+        rows = np.array(self.db.conn.execute("SELECT id, width, height FROM images").fetchall(),
+                        dtype=np.int64)
+        if len(rows):
+            shapes[rows[:, 0]] = rows[:, 1:]
+        return shapes
 
     def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids int64, vectors float32 [n, dim]) in id order, chunk by chunk: rebuilding FAISS, no model."""
@@ -658,16 +671,23 @@ def _v3_traits(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE images ADD COLUMN {column} {kind}")
 
 
+def _v4_thumbnails(conn: sqlite3.Connection) -> None:
+    """Version 4: each picture's luminance thumbnail (``Traits.thumbnail``), for the duplicates' pixel
+    check. Rows indexed before stay NULL and are read from their files when a second look needs them."""
+    conn.execute("ALTER TABLE images ADD COLUMN thumbnail BLOB")
+
+
 def _traits_columns(traits: Traits | None) -> tuple:
     if traits is None:
-        return None, None, None, None, None, None
+        return None, None, None, None, None, None, None
     return (traits.content_width, traits.content_height, int(traits.greyscale), traits.quality,
-            traits.colours, traits.colourfulness)
+            traits.colours, traits.colourfulness, traits.thumbnail or None)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v2_exact_paths_and_identity,  # 1 -> 2
     _v3_traits,  # 2 -> 3
+    _v4_thumbnails,  # 3 -> 4
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
