@@ -220,3 +220,20 @@ def test_the_kind_is_ondisk_when_asked_or_past_the_cut_over():
 def test_retraining_is_due_once_the_collection_has_grown_four_times(built):
     assert built.suits(N, "ondisk") and built.suits(4 * N, "ondisk")
     assert not built.suits(4 * N + 1, "ondisk") and not built.suits(N // 5, "ondisk")
+
+
+def test_the_duplicate_self_search_scores_exactly_and_hides_removed_ids(built, data):
+    from lookalike.index.duplicates import similar_pairs
+
+    ids, x = data
+    built.remove(ids[:10])
+    live, live_x = ids[10:], x[10:]
+    flat = VectorIndex.build(chunks_of(live, live_x), len(live), DIM, "flat")
+    exact_pairs = {(p.a, p.b): p.similarity for p in similar_pairs(flat.pair_search(), live_x, live, 0.97)}
+    found = similar_pairs(built.pair_search(), live_x, live, 0.97)
+    assert len(exact_pairs) > 100
+    assert {(p.a, p.b) for p in found} == set(exact_pairs)  # the threshold test on exact similarities
+    np.testing.assert_allclose([p.similarity for p in found], [exact_pairs[p.a, p.b] for p in found],
+                               atol=1e-5)
+    sims, labels = built.pair_search().search(x[:10], 5)
+    assert not np.isin(labels, ids[:10]).any() and np.all(np.diff(sims, axis=1) <= 0)

@@ -57,6 +57,8 @@ from lookalike.index.vectors import (
 PREFIX = "ondisk-"
 NPROBE = 64  # lists visited per query; see docs/benchmarks.md
 RERANK = 10  # candidates re-scored exactly per neighbour asked
+PAIR_RERANK = 4  # the same for a duplicate self-search, whose k is already 32+; see docs/benchmarks.md
+RERANK_BATCH = 65_536  # candidates fetched and re-scored at a time in a bulk scan (~320 MB of float32)
 PQ_M = 64  # bytes of PQ code per vector (1280-d: OPQ rotates to 256-d, 64 sub-vectors of 4 dims)
 HNSW_NLIST = 4096  # an HNSW coarse quantizer from this many lists up (it also speeds k-means up)
 TRAIN_PER_LIST = 30  # k-means points per list (FAISS warns below 39; recall is unchanged at 30)
@@ -416,16 +418,7 @@ class OnDiskIndex:
         if live <= 0 or k <= 0:
             return [Hits(np.empty(0, np.float32), np.empty(0, np.int64)) for _ in q]
         extra = max((len(e) for e in exclude), default=0) if exclude else 0
-        want = k + extra
-        depth = want * (rerank or RERANK) if self.fetch is not None else want
-        depth = min(depth, self._index.ntotal)
-        params = faiss.SearchParametersIVF(nprobe=nprobe or NPROBE)
-        selector = self._search_selector()
-        if selector is not None:
-            params.sel = selector
-        scores, ids = self._index.search(q, depth, params=params)
-        if self.fetch is not None:
-            scores, ids = self._rerank(q, ids)
+        scores, ids = self._nearest(q, k + extra, nprobe or NPROBE, rerank or RERANK)
         hits = []
         for i, (row_scores, row_ids) in enumerate(zip(scores, ids, strict=True)):
             keep = row_ids >= 0
@@ -438,6 +431,21 @@ class OnDiskIndex:
                 keep &= row_scores >= min_score
             hits.append(Hits(row_scores[keep][:k].astype(np.float32), row_ids[keep][:k].astype(np.int64)))
         return hits
+
+    def _nearest(self, q: np.ndarray, want: int, nprobe: int, rerank: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of each query's candidates, live only: ``rerank`` x ``want`` from PQ re-scored
+        exactly and best first when ``fetch`` is set (a replaced id once), else ``want`` PQ estimates."""
+        depth = min(want * rerank if self.fetch is not None else want, self._index.ntotal)
+        params = faiss.SearchParametersIVF(nprobe=nprobe)
+        selector = self._search_selector()
+        if selector is not None:
+            params.sel = selector
+        scores, ids = self._index.search(q, depth, params=params)
+        return self._rerank(q, ids) if self.fetch is not None else (scores, ids)
+
+    def pair_search(self, rerank: int = PAIR_RERANK) -> ExactScan:
+        """What a duplicate self-search calls: a FAISS-like ``search`` with exact similarities."""
+        return ExactScan(self, rerank)
 
     def _search_selector(self) -> faiss.IDSelector | None:
         hidden = self._hidden()
@@ -625,3 +633,32 @@ def _alive(pid: int) -> bool:
         return True
     return True
 
+
+class ExactScan:
+    """An ``OnDiskIndex`` as FAISS's ``search(x, k, params)`` for bulk scans (duplicates): live ids only,
+    similarities exact (from ``fetch``) rather than PQ estimates, which are noisy near a threshold.
+
+    ``params``, when given, carries the lists to visit (``nprobe``); missing neighbours are -1 ids as
+    FAISS pads them. Queries are taken in batches so that ``RERANK_BATCH`` candidates are held at a time.
+    """
+
+    def __init__(self, index: OnDiskIndex, rerank: int) -> None:
+        self._index, self._rerank = index, rerank
+
+    @property
+    def ntotal(self) -> int:
+        return self._index.ntotal
+
+    def search(self, x: np.ndarray, k: int,
+               params: faiss.SearchParametersIVF | None = None) -> tuple[np.ndarray, np.ndarray]:
+        q = normalized(x)
+        nprobe = params.nprobe if params is not None else NPROBE
+        sims = np.full((len(q), k), -np.inf, dtype=np.float32)
+        labels = np.full((len(q), k), -1, dtype=np.int64)
+        step = max(1, RERANK_BATCH // (k * self._rerank))
+        for start in range(0, len(q), step):
+            s, i = self._index._nearest(q[start : start + step], k, nprobe, self._rerank)
+            width = min(k, s.shape[1])
+            sims[start : start + step, :width] = s[:, :width]
+            labels[start : start + step, :width] = i[:, :width]
+        return sims, labels

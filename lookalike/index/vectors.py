@@ -278,6 +278,11 @@ class VectorIndex:
     def ids(self) -> np.ndarray:
         return _index_ids(self.index)
 
+    def pair_search(self) -> faiss.Index:
+        """What a duplicate self-search calls: the FAISS index itself, its scores exact or SQ8 (as
+        ``OnDiskIndex.pair_search``'s are exact rather than PQ)."""
+        return self.index
+
     def id_checksum(self) -> tuple[int, int]:
         """(count, sum of ids): compared with ``Store.id_checksum`` to prove both hold the same set."""
         ids = self.ids()
