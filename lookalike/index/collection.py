@@ -573,7 +573,8 @@ class Collection:
                 return {}
             index = self._current_vectors()
             queries = np.stack([row.vector for row in rows]).astype(np.float32)
-            sims, labels = index.index.search(queries, min(DENSITY_RANKS[1] + 1, index.index.ntotal))
+            scan = index.pair_search()
+            sims, labels = scan.search(queries, min(DENSITY_RANKS[1] + 1, scan.ntotal))
         return dict(zip((row.id for row in rows), density(sims, labels).tolist(), strict=True))
 
     def _verifier(self, threshold: float, densities: dict[int, float],
@@ -627,8 +628,8 @@ class Collection:
                 if (chunk_of := next(chunks, None)) is None:
                     break
                 ids, chunk = chunk_of
-                found += find(index.index, chunk, ids, threshold, densities=densities, by_density=True,
-                              look=shaped_for_a_look, looks=looks)
+                found += find(index.pair_search(), chunk, ids, threshold, densities=densities,
+                              by_density=True, look=shaped_for_a_look, looks=looks)
 
         def scored(p: Pair) -> Pair:
             mine = densities.get(p.a)

@@ -349,7 +349,8 @@ def _neighbours(
     row's floor that ``look`` accepts: the second looks' candidates, from the same pass.
     """
     limit = max(1, min(max_k, index.ntotal))
-    is_ivf = faiss.try_extract_index_ivf(index) is not None
+    # anything but a FAISS index is the large layout's scan (OnDiskIndex.pair_search): IVF lists too
+    is_ivf = not isinstance(index, faiss.Index) or faiss.try_extract_index_ivf(index) is not None
     params = faiss.SearchParametersIVF(nprobe=nprobe) if is_ivf else None
     nothing = np.empty(0, dtype=np.int64)
     for start in range(0, len(vectors), chunk_size):
