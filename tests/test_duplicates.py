@@ -24,7 +24,7 @@ from lookalike.index.duplicates import (
     exact_groups,
     orientation_pixels,
     pair_score,
-    pixel_agreement,
+    pixel_agreements,
     second_look,
     similar_pairs,
     similar_pairs_between,
@@ -313,13 +313,21 @@ def test_pixels_agree_for_the_same_picture_turned_or_mirrored_but_not_for_anothe
     picture = rng.integers(0, 256, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
     other = rng.integers(0, 256, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
     darker = (picture * 0.5 + 20).astype(np.uint8)  # brightness and contrast: correlation ignores them
-    assert pixel_agreement(picture.tobytes(), np.rot90(picture).tobytes()) == pytest.approx(1.0)
-    assert pixel_agreement(picture.tobytes(), picture[:, ::-1].tobytes()) == pytest.approx(1.0)
-    assert pixel_agreement(picture.tobytes(), darker.tobytes()) > 0.99
-    assert pixel_agreement(picture.tobytes(), other.tobytes()) < 0.5
-    assert pixel_agreement(picture.tobytes(), b"") == -1.0  # not recorded: never agrees
     flat = np.full_like(picture, 128)
-    assert pixel_agreement(flat.tobytes(), flat.tobytes()) == -1.0  # nothing to compare
+    pairs = {
+        "turned": (picture, np.rot90(picture)),
+        "mirrored": (picture, picture[:, ::-1]),
+        "darker": (picture, darker),
+        "another picture": (picture, other),
+        "flat: nothing to compare": (flat, flat),
+    }
+    agreement = dict(zip(pairs, pixel_agreements([a.tobytes() for a, _ in pairs.values()],
+                                                 [b.tobytes() for _, b in pairs.values()]), strict=True))
+    assert agreement["turned"] == pytest.approx(1.0) and agreement["mirrored"] == pytest.approx(1.0)
+    assert agreement["darker"] > 0.99
+    assert agreement["another picture"] < 0.5
+    assert agreement["flat: nothing to compare"] == -1.0
+    assert pixel_agreements([picture.tobytes()], [b""]).tolist() == [-1.0]  # not recorded: never agrees
 
 
 def test_orientation_pixels_are_the_two_quarter_turns():

@@ -16,6 +16,7 @@ the decode itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,18 +76,18 @@ def luminance_thumbnail(pixels: np.ndarray) -> bytes:
     return grey.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX).tobytes()
 
 
-def thumbnail_signal(thumbnail: bytes) -> np.ndarray | None:
-    """A thumbnail with zero mean and unit norm (None if missing or flat): two of them multiplied and
-    summed give their correlation, which brightness and contrast changes leave alone."""
-    if len(thumbnail) != THUMBNAIL_SIDE * THUMBNAIL_SIDE:
-        return None
-    side = THUMBNAIL_SIDE
-    values = np.frombuffer(thumbnail, dtype=np.uint8).reshape(side, side).astype(np.float32)
-    values -= values.mean()
-    norm = float(np.linalg.norm(values))
-    return values / norm if norm > 0 else None
-
-
+def thumbnail_signals(thumbnails: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Thumbnails [n, side, side] with zero mean and unit norm, and which of them say anything (recorded
+    and not flat): two multiplied and summed give their correlation, which brightness and contrast
+    changes leave alone."""
+    size = THUMBNAIL_SIDE * THUMBNAIL_SIDE
+    valid = np.array([len(t) == size for t in thumbnails], dtype=bool)
+    raw = b"".join(t if ok else bytes(size) for t, ok in zip(thumbnails, valid, strict=True))
+    values = np.frombuffer(raw, dtype=np.uint8).reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    values -= values.mean(axis=(1, 2), keepdims=True)
+    norms = np.sqrt(np.einsum("nij,nij->n", values, values))
+    valid &= norms > 0
+    return values / np.where(norms > 0, norms, 1.0)[:, None, None], valid
 def content_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the picture inside added uniform borders and caption bands.
 

@@ -48,7 +48,7 @@ from lookalike.index.duplicates import (
     density,
     orientation_pixels,
     pair_score,
-    pixel_agreement,
+    pixel_agreements,
     recheck_orientations,
     second_look,
     similar_pairs,
@@ -660,8 +660,10 @@ class Collection:
             mine = {r.id: r for r in self.store.get_many(list({p.a for p in pairs}), vector=True)}
             theirs = {r.id: r for r in targets.get_many(list({p.b for p in pairs}), vector=True)}
         thumbnail = {row.path: _thumbnail(row) for row in [*mine.values(), *theirs.values()]}
-        pairs = [p for p in pairs if p.a in mine and p.b in theirs and pixel_agreement(
-            thumbnail[mine[p.a].path], thumbnail[theirs[p.b].path]) >= PIXEL_AGREEMENT]
+        pairs = [p for p in pairs if p.a in mine and p.b in theirs]
+        agreement = pixel_agreements([thumbnail[mine[p.a].path] for p in pairs],
+                                     [thumbnail[theirs[p.b].path] for p in pairs])
+        pairs = [p for p, agree in zip(pairs, agreement, strict=True) if agree >= PIXEL_AGREEMENT]
         shape = {("a", i): (r.width, r.height) for i, r in mine.items()}
         shape.update({("b", i): (r.width, r.height) for i, r in theirs.items()})
         turns = [p for p in pairs if could_be_turned(shape["a", p.a], shape["b", p.b])]

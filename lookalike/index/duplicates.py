@@ -26,7 +26,7 @@ a right crop of one photo): they are both copies of the kept original, which is 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -34,7 +34,7 @@ import faiss
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lookalike.embedder.traits import COLOURFUL, Traits, colour_distance, thumbnail_signal
+from lookalike.embedder.traits import COLOURFUL, Traits, colour_distance, thumbnail_signals
 from lookalike.errors import InvalidOption
 from lookalike.paths import FileSet
 
@@ -274,18 +274,15 @@ def worth_a_look(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return could_be_turned(a, b) | could_be_scaled(a, b)
 
 
-def pixel_agreement(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
-    """The correlation of two pictures' luminance thumbnails, the best over the eight quarter turns and
-    mirrors of ``b``: 1.0 for the same picture however it was turned; -1.0 if either is missing or flat."""
-    a, b = thumbnail_signal(thumbnail_a), thumbnail_signal(thumbnail_b)
-    if a is None or b is None:
-        return -1.0
-    best = -1.0
-    for turned in (np.rot90(b, k) for k in range(4)):
-        best = max(best, float(np.sum(a * turned)), float(np.sum(a * turned[:, ::-1])))
-    return best
-
-
+def pixel_agreements(thumbnails_a: Sequence[bytes], thumbnails_b: Sequence[bytes]) -> np.ndarray:
+    """For each pair of luminance thumbnails, their correlation, the best over the eight quarter turns
+    and mirrors of ``b``: 1.0 for the same picture however it was turned; -1.0 if either is missing or
+    flat. All pairs at once: a collection's second looks check thousands."""
+    a, valid_a = thumbnail_signals(thumbnails_a)
+    b, valid_b = thumbnail_signals(thumbnails_b)
+    turns = [np.rot90(b, k, axes=(1, 2)) for k in range(4)]
+    best = np.max([np.einsum("nij,nij->n", a, v) for t in turns for v in (t, t[:, :, ::-1])], axis=0)
+    return np.where(valid_a & valid_b, best, -1.0)
 def orientation_pixels(pixels: np.ndarray) -> np.ndarray:
     """A preprocessed square image rotated by 90 and 270 degrees: [2, s, s, 3].
 
