@@ -229,7 +229,7 @@ def _tf1_runner(loaded, path: Path, frozen_at: Path | None = None) -> tuple[Runn
     feeds, fetches, size = _tf1_plan(path)
     pruned = loaded.prune(feeds=feeds, fetches=fetches)
     if frozen_at is not None:
-        pruned_cache.save(frozen_at, pruned)
+        pruned_cache.save(frozen_at, pruned, fetches)
     return _runner(lambda batch: pruned(*([batch] * len(feeds)))), size
 
 

@@ -79,13 +79,16 @@ def load(path: Path, feeds: Sequence[str], fetches: Sequence[str]) -> Callable[[
     return run
 
 
-def save(path: Path, pruned) -> None:
-    """Freezes ``pruned`` (a concrete function) to ``path`` atomically; removes the module's stale files."""
+def save(path: Path, pruned, fetches: Sequence[str]) -> None:
+    """Freezes ``pruned`` (a concrete function) to ``path`` atomically; removes the module's stale files.
+
+    ``fetches`` are the outputs :func:`load` will ask for by name: the optimiser keeps them.
+    """
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     try:
         frozen = convert_variables_to_constants_v2(pruned)
-        graph_def = _optimised_for_cpu(frozen) if _cpu_only() else frozen.graph.as_graph_def()
+        graph_def = _optimised_for_cpu(frozen, fetches) if _cpu_only() else frozen.graph.as_graph_def()
         data = graph_def.SerializeToString()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -110,15 +113,15 @@ def _cpu_only() -> bool:
     return not tf.config.list_physical_devices("GPU")
 
 
-def _optimised_for_cpu(frozen):
-    """The frozen function's graph as grappler leaves it for the CPU (its outputs kept by name)."""
+def _optimised_for_cpu(frozen, fetches: Sequence[str]):
+    """The frozen function's graph as grappler leaves it for the CPU, ``fetches`` kept by name."""
     from tensorflow.python.grappler import tf_optimizer
 
     graph_def = frozen.graph.as_graph_def()
     for node in graph_def.node:
         node.device = CPU  # the remapper fuses ops only for a known device
     meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def, graph=frozen.graph)
-    meta_graph.collection_def["train_op"].node_list.value.extend(t.name for t in frozen.outputs)
+    meta_graph.collection_def["train_op"].node_list.value.extend(fetches)
     return tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta_graph)
 
 
