@@ -207,6 +207,19 @@ def test_membership_is_decided_around_the_most_central_image_and_verified_agains
     assert sorted(m.id for m in cluster.copies) == [1, 2]
 
 
+def test_a_better_file_next_to_the_keeper_takes_over_and_brings_its_copies():
+    # The centre is 2 (a mirrored copy, three pairs); among its members 3 is best, but the original 1
+    # pairs with 3 only, and 6 (its other copy) with 1 only. One cluster, kept by the original, not
+    # two clusters of one picture; 5 is not a copy of the original, and stays free.
+    records = [pictured(i, (100, 100), (100, 100), quality=q)
+               for i, q in ((1, 95), (2, 80), (3, 90), (4, 70), (5, 70), (6, 60))]
+    pairs = [Pair(2, 3, 0.9), Pair(2, 4, 0.9), Pair(2, 5, 0.9), Pair(1, 3, 0.9), Pair(1, 6, 0.9)]
+    verified = {(1, 2): Pair(1, 2, 0.8), (1, 4): Pair(1, 4, 0.8)}
+    [cluster] = build_clusters(records, pairs, verify=lambda a, b: verified.get((a, b)))
+    assert cluster.keeper.id == 1
+    assert sorted(m.id for m in cluster.copies) == [2, 3, 4, 6]
+
+
 def test_density_lowers_the_scores_of_crowded_neighbourhoods_and_needs_a_full_window():
     sims = np.array([[1.0, *np.linspace(0.95, 0.5, 25)]], dtype=np.float32)  # itself, then 25 neighbours
     labels = np.arange(26)[None, :]

@@ -5,19 +5,21 @@ FAISS index (exact or inverted file, see ``vectors.py``), chunk by chunk, so mem
 ``chunk_size x k`` results however large the collection (an N x N matrix is what makes other tools
 die with MemoryError at 60k images). Exact duplicates come from content digests and need no model.
 
-Grouping is *keeper-first star clustering*, chosen because plain transitive closure chains: A~B and
+Grouping is *centre-first, keeper-verified*, chosen because plain transitive closure chains: A~B and
 B~C put A and C together even when they look nothing alike, and a clean-up tool would then delete C
-on the strength of a photo it does not resemble. Here every candidate image is ranked by the keeper
-policy; the best image not yet placed becomes a keeper and takes as copies its not-yet-placed
-neighbours whose similarity *to it* is at or above the threshold. So:
+on the strength of a photo it does not resemble. Here the most central image not yet placed (the most
+accepted pairs) and its neighbours are a cluster's candidate members; the keeper policy chooses the
+keeper among them (moving to a better file next to that keeper, such as the original beside a mirrored
+centre, with that file's own neighbours); and only members that are duplicates *of the keeper itself*
+become its copies. So:
 
 - every copy is verified against the very file that is kept (similarity reported per copy), which
   is what justifies moving or deleting it;
 - a cluster's diameter is bounded by the threshold around its keeper, so chains cannot form;
-- the keeper is the best file of its cluster by the policy, not whichever file happened to be
-  central;
-- an image similar only to a copy (not to any keeper) stays out of every cluster: it is never
-  removed on second-hand evidence.
+- membership starts from the most central image, not from the file the policy prefers (under
+  ``pixels``, a copy in a wide frame, which makes it alike to other framed pictures);
+- an image similar only to a copy (not to the keeper) stays out of the cluster: it is never removed
+  on second-hand evidence.
 
 Two copies of the same keeper may be less similar to each other than the threshold (a left crop and
 a right crop of one photo): they are both copies of the kept original, which is what the user needs.
@@ -198,6 +200,9 @@ near-duplicate sits in (or next to) its original's list, and the self-search ask
 docs/benchmarks.md: at 100k nprobe 4/8/16 take 15/23/31 s and all find every planted pair; 1M at
 nprobe 8 takes 6.4 minutes with recall 0.99999."""
 
+
+KEEPER_ROUNDS = 3
+"""How many times a cluster may move to a better keeper found among its keeper's neighbours."""
 
 DEFAULT_THRESHOLD = 0.64
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
@@ -598,18 +603,31 @@ def build_clusters(
         return (-len(links) - len(twins.get(image_id, ())), -sum(p.rank for p in links.values()),
                 policy.key(by_id[image_id]))
 
+    def around(image_id: int) -> set[int]:
+        """An image, its accepted neighbours, and their byte-identical twins."""
+        found = {image_id, *twins.get(image_id, ())}
+        for neighbour in adjacent.get(image_id, {}):
+            found.update(twins.get(neighbour, [neighbour]))
+        return found
+
     placed: set[int] = set()
     clusters = []
     for centre in sorted(set(adjacent) | set(twins), key=centrality):
         if centre in placed:
             continue
-        members = {centre, *twins.get(centre, ())}
-        for neighbour in adjacent.get(centre, {}):
-            members.update(twins.get(neighbour, [neighbour]))  # a copy's byte-identical twins come along
-        members -= placed
+        members = around(centre) - placed
         if len(members) < 2:
             continue
         keeper = policy.choose(by_id[i] for i in sorted(members))
+        for _ in range(KEEPER_ROUNDS):
+            # A better file among the keeper's own neighbours (the original, next to a centre that was
+            # its mirrored copy) becomes the keeper, and brings its neighbours: otherwise it would
+            # start a second cluster of the same picture. Worse neighbours of the keeper stay out.
+            better = policy.choose(by_id[i] for i in sorted(members | (around(keeper.id) - placed)))
+            if better.id in members:
+                break
+            members |= around(better.id) - placed
+            keeper = policy.choose(by_id[i] for i in sorted(members))
         copies: dict[int, float] = {}
         for image_id in sorted(members - {keeper.id}):
             if keeper.digest and by_id[image_id].digest == keeper.digest:
