@@ -3,7 +3,7 @@ model, indexed with ``index_type="ondisk"`` and answering as the default layout 
 
 Trained layouts need ``IVF_MIN`` (2,560) vectors; the test lowers that bound to 16 (the fewest lists
 the large layout makes, one training vector each) rather than embed thousands of images: everything
-else runs as in production, and with 16 lists and nprobe 8 the search is not exhaustive.
+else runs as in production (the duplicate search visits 8 of the 16 lists, as it would 8 of 4,096).
 """
 
 from __future__ import annotations
