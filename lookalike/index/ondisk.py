@@ -20,7 +20,9 @@ the lists a query touches. Measured in docs/benchmarks.md, "On-disk IVF-PQ layou
 - **Search** asks PQ for ``RERANK`` x k candidates, then scores them exactly with the float vectors
   from ``fetch`` (SQLite today, float16 shards later): PQ alone finds the neighbourhood, the exact
   dot products put it in order, which is where recall@10 comes back. Without ``fetch`` the scores are
-  PQ estimates.
+  PQ estimates. The duplicate self-search goes through ``pair_search`` (``PAIR_RERANK`` x k, exact
+  too): PQ estimates move pairs across the 0.64 threshold (docs/benchmarks.md: PQ alone found 14% of
+  the planted pairs, re-ranked all of them).
 - **Files** (next to the collection's ``vectors.json`` sidecar, which names them and is renamed into
   place last, so a crash leaves the previous set intact): ``ondisk-<tag>-<n>.faiss`` (the index with an
   on-disk list header), ``.ivfdata`` (the lists), ``-ids.npy`` (the base's ids, sorted, memory-mapped),
@@ -57,7 +59,7 @@ from lookalike.index.vectors import (
 PREFIX = "ondisk-"
 NPROBE = 64  # lists visited per query; see docs/benchmarks.md
 RERANK = 10  # candidates re-scored exactly per neighbour asked
-PAIR_RERANK = 4  # the same for a duplicate self-search, whose k is already 32+; see docs/benchmarks.md
+PAIR_RERANK = 4  # the same for a duplicate self-search, whose k is 32+ (2 sufficed in docs/benchmarks.md)
 RERANK_BATCH = 65_536  # candidates fetched and re-scored at a time in a bulk scan (~320 MB of float32)
 PQ_M = 64  # bytes of PQ code per vector (1280-d: OPQ rotates to 256-d, 64 sub-vectors of 4 dims)
 HNSW_NLIST = 4096  # an HNSW coarse quantizer from this many lists up (it also speeds k-means up)
@@ -378,7 +380,8 @@ class OnDiskIndex:
 
     @property
     def index(self) -> faiss.Index:
-        """The FAISS index, base and delta stacked, tombstones *not* hidden, PQ scores: for bulk scans."""
+        """The FAISS index, base and delta stacked, tombstones *not* hidden, PQ scores (bulk scans that
+        need live ids and exact scores use ``pair_search``)."""
         return self._index
 
     @property
