@@ -6,15 +6,25 @@ Run by hand: ``python bench/duplicates.py --sizes 100000,1000000``. Each size ru
 
 What is measured is what ``lookalike duplicates`` will do on a collection: the collection's own
 FAISS index (built here with ``VectorIndex.build``, i.e. exact for small sets and IVF-SQ8 beyond; its
-build time is shown apart, as a collection already has it) is self-searched with
-``similar_pairs`` (each row's cosine floor from its own density), the pairs scored with
-``pair_score`` and grouped with ``build_clusters`` around the most central image, every copy verified
-against its keeper. (The colour and quarter-turn second looks need files: not part of this run.)
+build time is shown apart, as a collection already has it) is self-searched (``pair_search()``) with
+``similar_pairs`` (each row's cosine floor from its own density) with the product's shape test
+(``look=``: ``worth_a_look`` on the images' (width, height), as ``Collection._near_pairs`` builds it),
+so the same first search also collects the second looks' candidates: neighbours among the first
+``LOOK_K`` from cosine ``LOOK_FLOOR`` up to the row's floor whose shapes allow a quarter turn or a
+many-times scale, plus the pairs found but scored short of the threshold that the shapes allow. The
+pairs are scored with ``pair_score`` and grouped with ``build_clusters`` around the most central image,
+every copy verified against its keeper. The looks themselves (pixel agreement of stored thumbnails,
+then re-embedding turned or shrunk files) and the colour look need files: they are counted here (the
+*look candidates*), not run; bench/calibrate.py measures them on the real set.
 
 Data: photos-like background vectors around random centres (neighbour cosines ~0.4-0.7, below any
 sensible threshold) plus planted groups: 5% of the originals get 1-3 copies at cosine 0.92-0.99 to
 the original (10% of copies byte-identical: same vector, same digest). Copies have fewer pixels than
-their original, as resized copies do. Precision/recall are pairwise over cluster co-membership
+their original, as resized copies do.
+Shapes: every original (and background image) is one of a few camera and screen sizes, landscape,
+portrait and square (``PHOTO_SHAPES``); copies are 0.5-0.9 of their original's width and height,
+except a fifth at quarter size (16x fewer pixels) and a fifth turned (width and height swapped);
+byte-identical copies keep the original's shape. Precision/recall are pairwise over cluster co-membership
 against the planted groups. Vectors are kept as float16 (the product reads them chunk by chunk from
 SQLite; this keeps the 1M run within a shared machine's memory).
 """
@@ -35,14 +45,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lookalike.index.collection import _shapes_of  # noqa: E402
 from lookalike.index.duplicates import (  # noqa: E402
     DEFAULT_THRESHOLD,
+    LOOK_FLOOR,
+    LOOK_K,
     PAIR_NPROBE,
     ImageRecord,
     Pair,
     build_clusters,
+    could_be_scaled,
+    could_be_turned,
     pair_score,
     similar_pairs,
+    worth_a_look,
 )
 from lookalike.index.vectors import VectorIndex  # noqa: E402
 
@@ -51,6 +67,10 @@ from report import DOCS, machine, today, write_section  # noqa: E402
 
 SECTION = "## Duplicate clustering speed"
 CHUNK = 50_000
+PHOTO_SHAPES = {  # (width, height): share of the originals and background images
+    (4032, 3024): 0.30, (3024, 4032): 0.20, (6000, 4000): 0.10, (4000, 6000): 0.05,
+    (1920, 1080): 0.10, (1080, 1920): 0.10, (1600, 1200): 0.10, (3000, 3000): 0.05,
+}
 
 
 def planted(n: int, dim: int, seed: int) -> tuple[np.ndarray, list[list[int]], set[int]]:
@@ -90,14 +110,33 @@ def planted(n: int, dim: int, seed: int) -> tuple[np.ndarray, list[list[int]], s
     return vectors, groups, exact
 
 
-def records_for(ids: set[int], groups: list[list[int]], exact: set[int], seed: int) -> list[ImageRecord]:
-    """Metadata for the images the clustering looks at: originals 12 MP, copies smaller."""
+def shaped(n: int, groups: list[list[int]], exact: set[int], seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Every image's (width, height) [n, 2] int32 (what ``Store.shapes`` gives) and the copies by kind."""
+    rng = np.random.default_rng(seed + 2)  # apart from the vectors' generator: the same vectors as before
+    sizes = np.array(list(PHOTO_SHAPES), dtype=np.int32)
+    shapes = sizes[rng.choice(len(sizes), size=n, p=list(PHOTO_SHAPES.values()))]
+    kinds = {"resized": 0, "quarter": 0, "turned": 0, "exact": 0}
+    for group in groups:
+        w, h = shapes[group[0]]
+        for copy in group[1:]:
+            kind = "exact" if copy in exact else str(rng.choice(["resized", "quarter", "turned"],
+                                                                 p=[0.6, 0.2, 0.2]))
+            scale = rng.uniform(0.5, 0.9)
+            shapes[copy] = {"exact": (w, h), "quarter": (w // 4, h // 4), "resized": (w * scale, h * scale),
+                            "turned": (h * scale, w * scale)}[kind]
+            kinds[kind] += 1
+    return shapes, kinds
+
+
+def records_for(ids: set[int], groups: list[list[int]], exact: set[int], shapes: np.ndarray,
+                seed: int) -> list[ImageRecord]:
+    """Metadata for the images the clustering looks at: their shapes, sizes, times and digests."""
     rng = np.random.default_rng(seed + 1)
     original_of = {c: g[0] for g in groups for c in g[1:]}
     with_exact = {original_of[c] for c in exact}
     out = []
     for i in sorted(ids):
-        w, h = (4000, 3000) if i not in original_of else (int(rng.integers(640, 2000)), 480)
+        w, h = (int(v) for v in shapes[i])
         digest = f"g{original_of[i]}" if i in exact else f"g{i}" if i in with_exact else None
         out.append(ImageRecord(i, f"/photos/{i}.jpg", w, h, int(rng.integers(50_000, 5_000_000)),
                                float(rng.integers(1_500_000_000, 1_700_000_000)), digest))
@@ -122,7 +161,11 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
     """One size in this process: build the collection's index once, then search at each nprobe."""
     t = time.perf_counter()
     vectors, groups, exact = planted(n, dim, seed)
+    shapes, kinds = shaped(n, groups, exact, seed)
     generate_s = time.perf_counter() - t
+
+    def look(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # Collection._near_pairs' shaped_for_a_look
+        return worth_a_look(_shapes_of(shapes, a), _shapes_of(shapes, b))
 
     def chunks():
         for start in range(0, n, CHUNK):
@@ -136,25 +179,39 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
     for nprobe in nprobes if vi.kind == "ivf" else [0]:
         t = time.perf_counter()
         densities: dict[int, float] = {}
-        found = similar_pairs(vi.index, vectors, np.arange(n), threshold, nprobe=nprobe or PAIR_NPROBE,
-                              densities=densities, by_density=True)
+        looks: list[Pair] = []
+        found = similar_pairs(vi.pair_search(), vectors, np.arange(n), threshold,
+                              nprobe=nprobe or PAIR_NPROBE, densities=densities, by_density=True,
+                              look=look, looks=looks)
         search_s = time.perf_counter() - t
         t = time.perf_counter()
-        scored = (Pair(p.a, p.b, p.similarity, pair_score(p.similarity, densities[p.a], densities[p.b]))
-                  for p in found)
-        pairs = [p for p in scored if p.score >= threshold]
+        # As Collection._near_pairs: score; pairs short of the threshold that the shapes allow join the looks.
+        pairs, short = [], []
+        for p in found:
+            p = Pair(p.a, p.b, p.similarity, pair_score(p.similarity, densities[p.a], densities[p.b]))
+            (pairs if p.score >= threshold else short).append(p)
+        if short:
+            keep = look(np.array([p.a for p in short]), np.array([p.b for p in short]))
+            looks += [p for p, k in zip(short, keep, strict=True) if k]
         involved = {p.a for p in pairs} | {p.b for p in pairs} | exact | {g[0] for g in groups
                                                                          if set(g) & exact}
 
-        clusters = build_clusters(records_for(involved, groups, exact, seed), pairs,
+        clusters = build_clusters(records_for(involved, groups, exact, shapes, seed), pairs,
                                   verify=verifier(vectors, densities, threshold))
         cluster_s = time.perf_counter() - t
+        unique = {(p.a, p.b) for p in looks}  # a pair can come from both sides' searches
+        a, b = (np.array([ab[i] for ab in unique], dtype=np.int64) for i in (0, 1))
+        turns = int(could_be_turned(shapes[a], shapes[b]).sum())
+        scales = int(could_be_scaled(shapes[a], shapes[b]).sum())
+        copy_pairs = len(unique & truth)
         found = pairwise([[m.id for m in c.members] for c in clusters])
         hits = len(found & truth)
         results.append({
             "n": n, "index": vi.kind, "nlist": getattr(faiss.extract_index_ivf(vi.index), "nlist", 0)
             if vi.kind == "ivf" else 0, "nprobe": nprobe, "generate_s": generate_s, "build_s": build_s,
             "search_s": search_s, "cluster_s": cluster_s, "pairs": len(pairs), "clusters": len(clusters),
+            "looks": len(unique), "look_turns": turns, "look_scales": scales, "look_copy_pairs": copy_pairs,
+            "copies": kinds,
             "precision": hits / len(found) if found else 1.0, "recall": hits / len(truth),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "load": os.getloadavg()[1],
@@ -169,14 +226,16 @@ def faiss_setup() -> tuple[str, str]:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| vectors | index | nprobe | index build s | pair search s | clustering s | total s "
-             "| peak RSS GiB | pairs | clusters | precision | recall |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| peak RSS GiB | pairs | clusters | look candidates (turn / scale) | precision | recall |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         index = f"IVF{r['nlist']},SQ8" if r["index"] == "ivf" else "flat"
         lines.append(
             f"| {r['n']:,} | {index} | {r['nprobe'] or '-'} | {r['build_s']:.0f} | {r['search_s']:.1f} "
             f"| {r['cluster_s']:.2f} | {r['search_s'] + r['cluster_s']:.1f} | {r['peak_rss_gib']:.1f} "
-            f"| {r['pairs']:,} | {r['clusters']:,} | {r['precision']:.5f} | {r['recall']:.5f} |")
+            f"| {r['pairs']:,} | {r['clusters']:,} "
+            f"| {r['looks']:,} ({r['look_turns']:,} / {r['look_scales']:,}) "
+            f"| {r['precision']:.5f} | {r['recall']:.5f} |")
     return "\n".join(lines)
 
 
@@ -203,6 +262,9 @@ def main() -> None:
                              check=True, stdout=subprocess.PIPE, text=True)
         rows += json.loads(out.stdout)
         print(markdown(rows), flush=True)
+    last = rows[-1]
+    copy_kinds = ", ".join(f"{v:,} {k}" for k, v in last["copies"].items()) + f" copies at {last['n']:,}"
+    copy_pairs = ", ".join(f"{c:,} at {n:,}" for n, c in {r["n"]: r["look_copy_pairs"] for r in rows}.items())
     body = "\n\n".join([
         f"Measured {today()} with `python bench/duplicates.py` on {machine(*faiss_setup())}.",
         f"Synthetic {args.dim}-d vectors (see the script's docstring): 5% of originals get 1-3 copies "
@@ -212,6 +274,18 @@ def main() -> None:
         "adds); *index build* is what the collection already paid when indexing. Peak RSS is the whole "
         "process, including the float16 vectors (2.5 KiB each) and the index build. No N x N matrix: "
         "search memory is bounded by chunk x k results.",
+        "The pair search is the product's: with the shape test (`look=`, `worth_a_look` on (width, "
+        f"height)) the first search of each row (k >= {LOOK_K}) also collects the second looks' "
+        f"candidates, its first {LOOK_K} neighbours from cosine {LOOK_FLOOR:.2f} up to the row's floor "
+        "whose shapes allow a quarter turn or a many-times scale, and the scoring adds the pairs found "
+        "short of the threshold that the shapes allow. Images have realistic shapes (camera and screen "
+        "sizes, landscape, portrait and square; copies smaller, a fifth at quarter size and a fifth "
+        f"turned: {copy_kinds}). *Look candidates* (unique pairs; a pair can pass both tests) is what "
+        "the file-based second looks would then check, first pixel by pixel from the stored thumbnails, "
+        "then by re-embedding the turned or shrunk files; those need files and are not run here: "
+        "bench/calibrate.py measures them on the real set. The planted copies here sit at cosine "
+        "0.92-0.99 and are found without a look, so nearly every candidate is a background pair: the "
+        f"candidates that are planted copy pairs: {copy_pairs}.",
         "The planted copies are easy to tell from the background (cosine >= 0.92 against <= ~0.7), so "
         "precision and recall here measure what the approximate search loses, not the model: the "
         "default threshold is calibrated on real photos. Times are wall clock; the 5-minute load "
