@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow_hub
 
 from lookalike.embedder import hub
 from tests.modules import build_tf1_module
@@ -33,6 +32,8 @@ def test_second_load_uses_the_frozen_function_and_gives_the_same_outputs(module,
     cache = tmp_path / "cache"
     first = hub.load(str(module), cache)
     assert len(frozen_files(cache)) == 1
+    import tensorflow_hub  # here, not at the top: TensorFlow must load after lookalike (its SQLite)
+
     calls = []
     monkeypatch.setattr(tensorflow_hub, "load", lambda *a, **k: calls.append(a))
     second = hub.load(str(module), cache)
