@@ -7,7 +7,7 @@ Run by hand: ``python bench/duplicates.py --sizes 100000,1000000``. Each size ru
 What is measured is what ``lookalike duplicates`` will do on a collection: the collection's own
 FAISS index (built here with ``VectorIndex.build``, i.e. exact for small sets and IVF-SQ8 beyond; its
 build time is shown apart, as a collection already has it) is self-searched (``pair_search()``) with
-``similar_pairs`` (each row's cosine floor from its own density) with the product's shape test
+``similar_pair_arrays`` (each row's cosine floor from its own density) with the product's shape test
 (``look=``: ``worth_a_look`` on the images' (width, height), as ``Collection._near_pairs`` builds it),
 so the same first search also collects the second looks' candidates: neighbours among the first
 ``LOOK_K`` from cosine ``LOOK_FLOOR`` up to the row's floor whose shapes allow a quarter turn or a
@@ -45,7 +45,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lookalike.index.collection import _shapes_of  # noqa: E402
 from lookalike.index.duplicates import (  # noqa: E402
     DEFAULT_THRESHOLD,
     LOOK_FLOOR,
@@ -53,11 +52,14 @@ from lookalike.index.duplicates import (  # noqa: E402
     PAIR_NPROBE,
     ImageRecord,
     Pair,
+    PairArrays,
     build_clusters,
+    by_id,
     could_be_scaled,
     could_be_turned,
     pair_score,
-    similar_pairs,
+    similar_pair_arrays,
+    split_at_threshold,
     worth_a_look,
 )
 from lookalike.index.vectors import VectorIndex  # noqa: E402
@@ -165,7 +167,7 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
     generate_s = time.perf_counter() - t
 
     def look(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # Collection._near_pairs' shaped_for_a_look
-        return worth_a_look(_shapes_of(shapes, a), _shapes_of(shapes, b))
+        return worth_a_look(by_id(shapes, a, 0), by_id(shapes, b, 0))
 
     def chunks():
         for start in range(0, n, CHUNK):
@@ -179,38 +181,32 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
     for nprobe in nprobes if vi.kind == "ivf" else [0]:
         t = time.perf_counter()
         densities: dict[int, float] = {}
-        looks: list[Pair] = []
-        found = similar_pairs(vi.pair_search(), vectors, np.arange(n), threshold,
-                              nprobe=nprobe or PAIR_NPROBE, densities=densities, by_density=True,
-                              look=look, looks=looks)
+        found, looks = similar_pair_arrays(vi.pair_search(), vectors, np.arange(n), threshold,
+                                           nprobe=nprobe or PAIR_NPROBE, densities=densities,
+                                           by_density=True, look=look)
         search_s = time.perf_counter() - t
         t = time.perf_counter()
         # As Collection._near_pairs: score; pairs short of the threshold that the shapes allow join the looks.
-        pairs, short = [], []
-        for p in found:
-            p = Pair(p.a, p.b, p.similarity, pair_score(p.similarity, densities[p.a], densities[p.b]))
-            (pairs if p.score >= threshold else short).append(p)
-        if short:
-            keep = look(np.array([p.a for p in short]), np.array([p.b for p in short]))
-            looks += [p for p, k in zip(short, keep, strict=True) if k]
+        density_by_id = np.full(n, np.nan)
+        density_by_id[list(densities)] = list(densities.values())
+        pairs, short = split_at_threshold(found, density_by_id, threshold, look)
+        looks = PairArrays.concat([looks, short]).unordered()  # a pair can come from both sides' searches
         involved = {p.a for p in pairs} | {p.b for p in pairs} | exact | {g[0] for g in groups
                                                                          if set(g) & exact}
 
         clusters = build_clusters(records_for(involved, groups, exact, shapes, seed), pairs,
                                   verify=verifier(vectors, densities, threshold))
         cluster_s = time.perf_counter() - t
-        unique = {(p.a, p.b) for p in looks}  # a pair can come from both sides' searches
-        a, b = (np.array([ab[i] for ab in unique], dtype=np.int64) for i in (0, 1))
-        turns = int(could_be_turned(shapes[a], shapes[b]).sum())
-        scales = int(could_be_scaled(shapes[a], shapes[b]).sum())
-        copy_pairs = len(unique & truth)
+        turns = int(could_be_turned(shapes[looks.a], shapes[looks.b]).sum())
+        scales = int(could_be_scaled(shapes[looks.a], shapes[looks.b]).sum())
+        copy_pairs = len(set(zip(looks.a.tolist(), looks.b.tolist(), strict=True)) & truth)
         found = pairwise([[m.id for m in c.members] for c in clusters])
         hits = len(found & truth)
         results.append({
             "n": n, "index": vi.kind, "nlist": getattr(faiss.extract_index_ivf(vi.index), "nlist", 0)
             if vi.kind == "ivf" else 0, "nprobe": nprobe, "generate_s": generate_s, "build_s": build_s,
             "search_s": search_s, "cluster_s": cluster_s, "pairs": len(pairs), "clusters": len(clusters),
-            "looks": len(unique), "look_turns": turns, "look_scales": scales, "look_copy_pairs": copy_pairs,
+            "looks": len(looks), "look_turns": turns, "look_scales": scales, "look_copy_pairs": copy_pairs,
             "copies": kinds,
             "precision": hits / len(found) if found else 1.0, "recall": hits / len(truth),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,

@@ -76,18 +76,24 @@ def luminance_thumbnail(pixels: np.ndarray) -> bytes:
     return grey.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX).tobytes()
 
 
-def thumbnail_signals(thumbnails: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Thumbnails [n, side, side] with zero mean and unit norm, and which of them say anything (recorded
-    and not flat): two multiplied and summed give their correlation, which brightness and contrast
-    changes leave alone."""
+def thumbnail_matrix(thumbnails: Sequence[bytes]) -> np.ndarray:
+    """Thumbnails as rows of a uint8 matrix [n, side * side]; a missing one is a row of zeros (flat)."""
     size = THUMBNAIL_SIDE * THUMBNAIL_SIDE
-    valid = np.array([len(t) == size for t in thumbnails], dtype=bool)
-    raw = b"".join(t if ok else bytes(size) for t, ok in zip(thumbnails, valid, strict=True))
-    values = np.frombuffer(raw, dtype=np.uint8).reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    return np.frombuffer(b"".join(t if len(t) == size else bytes(size) for t in thumbnails),
+                         dtype=np.uint8).reshape(-1, size)
+
+
+def thumbnail_signals(thumbnails: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thumbnail rows (:func:`thumbnail_matrix`) as [n, side, side] with zero mean and unit norm, and
+    which of them say anything (not flat, so not missing either): two multiplied and summed give
+    their correlation, which brightness and contrast changes leave alone."""
+    values = thumbnails.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
     values -= values.mean(axis=(1, 2), keepdims=True)
     norms = np.sqrt(np.einsum("nij,nij->n", values, values))
-    valid &= norms > 0
-    return values / np.where(norms > 0, norms, 1.0)[:, None, None], valid
+    valid = norms > 1e-3
+    return values / np.where(valid, norms, 1.0)[:, None, None], valid
+
+
 def content_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the picture inside added uniform borders and caption bands.
 

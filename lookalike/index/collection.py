@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
@@ -41,18 +42,20 @@ from lookalike.index.duplicates import (
     ImageRecord,
     KeeperPolicy,
     Pair,
+    PairArrays,
+    aligned_correlations,
     build_clusters,
     build_matches,
+    by_id,
     could_be_scaled,
     could_be_turned,
     density,
     orientation_pixels,
     pair_score,
-    pixel_agreements,
     recheck_orientations,
     second_look,
-    similar_pairs,
-    similar_pairs_between,
+    similar_pair_arrays,
+    split_at_threshold,
     worth_a_look,
 )
 from lookalike.index.shards import SHARD_SIZE
@@ -556,7 +559,7 @@ class Collection:
             with self._lock:
                 index = self._current_vectors() if self.store.count() else None
             if index is not None:
-                pairs = self._near_pairs(similar_pairs, index, self.store, threshold, densities)
+                pairs = self._near_pairs(similar_pair_arrays, index, self.store, threshold, densities)
         with self._lock:
             twins = self.store.shared_digest_ids()
             records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
@@ -601,14 +604,15 @@ class Collection:
 
         return verify
 
-    def _near_pairs(self, find: Callable[..., list[Pair]], index: vectors.VectorIndex, targets: Store,
-                    threshold: float, densities: dict[int, float]) -> list[Pair]:
+    def _near_pairs(self, find: Callable[..., tuple[PairArrays, PairArrays]], index: vectors.VectorIndex,
+                    targets: Store, threshold: float, densities: dict[int, float]) -> list[Pair]:
         """Scored pairs at the threshold, plus those a second look (:meth:`_second_looks`) brings to it.
 
         ``find`` searches my vectors against ``index``, whose ids are rows of ``targets`` (this store,
         or the other set's), fills ``densities`` for my images and, from the same search, collects the
         neighbours shaped for a second look; across two sets an archive image is scored with its
-        query's density.
+        query's density. Pairs stay in arrays until they are known to matter: a million images have
+        tens of millions of neighbours under the threshold.
         """
         across = targets is not self.store
         with self._lock:
@@ -616,10 +620,10 @@ class Collection:
             their_shapes = targets.shapes() if across else my_shapes
 
         def shaped_for_a_look(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return worth_a_look(_shapes_of(my_shapes, a), _shapes_of(their_shapes, b))
+            return worth_a_look(by_id(my_shapes, a, 0), by_id(their_shapes, b, 0))
 
-        found: list[Pair] = []
-        looks: list[Pair] = []
+        found: list[PairArrays] = []
+        looks: list[PairArrays] = []
         chunks = self.store.iter_vectors(PAIR_CHUNK)
         while True:
             # The collection lock is held a chunk at a time, so searches from other threads (the HTTP
@@ -628,42 +632,43 @@ class Collection:
                 if (chunk_of := next(chunks, None)) is None:
                     break
                 ids, chunk = chunk_of
-                found += find(index.pair_search(), chunk, ids, threshold, densities=densities,
-                              by_density=True, look=shaped_for_a_look, looks=looks)
+                pairs, candidates = find(index.pair_search(), chunk, ids, threshold, densities=densities,
+                                         by_density=True, look=shaped_for_a_look)
+                found.append(pairs)
+                looks.append(candidates)
+        density_by_id = np.full(len(my_shapes), np.nan)
+        for image_id, value in densities.items():
+            if image_id < len(density_by_id):
+                density_by_id[image_id] = value
+        sure, short = split_at_threshold(PairArrays.concat(found), density_by_id, threshold,
+                                         shaped_for_a_look, across)
+        candidates = PairArrays.concat([*looks, short])
+        if not across:
+            candidates = candidates.unordered()  # a pair can come from both its images' searches
 
         def scored(p: Pair) -> Pair:
             mine = densities.get(p.a)
             theirs = mine if across else densities.get(p.b)
             return Pair(p.a, p.b, p.similarity, pair_score(p.similarity, mine, theirs))
 
-        sure, short = [], []
-        for p in map(scored, found):
-            (sure if p.score >= threshold else short).append(p)
-        if short:
-            shaped = shaped_for_a_look(np.array([p.a for p in short]), np.array([p.b for p in short]))
-            looks += [p for p, keep in zip(short, shaped, strict=True) if keep]
-        return sure + [scored(p) for p in self._second_looks(looks, targets,
+        return sure + [scored(p) for p in self._second_looks(candidates, targets,
                                                              lambda p: scored(p).score >= threshold)]
 
-    def _second_looks(self, pairs: Sequence[Pair], targets: Store,
-                      good: Callable[[Pair], bool]) -> list[Pair]:
+    def _second_looks(self, pairs: PairArrays, targets: Store, good: Callable[[Pair], bool]) -> list[Pair]:
         """The pairs (my ``a``, ``targets``' ``b``) that a second look makes ``good``: their pixels agree
-        once aligned (``PIXEL_AGREEMENT``, from the stored thumbnails), and re-embedded a quarter turn
-        (:func:`recheck_orientations`) or a many-times scale (:meth:`_scaled_pairs`) apart, they reach
-        the threshold; each with the best similarity seen.
+        once aligned (``PIXEL_AGREEMENT``, from the stored thumbnails, :meth:`_agreeing`), and
+        re-embedded a quarter turn (:func:`recheck_orientations`) or a many-times scale
+        (:meth:`_scaled_pairs`) apart, they reach the threshold; each with the best similarity seen.
 
-        Only pairs whose shapes allow a turn or a scale are looked at, and only those whose pixels agree
+        Only pairs whose shapes allow a turn or a scale are offered, and only those whose pixels agree
         are re-embedded, the costly part: a few per copy, whatever the collection's size."""
+        pairs = self._agreeing(pairs, targets).pairs()
         if not pairs:
             return []
         with self._lock:
             mine = {r.id: r for r in self.store.get_many(list({p.a for p in pairs}), vector=True)}
             theirs = {r.id: r for r in targets.get_many(list({p.b for p in pairs}), vector=True)}
-        thumbnail = {row.path: _thumbnail(row) for row in [*mine.values(), *theirs.values()]}
         pairs = [p for p in pairs if p.a in mine and p.b in theirs]
-        agreement = pixel_agreements([thumbnail[mine[p.a].path] for p in pairs],
-                                     [thumbnail[theirs[p.b].path] for p in pairs])
-        pairs = [p for p, agree in zip(pairs, agreement, strict=True) if agree >= PIXEL_AGREEMENT]
         shape = {("a", i): (r.width, r.height) for i, r in mine.items()}
         shape.update({("b", i): (r.width, r.height) for i, r in theirs.items()})
         turns = [p for p in pairs if could_be_turned(shape["a", p.a], shape["b", p.b])]
@@ -675,6 +680,33 @@ class Collection:
             if (p.a, p.b) not in best or p.similarity > best[p.a, p.b].similarity:
                 best[p.a, p.b] = p
         return [p for p in best.values() if good(p)]
+
+    def _agreeing(self, pairs: PairArrays, targets: Store) -> PairArrays:
+        """The pairs whose pictures agree pixel by pixel (``PIXEL_AGREEMENT``): each image's stored
+        thumbnail read once, the pairs compared a chunk at a time."""
+        if not len(pairs):
+            return pairs
+        mine, theirs = np.unique(pairs.a), np.unique(pairs.b)
+        with self._lock:
+            my_thumbnails = self._thumbnails(self.store, mine)
+            their_thumbnails = self._thumbnails(targets, theirs)
+        agreement = aligned_correlations(my_thumbnails, their_thumbnails, np.searchsorted(mine, pairs.a),
+                                         np.searchsorted(theirs, pairs.b))
+        return pairs.take(agreement >= PIXEL_AGREEMENT)
+
+    @staticmethod
+    def _thumbnails(store: Store, ids: np.ndarray) -> np.ndarray:
+        """``ids``' thumbnails; those of rows indexed before schema 4 read from their files (a file
+        gone or unreadable gives a flat thumbnail, which never agrees)."""
+        from lookalike.embedder.images import read_traits
+
+        matrix, recorded = store.thumbnails(ids)
+        if not recorded.all():
+            for row in store.get_many(ids[~recorded].tolist()):
+                with contextlib.suppress(ImageError):
+                    thumbnail = read_traits(row.path).thumbnail
+                    matrix[np.searchsorted(ids, row.id)] = np.frombuffer(thumbnail, dtype=np.uint8)
+        return matrix
 
     def _scaled_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
                       theirs: dict[int, ImageRow]) -> list[Pair]:
@@ -762,7 +794,8 @@ class Collection:
         twins = [i for i, digest in archive.digests().items() if digest in wanted]
         if compare:
             index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
-            pairs = self._near_pairs(similar_pairs_between, index, archive, threshold, {})
+            across = partial(similar_pair_arrays, self_search=False)
+            pairs = self._near_pairs(across, index, archive, threshold, {})
         theirs = _records(archive, [*twins, *(p.b for p in pairs)])
         found = {r.digest for r in theirs.values()}
         twins = [i for i, digest in mine.items() if digest in found]
@@ -845,12 +878,6 @@ class Collection:
         self.close()
 
 
-def _shapes_of(shapes: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Rows of :meth:`Store.shapes` for ``ids``; (0, 0), which no look accepts, for an id beyond it."""
-    inside = (ids >= 0) & (ids < len(shapes))
-    return np.where(inside[:, None], shapes[np.where(inside, ids, 0)], 0)
-
-
 def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:
     """What the keeper policy and the report need, for just the images in pairs or exact groups."""
     return {
@@ -873,19 +900,6 @@ def _with_traits(records: dict[int, ImageRecord]) -> dict[int, ImageRecord]:
             with contextlib.suppress(ImageError):
                 filled[image_id] = dataclasses.replace(record, traits=read_traits(record.path))
     return filled
-
-
-def _thumbnail(row: ImageRow) -> bytes:
-    """A row's stored luminance thumbnail, or, for rows indexed before schema 4, read from its file
-    (empty when unreadable: such a pair never passes the pixel check)."""
-    from lookalike.embedder.images import read_traits
-
-    if row.traits is not None and row.traits.thumbnail:
-        return row.traits.thumbnail
-    try:
-        return read_traits(row.path).thumbnail
-    except ImageError:
-        return b""
 
 
 def _pixel_size(path: str) -> tuple[int, int]:

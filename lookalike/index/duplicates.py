@@ -36,7 +36,7 @@ import faiss
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lookalike.embedder.traits import COLOURFUL, Traits, colour_distance, thumbnail_signals
+from lookalike.embedder.traits import COLOURFUL, Traits, colour_distance, thumbnail_matrix, thumbnail_signals
 from lookalike.errors import InvalidOption
 from lookalike.paths import FileSet
 
@@ -282,12 +282,25 @@ def worth_a_look(a: ArrayLike, b: ArrayLike) -> np.ndarray:
 def pixel_agreements(thumbnails_a: Sequence[bytes], thumbnails_b: Sequence[bytes]) -> np.ndarray:
     """For each pair of luminance thumbnails, their correlation, the best over the eight quarter turns
     and mirrors of ``b``: 1.0 for the same picture however it was turned; -1.0 if either is missing or
-    flat. All pairs at once: a collection's second looks check thousands."""
-    a, valid_a = thumbnail_signals(thumbnails_a)
-    b, valid_b = thumbnail_signals(thumbnails_b)
-    turns = [np.rot90(b, k, axes=(1, 2)) for k in range(4)]
-    best = np.max([np.einsum("nij,nij->n", a, v) for t in turns for v in (t, t[:, :, ::-1])], axis=0)
-    return np.where(valid_a & valid_b, best, -1.0)
+    flat."""
+    rows = np.arange(len(thumbnails_a))
+    return aligned_correlations(thumbnail_matrix(thumbnails_a), thumbnail_matrix(thumbnails_b), rows, rows)
+
+
+def aligned_correlations(thumbnails_a: np.ndarray, thumbnails_b: np.ndarray, rows_a: np.ndarray,
+                         rows_b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """:func:`pixel_agreements` for pairs (``thumbnails_a[rows_a[i]]``, ``thumbnails_b[rows_b[i]]``) of
+    two thumbnail matrices: millions of pairs, a chunk at a time, each thumbnail stored once."""
+    best = np.full(len(rows_a), -1.0, dtype=np.float32)
+    for start in range(0, len(rows_a), chunk):
+        a, valid_a = thumbnail_signals(thumbnails_a[rows_a[start : start + chunk]])
+        b, valid_b = thumbnail_signals(thumbnails_b[rows_b[start : start + chunk]])
+        turns = [np.rot90(b, k, axes=(1, 2)) for k in range(4)]
+        found = np.max([np.einsum("nij,nij->n", a, v) for t in turns for v in (t, t[:, :, ::-1])], axis=0)
+        best[start : start + chunk] = np.where(valid_a & valid_b, found, -1.0)
+    return best
+
+
 def orientation_pixels(pixels: np.ndarray) -> np.ndarray:
     """A preprocessed square image rotated by 90 and 270 degrees: [2, s, s, 3].
 
@@ -426,9 +439,16 @@ def pair_score(similarity: float, density_a: float | None, density_b: float | No
     So the score reads as a cosine similarity: for two images of typical density it is exactly their
     cosine, and in a collection too small to measure density (every density the prior) it is too.
     """
-    a = DENSITY_PRIOR if density_a is None else max(density_a, DENSITY_FLOOR)
-    b = DENSITY_PRIOR if density_b is None else max(density_b, DENSITY_FLOOR)
-    return similarity - (a + b) / 2 + DENSITY_PRIOR
+    unknown = np.nan
+    return float(pair_scores(np.float64(similarity), np.float64(unknown if density_a is None else density_a),
+                             np.float64(unknown if density_b is None else density_b)))
+
+
+def pair_scores(similarities: np.ndarray, densities_a: np.ndarray, densities_b: np.ndarray) -> np.ndarray:
+    """:func:`pair_score` over arrays of pairs; a NaN density is unknown."""
+    a = np.where(np.isnan(densities_a), DENSITY_PRIOR, np.maximum(densities_a, DENSITY_FLOOR))
+    b = np.where(np.isnan(densities_b), DENSITY_PRIOR, np.maximum(densities_b, DENSITY_FLOOR))
+    return similarities - (a + b) / 2 + DENSITY_PRIOR
 
 
 def other_colours(a: Traits | None, b: Traits | None) -> bool:
@@ -449,7 +469,54 @@ def second_look(pairs: Iterable[Pair], threshold: float, traits: Mapping[int, Tr
             or not other_colours(traits.get(p.a), traits.get(p.b))]
 
 
-def similar_pairs(
+@dataclass(frozen=True)
+class PairArrays:
+    """Many pairs as three aligned arrays: a million images' candidates without a Python object each."""
+
+    a: np.ndarray  # int64 ids
+    b: np.ndarray  # int64 ids
+    sims: np.ndarray  # float32 cosine similarities
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    @classmethod
+    def concat(cls, parts: Iterable[PairArrays]) -> PairArrays:
+        parts = list(parts)
+        if not parts:
+            return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+        return cls(*(np.concatenate(column) for column in zip(*((p.a, p.b, p.sims) for p in parts),
+                                                                 strict=True)))
+
+    @classmethod
+    def of(cls, pairs: Iterable[Pair]) -> PairArrays:
+        pairs = list(pairs)
+        return cls(np.array([p.a for p in pairs], dtype=np.int64),
+                   np.array([p.b for p in pairs], dtype=np.int64),
+                   np.array([p.similarity for p in pairs], dtype=np.float32))
+
+    def take(self, which: np.ndarray) -> PairArrays:
+        return PairArrays(self.a[which], self.b[which], self.sims[which])
+
+    def unordered(self) -> PairArrays:
+        """Pairs within one set: ``a < b``, each once with its higher similarity (approximate indexes
+        can measure the two directions differently)."""
+        keep = self.a != self.b
+        lo, hi, s = np.minimum(self.a, self.b)[keep], np.maximum(self.a, self.b)[keep], self.sims[keep]
+        order = np.lexsort((-s, hi, lo))
+        lo, hi, s = lo[order], hi[order], s[order]
+        first = np.ones(len(lo), dtype=bool)
+        first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+        return PairArrays(lo[first], hi[first], s[first])
+
+    def pairs(self, scores: np.ndarray | None = None) -> list[Pair]:
+        if scores is None:
+            return [Pair(int(x), int(y), float(s)) for x, y, s in zip(self.a, self.b, self.sims, strict=True)]
+        return [Pair(int(x), int(y), float(s), float(c))
+                for x, y, s, c in zip(self.a, self.b, self.sims, scores, strict=True)]
+
+
+def similar_pair_arrays(
     index: faiss.Index,
     vectors: np.ndarray,
     ids: np.ndarray,
@@ -462,7 +529,56 @@ def similar_pairs(
     densities: dict[int, float] | None = None,
     by_density: bool = False,
     look: ShapeTest | None = None,
+    self_search: bool = True,
+) -> tuple[PairArrays, PairArrays]:
+    """(pairs at the threshold, pairs below it worth a second look) of ``vectors`` (stored as ``ids``)
+    searched against ``index``: see :func:`similar_pairs` (one set, each pair once, ``a < b``) and
+    :func:`similar_pairs_between` (``self_search=False``: ``a`` the query's id, ``b`` the index's)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    found, candidates = [], []
+    start = 0
+    for hits in _neighbours(index, vectors, ids, threshold, k, max_k, chunk_size, nprobe,
+                            self_search=self_search, by_density=by_density, look=look):
+        found.append(PairArrays(ids[hits.rows], hits.labels, hits.sims))
+        candidates.append(PairArrays(ids[hits.look_rows], hits.look_labels, hits.look_sims))
+        start = _take_densities(densities, ids, start, hits.densities)
+    found_all, candidates_all = PairArrays.concat(found), PairArrays.concat(candidates)
+    if self_search:
+        return found_all.unordered(), candidates_all.unordered()
+    return found_all, candidates_all
+
+
+def split_at_threshold(
+    pairs: PairArrays, density_by_id: np.ndarray, threshold: float, look: ShapeTest, across: bool = False,
+) -> tuple[list[Pair], PairArrays]:
+    """Score found pairs (:func:`pair_scores`, densities from a table indexed by id, NaN unknown) into
+    (the scored pairs at the threshold, the rest that ``look`` accepts for a second look), in numpy:
+    a million images have tens of millions of neighbours under the threshold. ``across``: ``b`` is in
+    another set, scored with its query's density."""
+    mine = by_id(density_by_id, pairs.a, np.nan)
+    scores = pair_scores(pairs.sims, mine, mine if across else by_id(density_by_id, pairs.b, np.nan))
+    sure = scores >= threshold
+    short = pairs.take(~sure)
+    return pairs.take(sure).pairs(scores[sure]), short.take(look(short.a, short.b))
+
+
+def by_id(table: np.ndarray, ids: np.ndarray, missing: float) -> np.ndarray:
+    """Rows of a table indexed by image id (:meth:`Store.shapes`, densities) for ``ids``; ``missing``
+    for an id beyond it (an image added since the table was read)."""
+    inside = (ids >= 0) & (ids < len(table))
+    rows = table[np.where(inside, ids, 0)]
+    return np.where(inside.reshape(inside.shape + (1,) * (rows.ndim - 1)), rows, missing)
+
+
+def similar_pairs(
+    index: faiss.Index,
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    threshold: float,
+    k: int = 32,
+    *,
     looks: list[Pair] | None = None,
+    **options,
 ) -> list[Pair]:
     """Pairs within one set at or above a plain cosine ``threshold`` (a score with ``by_density``): every
     image searched against the index that holds them all.
@@ -474,31 +590,10 @@ def similar_pairs(
     ``densities``, when given, receives each image's :func:`density`; ``looks``, with ``look``, the
     pairs below the threshold worth a second look (see :func:`_neighbours`), once each too.
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    found, candidates = [], []
-    start = 0
-    for hits in _neighbours(index, vectors, ids, threshold, k, max_k, chunk_size, nprobe,
-                            by_density=by_density, look=look):
-        found.append((ids[hits.rows], hits.labels, hits.sims))
-        candidates.append((ids[hits.look_rows], hits.look_labels, hits.look_sims))
-        start = _take_densities(densities, ids, start, hits.densities)
+    found, candidates = similar_pair_arrays(index, vectors, ids, threshold, k, **options)
     if looks is not None:
-        looks += _unordered(candidates)
-    return _unordered(found)
-
-
-def _unordered(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[Pair]:
-    """(a ids, b ids, similarities) chunks as pairs ``a < b``, each once with its higher similarity."""
-    if not found:
-        return []
-    a, b, s = (np.concatenate(col) for col in zip(*found, strict=True))
-    keep = a != b
-    lo, hi, s = np.minimum(a, b)[keep], np.maximum(a, b)[keep], s[keep]
-    order = np.lexsort((-s, hi, lo))
-    lo, hi, s = lo[order], hi[order], s[order]
-    first = np.ones(len(lo), dtype=bool)
-    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-    return [Pair(int(x), int(y), float(z)) for x, y, z in zip(lo[first], hi[first], s[first], strict=True)]
+        looks += candidates.pairs()
+    return found.pairs()
 
 
 def _take_densities(densities: dict[int, float] | None, ids: np.ndarray, start: int,
@@ -516,13 +611,8 @@ def similar_pairs_between(
     threshold: float,
     k: int = 32,
     *,
-    max_k: int = 1024,
-    chunk_size: int = 4096,
-    nprobe: int = PAIR_NPROBE,
-    densities: dict[int, float] | None = None,
-    by_density: bool = False,
-    look: ShapeTest | None = None,
     looks: list[Pair] | None = None,
+    **options,
 ) -> list[Pair]:
     """Pairs across two sets: query images ``ids``/``vectors`` (set A) against ``index`` (set B).
 
@@ -531,20 +621,10 @@ def similar_pairs_between(
     given, receives each query's :func:`density` among the archive's images; ``looks`` as in
     :func:`similar_pairs`.
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    pairs = []
-    start = 0
-    for hits in _neighbours(index, vectors, ids, threshold, k, max_k, chunk_size, nprobe,
-                            self_search=False, by_density=by_density, look=look):
-        pairs += _across(ids[hits.rows], hits.labels, hits.sims)
-        if looks is not None:
-            looks += _across(ids[hits.look_rows], hits.look_labels, hits.look_sims)
-        start = _take_densities(densities, ids, start, hits.densities)
-    return pairs
-
-
-def _across(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> list[Pair]:
-    return [Pair(int(x), int(y), float(s)) for x, y, s in zip(a, b, sims, strict=True)]
+    found, candidates = similar_pair_arrays(index, vectors, ids, threshold, k, self_search=False, **options)
+    if looks is not None:
+        looks += candidates.pairs()
+    return found.pairs()
 
 
 def exact_groups(rows: Iterable[tuple[int, str | None]]) -> list[list[int]]:

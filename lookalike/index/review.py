@@ -26,6 +26,7 @@ from lookalike.index.duplicates import (
     Cluster,
     ImageRecord,
     Pair,
+    PairArrays,
     _cluster,
     pair_score,
 )
@@ -95,7 +96,7 @@ def recentre(
     short = [Pair(i, keeper_id, s) for i, s in similarity.items() if score(i) < threshold]
     looks = [p for p in short if p.similarity >= LOOK_FLOOR]
     good = lambda p: pair_score(p.similarity, densities.get(keeper_id), densities.get(p.a)) >= threshold  # noqa: E731
-    for p in collection._second_looks(looks, collection.store, good):
+    for p in collection._second_looks(PairArrays.of(looks), collection.store, good):
         similarity[p.a] = max(similarity[p.a], p.similarity)
 
     cluster = _cluster(records[keeper_id], ((records[i], s) for i, s in similarity.items()))

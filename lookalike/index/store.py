@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlite_utils import Database
 
-from lookalike.embedder.traits import Traits
+from lookalike.embedder.traits import THUMBNAIL_SIDE, Traits
 from lookalike.errors import CollectionError, IndexTooNew, NoIndex, NoSpace, NotAnIndex, WriterBusy
 from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
@@ -556,6 +556,24 @@ class Store:
         if len(rows):
             shapes[rows[:, 0]] = rows[:, 1:]
         return shapes
+
+    def thumbnails(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored luminance thumbnails of ``ids`` as rows of a uint8 matrix
+        (:func:`~lookalike.embedder.traits.thumbnail_matrix`), and which were recorded (schema 4 on)."""
+        size = THUMBNAIL_SIDE * THUMBNAIL_SIDE
+        matrix = np.zeros((len(ids), size), dtype=np.uint8)
+        recorded = np.zeros(len(ids), dtype=bool)
+        row_of = {int(image_id): row for row, image_id in enumerate(ids)}
+        keys = list(row_of)
+        for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+            chunk = keys[start:start + 500]
+            for image_id, thumbnail in self.db.conn.execute(
+                f"SELECT id, thumbnail FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                if thumbnail is not None and len(thumbnail) == size:
+                    matrix[row_of[image_id]] = np.frombuffer(thumbnail, dtype=np.uint8)
+                    recorded[row_of[image_id]] = True
+        return matrix, recorded
 
     def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids int64, vectors float32 [n, dim]) in id order, chunk by chunk: rebuilding FAISS, no model."""
