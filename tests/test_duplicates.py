@@ -16,6 +16,7 @@ from lookalike.index.duplicates import (
     ImageRecord,
     KeeperPolicy,
     Pair,
+    PairArrays,
     build_clusters,
     build_matches,
     could_be_scaled,
@@ -28,6 +29,7 @@ from lookalike.index.duplicates import (
     second_look,
     similar_pairs,
     similar_pairs_between,
+    split_at_threshold,
     worth_a_look,
 )
 from lookalike.index.vectors import VectorIndex
@@ -317,6 +319,22 @@ def test_the_second_looks_candidates_come_from_the_same_search():
     assert pairs == []
     assert [(p.a, p.b) for p in looks] == [(10, 14)]
     assert looks[0].similarity == pytest.approx(float(vectors[0] @ vectors[4]), abs=1e-5)
+
+
+def test_found_pairs_are_scored_in_bulk_and_the_short_ones_offered_for_a_look_if_shaped_for_it():
+    found = PairArrays.of([Pair(1, 2, 0.70), Pair(1, 3, 0.70), Pair(2, 3, 0.60), Pair(3, 9, 0.60)])
+    density = np.array([np.nan, DENSITY_PRIOR, DENSITY_PRIOR, 0.77])  # image 3 crowded; 9 not in the table
+    turned = {(2, 3)}
+
+    def look(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.array([(x, y) in turned for x, y in zip(a.tolist(), b.tolist(), strict=True)])
+
+    sure, short = split_at_threshold(found, density, 0.64, look)
+    # 1~2 scores its cosine; 1~3 loses (0.77 - 0.57) / 2 to image 3's crowd; 3~9 takes 9 at the prior.
+    assert [(p.a, p.b) for p in sure] == [(1, 2)]
+    assert sure[0].score == pytest.approx(0.70)
+    assert list(zip(short.a.tolist(), short.b.tolist(), strict=True)) == [(2, 3)]
+    assert pair_score(0.70, DENSITY_PRIOR, 0.77) == pytest.approx(0.60)
 
 
 def test_pixels_agree_for_the_same_picture_turned_or_mirrored_but_not_for_another():
