@@ -75,8 +75,9 @@ def test_a_turned_copy_whose_pixels_differ_is_not_a_copy(collection, files):
     assert "cameraman" not in named(collection.duplicates(THRESHOLD), files)
 
 
-def test_an_index_from_before_thumbnails_reads_them_from_the_files(collection, files):
-    collection.store.db.conn.execute("UPDATE images SET thumbnail = NULL")  # as schema 3 left them
+@pytest.mark.parametrize("stored", [None, b"\x00\xff\x10"], ids=["as schema 3 left them", "damaged"])
+def test_thumbnails_missing_or_damaged_in_the_index_are_read_from_the_files(collection, files, stored):
+    collection.store.db.conn.execute("UPDATE images SET thumbnail = ?", (stored,))
     assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
 
 
