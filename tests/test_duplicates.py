@@ -27,8 +27,8 @@ from lookalike.index.duplicates import (
     pair_score,
     pixel_agreements,
     second_look,
+    similar_pair_arrays,
     similar_pairs,
-    similar_pairs_between,
     split_at_threshold,
     worth_a_look,
 )
@@ -274,7 +274,7 @@ def test_two_sets_keep_the_archive_copy_and_ignore_equal_ids_across_sets():
                             archive_vectors[0], at_cosine(archive_vectors[49], 0.92, rng)])
     new_ids = np.array([1, 2, 3, 7])
     index = exact_index(archive_vectors, archive_ids)
-    pairs = similar_pairs_between(index, new_vectors, new_ids, THRESHOLD)
+    pairs = similar_pairs(index, new_vectors, new_ids, THRESHOLD, self_search=False)
     assert {(p.a, p.b) for p in pairs} == {(1, 7), (3, 1), (7, 50)}
 
     archive = [record(i, path=f"/archive/{i}.jpg", digest=f"a{i}") for i in range(1, 101)]
@@ -314,11 +314,10 @@ def test_the_second_looks_candidates_come_from_the_same_search():
     def shaped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return worth_a_look(np.array([shapes[i] for i in a]), np.array([shapes[i] for i in b]))
 
-    looks: list[Pair] = []
-    pairs = similar_pairs(exact_index(vectors, ids), vectors, ids, THRESHOLD, look=shaped, looks=looks)
-    assert pairs == []
-    assert [(p.a, p.b) for p in looks] == [(10, 14)]
-    assert looks[0].similarity == pytest.approx(float(vectors[0] @ vectors[4]), abs=1e-5)
+    pairs, looks = similar_pair_arrays(exact_index(vectors, ids), vectors, ids, THRESHOLD, look=shaped)
+    assert len(pairs) == 0
+    assert [(p.a, p.b) for p in looks.pairs()] == [(10, 14)]
+    assert looks.sims[0] == pytest.approx(float(vectors[0] @ vectors[4]), abs=1e-5)
 
 
 def test_found_pairs_are_scored_in_bulk_and_the_short_ones_offered_for_a_look_if_shaped_for_it():

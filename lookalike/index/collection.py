@@ -669,10 +669,12 @@ class Collection:
             mine = {r.id: r for r in self.store.get_many(list({p.a for p in pairs}), vector=True)}
             theirs = {r.id: r for r in targets.get_many(list({p.b for p in pairs}), vector=True)}
         pairs = [p for p in pairs if p.a in mine and p.b in theirs]
-        shape = {("a", i): (r.width, r.height) for i, r in mine.items()}
-        shape.update({("b", i): (r.width, r.height) for i, r in theirs.items()})
-        turns = [p for p in pairs if could_be_turned(shape["a", p.a], shape["b", p.b])]
-        scales = [p for p in pairs if could_be_scaled(shape["a", p.a], shape["b", p.b])]
+
+        def shapes(p: Pair) -> tuple[tuple[int, int], tuple[int, int]]:
+            return (mine[p.a].width, mine[p.a].height), (theirs[p.b].width, theirs[p.b].height)
+
+        turns = [p for p in pairs if could_be_turned(*shapes(p))]
+        scales = [p for p in pairs if could_be_scaled(*shapes(p))]
         variants = self._orientation_vectors({p.a for p in turns})
         best: dict[tuple[int, int], Pair] = {}
         for p in [*recheck_orientations(turns, -1.0, variants, {i: r.vector for i, r in theirs.items()}),

@@ -531,9 +531,17 @@ def similar_pair_arrays(
     look: ShapeTest | None = None,
     self_search: bool = True,
 ) -> tuple[PairArrays, PairArrays]:
-    """(pairs at the threshold, pairs below it worth a second look) of ``vectors`` (stored as ``ids``)
-    searched against ``index``: see :func:`similar_pairs` (one set, each pair once, ``a < b``) and
-    :func:`similar_pairs_between` (``self_search=False``: ``a`` the query's id, ``b`` the index's)."""
+    """(pairs at or above a plain cosine ``threshold`` (a score with ``by_density``), pairs below it that
+    ``look`` accepts for a second look (see :func:`_neighbours`)): ``vectors``, stored as ``ids``,
+    searched against ``index``.
+
+    ``vectors`` may be float16 or a memmap: only one chunk at a time is converted to float32. ``nprobe``
+    is the lists an inverted file visits per query (ignored by exact indexes). ``densities``, when given,
+    receives each query's :func:`density`. Within one set (``self_search``: ``index`` holds ``vectors``
+    under ``ids``) each unordered pair comes once, ``a < b``, with the higher of its two measured
+    similarities (approximate indexes can differ). Across two sets (``self_search=False``) ``a`` is the
+    query's id and ``b`` the index's, and an equal id on both sides is not a self-match.
+    """
     ids = np.asarray(ids, dtype=np.int64)
     found, candidates = [], []
     start = 0
@@ -570,30 +578,11 @@ def by_id(table: np.ndarray, ids: np.ndarray, missing: float) -> np.ndarray:
     return np.where(inside.reshape(inside.shape + (1,) * (rows.ndim - 1)), rows, missing)
 
 
-def similar_pairs(
-    index: faiss.Index,
-    vectors: np.ndarray,
-    ids: np.ndarray,
-    threshold: float,
-    k: int = 32,
-    *,
-    looks: list[Pair] | None = None,
-    **options,
-) -> list[Pair]:
-    """Pairs within one set at or above a plain cosine ``threshold`` (a score with ``by_density``): every
-    image searched against the index that holds them all.
-
-    ``vectors[i]`` must be stored in ``index`` under label ``ids[i]``; they may be float16 or a memmap,
-    as only one chunk at a time is converted to float32. ``nprobe`` is the lists an inverted file
-    visits per query (ignored by exact indexes). Each unordered pair is returned once
-    (``a < b``) with the higher of its two measured similarities (approximate indexes can differ).
-    ``densities``, when given, receives each image's :func:`density`; ``looks``, with ``look``, the
-    pairs below the threshold worth a second look (see :func:`_neighbours`), once each too.
-    """
-    found, candidates = similar_pair_arrays(index, vectors, ids, threshold, k, **options)
-    if looks is not None:
-        looks += candidates.pairs()
-    return found.pairs()
+def similar_pairs(index: faiss.Index, vectors: np.ndarray, ids: np.ndarray, threshold: float, k: int = 32,
+                  **options) -> list[Pair]:
+    """The pairs :func:`similar_pair_arrays` finds at the threshold, as :class:`Pair` objects: for callers
+    with few pairs (tests, benchmarks); a collection keeps them in arrays."""
+    return similar_pair_arrays(index, vectors, ids, threshold, k, **options)[0].pairs()
 
 
 def _take_densities(densities: dict[int, float] | None, ids: np.ndarray, start: int,
@@ -602,29 +591,6 @@ def _take_densities(densities: dict[int, float] | None, ids: np.ndarray, start: 
     if densities is not None and len(found):
         densities.update(zip(ids[start : start + len(found)].tolist(), found.tolist(), strict=True))
     return start + len(found)
-
-
-def similar_pairs_between(
-    index: faiss.Index,
-    vectors: np.ndarray,
-    ids: np.ndarray,
-    threshold: float,
-    k: int = 32,
-    *,
-    looks: list[Pair] | None = None,
-    **options,
-) -> list[Pair]:
-    """Pairs across two sets: query images ``ids``/``vectors`` (set A) against ``index`` (set B).
-
-    Ids of the two sets live in different collections, so ``Pair.a`` is always the query's id and
-    ``Pair.b`` the archive's, and an equal id on both sides is not a self-match. ``densities``, when
-    given, receives each query's :func:`density` among the archive's images; ``looks`` as in
-    :func:`similar_pairs`.
-    """
-    found, candidates = similar_pair_arrays(index, vectors, ids, threshold, k, self_search=False, **options)
-    if looks is not None:
-        looks += candidates.pairs()
-    return found.pairs()
 
 
 def exact_groups(rows: Iterable[tuple[int, str | None]]) -> list[list[int]]:
