@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageOps
 
 import lookalike
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair
@@ -240,3 +240,28 @@ def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_ali
         plain = float(a @ b)
         (looked,) = col._scaled_pairs([Pair(1, 2, plain)], rows, rows)
         assert looked.similarity >= plain and looked.similarity > 0.99
+
+
+def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_module):
+    """The model sees colour, so a greyscale copy scores under the threshold as stored; the colour
+    picture greyed and embedded again is the copy. A grey picture darker than the colour one (a
+    recoloured design's grey) is not its copy, however well the two correlate."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with Image.open(DATA / "espresso.jpg") as image:
+        image.save(photos / "espresso.jpg", quality=95)
+        grey = ImageOps.grayscale(image)
+        grey.convert("RGB").save(photos / "espresso-grey.jpg", quality=90)
+    with Image.open(DATA / "rocket.jpg") as image:
+        image.save(photos / "rocket.jpg", quality=95)
+        darker = ImageEnhance.Brightness(ImageOps.grayscale(image)).enhance(0.55)
+        darker.convert("RGB").save(photos / "rocket-dark-grey.jpg", quality=90)
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        vector = {Path(r.path).name: r.vector for r in col.store.get_many([1, 2, 3, 4], vector=True)}
+        assert cosine(vector["espresso.jpg"], vector["espresso-grey.jpg"]) < THRESHOLD
+        assert cosine(vector["rocket.jpg"], vector["rocket-dark-grey.jpg"]) < THRESHOLD
+        clusters = col.duplicates(THRESHOLD)
+    assert {Path(c.keeper.path).name: [Path(m.path).name for m in c.copies] for c in clusters} == {
+        "espresso.jpg": ["espresso-grey.jpg"]}
+    assert clusters[0].copies[0].similarity >= THRESHOLD

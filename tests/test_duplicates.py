@@ -19,10 +19,12 @@ from lookalike.index.duplicates import (
     PairArrays,
     build_clusters,
     build_matches,
+    could_be_greyed,
     could_be_scaled,
     could_be_turned,
     density,
     exact_groups,
+    luminance_difference,
     orientation_pixels,
     pair_score,
     pixel_agreements,
@@ -381,3 +383,22 @@ def test_the_scale_second_look_is_for_pairs_far_apart_in_size():
     assert could_be_scaled((400, 250), (1600, 1000))
     assert not could_be_scaled((1600, 1000), (800, 500))  # half size: the plain look is enough
     assert not could_be_scaled((0, 0), (10, 10))
+
+
+def test_the_greyscale_second_look_is_for_a_grey_picture_beside_a_colour_one():
+    grey, colour, unknown = 1, 0, -1
+    assert could_be_greyed([grey, colour], [colour, grey]).tolist() == [True, True]
+    assert could_be_greyed([grey, colour, unknown, unknown], [grey, colour, colour, grey]).tolist() == [
+        False, False, False, False]  # two alike, or traits not recorded: nothing to grey
+
+
+def test_luminance_difference_sees_brightness_that_correlation_ignores():
+    from lookalike.embedder.traits import THUMBNAIL_SIDE
+
+    picture = np.random.default_rng(4).integers(40, 200, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+    darker = picture - np.uint8(30)  # a recoloured design's grey: the same drawing, darker
+    assert luminance_difference(picture.tobytes(), np.rot90(picture).tobytes()) == 0.0  # aligned first
+    assert luminance_difference(picture.tobytes(), picture[:, ::-1].tobytes()) == 0.0
+    assert luminance_difference(picture.tobytes(), darker.tobytes()) == pytest.approx(30.0)
+    assert pixel_agreements([picture.tobytes()], [darker.tobytes()])[0] == pytest.approx(1.0)
+    assert luminance_difference(picture.tobytes(), b"") == float("inf")  # not recorded

@@ -129,6 +129,23 @@ def test_lookups_by_id_path_and_many_ids(store):
     assert store.get(ids[0], vector=False).vector is None
 
 
+def test_shapes_and_greyscale_traits_come_as_tables_indexed_by_id(store):
+    """What the duplicates' second looks test over whole neighbour lists at once."""
+    from dataclasses import replace
+
+    from lookalike.embedder.traits import Traits
+
+    def traits(grey: bool) -> Traits:
+        return Traits(640, 480, grey, 90, b"" if grey else bytes(16), 0.0 if grey else 0.3)
+
+    grey, colour, unknown = store.upsert([replace(image("/p/grey.jpg", 1), traits=traits(True)),
+                                          replace(image("/p/colour.jpg", 2), traits=traits(False)),
+                                          image("/p/old.jpg", 3)])
+    flags = store.greyscale()
+    assert (flags[grey], flags[colour], flags[unknown]) == (1, 0, -1)
+    assert store.shapes()[colour].tolist() == [640, 480] and len(flags) == len(store.shapes())
+
+
 def test_vectors_come_back_in_id_order_in_chunks(store):
     images = [image(f"/p/{n}.jpg", n) for n in range(7)]
     ids = store.upsert(images)

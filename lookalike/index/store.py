@@ -557,6 +557,17 @@ class Store:
             shapes[rows[:, 0]] = rows[:, 1:]
         return shapes
 
+    def greyscale(self) -> np.ndarray:
+        """Every image's greyscale trait, indexed by id: 1 grey, 0 colour, -1 unknown (no image, or
+        indexed before schema 3): which neighbours could be a colour picture and its greyscale copy."""
+        top = self.db.conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()[0]
+        flags = np.full(top + 1, -1, dtype=np.int8)
+        rows = np.array(self.db.conn.execute(
+            "SELECT id, greyscale FROM images WHERE greyscale IS NOT NULL").fetchall(), dtype=np.int64)
+        if len(rows):
+            flags[rows[:, 0]] = rows[:, 1]
+        return flags
+
     def thumbnails(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The stored luminance thumbnails of ``ids`` as rows of a uint8 matrix
         (:func:`~lookalike.embedder.traits.thumbnail_matrix`), and which were recorded (schema 4 on)."""
