@@ -19,6 +19,7 @@ from lookalike.index.duplicates import (
     PairArrays,
     build_clusters,
     build_matches,
+    colour_conflict,
     could_be_greyed,
     could_be_scaled,
     could_be_turned,
@@ -222,6 +223,62 @@ def test_a_better_file_next_to_the_keeper_takes_over_and_brings_its_copies():
     [cluster] = build_clusters(records, pairs, verify=lambda a, b: verified.get((a, b)))
     assert cluster.keeper.id == 1
     assert sorted(m.id for m in cluster.copies) == [2, 3, 4, 6]
+
+
+def test_the_keepers_own_neighbours_join_when_another_member_vouches_for_them():
+    # The centre is 2 (a mirrored copy: the strongest pairs); the original 1 is kept. 4 pairs with the
+    # keeper and with the member 3: it joins, or the picture would be split in two clusters. 5 pairs
+    # with the keeper alone: that is not enough, as for a framed picture of another original.
+    records = [pictured(i, (100, 100), (100, 100), quality=95 if i == 1 else 80) for i in range(1, 7)]
+    pairs = [Pair(1, 2, 0.95), Pair(2, 3, 0.95), Pair(2, 6, 0.95), Pair(1, 4, 0.9), Pair(3, 4, 0.9),
+             Pair(1, 5, 0.9)]
+    verified = {(1, 3): Pair(1, 3, 0.8), (1, 6): Pair(1, 6, 0.8)}
+    [cluster] = build_clusters(records, pairs, verify=lambda a, b: verified.get((a, b)))
+    assert cluster.keeper.id == 1
+    assert sorted(m.id for m in cluster.copies) == [2, 3, 4, 6]
+
+
+BLUE = Traits(100, 100, False, 90, bytes([0] * 10 + [255] + [0] * 5), 0.6)
+GREEN = Traits(100, 100, False, 90, bytes([0] * 5 + [255] + [0] * 10), 0.6)
+GREY = Traits(100, 100, True, 90, b"", 0.0)
+
+
+def coloured(image_id: int, colouring: Traits, quality: int = 80, side: int = 100) -> ImageRecord:
+    traits = Traits(side, side, colouring.greyscale, quality, colouring.colours, colouring.colourfulness)
+    return ImageRecord(image_id, f"/photos/{image_id}.jpg", side, side, 1000, 0.0, traits=traits)
+
+
+def test_colour_conflicts_a_copy_gaining_colour_and_a_grey_copy_closer_to_another_colouring():
+    blue, grey, green = coloured(1, BLUE), coloured(2, GREY), coloured(3, GREEN)
+    assert colour_conflict(grey, blue, [])  # a copy cannot gain colour
+    assert not colour_conflict(blue, grey, [])  # a greyscale copy of the keeper
+    assert colour_conflict(blue, grey, [green])  # closer to a green design: could be its grey copy
+    assert colour_conflict(blue, grey, [coloured(4, GREY)])  # closer to another grey picture
+    assert not colour_conflict(blue, grey, [coloured(5, BLUE)])  # closer to another blue one: same colouring
+    assert not colour_conflict(blue, coloured(6, BLUE), [green])  # a colour copy shows its own colours
+    unknown = ImageRecord(7, "/photos/7.jpg", 100, 100, 1000, 0.0)
+    assert not colour_conflict(unknown, grey, [green]) and not colour_conflict(grey, unknown, [])
+
+
+def test_a_greyscale_copy_goes_with_the_colouring_it_matches_best():
+    # 1 is a blue design with copies 2 and 3 (the centre: most pairs); 4 is greyscale, alike to 1 but
+    # more alike to 5, a green version of the design (copy 6). Grey, 4 cannot show which it came
+    # from: it goes with the closer one, never with both, and the blue cluster stays blue.
+    records = [coloured(1, BLUE, 95), coloured(2, BLUE), coloured(3, BLUE), coloured(4, GREY),
+               coloured(5, GREEN, 95), coloured(6, GREEN)]
+    pairs = [Pair(1, 2, 0.95), Pair(1, 3, 0.95), Pair(2, 3, 0.95), Pair(1, 4, 0.80), Pair(5, 6, 0.95),
+             Pair(4, 5, 0.85)]
+    clusters = build_clusters(records, pairs)
+    assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 3], 5: [4, 6]}
+
+
+def test_a_copy_never_has_colours_its_greyscale_keeper_lacks():
+    # 1 is a grey drawing (kept: the most picture), 2 its copy; 3, a small colour picture alike to both
+    # (the same bulb, lit), is not their copy: moving it would lose its colours.
+    records = [coloured(1, GREY, 95), coloured(2, GREY), coloured(3, BLUE, 95, side=40)]
+    pairs = [Pair(1, 2, 0.95), Pair(1, 3, 0.9), Pair(2, 3, 0.9)]
+    [cluster] = build_clusters(records, pairs)
+    assert cluster.keeper.id == 1 and [m.id for m in cluster.copies] == [2]
 
 
 def test_density_lowers_the_scores_of_crowded_neighbourhoods_and_needs_a_full_window():

@@ -10,8 +10,9 @@ B~C put A and C together even when they look nothing alike, and a clean-up tool 
 on the strength of a photo it does not resemble. Here the most central image not yet placed (the most
 accepted pairs) and its neighbours are a cluster's candidate members; the keeper policy chooses the
 keeper among them (moving to a better file next to that keeper, such as the original beside a mirrored
-centre, with that file's own neighbours); and only members that are duplicates *of the keeper itself*
-become its copies. So:
+centre, with that file's own neighbours); the keeper's neighbours that another member also pairs with
+join the candidates; and only members that are duplicates *of the keeper itself*, and whose colours
+do not say otherwise (:func:`colour_conflict`), become its copies. So:
 
 - every copy is verified against the very file that is kept (similarity reported per copy), which
   is what justifies moving or deleting it;
@@ -260,13 +261,14 @@ a look had raised to the threshold: copies and their originals 0.81-1.0 (median 
 pictures median 0.45; at 0.85 the looks' false pairs fall from 330 to 37 and every copy-original pair but
 one stays."""
 
-GREY_MATCH = 20.0
+GREY_MATCH = 12.0
 """A grey picture and a colour one are compared greyed alike (the greyscale second look) only when the
 grey one has the colour one's own luminance: their thumbnails differ by at most this on average
-(:func:`luminance_difference`, 0-255). Greyscale made with other formulas (Rec. 709 weights, the
-channels' average, or with 20 % more contrast) stays under 19 on the dev set's originals (99th
-percentile); a black balloon against a blue one's greyscale copy is 27 apart, though its correlation
-is 0.98."""
+(:func:`luminance_difference`, 0-255). Greyscale made by the formulas of PIL and OpenCV (Rec. 601) or
+scikit-image (Rec. 709) stays under 11 on the dev set's originals (the channels' plain average reaches
+19, HSL lightness 41: such copies keep their plain score). Two balloons of other colours are 16.5 apart
+once greyed, though they correlate at 0.98. Dev set, with the colour rules of :func:`colour_conflict`:
+at 20, two hard-negative families merged and 3 mixed clusters; at 12, none and 1."""
 
 
 def could_be_scaled(a: ArrayLike, b: ArrayLike) -> np.ndarray:
@@ -498,6 +500,30 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
     return distance is not None and distance > COLOUR_MAX
 
 
+def colour_conflict(keeper: ImageRecord, copy: ImageRecord, closer: Iterable[ImageRecord]) -> bool:
+    """Whether colour says that ``copy``, though alike enough, is not the keeper's copy:
+
+    - it has colours the greyscale keeper lacks: a copy cannot gain colour (a lit bulb is not the copy
+      of an unlit grey one, nor a brightened black balloon of a blue one);
+    - it is greyscale and matches better a picture outside the cluster (``closer``) of another
+      colouring than the keeper's (other hues, or grey against colour). A greyscale copy cannot show
+      which colouring it lost: an orange balloon's is, to the model and pixel for pixel, a green one's.
+      Left out, it is never moved on the wrong picture's account.
+
+    Unknown traits (rows indexed before schema 3) say nothing.
+    """
+    if keeper.traits is None or copy.traits is None:
+        return False
+    if keeper.traits.greyscale and copy.traits.colourfulness >= COLOURFUL:
+        return True
+    colourless_keeper = keeper.traits.colourfulness < COLOURFUL
+    return copy.traits.greyscale and any(
+        other.traits is not None and ((other.traits.colourfulness < COLOURFUL) != colourless_keeper
+                                      or other_colours(keeper.traits, other.traits))
+        for other in closer
+    )
+
+
 def second_look(pairs: Iterable[Pair], threshold: float, traits: Mapping[int, Traits | None]) -> list[Pair]:
     """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
     other colours; sure pairs pass untouched, so the cost stays with the few near the threshold."""
@@ -704,13 +730,21 @@ def build_clusters(
         for _ in range(KEEPER_ROUNDS):
             # A better file among the keeper's own neighbours (the original, next to a centre that was
             # its mirrored copy) becomes the keeper, and brings its neighbours: otherwise it would
-            # start a second cluster of the same picture. Worse neighbours of the keeper stay out.
+            # start a second cluster of the same picture.
             better = policy.choose(by_id[i] for i in sorted(members | (around(keeper.id) - placed)))
             if better.id in members:
                 break
             members |= around(better.id) - placed
             keeper = policy.choose(by_id[i] for i in sorted(members))
+        # The keeper's own neighbours that are also another member's join the candidates (checked
+        # against the keeper like every member): a picture whose copies sit around the centre and
+        # around the keeper stays one cluster, while a pair with the keeper alone (a framed picture of
+        # another original) is not enough.
+        members |= {twin for n in adjacent.get(keeper.id, {})
+                    if any(m in members for m in adjacent[n] if m != keeper.id)
+                    for twin in twins.get(n, [n])} - placed
         copies: dict[int, float] = {}
+        verified: dict[int, Pair] = {}
         for image_id in sorted(members - {keeper.id}):
             if keeper.digest and by_id[image_id].digest == keeper.digest:
                 copies[image_id] = 1.0
@@ -719,6 +753,11 @@ def build_clusters(
             if pair is None and verify is not None:
                 pair = verify(keeper.id, image_id)
             if pair is not None:
+                verified[image_id] = pair
+        for image_id, pair in verified.items():
+            closer = (by_id[i] for i, other in adjacent.get(image_id, {}).items()
+                      if i != keeper.id and i not in verified and i not in copies and other.rank > pair.rank)
+            if not colour_conflict(keeper, by_id[image_id], closer):
                 copies[image_id] = pair.similarity
         for image_id in sorted(members - {keeper.id} - set(copies)):
             # A verified copy's byte-identical twins look exactly the same: copies too.
