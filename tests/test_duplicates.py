@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import faiss
 import numpy as np
@@ -250,14 +251,32 @@ def coloured(image_id: int, colouring: Traits, quality: int = 80, side: int = 10
 
 def test_colour_conflicts_a_copy_gaining_colour_and_a_grey_copy_closer_to_another_colouring():
     blue, grey, green = coloured(1, BLUE), coloured(2, GREY), coloured(3, GREEN)
-    assert colour_conflict(grey, blue, [])  # a copy cannot gain colour
-    assert not colour_conflict(blue, grey, [])  # a greyscale copy of the keeper
-    assert colour_conflict(blue, grey, [green])  # closer to a green design: could be its grey copy
-    assert colour_conflict(blue, grey, [coloured(4, GREY)])  # closer to another grey picture
-    assert not colour_conflict(blue, grey, [coloured(5, BLUE)])  # closer to another blue one: same colouring
-    assert not colour_conflict(blue, coloured(6, BLUE), [green])  # a colour copy shows its own colours
+    assert colour_conflict(grey, blue, 0.9, [])  # a copy cannot gain colour
+    assert not colour_conflict(blue, grey, 0.9, [])  # a greyscale copy of the keeper
+    assert colour_conflict(blue, grey, 0.8, [(coloured(4, GREY), 0.9)])  # closer to a grey picture
+    assert colour_conflict(blue, grey, 0.8, [(green, 0.9)])  # closer to a green one (luminance unknown)
+    assert not colour_conflict(blue, grey, 0.8, [(coloured(5, BLUE), 0.9)])  # a blue one: same colouring
+    assert not colour_conflict(blue, coloured(6, BLUE), 0.8, [(green, 0.9)])  # a colour copy shows colours
     unknown = ImageRecord(7, "/photos/7.jpg", 100, 100, 1000, 0.0)
-    assert not colour_conflict(unknown, grey, [green]) and not colour_conflict(grey, unknown, [])
+    assert not colour_conflict(unknown, grey, 0.8, [(green, 0.9)])
+    assert not colour_conflict(grey, unknown, 0.8, [])
+
+
+def test_between_two_colourings_a_grey_copy_belongs_to_the_one_whose_luminance_it_has():
+    """Scores can mislead here (a second look may have raised one pair and not the other): a greyscale
+    copy keeps its original's luminance, a recoloured design's differs."""
+    side = 16
+    drawing = np.random.default_rng(5).integers(60, 200, (side, side), dtype=np.uint8)
+
+    def with_luminance(record: ImageRecord, pixels: np.ndarray) -> ImageRecord:
+        return replace(record, traits=replace(record.traits, thumbnail=pixels.tobytes()))
+
+    grey = with_luminance(coloured(1, GREY), drawing)
+    blue = with_luminance(coloured(2, BLUE), drawing)  # its colour original: the same luminance
+    green = with_luminance(coloured(3, GREEN), drawing - np.uint8(25))  # the design recoloured, darker
+    assert colour_conflict(green, grey, 0.95, [(blue, 0.70)])  # green scored higher, blue is its origin
+    assert not colour_conflict(blue, grey, 0.70, [(green, 0.95)])
+    assert colour_conflict(blue, grey, 0.70, [(with_luminance(coloured(4, GREEN), drawing), 0.5)])  # a tie
 
 
 def test_a_greyscale_copy_goes_with_the_colouring_it_matches_best():

@@ -28,6 +28,7 @@ a right crop of one photo): they are both copies of the kept original, which is 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -271,6 +272,13 @@ once greyed, though they correlate at 0.98. Dev set, with the colour rules of :f
 at 20, two hard-negative families merged and 3 mixed clusters; at 12, none and 1."""
 
 
+LUMINANCE_TIE = 2.0
+"""Two colour pictures whose luminance a greyscale copy matches within this of each other
+(:func:`luminance_difference`) are both its possible originals (a recolouring that kept the
+luminance): it is not moved for either. JPEG re-encoding moves a greyscale copy about 0.1-0.2 from its
+original's (dev set)."""
+
+
 def could_be_scaled(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Whether one of two (width, height) shapes is ``SCALE_RATIO`` times the other's pixels or more
     (shapes [..., 2]: one pair or many)."""
@@ -500,15 +508,20 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
     return distance is not None and distance > COLOUR_MAX
 
 
-def colour_conflict(keeper: ImageRecord, copy: ImageRecord, closer: Iterable[ImageRecord]) -> bool:
-    """Whether colour says that ``copy``, though alike enough, is not the keeper's copy:
+def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
+                    rivals: Iterable[tuple[ImageRecord, float]]) -> bool:
+    """Whether colour says that ``copy`` (paired with the keeper at ``score``), though alike enough, is
+    not the keeper's copy:
 
     - it has colours the greyscale keeper lacks: a copy cannot gain colour (a lit bulb is not the copy
       of an unlit grey one, nor a brightened black balloon of a blue one);
-    - it is greyscale and matches better a picture outside the cluster (``closer``) of another
-      colouring than the keeper's (other hues, or grey against colour). A greyscale copy cannot show
-      which colouring it lost: an orange balloon's is, to the model and pixel for pixel, a green one's.
-      Left out, it is never moved on the wrong picture's account.
+    - it is greyscale and a picture outside the cluster that it also pairs with (``rivals``, with their
+      scores), of another colouring than the keeper's (other hues, or grey against colour), is the
+      better match: between two colour pictures, the one whose luminance it has
+      (:func:`luminance_difference`: a greyscale copy keeps its original's; ``LUMINANCE_TIE``), else
+      (or with either thumbnail unrecorded) the higher score.
+      A greyscale copy cannot show which colouring it lost (an orange balloon's is, to the model,
+      a green one's): left out, it is never moved on the wrong picture's account.
 
     Unknown traits (rows indexed before schema 3) say nothing.
     """
@@ -516,12 +529,22 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, closer: Iterable[Ima
         return False
     if keeper.traits.greyscale and copy.traits.colourfulness >= COLOURFUL:
         return True
+    if not copy.traits.greyscale:
+        return False
     colourless_keeper = keeper.traits.colourfulness < COLOURFUL
-    return copy.traits.greyscale and any(
-        other.traits is not None and ((other.traits.colourfulness < COLOURFUL) != colourless_keeper
-                                      or other_colours(keeper.traits, other.traits))
-        for other in closer
-    )
+    own = luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)
+    for other, other_score in rivals:
+        traits = other.traits
+        if traits is None or not ((traits.colourfulness < COLOURFUL) != colourless_keeper
+                                  or other_colours(keeper.traits, traits)):
+            continue
+        theirs = luminance_difference(copy.traits.thumbnail, traits.thumbnail)
+        if colourless_keeper or traits.colourfulness < COLOURFUL or math.isinf(min(own, theirs)):
+            if other_score > score:
+                return True
+        elif theirs < own + LUMINANCE_TIE:
+            return True
+    return False
 
 
 def second_look(pairs: Iterable[Pair], threshold: float, traits: Mapping[int, Traits | None]) -> list[Pair]:
@@ -755,9 +778,9 @@ def build_clusters(
             if pair is not None:
                 verified[image_id] = pair
         for image_id, pair in verified.items():
-            closer = (by_id[i] for i, other in adjacent.get(image_id, {}).items()
-                      if i != keeper.id and i not in verified and i not in copies and other.rank > pair.rank)
-            if not colour_conflict(keeper, by_id[image_id], closer):
+            rivals = ((by_id[i], other.rank) for i, other in adjacent.get(image_id, {}).items()
+                      if i != keeper.id and i not in verified and i not in copies)
+            if not colour_conflict(keeper, by_id[image_id], pair.rank, rivals):
                 copies[image_id] = pair.similarity
         for image_id in sorted(members - {keeper.id} - set(copies)):
             # A verified copy's byte-identical twins look exactly the same: copies too.
