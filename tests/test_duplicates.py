@@ -291,6 +291,26 @@ def test_a_greyscale_copy_goes_with_the_colouring_it_matches_best():
     assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 3], 5: [4, 6]}
 
 
+def test_a_grey_copy_stays_with_its_original_when_a_brightened_copy_is_kept():
+    """Greyscale copies of a design's colour variants look alike (3 and 4 pair at 0.95), but each has
+    its own original's luminance; the original may be a member, not the keeper."""
+    drawing = np.random.default_rng(6).integers(60, 200, (16, 16), dtype=np.uint8)
+
+    def with_luminance(record: ImageRecord, pixels: np.ndarray, size: int = 1000) -> ImageRecord:
+        return replace(record, size=size, traits=replace(record.traits, thumbnail=pixels.tobytes()))
+
+    records = [
+        with_luminance(coloured(1, BLUE), drawing + np.uint8(40), size=2000),  # brightened: the largest file
+        with_luminance(coloured(2, BLUE), drawing),  # the blue original
+        with_luminance(coloured(3, GREY), drawing),  # its greyscale copy
+        with_luminance(coloured(4, GREY), drawing - np.uint8(20)),  # the green variant's greyscale copy
+        with_luminance(coloured(5, GREEN), drawing - np.uint8(20)),  # the green variant
+    ]
+    pairs = [Pair(1, 2, 0.95), Pair(1, 3, 0.80), Pair(2, 3, 0.85), Pair(3, 4, 0.95), Pair(4, 5, 0.85)]
+    clusters = build_clusters(records, pairs)
+    assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 3], 5: [4]}
+
+
 def test_a_copy_never_has_colours_its_greyscale_keeper_lacks():
     # 1 is a grey drawing (kept: the most picture), 2 its copy; 3, a small colour picture alike to both
     # (the same bulb, lit), is not their copy: moving it would lose its colours.

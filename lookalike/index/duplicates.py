@@ -509,7 +509,7 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
 
 
 def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
-                    rivals: Iterable[tuple[ImageRecord, float]]) -> bool:
+                    rivals: Iterable[tuple[ImageRecord, float]], kin: Iterable[ImageRecord] = ()) -> bool:
     """Whether colour says that ``copy`` (paired with the keeper at ``score``), though alike enough, is
     not the keeper's copy:
 
@@ -517,13 +517,16 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
       of an unlit grey one, nor a brightened black balloon of a blue one);
     - it is greyscale and a picture outside the cluster that it also pairs with (``rivals``, with their
       scores), of another colouring than the keeper's (other hues, or grey against colour), is the
-      better match: between two colour pictures, the one whose luminance it has
-      (:func:`luminance_difference`: a greyscale copy keeps its original's; ``LUMINANCE_TIE``), else
-      (or with either thumbnail unrecorded) the higher score.
-      A greyscale copy cannot show which colouring it lost (an orange balloon's is, to the model,
-      a green one's): left out, it is never moved on the wrong picture's account.
+      better match. Between two colour pictures, the better match is the one whose luminance it has
+      (:func:`luminance_difference`; ``LUMINANCE_TIE``): a greyscale copy keeps its original's, and
+      its original may be any colour member (``kin``: a brightened copy can be the keeper). Otherwise,
+      or with a thumbnail unrecorded, it is the higher score; but a grey rival does not count when the
+      copy has a colour member's very luminance (greyscale copies of one design's colour variants look
+      alike, each with its own original's luminance).
 
-    Unknown traits (rows indexed before schema 3) say nothing.
+    A greyscale copy cannot show which colouring it lost (an orange balloon's is, to the model, a
+    green one's): left out, it is never moved on the wrong picture's account. Unknown traits (rows
+    indexed before schema 3) say nothing.
     """
     if keeper.traits is None or copy.traits is None:
         return False
@@ -532,17 +535,19 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     if not copy.traits.greyscale:
         return False
     colourless_keeper = keeper.traits.colourfulness < COLOURFUL
-    own = luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)
+    own = min([luminance_difference(copy.traits.thumbnail, member.traits.thumbnail) for member in kin
+               if member.traits is not None and member.traits.colourfulness >= COLOURFUL]
+              + [luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)])
     for other, other_score in rivals:
         traits = other.traits
         if traits is None or not ((traits.colourfulness < COLOURFUL) != colourless_keeper
                                   or other_colours(keeper.traits, traits)):
             continue
         theirs = luminance_difference(copy.traits.thumbnail, traits.thumbnail)
-        if colourless_keeper or traits.colourfulness < COLOURFUL or math.isinf(min(own, theirs)):
-            if other_score > score:
+        if not colourless_keeper and traits.colourfulness >= COLOURFUL and not math.isinf(min(own, theirs)):
+            if theirs < own + LUMINANCE_TIE:
                 return True
-        elif theirs < own + LUMINANCE_TIE:
+        elif (colourless_keeper or own > LUMINANCE_TIE) and other_score > score:
             return True
     return False
 
@@ -780,7 +785,8 @@ def build_clusters(
         for image_id, pair in verified.items():
             rivals = ((by_id[i], other.rank) for i, other in adjacent.get(image_id, {}).items()
                       if i != keeper.id and i not in verified and i not in copies)
-            if not colour_conflict(keeper, by_id[image_id], pair.rank, rivals):
+            kin = (by_id[i] for i in verified if i != image_id)
+            if not colour_conflict(keeper, by_id[image_id], pair.rank, rivals, kin):
                 copies[image_id] = pair.similarity
         for image_id in sorted(members - {keeper.id} - set(copies)):
             # A verified copy's byte-identical twins look exactly the same: copies too.

@@ -1,0 +1,153 @@
+"""Colour variants of one design are not duplicates: a probe made from the dev half's originals only.
+
+Run by hand: ``python bench/colour_variants.py`` (after ``bench/calibrate.py`` or ``bench/dupset.py``
+has built the set). Writes "## Colour variants probe" in docs/benchmarks.md.
+
+The dupset's hard-negative families hold only a few colour variants (balloons, flags). This probe makes
+many, the way a designer would: each of the dev half's most colourful originals with its hue turned by
+120 and 240 degrees (the same design in other colours), and its photographic negative. Every variant
+gets three copies (greyscale, 30 % brighter, quarter size), so a variant with its copies is one
+picture, and two variants of one design are two. A greyscale copy of a recoloured design is the hard
+case: the same drawing, and sometimes the same luminance. Only dev originals are used, so the probe
+may guide the rules; the test half stays unseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import dupset  # noqa: E402
+from report import machine, today, write_section  # noqa: E402
+
+import lookalike  # noqa: E402
+from lookalike.embedder.traits import image_traits  # noqa: E402
+
+SECTION = "## Colour variants probe"
+DESIGNS = 40
+MIN_COLOURFULNESS = 0.15  # designs with colour to vary
+VARIANTS = {
+    "original": lambda image: image,
+    "hue +120": lambda image: hue_turned(image, 120),
+    "hue +240": lambda image: hue_turned(image, 240),
+    "negative": ImageOps.invert,
+}
+COPIES = {
+    "greyscale": lambda image: ImageOps.grayscale(image).convert("RGB"),
+    "brighter": lambda image: ImageEnhance.Brightness(image).enhance(1.3),
+    "quarter size": lambda image: image.resize((max(1, image.width // 4), max(1, image.height // 4))),
+}
+
+
+def hue_turned(image: Image.Image, degrees: int) -> Image.Image:
+    hsv = np.asarray(image.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(degrees / 360 * 256)) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def build(folder: Path) -> dict[Path, tuple[str, str, str]]:
+    """Write the probe's files; returns each file's (design, variant, copy kind)."""
+    originals = sorted((dupset.CACHE / "set" / "dev").glob("*/original.*"))
+    if not originals:
+        raise SystemExit("no dev set: run python bench/dupset.py first")
+    made: dict[Path, tuple[str, str]] = {}
+    designs = 0
+    for path in originals:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        if image_traits(image).colourfulness < MIN_COLOURFULNESS:
+            continue
+        image.thumbnail((900, 900))
+        for variant, make in VARIANTS.items():
+            picture = make(image)
+            where = folder / f"{path.parent.name}--{variant.replace(' +', '').replace(' ', '-')}"
+            where.mkdir(parents=True, exist_ok=True)
+            for kind, copy in {"original": lambda im: im, **COPIES}.items():
+                target = where / f"{kind.replace(' ', '-')}.jpg"
+                copy(picture).save(target, quality=90)
+                made[target] = (path.parent.name, variant, kind)
+        designs += 1
+        if designs == DESIGNS:
+            break
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="efficientnet-lite2")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    root = dupset.CACHE / "colour-variants"
+    folder = root / "set"
+    files = build(folder)
+    started = time.perf_counter()
+    with lookalike.open(root / f"index-{args.model}", model=args.model) as col:
+        col.add([folder], prune=True)
+        indexed = time.perf_counter() - started
+        started = time.perf_counter()
+        clusters = col.duplicates()
+        clustered = time.perf_counter() - started
+    picture = {str(path): files[path][:2] for path in files}
+    kind_of = {str(path): files[path][2] for path in files}
+    mixed = [c for c in clusters if len({picture[m.path] for m in c.members}) > 1]
+    combos = collections.Counter(" + ".join(sorted({picture[m.path][1] for m in c.members})) for c in mixed)
+    clusters_of: dict[tuple[str, str], set[int]] = collections.defaultdict(set)
+    clustered_files = collections.Counter()
+    for number, c in enumerate(clusters):
+        for m in c.members:
+            clusters_of[picture[m.path]].add(number)
+            clustered_files[picture[m.path]] += 1
+    pictures = set(picture.values())
+    whole = sum(1 for key in pictures
+                if len(clusters_of[key]) == 1 and clustered_files[key] == 1 + len(COPIES))
+    designs = len({design for design, _ in pictures})
+    # a copy is found when it is in one cluster with its own variant's original file
+    cluster_of = {m.path: number for number, c in enumerate(clusters) for m in c.members}
+    original_of = {key: path for path, key in picture.items() if kind_of[path] == "original"}
+    found = collections.Counter(
+        kind_of[path] for path, key in picture.items()
+        if kind_of[path] != "original" and cluster_of.get(path, -1) == cluster_of.get(original_of[key], -2)
+    )
+
+    def named(member) -> str:
+        return f"{Path(member.path).parent.name.split('--')[1]}/{Path(member.path).stem}"
+
+    lines = [
+        f"{designs} designs from the dev half's originals (mean saturation >= {MIN_COLOURFULNESS}), each as "
+        f"{len(VARIANTS)} variants ({', '.join(VARIANTS)}) with {len(COPIES)} copies each "
+        f"({', '.join(COPIES)}): {len(files)} files, {len(pictures)} pictures. Default threshold; a "
+        "cluster is mixed when it holds two variants of one design.",
+        "",
+        "| clusters | mixed | pictures kept whole (the variant and its copies in one cluster) |",
+        "|---:|---:|---:|",
+        f"| {len(clusters)} | {len(mixed)} | {whole}/{len(pictures)} |",
+        "",
+        "Copies in one cluster with their own variant's original: "
+        + ", ".join(f"{kind} {found[kind]}/{len(pictures)}" for kind in COPIES) + ".",
+        "",
+        "Mixed clusters by the variants they hold: "
+        + (", ".join(f"{combo} {n}" for combo, n in sorted(combos.items())) or "none") + ".",
+        "",
+        *(f"- {picture[c.keeper.path][0]}: {', '.join(sorted(named(m) for m in c.members))}"
+          for c in mixed[:12]),
+        "",
+        f"`python bench/colour_variants.py` on {today()}, {machine()}; model {args.model}. Indexing "
+        f"{indexed:.0f} s (0 when cached), `duplicates()` {clustered:.1f} s.",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+
+
+if __name__ == "__main__":
+    main()
