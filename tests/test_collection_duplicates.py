@@ -242,12 +242,10 @@ def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_ali
         assert looked.similarity >= plain and looked.similarity > 0.99
 
 
-def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_module):
-    """The model sees colour, so a greyscale copy scores under the threshold as stored; the colour
-    picture greyed and embedded again is the copy. A grey picture darker than the colour one (a
-    recoloured design's grey) is not its copy, however well the two correlate."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
+def grey_photos(folder: Path) -> Path:
+    """A colour photo and its greyscale copy; another photo and a darker grey version of it."""
+    folder.mkdir()
+    photos = folder
     with Image.open(DATA / "espresso.jpg") as image:
         image.save(photos / "espresso.jpg", quality=95)
         grey = ImageOps.grayscale(image)
@@ -256,6 +254,14 @@ def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_m
         image.save(photos / "rocket.jpg", quality=95)
         darker = ImageEnhance.Brightness(ImageOps.grayscale(image)).enhance(0.55)
         darker.convert("RGB").save(photos / "rocket-dark-grey.jpg", quality=90)
+    return folder
+
+
+def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_module):
+    """The model sees colour, so a greyscale copy scores under the threshold as stored; the colour
+    picture greyed and embedded again is the copy. A grey picture darker than the colour one (a
+    recoloured design's grey) is not its copy, however well the two correlate."""
+    photos = grey_photos(tmp_path / "photos")
     with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
         col.add([photos])
         vector = {Path(r.path).name: r.vector for r in col.store.get_many([1, 2, 3, 4], vector=True)}
@@ -265,3 +271,12 @@ def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_m
     assert {Path(c.keeper.path).name: [Path(m.path).name for m in c.copies] for c in clusters} == {
         "espresso.jpg": ["espresso-grey.jpg"]}
     assert clusters[0].copies[0].similarity >= THRESHOLD
+
+
+def test_a_colour_original_gone_since_indexing_leaves_its_greyscale_copy_unpaired(tmp_path, tf1_module):
+    photos = grey_photos(tmp_path / "photos")
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        (photos / "espresso.jpg").unlink()  # the greyscale look cannot read it: nothing is assumed
+        (photos / "rocket.jpg").write_bytes(b"not an image any more")
+        assert col.duplicates(THRESHOLD) == []
