@@ -26,6 +26,7 @@ from lookalike.index.duplicates import (
     could_be_turned,
     density,
     exact_groups,
+    inverted,
     luminance_difference,
     orientation_pixels,
     pair_score,
@@ -336,11 +337,36 @@ def test_the_second_look_tells_a_recoloured_design_from_a_copy_near_the_threshol
     blue = Traits(100, 100, False, 90, bytes([0] * 10 + [255] + [0] * 5), 0.6)
     gold = Traits(100, 100, False, 90, bytes([0, 255] + [0] * 14), 0.6)
     grey = Traits(100, 100, True, 90, b"", 0.0)
+
+    def records(a: Traits, b: Traits) -> dict[int, ImageRecord]:
+        return {i: ImageRecord(i, f"/photos/{i}.jpg", 100, 100, 1000, 0.0, traits=t)
+                for i, t in ((1, a), (2, b))}
+
     near, sure = Pair(1, 2, 0.7, 0.66), Pair(1, 2, 1.0, 0.65 + COLOUR_MARGIN)
-    assert second_look([near], 0.65, {1: blue, 2: gold}) == []
-    assert second_look([sure], 0.65, {1: blue, 2: gold}) == [sure]  # past the margin: no second look
-    assert second_look([near], 0.65, {1: blue, 2: grey}) == [near]  # a greyscale copy says nothing
-    assert second_look([near], 0.65, {1: blue, 2: blue}) == [near]
+    assert second_look([near], 0.65, records(blue, gold)) == []
+    assert second_look([sure], 0.65, records(blue, gold)) == [sure]  # past the margin: no second look
+    assert second_look([near], 0.65, records(blue, grey)) == [near]  # a greyscale copy says nothing
+    assert second_look([near], 0.65, records(blue, blue)) == [near]
+
+
+def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy_is():
+    from lookalike.embedder.traits import THUMBNAIL_SIDE
+
+    photo = np.random.default_rng(8).integers(20, 236, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+
+    def shown(image_id: int, pixels: np.ndarray, content: int = 100) -> ImageRecord:
+        traits = Traits(content, content, True, 90, b"", 0.0, pixels.tobytes())
+        return ImageRecord(image_id, f"/photos/{image_id}.jpg", 100, 100, 1000, 0.0, traits=traits)
+
+    original = shown(1, photo)
+    assert inverted(original, shown(2, 255 - photo))
+    assert inverted(original, shown(3, np.rot90(255 - photo)))  # a turned negative
+    assert not inverted(original, shown(4, np.clip(photo * 1.3, 0, 255).astype(np.uint8)))
+    assert not inverted(original, shown(5, np.rot90(photo)))
+    assert not inverted(original, shown(6, 255 - photo, content=80))  # framed: thumbnails do not line up
+    assert not inverted(original, ImageRecord(7, "/photos/7.jpg", 100, 100, 1000, 0.0))  # unknown
+    pair = Pair(1, 2, 0.9, 0.9)
+    assert second_look([pair], 0.64, {1: original, 2: shown(2, 255 - photo)}) == []
 
 
 def test_keeper_policy_is_configurable_by_name():

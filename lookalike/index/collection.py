@@ -567,7 +567,7 @@ class Collection:
             twins = self.store.shared_digest_ids()
             records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
         records = _with_traits(records)
-        pairs = second_look(pairs, threshold, {i: r.traits for i, r in records.items()})
+        pairs = second_look(pairs, threshold, records)
         verify = self._verifier(threshold, densities, records) if pairs else None
         return build_clusters(records, pairs, keeper_policy, verify)
 
@@ -602,8 +602,7 @@ class Collection:
             similarity = float(a @ b)
             score = pair_score(similarity, densities.get(keeper), densities.get(member))
             pair = Pair(keeper, member, similarity, score)
-            traits = {keeper: records[keeper].traits, member: records[member].traits}
-            return pair if score >= threshold and second_look([pair], threshold, traits) else None
+            return pair if score >= threshold and second_look([pair], threshold, records) else None
 
         return verify
 
