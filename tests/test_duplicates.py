@@ -347,6 +347,10 @@ def test_the_second_look_tells_a_recoloured_design_from_a_copy_near_the_threshol
     assert second_look([sure], 0.65, records(blue, gold)) == [sure]  # past the margin: no second look
     assert second_look([near], 0.65, records(blue, grey)) == [near]  # a greyscale copy says nothing
     assert second_look([near], 0.65, records(blue, blue)) == [near]
+    # across two sets (duplicates --against) the same id can name two files: b is the other set's
+    across = Pair(1, 1, 0.7, 0.66)
+    assert second_look([across], 0.65, records(blue, gold), records(gold, blue)) == []
+    assert second_look([across], 0.65, records(blue, gold), records(blue, gold)) == [across]
 
 
 def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy_is():

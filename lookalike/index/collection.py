@@ -852,7 +852,8 @@ class Collection:
             queries = _records(self.store, [*twins, *(p.a for p in pairs)])
         archive_files = archive.file_identities()
         queries = {i: r for i, r in queries.items() if not r.is_one_of(archive_files)}
-        pairs = [p for p in pairs if p.a in queries and p.b in theirs]
+        pairs = second_look([p for p in pairs if p.a in queries and p.b in theirs], threshold,
+                            _with_traits(queries), _with_traits(theirs))
         return build_matches(queries.values(), theirs.values(), pairs)
 
     def _check_same_model(self, archive: Store) -> None:

@@ -581,17 +581,19 @@ def inverted(a: ImageRecord | None, b: ImageRecord | None) -> bool:
     return min(correlations) < -INVERSION and -min(correlations) > max(correlations)
 
 
-def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord]) -> list[Pair]:
+def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
+                theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
     """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
     other colours (:func:`other_colours`) or a picture and its negative (:func:`inverted`); sure pairs
-    pass untouched, so the cost stays with the few near the threshold."""
+    pass untouched, so the cost stays with the few near the threshold. Across two sets, ``b`` is
+    looked up in ``theirs``."""
+    theirs = records if theirs is None else theirs
 
-    def traits(image_id: int) -> Traits | None:
-        record = records.get(image_id)
-        return None if record is None else record.traits
+    def unlike(a: ImageRecord | None, b: ImageRecord | None) -> bool:
+        return (a is not None and b is not None and other_colours(a.traits, b.traits)) or inverted(a, b)
 
-    return [p for p in pairs if p.rank >= threshold + COLOUR_MARGIN
-            or not (other_colours(traits(p.a), traits(p.b)) or inverted(records.get(p.a), records.get(p.b)))]
+    return [p for p in pairs
+            if p.rank >= threshold + COLOUR_MARGIN or not unlike(records.get(p.a), theirs.get(p.b))]
 
 
 @dataclass(frozen=True)
