@@ -329,17 +329,28 @@ def pixel_agreements(thumbnails_a: Sequence[bytes], thumbnails_b: Sequence[bytes
 
 
 def aligned_correlations(thumbnails_a: np.ndarray, thumbnails_b: np.ndarray, rows_a: np.ndarray,
-                         rows_b: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+                         rows_b: np.ndarray) -> np.ndarray:
     """:func:`pixel_agreements` for pairs (``thumbnails_a[rows_a[i]]``, ``thumbnails_b[rows_b[i]]``) of
     two thumbnail matrices: millions of pairs, a chunk at a time, each thumbnail stored once."""
-    best = np.full(len(rows_a), -1.0, dtype=np.float32)
+    return aligned_correlation_range(thumbnails_a, thumbnails_b, rows_a, rows_b)[1]
+
+
+def aligned_correlation_range(thumbnails_a: np.ndarray, thumbnails_b: np.ndarray, rows_a: np.ndarray,
+                              rows_b: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and the highest correlation of each pair over the eight quarter turns and mirrors of
+    ``b`` (see :func:`aligned_correlations`); where either thumbnail is missing or flat, (0, -1): never
+    alike, never opposite."""
+    lowest = np.zeros(len(rows_a), dtype=np.float32)
+    highest = np.full(len(rows_a), -1.0, dtype=np.float32)
     for start in range(0, len(rows_a), chunk):
         a, valid_a = thumbnail_signals(thumbnails_a[rows_a[start : start + chunk]])
         b, valid_b = thumbnail_signals(thumbnails_b[rows_b[start : start + chunk]])
         turns = [np.rot90(b, k, axes=(1, 2)) for k in range(4)]
-        found = np.max([np.einsum("nij,nij->n", a, v) for t in turns for v in (t, t[:, :, ::-1])], axis=0)
-        best[start : start + chunk] = np.where(valid_a & valid_b, found, -1.0)
-    return best
+        found = np.array([np.einsum("nij,nij->n", a, v) for t in turns for v in (t, t[:, :, ::-1])])
+        valid = valid_a & valid_b
+        lowest[start : start + chunk] = np.where(valid, found.min(axis=0), 0.0)
+        highest[start : start + chunk] = np.where(valid, found.max(axis=0), -1.0)
+    return lowest, highest
 
 
 def luminance_difference(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
@@ -560,40 +571,51 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     return False
 
 
-def inverted(a: ImageRecord | None, b: ImageRecord | None) -> bool:
-    """The second look for low-colour pictures: one the other's negative, light where it is dark, which
-    the model finds alike (a photo and its negative: cosine 0.92-0.98) and hues do not tell apart.
+def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
+    """For each pair (``a[i]``, ``b[i]``), whether one picture is the other's negative, light where it
+    is dark: the model finds a photo and its negative alike (cosine 0.92-0.98), and hues do not tell
+    low-colour ones apart.
 
     Their luminance thumbnails anti-correlate (below ``-INVERSION`` in some alignment of the eight
     turns and mirrors) more strongly than they correlate in any. Only pictures without a detected
     border or caption band are compared: an added frame shifts the thumbnail and can anti-correlate a
-    true copy. Unknown traits or thumbnails say nothing.
+    true copy. Unknown traits or thumbnails say nothing. In numpy: every pair found is checked.
     """
-    if a is None or b is None or a.traits is None or b.traits is None:
-        return False
-    if min(a.content_pixels / max(a.pixels, 1), b.content_pixels / max(b.pixels, 1)) < UNFRAMED:
-        return False
-    signals, valid = thumbnail_signals(thumbnail_matrix([a.traits.thumbnail, b.traits.thumbnail]))
-    if not valid.all():
-        return False
-    turns = [np.rot90(signals[1], k) for k in range(4)]
-    correlations = [float(np.sum(signals[0] * v)) for t in turns for v in (t, t[:, ::-1])]
-    return min(correlations) < -INVERSION and -min(correlations) > max(correlations)
+
+    def unframed(record: ImageRecord | None) -> bool:
+        return record is not None and record.traits is not None and (
+            record.content_pixels >= UNFRAMED * record.pixels)
+
+    compared = np.flatnonzero([unframed(x) and unframed(y) for x, y in zip(a, b, strict=True)])
+    found = np.zeros(len(a), dtype=bool)
+    if len(compared):
+        rows = np.arange(len(compared))
+        lowest, highest = aligned_correlation_range(
+            thumbnail_matrix([a[i].traits.thumbnail for i in compared]),
+            thumbnail_matrix([b[i].traits.thumbnail for i in compared]), rows, rows)
+        found[compared] = (lowest < -INVERSION) & (-lowest > highest)
+    return found
+
+
+def inverted(a: ImageRecord | None, b: ImageRecord | None) -> bool:
+    """:func:`inversions` for one pair."""
+    return bool(inversions([a], [b])[0])
 
 
 def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
                 theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
     """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
-    other colours (:func:`other_colours`) or a picture and its negative (:func:`inverted`); sure pairs
+    other colours (:func:`other_colours`) or a picture and its negative (:func:`inversions`); sure pairs
     pass untouched, so the cost stays with the few near the threshold. Across two sets, ``b`` is
     looked up in ``theirs``."""
     theirs = records if theirs is None else theirs
-
-    def unlike(a: ImageRecord | None, b: ImageRecord | None) -> bool:
-        return (a is not None and b is not None and other_colours(a.traits, b.traits)) or inverted(a, b)
-
-    return [p for p in pairs
-            if p.rank >= threshold + COLOUR_MARGIN or not unlike(records.get(p.a), theirs.get(p.b))]
+    pairs = list(pairs)
+    mine_of = [records.get(p.a) for p in pairs]
+    theirs_of = [theirs.get(p.b) for p in pairs]
+    negatives = inversions(mine_of, theirs_of)
+    return [p for p, a, b, negative in zip(pairs, mine_of, theirs_of, negatives, strict=True)
+            if p.rank >= threshold + COLOUR_MARGIN
+            or not (negative or a is not None and b is not None and other_colours(a.traits, b.traits))]
 
 
 @dataclass(frozen=True)
