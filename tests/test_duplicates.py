@@ -18,6 +18,7 @@ from lookalike.index.duplicates import (
     KeeperPolicy,
     Pair,
     PairArrays,
+    blank_beside_content,
     build_clusters,
     build_matches,
     colour_conflict,
@@ -371,6 +372,28 @@ def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy
     assert not inverted(original, ImageRecord(7, "/photos/7.jpg", 100, 100, 1000, 0.0))  # unknown
     pair = Pair(1, 2, 0.9, 0.9)
     assert second_look([pair], 0.64, {1: original, 2: shown(2, 255 - photo)}) == []
+
+
+def test_a_blank_page_is_a_duplicate_of_blank_pages_only():
+    """The model can embed a faint drawing exactly as a blank page (its lines vanish at 260 pixels)."""
+    from lookalike.embedder.traits import THUMBNAIL_SIDE
+
+    side = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
+    noise = np.random.default_rng(9)
+
+    def shown(image_id: int, pixels: np.ndarray | None) -> ImageRecord:
+        traits = Traits(100, 100, True, 90, b"", 0.0, b"" if pixels is None else pixels.tobytes())
+        return ImageRecord(image_id, f"/photos/{image_id}.jpg", 100, 100, 1000, 0.0, traits=traits)
+
+    white = shown(1, np.full(side, 254, dtype=np.uint8) + noise.integers(0, 2, side, dtype=np.uint8))
+    another_white = shown(2, np.full(side, 255, dtype=np.uint8))
+    drawing = np.full(side, 250, dtype=np.uint8)
+    drawing[::4] = 180  # faint lines
+    outline = shown(3, drawing)
+    found = blank_beside_content([white, white, another_white], [outline, another_white, shown(4, None)])
+    assert found.tolist() == [True, False, False]  # blank beside a drawing; two blanks; unrecorded
+    pair = Pair(1, 3, 1.0, 1.0)
+    assert second_look([pair], 0.64, {1: white, 3: outline}) == []
 
 
 def test_keeper_policy_is_configurable_by_name():

@@ -245,6 +245,13 @@ captioned against cropped, reach -0.25); a negatives probe of 40 dev designs
 UNFRAMED = 0.98
 """A picture whose content box (``Traits``) keeps this share of its pixels has no added border or band."""
 
+BLANK = 2.0
+"""A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
+noise on a white page spreads 0.4 (dev set)."""
+CONTENT = 8.0
+"""A luminance thumbnail spread more than this has a picture in it (the faintest drawing that the model
+took for a blank page on the dev set: 12.4)."""
+
 LOOK_FLOOR = 0.40
 """Neighbours from this cosine up, among an image's first ``LOOK_K``, whose shapes say "a quarter turn
 apart" or "one many times the other's size" get a second look (:func:`worth_a_look`): a rotated photo's
@@ -597,6 +604,24 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
     return found
 
 
+def blank_beside_content(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
+    """For each pair, whether one picture is blank (its luminance thumbnail flat: spread under
+    ``BLANK``) and the other clearly is not (over ``CONTENT``). The model cannot tell a blank page from
+    a faint drawing whose lines vanish at its input size (dev set: a white page and a chessboard
+    outline, cosine 1.0000); a blank page is a duplicate of blank pages only. Unrecorded thumbnails
+    say nothing."""
+
+    def spread(record: ImageRecord | None) -> float:
+        thumbnail = b"" if record is None or record.traits is None else record.traits.thumbnail
+        if len(thumbnail) != THUMBNAIL_SIDE * THUMBNAIL_SIDE:
+            return float("nan")
+        return float(np.frombuffer(thumbnail, dtype=np.uint8).std())
+
+    spread_a = np.array([spread(r) for r in a], dtype=np.float64).reshape(-1)
+    spread_b = np.array([spread(r) for r in b], dtype=np.float64).reshape(-1)
+    return ((spread_a < BLANK) & (spread_b > CONTENT)) | ((spread_b < BLANK) & (spread_a > CONTENT))
+
+
 def inverted(a: ImageRecord | None, b: ImageRecord | None) -> bool:
     """:func:`inversions` for one pair."""
     return bool(inversions([a], [b])[0])
@@ -605,17 +630,17 @@ def inverted(a: ImageRecord | None, b: ImageRecord | None) -> bool:
 def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
                 theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
     """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
-    other colours (:func:`other_colours`) or a picture and its negative (:func:`inversions`); sure pairs
-    pass untouched, so the cost stays with the few near the threshold. Across two sets, ``b`` is
-    looked up in ``theirs``."""
+    other colours (:func:`other_colours`), a picture and its negative (:func:`inversions`) or a blank
+    page beside a picture (:func:`blank_beside_content`); sure pairs pass untouched, so the cost stays
+    with the few near the threshold. Across two sets, ``b`` is looked up in ``theirs``."""
     theirs = records if theirs is None else theirs
     pairs = list(pairs)
     mine_of = [records.get(p.a) for p in pairs]
     theirs_of = [theirs.get(p.b) for p in pairs]
-    negatives = inversions(mine_of, theirs_of)
-    return [p for p, a, b, negative in zip(pairs, mine_of, theirs_of, negatives, strict=True)
+    unlike = inversions(mine_of, theirs_of) | blank_beside_content(mine_of, theirs_of)
+    return [p for p, a, b, pixels_differ in zip(pairs, mine_of, theirs_of, unlike, strict=True)
             if p.rank >= threshold + COLOUR_MARGIN
-            or not (negative or a is not None and b is not None and other_colours(a.traits, b.traits))]
+            or not (pixels_differ or a is not None and b is not None and other_colours(a.traits, b.traits))]
 
 
 @dataclass(frozen=True)
