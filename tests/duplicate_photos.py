@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageOps
 
 from tests.photos import DATA, blocks
 
@@ -57,3 +57,16 @@ def tree_digest(root: Path) -> dict[str, str]:
     """Every file under ``root`` by relative path, with the sha256 of its bytes."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def grey_photos(folder: Path) -> Path:
+    """A colour photo and its greyscale copy; another photo and a darker grey version of it."""
+    folder.mkdir()
+    with Image.open(DATA / "espresso.jpg") as image:
+        image.save(folder / "espresso.jpg", quality=95)
+        ImageOps.grayscale(image).convert("RGB").save(folder / "espresso-grey.jpg", quality=90)
+    with Image.open(DATA / "rocket.jpg") as image:
+        image.save(folder / "rocket.jpg", quality=95)
+        darker = ImageEnhance.Brightness(ImageOps.grayscale(image)).enhance(0.55)
+        darker.convert("RGB").save(folder / "rocket-dark-grey.jpg", quality=90)
+    return folder

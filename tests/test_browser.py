@@ -15,7 +15,7 @@ import pytest
 
 import lookalike
 from lookalike.server import create_app
-from tests.duplicate_photos import THRESHOLD, tree_digest
+from tests.duplicate_photos import THRESHOLD, grey_photos, tree_digest
 from tests.photos import DATA
 from tests.review_photos import review_folder
 from tests.serving import indexed_collection, running
@@ -218,3 +218,28 @@ def test_review_change_the_keeper_untick_move_and_undo(browser, reviewing, tmp_p
             assert collection.get_by_path(files[name]) is not None  # indexed again
         assert not list(quarantine.rglob("*.jpg"))
         page.wait_for_function(f"{loaded('#clusters .member img')} >= 12")  # the clusters, listed again
+
+
+def test_keeping_a_greyscale_copy_never_offers_its_colour_original_for_the_quarantine(browser, tmp_path,
+                                                                                   tf1_module):
+    photos = grey_photos(tmp_path / "photos")
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as collection:
+        collection.add([photos])
+    collection = lookalike.open(tmp_path / "index")
+    grey, colour = (collection.get_by_path(photos / name).id
+                    for name in ("espresso-grey.jpg", "espresso.jpg"))
+    with running(create_app(collection, token=TOKEN, quarantine=tmp_path / "quarantine")) as url, \
+            opened(browser, url) as page:
+        page.goto(f"{url}/#token={TOKEN}")
+        page.click("#duplicates-tab")
+        page.fill("#threshold", str(THRESHOLD))
+        page.click("#duplicates-form button")
+        page.wait_for_selector(f'#clusters .member.keeper[data-id="{colour}"]')  # the colour one is kept
+        page.locator(f'#clusters .member[data-id="{grey}"] .thumb').click()  # a person keeps the grey one
+        page.wait_for_selector(f'#clusters .member.keeper[data-id="{grey}"]')
+        original = page.locator(f'#clusters .member[data-id="{colour}"]')
+        assert "below" in original.get_attribute("class")
+        assert original.locator(".score").inner_text() == "not a copy: colours differ"
+        assert original.locator(".pick-box").is_disabled() and not original.locator(".pick-box").is_checked()
+    collection.close()
+    assert (photos / "espresso.jpg").is_file()

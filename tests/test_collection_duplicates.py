@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageOps
 
 import lookalike
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair
-from tests.duplicate_photos import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
+from tests.duplicate_photos import EXPECTED, THRESHOLD, duplicate_folder, grey_photos, tree_digest
 from tests.photos import DATA, blocks
 
 
@@ -242,21 +242,6 @@ def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_ali
         assert looked.similarity >= plain and looked.similarity > 0.99
 
 
-def grey_photos(folder: Path) -> Path:
-    """A colour photo and its greyscale copy; another photo and a darker grey version of it."""
-    folder.mkdir()
-    photos = folder
-    with Image.open(DATA / "espresso.jpg") as image:
-        image.save(photos / "espresso.jpg", quality=95)
-        grey = ImageOps.grayscale(image)
-        grey.convert("RGB").save(photos / "espresso-grey.jpg", quality=90)
-    with Image.open(DATA / "rocket.jpg") as image:
-        image.save(photos / "rocket.jpg", quality=95)
-        darker = ImageEnhance.Brightness(ImageOps.grayscale(image)).enhance(0.55)
-        darker.convert("RGB").save(photos / "rocket-dark-grey.jpg", quality=90)
-    return folder
-
-
 def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_module):
     """The model sees colour, so a greyscale copy scores under the threshold as stored; the colour
     picture greyed and embedded again is the copy. A grey picture darker than the colour one (a
@@ -280,3 +265,20 @@ def test_a_colour_original_gone_since_indexing_leaves_its_greyscale_copy_unpaire
         (photos / "espresso.jpg").unlink()  # the greyscale look cannot read it: nothing is assumed
         (photos / "rocket.jpg").write_bytes(b"not an image any more")
         assert col.duplicates(THRESHOLD) == []
+
+
+def test_a_person_keeping_the_greyscale_copy_cannot_move_the_colour_original_for_it(tmp_path, tf1_module):
+    """In the browser review a person may pick any keeper; a copy never has colours its keeper lacks,
+    so the colour original stays, whatever the threshold, and is reported (``Review.unlike``)."""
+    from lookalike.index.review import move_copies, recentre
+
+    photos = grey_photos(tmp_path / "photos")
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        grey, colour = (col.get_by_path(photos / name).id for name in ("espresso-grey.jpg", "espresso.jpg"))
+        review = recentre(col, grey, [colour], threshold=0.05)
+        assert review.below == () and review.unlike == (colour,)
+        assert recentre(col, colour, [grey], threshold=0.05).unlike == ()  # the other way round: a copy
+        result, _ = move_copies(col, grey, [colour], tmp_path / "quarantine", threshold=0.05)
+        assert result.moved == () and "colours or pixels differ" in result.problems[0].reason
+        assert (photos / "espresso.jpg").is_file()

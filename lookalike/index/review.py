@@ -4,7 +4,7 @@
 prefer another member (the one with the right name, the one in the right folder). Every copy's
 similarity must then be to the *new* keeper, or a copy would be moved on the strength of a file that
 is itself about to go. :func:`recentre` recomputes them from the stored vectors (cosine, plus the
-same quarter-turn second look as clustering), and :func:`move_copies` moves only the picked copies
+same second looks and colour checks as clustering), and :func:`move_copies` moves only the picked copies
 that still reach the threshold against the keeper that stays, through
 :meth:`Collection.move_duplicates <lookalike.index.collection.Collection.move_duplicates>`: the same
 manifest, checks and ``undo`` as ``lookalike duplicates --move-to``.
@@ -28,7 +28,9 @@ from lookalike.index.duplicates import (
     Pair,
     PairArrays,
     _cluster,
+    colour_conflict,
     pair_score,
+    second_look,
 )
 from lookalike.index.quarantine import MoveResult, Problem
 
@@ -44,12 +46,15 @@ class Review:
     """A cluster around a chosen keeper: each copy's similarity to it, and which ones fall short.
 
     ``below`` lists the copies (not byte-identical ones) whose similarity to this keeper is under
-    ``threshold``: they are not duplicates of it and are never moved on its account.
+    ``threshold``; ``unlike`` those that reach it but whose colours or pixels say they are not its
+    copies (another colouring, a negative, a blank page, colours a greyscale keeper lacks: the checks
+    clustering makes). Neither is ever moved on this keeper's account.
     """
 
     cluster: Cluster
     threshold: float
     below: tuple[int, ...]
+    unlike: tuple[int, ...] = ()
 
 
 def _check(keeper_id: int, member_ids: Iterable[int], threshold: float | None) -> tuple[list[int], float]:
@@ -101,7 +106,13 @@ def recentre(
 
     cluster = _cluster(records[keeper_id], ((records[i], s) for i, s in similarity.items()))
     below = tuple(c.id for c in cluster.copies if not c.exact and score(c.id) < threshold)
-    return Review(cluster, threshold, below)
+    keeper = records[keeper_id]
+    unlike = tuple(
+        c.id for c in cluster.copies if not c.exact and c.id not in below and (
+            not second_look([Pair(keeper_id, c.id, c.similarity, score(c.id))], threshold, records)
+            or colour_conflict(keeper, records[c.id], score(c.id), ()))
+    )
+    return Review(cluster, threshold, below, unlike)
 
 
 def move_copies(
@@ -122,16 +133,19 @@ def move_copies(
     step. ``result.manifest`` is what :meth:`Collection.undo` takes.
     """
     review = recentre(collection, keeper_id, copy_ids, threshold)
-    below = set(review.below)
+    below, unlike = set(review.below), set(review.unlike)
     left: list[Problem] = []
     for copy in review.cluster.copies:
         if copy.id in below:
             left.append(Problem(Path(copy.path), f"similarity {copy.similarity:.3f} to the keeper is "
                                                  f"below {review.threshold}"))
+        elif copy.id in unlike:
+            left.append(Problem(Path(copy.path), "not a copy of the keeper: its colours or pixels differ "
+                                                 "(another colouring, a negative or a blank page)"))
         elif copy.same_file:
             left.append(Problem(Path(copy.path), "the keeper's own file under another name (a hard link); "
                                                  "left alone"))
     cluster = Cluster(review.cluster.keeper, tuple(
-        c for c in review.cluster.copies if c.id not in below and not c.same_file))
+        c for c in review.cluster.copies if c.id not in below | unlike and not c.same_file))
     result = collection.move_duplicates([cluster], quarantine_dir, wait=wait)
     return MoveResult(result.manifest, result.moved, (*left, *result.problems)), review

@@ -172,8 +172,9 @@ function findText(text) {
 
 // -- duplicates: each cluster side by side, the keeper first; review and move like Immich's ----------
 // A cluster's state: its keeper, its copies (with their similarity to that keeper), the copies under
-// the threshold against it (`below`: never moved for it) and the copies a person unticked. Clicking a
-// copy's picture makes it the keeper: the server recomputes every similarity to it.
+// the threshold against it (`below`), those whose colours or pixels say they are not its copies
+// (`unlike`; neither is ever moved for it) and the copies a person unticked. Clicking a copy's picture
+// makes it the keeper: the server recomputes every similarity to it.
 
 const UNDO_KEY = "lookalike-last-move";
 const review = { threshold: null, quarantine: false };
@@ -192,7 +193,7 @@ function fileSize(bytes) {
 }
 
 function movable(state, copy) {
-  return review.quarantine && !copy.same_file && !state.below.has(copy.id);
+  return review.quarantine && !copy.same_file && !state.below.has(copy.id) && !state.unlike.has(copy.id);
 }
 
 function picked(state) {
@@ -203,11 +204,12 @@ function caption(state, image, keeper) {
   if (keeper) return "keep";
   if (image.same_file) return "same file (hard link)";
   if (state.below.has(image.id)) return `below ${state.threshold}: ${image.similarity.toFixed(3)}`;
+  if (state.unlike.has(image.id)) return "not a copy: colours differ";
   return image.exact ? "identical" : `similarity ${image.similarity.toFixed(3)}`;
 }
 
 function member(state, image, keeper) {
-  const below = !keeper && state.below.has(image.id);
+  const below = !keeper && (state.below.has(image.id) || state.unlike.has(image.id));
   const classes = ["card", "member", keeper && "keeper", below && "below", image.same_file && "link"];
   const item = element("div", classes.filter(Boolean).join(" "));
   item.dataset.id = image.id;
@@ -241,7 +243,7 @@ function member(state, image, keeper) {
     label.title = image.same_file
       ? "the keeper's own file under another name: moving it frees nothing"
       : below
-        ? "not a copy of this keeper at this threshold: never moved for it"
+        ? "not a copy of this keeper (at this threshold, or by its colours): never moved for it"
         : "move this copy to the quarantine";
     label.append(box, document.createTextNode(" move"));
     actions.append(label);
@@ -283,8 +285,8 @@ function clusterState(cluster) {
   const box = element("div", "cluster");
   const note = element("p", "note muted");
   return {
-    box, note, keeper: cluster.keeper, copies: cluster.copies, below: new Set(), unticked: new Set(),
-    threshold: review.threshold, busy: false,
+    box, note, keeper: cluster.keeper, copies: cluster.copies,
+    below: new Set(), unlike: new Set(), unticked: new Set(), threshold: review.threshold, busy: false,
   };
 }
 
@@ -299,6 +301,7 @@ async function changeKeeper(state, id) {
     state.keeper = result.cluster.keeper;
     state.copies = result.cluster.copies;
     state.below = new Set(result.below);
+    state.unlike = new Set(result.unlike);
     state.threshold = result.threshold;
     state.note.textContent = "";
     renderCluster(state);
