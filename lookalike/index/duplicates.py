@@ -561,14 +561,17 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     if not copy.traits.greyscale:
         return False
     colourless_keeper = keeper.traits.colourfulness < COLOURFUL
-    own = min([luminance_difference(copy.traits.thumbnail, member.traits.thumbnail) for member in kin
-               if member.traits is not None and member.traits.colourfulness >= COLOURFUL]
-              + [luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)])
+    own = math.nan  # measured at the first rival of another colouring: most copies have none
+
     for other, other_score in rivals:
         traits = other.traits
         if traits is None or not ((traits.colourfulness < COLOURFUL) != colourless_keeper
                                   or other_colours(keeper.traits, traits)):
             continue
+        if math.isnan(own):
+            own = min([luminance_difference(copy.traits.thumbnail, member.traits.thumbnail) for member in kin
+                       if member.traits is not None and member.traits.colourfulness >= COLOURFUL]
+                      + [luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)])
         theirs = luminance_difference(copy.traits.thumbnail, traits.thumbnail)
         if not colourless_keeper and traits.colourfulness >= COLOURFUL and not math.isinf(min(own, theirs)):
             if theirs < own + LUMINANCE_TIE:
