@@ -68,6 +68,8 @@ from lookalike.paths import FileSet, absolute
 from lookalike.results import Image, Neighbour, SearchResult
 
 if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
     from lookalike.embedder import Embedder, Fingerprint
     from lookalike.engines import Engine
 
@@ -592,7 +594,7 @@ class Collection:
             if image_id not in cache:
                 with self._lock:
                     row = self.store.get(image_id)
-                cache[image_id] = None if row is None else row.vector / (np.linalg.norm(row.vector) or 1.0)
+                cache[image_id] = None if row is None else _unit(row.vector)
             return cache[image_id]
 
         def verify(keeper: int, member: int) -> Pair | None:
@@ -730,64 +732,59 @@ class Collection:
         Unreadable files leave their pair as it was."""
         from PIL import Image as PILImage
 
-        from lookalike.embedder.embedder import l2_normalise
-        from lookalike.embedder.images import open_image, preprocess
-
-        if not pairs:
-            return []
-        embedder = self.embedder
-        found = []
-        for start in range(0, len(pairs), ORIENTATION_BATCH):
-            batch, pixels = [], []
-            for p in pairs[start : start + ORIENTATION_BATCH]:
-                a, b = mine[p.a], theirs[p.b]
-                large, small = (a, b) if a.width * a.height >= b.width * b.height else (b, a)
-                try:
-                    picture = open_image(large.path, min_size=max(small.width, small.height))
-                except ImageError:
-                    continue
-                size = (max(1, small.width), max(1, small.height))
-                shrunk = picture.resize(size, PILImage.Resampling.LANCZOS)
-                pixels.append(preprocess(shrunk, embedder.input_size))
-                batch.append((p, small.vector / (np.linalg.norm(small.vector) or 1.0)))
-            if batch:
-                features, _ = embedder.embed_pixels(np.stack(pixels))
-                for (p, target), vector in zip(batch, l2_normalise(features), strict=True):
-                    found.append(Pair(p.a, p.b, max(p.similarity, float(vector @ target))))
-        return found
+        jobs, targets = {}, {}
+        for p in pairs:
+            a, b = mine[p.a], theirs[p.b]
+            large, small = (a, b) if a.width * a.height >= b.width * b.height else (b, a)
+            size = (max(1, small.width), max(1, small.height))
+            jobs[p.a, p.b] = (large.path, max(small.width, small.height),
+                              lambda picture, size=size: picture.resize(size, PILImage.Resampling.LANCZOS))
+            targets[p.a, p.b] = small.vector
+        vectors = self._embedded_edits(jobs)
+        return [Pair(p.a, p.b, max(p.similarity, float(vectors[p.a, p.b] @ _unit(targets[p.a, p.b]))))
+                for p in pairs if (p.a, p.b) in vectors]
 
     def _greyed_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
                       theirs: dict[int, ImageRow]) -> list[Pair]:
-        """The greyscale second look: each pair's colour picture turned grey and embedded again, against
-        the grey one's stored vector; the best similarity kept. The model sees colour, so a greyscale
-        copy's plain similarity to its original is often under 0.85; greyed alike, 0.97 or more.
-        Unreadable files leave their pair as it was."""
+        """The greyscale second look: each pair's colour picture turned grey and embedded again (once
+        however many grey pictures it pairs with), against the grey one's stored vector; the best
+        similarity kept. The model sees colour, so a greyscale copy's plain similarity to its original is
+        often under 0.85; greyed alike, 0.97 or more. Unreadable files leave their pair as it was."""
+        if not pairs:
+            return []
+        sides = [(mine[p.a], theirs[p.b]) if mine[p.a].traits.greyscale else (theirs[p.b], mine[p.a])
+                 for p in pairs]
+        size = self.embedder.input_size
+        vectors = self._embedded_edits({colour.path: (colour.path, size, lambda picture: picture.convert("L"))
+                                        for _, colour in sides})
+        return [Pair(p.a, p.b, max(p.similarity, float(vectors[colour.path] @ _unit(grey.vector))))
+                for p, (grey, colour) in zip(pairs, sides, strict=True) if colour.path in vectors]
+
+    def _embedded_edits(self, jobs: dict[Any, tuple[str, int, Callable[[PILImage], PILImage]]]
+                        ) -> dict[Any, np.ndarray]:
+        """``{key: (path, min_size, edit)}`` -> ``{key: unit vector}``: each file opened (decoded at
+        ``min_size`` or more), edited and embedded again, a batch at a time; the second looks that change
+        the picture before comparing it. Unreadable files are left out."""
         from lookalike.embedder.embedder import l2_normalise
         from lookalike.embedder.images import open_image, preprocess
 
-        if not pairs:
-            return []
+        if not jobs:
+            return {}
         embedder = self.embedder
-        sides = [(mine[p.a], theirs[p.b]) if mine[p.a].traits.greyscale else (theirs[p.b], mine[p.a])
-                 for p in pairs]
-        greyed: dict[str, np.ndarray] = {}
-        paths = sorted({colour.path for _, colour in sides})
-        for start in range(0, len(paths), ORIENTATION_BATCH):
+        keys = list(jobs)
+        found: dict[Any, np.ndarray] = {}
+        for start in range(0, len(keys), ORIENTATION_BATCH):
             batch = []
-            for path in paths[start : start + ORIENTATION_BATCH]:
+            for key in keys[start : start + ORIENTATION_BATCH]:
+                path, min_size, edit = jobs[key]
                 try:
-                    picture = open_image(path, min_size=embedder.input_size)
+                    picture = open_image(path, min_size=min_size)
                 except ImageError:
                     continue
-                batch.append((path, preprocess(picture.convert("L").convert("RGB"), embedder.input_size)))
+                batch.append((key, preprocess(edit(picture).convert("RGB"), embedder.input_size)))
             if batch:
                 features, _ = embedder.embed_pixels(np.stack([pixels for _, pixels in batch]))
-                greyed.update(zip((path for path, _ in batch), l2_normalise(features), strict=True))
-        found = []
-        for p, (grey, colour) in zip(pairs, sides, strict=True):
-            if colour.path in greyed:
-                target = grey.vector / (np.linalg.norm(grey.vector) or 1.0)
-                found.append(Pair(p.a, p.b, max(p.similarity, float(greyed[colour.path] @ target))))
+                found.update(zip((key for key, _ in batch), l2_normalise(features), strict=True))
         return found
 
     def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
@@ -926,6 +923,11 @@ class Collection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    """A stored vector scaled to length 1 (a zero vector left as it is): dot products are cosines."""
+    return vector / (np.linalg.norm(vector) or 1.0)
 
 
 def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:
