@@ -106,12 +106,11 @@ def recentre(
 
     cluster = _cluster(records[keeper_id], ((records[i], s) for i, s in similarity.items()))
     below = tuple(c.id for c in cluster.copies if not c.exact and score(c.id) < threshold)
-    keeper = records[keeper_id]
-    unlike = tuple(
-        c.id for c in cluster.copies if not c.exact and c.id not in below and (
-            not second_look([Pair(keeper_id, c.id, c.similarity, score(c.id))], threshold, records)
-            or colour_conflict(keeper, records[c.id], score(c.id), ()))
-    )
+    reaching = [Pair(keeper_id, c.id, c.similarity, score(c.id)) for c in cluster.copies
+                if not c.exact and c.id not in below]
+    passed = {p.b for p in second_look(reaching, threshold, records)}
+    unlike = tuple(p.b for p in reaching
+                   if p.b not in passed or colour_conflict(records[keeper_id], records[p.b], p.rank, ()))
     return Review(cluster, threshold, below, unlike)
 
 
