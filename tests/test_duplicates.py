@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 
 import faiss
 import numpy as np
@@ -27,7 +26,7 @@ from lookalike.index.duplicates import (
     could_be_turned,
     density,
     exact_groups,
-    inverted,
+    inversions,
     luminance_difference,
     orientation_pixels,
     pair_score,
@@ -246,9 +245,16 @@ GREEN = Traits(100, 100, False, 90, bytes([0] * 5 + [255] + [0] * 10), 0.6)
 GREY = Traits(100, 100, True, 90, b"", 0.0)
 
 
-def coloured(image_id: int, colouring: Traits, quality: int = 80, side: int = 100) -> ImageRecord:
-    traits = Traits(side, side, colouring.greyscale, quality, colouring.colours, colouring.colourfulness)
-    return ImageRecord(image_id, f"/photos/{image_id}.jpg", side, side, 1000, 0.0, traits=traits)
+def coloured(image_id: int, colouring: Traits, quality: int = 80, side: int = 100, *,
+             luminance: np.ndarray | None = None, content: int | None = None,
+             size: int = 1000) -> ImageRecord:
+    """A square picture in ``colouring`` (BLUE, GREEN or GREY) with the luminance thumbnail ``luminance``
+    (unrecorded when None), in a frame when its ``content`` box is smaller than its ``side``."""
+    content = side if content is None else content
+    thumbnail = b"" if luminance is None else luminance.tobytes()
+    traits = Traits(content, content, colouring.greyscale, quality, colouring.colours,
+                    colouring.colourfulness, thumbnail)
+    return ImageRecord(image_id, f"/photos/{image_id}.jpg", side, side, size, 0.0, traits=traits)
 
 
 def test_colour_conflicts_a_copy_gaining_colour_and_a_grey_copy_closer_to_another_colouring():
@@ -270,15 +276,12 @@ def test_between_two_colourings_a_grey_copy_belongs_to_the_one_whose_luminance_i
     side = 16
     drawing = np.random.default_rng(5).integers(60, 200, (side, side), dtype=np.uint8)
 
-    def with_luminance(record: ImageRecord, pixels: np.ndarray) -> ImageRecord:
-        return replace(record, traits=replace(record.traits, thumbnail=pixels.tobytes()))
-
-    grey = with_luminance(coloured(1, GREY), drawing)
-    blue = with_luminance(coloured(2, BLUE), drawing)  # its colour original: the same luminance
-    green = with_luminance(coloured(3, GREEN), drawing - np.uint8(25))  # the design recoloured, darker
+    grey = coloured(1, GREY, luminance=drawing)
+    blue = coloured(2, BLUE, luminance=drawing)  # its colour original: the same luminance
+    green = coloured(3, GREEN, luminance=drawing - np.uint8(25))  # the design recoloured, darker
     assert colour_conflict(green, grey, 0.95, [(blue, 0.70)])  # green scored higher, blue is its origin
     assert not colour_conflict(blue, grey, 0.70, [(green, 0.95)])
-    assert colour_conflict(blue, grey, 0.70, [(with_luminance(coloured(4, GREEN), drawing), 0.5)])  # a tie
+    assert colour_conflict(blue, grey, 0.70, [(coloured(4, GREEN, luminance=drawing), 0.5)])  # a tie
 
 
 def test_a_greyscale_copy_goes_with_the_colouring_it_matches_best():
@@ -298,15 +301,12 @@ def test_a_grey_copy_stays_with_its_original_when_a_brightened_copy_is_kept():
     its own original's luminance; the original may be a member, not the keeper."""
     drawing = np.random.default_rng(6).integers(60, 200, (16, 16), dtype=np.uint8)
 
-    def with_luminance(record: ImageRecord, pixels: np.ndarray, size: int = 1000) -> ImageRecord:
-        return replace(record, size=size, traits=replace(record.traits, thumbnail=pixels.tobytes()))
-
     records = [
-        with_luminance(coloured(1, BLUE), drawing + np.uint8(40), size=2000),  # brightened: the largest file
-        with_luminance(coloured(2, BLUE), drawing),  # the blue original
-        with_luminance(coloured(3, GREY), drawing),  # its greyscale copy
-        with_luminance(coloured(4, GREY), drawing - np.uint8(20)),  # the green variant's greyscale copy
-        with_luminance(coloured(5, GREEN), drawing - np.uint8(20)),  # the green variant
+        coloured(1, BLUE, luminance=drawing + np.uint8(40), size=2000),  # brightened: the largest file
+        coloured(2, BLUE, luminance=drawing),  # the blue original
+        coloured(3, GREY, luminance=drawing),  # its greyscale copy
+        coloured(4, GREY, luminance=drawing - np.uint8(20)),  # the green variant's greyscale copy
+        coloured(5, GREEN, luminance=drawing - np.uint8(20)),  # the green variant
     ]
     pairs = [Pair(1, 2, 0.95), Pair(1, 3, 0.80), Pair(2, 3, 0.85), Pair(3, 4, 0.95), Pair(4, 5, 0.85)]
     clusters = build_clusters(records, pairs)
@@ -358,20 +358,18 @@ def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy
     from lookalike.embedder.traits import THUMBNAIL_SIDE
 
     photo = np.random.default_rng(8).integers(20, 236, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
-
-    def shown(image_id: int, pixels: np.ndarray, content: int = 100) -> ImageRecord:
-        traits = Traits(content, content, True, 90, b"", 0.0, pixels.tobytes())
-        return ImageRecord(image_id, f"/photos/{image_id}.jpg", 100, 100, 1000, 0.0, traits=traits)
-
-    original = shown(1, photo)
-    assert inverted(original, shown(2, 255 - photo))
-    assert inverted(original, shown(3, np.rot90(255 - photo)))  # a turned negative
-    assert not inverted(original, shown(4, np.clip(photo * 1.3, 0, 255).astype(np.uint8)))
-    assert not inverted(original, shown(5, np.rot90(photo)))
-    assert not inverted(original, shown(6, 255 - photo, content=80))  # framed: thumbnails do not line up
-    assert not inverted(original, ImageRecord(7, "/photos/7.jpg", 100, 100, 1000, 0.0))  # unknown
+    original = coloured(1, GREY, luminance=photo)
+    others = [
+        coloured(2, GREY, luminance=255 - photo),  # its negative
+        coloured(3, GREY, luminance=np.rot90(255 - photo)),  # a turned negative
+        coloured(4, GREY, luminance=np.clip(photo * 1.3, 0, 255).astype(np.uint8)),  # brighter
+        coloured(5, GREY, luminance=np.rot90(photo)),  # turned
+        coloured(6, GREY, luminance=255 - photo, content=80),  # framed: thumbnails do not line up
+        ImageRecord(7, "/photos/7.jpg", 100, 100, 1000, 0.0),  # unknown
+    ]
+    assert inversions([original] * len(others), others).tolist() == [True, True, False, False, False, False]
     pair = Pair(1, 2, 0.9, 0.9)
-    assert second_look([pair], 0.64, {1: original, 2: shown(2, 255 - photo)}) == []
+    assert second_look([pair], 0.64, {1: original, 2: others[0]}) == []
 
 
 def test_a_blank_page_is_a_duplicate_of_blank_pages_only():
@@ -380,17 +378,13 @@ def test_a_blank_page_is_a_duplicate_of_blank_pages_only():
 
     side = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
     noise = np.random.default_rng(9)
-
-    def shown(image_id: int, pixels: np.ndarray | None) -> ImageRecord:
-        traits = Traits(100, 100, True, 90, b"", 0.0, b"" if pixels is None else pixels.tobytes())
-        return ImageRecord(image_id, f"/photos/{image_id}.jpg", 100, 100, 1000, 0.0, traits=traits)
-
-    white = shown(1, np.full(side, 254, dtype=np.uint8) + noise.integers(0, 2, side, dtype=np.uint8))
-    another_white = shown(2, np.full(side, 255, dtype=np.uint8))
+    white = coloured(1, GREY, luminance=np.full(side, 254, dtype=np.uint8) + noise.integers(0, 2, side,
+                                                                                         dtype=np.uint8))
+    another_white = coloured(2, GREY, luminance=np.full(side, 255, dtype=np.uint8))
     drawing = np.full(side, 250, dtype=np.uint8)
     drawing[::4] = 180  # faint lines
-    outline = shown(3, drawing)
-    found = blank_beside_content([white, white, another_white], [outline, another_white, shown(4, None)])
+    outline = coloured(3, GREY, luminance=drawing)
+    found = blank_beside_content([white, white, another_white], [outline, another_white, coloured(4, GREY)])
     assert found.tolist() == [True, False, False]  # blank beside a drawing; two blanks; unrecorded
     pair = Pair(1, 3, 1.0, 1.0)
     assert second_look([pair], 0.64, {1: white, 3: outline}) == []

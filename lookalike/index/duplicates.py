@@ -238,7 +238,7 @@ COLOUR_MAX = 0.5
 is the same design in another colour, not a copy. Brightened copies reach 0.45 (95th percentile)."""
 
 INVERSION = 0.6
-""":func:`inverted`: thumbnails anti-correlated past this are a picture and its negative. Dev set, pairs at
+""":func:`inversions`: thumbnails anti-correlated past this are a picture and its negative. Dev set, pairs at
 the threshold between pictures without a frame: no copy pair is flagged (the most anti-correlated,
 captioned against cropped, reach -0.25); a negatives probe of 40 dev designs
 (bench/colour_variants.py): 120 of 120 pairs flagged."""
@@ -623,11 +623,6 @@ def blank_beside_content(a: Sequence[ImageRecord | None], b: Sequence[ImageRecor
     spread_a = np.array([spread(r) for r in a], dtype=np.float64).reshape(-1)
     spread_b = np.array([spread(r) for r in b], dtype=np.float64).reshape(-1)
     return ((spread_a < BLANK) & (spread_b > CONTENT)) | ((spread_b < BLANK) & (spread_a > CONTENT))
-
-
-def inverted(a: ImageRecord | None, b: ImageRecord | None) -> bool:
-    """:func:`inversions` for one pair."""
-    return bool(inversions([a], [b])[0])
 
 
 def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
