@@ -549,24 +549,23 @@ class Store:
     def shapes(self) -> np.ndarray:
         """Every image's (width, height), indexed by id ([max id + 1, 2], zeros where no image): shape
         tests over whole neighbour lists at once (duplicates' second looks), 8 bytes per image."""
-        top = self.db.conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()[0]
-        shapes = np.zeros((top + 1, 2), dtype=np.int32)
-        rows = np.array(self.db.conn.execute("SELECT id, width, height FROM images").fetchall(),
-                        dtype=np.int64)
-        if len(rows):
-            shapes[rows[:, 0]] = rows[:, 1:]
-        return shapes
+        return self._by_id("width, height", 0, np.int32)
 
     def greyscale(self) -> np.ndarray:
         """Every image's greyscale trait, indexed by id: 1 grey, 0 colour, -1 unknown (no image, or
         indexed before schema 3): which neighbours could be a colour picture and its greyscale copy."""
+        return self._by_id("coalesce(greyscale, -1)", -1, np.int8)[:, 0]
+
+    def _by_id(self, columns: str, missing: int, dtype: type) -> np.ndarray:
+        """``columns`` (SQL expressions over ``images``) of every image as rows of a table indexed by id,
+        ``missing`` where there is no image."""
         top = self.db.conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()[0]
-        flags = np.full(top + 1, -1, dtype=np.int8)
-        rows = np.array(self.db.conn.execute(
-            "SELECT id, greyscale FROM images WHERE greyscale IS NOT NULL").fetchall(), dtype=np.int64)
+        cursor = self.db.conn.execute(f"SELECT id, {columns} FROM images")
+        rows = np.array(cursor.fetchall(), dtype=np.int64)
+        table = np.full((top + 1, len(cursor.description) - 1), missing, dtype=dtype)
         if len(rows):
-            flags[rows[:, 0]] = rows[:, 1]
-        return flags
+            table[rows[:, 0]] = rows[:, 1:]
+        return table
 
     def thumbnails(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The stored luminance thumbnails of ``ids`` as rows of a uint8 matrix
