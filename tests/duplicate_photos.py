@@ -12,7 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
-from PIL import Image, ImageEnhance, ImageOps
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from tests.photos import DATA, blocks
 
@@ -69,4 +70,27 @@ def grey_photos(folder: Path) -> Path:
         image.save(folder / "rocket.jpg", quality=95)
         darker = ImageEnhance.Brightness(ImageOps.grayscale(image)).enhance(0.55)
         darker.convert("RGB").save(folder / "rocket-dark-grey.jpg", quality=90)
+    return folder
+
+
+def same_layout_photos(folder: Path) -> Path:
+    """A photo, a crop of it, and a different picture with the photo's colours in the same places.
+
+    ``cat-layout.jpg`` is the cat photo blurred to its colour layout, with the cameraman's details (its
+    edges and textures) drawn over it: to a model that sees colour layout it is the cat photo; its
+    corners and edges are somewhere else entirely.
+    """
+    folder.mkdir()
+    with Image.open(DATA / "cat.jpg") as opened:
+        cat = opened.convert("RGB")
+    cat.save(folder / "cat.jpg", quality=95)
+    w, h = cat.size
+    crop = cat.crop((w // 20, h // 20, w - w // 20, h - h // 20))
+    crop.save(folder / "cat-crop.jpg", quality=85)
+    with Image.open(DATA / "cameraman.jpg") as opened:
+        other = opened.convert("L").resize(cat.size)
+    detail = np.asarray(other, np.float32) - np.asarray(other.filter(ImageFilter.GaussianBlur(4)), np.float32)
+    layout = np.asarray(cat.filter(ImageFilter.GaussianBlur(24)), np.float32)
+    mixed = np.clip(layout + 1.5 * detail[:, :, None], 0, 255).astype(np.uint8)
+    Image.fromarray(mixed).save(folder / "cat-layout.jpg", quality=90)
     return folder

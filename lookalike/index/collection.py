@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     from lookalike.embedder import Embedder, Fingerprint
+    from lookalike.embedder.keypoints import KeypointFiles
     from lookalike.engines import Engine
 
 COMMIT_EVERY = 256  # images per SQLite transaction: the unit a killed run loses at most
@@ -569,8 +570,9 @@ class Collection:
             twins = self.store.shared_digest_ids()
             records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
         records = _with_traits(records)
-        pairs = second_look(pairs, threshold, records)
-        verify = self._verifier(threshold, densities, records) if pairs else None
+        keypoints = _keypoint_files()
+        pairs = second_look(pairs, threshold, records, keypoints=keypoints)
+        verify = self._verifier(threshold, densities, records, keypoints) if pairs else None
         return build_clusters(records, pairs, keeper_policy, verify)
 
     def densities(self, ids: Iterable[int]) -> dict[int, float]:
@@ -585,8 +587,8 @@ class Collection:
             sims, labels = scan.search(queries, min(DENSITY_RANKS[1] + 1, scan.ntotal))
         return dict(zip((row.id for row in rows), density(sims, labels).tolist(), strict=True))
 
-    def _verifier(self, threshold: float, densities: dict[int, float],
-                  records: dict[int, ImageRecord]) -> Callable[[int, int], Pair | None]:
+    def _verifier(self, threshold: float, densities: dict[int, float], records: dict[int, ImageRecord],
+                  keypoints: KeypointFiles) -> Callable[[int, int], Pair | None]:
         """Scores a keeper and a member the search did not pair, from their stored vectors."""
         cache: dict[int, np.ndarray] = {}
 
@@ -604,7 +606,8 @@ class Collection:
             similarity = float(a @ b)
             score = pair_score(similarity, densities.get(keeper), densities.get(member))
             pair = Pair(keeper, member, similarity, score)
-            return pair if score >= threshold and second_look([pair], threshold, records) else None
+            return pair if score >= threshold and second_look([pair], threshold, records,
+                                                              keypoints=keypoints) else None
 
         return verify
 
@@ -850,7 +853,7 @@ class Collection:
         archive_files = archive.file_identities()
         queries = {i: r for i, r in queries.items() if not r.is_one_of(archive_files)}
         pairs = second_look([p for p in pairs if p.a in queries and p.b in theirs], threshold,
-                            _with_traits(queries), _with_traits(theirs))
+                            _with_traits(queries), _with_traits(theirs), _keypoint_files())
         return build_matches(queries.values(), theirs.values(), pairs)
 
     def _check_same_model(self, archive: Store) -> None:
@@ -928,6 +931,13 @@ class Collection:
 def _unit(vector: np.ndarray) -> np.ndarray:
     """A stored vector scaled to length 1 (a zero vector left as it is): dot products are cosines."""
     return vector / (np.linalg.norm(vector) or 1.0)
+
+
+def _keypoint_files() -> KeypointFiles:
+    """A fresh keypoint cache for one run of pair checks (OpenCV imported only now)."""
+    from lookalike.embedder.keypoints import KeypointFiles
+
+    return KeypointFiles()
 
 
 def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:

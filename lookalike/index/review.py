@@ -46,9 +46,10 @@ class Review:
     """A cluster around a chosen keeper: each copy's similarity to it, and which ones fall short.
 
     ``below`` lists the copies (not byte-identical ones) whose similarity to this keeper is under
-    ``threshold``; ``unlike`` those that reach it but whose colours or pixels say they are not its
-    copies (another colouring, a negative, a blank page, colours a greyscale keeper lacks: the checks
-    clustering makes). Neither is ever moved on this keeper's account.
+    ``threshold``; ``unlike`` those that reach it but whose colours, pixels or details say they are not
+    its copies (another colouring, a negative, a blank page, colours a greyscale keeper lacks, details
+    that do not fit one transform: the checks clustering makes). Neither is ever moved on this keeper's
+    account.
     """
 
     cluster: Cluster
@@ -108,7 +109,9 @@ def recentre(
     below = tuple(c.id for c in cluster.copies if not c.exact and score(c.id) < threshold)
     reaching = [Pair(keeper_id, c.id, c.similarity, score(c.id)) for c in cluster.copies
                 if not c.exact and c.id not in below]
-    passed = {p.b for p in second_look(reaching, threshold, records)}
+    from lookalike.embedder.keypoints import KeypointFiles
+
+    passed = {p.b for p in second_look(reaching, threshold, records, keypoints=KeypointFiles())}
     unlike = tuple(p.b for p in reaching
                    if p.b not in passed or colour_conflict(records[keeper_id], records[p.b], p.rank, ()))
     return Review(cluster, threshold, below, unlike)

@@ -204,7 +204,7 @@ function caption(state, image, keeper) {
   if (keeper) return "keep";
   if (image.same_file) return "same file (hard link)";
   if (state.below.has(image.id)) return `below ${state.threshold}: ${image.similarity.toFixed(3)}`;
-  if (state.unlike.has(image.id)) return "not a copy: colours differ";
+  if (state.unlike.has(image.id)) return "not a copy: colours or details differ";
   return image.exact ? "identical" : `similarity ${image.similarity.toFixed(3)}`;
 }
 

@@ -1,0 +1,147 @@
+"""Geometric verification: a copy's details sit where the original's do; another picture's do not.
+
+Real JPEG files from data/ and their copies as people make them; the check itself is
+``lookalike.index.duplicates.geometry_disagrees`` over ``lookalike.embedder.keypoints``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from lookalike.embedder.keypoints import KeypointFiles, file_keypoints, matched_keypoints
+from lookalike.index.duplicates import (
+    EXPECTED_KEYPOINTS,
+    ImageRecord,
+    Pair,
+    geometric_look,
+    geometry_disagrees,
+    second_look,
+)
+from tests.photos import DATA
+
+COPIES = {
+    "half size": lambda image: image.resize((image.width // 2, image.height // 2)),
+    "quarter size": lambda image: image.resize((image.width // 4, image.height // 4)),
+    "crop": lambda image: image.crop((image.width // 8, image.height // 10, image.width, image.height)),
+    "mirror": ImageOps.mirror,
+    "quarter turn": lambda image: image.rotate(90, expand=True),
+    "brighter": lambda image: ImageEnhance.Brightness(image).enhance(1.5),
+    "greyscale": lambda image: ImageOps.grayscale(image).convert("RGB"),
+    "border": lambda image: ImageOps.expand(image, border=image.width // 7, fill="white"),
+    "caption": lambda image: _captioned(image),
+}
+
+
+def _captioned(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((0, 0, image.width, image.height // 8), fill="black")
+    draw.text((10, 5), "so true", fill="white", font_size=image.height // 12)
+    return out
+
+
+def verdict(a: Path, b: Path, files: KeypointFiles | None = None) -> bool:
+    """True when the pair would be dropped: as it is drawn and mirrored, its geometry disagrees."""
+    files = files or KeypointFiles()
+    plain, mirrored = files.match([(str(a), str(b))])[0], files.match([(str(a), str(b))], mirrored=True)[0]
+    return geometry_disagrees(plain) and geometry_disagrees(mirrored)
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """Each data/ photo as a JPEG, and every kind of copy of it, re-encoded at quality 30 to 90."""
+    root = tmp_path_factory.mktemp("copies")
+    made = {}
+    for photo in sorted(DATA.glob("*.jpg")):
+        with Image.open(photo) as opened:
+            image = opened.convert("RGB")
+        made[photo.stem, "original"] = photo
+        for kind, edit in COPIES.items():
+            path = root / f"{photo.stem}-{kind}.jpg"
+            edit(image).save(path, quality=30 if kind == "quarter size" else 75)
+            made[photo.stem, kind] = path
+    return made
+
+
+@pytest.mark.parametrize("kind", list(COPIES))
+def test_every_kind_of_copy_keeps_its_details_where_the_original_has_them(copies, kind):
+    for photo in ("cat", "espresso", "rocket", "cameraman"):
+        assert not verdict(copies[photo, "original"], copies[photo, kind]), (photo, kind)
+
+
+def test_two_different_photos_with_many_keypoints_disagree(copies):
+    photos = ("cat", "espresso", "rocket", "cameraman")
+    files = KeypointFiles()
+    for i, a in enumerate(photos):
+        for b in photos[i + 1:]:
+            found = file_keypoints(str(copies[a, "original"]))
+            assert len(found) >= EXPECTED_KEYPOINTS
+            assert verdict(copies[a, "original"], copies[b, "half size"], files), (a, b)
+
+
+def test_a_mirrored_copy_matches_only_once_mirrored(copies):
+    files = KeypointFiles()
+    pair = [(str(copies["cat", "original"]), str(copies["cat", "mirror"]))]
+    assert geometry_disagrees(files.match(pair)[0])
+    assert not geometry_disagrees(files.match(pair, mirrored=True)[0])
+
+
+def test_flat_drawings_have_too_few_keypoints_to_be_judged(tmp_path):
+    """Two different flags: too few corners for geometry to say anything, so it never vetoes them."""
+    for name, stripes in (("a", ["red", "white", "blue"]), ("b", ["green", "yellow", "red"])):
+        flag = Image.new("RGB", (600, 400))
+        for i, colour in enumerate(stripes):
+            flag.paste(colour, (i * 200, 0, (i + 1) * 200, 400))
+        flag.save(tmp_path / f"{name}.png")
+    found = file_keypoints(str(tmp_path / "a.png"))
+    assert len(found) < EXPECTED_KEYPOINTS
+    assert not verdict(tmp_path / "a.png", tmp_path / "b.png")
+
+
+def test_the_same_pair_gets_the_same_answer_every_time(copies):
+    a, b = file_keypoints(str(copies["rocket", "original"])), file_keypoints(str(copies["rocket", "crop"]))
+    assert len({matched_keypoints(a, b) for _ in range(5)}) == 1
+
+
+def record(image_id: int, path: Path) -> ImageRecord:
+    return ImageRecord(image_id, str(path), 1, 1, 1, 0.0)
+
+
+def test_the_look_drops_borderline_strangers_and_keeps_sure_pairs_and_copies(copies, tmp_path):
+    records = {1: record(1, copies["cat", "original"]), 2: record(2, copies["cat", "crop"]),
+               3: record(3, copies["espresso", "original"]), 4: record(4, tmp_path / "deleted.jpg")}
+    threshold = 0.64
+    pairs = [Pair(1, 2, 0.7, 0.66), Pair(1, 3, 0.7, 0.66), Pair(1, 3, 0.95, threshold + 0.25),
+             Pair(1, 4, 0.7, 0.66)]
+    kept = geometric_look(pairs, threshold, records, KeypointFiles())
+    assert kept == [pairs[0], pairs[2], pairs[3]]  # a copy; a pair beyond the band; a file gone: kept
+    assert second_look(pairs, threshold, records, keypoints=KeypointFiles()) == kept
+    assert second_look(pairs, threshold, records) == pairs  # no keypoints: no geometric look
+
+
+def test_a_file_that_no_longer_reads_as_an_image_is_not_judged_and_nothing_hangs(copies, tmp_path):
+    """Files swapped since indexing: cut short, gone, a FIFO (opening it would wait for a writer), a
+    link to an endless device, a folder. None is judged: the pair keeps its score."""
+    (tmp_path / "broken.jpg").write_bytes(copies["cat", "original"].read_bytes()[:200])
+    os.mkfifo(tmp_path / "fifo.jpg")
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    (tmp_path / "folder.jpg").mkdir()
+    names = ["broken.jpg", "missing.jpg", "fifo.jpg", "zero.jpg", "folder.jpg", "bad-\udcff-name.jpg"]
+    original = str(copies["cat", "original"])
+    assert KeypointFiles().match([(original, str(tmp_path / name)) for name in names]) == [None] * 6
+
+
+def test_memory_stays_bounded_files_forgotten_are_read_again_with_the_same_answers(copies, monkeypatch):
+    from lookalike.embedder import keypoints
+
+    photos = [str(copies[name, "original"]) for name in ("cat", "espresso", "rocket", "cameraman")]
+    pairs = [(a, b) for a in photos for b in photos if a != b] + [(photos[0], str(copies["cat", "crop"]))]
+    everything = KeypointFiles().match(pairs)
+    monkeypatch.setattr(keypoints, "MATCH_CHUNK", 1)
+    bounded = KeypointFiles(capacity=2)
+    assert bounded.match(pairs) == everything
+    assert len(bounded._found) == 2
