@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
@@ -145,3 +146,19 @@ def test_memory_stays_bounded_files_forgotten_are_read_again_with_the_same_answe
     bounded = KeypointFiles(capacity=2)
     assert bounded.match(pairs) == everything
     assert len(bounded._found) == 2
+
+
+def test_pairs_whose_stored_thumbnails_agree_are_not_read_again(copies):
+    """Two records whose luminance thumbnails are one picture skip the check (the files would disagree:
+    they are two different photos, as a file replaced since indexing can be)."""
+    from lookalike.embedder.traits import Traits
+
+    alike = Traits(1, 1, False, 90, b"", 0.0, bytes(range(256)))
+    records = {1: ImageRecord(1, str(copies["cat", "original"]), 1, 1, 1, 0.0, traits=alike),
+               2: ImageRecord(2, str(copies["espresso", "original"]), 1, 1, 1, 0.0, traits=alike)}
+    pair = [Pair(1, 2, 0.7, 0.66)]
+    assert geometric_look(pair, 0.64, records, KeypointFiles()) == pair
+    shuffled = bytes(np.random.default_rng(0).permutation(256).astype(np.uint8))  # unlike at any turn
+    unlike = Traits(1, 1, False, 90, b"", 0.0, shuffled)
+    records[2] = ImageRecord(2, str(copies["espresso", "original"]), 1, 1, 1, 0.0, traits=unlike)
+    assert geometric_look(pair, 0.64, records, KeypointFiles()) == []
