@@ -445,7 +445,9 @@ def calibrate(dev: Split, test: Split, model: str, indexed_s: float) -> str:
         settings = [(f"default {default}", default)] + ([(f"best on dev {chosen}", chosen)]
                                                         if chosen != default else [])
         if top not in (chosen, default):
-            settings.append((f"max F1 on dev {top} (precision < {MIN_PRECISION})", top))
+            why = (f"precision < {MIN_PRECISION}" if results[top].precision < MIN_PRECISION
+                   else "hard-negative families merged")
+            settings.append((f"max F1 on dev {top} ({why})", top))
         for label, t in settings:
             d = results[t] if t in results else evaluate(dev, makers[method](t))
             s = evaluate(test, makers[method](t))

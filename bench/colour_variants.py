@@ -5,7 +5,8 @@ has built the set). Writes "## Colour variants probe" in docs/benchmarks.md.
 
 The dupset's hard-negative families hold only a few colour variants (balloons, flags). This probe makes
 many, the way a designer would: each of the dev half's most colourful originals with its hue turned by
-120 and 240 degrees (the same design in other colours), and its photographic negative. Every variant
+120 and 240 degrees (the same design in other colours), its photographic negative, and its lightness
+turned over with hue and chroma kept (a dark mode of a light design, as wallpapers ship them). Every variant
 gets three copies (greyscale, 30 % brighter, quarter size), so a variant with its copies is one
 picture, and two variants of one design are two. A greyscale copy of a recoloured design is the hard
 case: the same drawing, and sometimes the same luminance. Only dev originals are used, so the probe
@@ -40,6 +41,7 @@ VARIANTS = {
     "hue +120": lambda image: hue_turned(image, 120),
     "hue +240": lambda image: hue_turned(image, 240),
     "negative": ImageOps.invert,
+    "lightness inverted": lambda image: lightness_inverted(image),
 }
 COPIES = {
     "greyscale": lambda image: ImageOps.grayscale(image).convert("RGB"),
@@ -52,6 +54,14 @@ def hue_turned(image: Image.Image, degrees: int) -> Image.Image:
     hsv = np.asarray(image.convert("HSV")).copy()
     hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(degrees / 360 * 256)) % 256
     return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def lightness_inverted(image: Image.Image) -> Image.Image:
+    """Dark mode made from a light design (or the other way round): lightness turned over, hue and chroma
+    kept. Adding ``255 - max - min`` to every channel maps max to 255 - min and min to 255 - max."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    shift = 255 - rgb.max(axis=2, keepdims=True) - rgb.min(axis=2, keepdims=True)
+    return Image.fromarray((rgb + shift).clip(0, 255).astype(np.uint8), "RGB")
 
 
 def build(folder: Path) -> dict[Path, tuple[str, str, str]]:
