@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import faiss
@@ -370,6 +371,28 @@ def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy
     assert inversions([original] * len(others), others).tolist() == [True, True, False, False, False, False]
     pair = Pair(1, 2, 0.9, 0.9)
     assert second_look([pair], 0.64, {1: original, 2: others[0]}) == []
+
+
+def test_a_drawing_on_its_own_background_and_its_dark_mode_are_framed_alike_and_not_copies():
+    """Clip art on white, screenshots with bars: the content box is smaller than the picture in both, by
+    the same share, so their thumbnails line up. Lightness turned over (a dark mode) anti-correlates
+    in every alignment; a mirrored gradient anti-correlates as it is but correlates once mirrored."""
+    from lookalike.embedder.traits import THUMBNAIL_SIDE
+
+    drawing = np.random.default_rng(9).integers(20, 236, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), dtype=np.uint8)
+    light = coloured(1, GREY, luminance=drawing, content=70)
+    gradient = np.tile(np.linspace(0, 255, THUMBNAIL_SIDE).astype(np.uint8), (THUMBNAIL_SIDE, 1))
+    ramp = coloured(5, GREY, luminance=gradient, content=70)
+    dark = coloured(4, GREY, luminance=255 - drawing, content=70)
+    tall = dataclasses.replace(dark, height=130, traits=dataclasses.replace(dark.traits, content_height=91))
+    pairs = [
+        (light, coloured(2, GREY, luminance=255 - drawing, content=71)),  # its dark mode, framed alike
+        (light, coloured(3, GREY, luminance=255 - drawing, content=90)),  # framed otherwise: not compared
+        (light, tall),  # the same share framed, but another shape: one was cut or framed
+        (ramp, coloured(6, GREY, luminance=gradient[:, ::-1].copy(), content=70)),  # mirrored: a copy
+    ]
+    found = inversions([a for a, _ in pairs], [b for _, b in pairs])
+    assert found.tolist() == [True, False, False, False]
 
 
 def test_a_blank_page_is_a_duplicate_of_blank_pages_only():

@@ -248,6 +248,16 @@ captioned against cropped, reach -0.25); a negatives probe of 40 dev designs
 (bench/colour_variants.py): 120 of 120 pairs flagged."""
 UNFRAMED = 0.98
 """A picture whose content box (``Traits``) keeps this share of its pixels has no added border or band."""
+FRAMED_ALIKE = 0.05
+SAME_SHAPE = 0.03
+FRAMED_AGREEMENT = 0.3
+"""Two framed pictures whose content boxes keep the same share of their pixels (within ``FRAMED_ALIKE``)
+and whose long/short side ratios agree (within ``SAME_SHAPE``) are framed alike: no frame was added
+to one only, so their thumbnails line up, and they are inverses when they anti-correlate past
+``INVERSION`` and correlate under ``FRAMED_AGREEMENT`` in every alignment. Dev set, copies framed
+alike: one pair anti-correlates past 0.6 (a brightened and a captioned copy, -0.71), and it correlates
+at 0.70; a probe of 40 dev designs with their lightness turned over (bench/colour_variants.py):
+framed ones correlate at 0.13 at most, most of them at -0.15 or less."""
 
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
@@ -610,28 +620,38 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
 
 
 def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
-    """For each pair (``a[i]``, ``b[i]``), whether one picture is the other's negative, light where it
-    is dark: the model finds a photo and its negative alike (cosine 0.92-0.98), and hues do not tell
-    low-colour ones apart.
+    """For each pair (``a[i]``, ``b[i]``), whether one picture is the other's negative or its lightness
+    turned over (a dark mode of a light design), light where it is dark: the model finds a photo and its
+    negative alike (cosine 0.92-0.98), and hues do not tell them apart when they are kept.
 
     Their luminance thumbnails anti-correlate (below ``-INVERSION`` in some alignment of the eight
-    turns and mirrors) more strongly than they correlate in any. Only pictures without a detected
-    border or caption band are compared: an added frame shifts the thumbnail and can anti-correlate a
-    true copy. Unknown traits or thumbnails say nothing. In numpy: every pair found is checked.
+    turns and mirrors). Between pictures without a detected border or caption band, more strongly than
+    they correlate in any alignment; between pictures framed alike (``FRAMED_ALIKE``: a drawing on its
+    own background, a screenshot with its bars), also correlating under ``FRAMED_AGREEMENT`` in every
+    one. A frame added to one picture only shifts its thumbnail and can anti-correlate a true copy: such
+    pairs are not compared. Unknown traits or thumbnails say nothing. In numpy: every pair is checked.
     """
 
-    def unframed(record: ImageRecord | None) -> bool:
-        return record is not None and record.traits is not None and (
-            record.content_pixels >= UNFRAMED * record.pixels)
+    def framing(record: ImageRecord | None) -> tuple[float, float]:
+        """(share of the picture inside its frame, long side / short side); NaN when unknown."""
+        if record is None or record.traits is None:
+            return math.nan, math.nan
+        return record.content_pixels / max(1, record.pixels), max(record.width, record.height) / max(
+            1, min(record.width, record.height))
 
-    compared = np.flatnonzero([unframed(x) and unframed(y) for x, y in zip(a, b, strict=True)])
+    share_a, shape_a = np.array([framing(x) for x in a], dtype=np.float64).reshape(-1, 2).T
+    share_b, shape_b = np.array([framing(y) for y in b], dtype=np.float64).reshape(-1, 2).T
+    unframed = (share_a >= UNFRAMED) & (share_b >= UNFRAMED)
+    alike = (np.abs(share_a - share_b) <= FRAMED_ALIKE) & (np.abs(shape_a / shape_b - 1) <= SAME_SHAPE)
+    compared = np.flatnonzero(unframed | alike)
     found = np.zeros(len(a), dtype=bool)
     if len(compared):
         rows = np.arange(len(compared))
         lowest, highest = aligned_correlation_range(
             thumbnail_matrix([a[i].traits.thumbnail for i in compared]),
             thumbnail_matrix([b[i].traits.thumbnail for i in compared]), rows, rows)
-        found[compared] = (lowest < -INVERSION) & (-lowest > highest)
+        opposite = np.where(unframed[compared], -lowest > highest, highest < FRAMED_AGREEMENT)
+        found[compared] = (lowest < -INVERSION) & opposite
     return found
 
 
