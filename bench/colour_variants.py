@@ -5,8 +5,9 @@ has built the set). Writes "## Colour variants probe" in docs/benchmarks.md.
 
 The dupset's hard-negative families hold only a few colour variants (balloons, flags). This probe makes
 many, the way a designer would: each of the dev half's most colourful originals with its hue turned by
-120 and 240 degrees (the same design in other colours), its photographic negative, and its lightness
-turned over with hue and chroma kept (a dark mode of a light design, as wallpapers ship them). Every variant
+120 and 240 degrees (the same design in other colours), its photographic negative, its lightness
+turned over with hue and chroma kept (a dark mode of a light design, as wallpapers ship them), and, for
+a drawing on white, the drawing on a dark background. Every variant
 gets three copies (greyscale, 30 % brighter, quarter size), so a variant with its copies is one
 picture, and two variants of one design are two. A greyscale copy of a recoloured design is the hard
 case: the same drawing, and sometimes the same luminance. Only dev originals are used, so the probe
@@ -36,12 +37,14 @@ from lookalike.embedder.traits import image_traits  # noqa: E402
 SECTION = "## Colour variants probe"
 DESIGNS = 40
 MIN_COLOURFULNESS = 0.15  # designs with colour to vary
+WHITE_SHARE = 0.25  # a drawing on white: at least this share of its pixels near white
 VARIANTS = {
     "original": lambda image: image,
     "hue +120": lambda image: hue_turned(image, 120),
     "hue +240": lambda image: hue_turned(image, 240),
     "negative": ImageOps.invert,
     "lightness inverted": lambda image: lightness_inverted(image),
+    "dark background": lambda image: dark_background(image),
 }
 COPIES = {
     "greyscale": lambda image: ImageOps.grayscale(image).convert("RGB"),
@@ -64,6 +67,18 @@ def lightness_inverted(image: Image.Image) -> Image.Image:
     return Image.fromarray((rgb + shift).clip(0, 255).astype(np.uint8), "RGB")
 
 
+def dark_background(image: Image.Image) -> Image.Image | None:
+    """A drawing on white moved onto a dark background (as icon themes and wallpapers ship a dark mode):
+    the near-white pixels become dark grey, the drawing keeps its colours. None for a picture that is
+    not a drawing on white (under ``WHITE_SHARE`` of its pixels near white)."""
+    rgb = np.asarray(image.convert("RGB")).copy()
+    white = rgb.min(axis=2) >= 230
+    if white.mean() < WHITE_SHARE:
+        return None
+    rgb[white] = (30, 30, 34)
+    return Image.fromarray(rgb, "RGB")
+
+
 def build(folder: Path) -> dict[Path, tuple[str, str, str]]:
     """Write the probe's files; returns each file's (design, variant, copy kind)."""
     originals = sorted((dupset.CACHE / "set" / "dev").glob("*/original.*"))
@@ -78,7 +93,8 @@ def build(folder: Path) -> dict[Path, tuple[str, str, str]]:
             continue
         image.thumbnail((900, 900))
         for variant, make in VARIANTS.items():
-            picture = make(image)
+            if (picture := make(image)) is None:
+                continue
             where = folder / f"{path.parent.name}--{variant.replace(' +', '').replace(' ', '-')}"
             where.mkdir(parents=True, exist_ok=True)
             for kind, copy in {"original": lambda im: im, **COPIES}.items():
@@ -133,7 +149,8 @@ def main() -> None:
 
     lines = [
         f"{designs} designs from the dev half's originals (mean saturation >= {MIN_COLOURFULNESS}), each as "
-        f"{len(VARIANTS)} variants ({', '.join(VARIANTS)}) with {len(COPIES)} copies each "
+        f"up to {len(VARIANTS)} variants ({', '.join(VARIANTS)}; a dark background for drawings on white "
+        f"only) with {len(COPIES)} copies each "
         f"({', '.join(COPIES)}): {len(files)} files, {len(pictures)} pictures. Default threshold; a "
         "cluster is mixed when it holds two variants of one design.",
         "",
