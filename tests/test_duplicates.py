@@ -395,6 +395,28 @@ def test_a_drawing_on_its_own_background_and_its_dark_mode_are_framed_alike_and_
     assert found.tolist() == [True, False, False, False]
 
 
+def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_but_a_darker_copy_is():
+    """A balloon drawn on white and the same drawing on dark grey: its own shading keeps the two
+    thumbnails from anti-correlating much (-0.5), but they never correlate and one is a quarter as
+    light. A copy darkened evenly keeps its layout."""
+    from PIL import Image, ImageDraw, ImageEnhance
+
+    from lookalike.embedder.traits import image_traits
+
+    drawing = Image.new("RGB", (200, 240), "white")
+    draw = ImageDraw.Draw(drawing)
+    for k in range(80, 0, -1):  # a shaded balloon on its string
+        shade = int(40 + 150 * (1 - k / 80))
+        draw.ellipse((100 - k, 100 - k * 1.2, 100 + k, 100 + k * 1.2), fill=(shade // 3, shade // 2, shade))
+    draw.line((100, 196, 100, 235), fill=(90, 90, 90), width=3)
+    pixels = np.asarray(drawing).copy()
+    pixels[pixels.min(axis=2) >= 230] = (30, 30, 34)
+    pictures = [drawing, Image.fromarray(pixels), ImageEnhance.Brightness(drawing).enhance(0.45)]
+    light, on_dark, darker = (ImageRecord(i, f"/photos/{i}.png", 200, 240, 1000, 0.0, traits=image_traits(p))
+                              for i, p in enumerate(pictures, 1))
+    assert inversions([light, light], [on_dark, darker]).tolist() == [True, False]
+
+
 def test_a_blank_page_is_a_duplicate_of_blank_pages_only():
     """The model can embed a faint drawing exactly as a blank page (its lines vanish at 260 pixels)."""
     from lookalike.embedder.traits import THUMBNAIL_SIDE

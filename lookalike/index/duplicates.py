@@ -258,6 +258,11 @@ to one only, so their thumbnails line up, and they are inverses when they anti-c
 alike: one pair anti-correlates past 0.6 (a brightened and a captioned copy, -0.71), and it correlates
 at 0.70; a probe of 40 dev designs with their lightness turned over (bench/colour_variants.py):
 framed ones correlate at 0.13 at most, most of them at -0.15 or less."""
+LIGHTNESS_RATIO = 0.5
+"""See :func:`inversions`: a darker copy is darkened evenly and keeps its layout, a brighter one is at most
+1.6 times as light. Dev set, copies compared for inversion: none is both under 0.3 in every alignment
+and under 0.5 as light (the nearest: 0.35 and 0.59); drawings on white moved onto a dark background
+(bench/colour_variants.py): 0.15-0.48 as light."""
 
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
@@ -620,16 +625,19 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
 
 
 def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
-    """For each pair (``a[i]``, ``b[i]``), whether one picture is the other's negative or its lightness
-    turned over (a dark mode of a light design), light where it is dark: the model finds a photo and its
-    negative alike (cosine 0.92-0.98), and hues do not tell them apart when they are kept.
+    """For each pair (``a[i]``, ``b[i]``), whether one picture is the other's negative, its lightness
+    turned over (a dark mode of a light design) or its drawing on a dark background instead of a light
+    one: the model finds a photo and its negative alike (cosine 0.92-0.98), and hues do not tell them
+    apart when they are kept. A darker or brighter copy keeps its thumbnail's layout.
 
     Their luminance thumbnails anti-correlate (below ``-INVERSION`` in some alignment of the eight
     turns and mirrors). Between pictures without a detected border or caption band, more strongly than
     they correlate in any alignment; between pictures framed alike (``FRAMED_ALIKE``: a drawing on its
     own background, a screenshot with its bars), also correlating under ``FRAMED_AGREEMENT`` in every
-    one. A frame added to one picture only shifts its thumbnail and can anti-correlate a true copy: such
-    pairs are not compared. Unknown traits or thumbnails say nothing. In numpy: every pair is checked.
+    one. Or, between either, their thumbnails correlate under ``FRAMED_AGREEMENT`` in every alignment
+    and one is on average less than ``LIGHTNESS_RATIO`` as light as the other (a background turned
+    dark). A frame added to one picture only shifts its thumbnail and can anti-correlate a true copy:
+    such pairs are not compared. Unknown traits or thumbnails say nothing. In numpy: every pair is checked.
     """
 
     def framing(record: ImageRecord | None) -> tuple[float, float]:
@@ -651,7 +659,10 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
             thumbnail_matrix([a[i].traits.thumbnail for i in compared]),
             thumbnail_matrix([b[i].traits.thumbnail for i in compared]), rows, rows)
         opposite = np.where(unframed[compared], -lowest > highest, highest < FRAMED_AGREEMENT)
-        found[compared] = (lowest < -INVERSION) & opposite
+        means = [thumbnail_matrix([r.traits.thumbnail for r in side]).mean(axis=1)
+                 for side in ([a[i] for i in compared], [b[i] for i in compared])]
+        darkened = np.minimum(*means) < LIGHTNESS_RATIO * np.maximum(*means)
+        found[compared] = ((lowest < -INVERSION) & opposite) | ((highest < FRAMED_AGREEMENT) & darkened)
     return found
 
 
