@@ -71,22 +71,6 @@ def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
         return None
 
 
-def _inliers(a: Keypoints, b: Keypoints) -> int:
-    if len(a) < 2 or len(b) < 2:
-        return 0
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    good = [best for best, second in (m for m in matcher.knnMatch(a.descriptors, b.descriptors, k=2)
-                                      if len(m) == 2) if best.distance < RATIO * second.distance]
-    if len(good) < 3:
-        return 0
-    source = a.points[[m.queryIdx for m in good]]
-    target = b.points[[m.trainIdx for m in good]]
-    cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
-    _, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
-                                             ransacReprojThreshold=REPROJECTION)
-    return 0 if inlying is None else int(inlying.sum())
-
-
 class Match(NamedTuple):
     """How two pictures' keypoints match: ``inliers`` of the ``matches`` (ratio-tested) fit one
     rotation, scale and shift; ``keypoints_a``/``_b`` are how many each picture has."""
