@@ -114,9 +114,9 @@ class KeypointFiles:
     collection. The mirror image's keypoints are found only when asked for (a pair that does not match
     as it is drawn), so most files are described once."""
 
-    def __init__(self, workers: int | None = None, capacity: int = CACHED_FILES) -> None:
+    def __init__(self, capacity: int = CACHED_FILES) -> None:
         self._found: OrderedDict[tuple[str, bool], Keypoints | None] = OrderedDict()
-        self._workers = workers or min(4, os.cpu_count() or 1)
+        self._workers = min(4, os.cpu_count() or 1)
         self._capacity = max(capacity, 2 * MATCH_CHUNK)  # a chunk's files always fit
 
     def match(self, pairs: Sequence[tuple[str, str]], mirrored: bool = False) -> list[Match | None]:
