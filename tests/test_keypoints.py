@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from lookalike.embedder.keypoints import KeypointFiles, file_keypoints, matched_keypoints
 from lookalike.index.duplicates import (
@@ -34,7 +34,21 @@ COPIES = {
     "greyscale": lambda image: ImageOps.grayscale(image).convert("RGB"),
     "border": lambda image: ImageOps.expand(image, border=image.width // 7, fill="white"),
     "caption": lambda image: _captioned(image),
+    # edits beyond the calibration set's kinds, as people make them
+    "noise": lambda image: _noisy(image),
+    "blur": lambda image: image.filter(ImageFilter.GaussianBlur(2)),
+    "stretched": lambda image: image.resize((image.width * 4 // 3, image.height)),
+    "turned 15 degrees": lambda image: image.rotate(15, expand=True),
+    "half cropped away": lambda image: image.crop((image.width // 4, image.height // 4,
+                                                   image.width * 3 // 4, image.height * 3 // 4)),
+    "sharpened": lambda image: image.filter(ImageFilter.UnsharpMask(3, 200)),
+    "posterised": lambda image: ImageOps.posterize(image, 3),
 }
+
+
+def _noisy(image: Image.Image) -> Image.Image:
+    noise = np.random.default_rng(1).normal(0, 30, (image.height, image.width, 3))
+    return Image.fromarray((np.asarray(image, np.float64) + noise).clip(0, 255).astype(np.uint8))
 
 
 def _captioned(image: Image.Image) -> Image.Image:
@@ -63,7 +77,7 @@ def copies(tmp_path_factory) -> dict[tuple[str, str], Path]:
         made[photo.stem, "original"] = photo
         for kind, edit in COPIES.items():
             path = root / f"{photo.stem}-{kind}.jpg"
-            edit(image).save(path, quality=30 if kind == "quarter size" else 75)
+            edit(image).save(path, quality=30 if kind in ("quarter size", "noise") else 75)
             made[photo.stem, kind] = path
     return made
 
