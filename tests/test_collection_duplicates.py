@@ -312,3 +312,27 @@ def test_a_picture_the_model_finds_alike_but_whose_details_lie_elsewhere_is_no_c
         monkeypatch.setattr(duplicates, "EXPECTED_KEYPOINTS", 10**6)  # geometry off: it would be moved
         found = col.duplicates(THRESHOLD)
         assert {Path(m.path).name for c in found for m in c.copies} >= {"cat-layout.jpg"}
+
+
+def test_keeping_one_colouring_never_moves_the_greyscale_copy_of_another(tmp_path, tf1_module):
+    """The review weighs a greyscale member against pictures outside it, as clustering does: the grey
+    copy of the green recolouring has the green one's luminance, so keeping the original photo does
+    not make it a copy; keeping the green one does."""
+    from lookalike.index.review import recentre
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with Image.open(DATA / "espresso.jpg") as opened:
+        photo = opened.convert("RGB")
+    hsv = np.asarray(photo.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + 85) % 256  # the same picture, hues turned a third
+    green = Image.fromarray(hsv, "HSV").convert("RGB")
+    photo.save(photos / "espresso.jpg", quality=95)
+    green.save(photos / "espresso-green.jpg", quality=95)
+    ImageOps.grayscale(green).convert("RGB").save(photos / "espresso-green-grey.jpg", quality=90)
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        original, recoloured, grey = (col.get_by_path(photos / name).id for name in (
+            "espresso.jpg", "espresso-green.jpg", "espresso-green-grey.jpg"))
+        assert recentre(col, original, [grey], threshold=0.05).unlike == (grey,)
+        assert recentre(col, recoloured, [grey], threshold=0.05).unlike == ()

@@ -942,11 +942,7 @@ def _keypoint_files() -> KeypointFiles:
 
 def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:
     """What the keeper policy and the report need, for just the images in pairs or exact groups."""
-    return {
-        row.id: ImageRecord(row.id, row.path, row.width, row.height, row.size, row.mtime, row.digest,
-                            row.device, row.inode, row.traits)
-        for row in store.get_many(list(ids))
-    }
+    return {row.id: ImageRecord.of(row) for row in store.get_many(list(ids))}
 
 
 def _with_traits(records: dict[int, ImageRecord]) -> dict[int, ImageRecord]:

@@ -51,6 +51,7 @@ from lookalike.paths import FileSet
 
 if TYPE_CHECKING:  # OpenCV is imported only when a geometric look runs (it takes 0.1 s to import)
     from lookalike.embedder.keypoints import KeypointFiles, Match
+    from lookalike.index.store import ImageRow
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class ImageRecord:
     device: int | None = None
     inode: int | None = None
     traits: Traits | None = None
+
+    @classmethod
+    def of(cls, row: ImageRow) -> ImageRecord:
+        """The record of a store row (its vector and labels left behind)."""
+        return cls(row.id, row.path, row.width, row.height, row.size, row.mtime, row.digest, row.device,
+                   row.inode, row.traits)
 
     @property
     def pixels(self) -> int:

@@ -23,6 +23,7 @@ from lookalike.errors import ImageNotFound, InvalidOption
 from lookalike.index.duplicates import (
     DEFAULT_THRESHOLD,
     LOOK_FLOOR,
+    LOOK_K,
     Cluster,
     ImageRecord,
     Pair,
@@ -80,17 +81,15 @@ def recentre(
     an id not in the index, InvalidOption when the keeper is among the members or the threshold is
     outside (0, 1].
     """
+    from lookalike.embedder.keypoints import KeypointFiles
+
     ids, threshold = _check(keeper_id, member_ids, threshold)
     with collection._lock:
         rows = {row.id: row for row in collection.store.get_many([keeper_id, *ids], vector=True)}
     for image_id in (keeper_id, *ids):
         if image_id not in rows:
             raise ImageNotFound(image_id, collection.directory)
-    records = {
-        i: ImageRecord(r.id, r.path, r.width, r.height, r.size, r.mtime, r.digest, r.device, r.inode,
-                        r.traits)
-        for i, r in rows.items()
-    }
+    records = {i: ImageRecord.of(r) for i, r in rows.items()}
     unit = {i: r.vector / (np.linalg.norm(r.vector) or 1.0) for i, r in rows.items()}
     target = unit[keeper_id]
     similarity = {i: float(np.clip(unit[i] @ target, -1.0, 1.0)) for i in ids}
@@ -109,12 +108,31 @@ def recentre(
     below = tuple(c.id for c in cluster.copies if not c.exact and score(c.id) < threshold)
     reaching = [Pair(keeper_id, c.id, c.similarity, score(c.id)) for c in cluster.copies
                 if not c.exact and c.id not in below]
-    from lookalike.embedder.keypoints import KeypointFiles
-
     passed = {p.b for p in second_look(reaching, threshold, records, keypoints=KeypointFiles())}
-    unlike = tuple(p.b for p in reaching
-                   if p.b not in passed or colour_conflict(records[keeper_id], records[p.b], p.rank, ()))
+    greys = [p.b for p in reaching if records[p.b].traits is not None and records[p.b].traits.greyscale]
+    rivals = _rivals(collection, greys, {keeper_id, *ids}, threshold)
+    kin = [records[p.b] for p in reaching if p.b in passed]
+    unlike = tuple(p.b for p in reaching if p.b not in passed or colour_conflict(
+        records[keeper_id], records[p.b], p.rank, rivals.get(p.b, ()), (r for r in kin if r.id != p.b)))
     return Review(cluster, threshold, below, unlike)
+
+
+def _rivals(collection: Collection, grey_ids: list[int], members: set[int],
+            threshold: float) -> dict[int, list[tuple[ImageRecord, float]]]:
+    """For each greyscale member, the pictures outside the review that it pairs with at the threshold
+    (among its first ``LOOK_K`` neighbours), with their scores: what clustering weighs a greyscale copy
+    against (:func:`colour_conflict`: one closer to another colouring is not this keeper's copy)."""
+    found = {i: collection.search_id(i, LOOK_K).neighbours for i in grey_ids}
+    outside = {n.image.id for neighbours in found.values() for n in neighbours} - members
+    if not outside:
+        return {}
+    densities = collection.densities([*grey_ids, *outside])
+    with collection._lock:
+        records = {row.id: ImageRecord.of(row) for row in collection.store.get_many(sorted(outside))}
+    scored = {i: [(n.image.id, pair_score(n.score, densities.get(i), densities.get(n.image.id)))
+                  for n in neighbours if n.image.id in records] for i, neighbours in found.items()}
+    return {i: [(records[other], score) for other, score in pairs if score >= threshold]
+            for i, pairs in scored.items()}
 
 
 def move_copies(
