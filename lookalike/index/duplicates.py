@@ -662,13 +662,12 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
     found = np.zeros(len(a), dtype=bool)
     if len(compared):
         rows = np.arange(len(compared))
-        lowest, highest = aligned_correlation_range(
-            thumbnail_matrix([a[i].traits.thumbnail for i in compared]),
-            thumbnail_matrix([b[i].traits.thumbnail for i in compared]), rows, rows)
+        thumbnails_a = thumbnail_matrix([a[i].traits.thumbnail for i in compared])
+        thumbnails_b = thumbnail_matrix([b[i].traits.thumbnail for i in compared])
+        lowest, highest = aligned_correlation_range(thumbnails_a, thumbnails_b, rows, rows)
         opposite = np.where(unframed[compared], -lowest > highest, highest < FRAMED_AGREEMENT)
-        means = [thumbnail_matrix([r.traits.thumbnail for r in side]).mean(axis=1)
-                 for side in ([a[i] for i in compared], [b[i] for i in compared])]
-        darkened = np.minimum(*means) < LIGHTNESS_RATIO * np.maximum(*means)
+        mean_a, mean_b = thumbnails_a.mean(axis=1), thumbnails_b.mean(axis=1)
+        darkened = np.minimum(mean_a, mean_b) < LIGHTNESS_RATIO * np.maximum(mean_a, mean_b)
         found[compared] = ((lowest < -INVERSION) & opposite) | ((highest < FRAMED_AGREEMENT) & darkened)
     return found
 
