@@ -110,23 +110,24 @@ def recentre(
                 if not c.exact and c.id not in below]
     passed = {p.b for p in second_look(reaching, threshold, records, keypoints=KeypointFiles())}
     greys = [p.b for p in reaching if records[p.b].traits is not None and records[p.b].traits.greyscale]
-    rivals = _rivals(collection, greys, {keeper_id, *ids}, threshold)
+    rivals = _rivals(collection, greys, {keeper_id, *ids}, threshold, densities)
     kin = [records[p.b] for p in reaching if p.b in passed]
     unlike = tuple(p.b for p in reaching if p.b not in passed or colour_conflict(
         records[keeper_id], records[p.b], p.rank, rivals.get(p.b, ()), (r for r in kin if r.id != p.b)))
     return Review(cluster, threshold, below, unlike)
 
 
-def _rivals(collection: Collection, grey_ids: list[int], members: set[int],
-            threshold: float) -> dict[int, list[tuple[ImageRecord, float]]]:
+def _rivals(collection: Collection, grey_ids: list[int], members: set[int], threshold: float,
+            densities: dict[int, float]) -> dict[int, list[tuple[ImageRecord, float]]]:
     """For each greyscale member, the pictures outside the review that it pairs with at the threshold
     (among its first ``LOOK_K`` neighbours), with their scores: what clustering weighs a greyscale copy
-    against (:func:`colour_conflict`: one closer to another colouring is not this keeper's copy)."""
+    against (:func:`colour_conflict`: one closer to another colouring is not this keeper's copy).
+    ``densities`` holds the members'; the outsiders' are looked up here."""
     found = {i: collection.search_id(i, LOOK_K).neighbours for i in grey_ids}
     outside = {n.image.id for neighbours in found.values() for n in neighbours} - members
     if not outside:
         return {}
-    densities = collection.densities([*grey_ids, *outside])
+    densities = {**densities, **collection.densities(outside)}
     with collection._lock:
         records = {row.id: ImageRecord.of(row) for row in collection.store.get_many(sorted(outside))}
     scored = {i: [(n.image.id, pair_score(n.score, densities.get(i), densities.get(n.image.id)))
