@@ -596,7 +596,7 @@ class Collection:
             if image_id not in cache:
                 with self._lock:
                     row = self.store.get(image_id)
-                cache[image_id] = None if row is None else _unit(row.vector)
+                cache[image_id] = None if row is None else vectors.normalized(row.vector)[0]
             return cache[image_id]
 
         def verify(keeper: int, member: int) -> Pair | None:
@@ -742,10 +742,10 @@ class Collection:
             size = (max(1, small.width), max(1, small.height))
             jobs[p.a, p.b] = (large.path, max(small.width, small.height),
                               lambda picture, size=size: picture.resize(size, PILImage.Resampling.LANCZOS))
-            targets[p.a, p.b] = small.vector
-        vectors = self._embedded_edits(jobs)
-        return [Pair(p.a, p.b, max(p.similarity, float(vectors[p.a, p.b] @ _unit(targets[p.a, p.b]))))
-                for p in pairs if (p.a, p.b) in vectors]
+            targets[p.a, p.b] = vectors.normalized(small.vector)[0]
+        embedded = self._embedded_edits(jobs)
+        return [Pair(p.a, p.b, max(p.similarity, float(embedded[p.a, p.b] @ targets[p.a, p.b])))
+                for p in pairs if (p.a, p.b) in embedded]
 
     def _greyed_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
                       theirs: dict[int, ImageRow]) -> list[Pair]:
@@ -758,10 +758,11 @@ class Collection:
         sides = [(mine[p.a], theirs[p.b]) if mine[p.a].traits.greyscale else (theirs[p.b], mine[p.a])
                  for p in pairs]
         size = self.embedder.input_size
-        vectors = self._embedded_edits({colour.path: (colour.path, size, lambda picture: picture.convert("L"))
-                                        for _, colour in sides})
-        return [Pair(p.a, p.b, max(p.similarity, float(vectors[colour.path] @ _unit(grey.vector))))
-                for p, (grey, colour) in zip(pairs, sides, strict=True) if colour.path in vectors]
+        embedded = self._embedded_edits(
+            {colour.path: (colour.path, size, lambda picture: picture.convert("L")) for _, colour in sides})
+        return [Pair(p.a, p.b, max(p.similarity,
+                                   float(embedded[colour.path] @ vectors.normalized(grey.vector)[0])))
+                for p, (grey, colour) in zip(pairs, sides, strict=True) if colour.path in embedded]
 
     def _embedded_edits(self, jobs: dict[Any, tuple[str, int, Callable[[PILImage], PILImage]]]
                         ) -> dict[Any, np.ndarray]:
@@ -926,11 +927,6 @@ class Collection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    """A stored vector scaled to length 1 (a zero vector left as it is): dot products are cosines."""
-    return vector / (np.linalg.norm(vector) or 1.0)
 
 
 def _keypoint_files() -> KeypointFiles:

@@ -34,6 +34,7 @@ from lookalike.index.duplicates import (
     second_look,
 )
 from lookalike.index.quarantine import MoveResult, Problem
+from lookalike.index.vectors import normalized
 
 if TYPE_CHECKING:
     from lookalike.index.collection import Collection
@@ -90,7 +91,7 @@ def recentre(
         if image_id not in rows:
             raise ImageNotFound(image_id, collection.directory)
     records = {i: ImageRecord.of(r) for i, r in rows.items()}
-    unit = {i: r.vector / (np.linalg.norm(r.vector) or 1.0) for i, r in rows.items()}
+    unit = {i: normalized(r.vector)[0] for i, r in rows.items()}
     target = unit[keeper_id]
     similarity = {i: float(np.clip(unit[i] @ target, -1.0, 1.0)) for i in ids}
     densities = collection.densities([keeper_id, *ids])  # scored as clustering scores: density-adaptive
