@@ -162,8 +162,9 @@ def move_copies(
             left.append(Problem(Path(copy.path), f"similarity {copy.similarity:.3f} to the keeper is "
                                                  f"below {review.threshold}"))
         elif copy.id in unlike:
-            left.append(Problem(Path(copy.path), "not a copy of the keeper: its colours or pixels differ "
-                                                 "(another colouring, a negative or a blank page)"))
+            left.append(Problem(Path(copy.path), "not a copy of the keeper: its colours or pixels differ, "
+                                                 "or its details lie elsewhere (another colouring or its "
+                                                 "greyscale copy, a negative or dark mode, a blank page)"))
         elif copy.same_file:
             left.append(Problem(Path(copy.path), "the keeper's own file under another name (a hard link); "
                                                  "left alone"))
