@@ -176,3 +176,40 @@ def test_pairs_whose_stored_thumbnails_agree_are_not_read_again(copies):
     unlike = Traits(1, 1, False, 90, b"", 0.0, shuffled)
     records[2] = ImageRecord(2, str(copies["espresso", "original"]), 1, 1, 1, 0.0, traits=unlike)
     assert geometric_look(pair, 0.64, records, KeypointFiles()) == []
+
+
+def _screenshot(photo: Path, path: Path) -> Path:
+    """A photo viewer's window around ``photo``: title bar, toolbar, a side panel of file names. Two such
+    screenshots share every detail of the window and none of the photo's, which has most of them."""
+    window = Image.new("RGB", (900, 640), (236, 236, 236))
+    draw = ImageDraw.Draw(window)
+    draw.rectangle((0, 0, 900, 36), fill=(48, 52, 60))
+    draw.text((14, 8), "Photo Viewer - Holidays 2026", fill="white", font_size=18)
+    for i in range(9):
+        draw.rounded_rectangle((10 + 44 * i, 46, 46 + 44 * i, 78), 6, outline=(90, 90, 90), width=2)
+        draw.text((20 + 44 * i, 50), "+-*/<>#@&"[i], fill=(40, 40, 40), font_size=20)
+    for i in range(8):
+        draw.text((12, 96 + 29 * i), f"IMG_{4021 + i}.jpg", fill=(30, 30, 30), font_size=16)
+    with Image.open(photo) as opened:
+        window.paste(opened.convert("RGB").resize((700, 540)), (190, 90))
+    window.save(path, quality=90)
+    return path
+
+
+def test_screenshots_of_one_program_around_different_photos_are_not_copies(copies, tmp_path):
+    """The window's keypoints all fit one transform, so the keypoint shares alone would pass the pair;
+    laid over each other, the photos' details differ. A smaller copy of one screenshot still matches."""
+    from lookalike.index import duplicates
+
+    cat, espresso = _screenshot(copies["cat", "original"], tmp_path / "cat.jpg"), _screenshot(
+        copies["espresso", "original"], tmp_path / "espresso.jpg")
+    with Image.open(cat) as opened:
+        opened.resize((600, 427)).save(tmp_path / "cat-smaller.jpg", quality=60)
+    files = KeypointFiles()
+    shared_window = files.match([(str(cat), str(espresso))])[0]
+    assert shared_window.differing > duplicates.DETAILS_DIFFER
+    assert verdict(cat, espresso, files)
+    assert not verdict(cat, tmp_path / "cat-smaller.jpg", files)
+    with pytest.MonkeyPatch.context() as patch:  # without the cells compared, the window passes the pair
+        patch.setattr(duplicates, "DETAILS_DIFFER", 1.0)
+        assert not verdict(cat, espresso, files)

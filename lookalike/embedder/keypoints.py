@@ -7,6 +7,11 @@ in the same places up to one similarity transform, so many of its ORB keypoints 
 under a single RANSAC fit. Two distinct pictures rarely do. This is the geometric verification of
 the copy-detection literature, made cheap by OpenCV's ORB (binary descriptors, Hamming matching).
 
+Keypoints that fit one transform are not enough on their own: two screenshots of one program share
+their window frame, two poses of one stamp share the head. So once aligned by the fitted transform,
+the two pictures are compared cell by cell where both show their own content (added borders and caption
+bands left out): a copy's details correlate nearly everywhere, another picture's do not.
+
 Everything runs on the luminance at ``SIDE`` pixels on the long side, so a quarter-size copy and its
 original are compared at one scale. A mirror image is described separately when needed: ORB
 descriptors are not mirror-invariant, and mirrored copies are common.
@@ -26,41 +31,72 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
+from lookalike.embedder.traits import THUMB, content_box
 from lookalike.errors import ImageError
 
 SIDE = 512  # long side the keypoints are found at: small copies are scaled up to it
 FEATURES = 1000  # ORB keypoints kept per picture
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION = 6.0  # pixels at SIDE an inlier may be off the fitted transform
-CACHED_FILES = 4096  # files whose keypoints are kept in memory (about 40 KB each)
+CACHED_FILES = 2048  # files described kept in memory (at most about 100 KB each)
 MATCH_CHUNK = 1024  # pairs matched per step: their files (at most twice this) all stay cached
 MAX_SCALE = 3.0  # both are drawn at SIDE: a copy is at most a 25 % crop or a wide frame away (1.4)
+DETAIL_SIDE = 256  # long side of the luminance kept to compare details once aligned
+CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
+EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
+TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
+CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
+ALIGNED_INLIERS = 10  # fewer inliers and the transform may be chance: details are not compared
+TEXTURED_CELLS = 8  # fewer textured cells in the shared part: too little to compare
 
 
 @dataclass(frozen=True, eq=False)
 class Keypoints:
-    """ORB keypoints of one picture as drawn: positions [n, 2] and 32-byte descriptors [n, 32]."""
+    """One picture as drawn, described for matching: ORB keypoints' positions [n, 2] at ``SIDE`` and
+    32-byte descriptors [n, 32]; its luminance at ``DETAIL_SIDE`` and, there, the box (top, bottom,
+    left, right) of its own content inside added borders or a caption band."""
 
     points: np.ndarray
     descriptors: np.ndarray
+    luminance: np.ndarray
+    content: tuple[int, int, int, int]
 
     def __len__(self) -> int:
         return len(self.points)
 
+    def content_mask(self) -> np.ndarray:
+        mask = np.zeros(self.luminance.shape, np.float32)
+        top, bottom, left, right = self.content
+        mask[top:bottom, left:right] = 1.0
+        return mask
 
-def _orb(grey: np.ndarray) -> Keypoints:
+
+def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     found, descriptors = cv2.ORB_create(nfeatures=FEATURES).detectAndCompute(grey, None)
     if descriptors is None:
-        return Keypoints(np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8))
-    return Keypoints(np.float32([k.pt for k in found]).reshape(-1, 2), descriptors)
+        return np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8)
+    return np.float32([k.pt for k in found]).reshape(-1, 2), descriptors
+
+
+def _content(picture: Image.Image, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The picture's content box (:func:`~lookalike.embedder.traits.content_box`) scaled to ``size``."""
+    thumb = picture.convert("RGB")
+    thumb.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
+    top, bottom, left, right = content_box(np.asarray(thumb, dtype=np.int16))
+    scale_y, scale_x = size[1] / thumb.height, size[0] / thumb.width
+    return round(top * scale_y), round(bottom * scale_y), round(left * scale_x), round(right * scale_x)
 
 
 def picture_keypoints(picture: Image.Image, mirrored: bool = False) -> Keypoints:
-    """Keypoints of a decoded picture (or of its mirror image), at ``SIDE`` on the long side."""
+    """A decoded picture (or its mirror image) described: keypoints at ``SIDE`` on the long side,
+    luminance and content box at ``DETAIL_SIDE``."""
+    picture = ImageOps.mirror(picture) if mirrored else picture
     scale = SIDE / max(picture.size)
     size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
     grey = picture.convert("L").resize(size, Image.Resampling.BILINEAR)
-    return _orb(np.asarray(ImageOps.mirror(grey) if mirrored else grey))
+    detail_size = (max(1, round(size[0] * DETAIL_SIDE / SIDE)), max(1, round(size[1] * DETAIL_SIDE / SIDE)))
+    luminance = np.asarray(grey.resize(detail_size, Image.Resampling.BOX))
+    return Keypoints(*_orb(np.asarray(grey)), luminance, _content(picture, detail_size))
 
 
 def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
@@ -73,12 +109,15 @@ def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
 
 class Match(NamedTuple):
     """How two pictures' keypoints match: ``inliers`` of the ``matches`` (ratio-tested) fit one
-    rotation, scale and shift; ``keypoints_a``/``_b`` are how many each picture has."""
+    rotation, scale and shift; ``keypoints_a``/``_b`` are how many each picture has. ``differing`` is
+    the share of textured cells whose details differ once aligned by that fit (:func:`differing_cells`),
+    None where the fit is too weak or the pictures too flat to say."""
 
     inliers: int
     matches: int
     keypoints_a: int
     keypoints_b: int
+    differing: float | None = None
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
@@ -103,15 +142,67 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
         return Match(0, len(good), len(a), len(b))
-    return Match(int(inlying.sum()), len(good), len(a), len(b))
+    inliers = int(inlying.sum())
+    laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
+    return Match(inliers, len(good), len(a), len(b), None if laid is None else differing_cells(a, b, laid))
+
+
+def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """The affine map (a stretched copy too, which one rotation and scale cannot lay right) most of the
+    matches fit, to lay one picture over the other; None if too few fit or it shrinks or grows too far."""
+    cv2.setRNGSeed(0)
+    fit, inlying = cv2.estimateAffine2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION)
+    if fit is None or int(inlying.sum()) < ALIGNED_INLIERS:
+        return None
+    scales = np.linalg.svd(fit[:, :2], compute_uv=False)
+    return fit if scales.min() >= 1 / MAX_SCALE and scales.max() <= MAX_SCALE else None
+
+
+def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
+    """Lay ``a`` over ``b`` by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s) and compare them in
+    ``CELL``-pixel cells where both show their own content: the share of cells with details
+    (``TEXTURED`` on either side) whose luminance correlates under ``CELL_AGREEMENT``. Correlation leaves
+    brightness, contrast and greying alone; a caption band or a border added is outside the content
+    boxes. None when fewer than ``TEXTURED_CELLS`` cells have details."""
+    fit = fit.astype(np.float32)
+    fit[:, 2] *= DETAIL_SIDE / SIDE
+    height, width = b.luminance.shape
+    laid = cv2.warpAffine(a.luminance.astype(np.float32), fit, (width, height), flags=cv2.INTER_LINEAR)
+    shared = b.content_mask() * cv2.warpAffine(a.content_mask(), fit, (width, height),
+                                               flags=cv2.INTER_NEAREST)
+    shared = cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
+                       borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    rows, columns = height // CELL, width // CELL
+
+    def cells(values: np.ndarray) -> np.ndarray:
+        """[rows * columns, CELL * CELL] pixels, cell by cell."""
+        cut = values[:rows * CELL, :columns * CELL]
+        return cut.reshape(rows, CELL, columns, CELL).swapaxes(1, 2).reshape(rows * columns, CELL * CELL)
+
+    weights = cells(shared)
+    inside = weights.mean(axis=1) >= 0.75  # cells mostly in the shared part, measured on that part only
+    weights = weights[inside]
+    count = weights.sum(axis=1)
+    mine = cells(cv2.GaussianBlur(laid, (0, 0), 1))[inside]
+    theirs = cells(cv2.GaussianBlur(b.luminance.astype(np.float32), (0, 0), 1))[inside]
+    mine = mine - (mine * weights).sum(axis=1, keepdims=True) / count[:, None]
+    theirs = theirs - (theirs * weights).sum(axis=1, keepdims=True) / count[:, None]
+    spread_mine = np.sqrt((mine * mine * weights).sum(axis=1) / count)
+    spread_theirs = np.sqrt((theirs * theirs * weights).sum(axis=1) / count)
+    textured = np.maximum(spread_mine, spread_theirs) > TEXTURED
+    if textured.sum() < TEXTURED_CELLS:
+        return None
+    covariance = (mine * theirs * weights).sum(axis=1)[textured] / count[textured]
+    correlation = covariance / np.maximum(spread_mine[textured] * spread_theirs[textured], 1e-6)
+    return float((correlation < CELL_AGREEMENT).mean())
 
 
 class KeypointFiles:
     """Keypoints of image files for matching pairs of them, several files and pairs at a time.
 
-    Keyed by path, with the most recently used ``capacity`` files kept (about 40 KB each): one clean-up
-    run reads a file once however many pairs it is in, while memory stays bounded however large the
-    collection. The mirror image's keypoints are found only when asked for (a pair that does not match
+    Keyed by path, with the most recently used ``capacity`` files kept (at most about 100 KB each): one
+    clean-up run reads a file once however many pairs it is in, while memory stays bounded however large
+    the collection. The mirror image's keypoints are found only when asked for (a pair that does not match
     as it is drawn), so most files are described once."""
 
     def __init__(self, capacity: int = CACHED_FILES) -> None:

@@ -336,6 +336,15 @@ that pass the colour and pixel checks (5,874 pairs of copies, every kind, copy b
 491 pairs of different pictures): no copy vetoed, 182 false pairs vetoed, 33 of the 123 at the default
 threshold. With 100 keypoints, 2 copies are vetoed; with a 2 % share, 1; with 30 % of the matches,
 30 false pairs of 123."""
+DETAILS_DIFFER = 0.6
+"""A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
+than this share of their textured cells differ (:func:`~lookalike.embedder.keypoints.differing_cells`):
+two screenshots of one program share the window frame, two poses of one stamp the head. Dev set, pairs
+scoring 0.54-0.84 that pass the colour and pixel checks and the keypoint shares (4,464 pairs of copies,
+every kind, copy beside copy included): at most 0.41 for a copy (99th percentile 0.30), so none
+vetoed; of 434 pairs of different pictures from 0.58, 114 vetoed (screenshots 61 of 61, stamp poses 45
+of 46). At 0.5, 2 copies are vetoed (a caption over a small picture; a crop beside a caption); at 0.7
+the stamp poses are caught 12 times of 46."""
 
 LUMINANCE_TIE = 2.0
 """Two colour pictures whose luminance a greyscale copy matches within this of each other
@@ -716,10 +725,12 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
 
 def geometry_disagrees(match: Match) -> bool:
     """Both pictures have the keypoints to show it (``EXPECTED_KEYPOINTS``), and too few of them match
-    under one transform for one to be a copy of the other (``INLIER_SHARE``, ``MATCH_SHARE``)."""
+    under one transform for one to be a copy of the other (``INLIER_SHARE``, ``MATCH_SHARE``); or they
+    do, and the details the transform lays over each other differ (``DETAILS_DIFFER``)."""
     fewest = min(match.keypoints_a, match.keypoints_b)
     return (fewest >= EXPECTED_KEYPOINTS and match.inliers < INLIER_SHARE * fewest
-            and match.inliers < MATCH_SHARE * match.matches)
+            and match.inliers < MATCH_SHARE * match.matches
+            or match.differing is not None and match.differing > DETAILS_DIFFER)
 
 
 def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
