@@ -213,3 +213,16 @@ def test_screenshots_of_one_program_around_different_photos_are_not_copies(copie
     with pytest.MonkeyPatch.context() as patch:  # without the cells compared, the window passes the pair
         patch.setattr(duplicates, "DETAILS_DIFFER", 1.0)
         assert not verdict(cat, espresso, files)
+
+
+def test_pictures_too_thin_for_keypoints_are_described_without_any(tmp_path):
+    """A banner one pixel high or a strip one pixel wide (OpenCV's ORB fails on these rather than find
+    nothing) and a single pixel: described with no keypoints, so never judged."""
+    rng = np.random.default_rng(0)
+    strips = {"wide": (5000, 1), "tall": (1, 5000), "thin": (3, 900), "pixel": (1, 1)}
+    for name, (width, height) in strips.items():
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    files = [str(tmp_path / f"{name}.png") for name in strips]
+    for found in KeypointFiles().match([(a, b) for a in files for b in files]):
+        assert found is not None and found.inliers == 0 and not geometry_disagrees(found)

@@ -41,6 +41,7 @@ REPROJECTION = 6.0  # pixels at SIDE an inlier may be off the fitted transform
 CACHED_FILES = 2048  # files described kept in memory (at most about 100 KB each)
 MATCH_CHUNK = 1024  # pairs matched per step: their files (at most twice this) all stay cached
 MAX_SCALE = 3.0  # both are drawn at SIDE: a copy is at most a 25 % crop or a wide frame away (1.4)
+ORB_EDGE = 31  # ORB's border without keypoints: a strip this thin has none (one pixel wide, OpenCV fails)
 DETAIL_SIDE = 256  # long side of the luminance kept to compare details once aligned
 CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
@@ -72,7 +73,8 @@ class Keypoints:
 
 
 def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    found, descriptors = cv2.ORB_create(nfeatures=FEATURES).detectAndCompute(grey, None)
+    found, descriptors = (cv2.ORB_create(nfeatures=FEATURES).detectAndCompute(grey, None)
+                          if min(grey.shape) > 2 * ORB_EDGE else ((), None))
     if descriptors is None:
         return np.empty((0, 2), np.float32), np.empty((0, 32), np.uint8)
     return np.float32([k.pt for k in found]).reshape(-1, 2), descriptors
