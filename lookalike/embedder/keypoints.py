@@ -47,7 +47,7 @@ CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
 CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
-ALIGNED_INLIERS = 10  # fewer inliers and the transform may be chance: details are not compared
+ALIGNED_INLIERS = 12  # fewer inliers and the fit may be chance: details are not compared
 TEXTURED_CELLS = 8  # fewer textured cells in the shared part: too little to compare
 
 

@@ -340,11 +340,11 @@ DETAILS_DIFFER = 0.6
 """A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
 than this share of their textured cells differ (:func:`~lookalike.embedder.keypoints.differing_cells`):
 two screenshots of one program share the window frame, two poses of one stamp the head. Dev set, pairs
-scoring 0.54-0.84 that pass the colour and pixel checks and the keypoint shares (4,464 pairs of copies,
-every kind, copy beside copy included): at most 0.41 for a copy (99th percentile 0.30), so none
-vetoed; of 434 pairs of different pictures from 0.58, 114 vetoed (screenshots 61 of 61, stamp poses 45
-of 46). At 0.5, 2 copies are vetoed (a caption over a small picture; a crop beside a caption); at 0.7
-the stamp poses are caught 12 times of 46."""
+scoring 0.54-0.84 that pass the colour and pixel checks and the keypoint shares: of 4,815 pairs of
+copies (every kind, copy beside copy included), none dropped (99th percentile 0.33; the one over 0.6 a
+fit of 10 inliers, hence ``ALIGNED_INLIERS`` 12); of 606 pairs of different pictures from 0.58, 105
+dropped: all 61 of the screenshots, 43 of 46 of the stamp poses. At 0.5 (prototype), 2 copies dropped
+(a caption over a small picture; a crop beside a caption); at 0.7 the stamp poses caught 12 times of 46."""
 
 LUMINANCE_TIE = 2.0
 """Two colour pictures whose luminance a greyscale copy matches within this of each other
