@@ -112,8 +112,8 @@ def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
 class Match(NamedTuple):
     """How two pictures' keypoints match: ``inliers`` of the ``matches`` (ratio-tested) fit one
     rotation, scale and shift; ``keypoints_a``/``_b`` are how many each picture has. ``differing`` is
-    the share of textured cells whose details differ once aligned by that fit (:func:`differing_cells`),
-    None where the fit is too weak or the pictures too flat to say."""
+    the share of textured cells whose details differ once the two are laid over each other
+    (:func:`differing_cells`), None where too few matches fit or the pictures are too flat to say."""
 
     inliers: int
     matches: int
@@ -124,7 +124,8 @@ class Match(NamedTuple):
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
-    rotation, scale and shift to the matches with RANSAC."""
+    rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
+    ``b`` (:func:`_laying`) and compare their details (:func:`differing_cells`)."""
     if len(a) < 2 or len(b) < 2:
         return Match(0, 0, len(a), len(b))
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
