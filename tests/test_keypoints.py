@@ -43,12 +43,28 @@ COPIES = {
                                                    image.width * 3 // 4, image.height * 3 // 4)),
     "sharpened": lambda image: image.filter(ImageFilter.UnsharpMask(3, 200)),
     "posterised": lambda image: ImageOps.posterize(image, 3),
+    "sticker over a third": lambda image: _stickered(image),
+    "watermarked": lambda image: _watermarked(image),
 }
 
 
 def _noisy(image: Image.Image) -> Image.Image:
     noise = np.random.default_rng(1).normal(0, 30, (image.height, image.width, 3))
     return Image.fromarray((np.asarray(image, np.float64) + noise).clip(0, 255).astype(np.uint8))
+
+
+def _stickered(image: Image.Image) -> Image.Image:
+    """A third of the picture covered by a sticker with details of its own (the picture upside down)."""
+    out = image.copy()
+    sticker = image.rotate(180).resize((int(image.width * 0.58), int(image.height * 0.58)))
+    out.paste(sticker, (0, 0))
+    return out
+
+
+def _watermarked(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    ImageDraw.Draw(out).text((20, 20), "(c) lookalike 2026", fill="white", font_size=image.height // 10)
+    return out
 
 
 def _captioned(image: Image.Image) -> Image.Image:
