@@ -12,9 +12,10 @@ their window frame, two poses of one stamp share the head. So once aligned by th
 the two pictures are compared cell by cell where both show their own content (added borders and caption
 bands left out): a copy's details correlate nearly everywhere, another picture's do not.
 
-Everything runs on the luminance at ``SIDE`` pixels on the long side, so a quarter-size copy and its
-original are compared at one scale. A mirror image is described separately when needed: ORB
-descriptors are not mirror-invariant, and mirrored copies are common.
+Keypoints are found on the luminance at ``SIDE`` pixels on the long side and details compared at
+``DETAIL_SIDE``, so a quarter-size copy and its original are compared at one scale. A mirror image is
+described separately when needed: ORB descriptors are not mirror-invariant, and mirrored copies are
+common.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
-from lookalike.embedder.traits import THUMB, content_box
+from lookalike.embedder.traits import content_box, thumbnail_pixels
 from lookalike.errors import ImageError
 
 SIDE = 512  # long side the keypoints are found at: small copies are scaled up to it
@@ -82,10 +83,9 @@ def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _content(picture: Image.Image, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The picture's content box (:func:`~lookalike.embedder.traits.content_box`) scaled to ``size``."""
-    thumb = picture.convert("RGB")
-    thumb.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
-    top, bottom, left, right = content_box(np.asarray(thumb, dtype=np.int16))
-    scale_y, scale_x = size[1] / thumb.height, size[0] / thumb.width
+    pixels = thumbnail_pixels(picture)
+    top, bottom, left, right = content_box(pixels)
+    scale_y, scale_x = size[1] / pixels.shape[0], size[0] / pixels.shape[1]
     return round(top * scale_y), round(bottom * scale_y), round(left * scale_x), round(right * scale_x)
 
 

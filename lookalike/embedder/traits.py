@@ -54,9 +54,7 @@ class Traits:
 def image_traits(image: Image.Image, quality: int = 100, size: tuple[int, int] | None = None) -> Traits:
     """Traits of a decoded RGB image (oriented as seen); ``quality`` from :func:`jpeg_quality`;
     ``size`` the original's size when ``image`` was decoded at reduced scale."""
-    thumb = image.copy()
-    thumb.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
-    pixels = np.asarray(thumb.convert("RGB"), dtype=np.int16)
+    pixels = thumbnail_pixels(image)
     top, bottom, left, right = content_box(pixels)
     width, height = size or image.size
     scale_x, scale_y = width / pixels.shape[1], height / pixels.shape[0]
@@ -68,6 +66,14 @@ def image_traits(image: Image.Image, quality: int = 100, size: tuple[int, int] |
         max(1, round((right - left) * scale_x)), max(1, round((bottom - top) * scale_y)),
         greyscale, quality, b"" if greyscale else colours, colourfulness, luminance_thumbnail(pixels),
     )
+
+
+def thumbnail_pixels(image: Image.Image) -> np.ndarray:
+    """The picture at most ``THUMB`` pixels a side as RGB pixels [h, w, 3] (int16): what every trait,
+    the content box among them, is read from."""
+    thumb = image.copy()
+    thumb.thumbnail((THUMB, THUMB), Image.Resampling.BOX)
+    return np.asarray(thumb.convert("RGB"), dtype=np.int16)
 
 
 def luminance_thumbnail(pixels: np.ndarray) -> bytes:
