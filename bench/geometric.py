@@ -27,7 +27,7 @@ from report import machine, today, write_section  # noqa: E402
 
 from lookalike.embedder import keypoints  # noqa: E402
 from lookalike.embedder.keypoints import KeypointFiles  # noqa: E402
-from lookalike.index.duplicates import geometry_disagrees  # noqa: E402
+from lookalike.index.duplicates import files_unlike  # noqa: E402
 
 SECTION = "## Geometric check: keypoints alone and with aligned details"
 
@@ -45,19 +45,12 @@ def dev_pairs(split: calibrate.Split) -> tuple[list[tuple[str, str]], list[tuple
     return copies, strangers
 
 
-def vetoed(pairs: list[tuple[str, str]], files: KeypointFiles) -> int:
-    """Pairs the check drops: as drawn and mirrored, the geometry disagrees."""
-    plain = files.match(pairs)
-    unlike = [pair for pair, found in zip(pairs, plain, strict=True) if found and geometry_disagrees(found)]
-    return sum(1 for found in files.match(unlike, mirrored=True) if found and geometry_disagrees(found))
-
-
 def run(pairs: list[tuple[str, str]], details: bool) -> tuple[float, int]:
     saved = keypoints.ALIGNED_INLIERS
     keypoints.ALIGNED_INLIERS = saved if details else 10**9  # no fit is trusted: details never compared
     try:
         start = time.perf_counter()
-        dropped = vetoed(pairs, KeypointFiles())
+        dropped = sum(files_unlike(pairs, KeypointFiles()))
         return time.perf_counter() - start, dropped
     finally:
         keypoints.ALIGNED_INLIERS = saved

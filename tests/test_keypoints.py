@@ -18,6 +18,7 @@ from lookalike.index.duplicates import (
     EXPECTED_KEYPOINTS,
     ImageRecord,
     Pair,
+    files_unlike,
     geometric_look,
     geometry_disagrees,
     second_look,
@@ -77,9 +78,7 @@ def _captioned(image: Image.Image) -> Image.Image:
 
 def verdict(a: Path, b: Path, files: KeypointFiles | None = None) -> bool:
     """True when the pair would be dropped: as it is drawn and mirrored, its geometry disagrees."""
-    files = files or KeypointFiles()
-    plain, mirrored = files.match([(str(a), str(b))])[0], files.match([(str(a), str(b))], mirrored=True)[0]
-    return geometry_disagrees(plain) and geometry_disagrees(mirrored)
+    return files_unlike([(str(a), str(b))], files or KeypointFiles())[0]
 
 
 @pytest.fixture(scope="module")

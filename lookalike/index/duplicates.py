@@ -747,13 +747,21 @@ def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int
     agreement = pixel_agreements([_thumbnail(a) for _, a, _ in near], [_thumbnail(b) for *_, b in near])
     borderline = [(i, a.path, b.path) for (i, a, b), agree in zip(near, agreement, strict=True)
                   if agree < SAME_THUMBNAIL]
-    plain = keypoints.match([(a, b) for _, a, b in borderline])
-    unmatched = [(i, a, b) for (i, a, b), found in zip(borderline, plain, strict=True)
-                 if found and geometry_disagrees(found)]
-    mirrored = keypoints.match([(a, b) for _, a, b in unmatched], mirrored=True)  # a mirrored copy's way
-    vetoed = {i for (i, _, _), found in zip(unmatched, mirrored, strict=True)
-              if found and geometry_disagrees(found)}
+    unlike = files_unlike([(a, b) for _, a, b in borderline], keypoints)
+    vetoed = {i for (i, _, _), dropped in zip(borderline, unlike, strict=True) if dropped}
     return [p for i, p in enumerate(pairs) if i not in vetoed]
+
+
+def files_unlike(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles) -> list[bool]:
+    """For each pair of files, whether its geometry disagrees (:func:`geometry_disagrees`) as drawn and,
+    the way a mirrored copy would match, mirrored too; a file that does not read says nothing."""
+    plain = keypoints.match(pairs)
+    unmatched = [i for i, found in enumerate(plain) if found and geometry_disagrees(found)]
+    mirrored = keypoints.match([pairs[i] for i in unmatched], mirrored=True)
+    unlike = [False] * len(pairs)
+    for i, found in zip(unmatched, mirrored, strict=True):
+        unlike[i] = found is not None and geometry_disagrees(found)
+    return unlike
 
 
 @dataclass(frozen=True)
