@@ -120,16 +120,55 @@ def test_a_mirrored_copy_matches_only_once_mirrored(copies):
     assert not geometry_disagrees(files.match(pair, mirrored=True)[0])
 
 
-def test_flat_drawings_have_too_few_keypoints_to_be_judged(tmp_path):
-    """Two different flags: too few corners for geometry to say anything, so it never vetoes them."""
-    for name, stripes in (("a", ["red", "white", "blue"]), ("b", ["green", "yellow", "red"])):
-        flag = Image.new("RGB", (600, 400))
-        for i, colour in enumerate(stripes):
-            flag.paste(colour, (i * 200, 0, (i + 1) * 200, 400))
-        flag.save(tmp_path / f"{name}.png")
-    found = file_keypoints(str(tmp_path / "a.png"))
-    assert len(found) < EXPECTED_KEYPOINTS
-    assert not verdict(tmp_path / "a.png", tmp_path / "b.png")
+def _tricolour(stripes: list, path: Path) -> Path:
+    flag = Image.new("RGB", (600, 360))
+    for i, colour in enumerate(stripes):
+        flag.paste(colour, (0, i * 120, 600, (i + 1) * 120))
+    flag.save(path)
+    return path
+
+
+WHITE, GREEN, RED = (255, 255, 255), (0, 150, 110), (214, 38, 18)
+
+
+@pytest.mark.parametrize("kind", [kind for kind in COPIES if kind != "sticker over a third"])
+def test_a_flat_drawings_copies_keep_its_layout(tmp_path, kind):
+    """A flag has no keypoints to match; its copies of every kind keep its coarse layout. (A sticker
+    over a third of a flag is a third of what there is to compare: that one counts as another picture.)"""
+    flag = _tricolour([WHITE, GREEN, RED], tmp_path / "flag.png")
+    assert len(file_keypoints(str(flag))) < EXPECTED_KEYPOINTS
+    with Image.open(flag) as opened:
+        COPIES[kind](opened.convert("RGB")).save(tmp_path / "copy.jpg", quality=75)
+    assert not verdict(flag, tmp_path / "copy.jpg")
+
+
+def test_flat_drawings_of_the_same_colours_in_another_layout_are_not_copies(tmp_path):
+    """Two tricolours of white, green and red in another order: alike to the model, and too flat for
+    keypoints, but their layouts disagree however one is cropped, turned or mirrored."""
+    from lookalike.index import duplicates
+
+    one = _tricolour([WHITE, GREEN, RED], tmp_path / "one.png")
+    other = _tricolour([RED, WHITE, GREEN], tmp_path / "other.png")
+    files = KeypointFiles()
+    found = files.match([(str(one), str(other))])[0]
+    assert max(found.keypoints_a, found.keypoints_b) < EXPECTED_KEYPOINTS
+    assert found.layout < duplicates.LAYOUT_AGREEMENT
+    assert verdict(one, other, files)
+    with pytest.MonkeyPatch.context() as patch:  # without the layouts compared, nothing judges the pair
+        patch.setattr(duplicates, "LAYOUT_AGREEMENT", -1.0)
+        assert not verdict(one, other, files)
+
+
+def test_blank_pictures_have_no_layout_to_judge(tmp_path):
+    """A white page against a flag, or against another white page: a blank layout says nothing (blank
+    beside content is :func:`~lookalike.index.duplicates.blank_beside_content`'s to judge)."""
+    Image.new("RGB", (600, 360), "white").save(tmp_path / "blank.png")
+    Image.new("RGB", (300, 300), (250, 250, 250)).save(tmp_path / "blank2.jpg")
+    flag = _tricolour([WHITE, GREEN, RED], tmp_path / "flag.png")
+    files = KeypointFiles()
+    for other in (flag, tmp_path / "blank2.jpg"):
+        found = files.match([(str(tmp_path / "blank.png"), str(other))])[0]
+        assert found.layout is None and not geometry_disagrees(found)
 
 
 def test_the_same_pair_gets_the_same_answer_every_time(copies):

@@ -12,6 +12,11 @@ their window frame, two poses of one stamp share the head. So once aligned by th
 the two pictures are compared cell by cell where both show their own content (added borders and caption
 bands left out): a copy's details correlate nearly everywhere, another picture's do not.
 
+Flat pictures (flags, clip art, smooth gradients) have too few keypoints for either comparison. Their
+layout still tells: each picture's content, shrunk to a coarse grid, against the other's, over turns,
+mirrors and the crops a copy may have had (:func:`layout_agreement`). Two flags of the same three colours
+in another order are alike to the model, not in layout.
+
 Keypoints are found on the luminance at ``SIDE`` pixels on the long side and details compared at
 ``DETAIL_SIDE``, so a quarter-size copy and its original are compared at one scale. A mirror image is
 described separately when needed: ORB descriptors are not mirror-invariant, and mirrored copies are
@@ -50,18 +55,38 @@ TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat
 CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
 ALIGNED_INLIERS = 12  # fewer inliers and the fit may be chance: details are not compared
 TEXTURED_CELLS = 8  # fewer textured cells in the shared part: too little to compare
+LAYOUT_GRID = 8  # cells a side of the coarse layout flat pictures are compared by
+LAYOUT_CROPS = (1.0, 0.87, 0.75)  # share of a side a copy may keep: a crop of up to 25 % (as MAX_SCALE)
+LAYOUT_FLAT = 2.0  # a layout spread less than this (0-255) is blank: it says nothing
+LAYOUT_COLOURFUL = 8.0  # opponent colours spread less than this: too faint to compare (JPEG tints them)
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """A picture's content (inside its content box) as ``LAYOUT_GRID`` x ``LAYOUT_GRID`` cells, each row
+    zero-mean and unit-norm so two multiplied and summed are their correlation: ``whole`` in the eight
+    quarter turns and mirrors [8, cells], ``windows`` the crops a copy may keep (``LAYOUT_CROPS``, at
+    the corners, edges and centre) [n, cells]. ``shades`` are mean luminances; ``colours`` the two
+    opponent colours (red-green, yellow-blue), None for a picture without colour. ``blank``: nothing to
+    compare."""
+
+    shades: tuple[np.ndarray, np.ndarray]
+    colours: tuple[np.ndarray, np.ndarray] | None
+    blank: bool
 
 
 @dataclass(frozen=True, eq=False)
 class Keypoints:
     """One picture as drawn, described for matching: ORB keypoints' positions [n, 2] at ``SIDE`` and
     32-byte descriptors [n, 32]; its luminance at ``DETAIL_SIDE`` and, there, the box (top, bottom,
-    left, right) of its own content inside added borders or a caption band."""
+    left, right) of its own content inside added borders or a caption band; the coarse layout of that
+    content."""
 
     points: np.ndarray
     descriptors: np.ndarray
     luminance: np.ndarray
     content: tuple[int, int, int, int]
+    layout: Layout
 
     def __len__(self) -> int:
         return len(self.points)
@@ -81,12 +106,15 @@ def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.float32([k.pt for k in found]).reshape(-1, 2), descriptors
 
 
-def _content(picture: Image.Image, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The picture's content box (:func:`~lookalike.embedder.traits.content_box`) scaled to ``size``."""
+def _content(picture: Image.Image, size: tuple[int, int]) -> tuple[tuple[int, int, int, int], Layout]:
+    """The picture's content box (:func:`~lookalike.embedder.traits.content_box`) scaled to ``size``,
+    and the :class:`Layout` of what is inside it, both from one thumbnail."""
     pixels = thumbnail_pixels(picture)
-    top, bottom, left, right = content_box(pixels)
+    box = content_box(pixels)
+    top, bottom, left, right = box
     scale_y, scale_x = size[1] / pixels.shape[0], size[0] / pixels.shape[1]
-    return round(top * scale_y), round(bottom * scale_y), round(left * scale_x), round(right * scale_x)
+    scaled = round(top * scale_y), round(bottom * scale_y), round(left * scale_x), round(right * scale_x)
+    return scaled, content_layout(pixels, box)
 
 
 def picture_keypoints(picture: Image.Image, mirrored: bool = False) -> Keypoints:
@@ -98,7 +126,8 @@ def picture_keypoints(picture: Image.Image, mirrored: bool = False) -> Keypoints
     grey = picture.convert("L").resize(size, Image.Resampling.BILINEAR)
     detail_size = (max(1, round(size[0] * DETAIL_SIDE / SIDE)), max(1, round(size[1] * DETAIL_SIDE / SIDE)))
     luminance = np.asarray(grey.resize(detail_size, Image.Resampling.BOX))
-    return Keypoints(*_orb(np.asarray(grey)), luminance, _content(picture, detail_size))
+    content, layout = _content(picture, detail_size)
+    return Keypoints(*_orb(np.asarray(grey)), luminance, content, layout)
 
 
 def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
@@ -109,25 +138,99 @@ def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
         return None
 
 
+def _window_grids(values: np.ndarray, windows: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
+    """Mean of ``values`` [h, w, channels] over a ``LAYOUT_GRID`` grid inside each window (left and top
+    as shares of the room left, width and height as shares of the side), from one summed-area table:
+    [windows, channels, grid, grid]."""
+    height, width = values.shape[:2]
+    summed = np.zeros((height + 1, width + 1, values.shape[2]))
+    summed[1:, 1:] = values.cumsum(axis=0).cumsum(axis=1)
+    steps = np.arange(LAYOUT_GRID + 1) / LAYOUT_GRID
+    left, top, share_x, share_y = np.array(windows, dtype=np.float64).T[:, :, None]
+    xs = np.round((1 - share_x) * width * left + share_x * width * steps).astype(int)  # [windows, grid + 1]
+    ys = np.round((1 - share_y) * height * top + share_y * height * steps).astype(int)
+    corners = summed[ys[:, :, None], xs[:, None, :]]  # [windows, grid + 1, grid + 1, channels]
+    sums = corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]
+    area = np.maximum(np.diff(ys)[:, :, None] * np.diff(xs)[:, None, :], 1)[..., None]
+    return (sums / area).transpose(0, 3, 1, 2)
+
+
+def _unit_rows(grids: np.ndarray) -> np.ndarray:
+    """Grids [n, channels, grid, grid] as rows, each channel zero-mean and the row unit-norm; a flat
+    one as zeros (it correlates with nothing)."""
+    centred = grids - grids.mean(axis=(2, 3), keepdims=True)
+    rows = centred.reshape(len(grids), -1)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.where(norms > 1e-6, rows / np.maximum(norms, 1e-6), 0.0).astype(np.float32)
+
+
+def _views(grids: np.ndarray) -> np.ndarray:
+    """One set of grids [channels, grid, grid] in the eight quarter turns and mirrors."""
+    turned = [np.rot90(grids, k, axes=(1, 2)) for k in range(4)]
+    return np.array([view for grid in turned for view in (grid, grid[:, :, ::-1])])
+
+
+_WINDOWS = [(left, top, share_x, share_y) for share_x in LAYOUT_CROPS for share_y in LAYOUT_CROPS
+            for left in ((0.0, 0.5, 1.0) if share_x < 1 else (0.0,))
+            for top in ((0.0, 0.5, 1.0) if share_y < 1 else (0.0,))]
+
+
+def content_layout(pixels: np.ndarray, content: tuple[int, int, int, int]) -> Layout:
+    """The :class:`Layout` of RGB pixels [h, w, 3] inside their content box."""
+    top, bottom, left, right = content
+    inside = pixels[top:bottom, left:right].astype(np.float64)
+    if min(inside.shape[:2]) < LAYOUT_GRID:  # a sliver: the box says little, the whole picture more
+        inside = pixels.astype(np.float64)
+    if min(inside.shape[:2]) < LAYOUT_GRID:
+        return Layout((np.zeros((0, 0)),) * 2, None, True)
+    red, green, blue = inside[..., 0], inside[..., 1], inside[..., 2]
+    channels = np.stack([0.299 * red + 0.587 * green + 0.114 * blue, red - green, (red + green) / 2 - blue],
+                        axis=2)
+    whole = _window_grids(channels, [(0.0, 0.0, 1.0, 1.0)])[0]
+    windows = _window_grids(channels, _WINDOWS)
+    spread = whole.std(axis=(1, 2))
+    shades = _unit_rows(_views(whole[:1])), _unit_rows(windows[:, :1])
+    colourless = spread[1:].max() < LAYOUT_COLOURFUL
+    colours = None if colourless else (_unit_rows(_views(whole[1:])), _unit_rows(windows[:, 1:]))
+    return Layout(shades, colours, bool(spread[0] < LAYOUT_FLAT))
+
+
+def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
+    """How well the two pictures' coarse layouts agree at best: either one cropped as a copy may be
+    (``LAYOUT_CROPS``) against the other whole, turned or mirrored any way, in luminance and, where
+    both have colour, in colour too (the lower of the two correlations). None if either is blank."""
+    if a.layout.blank or b.layout.blank:
+        return None
+    pairs = [(a.layout.shades, b.layout.shades)]
+    if a.layout.colours is not None and b.layout.colours is not None:
+        pairs.append((a.layout.colours, b.layout.colours))
+    found = [np.minimum.reduce([theirs[1] @ mine[0].T for mine, theirs in pairs]),
+             np.minimum.reduce([mine[1] @ theirs[0].T for mine, theirs in pairs])]
+    return float(max(side.max() for side in found))
+
+
 class Match(NamedTuple):
     """How two pictures' keypoints match: ``inliers`` of the ``matches`` (ratio-tested) fit one
     rotation, scale and shift; ``keypoints_a``/``_b`` are how many each picture has. ``differing`` is
     the share of textured cells whose details differ once the two are laid over each other
-    (:func:`differing_cells`), None where too few matches fit or the pictures are too flat to say."""
+    (:func:`differing_cells`), None where too few matches fit or the pictures are too flat to say.
+    ``layout`` is :func:`layout_agreement`, for pictures too flat for keypoints."""
 
     inliers: int
     matches: int
     keypoints_a: int
     keypoints_b: int
     differing: float | None = None
+    layout: float | None = None
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
     ``b`` (:func:`_laying`) and compare their details (:func:`differing_cells`)."""
+    layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
-        return Match(0, 0, len(a), len(b))
+        return Match(0, 0, len(a), len(b), layout=layout)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     good = [best for best, second in (m for m in matcher.knnMatch(a.descriptors, b.descriptors, k=2)
                                       if len(m) == 2) if best.distance < RATIO * second.distance]
@@ -137,17 +240,18 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
             closest[m.trainIdx] = m
     good = list(closest.values())
     if len(good) < 3:
-        return Match(0, len(good), len(a), len(b))
+        return Match(0, len(good), len(a), len(b), layout=layout)
     source = a.points[[m.queryIdx for m in good]]
     target = b.points[[m.trainIdx for m in good]]
     cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
     fit, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
-        return Match(0, len(good), len(a), len(b))
+        return Match(0, len(good), len(a), len(b), layout=layout)
     inliers = int(inlying.sum())
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
-    return Match(inliers, len(good), len(a), len(b), None if laid is None else differing_cells(a, b, laid))
+    return Match(inliers, len(good), len(a), len(b), None if laid is None else differing_cells(a, b, laid),
+                 layout)
 
 
 def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
