@@ -44,7 +44,7 @@ SIDE = 512  # long side the keypoints are found at: small copies are scaled up t
 FEATURES = 1000  # ORB keypoints kept per picture
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION = 6.0  # pixels at SIDE an inlier may be off the fitted transform
-CACHED_FILES = 2048  # files described kept in memory (at most about 100 KB each)
+CACHED_FILES = 2048  # files described kept in memory (at most about 130 KB each)
 MATCH_CHUNK = 1024  # pairs matched per step: their files (at most twice this) all stay cached
 MAX_SCALE = 3.0  # both are drawn at SIDE: a copy is at most a 25 % crop or a wide frame away (1.4)
 ORB_EDGE = 31  # ORB's border without keypoints: a strip this thin has none (one pixel wide, OpenCV fails)
@@ -157,11 +157,11 @@ def _window_grids(values: np.ndarray, windows: Sequence[tuple[float, float, floa
 
 def _unit_rows(grids: np.ndarray) -> np.ndarray:
     """Grids [n, channels, grid, grid] as rows, each channel zero-mean and the row unit-norm; a flat
-    one as zeros (it correlates with nothing)."""
+    one as zeros (it correlates with nothing). Half precision: a cached file's layout stays small."""
     centred = grids - grids.mean(axis=(2, 3), keepdims=True)
     rows = centred.reshape(len(grids), -1)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.where(norms > 1e-6, rows / np.maximum(norms, 1e-6), 0.0).astype(np.float32)
+    return np.where(norms > 1e-6, rows / np.maximum(norms, 1e-6), 0.0).astype(np.float16)
 
 
 def _views(grids: np.ndarray) -> np.ndarray:
@@ -201,12 +201,16 @@ def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
     both have colour, in colour too (the lower of the two correlations). None if either is blank."""
     if a.layout.blank or b.layout.blank:
         return None
-    pairs = [(a.layout.shades, b.layout.shades)]
+    kinds = [(a.layout.shades, b.layout.shades)]
     if a.layout.colours is not None and b.layout.colours is not None:
-        pairs.append((a.layout.colours, b.layout.colours))
-    found = [np.minimum.reduce([theirs[1] @ mine[0].T for mine, theirs in pairs]),
-             np.minimum.reduce([mine[1] @ theirs[0].T for mine, theirs in pairs])]
-    return float(max(side.max() for side in found))
+        kinds.append((a.layout.colours, b.layout.colours))
+
+    def best(whole: int, cropped: int) -> float:
+        """The best over one side's crops against the other side whole (0: a, 1: b)."""
+        found = [np.float32(kind[cropped][1]) @ np.float32(kind[whole][0]).T for kind in kinds]
+        return float(np.minimum.reduce(found).max())
+
+    return max(best(0, 1), best(1, 0))
 
 
 class Match(NamedTuple):
@@ -307,7 +311,7 @@ def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None
 class KeypointFiles:
     """Keypoints of image files for matching pairs of them, several files and pairs at a time.
 
-    Keyed by path, with the most recently used ``capacity`` files kept (at most about 100 KB each): one
+    Keyed by path, with the most recently used ``capacity`` files kept (at most about 130 KB each): one
     clean-up run reads a file once however many pairs it is in, while memory stays bounded however large
     the collection. The mirror image's keypoints are found only when asked for (a pair that does not match
     as it is drawn), so most files are described once."""
