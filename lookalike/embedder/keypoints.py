@@ -63,12 +63,12 @@ LAYOUT_COLOURFUL = 8.0  # opponent colours spread less than this: too faint to c
 
 @dataclass(frozen=True, eq=False)
 class Layout:
-    """A picture's content (inside its content box) as ``LAYOUT_GRID`` x ``LAYOUT_GRID`` cells, each row
-    zero-mean and unit-norm so two multiplied and summed are their correlation: ``whole`` in the eight
-    quarter turns and mirrors [8, cells], ``windows`` the crops a copy may keep (``LAYOUT_CROPS``, at
-    the corners, edges and centre) [n, cells]. ``shades`` are mean luminances; ``colours`` the two
-    opponent colours (red-green, yellow-blue), None for a picture without colour. ``blank``: nothing to
-    compare."""
+    """A picture's content (inside its content box) as ``LAYOUT_GRID`` x ``LAYOUT_GRID`` cells: ``shades``
+    of mean luminance, ``colours`` of the two opponent colours (red-green, yellow-blue; None for a
+    picture without colour). Each is (whole, windows): the whole content in the eight quarter turns and
+    mirrors [8, cells], and the crops a copy may keep (``LAYOUT_CROPS``, at the corners, edges and
+    centre) [n, cells]; every row zero-mean and unit-norm, so two multiplied and summed are their
+    correlation. ``blank``: nothing to compare."""
 
     shades: tuple[np.ndarray, np.ndarray]
     colours: tuple[np.ndarray, np.ndarray] | None

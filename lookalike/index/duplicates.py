@@ -226,8 +226,8 @@ KEEPER_ROUNDS = 3
 DEFAULT_THRESHOLD = 0.64
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
-precision >= 0.97 and no hard-negative family merged: F1 0.976, precision 1.000; 0.60 has F1 0.978 but
-merges two families), reported on its test half (F1 0.951, precision 0.996): docs/benchmarks.md,
+precision >= 0.97 and no hard-negative family merged: F1 0.976, precision 1.000; 0.60 has F1 0.983 but
+merges one family), reported on its test half (F1 0.951, precision 0.996): docs/benchmarks.md,
 "Duplicate threshold calibration" (bench/calibrate.py)."""
 
 DENSITY_RANKS = (10, 20)
