@@ -741,11 +741,10 @@ def geometry_disagrees(match: Match) -> bool:
     flat for keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
     fewest = min(match.keypoints_a, match.keypoints_b)
     if fewest < EXPECTED_KEYPOINTS:
-        shares_disagree = match.layout is not None and match.layout < LAYOUT_AGREEMENT
+        placed_apart = match.layout is not None and match.layout < LAYOUT_AGREEMENT
     else:
-        shares_disagree = (match.inliers < INLIER_SHARE * fewest
-                           and match.inliers < MATCH_SHARE * match.matches)
-    return shares_disagree or match.differing is not None and match.differing > DETAILS_DIFFER
+        placed_apart = match.inliers < INLIER_SHARE * fewest and match.inliers < MATCH_SHARE * match.matches
+    return placed_apart or match.differing is not None and match.differing > DETAILS_DIFFER
 
 
 def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
