@@ -103,54 +103,92 @@ def thumbnail_signals(thumbnails: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def content_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the picture inside added uniform borders and caption bands.
 
-    A side is trimmed line by line while the line is nearly all of one colour (a border), or, at the
-    top and bottom only, mostly of the colour the band started with (a caption with its text).
+    Frames are peeled layer by layer while every side is one colour (a grey frame around a white
+    background around a drawing); then a caption band, at the top or the bottom, is taken off
+    (:func:`caption_band`; neither when both ends look like one: a sky and a ground), and what a caption
+    with text leaves is peeled again: a caption put over a drawing on white leaves the drawing's own
+    margin on three sides and the band's edge on the fourth (a plain bar may be the ground under a sky:
+    what it leaves is not peeled).
     """
     height, width = pixels.shape[:2]
-    top, bottom, left, right = 0, height, 0, width
+    top, bottom, left, right = _peel_frames(pixels, (0, height, 0, width))
+    box = pixels[top:bottom, left:right]
+    band_top, text_top = caption_band(box, int(height * MAX_CAPTION))
+    band_bottom, text_bottom = caption_band(box[::-1], int(height * MAX_CAPTION))
+    if bool(band_top) == bool(band_bottom):  # neither, or both: a sky and a ground, not a caption
+        return top, bottom, left, right
+    box = top + band_top, bottom - band_bottom, left, right
+    return _peel_frames(pixels, box) if text_top or text_bottom else box  # a plain bar may be the ground
 
-    def uniform_share(line: np.ndarray, colour: np.ndarray) -> float:
-        return float((np.abs(line - colour).max(axis=-1) <= UNIFORM_TOLERANCE).mean())
 
-    def trim(lines: np.ndarray, limit: int, caption: bool, edge_share: float = EDGE_SHARE) -> int:
-        """Lines of one flat band from the edge inwards (``lines[0]`` is the edge), if the band ends in a
-        clear edge; else 0."""
-        if len(lines) < 3 or limit < 1:
-            return 0
-        band_colour = np.median(lines[0], axis=0)
-        needed = CAPTION_SHARE if caption else BORDER_SHARE
-        taken = 0
-        while taken < min(len(lines), limit + 1) and uniform_share(lines[taken], band_colour) >= needed:
-            taken += 1
-        if taken > limit or taken < (2 if caption else 1) or taken >= len(lines) - 2:
-            return 0
-        # A band added to a picture ends in an edge: most of the next lines are far from its colour (the
-        # first may be a blend of both). A gradient (sky, a wallpaper) drifts away line by line.
-        edge = max(float((np.abs(line - band_colour).max(axis=-1) > 3 * UNIFORM_TOLERANCE).mean())
-                   for line in lines[taken:taken + 2])
-        return taken if edge >= edge_share else 0
+def _uniform_share(line: np.ndarray, colour: np.ndarray) -> float:
+    return float((np.abs(line - colour).max(axis=-1) <= UNIFORM_TOLERANCE).mean())
 
-    for _ in range(3):  # layer by layer: a grey frame around a white background around the picture
-        box = pixels[top:bottom, left:right]
-        sides = (  # a frame needs no edge of its own: one colour on all four sides is evidence enough
-            trim(box, int(height * MAX_TRIM), caption=False, edge_share=0),
-            trim(box[::-1], int(height * MAX_TRIM), caption=False, edge_share=0),
-            trim(box.transpose(1, 0, 2), int(width * MAX_TRIM), caption=False, edge_share=0),
-            trim(box.transpose(1, 0, 2)[::-1], int(width * MAX_TRIM), caption=False, edge_share=0),
-        )
-        colours = [box[0, 0], box[-1, -1], box[0, -1], box[-1, 0]]
-        same = max(np.abs(a - b).max() for a in colours for b in colours) <= 2 * UNIFORM_TOLERANCE
-        if not all(sides) or not same:  # a frame is on every side, in one colour; a sky is not
+
+def _edge(lines: np.ndarray, colour: np.ndarray) -> float:
+    """Share of the first picture line that differs clearly from a band's ``colour``. A band added to a
+    picture ends in an edge; the first line past it may be a blend of both, so the better of two counts.
+    A gradient (sky, a wallpaper) drifts away line by line and has none."""
+    far = [float((np.abs(line - colour).max(axis=-1) > 3 * UNIFORM_TOLERANCE).mean()) for line in lines[:2]]
+    return max(far, default=0.0)
+
+
+def _border(lines: np.ndarray, limit: int) -> int:
+    """Lines of one flat border from the edge inwards (``lines[0]`` is the edge); 0 if none."""
+    if len(lines) < 3 or limit < 1:
+        return 0
+    colour = np.median(lines[0], axis=0)
+    taken = 0
+    while taken < min(len(lines), limit + 1) and _uniform_share(lines[taken], colour) >= BORDER_SHARE:
+        taken += 1
+    return 0 if taken > limit or taken >= len(lines) - 2 else taken
+
+
+def _peel_frames(pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``box`` shrunk by the frames around its content: at most three layers, each one colour on all
+    four sides (a frame needs no edge of its own: that is evidence enough; a sky is not on every side)."""
+    height, width = pixels.shape[:2]
+    top, bottom, left, right = box
+    for _ in range(3):
+        inside = pixels[top:bottom, left:right]
+        across = inside.transpose(1, 0, 2)
+        sides = (_border(inside, int(height * MAX_TRIM)), _border(inside[::-1], int(height * MAX_TRIM)),
+                 _border(across, int(width * MAX_TRIM)), _border(across[::-1], int(width * MAX_TRIM)))
+        corners = [inside[0, 0], inside[-1, -1], inside[0, -1], inside[-1, 0]]
+        same = max(np.abs(a - b).max() for a in corners for b in corners) <= 2 * UNIFORM_TOLERANCE
+        if not all(sides) or not same:
             break
         top, bottom, left, right = top + sides[0], bottom - sides[1], left + sides[2], right - sides[3]
-    box = pixels[top:bottom, left:right]  # a caption band: at the top or the bottom, text on a flat colour
-    band_top = trim(box, int(height * MAX_CAPTION), caption=True)
-    band_bottom = trim(box[::-1], int(height * MAX_CAPTION), caption=True)
-    if band_top and not band_bottom:
-        top += band_top
-    elif band_bottom and not band_top:
-        bottom -= band_bottom
     return top, bottom, left, right
+
+
+def caption_band(lines: np.ndarray, limit: int) -> tuple[int, bool]:
+    """Lines of a caption band from the edge inwards (``lines[0]`` is the edge) and whether it holds text
+    (any of its lines not clear); (0, False) if there is none. A caption is text on a flat colour: lines
+    of at least ``CAPTION_SHARE`` of the band's colour, at most ``limit`` of them, ending in an edge.
+    Lines of one colour between the band's and the picture's are the band's blurred edge (resampling,
+    JPEG) and go with it (:func:`_blended`), so that a drawing's own margin left on the other sides is
+    seen as a frame."""
+    if len(lines) < 3 or limit < 1:
+        return 0, False
+    colour = np.median(lines[0], axis=0)
+    shares = np.array([_uniform_share(line, colour) for line in lines[:limit + 2]])
+    taken = next((i for i, share in enumerate(shares) if share < CAPTION_SHARE), len(shares))
+    if taken > limit or taken < 2 or taken >= len(lines) - 2 or _edge(lines[taken:], colour) < EDGE_SHARE:
+        return 0, False
+    text = bool(shares[:taken].min() < BORDER_SHARE)
+    while taken + 1 < min(len(lines) - 2, limit + 2) and _blended(lines[taken], colour, lines[taken + 1]):
+        taken += 1
+    return taken, text
+
+
+def _blended(line: np.ndarray, band: np.ndarray, after: np.ndarray) -> bool:
+    """``line`` is one colour, between the ``band``'s and that of the line ``after`` it, and clearly
+    apart from both: the band's edge blurred by resampling or JPEG."""
+    blend, next_colour = np.median(line, axis=0), np.median(after, axis=0)
+    between = np.all((blend >= np.minimum(band, next_colour)) & (blend <= np.maximum(band, next_colour)))
+    apart = min(np.abs(blend - band).max(), np.abs(blend - next_colour).max()) > UNIFORM_TOLERANCE
+    return bool(between and apart and _uniform_share(line, blend) >= BORDER_SHARE)
 
 
 def hue_histogram(pixels: np.ndarray) -> tuple[bytes, float]:
