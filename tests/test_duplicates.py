@@ -241,6 +241,29 @@ def test_the_keepers_own_neighbours_join_when_another_member_vouches_for_them():
     assert sorted(m.id for m in cluster.copies) == [2, 3, 4, 6]
 
 
+def test_a_copy_that_other_pictures_images_match_better_is_left_for_their_cluster():
+    # A kiwi (1) and four of its copies form the most central cluster; 6 is a quarter-size mince pie the
+    # model finds alike to the kiwi (0.7), but its own original 7 and copy 8 (0.9) match it better: it
+    # goes with them, not with the first picture whose cluster happens to form.
+    records = [pictured(i, (100, 100), (100, 100), quality=95 if i in (1, 7) else 80) for i in range(1, 9)]
+    pairs = [Pair(1, i, 0.9) for i in (2, 3, 4, 5)] + [Pair(2, 3, 0.9), Pair(4, 5, 0.9), Pair(1, 6, 0.7),
+                                                        Pair(6, 7, 0.9), Pair(6, 8, 0.9), Pair(7, 8, 0.9)]
+    kiwi, pie = sorted(build_clusters(records, pairs), key=lambda c: c.keeper.id)
+    assert (kiwi.keeper.id, sorted(m.id for m in kiwi.copies)) == (1, [2, 3, 4, 5])
+    assert (pie.keeper.id, sorted(m.id for m in pie.copies)) == (7, [6, 8])
+
+
+def test_one_better_match_elsewhere_does_not_take_a_copy_from_its_keeper():
+    # Two flags (1 and 4, each with two copies) and their quarter turns (3, 6), which match each other
+    # (0.95) better than their own originals (0.8): each stays with its own picture; left out, they
+    # would make a cluster of two flags.
+    records = [pictured(i, (100, 100), (100, 100), quality=95 if i in (1, 4) else 80) for i in range(1, 9)]
+    pairs = [Pair(1, 2, 0.9), Pair(1, 7, 0.9), Pair(2, 7, 0.9), Pair(1, 3, 0.8),
+             Pair(4, 5, 0.9), Pair(4, 8, 0.9), Pair(5, 8, 0.9), Pair(4, 6, 0.8), Pair(3, 6, 0.95)]
+    found = sorted((c.keeper.id, sorted(m.id for m in c.copies)) for c in build_clusters(records, pairs))
+    assert found == [(1, [2, 3, 7]), (4, [5, 6, 8])]
+
+
 BLUE = Traits(100, 100, False, 90, bytes([0] * 10 + [255] + [0] * 5), 0.6)
 GREEN = Traits(100, 100, False, 90, bytes([0] * 5 + [255] + [0] * 10), 0.6)
 GREY = Traits(100, 100, True, 90, b"", 0.0)
