@@ -111,3 +111,18 @@ def test_the_keeper_counts_a_captioned_drawing_by_its_drawing():
     """The traits the keeper policy reads: a captioned copy's content is no larger than its original's."""
     original, copy = image_traits(drawing()), image_traits(captioned(drawing(), top=False))
     assert copy.content_pixels <= original.content_pixels * 1.05
+
+
+@pytest.mark.parametrize("kind", ["noise", "blank", "half black", "black band"])
+def test_every_box_is_inside_the_picture_and_never_empty_however_small(kind):
+    """Hostile sizes: one pixel, a line, a picture that is all band or all frame."""
+    rng = np.random.default_rng(0)
+    for height in range(1, 12):
+        for width in range(1, 12):
+            pixels = {"noise": rng.integers(0, 256, (height, width, 3)).astype(np.float32),
+                      "blank": np.full((height, width, 3), 255.0, np.float32)}.get(kind)
+            if pixels is None:
+                pixels = np.full((height, width, 3), 255.0, np.float32)
+                pixels[: height // 2 if kind == "half black" else max(1, height // 4)] = 0.0
+            top, bottom, left, right = content_box(pixels)
+            assert 0 <= top < bottom <= height and 0 <= left < right <= width
