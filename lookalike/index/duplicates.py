@@ -235,8 +235,8 @@ image enough, two quarter-turned flags each left their own cluster and formed on
 DEFAULT_THRESHOLD = 0.64
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
-precision >= 0.97 and no hard-negative family merged: F1 0.976, precision 1.000; 0.60 has F1 0.983 but
-merges one family), reported on its test half (F1 0.951, precision 0.996): docs/benchmarks.md,
+precision >= 0.97 and no hard-negative family merged: F1 0.977, precision 1.000; 0.60 has F1 0.984 but
+merges one family), reported on its test half (F1 0.953, precision 0.997): docs/benchmarks.md,
 "Duplicate threshold calibration" (bench/calibrate.py)."""
 
 DENSITY_RANKS = (10, 20)
