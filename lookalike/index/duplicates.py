@@ -937,12 +937,14 @@ def _cluster(keeper: ImageRecord, copies: Iterable[tuple[ImageRecord, float]]) -
 Verify = Callable[[int, int], "Pair | None"]
 
 
-def better_elsewhere(neighbours: Mapping[int, Pair], rank: float, taken: set[int]) -> bool:
-    """Whether ``BETTER_ELSEWHERE`` images not ``taken`` (by this cluster or an earlier one) match a
-    candidate copy better than the keeper does (``rank``): it is then another picture's copy, left free
-    for that picture's cluster. One better match is not enough: two quarter turns of two flags match
-    each other better than their own keepers, and would leave both pictures for a cluster of the two."""
-    better = sum(pair.rank > rank for other, pair in neighbours.items() if other not in taken)
+def better_elsewhere(neighbours: Mapping[int, Pair], rank: float, *taken: set[int]) -> bool:
+    """Whether ``BETTER_ELSEWHERE`` images in none of the ``taken`` sets (this cluster's members, those
+    placed in earlier clusters) match a candidate copy better than the keeper does (``rank``): it is then
+    another picture's copy, left free for that picture's cluster. One better match is not enough: two
+    quarter turns of two flags match each other better than their own keepers, and would leave both
+    pictures for a cluster of the two."""
+    better = sum(pair.rank > rank for other, pair in neighbours.items()
+                 if not any(other in images for images in taken))
     return better >= BETTER_ELSEWHERE
 
 
@@ -1021,7 +1023,7 @@ def build_clusters(
             if pair is not None:
                 verified[image_id] = pair
         for image_id, pair in verified.items():
-            if better_elsewhere(adjacent.get(image_id, {}), pair.rank, members | placed):
+            if better_elsewhere(adjacent.get(image_id, {}), pair.rank, members, placed):
                 continue
             rivals = ((by_id[i], other.rank) for i, other in adjacent.get(image_id, {}).items()
                       if i != keeper.id and i not in verified and i not in copies)
