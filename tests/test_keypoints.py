@@ -296,6 +296,7 @@ def test_screenshots_of_one_program_around_different_photos_are_not_copies(copie
     assert not verdict(cat, tmp_path / "cat-smaller.jpg", files)
     with pytest.MonkeyPatch.context() as patch:  # without the cells compared, the window passes the pair
         patch.setattr(duplicates, "DETAILS_DIFFER", 1.0)
+        patch.setattr(duplicates, "SHADES_OPPOSED", 1.0)  # (the photos' light and dark parts differ too)
         assert not verdict(cat, espresso, files)
 
 
@@ -310,3 +311,36 @@ def test_pictures_too_thin_for_keypoints_are_described_without_any(tmp_path):
     files = [str(tmp_path / f"{name}.png") for name in strips]
     for found in KeypointFiles().match([(a, b) for a in files for b in files]):
         assert found is not None and found.inliers == 0 and not geometry_disagrees(found)
+
+
+def _diamond(photo: Path, background: tuple, path: Path) -> Path:
+    """A drawing on its own background: ``photo`` cut to a diamond touching the canvas's four edges (no
+    frame to peel), half the canvas left in ``background``."""
+    with Image.open(photo) as opened:
+        picture = opened.convert("RGB").resize((480, 480))
+    mask = Image.new("L", picture.size, 0)
+    ImageDraw.Draw(mask).polygon([(240, 0), (479, 240), (240, 479), (0, 240)], fill=255)
+    Image.composite(picture, Image.new("RGB", picture.size, background), mask).save(path, quality=85)
+    return path
+
+
+def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details_are(copies, tmp_path):
+    """The drawing's own pixels, keypoints and details are unchanged; its background, half the picture,
+    went from white to dark: light and dark the other way round. Its brightened and greyscale copies
+    keep them where they were."""
+    from lookalike.index import duplicates
+
+    light = _diamond(copies["cat", "original"], (255, 255, 255), tmp_path / "light.jpg")
+    dark = _diamond(copies["cat", "original"], (30, 30, 40), tmp_path / "dark.jpg")
+    with Image.open(light) as opened:
+        ImageEnhance.Brightness(opened).enhance(1.5).save(tmp_path / "brighter.jpg", quality=75)
+        ImageOps.grayscale(opened).save(tmp_path / "grey.jpg", quality=75)
+    files = KeypointFiles()
+    moved = files.match([(str(light), str(dark))])[0]
+    assert moved.differing <= duplicates.DETAILS_DIFFER and moved.opposed > duplicates.SHADES_OPPOSED
+    assert verdict(light, dark, files)
+    assert not verdict(light, tmp_path / "brighter.jpg", files)
+    assert not verdict(tmp_path / "grey.jpg", light, files)
+    with pytest.MonkeyPatch.context() as patch:  # without the shades compared, the pair passes
+        patch.setattr(duplicates, "SHADES_OPPOSED", 1.0)
+        assert not verdict(light, dark, files)

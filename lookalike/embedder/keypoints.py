@@ -10,7 +10,9 @@ the copy-detection literature, made cheap by OpenCV's ORB (binary descriptors, H
 Keypoints that fit one transform are not enough on their own: two screenshots of one program share
 their window frame, two poses of one stamp share the head. So once aligned by the fitted transform,
 the two pictures are compared cell by cell where both show their own content (added borders and caption
-bands left out): a copy's details correlate nearly everywhere, another picture's do not.
+bands left out): a copy's details correlate nearly everywhere, another picture's do not; and a copy's
+light and dark parts stay where they were, where a drawing moved onto a dark background has them the
+other way round (:func:`opposed_shades`).
 
 Flat pictures (flags, clip art, smooth gradients) have too few keypoints for either comparison. Their
 layout still tells: each picture's content, shrunk to a coarse grid, against the other's, over turns,
@@ -37,7 +39,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
-from lookalike.embedder.traits import content_box, thumbnail_pixels
+from lookalike.embedder.traits import MAX_CAPTION, content_box, thumbnail_pixels
 from lookalike.errors import ImageError
 
 SIDE = 512  # long side the keypoints are found at: small copies are scaled up to it
@@ -53,6 +55,7 @@ CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
 CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
+SHADE_STEP = 10.0  # a cell this far (0-255) from the median cell's mean is lighter or darker than it
 ALIGNED_INLIERS = 12  # fewer inliers and the fit may be chance: details are not compared
 TEXTURED_CELLS = 8  # fewer textured cells in the shared part: too little to compare
 LAYOUT_GRID = 5  # cells a side of the coarse layout flat pictures are compared by (8: copies less alike)
@@ -218,7 +221,8 @@ class Match(NamedTuple):
     rotation, scale and shift; ``keypoints_a``/``_b`` are how many each picture has. ``differing`` is
     the share of textured cells whose details differ once the two are laid over each other
     (:func:`differing_cells`), None where too few matches fit or the pictures are too flat to say.
-    ``layout`` is :func:`layout_agreement`, for pictures too flat for keypoints."""
+    ``layout`` is :func:`layout_agreement`, for pictures too flat for keypoints; ``opposed``
+    is :func:`opposed_shades`, None where ``differing`` is."""
 
     inliers: int
     matches: int
@@ -226,12 +230,14 @@ class Match(NamedTuple):
     keypoints_b: int
     differing: float | None = None
     layout: float | None = None
+    opposed: float | None = None
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
-    ``b`` (:func:`_laying`) and compare their details (:func:`differing_cells`)."""
+    ``b`` (:func:`_laying`) and compare their details (:func:`differing_cells`) and shading
+    (:func:`opposed_shades`)."""
     layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
         return Match(0, 0, len(a), len(b), layout=layout)
@@ -254,8 +260,10 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
         return Match(0, len(good), len(a), len(b), layout=layout)
     inliers = int(inlying.sum())
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
-    return Match(inliers, len(good), len(a), len(b), None if laid is None else differing_cells(a, b, laid),
-                 layout)
+    if laid is None:
+        return Match(inliers, len(good), len(a), len(b), layout=layout)
+    return Match(inliers, len(good), len(a), len(b), differing_cells(a, b, laid), layout,
+                 opposed_shades(a, b, laid))
 
 
 def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
@@ -269,12 +277,11 @@ def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
     return fit if scales.min() >= 1 / MAX_SCALE and scales.max() <= MAX_SCALE else None
 
 
-def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
-    """Lay ``a`` over ``b`` by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s) and compare them in
-    ``CELL``-pixel cells where both show their own content: the share of cells with details
-    (``TEXTURED`` on either side) whose luminance correlates under ``CELL_AGREEMENT``. Correlation leaves
-    brightness, contrast and greying alone; a caption band or a border added is outside the content
-    boxes. None when fewer than ``TEXTURED_CELLS`` cells have details."""
+def _laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Lay ``a`` over ``b`` by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s) and cut both
+    luminances, lightly blurred, into ``CELL``-pixel cells mostly inside the part where both show their
+    own content (added borders and caption bands left out): ``a``'s and ``b``'s pixels [cells, CELL *
+    CELL], the weights of the shared part, and each cell's height in that part (0 top, 1 bottom)."""
     fit = fit.astype(np.float32)
     fit[:, 2] *= DETAIL_SIDE / SIDE
     height, width = b.luminance.shape
@@ -292,10 +299,21 @@ def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None
 
     weights = cells(shared)
     inside = weights.mean(axis=1) >= 0.75  # cells mostly in the shared part, measured on that part only
-    weights = weights[inside]
-    count = weights.sum(axis=1)
+    covered = np.flatnonzero(shared.any(axis=1))
+    top, bottom = (covered[0], covered[-1] + 1) if len(covered) else (0, 1)
+    heights = np.repeat(((np.arange(rows) + 0.5) * CELL - top) / max(bottom - top, 1), columns)
     mine = cells(cv2.GaussianBlur(laid, (0, 0), 1))[inside]
     theirs = cells(cv2.GaussianBlur(b.luminance.astype(np.float32), (0, 0), 1))[inside]
+    return mine, theirs, weights[inside], heights[inside]
+
+
+def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
+    """Lay ``a`` over ``b`` by ``fit`` (:func:`_laid_cells`) and compare them cell by cell: the share of
+    cells with details (``TEXTURED`` on either side) whose luminance correlates under ``CELL_AGREEMENT``.
+    Correlation leaves brightness, contrast and greying alone. None when fewer than ``TEXTURED_CELLS``
+    cells have details."""
+    mine, theirs, weights, _ = _laid_cells(a, b, fit)
+    count = weights.sum(axis=1)
     mine = mine - (mine * weights).sum(axis=1, keepdims=True) / count[:, None]
     theirs = theirs - (theirs * weights).sum(axis=1, keepdims=True) / count[:, None]
     spread_mine = np.sqrt((mine * mine * weights).sum(axis=1) / count)
@@ -306,6 +324,28 @@ def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None
     covariance = (mine * theirs * weights).sum(axis=1)[textured] / count[textured]
     correlation = covariance / np.maximum(spread_mine[textured] * spread_theirs[textured], 1e-6)
     return float((correlation < CELL_AGREEMENT).mean())
+
+
+def opposed_shades(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
+    """Lay ``a`` over ``b`` by ``fit`` (:func:`_laid_cells`): of the cells clearly lighter or darker
+    (``SHADE_STEP``) than the median cell in both, the share that is lighter in one and darker in the
+    other. A copy, brightened, greyed or recompressed, keeps where its light and dark parts are; a
+    drawing moved from white onto a dark background does not, though its own pixels (and keypoints)
+    are unchanged. Only the middle rows count: a caption band someone added (at most ``MAX_CAPTION``
+    of the height, at the top or the bottom) may have been missed by the content box. None when fewer
+    than ``TEXTURED_CELLS`` cells are clear."""
+    mine, theirs, weights, heights = _laid_cells(a, b, fit)
+    middle = (heights > MAX_CAPTION) & (heights < 1 - MAX_CAPTION)
+    count = weights[middle].sum(axis=1)
+    means_mine = (mine[middle] * weights[middle]).sum(axis=1) / count
+    means_theirs = (theirs[middle] * weights[middle]).sum(axis=1) / count
+    if len(means_mine) < TEXTURED_CELLS:
+        return None
+    mine_step, theirs_step = means_mine - np.median(means_mine), means_theirs - np.median(means_theirs)
+    clear = (np.abs(mine_step) > SHADE_STEP) & (np.abs(theirs_step) > SHADE_STEP)
+    if clear.sum() < TEXTURED_CELLS:
+        return None
+    return float((mine_step * theirs_step < 0)[clear].mean())
 
 
 class KeypointFiles:

@@ -354,6 +354,16 @@ copies (every kind, copy beside copy included), none dropped (99th percentile 0.
 fit of 10 inliers, hence ``ALIGNED_INLIERS`` 12); of 606 pairs of different pictures from 0.58, 105
 dropped: all 61 of the screenshots, 43 of 46 of the stamp poses. At 0.5 (prototype), 2 copies dropped
 (a caption over a small picture; a crop beside a caption); at 0.7 the stamp poses caught 12 times of 46."""
+SHADES_OPPOSED = 0.21
+"""A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
+than this share of their clearly light or dark cells are light in one and dark in the other
+(:func:`~lookalike.embedder.keypoints.opposed_shades`): a drawing moved from white onto a dark
+background keeps its own pixels, and so its keypoints and details. Dev set, every original with each of
+its copies where a fit lays them over each other: 1,583 pairs, at most 0.11 (a brightened copy, its
+highlights clipped; 99.5th percentile 0.03), so the veto sits 0.1 above. Colour variants probe (from dev
+originals only, bench/colour_variants.py): 23 of the 32 pairs of a drawing on white and on a dark
+background that a fit lays over each other are over it (0.06-0.69); hue variants 0. Counted over the
+whole shared part, an undetected caption band took copies to 0.23."""
 LAYOUT_AGREEMENT = 0.6
 """A pair of pictures too flat for the keypoints to judge (under ``EXPECTED_KEYPOINTS`` on either side)
 is not a copy when their coarse layouts, in luminance and (both coloured) in colour, correlate under this
@@ -746,14 +756,16 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
 def geometry_disagrees(match: Match) -> bool:
     """Both pictures have the keypoints to show it (``EXPECTED_KEYPOINTS``), and too few of them match
     under one transform for one to be a copy of the other (``INLIER_SHARE``, ``MATCH_SHARE``); or they
-    do, and the details the transform lays over each other differ (``DETAILS_DIFFER``); or one is too
-    flat for keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
+    do, and the details the transform lays over each other differ (``DETAILS_DIFFER``) or their light
+    and dark parts are the other way round (``SHADES_OPPOSED``); or one is too flat for keypoints, and
+    their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
     fewest = min(match.keypoints_a, match.keypoints_b)
     if fewest < EXPECTED_KEYPOINTS:
         placed_apart = match.layout is not None and match.layout < LAYOUT_AGREEMENT
     else:
         placed_apart = match.inliers < INLIER_SHARE * fewest and match.inliers < MATCH_SHARE * match.matches
-    return placed_apart or match.differing is not None and match.differing > DETAILS_DIFFER
+    shaded_apart = match.opposed is not None and match.opposed > SHADES_OPPOSED
+    return placed_apart or shaded_apart or match.differing is not None and match.differing > DETAILS_DIFFER
 
 
 def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
