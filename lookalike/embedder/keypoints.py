@@ -236,8 +236,8 @@ class Match(NamedTuple):
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
-    ``b`` (:func:`_laying`) and compare their details (:func:`differing_cells`) and shading
-    (:func:`opposed_shades`)."""
+    ``b`` (:func:`_laying`, :func:`laid_cells`) and compare their details (:func:`differing_cells`) and
+    shading (:func:`opposed_shades`)."""
     layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
         return Match(0, 0, len(a), len(b), layout=layout)
@@ -262,8 +262,8 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
         return Match(inliers, len(good), len(a), len(b), layout=layout)
-    return Match(inliers, len(good), len(a), len(b), differing_cells(a, b, laid), layout,
-                 opposed_shades(a, b, laid))
+    cells = laid_cells(a, b, laid)
+    return Match(inliers, len(good), len(a), len(b), differing_cells(cells), layout, opposed_shades(cells))
 
 
 def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
@@ -277,11 +277,20 @@ def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
     return fit if scales.min() >= 1 / MAX_SCALE and scales.max() <= MAX_SCALE else None
 
 
-def _laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Lay ``a`` over ``b`` by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s) and cut both
-    luminances, lightly blurred, into ``CELL``-pixel cells mostly inside the part where both show their
-    own content (added borders and caption bands left out): ``a``'s and ``b``'s pixels [cells, CELL *
-    CELL], the weights of the shared part, and each cell's height in that part (0 top, 1 bottom)."""
+class LaidCells(NamedTuple):
+    """Two pictures laid over each other, cut into ``CELL``-pixel cells mostly inside the part where both
+    show their own content: each one's pixels [cells, CELL * CELL] (lightly blurred), the weights of the
+    shared part, and each cell's height in that part (0 top, 1 bottom)."""
+
+    mine: np.ndarray
+    theirs: np.ndarray
+    weights: np.ndarray
+    heights: np.ndarray
+
+
+def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
+    """Lay ``a`` over ``b`` by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s) and cut both into
+    :class:`LaidCells` (added borders and caption bands left out, by the content boxes)."""
     fit = fit.astype(np.float32)
     fit[:, 2] *= DETAIL_SIDE / SIDE
     height, width = b.luminance.shape
@@ -304,15 +313,15 @@ def _laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> tuple[np.ndarray
     heights = np.repeat(((np.arange(rows) + 0.5) * CELL - top) / max(bottom - top, 1), columns)
     mine = cells(cv2.GaussianBlur(laid, (0, 0), 1))[inside]
     theirs = cells(cv2.GaussianBlur(b.luminance.astype(np.float32), (0, 0), 1))[inside]
-    return mine, theirs, weights[inside], heights[inside]
+    return LaidCells(mine, theirs, weights[inside], heights[inside])
 
 
-def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
-    """Lay ``a`` over ``b`` by ``fit`` (:func:`_laid_cells`) and compare them cell by cell: the share of
-    cells with details (``TEXTURED`` on either side) whose luminance correlates under ``CELL_AGREEMENT``.
-    Correlation leaves brightness, contrast and greying alone. None when fewer than ``TEXTURED_CELLS``
-    cells have details."""
-    mine, theirs, weights, _ = _laid_cells(a, b, fit)
+def differing_cells(cells: LaidCells) -> float | None:
+    """Two pictures laid over each other, compared cell by cell: the share of cells with details
+    (``TEXTURED`` on either side) whose luminance correlates under ``CELL_AGREEMENT``. Correlation
+    leaves brightness, contrast and greying alone. None when fewer than ``TEXTURED_CELLS`` cells have
+    details."""
+    mine, theirs, weights, _ = cells
     count = weights.sum(axis=1)
     mine = mine - (mine * weights).sum(axis=1, keepdims=True) / count[:, None]
     theirs = theirs - (theirs * weights).sum(axis=1, keepdims=True) / count[:, None]
@@ -326,15 +335,15 @@ def differing_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None
     return float((correlation < CELL_AGREEMENT).mean())
 
 
-def opposed_shades(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
-    """Lay ``a`` over ``b`` by ``fit`` (:func:`_laid_cells`): of the cells clearly lighter or darker
+def opposed_shades(cells: LaidCells) -> float | None:
+    """Two pictures laid over each other: of the cells clearly lighter or darker
     (``SHADE_STEP``) than the median cell in both, the share that is lighter in one and darker in the
     other. A copy, brightened, greyed or recompressed, keeps where its light and dark parts are; a
     drawing moved from white onto a dark background does not, though its own pixels (and keypoints)
     are unchanged. Only the middle rows count: a caption band someone added (at most ``MAX_CAPTION``
     of the height, at the top or the bottom) may have been missed by the content box. None when fewer
     than ``TEXTURED_CELLS`` cells are clear."""
-    mine, theirs, weights, heights = _laid_cells(a, b, fit)
+    mine, theirs, weights, heights = cells
     middle = (heights > MAX_CAPTION) & (heights < 1 - MAX_CAPTION)
     count = weights[middle].sum(axis=1)
     means_mine = (mine[middle] * weights[middle]).sum(axis=1) / count
