@@ -111,7 +111,8 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
         *rows,
         "",
-        f"Comparing aligned details costs {ratios[0]:.2f} times the keypoints alone, with flat pictures' "
+        f"Comparing aligned details (the cells' details, and where light and dark lie) costs "
+        f"{ratios[0]:.2f} times the keypoints alone, with flat pictures' "
         f"layouts too {ratios[1]:.2f} times. Every mode describes each file alike (keypoints, and the "
         "luminance, content box and layout the others need), so the ratios are what the comparisons "
         f"themselves add, not the describing. Describing a file takes {described:.1f} ms (median over the "
