@@ -316,6 +316,11 @@ def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
     return LaidCells(mine, theirs, weights[inside], heights[inside])
 
 
+def _cell_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each cell's mean [cells] over its part in the shared content (``weights``)."""
+    return (values * weights).sum(axis=1) / weights.sum(axis=1)
+
+
 def differing_cells(cells: LaidCells) -> float | None:
     """Two pictures laid over each other, compared cell by cell: the share of cells with details
     (``TEXTURED`` on either side) whose luminance correlates under ``CELL_AGREEMENT``. Correlation
@@ -323,8 +328,8 @@ def differing_cells(cells: LaidCells) -> float | None:
     details."""
     mine, theirs, weights, _ = cells
     count = weights.sum(axis=1)
-    mine = mine - (mine * weights).sum(axis=1, keepdims=True) / count[:, None]
-    theirs = theirs - (theirs * weights).sum(axis=1, keepdims=True) / count[:, None]
+    mine = mine - _cell_means(mine, weights)[:, None]
+    theirs = theirs - _cell_means(theirs, weights)[:, None]
     spread_mine = np.sqrt((mine * mine * weights).sum(axis=1) / count)
     spread_theirs = np.sqrt((theirs * theirs * weights).sum(axis=1) / count)
     textured = np.maximum(spread_mine, spread_theirs) > TEXTURED
@@ -343,11 +348,10 @@ def opposed_shades(cells: LaidCells) -> float | None:
     are unchanged. Only the middle rows count: a caption band someone added (at most ``MAX_CAPTION``
     of the height, at the top or the bottom) may have been missed by the content box. None when fewer
     than ``TEXTURED_CELLS`` cells are clear."""
-    mine, theirs, weights, heights = cells
-    middle = (heights > MAX_CAPTION) & (heights < 1 - MAX_CAPTION)
-    count = weights[middle].sum(axis=1)
-    means_mine = (mine[middle] * weights[middle]).sum(axis=1) / count
-    means_theirs = (theirs[middle] * weights[middle]).sum(axis=1) / count
+    middle = (cells.heights > MAX_CAPTION) & (cells.heights < 1 - MAX_CAPTION)
+    weights = cells.weights[middle]
+    means_mine = _cell_means(cells.mine[middle], weights)
+    means_theirs = _cell_means(cells.theirs[middle], weights)
     if len(means_mine) < TEXTURED_CELLS:
         return None
     mine_step, theirs_step = means_mine - np.median(means_mine), means_theirs - np.median(means_theirs)
