@@ -33,6 +33,18 @@ def indexed(tmp_path, tf1_module):
     return index, photos
 
 
+def test_an_index_run_refreshes_traits_an_older_lookalike_found(indexed, tmp_path):
+    index, photos = indexed
+    with sqlite3.connect(index / "lookalike.db") as conn:
+        conn.execute("UPDATE images SET traits_version = NULL")
+    conn.close()
+    result = run("index", tmp_path / "photos", "--index", index)
+    assert result.exit_code == 0, result.stderr
+    assert (f"unchanged {len(photos)}, removed 0, failed 0 in " in result.stdout
+            and f"(traits of {len(photos)} unchanged files found again)" in result.stdout)
+    assert "found again" not in run("index", tmp_path / "photos", "--index", index).stdout
+
+
 def test_search_prints_labels_then_ranked_neighbours(indexed):
     index, photos = indexed
     result = run("search", photos["cat-small"], "--index", index, "-k", "3")

@@ -88,6 +88,33 @@ def test_thumbnails_missing_or_damaged_in_the_index_are_read_from_the_files(coll
     assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
 
 
+def test_traits_an_older_lookalike_found_are_read_again_and_refreshed_by_the_next_index_run(
+        collection, files, tmp_path):
+    """The content box (what the keeper policy counts) is found better from release to release: an
+    upgraded index must not keep the old answer for files that did not change."""
+    espresso = collection.store.get_by_path(files["espresso"])
+    collection.store.db.conn.execute("UPDATE images SET traits_version = NULL")  # as the upgrade leaves them
+    # An older content box that took almost all of the original for a frame: kept, it would make the
+    # half-size copy the picture with the most content, and the keeper.
+    collection.store.db.conn.execute(
+        "UPDATE images SET content_width = 1, content_height = 1, traits_version = 1 WHERE id = ?",
+        (espresso.id,))
+    assert collection.store.get(espresso.id).traits is None  # stale: not handed out
+    assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
+
+    summary = collection.add([tmp_path / "photos"])
+    assert (summary.added, summary.updated, summary.refreshed) == (0, 0, len(files))
+    refreshed = collection.store.get(espresso.id)
+    # What indexing it found, from a smaller decode (no model runs): the same box, colours within a hair.
+    fresh, indexed = refreshed.traits, espresso.traits
+    assert (fresh.content_width, fresh.content_height, fresh.greyscale, fresh.quality) == (
+        indexed.content_width, indexed.content_height, indexed.greyscale, indexed.quality)
+    assert fresh.colourfulness == pytest.approx(indexed.colourfulness, abs=0.02)
+    np.testing.assert_array_equal(refreshed.vector, espresso.vector)  # not embedded again
+    assert collection.add([tmp_path / "photos"]).refreshed == 0
+    assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
+
+
 def test_a_looser_threshold_never_chains_distinct_pictures_through_a_copy(collection, files):
     for cluster in collection.duplicates(0.8):
         keeper = collection.store.get(cluster.keeper.id).vector

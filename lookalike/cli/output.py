@@ -85,7 +85,8 @@ def add_summary(summary, directory, *, err: bool, shown: int = 20) -> None:
     """An index run's counts; on stderr the first ``shown`` files that failed, and where to see them all."""
     typer.echo(
         f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
-        f"removed {summary.removed}, failed {summary.failed} in {summary.seconds:.1f}s",
+        f"removed {summary.removed}, failed {summary.failed} in {summary.seconds:.1f}s"
+        + (f" (traits of {summary.refreshed} unchanged files found again)" if summary.refreshed else ""),
         err=err,
     )
     for path, reason in summary.failures[:shown]:

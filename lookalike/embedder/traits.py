@@ -33,6 +33,10 @@ EDGE_SHARE = 0.3  # share of the first picture line that must differ clearly fro
 GREY_CHROMA = 10  # max(R,G,B) - min(R,G,B) below this at the 99th percentile: a grey picture
 COLOURFUL = 0.04  # mean saturation (0-1) over which the hue histogram says something
 THUMBNAIL_SIDE = 16
+TRAITS_VERSION = 2
+"""Bumped whenever what :func:`image_traits` finds for the same file changes, so an index can tell the
+traits it holds are stale (read again from the file; ``lookalike index`` refreshes them in place).
+2: a caption band over a drawing on white takes its blended edge lines and leaves the drawing alone."""
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ class AddSummary:
     failed: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    refreshed: int = 0  # unchanged files whose traits were found again (``TRAITS_VERSION`` moved on)
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,7 @@ class Collection:
                     if progress:
                         progress(done, len(files))
                 writer.flush()
+            refreshed = self._refresh_traits(plan.stale, commit_every)
             removed = 0
             if prune:
                 where = [*(os.path.realpath(root) for root in roots), *walker.real_roots]
@@ -253,7 +255,24 @@ class Collection:
                     self._save_vectors(index)
         failures = [*skipped, *writer.failures]
         return AddSummary(writer.added, writer.updated, plan.unchanged, removed, len(failures),
-                          time.perf_counter() - started, failures)
+                          time.perf_counter() - started, failures, refreshed)
+
+    def _refresh_traits(self, stale: Sequence[tuple[int, str]], commit_every: int) -> int:
+        """The refresh step of :meth:`add`: unchanged files whose traits are missing or an older
+        ``TRAITS_VERSION``'s are read again (decoded small, no model), a batch per commit, so
+        duplicate runs need not read them. A file that does not read now keeps what it had."""
+        from lookalike.embedder.images import read_traits
+
+        refreshed = 0
+        for start in range(0, len(stale), commit_every):
+            found = []
+            for image_id, path in stale[start : start + commit_every]:
+                with contextlib.suppress(ImageError):
+                    found.append((image_id, read_traits(path)))
+            with self._lock:
+                self.store.update_traits(found)
+            refreshed += len(found)
+        return refreshed
 
     def _claim_model(self, fingerprint: Fingerprint) -> None:
         if self.store.get_meta("model") is None:
@@ -990,23 +1009,28 @@ class Plan(NamedTuple):
     to_embed: list[FoundFile]  # new, or changed in content
     touched: list[tuple[str, int, float]]  # size or mtime changed, same content: new stats only
     unchanged: int
+    stale: list[tuple[int, str]]  # (id, path) of unchanged files whose traits are out of date
 
 
 def _plan(found: Sequence[FoundFile], known: dict[str, FileState]) -> Plan:
     """Split found files by what they need; a changed size or mtime is only a change if the digest is."""
-    to_embed, touched, unchanged = [], [], 0
+    to_embed, touched, unchanged, stale = [], [], 0, []
     for file in found:
         state = known.get(file.path)
         if state is None:
             to_embed.append(file)
-        elif (state.size, state.mtime) == (file.size, file.mtime):
+            continue
+        if (state.size, state.mtime) == (file.size, file.mtime):
             unchanged += 1
         elif state.size == file.size and _digest_or_none(file.path) == state.digest:
             touched.append((file.path, file.size, file.mtime))
             unchanged += 1
         else:
             to_embed.append(file)
-    return Plan(to_embed, touched, unchanged)
+            continue
+        if not state.traits_current:
+            stale.append((state.id, file.path))
+    return Plan(to_embed, touched, unchanged, stale)
 
 
 class _BatchWriter:

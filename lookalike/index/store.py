@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlite_utils import Database
 
-from lookalike.embedder.traits import THUMBNAIL_SIDE, Traits
+from lookalike.embedder.traits import THUMBNAIL_SIDE, TRAITS_VERSION, Traits
 from lookalike.errors import CollectionError, IndexTooNew, NoIndex, NoSpace, NotAnIndex, WriterBusy
 from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
@@ -46,7 +46,8 @@ BUSY_TIMEOUT_S = 10.0
 
 _ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
                 "top_label, top_probability, device, inode, "
-                "content_width, content_height, greyscale, quality, colours, colourfulness, thumbnail")
+                "content_width, content_height, greyscale, quality, colours, colourfulness, thumbnail, "
+                "traits_version")
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
@@ -93,7 +94,7 @@ class ImageRow:
     top_probability: float | None
     device: int | None = None
     inode: int | None = None
-    traits: Traits | None = None  # None for rows indexed before schema 3
+    traits: Traits | None = None  # None for rows indexed before schema 3, or by an older TRAITS_VERSION
     vector: np.ndarray | None = None
 
 
@@ -104,6 +105,7 @@ class FileState(NamedTuple):
     size: int
     mtime: float
     digest: str
+    traits_current: bool = True  # False: its traits are missing or from an older ``TRAITS_VERSION``
 
 
 @dataclass(frozen=True)
@@ -423,14 +425,14 @@ class Store:
                     INSERT INTO images (path_bytes, path, size, mtime, digest, width, height, format,
                                         indexed_at, labels, label_text, top_label, top_probability, vector,
                                         device, inode, content_width, content_height, greyscale, quality,
-                                        colours, colourfulness, thumbnail)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        colours, colourfulness, thumbnail, traits_version)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(path_bytes) DO UPDATE SET
                         path = excluded.path, device = excluded.device, inode = excluded.inode,
                         content_width = excluded.content_width, content_height = excluded.content_height,
                         greyscale = excluded.greyscale, quality = excluded.quality,
                         colours = excluded.colours, colourfulness = excluded.colourfulness,
-                        thumbnail = excluded.thumbnail,
+                        thumbnail = excluded.thumbnail, traits_version = excluded.traits_version,
                         size = excluded.size, mtime = excluded.mtime, digest = excluded.digest,
                         width = excluded.width, height = excluded.height, format = excluded.format,
                         indexed_at = excluded.indexed_at, labels = excluded.labels,
@@ -458,6 +460,15 @@ class Store:
         with self._write() as conn:
             conn.executemany("UPDATE images SET size = ?, mtime = ? WHERE path_bytes = ?",
                              [(size, mtime, to_bytes(path)) for path, size, mtime in changes])
+
+    def update_traits(self, refreshed: Iterable[tuple[int, Traits]]) -> None:
+        """Store traits found again for unchanged files (``TRAITS_VERSION`` moved on): no re-embedding."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE images SET content_width = ?, content_height = ?, greyscale = ?, quality = ?, "
+                "colours = ?, colourfulness = ?, thumbnail = ?, traits_version = ? WHERE id = ?",
+                [(*_traits_columns(traits), int(image_id)) for image_id, traits in refreshed],
+            )
 
     def record_failures(self, failures: Iterable[tuple[str, str]]) -> None:
         """Remember (path, reason) pairs, replacing earlier reasons for the same path."""
@@ -493,11 +504,12 @@ class Store:
         columns = _ROW_COLUMNS + (", vector" if vector else "")
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
-            traits = None if r[14] is None else Traits(r[14], r[15], bool(r[16]), r[17], r[18] or b"", r[19],
-                                                       r[20] or b"")
+            stale = r[14] is None or r[21] != TRAITS_VERSION  # read again from the file when needed
+            traits = None if stale else Traits(r[14], r[15], bool(r[16]), r[17], r[18] or b"", r[19],
+                                               r[20] or b"")
             rows.append(ImageRow(
                 r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13], traits,
-                np.frombuffer(r[21], dtype="<f4") if vector else None,
+                np.frombuffer(r[22], dtype="<f4") if vector else None,
             ))
         return rows
 
@@ -520,11 +532,12 @@ class Store:
         return [by_id[i] for i in unique if i in by_id]
 
     def file_states(self) -> dict[str, FileState]:
-        """Every indexed path with its size, mtime and digest: change detection for a whole tree at once."""
+        """Every indexed path with its size, mtime, digest and whether its traits are current: change
+        detection for a whole tree at once."""
         return {
-            from_bytes(raw): FileState(id, size, mtime, digest)
-            for id, raw, size, mtime, digest in self.db.conn.execute(
-                "SELECT id, path_bytes, size, mtime, digest FROM images"
+            from_bytes(raw): FileState(id, size, mtime, digest, version == TRAITS_VERSION)
+            for id, raw, size, mtime, digest, version in self.db.conn.execute(
+                "SELECT id, path_bytes, size, mtime, digest, traits_version FROM images"
             )
         }
 
@@ -705,17 +718,24 @@ def _v4_thumbnails(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE images ADD COLUMN thumbnail BLOB")
 
 
+def _v5_traits_version(conn: sqlite3.Connection) -> None:
+    """Version 5: which ``TRAITS_VERSION`` found each row's traits. Rows indexed before are NULL, stale:
+    read again from their files when a duplicate run needs them, refreshed by the next ``index`` run."""
+    conn.execute("ALTER TABLE images ADD COLUMN traits_version INTEGER")
+
+
 def _traits_columns(traits: Traits | None) -> tuple:
     if traits is None:
-        return None, None, None, None, None, None, None
+        return None, None, None, None, None, None, None, None
     return (traits.content_width, traits.content_height, int(traits.greyscale), traits.quality,
-            traits.colours, traits.colourfulness, traits.thumbnail or None)
+            traits.colours, traits.colourfulness, traits.thumbnail or None, TRAITS_VERSION)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v2_exact_paths_and_identity,  # 1 -> 2
     _v3_traits,  # 2 -> 3
     _v4_thumbnails,  # 3 -> 4
+    _v5_traits_version,  # 4 -> 5
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
