@@ -13,6 +13,7 @@ from lookalike.embedder.traits import Traits
 from lookalike.index.duplicates import (
     COLOUR_MARGIN,
     DEFAULT_POLICY,
+    DEFAULT_THRESHOLD,
     DENSITY_PRIOR,
     ImageRecord,
     KeeperPolicy,
@@ -347,7 +348,7 @@ def test_a_copy_never_has_colours_its_greyscale_keeper_lacks():
 
 
 def test_density_lowers_the_scores_of_crowded_neighbourhoods_and_needs_a_full_window():
-    sims = np.array([[1.0, *np.linspace(0.95, 0.5, 25)]], dtype=np.float32)  # itself, then 25 neighbours
+    sims = np.array([[1.0, *np.linspace(0.9, 0.5, 25)]], dtype=np.float32)  # itself, then 25 neighbours
     labels = np.arange(26)[None, :]
     crowded = density(sims, labels)[0]
     assert crowded == pytest.approx(sims[0, 11:21].mean())
@@ -356,6 +357,18 @@ def test_density_lowers_the_scores_of_crowded_neighbourhoods_and_needs_a_full_wi
     assert pair_score(0.8, DENSITY_PRIOR, DENSITY_PRIOR) == pytest.approx(0.8)
     assert crowded > DENSITY_PRIOR and pair_score(0.8, crowded, crowded) < 0.8
     assert pair_score(0.8, 0.9, 0.9) == pytest.approx(0.8 - 0.9 + DENSITY_PRIOR)
+
+
+def test_an_images_own_versions_do_not_count_towards_its_density():
+    """A photo kept in twenty backups is not in a crowded neighbourhood: its backups are itself. Counted,
+    they made its density 1.0, and its edited copy (cosine 0.85, a typical density) scored 0.635."""
+    ordinary = np.linspace(0.7, 0.4, 30)
+    alone = np.array([[1.0, *ordinary]], dtype=np.float32)
+    backed_up = np.array([[1.0, *[1.0] * 20, 0.97, 0.95, *ordinary]], dtype=np.float32)
+    crowded_by_backups = density(backed_up, np.arange(backed_up.shape[1])[None, :])[0]
+    assert crowded_by_backups == density(alone, np.arange(alone.shape[1])[None, :])[0]
+    assert crowded_by_backups == pytest.approx(ordinary[10:20].mean())
+    assert pair_score(0.85, crowded_by_backups, DENSITY_PRIOR) >= DEFAULT_THRESHOLD
 
 
 def test_the_second_look_tells_a_recoloured_design_from_a_copy_near_the_threshold():

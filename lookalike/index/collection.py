@@ -36,7 +36,7 @@ from lookalike.index import quarantine, vectors
 from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
-    DENSITY_RANKS,
+    DENSITY_DEPTH,
     GREY_MATCH,
     PIXEL_AGREEMENT,
     Cluster,
@@ -603,7 +603,7 @@ class Collection:
             index = self._current_vectors()
             queries = np.stack([row.vector for row in rows]).astype(np.float32)
             scan = index.pair_search()
-            sims, labels = scan.search(queries, min(DENSITY_RANKS[1] + 1, scan.ntotal))
+            sims, labels = scan.search(queries, min(DENSITY_DEPTH, scan.ntotal))
         return dict(zip((row.id for row in rows), density(sims, labels).tolist(), strict=True))
 
     def _verifier(self, threshold: float, densities: dict[int, float], records: dict[int, ImageRecord],

@@ -232,18 +232,33 @@ at the default threshold the same precision (1.000) and recall (0.956); at 0.58,
 0.993, recall 0.971 -> 0.974, mixed clusters 5 -> 4; at 0.56, 0.970 -> 0.977, 12 -> 10. With one better
 image enough, two quarter-turned flags each left their own cluster and formed one together."""
 
-DEFAULT_THRESHOLD = 0.64
+DEFAULT_THRESHOLD = 0.66
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
-precision >= 0.97 and no hard-negative family merged: F1 0.977, precision 1.000; 0.60 has F1 0.984 but
-merges one family), reported on its test half (F1 0.953, precision 0.997): docs/benchmarks.md,
-"Duplicate threshold calibration" (bench/calibrate.py)."""
+precision >= 0.97 and no hard-negative family merged: F1 0.979, precision 1.000; 0.64 has F1 0.978 but
+merges one family); the test half is only reported: docs/benchmarks.md, "Duplicate threshold
+calibration" (bench/calibrate.py). 0.64 until densities left out each image's own versions
+(``SAME_PICTURE``), which raised the scores of pictures with close copies."""
 
 DENSITY_RANKS = (10, 20)
-"""Neighbours (by rank, the image itself left out) whose mean similarity is an image's density: past
-the few copies a picture usually has, among its ordinary neighbours."""
+"""Neighbours (by rank, the image itself and its own versions left out: ``SAME_PICTURE``) whose mean
+similarity is an image's density: past the few copies a picture usually has, among its ordinary
+neighbours."""
+SAME_PICTURE = 0.93
+"""Neighbours this alike are the image's own versions (backups, re-saves, a copy at its own size), not
+its ordinary neighbours: :func:`density` leaves them out. Without it, a photo with ten byte-identical
+backups had its density taken among them, and 390 of the dev set's 1,730 copies stayed at the
+threshold with their original (1,623 with no backups); with thirty, none (simulated on the dev
+vectors). Dev set, pairs of different pictures of one hard-negative family: 43 of 5,929 reach 0.93
+(120 reach 0.90, which merged a family at every threshold up to 0.66); copies' median cosine with
+their original: caption 0.97, mirror 0.95, JPEG q30 0.94, half size 0.92."""
+DENSITY_DEPTH = 32
+"""How deep each image's search goes for its density: the first search's depth anyway (``LOOK_K``), so
+the window has twelve own versions' room (``SAME_PICTURE``). An image with more has too few ordinary
+neighbours there and takes ``DENSITY_PRIOR``: a burst of near-identical shots is found whole."""
 DENSITY_PRIOR = 0.57
-"""The density of an image in a collection too small to have those neighbours: the median on the dev set."""
+"""The density of an image in a collection too small to have those neighbours: the median on the dev set
+(0.56 with its own versions left out, 0.57 before)."""
 DENSITY_FLOOR = 0.30
 """No image's density is taken to be lower (below the dev set's 1st percentile, 0.34): the self-search
 only collects pairs whose cosine reaches threshold + this - ``DENSITY_PRIOR``, which bounds its work."""
@@ -533,7 +548,7 @@ def _neighbours(
     for start in range(0, len(vectors), chunk_size):
         chunk = np.ascontiguousarray(vectors[start : start + chunk_size], dtype=np.float32)
         rows = np.arange(len(chunk))
-        kk = min(max(k, DENSITY_RANKS[1] + 1, LOOK_K if look else 0), limit)
+        kk = min(max(k, DENSITY_DEPTH, LOOK_K if look else 0), limit)
         densities = floors = bursts = None
         while len(rows):
             sims, labels = index.search(chunk[rows], kk, params=params)
@@ -581,15 +596,18 @@ def density(sims: np.ndarray, labels: np.ndarray, self_search: bool = True) -> n
     Abstract textures sit close to everything in ImageNet feature space, photos of distinct scenes far
     apart; one plain threshold cannot fit both. Subtracting each image's density from its pair scores
     (:func:`pair_score`) is the score normalisation of the copy-detection literature (the descriptor
-    track of the 2021 Image Similarity Challenge). A search from an indexed image finds itself first:
-    ``self_search`` skips that rank. Too few neighbours: ``DENSITY_PRIOR``.
+    track of the 2021 Image Similarity Challenge). The ranks count ordinary neighbours only: not the
+    query itself, nor its own versions (``SAME_PICTURE``), or a photo kept in twenty backups would be
+    dense with its own copies and none of its edited copies would reach the threshold. Too few
+    ordinary neighbours in ``sims`` (``DENSITY_DEPTH`` deep): ``DENSITY_PRIOR``.
     """
-    first = DENSITY_RANKS[0] + (1 if self_search else 0)
-    last = DENSITY_RANKS[1] + (1 if self_search else 0)
-    window = sims[:, first:last]
-    valid = labels[:, first:last] >= 0
-    counts = valid.sum(axis=1)
-    total = np.where(valid, window, 0.0).sum(axis=1)
+    ordinary = (labels >= 0) & (sims < SAME_PICTURE)
+    if self_search:
+        ordinary[:, 0] = False  # itself, whatever an approximate index measured
+    rank = np.cumsum(ordinary, axis=1) - 1
+    window = ordinary & (rank >= DENSITY_RANKS[0]) & (rank < DENSITY_RANKS[1])
+    counts = window.sum(axis=1)
+    total = np.where(window, sims, 0.0).sum(axis=1)
     enough = counts >= DENSITY_RANKS[1] - DENSITY_RANKS[0]  # the whole window, or it is noise
     return np.where(enough, total / np.maximum(counts, 1), DENSITY_PRIOR).astype(np.float32)
 
