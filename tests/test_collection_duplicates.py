@@ -115,6 +115,21 @@ def test_traits_an_older_lookalike_found_are_read_again_and_refreshed_by_the_nex
     assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
 
 
+def test_a_photo_kept_in_many_backups_keeps_its_edited_copy(tmp_path, tf1_module, files):
+    """Backups are the picture itself, not a crowd around it: counted in its density, they took every
+    edited copy's score under the threshold."""
+    backups = tmp_path / "photos" / "backups"
+    backups.mkdir()
+    for n in range(24):
+        shutil.copy2(files["espresso"], backups / f"espresso ({n}).jpg")
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([tmp_path / "photos"])
+        clusters = col.duplicates(THRESHOLD)
+    (cluster,) = [c for c in clusters if str(files["espresso"]) in {c.keeper.path, *(m.path for m in c.copies)}]
+    assert str(files["espresso-small"]) in {m.path for m in cluster.copies}
+    assert sum(m.exact for m in cluster.copies) == 24  # the original and its backups: one is kept
+
+
 def test_a_looser_threshold_never_chains_distinct_pictures_through_a_copy(collection, files):
     for cluster in collection.duplicates(0.8):
         keeper = collection.store.get(cluster.keeper.id).vector
