@@ -408,7 +408,7 @@ def duplicates(
         float | None,
         typer.Option(metavar="SCORE", min=0.01, max=1.0, show_default=False,
                      help="Score a copy needs against its keeper: cosine similarity corrected for density "
-                          "(default: 0.66, calibrated on real copies: see README).")
+                          "(default: 0.64, calibrated on real copies: see README).")
     ] = None,
     keep: Annotated[
         str, typer.Option(metavar="POLICY", help="Keeper criteria, in order: content, colour, quality, "

@@ -232,30 +232,29 @@ at the default threshold the same precision (1.000) and recall (0.956); at 0.58,
 0.993, recall 0.971 -> 0.974, mixed clusters 5 -> 4; at 0.56, 0.970 -> 0.977, 12 -> 10. With one better
 image enough, two quarter-turned flags each left their own cluster and formed one together."""
 
-DEFAULT_THRESHOLD = 0.66
+DEFAULT_THRESHOLD = 0.64
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
-precision >= 0.97 and no hard-negative family merged: F1 0.979, precision 1.000; 0.64 has F1 0.978 but
-merges one family); the test half is only reported: docs/benchmarks.md, "Duplicate threshold
-calibration" (bench/calibrate.py). 0.64 until densities left out each image's own versions
-(``SAME_PICTURE``), which raised the scores of pictures with close copies."""
+precision >= 0.97 and no hard-negative family merged: F1 0.978, precision 1.000; 0.62 merges one
+family); the test half is only reported: docs/benchmarks.md, "Duplicate threshold calibration"
+(bench/calibrate.py)."""
 
 DENSITY_RANKS = (10, 20)
 """Neighbours (by rank, the image itself and its own versions left out: ``SAME_PICTURE``) whose mean
 similarity is an image's density: past the few copies a picture usually has, among its ordinary
 neighbours."""
-SAME_PICTURE = 0.93
-"""Neighbours this alike are the image's own versions (backups, re-saves, a copy at its own size), not
-its ordinary neighbours: :func:`density` leaves them out. Without it, a photo with ten byte-identical
-backups had its density taken among them, and 390 of the dev set's 1,730 copies stayed at the
-threshold with their original (1,623 with no backups); with thirty, none (simulated on the dev
-vectors). Dev set, pairs of different pictures of one hard-negative family: 43 of 5,929 reach 0.93
-(120 reach 0.90, which merged a family at every threshold up to 0.66); copies' median cosine with
-their original: caption 0.97, mirror 0.95, JPEG q30 0.94, half size 0.92."""
+SAME_PICTURE = 0.995
+"""Neighbours this alike are the image itself (byte-identical backups, lossless re-saves), not its
+ordinary neighbours: :func:`density` leaves them out. Counted, a photo with ten backups had its density
+taken among them: simulated on the dev vectors, 390 of the 1,730 copies stayed at the threshold with
+their original (1,623 with no backups), and with thirty none; left out, 1,543 and 1,607. Only near
+identity: at 0.97, the colour variants probe (bench/colour_variants.py) mixed 15 clusters instead of
+13, at 0.93 (a re-encoded or half-size copy's cosine) 20, though dev's pairwise F1 rose to 0.979 at
+0.66; hue variants of a pale picture sit that close."""
 DENSITY_DEPTH = 32
 """How deep each image's search goes for its density: the first search's depth anyway (``LOOK_K``), so
-the window has twelve own versions' room (``SAME_PICTURE``). An image with more has too few ordinary
-neighbours there and takes ``DENSITY_PRIOR``: a burst of near-identical shots is found whole."""
+the window has room for twelve of the image's own backups (``SAME_PICTURE``); with more, too few
+ordinary neighbours are left there, and it takes ``DENSITY_PRIOR``."""
 DENSITY_PRIOR = 0.57
 """The density of an image in a collection too small to have those neighbours: the median on the dev set
 (0.56 with its own versions left out, 0.57 before)."""
