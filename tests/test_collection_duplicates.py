@@ -8,6 +8,7 @@ at the end checks it with the offline EfficientNet-Lite2.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3  # noqa: F401  before TensorFlow, whose bundled SQLite lacks FTS5
 from pathlib import Path
@@ -115,6 +116,17 @@ def test_traits_an_older_lookalike_found_are_read_again_and_refreshed_by_the_nex
     assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
 
 
+def test_the_traits_refresh_leaves_a_file_that_became_unreadable_as_it_was(collection, files):
+    """Between the walk and the refresh a file can be swapped for a FIFO or cut short: the refresh must
+    neither hang nor fail the run, and the row keeps its (stale) traits, read again when needed."""
+    rocket = collection.store.get_by_path(files["rocket"])
+    collection.store.db.conn.execute("UPDATE images SET traits_version = NULL WHERE id = ?", (rocket.id,))
+    files["rocket"].unlink()
+    os.mkfifo(files["rocket"])
+    assert collection._refresh_traits([(rocket.id, str(files["rocket"]))], commit_every=10) == 0
+    assert collection.store.get(rocket.id).traits is None
+
+
 def test_a_photo_kept_in_many_backups_keeps_its_edited_copy(tmp_path, tf1_module, files):
     """Backups are the picture itself, not a crowd around it: counted in its density, they took every
     edited copy's score under the threshold."""
@@ -125,7 +137,8 @@ def test_a_photo_kept_in_many_backups_keeps_its_edited_copy(tmp_path, tf1_module
     with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
         col.add([tmp_path / "photos"])
         clusters = col.duplicates(THRESHOLD)
-    (cluster,) = [c for c in clusters if str(files["espresso"]) in {c.keeper.path, *(m.path for m in c.copies)}]
+    espresso = str(files["espresso"])
+    (cluster,) = [c for c in clusters if espresso in {c.keeper.path, *(m.path for m in c.copies)}]
     assert str(files["espresso-small"]) in {m.path for m in cluster.copies}
     assert sum(m.exact for m in cluster.copies) == 24  # the original and its backups: one is kept
 
