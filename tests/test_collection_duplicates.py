@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import lookalike
+from lookalike.index.collection import REFRESHING
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair
 from tests.duplicate_photos import (
     EXPECTED,
@@ -103,8 +104,11 @@ def test_traits_an_older_lookalike_found_are_read_again_and_refreshed_by_the_nex
     assert collection.store.get(espresso.id).traits is None  # stale: not handed out
     assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
 
-    summary = collection.add([tmp_path / "photos"])
+    steps = []
+    summary = collection.add([tmp_path / "photos"], progress=lambda done, total, step: steps.append(
+        (done, total, step)))
     assert (summary.added, summary.updated, summary.refreshed) == (0, 0, len(files))
+    assert steps[-1] == (len(files), len(files), REFRESHING)  # a step of its own on the progress bar
     refreshed = collection.store.get(espresso.id)
     # What indexing it found, from a smaller decode (no model runs): the same box, colours within a hair.
     fresh, indexed = refreshed.traits, espresso.traits

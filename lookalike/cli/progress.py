@@ -28,18 +28,18 @@ class RateColumn(TextColumn):
 
 @contextmanager
 def embedding_progress(enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
-    """Yields a ``progress(done, total)`` callback for ``Collection.add``, or None when quiet."""
+    """Yields a ``progress(done, total, step=...)`` callback for ``Collection.add``, or None when quiet."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     columns = (
-        TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
         RateColumn(), TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("embedding", total=None)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def update(done: int, total: int, step: str = "embedding") -> None:
+            bar.update(task, completed=done, total=total, description=step)
 
         yield update

@@ -81,7 +81,10 @@ LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbou
 PAIR_CHUNK = 4096  # vectors read from SQLite per duplicate self-search call
 ORIENTATION_BATCH = 16  # images per forward pass of the orientation check (x2 turns)
 
-Progress = Callable[[int, int], None]  # (images embedded so far, images to embed)
+Progress = Callable[..., None]
+"""``progress(done, total)`` while images are embedded; ``progress(done, total, step=REFRESHING)`` while
+the traits of unchanged files are found again, a step of its own (an upgraded library reads each file)."""
+REFRESHING = "finding traits again"
 
 
 def default_directory() -> Path:
@@ -242,7 +245,7 @@ class Collection:
                     if progress:
                         progress(done, len(files))
                 writer.flush()
-            refreshed = self._refresh_traits(plan.stale, commit_every)
+            refreshed = self._refresh_traits(plan.stale, commit_every, progress)
             removed = 0
             if prune:
                 where = [*(os.path.realpath(root) for root in roots), *walker.real_roots]
@@ -257,7 +260,8 @@ class Collection:
         return AddSummary(writer.added, writer.updated, plan.unchanged, removed, len(failures),
                           time.perf_counter() - started, failures, refreshed)
 
-    def _refresh_traits(self, stale: Sequence[tuple[int, str]], commit_every: int) -> int:
+    def _refresh_traits(self, stale: Sequence[tuple[int, str]], commit_every: int,
+                        progress: Progress | None = None) -> int:
         """The refresh step of :meth:`add`: unchanged files whose traits are missing or an older
         ``TRAITS_VERSION``'s are read again (decoded small, no model), a batch per commit, so
         duplicate runs need not read them. A file that does not read now keeps what it had."""
@@ -272,6 +276,8 @@ class Collection:
             with self._lock:
                 self.store.update_traits(found)
             refreshed += len(found)
+            if progress:
+                progress(min(start + commit_every, len(stale)), len(stale), step=REFRESHING)
         return refreshed
 
     def _claim_model(self, fingerprint: Fingerprint) -> None:
