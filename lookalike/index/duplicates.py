@@ -256,8 +256,7 @@ DENSITY_DEPTH = 32
 the window has room for twelve of the image's own backups (``SAME_PICTURE``); with more, too few
 ordinary neighbours are left there, and it takes ``DENSITY_PRIOR``."""
 DENSITY_PRIOR = 0.57
-"""The density of an image in a collection too small to have those neighbours: the median on the dev set
-(0.56 with its own versions left out, 0.57 before)."""
+"""The density of an image in a collection too small to have those neighbours: the median on the dev set."""
 DENSITY_FLOOR = 0.30
 """No image's density is taken to be lower (below the dev set's 1st percentile, 0.34): the self-search
 only collects pairs whose cosine reaches threshold + this - ``DENSITY_PRIOR``, which bounds its work."""
