@@ -38,11 +38,17 @@ def test_an_index_run_refreshes_traits_an_older_lookalike_found(indexed, tmp_pat
     with sqlite3.connect(index / "lookalike.db") as conn:
         conn.execute("UPDATE images SET traits_version = NULL")
     conn.close()
+    info = run("info", "--index", index).stdout
+    assert f"stale traits  {len(photos)} (lookalike index finds them again)" in info
+    note = run("duplicates", "--index", index).stderr
+    assert f"note: {len(photos)} images have traits from an older lookalike" in note
     result = run("index", tmp_path / "photos", "--index", index)
     assert result.exit_code == 0, result.stderr
     assert (f"unchanged {len(photos)}, removed 0, failed 0 in " in result.stdout
             and f"(traits of {len(photos)} unchanged files found again)" in result.stdout)
     assert "found again" not in run("index", tmp_path / "photos", "--index", index).stdout
+    assert "stale traits" not in run("info", "--index", index).stdout
+    assert "older lookalike" not in run("duplicates", "--index", index).stderr
 
 
 def test_search_prints_labels_then_ranked_neighbours(indexed):

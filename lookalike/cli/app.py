@@ -449,6 +449,9 @@ def duplicates(
     if delete and not yes and not sys.stdin.isatty():
         raise LookalikeError("--delete needs --yes when there is no terminal to ask on")
     with open_index(index) as collection:
+        if not exact and (stale := collection.stale_traits()):
+            typer.echo(f"note: {stale} images have traits from an older lookalike, read from their files on "
+                       "every run: `lookalike index FOLDER` refreshes them once", err=True)
         clusters = collection.duplicates(threshold, policy=keep, against=against, exact_only=exact)
         output.duplicate_clusters(clusters, as_json=as_json, as_csv=as_csv)
         if html:

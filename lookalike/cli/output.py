@@ -172,6 +172,8 @@ def index_info(info, *, as_json: bool) -> None:
         ("size on disk", human_size(info.disk_bytes)),
         ("failures", info.failures),
         ("created", info.created or "-"),
+        *([("stale traits", f"{info.stale_traits} (lookalike index finds them again)")] if info.stale_traits
+          else []),
     ]
     for name, value in rows:
         typer.echo(f"{name:13s} {value}")

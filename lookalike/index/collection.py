@@ -126,6 +126,7 @@ class IndexInfo:
     index_type: str
     disk_bytes: int
     created: str | None
+    stale_traits: int = 0  # images whose traits an index run will find again (``TRAITS_VERSION``)
 
 
 class Collection:
@@ -554,7 +555,14 @@ class Collection:
                 str(self.directory), str(fingerprint) if fingerprint else None,
                 fingerprint.as_dict() if fingerprint else None, self.store.vector_size, count,
                 self.store.failure_count(), kind, disk, self.store.get_meta("created"),
+                self.store.stale_traits_count(),
             )
+
+    def stale_traits(self) -> int:
+        """How many images' traits a duplicate run must read from their files, until ``add`` (the
+        ``index`` command) refreshes them: rows from an older lookalike, or loaded from shards."""
+        with self._lock:
+            return self.store.stale_traits_count()
 
     # -- duplicates --------------------------------------------------------------------------------
 

@@ -620,6 +620,11 @@ class Store:
     def count(self) -> int:
         return self.db.conn.execute("SELECT count(*) FROM images").fetchone()[0]
 
+    def stale_traits_count(self) -> int:
+        """Rows whose traits are missing or an older ``TRAITS_VERSION``'s (read from files when needed)."""
+        return self.db.conn.execute("SELECT count(*) FROM images WHERE traits_version IS NOT ?",
+                                    (TRAITS_VERSION,)).fetchone()[0]
+
     def failure_count(self) -> int:
         return self.db.conn.execute("SELECT count(*) FROM failures").fetchone()[0]
 
