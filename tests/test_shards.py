@@ -66,7 +66,19 @@ def test_a_shard_holds_every_file_exactly_with_the_fingerprint(folder, tmp_path,
     expected = tiny_embedder.embed(folder / BAD_NAME)
     np.testing.assert_allclose(good.vector, expected.vector, atol=1e-6)
     assert good.labels[0]["name"] == expected.labels[0].name
+    assert good.traits == expected.traits  # what duplicates reads: found by the worker, not later
+    assert by_path[str(folder / "broken.jpg")].traits is None
     assert len(shard.rows) == len(files)
+
+
+def test_a_shard_from_before_traits_still_loads_and_its_traits_are_found_later(folder, tmp_path,
+                                                                               tiny_embedder):
+    (spec,) = shards.plan_shards(list(walk([folder])), shard_size=100)
+    path = shards.write_shard(spec, tiny_embedder, tmp_path / "out")
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(list(shards.TRAIT_COLUMNS)), path)  # as format 1 wrote it
+    rows = shards.read_shard(path).rows
+    assert rows and all(row.traits is None for row in rows)
 
 
 def test_shard_names_come_from_the_sorted_listing(folder):
@@ -110,8 +122,12 @@ def test_local_engine_gives_the_plain_index(folder, tmp_path, tf1_module):
     with lookalike.open(sharded) as col:
         assert col.search(folder / "cat.jpg", k=1).neighbours[0].image.path.endswith("cat-small.jpg")
         assert col._current_vectors().id_checksum() == col.store.id_checksum()
+    with lookalike.open(plain) as a, lookalike.open(sharded) as b:
+        for path in want:
+            assert b.store.get_by_path(path).traits == a.store.get_by_path(path).traits
     again = run("index", folder, "--index", sharded, "--engine", "local")
     assert "added 0, updated 0, unchanged 13" in again.stdout
+    assert "found again" not in again.stdout  # the workers found the traits: nothing is stale
     assert "shards: 1 made" in again.stdout  # broken.jpg is tried again, as the plain index does
 
 

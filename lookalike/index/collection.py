@@ -388,7 +388,7 @@ class Collection:
                 else:
                     writer.batch.append(NewImage(row.path, row.size, row.mtime, row.digest, row.width,
                                                  row.height, row.format, row.labels, row.vector,
-                                                 row.device, row.inode))
+                                                 row.device, row.inode, row.traits))
                 taken.append(row.path)
             writer.flush()
         if wanted is not None:

@@ -2,7 +2,9 @@
 
 A shard is one list of files turned into one Parquet file: a row per file with its exact path bytes,
 the stat the walk saw (size, mtime, device, inode), the content digest, width, height, format, top-5
-labels and the L2-normalised vector (a fixed-size list of float32), or the reason it failed (``error``).
+labels, the L2-normalised vector (a fixed-size list of float32) and the traits the duplicates read
+(content box, greyscale, quality, colours, thumbnail, with their ``TRAITS_VERSION``), or the reason it
+failed (``error``).
 The model's fingerprint is in the file's schema metadata, so a shard can never be loaded into an
 index built with another model. Nothing here opens SQLite or needs an engine: :func:`make_shard` runs
 in a Ray worker as well as in a plain loop (:mod:`lookalike.engines`).
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.embedder.traits import TRAITS_VERSION, Traits
 from lookalike.errors import CollectionError, ImageError
 from lookalike.index.walk import FoundFile, digest_file
 from lookalike.paths import from_bytes, to_bytes
@@ -42,7 +45,9 @@ SHARD_SIZE = 128
 """Files per shard by default: the work a killed driver loses per worker, and one engine task."""
 SUFFIX = ".parquet"
 PREFIX = "shard-"
-FORMAT_VERSION = "1"
+TRAIT_COLUMNS = ("content_width", "content_height", "greyscale", "quality", "colours", "colourfulness",
+                 "thumbnail", "traits_version")
+FORMAT_VERSION = "2"  # 2: traits; a version 1 shard still loads, its rows' traits found later
 META_FINGERPRINT = b"lookalike.fingerprint"
 META_NAME = b"lookalike.shard"
 META_VERSION = b"lookalike.shard_format"
@@ -75,6 +80,7 @@ class ShardRow:
     labels: list[dict[str, Any]]
     vector: np.ndarray | None
     error: str | None
+    traits: Traits | None = None  # None in a version 1 shard, or from another TRAITS_VERSION
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,9 @@ def schema(dim: int, fingerprint: Fingerprint | dict[str, Any], name: str) -> pa
         ("inode", pa.int64()), ("digest", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
         ("format", pa.string()), ("labels", pa.list_(label)), ("vector", pa.list_(pa.float32(), dim)),
         ("error", pa.string()),
+        ("content_width", pa.int32()), ("content_height", pa.int32()), ("greyscale", pa.bool_()),
+        ("quality", pa.int32()), ("colours", pa.binary()), ("colourfulness", pa.float64()),
+        ("thumbnail", pa.binary()), ("traits_version", pa.int32()),
     ]
     data = fingerprint if isinstance(fingerprint, dict) else fingerprint.as_dict()
     return pa.schema(fields, metadata={META_FINGERPRINT: json.dumps(data, sort_keys=True).encode(),
@@ -138,7 +147,7 @@ def build_table(spec: ShardSpec, embedder: Embedder, batch_size: int = 32) -> pa
 
     columns: dict[str, list[Any]] = {key: [] for key in (
         "path", "size", "mtime", "device", "inode", "digest", "width", "height", "format", "labels",
-        "vector", "error")}
+        "vector", "error", *TRAIT_COLUMNS)}
     files = {f.path: f for f in spec.files}
     results = embedder.embed_many(list(files), batch_size=batch_size)
     dim = embedder.dim
@@ -166,6 +175,9 @@ def build_table(spec: ShardSpec, embedder: Embedder, batch_size: int = 32) -> pa
         columns["format"].append(result.format if ok else None)
         columns["labels"].append([vars(label) for label in result.labels] if ok else None)
         columns["error"].append(error)
+        traits = result.traits if ok else None
+        for name, value in zip(TRAIT_COLUMNS, _trait_values(traits), strict=True):
+            columns[name].append(value)
         if ok:
             vectors[row] = result.vector
             valid[row] = True
@@ -262,5 +274,20 @@ def read_shard(path: str | Path) -> Shard:
             data["inode"][i], data["digest"][i], data["width"][i] or 0, data["height"][i] or 0,
             data["format"][i] or "", data["labels"][i] or [],
             vectors[i].copy() if valid[i] else None, data["error"][i],
+            _traits(*(data[column][i] for column in TRAIT_COLUMNS)) if TRAIT_COLUMNS[-1] in data else None,
         ))
     return Shard(name, fingerprint, rows)
+
+
+def _trait_values(traits: Traits | None) -> tuple:
+    if traits is None:
+        return (None,) * len(TRAIT_COLUMNS)
+    return (traits.content_width, traits.content_height, traits.greyscale, traits.quality, traits.colours,
+            traits.colourfulness, traits.thumbnail, TRAITS_VERSION)
+
+
+def _traits(width, height, greyscale, quality, colours, colourfulness, thumbnail, version) -> Traits | None:
+    """A row's traits as the worker found them; None when missing or from another ``TRAITS_VERSION``."""
+    if version != TRAITS_VERSION:
+        return None
+    return Traits(width, height, bool(greyscale), quality, colours or b"", colourfulness, thumbnail or b"")
