@@ -359,6 +359,23 @@ def test_density_lowers_the_scores_of_crowded_neighbourhoods_and_needs_a_full_wi
     assert pair_score(0.8, 0.9, 0.9) == pytest.approx(0.8 - 0.9 + DENSITY_PRIOR)
 
 
+def test_a_thousand_backups_do_not_send_the_pair_search_a_thousand_deep():
+    """Each backup's nearest neighbours are the others (cosine 1): deeper searches would pair them all
+    with each other, a million pairs for a thousand backups. Their digest groups them; the search stays
+    at its first depth."""
+    rng = np.random.default_rng(3)
+    others = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors = np.concatenate([others, np.repeat(others[:1], 300, axis=0)])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = faiss.IndexIDMap(faiss.IndexFlatIP(16))
+    index.add_with_ids(vectors, np.arange(len(vectors)))
+    found, _ = similar_pair_arrays(index, vectors, np.arange(len(vectors)), 0.64, by_density=True)
+    backups = set(range(500, 800)) | {0}
+    pairs = zip(found.a.tolist(), found.b.tolist(), strict=True)
+    among = sum(a in backups and b in backups for a, b in pairs)
+    assert 0 < among <= 301 * 32  # found within each one's first search, not all 45,150 pairs
+
+
 def test_an_images_own_versions_do_not_count_towards_its_density():
     """A photo kept in twenty backups is not in a crowded neighbourhood: its backups are itself. Counted,
     they made its density 1.0, and its edited copy (cosine 0.85, a typical density) scored 0.635."""

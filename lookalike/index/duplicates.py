@@ -562,7 +562,9 @@ def _neighbours(
                     looks = _look_candidates(sims[:, :LOOK_K], labels[:, :LOOK_K], floors, ids[start + rows],
                                              look)
             row_floor = floors[rows][:, None]
-            saturated = (sims[:, -1] >= bursts[rows]) & (kk < limit)
+            # Not deeper when the k-th neighbour is the image itself again (``SAME_PICTURE``): a thousand
+            # backups of one file would pair with each other a thousand deep; their digest groups them.
+            saturated = (sims[:, -1] >= bursts[rows]) & (sims[:, -1] < SAME_PICTURE) & (kk < limit)
             done_rows, sims, labels = rows[~saturated], sims[~saturated], labels[~saturated]
             hit_row, hit_col = np.nonzero((sims >= row_floor[~saturated]) & (labels >= 0))
             yield Found(start + done_rows[hit_row], labels[hit_row, hit_col], sims[hit_row, hit_col],
