@@ -286,7 +286,8 @@ def _trait_values(traits: Traits | None) -> tuple:
             traits.colourfulness, traits.thumbnail, TRAITS_VERSION)
 
 
-def _traits(width, height, greyscale, quality, colours, colourfulness, thumbnail, version) -> Traits | None:
+def _traits(width: int, height: int, greyscale: bool, quality: int, colours: bytes | None,
+            colourfulness: float, thumbnail: bytes | None, version: int | None) -> Traits | None:
     """A row's traits as the worker found them; None when missing or from another ``TRAITS_VERSION``."""
     if version != TRAITS_VERSION:
         return None
