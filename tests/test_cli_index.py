@@ -162,3 +162,29 @@ def test_killed_run_resumes_without_duplicates_and_faiss_agrees(tmp_path, tf1_mo
     col = lookalike.open(index)
     assert saved_generation(index) == col.store.generation  # the FAISS file on disk is current
     assert col._current_vectors().id_checksum() == col.store.id_checksum()
+    col.close()
+
+    # The refresh step (traits an older lookalike found) is killed the same way, and resumes too.
+    with sqlite3.connect(index / "lookalike.db") as db:
+        db.execute("UPDATE images SET traits_version = NULL")
+    db.close()
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    refreshed = 0
+    deadline = time.monotonic() + 120
+    while refreshed == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+        try:
+            with sqlite3.connect(index / "lookalike.db", timeout=1) as db:
+                query = "SELECT count(*) FROM images WHERE traits_version IS NOT NULL"
+                (refreshed,) = db.execute(query).fetchone()
+        except sqlite3.OperationalError:
+            pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < refreshed < total, "the kill must land mid-refresh"
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    again = int(resumed.stderr.split("(traits of ")[1].split(" ")[0])
+    assert again <= total - refreshed  # committed batches were not read again
+    with lookalike.open(index) as col:
+        assert col.stale_traits() == 0 and col.store.count() == total
