@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import lookalike
+from lookalike.embedder.traits import TRAIT_FIELDS
 from lookalike.engines import split_finished
 from lookalike.engines.local import LocalEngine
 from lookalike.errors import ModelMismatchError
@@ -76,7 +77,7 @@ def test_a_shard_from_before_traits_still_loads_and_its_traits_are_found_later(f
     (spec,) = shards.plan_shards(list(walk([folder])), shard_size=100)
     path = shards.write_shard(spec, tiny_embedder, tmp_path / "out")
     table = pq.read_table(path)
-    pq.write_table(table.drop_columns(list(shards.TRAIT_COLUMNS)), path)  # as format 1 wrote it
+    pq.write_table(table.drop_columns(list(TRAIT_FIELDS)), path)  # as format 1 wrote it
     rows = shards.read_shard(path).rows
     assert rows and all(row.traits is None for row in rows)
 

@@ -27,7 +27,7 @@ class RateColumn(TextColumn):
 
 
 @contextmanager
-def embedding_progress(enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+def embedding_progress(enabled: bool = True) -> Iterator[Callable[..., None] | None]:
     """Yields a ``progress(done, total, step=...)`` callback for ``Collection.add``, or None when quiet."""
     if not enabled or not sys.stderr.isatty():
         yield None

@@ -55,6 +55,31 @@ class Traits:
         return self.content_width * self.content_height
 
 
+TRAIT_FIELDS = ("content_width", "content_height", "greyscale", "quality", "colours", "colourfulness",
+                "thumbnail", "traits_version")
+"""How traits are stored, in an index row and a shard row alike: their fields, then the
+``TRAITS_VERSION`` that found them."""
+
+
+def stored_traits(traits: Traits | None) -> tuple:
+    """``traits`` as stored (``TRAIT_FIELDS``); all None for none, and an empty thumbnail is None (not
+    recorded)."""
+    if traits is None:
+        return (None,) * len(TRAIT_FIELDS)
+    return (traits.content_width, traits.content_height, traits.greyscale, traits.quality, traits.colours,
+            traits.colourfulness, traits.thumbnail or None, TRAITS_VERSION)
+
+
+def traits_from_stored(width: int | None, height: int | None, greyscale: bool | None, quality: int | None,
+                       colours: bytes | None, colourfulness: float | None, thumbnail: bytes | None,
+                       version: int | None) -> Traits | None:
+    """Traits back from their stored fields (``TRAIT_FIELDS``); None when missing or found by another
+    ``TRAITS_VERSION``: stale, to be read again from the file."""
+    if width is None or version != TRAITS_VERSION:
+        return None
+    return Traits(width, height, bool(greyscale), quality, colours or b"", colourfulness, thumbnail or b"")
+
+
 def image_traits(image: Image.Image, quality: int = 100, size: tuple[int, int] | None = None) -> Traits:
     """Traits of a decoded RGB image (oriented as seen); ``quality`` from :func:`jpeg_quality`;
     ``size`` the original's size when ``image`` was decoded at reduced scale."""

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lookalike.embedder.traits import TRAITS_VERSION, Traits
+from lookalike.embedder.traits import TRAIT_FIELDS, Traits, stored_traits, traits_from_stored
 from lookalike.errors import CollectionError, ImageError
 from lookalike.index.walk import FoundFile, digest_file
 from lookalike.paths import from_bytes, to_bytes
@@ -45,8 +45,6 @@ SHARD_SIZE = 128
 """Files per shard by default: the work a killed driver loses per worker, and one engine task."""
 SUFFIX = ".parquet"
 PREFIX = "shard-"
-TRAIT_COLUMNS = ("content_width", "content_height", "greyscale", "quality", "colours", "colourfulness",
-                 "thumbnail", "traits_version")
 FORMAT_VERSION = "2"  # 2: traits; a version 1 shard still loads, its rows' traits found later
 META_FINGERPRINT = b"lookalike.fingerprint"
 META_NAME = b"lookalike.shard"
@@ -147,7 +145,7 @@ def build_table(spec: ShardSpec, embedder: Embedder, batch_size: int = 32) -> pa
 
     columns: dict[str, list[Any]] = {key: [] for key in (
         "path", "size", "mtime", "device", "inode", "digest", "width", "height", "format", "labels",
-        "vector", "error", *TRAIT_COLUMNS)}
+        "vector", "error", *TRAIT_FIELDS)}
     files = {f.path: f for f in spec.files}
     results = embedder.embed_many(list(files), batch_size=batch_size)
     dim = embedder.dim
@@ -176,7 +174,7 @@ def build_table(spec: ShardSpec, embedder: Embedder, batch_size: int = 32) -> pa
         columns["labels"].append([vars(label) for label in result.labels] if ok else None)
         columns["error"].append(error)
         traits = result.traits if ok else None
-        for name, value in zip(TRAIT_COLUMNS, _trait_values(traits), strict=True):
+        for name, value in zip(TRAIT_FIELDS, stored_traits(traits), strict=True):
             columns[name].append(value)
         if ok:
             vectors[row] = result.vector
@@ -267,6 +265,7 @@ def read_shard(path: str | Path) -> Shard:
     vectors = flat.reshape(-1, dim)[column.offset : column.offset + len(column)]
     valid = column.is_valid().to_numpy(zero_copy_only=False)
     data = table.drop_columns(["vector"]).to_pydict()
+    has_traits = TRAIT_FIELDS[-1] in data  # a version 1 shard has none
     rows = []
     for i in range(table.num_rows):
         rows.append(ShardRow(
@@ -274,21 +273,7 @@ def read_shard(path: str | Path) -> Shard:
             data["inode"][i], data["digest"][i], data["width"][i] or 0, data["height"][i] or 0,
             data["format"][i] or "", data["labels"][i] or [],
             vectors[i].copy() if valid[i] else None, data["error"][i],
-            _traits(*(data[column][i] for column in TRAIT_COLUMNS)) if TRAIT_COLUMNS[-1] in data else None,
+            traits_from_stored(*(data[field][i] for field in TRAIT_FIELDS)) if has_traits else None,
         ))
     return Shard(name, fingerprint, rows)
 
-
-def _trait_values(traits: Traits | None) -> tuple:
-    if traits is None:
-        return (None,) * len(TRAIT_COLUMNS)
-    return (traits.content_width, traits.content_height, traits.greyscale, traits.quality, traits.colours,
-            traits.colourfulness, traits.thumbnail, TRAITS_VERSION)
-
-
-def _traits(width: int, height: int, greyscale: bool, quality: int, colours: bytes | None,
-            colourfulness: float, thumbnail: bytes | None, version: int | None) -> Traits | None:
-    """A row's traits as the worker found them; None when missing or from another ``TRAITS_VERSION``."""
-    if version != TRAITS_VERSION:
-        return None
-    return Traits(width, height, bool(greyscale), quality, colours or b"", colourfulness, thumbnail or b"")

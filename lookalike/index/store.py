@@ -36,7 +36,14 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlite_utils import Database
 
-from lookalike.embedder.traits import THUMBNAIL_SIDE, TRAITS_VERSION, Traits
+from lookalike.embedder.traits import (
+    THUMBNAIL_SIDE,
+    TRAIT_FIELDS,
+    TRAITS_VERSION,
+    Traits,
+    stored_traits,
+    traits_from_stored,
+)
 from lookalike.errors import CollectionError, IndexTooNew, NoIndex, NoSpace, NotAnIndex, WriterBusy
 from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
@@ -446,7 +453,7 @@ class Store:
                         "; ".join(la["name"] for la in labels),
                         top and top["name"], top and top["probability"],
                         np.ascontiguousarray(image.vector, dtype="<f4").tobytes(), image.device, image.inode,
-                        *_traits_columns(image.traits),
+                        *stored_traits(image.traits),
                     ),
                 ).fetchone()
                 ids.append(row_id)
@@ -465,9 +472,8 @@ class Store:
         """Store traits found again for unchanged files (``TRAITS_VERSION`` moved on): no re-embedding."""
         with self._write() as conn:
             conn.executemany(
-                "UPDATE images SET content_width = ?, content_height = ?, greyscale = ?, quality = ?, "
-                "colours = ?, colourfulness = ?, thumbnail = ?, traits_version = ? WHERE id = ?",
-                [(*_traits_columns(traits), int(image_id)) for image_id, traits in refreshed],
+                f"UPDATE images SET {', '.join(f'{field} = ?' for field in TRAIT_FIELDS)} WHERE id = ?",
+                [(*stored_traits(traits), int(image_id)) for image_id, traits in refreshed],
             )
 
     def record_failures(self, failures: Iterable[tuple[str, str]]) -> None:
@@ -504,9 +510,7 @@ class Store:
         columns = _ROW_COLUMNS + (", vector" if vector else "")
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
-            stale = r[14] is None or r[21] != TRAITS_VERSION  # read again from the file when needed
-            traits = None if stale else Traits(r[14], r[15], bool(r[16]), r[17], r[18] or b"", r[19],
-                                               r[20] or b"")
+            traits = traits_from_stored(*r[14:22])  # None when stale: read again from the file when needed
             rows.append(ImageRow(
                 r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13], traits,
                 np.frombuffer(r[22], dtype="<f4") if vector else None,
@@ -727,13 +731,6 @@ def _v5_traits_version(conn: sqlite3.Connection) -> None:
     """Version 5: which ``TRAITS_VERSION`` found each row's traits. Rows indexed before are NULL, stale:
     read again from their files when a duplicate run needs them, refreshed by the next ``index`` run."""
     conn.execute("ALTER TABLE images ADD COLUMN traits_version INTEGER")
-
-
-def _traits_columns(traits: Traits | None) -> tuple:
-    if traits is None:
-        return None, None, None, None, None, None, None, None
-    return (traits.content_width, traits.content_height, int(traits.greyscale), traits.quality,
-            traits.colours, traits.colourfulness, traits.thumbnail or None, TRAITS_VERSION)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
