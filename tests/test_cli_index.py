@@ -5,6 +5,7 @@ The SIGKILL test runs real processes: the process is its subject.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -13,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +129,25 @@ def test_usage_errors_exit_2(indexed):
     assert run("index").exit_code == 2
 
 
+def killed_at_first_commit(args: list[str], database: Path, count: str, poll: float = 0.005) -> int:
+    """Run ``args`` and SIGKILL it as soon as the ``count`` query finds something committed in
+    ``database``; what it found then (0 if the run ended or two minutes passed first)."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    found = 0
+    deadline = time.monotonic() + 120
+    while found == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(poll)
+        if database.exists():
+            try:
+                with contextlib.closing(sqlite3.connect(database, timeout=1)) as db:
+                    (found,) = db.execute(count).fetchone()
+            except sqlite3.OperationalError:
+                pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return found
+
+
 def test_killed_run_resumes_without_duplicates_and_faiss_agrees(tmp_path, tf1_module):
     """SIGKILL in the middle of indexing, then run again: the job finishes, nothing twice, stores agree."""
     folder = tmp_path / "many"
@@ -137,19 +158,7 @@ def test_killed_run_resumes_without_duplicates_and_faiss_agrees(tmp_path, tf1_mo
     index = tmp_path / "index"
     args = [sys.executable, "-m", "lookalike.cli", "index", str(folder), "--index", str(index),
             "--model", str(tf1_module), "--commit-every", "20", "--batch-size", "10", "--quiet"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    committed = 0
-    deadline = time.monotonic() + 120
-    while committed == 0 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-        if (index / "lookalike.db").exists():
-            try:
-                with sqlite3.connect(index / "lookalike.db", timeout=1) as db:
-                    committed = db.execute("SELECT count(*) FROM images").fetchone()[0]
-            except sqlite3.OperationalError:
-                pass
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    committed = killed_at_first_commit(args, index / "lookalike.db", "SELECT count(*) FROM images")
     assert 0 < committed < total, "the kill must land mid-run"
 
     resumed = subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -168,19 +177,8 @@ def test_killed_run_resumes_without_duplicates_and_faiss_agrees(tmp_path, tf1_mo
     with sqlite3.connect(index / "lookalike.db") as db:
         db.execute("UPDATE images SET traits_version = NULL")
     db.close()
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    refreshed = 0
-    deadline = time.monotonic() + 120
-    while refreshed == 0 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-        try:
-            with sqlite3.connect(index / "lookalike.db", timeout=1) as db:
-                query = "SELECT count(*) FROM images WHERE traits_version IS NOT NULL"
-                (refreshed,) = db.execute(query).fetchone()
-        except sqlite3.OperationalError:
-            pass
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    refreshed = killed_at_first_commit(args, index / "lookalike.db",
+                                       "SELECT count(*) FROM images WHERE traits_version IS NOT NULL")
     assert 0 < refreshed < total, "the kill must land mid-refresh"
     resumed = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
