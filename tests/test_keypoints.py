@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from lookalike.embedder.keypoints import KeypointFiles, file_keypoints, matched_keypoints
+from lookalike.embedder.keypoints import KeypointFiles, Match, file_keypoints, matched_keypoints
 from lookalike.index.duplicates import (
     EXPECTED_KEYPOINTS,
     ImageRecord,
@@ -199,6 +199,18 @@ def test_blank_pictures_have_no_layout_to_judge(tmp_path):
     for other in (flag, tmp_path / "blank2.jpg"):
         found = files.match([(str(tmp_path / "blank.png"), str(other))])[0]
         assert found.layout is None and not geometry_disagrees(found)
+
+
+def test_a_handful_of_matches_that_fit_leave_the_verdict_to_the_layout():
+    """Two pictures with keypoints to spare but only a handful of matches, most of which fit one
+    transform: any two matches fit a rotation, scale and shift exactly, so the fit proves nothing (a
+    logo on white and a word on white, dev set: 2 of 4). Their layouts judge, as for flat pictures."""
+    few = Match(inliers=2, matches=4, keypoints_a=800, keypoints_b=250, layout=0.3)
+    assert geometry_disagrees(few)
+    assert not geometry_disagrees(few._replace(layout=0.9))  # laid out alike: a small copy's few matches
+    assert not geometry_disagrees(few._replace(layout=None))  # a blank picture: nothing to judge by
+    assert not geometry_disagrees(few._replace(inliers=20, matches=40))  # enough of the keypoints fit
+    assert geometry_disagrees(few._replace(matches=40))  # few of many matches fit: another picture
 
 
 def test_the_same_pair_gets_the_same_answer_every_time(copies):
