@@ -12,6 +12,10 @@ gets three copies (greyscale, 30 % brighter, quarter size), so a variant with it
 picture, and two variants of one design are two. A greyscale copy of a recoloured design is the hard
 case: the same drawing, and sometimes the same luminance. Only dev originals are used, so the probe
 may guide the rules; the test half stays unseen.
+
+``--near-hues`` makes the hardest colour variants instead: the hue turned by only 30 degrees either way
+and by 60 (an orange and a yellow version of one design, a blue and a teal one), where a brightened
+copy's clipped colours move its hues about as far. Written as "## Near-hue variants probe".
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import lookalike  # noqa: E402
 from lookalike.embedder.traits import image_traits  # noqa: E402
 
 SECTION = "## Colour variants probe"
+NEAR_SECTION = "## Near-hue variants probe"
 DESIGNS = 40
 MIN_COLOURFULNESS = 0.15  # designs with colour to vary
 WHITE_SHARE = 0.25  # a drawing on white: at least this share of its pixels near white
@@ -45,6 +50,12 @@ VARIANTS = {
     "negative": ImageOps.invert,
     "lightness inverted": lambda image: lightness_inverted(image),
     "dark background": lambda image: dark_background(image),
+}
+NEAR_VARIANTS = {
+    "original": lambda image: image,
+    "hue +30": lambda image: hue_turned(image, 30),
+    "hue -30": lambda image: hue_turned(image, -30),
+    "hue +60": lambda image: hue_turned(image, 60),
 }
 COPIES = {
     "greyscale": lambda image: ImageOps.grayscale(image).convert("RGB"),
@@ -79,7 +90,7 @@ def dark_background(image: Image.Image) -> Image.Image | None:
     return Image.fromarray(rgb, "RGB")
 
 
-def build(folder: Path) -> dict[Path, tuple[str, str, str]]:
+def build(folder: Path, variants: dict) -> dict[Path, tuple[str, str, str]]:
     """Write the probe's files; returns each file's (design, variant, copy kind)."""
     originals = sorted((dupset.CACHE / "set" / "dev").glob("*/original.*"))
     if not originals:
@@ -92,10 +103,11 @@ def build(folder: Path) -> dict[Path, tuple[str, str, str]]:
         if image_traits(image).colourfulness < MIN_COLOURFULNESS:
             continue
         image.thumbnail((900, 900))
-        for variant, make in VARIANTS.items():
+        for variant, make in variants.items():
             if (picture := make(image)) is None:
                 continue
-            where = folder / f"{path.parent.name}--{variant.replace(' +', '').replace(' ', '-')}"
+            slug = variant.replace(" +", "").replace(" -", "minus").replace(" ", "-")
+            where = folder / f"{path.parent.name}--{slug}"
             where.mkdir(parents=True, exist_ok=True)
             for kind, copy in {"original": lambda im: im, **COPIES}.items():
                 target = where / f"{kind.replace(' ', '-')}.jpg"
@@ -111,10 +123,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet-lite2")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--near-hues", action="store_true", help="hue variants 30-60 degrees apart")
     args = parser.parse_args()
-    root = dupset.CACHE / "colour-variants"
+    variants = NEAR_VARIANTS if args.near_hues else VARIANTS
+    root = dupset.CACHE / ("near-hues" if args.near_hues else "colour-variants")
     folder = root / "set"
-    files = build(folder)
+    files = build(folder, variants)
     started = time.perf_counter()
     with lookalike.open(root / f"index-{args.model}", model=args.model) as col:
         col.add([folder], prune=True)
@@ -144,15 +158,22 @@ def main() -> None:
         if kind_of[path] != "original" and cluster_of.get(path, -1) == cluster_of.get(original_of[key], -2)
     )
 
-    def named(member) -> str:
-        return f"{Path(member.path).parent.name.split('--')[1]}/{Path(member.path).stem}"
+    def named(member, keeper) -> str:
+        """variant/copy, with its design where the keeper's is another."""
+        design, variant = Path(member.path).parent.name.split("--")
+        other = "" if design == Path(keeper.path).parent.name.split("--")[0] else f"{design} "
+        return f"{other}{variant}/{Path(member.path).stem}"
 
+    command = "python bench/colour_variants.py" + (" --near-hues" if args.near_hues else "")
     lines = [
         f"{designs} designs from the dev half's originals (mean saturation >= {MIN_COLOURFULNESS}), each as "
-        f"up to {len(VARIANTS)} variants ({', '.join(VARIANTS)}; a dark background for drawings on white "
-        f"only) with {len(COPIES)} copies each "
-        f"({', '.join(COPIES)}): {len(files)} files, {len(pictures)} pictures. Default threshold; a "
-        "cluster is mixed when it holds two variants of one design.",
+        f"up to {len(variants)} variants ({', '.join(variants)}"
+        + ("" if args.near_hues else "; a dark background for drawings on white only")
+        + f") with {len(COPIES)} copies each ({', '.join(COPIES)}): {len(files)} files, {len(pictures)} "
+        "pictures. Default threshold; a cluster is mixed when it holds two variants (of one design or, "
+        "named in the list, of two)."
+        + (" The dev set's balloons are one drawing in four colours: turned 30 to 90 degrees, two of them "
+           "can land on one colour, and those merge rightly." if args.near_hues else ""),
         "",
         "| clusters | mixed | pictures kept whole (the variant and its copies in one cluster) |",
         "|---:|---:|---:|",
@@ -164,16 +185,16 @@ def main() -> None:
         "Mixed clusters by the variants they hold: "
         + (", ".join(f"{combo} {n}" for combo, n in sorted(combos.items())) or "none") + ".",
         "",
-        *(f"- {picture[c.keeper.path][0]}: {', '.join(sorted(named(m) for m in c.members))}"
+        *(f"- {picture[c.keeper.path][0]}: {', '.join(sorted(named(m, c.keeper) for m in c.members))}"
           for c in mixed[:12]),
         "",
-        f"`python bench/colour_variants.py` on {today()}, {machine()}; model {args.model}. Indexing "
+        f"`{command}` on {today()}, {machine()}; model {args.model}. Indexing "
         f"{indexed:.0f} s (0 when cached), `duplicates()` {clustered:.1f} s.",
     ]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        write_section(SECTION, body)
+        write_section(NEAR_SECTION if args.near_hues else SECTION, body)
 
 
 if __name__ == "__main__":
