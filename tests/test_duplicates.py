@@ -338,6 +338,25 @@ def test_a_grey_copy_stays_with_its_original_when_a_brightened_copy_is_kept():
     assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 3], 5: [4]}
 
 
+def test_a_grey_picture_turned_away_by_a_colour_cluster_still_rivals_its_own_copies():
+    """The unlit bulb (5, grey line art) and the lit one (1, in colour) are one drawing; their quarter
+    turns look alike to the model, so the unlit bulb's quarter turn (4) pairs with the lit cluster's
+    centre. The unlit original, drawn in as a candidate too, is turned away (its own copies match it
+    better), and once outside it is the better match that keeps its turned copy from the lit cluster:
+    a candidate the cluster turns away counts as a rival. Dev set, threshold 0.62: the one
+    hard-negative family merged there (these bulbs) no longer is."""
+    drawing = np.random.default_rng(7).integers(60, 200, (16, 16), dtype=np.uint8)
+    unlit = drawing + np.uint8(6)  # the unlit bulb's grey is not the lit one's luminance
+    records = [coloured(1, BLUE, 95, luminance=drawing), coloured(2, BLUE, luminance=drawing),
+               coloured(3, BLUE, luminance=drawing), coloured(4, GREY, luminance=unlit),
+               coloured(5, GREY, 95, luminance=unlit), coloured(6, GREY, luminance=unlit),
+               coloured(7, GREY, luminance=unlit)]
+    pairs = [Pair(1, 2, 0.95), Pair(1, 3, 0.95), Pair(2, 3, 0.95), Pair(1, 4, 0.79), Pair(1, 5, 0.70),
+             Pair(4, 5, 0.84), Pair(5, 6, 0.9), Pair(5, 7, 0.9)]
+    clusters = build_clusters(records, pairs)
+    assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 3], 5: [4, 6, 7]}
+
+
 def test_a_copy_never_has_colours_its_greyscale_keeper_lacks():
     # 1 is a grey drawing (kept: the most picture), 2 its copy; 3, a small colour picture alike to both
     # (the same bulb, lit), is not their copy: moving it would lose its colours.

@@ -1062,14 +1062,22 @@ def build_clusters(
                 pair = verify(keeper.id, image_id)
             if pair is not None:
                 verified[image_id] = pair
-        for image_id, pair in verified.items():
-            if better_elsewhere(adjacent.get(image_id, {}), pair.rank, members, placed):
-                continue
-            rivals = ((by_id[i], other.rank) for i, other in adjacent.get(image_id, {}).items()
-                      if i != keeper.id and i not in verified and i not in copies)
-            kin = (by_id[i] for i in verified if i != image_id)
-            if not colour_conflict(keeper, by_id[image_id], pair.rank, rivals, kin):
-                copies[image_id] = pair.similarity
+        candidates = {i: pair for i, pair in verified.items()
+                      if not better_elsewhere(adjacent.get(i, {}), pair.rank, members, placed)}
+        accepted = set(candidates)
+        while True:
+            # A greyscale copy's rivals are the images this cluster does not take, the candidates it
+            # turns away included (another picture's copies, drawn in around the centre with it): a
+            # round that turns one away looks again at the rest. Rounds only turn away, so this ends.
+            taken = accepted | set(copies) | {keeper.id}
+            kept = {i for i in accepted if not colour_conflict(
+                keeper, by_id[i], candidates[i].rank,
+                ((by_id[r], other.rank) for r, other in adjacent.get(i, {}).items() if r not in taken),
+                (by_id[k] for k in accepted if k != i))}
+            if kept == accepted:
+                break
+            accepted = kept
+        copies.update((i, candidates[i].similarity) for i in accepted)
         for image_id in sorted(members - {keeper.id} - set(copies)):
             # A verified copy's byte-identical twins look exactly the same: copies too.
             twin = next((t for t in twins.get(image_id, ()) if t in copies), None)
