@@ -232,12 +232,18 @@ at the default threshold the same precision (1.000) and recall (0.956); at 0.58,
 0.993, recall 0.971 -> 0.974, mixed clusters 5 -> 4; at 0.56, 0.970 -> 0.977, 12 -> 10. With one better
 image enough, two quarter-turned flags each left their own cluster and formed one together."""
 
+TURNING_AWAY_ROUNDS = 3
+"""How often a cluster looks at its greyscale candidates again after turning some away (each one turned
+away is a rival of the rest, :func:`colour_conflict`): the unlit bulb's quarter turn, whose original was
+turned away from the lit bulb's cluster, needs two. Bounded, so a cluster of thousands costs a few
+passes over its members, not one per member turned away."""
+
 DEFAULT_THRESHOLD = 0.64
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
-precision >= 0.97 and no hard-negative family merged: F1 0.978, precision 1.000; 0.62 merges one
-family); the test half is only reported: docs/benchmarks.md, "Duplicate threshold calibration"
-(bench/calibrate.py)."""
+precision >= 0.97 and no hard-negative family merged: F1 0.978, precision 1.000; 0.62 merges none
+but has F1 0.977, precision 0.994; 0.60 merges one family); the test half is only reported:
+docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py)."""
 
 DENSITY_RANKS = (10, 20)
 """Neighbours (by rank, the image itself and its own versions left out: ``SAME_PICTURE``) whose mean
@@ -1065,10 +1071,10 @@ def build_clusters(
         candidates = {i: pair for i, pair in verified.items()
                       if not better_elsewhere(adjacent.get(i, {}), pair.rank, members, placed)}
         accepted = set(candidates)
-        while True:
+        for _ in range(TURNING_AWAY_ROUNDS):
             # A greyscale copy's rivals are the images this cluster does not take, the candidates it
             # turns away included (another picture's copies, drawn in around the centre with it): a
-            # round that turns one away looks again at the rest. Rounds only turn away, so this ends.
+            # round that turns one away looks again at the rest.
             taken = accepted | set(copies) | {keeper.id}
             kept = {i for i in accepted if not colour_conflict(
                 keeper, by_id[i], candidates[i].rank,
