@@ -1005,10 +1005,11 @@ def build_clusters(
     Membership is decided around the most central image (the most accepted pairs, then the strongest);
     the keeper is then chosen among the members by ``policy``, and every copy must be a duplicate of
     that keeper itself: an accepted pair, or ``verify(keeper, copy)`` (scored from the stored vectors)
-    when the search did not pair them, and not match other images better (:func:`better_elsewhere`).
-    Members that fail stay free for other clusters. ``records`` must include every id named in
-    ``pairs``; with no pairs (no model) this still reports byte-identical files. Clusters come sorted
-    by keeper path, copies by similarity to the keeper.
+    when the search did not pair them, and not match other images better (:func:`better_elsewhere`)
+    nor, greyscale, match better a picture of another colouring that the cluster does not take
+    (:func:`colour_conflict`; ``TURNING_AWAY_ROUNDS``). Members that fail stay free for other
+    clusters. ``records`` must include every id named in ``pairs``; with no pairs (no model) this still
+    reports byte-identical files. Clusters come sorted by keeper path, copies by similarity to the keeper.
     """
     by_id = dict(records) if isinstance(records, Mapping) else {r.id: r for r in records}
     adjacent: dict[int, dict[int, Pair]] = defaultdict(dict)
