@@ -994,6 +994,27 @@ def better_elsewhere(neighbours: Mapping[int, Pair], rank: float, *taken: set[in
     return better >= BETTER_ELSEWHERE
 
 
+def colours_agreeing(keeper: ImageRecord, candidates: Mapping[int, Pair],
+                     adjacent: Mapping[int, Mapping[int, Pair]], exact: set[int],
+                     by_id: Mapping[int, ImageRecord]) -> set[int]:
+    """The candidate copies of ``keeper`` (each with its pair to it) whose colours do not turn them
+    away (:func:`colour_conflict`). A greyscale copy's rivals are the images the cluster does not take,
+    the candidates it turns away included (another picture's copies, drawn in around the centre with
+    it), so a round that turns one away looks again at the rest (``TURNING_AWAY_ROUNDS``); ``exact``
+    are the keeper's byte-identical copies, in the cluster whatever their colours."""
+    accepted = set(candidates)
+    for _ in range(TURNING_AWAY_ROUNDS):
+        taken = accepted | exact | {keeper.id}
+        kept = {i for i in accepted if not colour_conflict(
+            keeper, by_id[i], candidates[i].rank,
+            ((by_id[r], other.rank) for r, other in adjacent.get(i, {}).items() if r not in taken),
+            (by_id[k] for k in accepted if k != i))}
+        if kept == accepted:
+            break
+        accepted = kept
+    return accepted
+
+
 def build_clusters(
     records: Iterable[ImageRecord] | Mapping[int, ImageRecord],
     pairs: Iterable[Pair] = (),
@@ -1007,9 +1028,9 @@ def build_clusters(
     that keeper itself: an accepted pair, or ``verify(keeper, copy)`` (scored from the stored vectors)
     when the search did not pair them, and not match other images better (:func:`better_elsewhere`)
     nor, greyscale, match better a picture of another colouring that the cluster does not take
-    (:func:`colour_conflict`; ``TURNING_AWAY_ROUNDS``). Members that fail stay free for other
-    clusters. ``records`` must include every id named in ``pairs``; with no pairs (no model) this still
-    reports byte-identical files. Clusters come sorted by keeper path, copies by similarity to the keeper.
+    (:func:`colours_agreeing`). Members that fail stay free for other clusters. ``records`` must include
+    every id named in ``pairs``; with no pairs (no model) this still reports byte-identical files.
+    Clusters come sorted by keeper path, copies by similarity to the keeper.
     """
     by_id = dict(records) if isinstance(records, Mapping) else {r.id: r for r in records}
     adjacent: dict[int, dict[int, Pair]] = defaultdict(dict)
@@ -1071,19 +1092,7 @@ def build_clusters(
                 verified[image_id] = pair
         candidates = {i: pair for i, pair in verified.items()
                       if not better_elsewhere(adjacent.get(i, {}), pair.rank, members, placed)}
-        accepted = set(candidates)
-        for _ in range(TURNING_AWAY_ROUNDS):
-            # A greyscale copy's rivals are the images this cluster does not take, the candidates it
-            # turns away included (another picture's copies, drawn in around the centre with it): a
-            # round that turns one away looks again at the rest.
-            taken = accepted | set(copies) | {keeper.id}
-            kept = {i for i in accepted if not colour_conflict(
-                keeper, by_id[i], candidates[i].rank,
-                ((by_id[r], other.rank) for r, other in adjacent.get(i, {}).items() if r not in taken),
-                (by_id[k] for k in accepted if k != i))}
-            if kept == accepted:
-                break
-            accepted = kept
+        accepted = colours_agreeing(keeper, candidates, adjacent, set(copies), by_id)
         copies.update((i, candidates[i].similarity) for i in accepted)
         for image_id in sorted(members - {keeper.id} - set(copies)):
             # A verified copy's byte-identical twins look exactly the same: copies too.
