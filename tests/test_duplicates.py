@@ -357,6 +357,28 @@ def test_a_grey_picture_turned_away_by_a_colour_cluster_still_rivals_its_own_cop
     assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 3], 5: [4, 6, 7]}
 
 
+def test_greyscale_copies_of_two_colourings_are_not_each_others_copies():
+    """A blue design (1) and its green version (5) with the same luminance: greyed, they are one picture
+    to the eye, so each greyscale copy (3 of the blue, 4 of the green) is left out of both colour
+    clusters (never moved on the wrong colouring's account). Together they would make a cluster of
+    their own, two pictures: each grey one's colour original, the colour match that has its luminance
+    and scores best, says which picture it is."""
+    drawing = np.random.default_rng(9).integers(60, 200, (16, 16), dtype=np.uint8)
+    records = [coloured(i, colouring, quality, luminance=drawing) for i, colouring, quality in (
+        (1, BLUE, 95), (2, BLUE, 80), (3, GREY, 80), (4, GREY, 80), (5, GREEN, 95), (6, GREEN, 80),
+        (7, BLUE, 80), (8, GREEN, 80))]
+    pairs = [Pair(1, 2, 0.95), Pair(1, 7, 0.95), Pair(2, 7, 0.95), Pair(5, 6, 0.95), Pair(5, 8, 0.95),
+             Pair(6, 8, 0.95), Pair(3, 4, 0.97), Pair(1, 3, 0.80), Pair(3, 5, 0.78), Pair(4, 5, 0.80),
+             Pair(1, 4, 0.78)]
+    clusters = build_clusters(records, pairs)
+    assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 7], 5: [6, 8]}
+    blue, grey, other_grey, green = records[0], records[2], records[3], records[4]
+    assert colour_conflict(grey, other_grey, 0.97, [(green, 0.80)], keeper_rivals=[(blue, 0.80)])
+    assert not colour_conflict(grey, other_grey, 0.97, [(blue, 0.80)], keeper_rivals=[(blue, 0.80)])
+    drawn_grey = coloured(9, GREY, luminance=255 - drawing)  # no colour picture's luminance: no original
+    assert not colour_conflict(drawn_grey, other_grey, 0.97, [(green, 0.80)], keeper_rivals=[(blue, 0.80)])
+
+
 def test_a_copy_never_has_colours_its_greyscale_keeper_lacks():
     # 1 is a grey drawing (kept: the most picture), 2 its copy; 3, a small colour picture alike to both
     # (the same bulb, lit), is not their copy: moving it would lose its colours.

@@ -653,8 +653,19 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
     return distance is not None and distance > COLOUR_MAX
 
 
+def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, float]]) -> ImageRecord | None:
+    """The colour picture among a grey one's ``matches`` (pictures with their scores) that could be its
+    original, the best scoring: colourful, and with the grey one's luminance (``GREY_MATCH``; a grey
+    picture drawn grey matches no colour picture's)."""
+    originals = [(record, found) for record, found in matches
+                 if record.traits is not None and record.traits.colourfulness >= COLOURFUL
+                 and luminance_difference(grey.traits.thumbnail, record.traits.thumbnail) <= GREY_MATCH]
+    return max(originals, key=lambda match: match[1])[0] if originals else None
+
+
 def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
-                    rivals: Iterable[tuple[ImageRecord, float]], kin: Iterable[ImageRecord] = ()) -> bool:
+                    rivals: Iterable[tuple[ImageRecord, float]], kin: Iterable[ImageRecord] = (),
+                    keeper_rivals: Iterable[tuple[ImageRecord, float]] = ()) -> bool:
     """Whether colour says that ``copy`` (paired with the keeper at ``score``), though alike enough, is
     not the keeper's copy:
 
@@ -667,7 +678,10 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
       its original may be any colour member (``kin``: a brightened copy can be the keeper). Otherwise,
       or with a thumbnail unrecorded, it is the higher score; but a grey rival does not count when the
       copy has a colour member's very luminance (greyscale copies of one design's colour variants look
-      alike, each with its own original's luminance).
+      alike, each with its own original's luminance);
+    - it is greyscale, so is the keeper, and their colour originals (:func:`colour_original`, among its
+      ``rivals`` and the keeper's ``keeper_rivals``) are other colourings of each other
+      (:func:`other_colours`): greyscale copies of two colour variants, two pictures.
 
     A greyscale copy cannot show which colouring it lost (an orange balloon's is, to the model, a
     green one's): left out, it is never moved on the wrong picture's account. Unknown traits (rows
@@ -679,6 +693,11 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
         return True
     if not copy.traits.greyscale:
         return False
+    rivals = list(rivals)
+    if keeper.traits.greyscale:
+        mine, theirs = colour_original(keeper, keeper_rivals), colour_original(copy, rivals)
+        if mine is not None and theirs is not None and other_colours(mine.traits, theirs.traits):
+            return True
     colourless_keeper = keeper.traits.colourfulness < COLOURFUL
     own = math.nan  # measured at the first rival of another colouring: most copies have none
 
@@ -1003,12 +1022,16 @@ def colours_agreeing(keeper: ImageRecord, candidates: Mapping[int, Pair],
     it), so a round that turns one away looks again at the rest (``TURNING_AWAY_ROUNDS``); ``exact``
     are the keeper's byte-identical copies, in the cluster whatever their colours."""
     accepted = set(candidates)
+    def outside(image_id: int, taken: set[int]) -> list[tuple[ImageRecord, float]]:
+        """An image's pairs with pictures the cluster does not take, as (picture, score)."""
+        return [(by_id[r], pair.rank) for r, pair in adjacent.get(image_id, {}).items() if r not in taken]
+
     for _ in range(TURNING_AWAY_ROUNDS):
         taken = accepted | exact | {keeper.id}
+        keeper_rivals = outside(keeper.id, taken)
         kept = {i for i in accepted if not colour_conflict(
-            keeper, by_id[i], candidates[i].rank,
-            ((by_id[r], other.rank) for r, other in adjacent.get(i, {}).items() if r not in taken),
-            (by_id[k] for k in accepted if k != i))}
+            keeper, by_id[i], candidates[i].rank, outside(i, taken), (by_id[k] for k in accepted if k != i),
+            keeper_rivals)}
         if kept == accepted:
             break
         accepted = kept

@@ -110,19 +110,22 @@ def recentre(
     reaching = [Pair(keeper_id, c.id, c.similarity, score(c.id)) for c in cluster.copies
                 if not c.exact and c.id not in below]
     passed = {p.b for p in second_look(reaching, threshold, records, keypoints=KeypointFiles())}
-    greys = [p.b for p in reaching if records[p.b].traits is not None and records[p.b].traits.greyscale]
+    greys = [i for i in (keeper_id, *(p.b for p in reaching))
+             if records[i].traits is not None and records[i].traits.greyscale]
     rivals = _rivals(collection, greys, {keeper_id, *ids}, threshold, densities)
     kin = [records[p.b] for p in reaching if p.b in passed]
     unlike = tuple(p.b for p in reaching if p.b not in passed or colour_conflict(
-        records[keeper_id], records[p.b], p.rank, rivals.get(p.b, ()), (r for r in kin if r.id != p.b)))
+        records[keeper_id], records[p.b], p.rank, rivals.get(p.b, ()), (r for r in kin if r.id != p.b),
+        rivals.get(keeper_id, ())))
     return Review(cluster, threshold, below, unlike)
 
 
 def _rivals(collection: Collection, grey_ids: list[int], members: set[int], threshold: float,
             densities: dict[int, float]) -> dict[int, list[tuple[ImageRecord, float]]]:
-    """For each greyscale member, the pictures outside the review that it pairs with at the threshold
-    (among its first ``LOOK_K`` neighbours), with their scores: what clustering weighs a greyscale copy
-    against (:func:`colour_conflict`: one closer to another colouring is not this keeper's copy).
+    """For each greyscale member (the keeper too), the pictures outside the review that it pairs with at
+    the threshold (among its first ``LOOK_K`` neighbours), with their scores: what clustering weighs a
+    greyscale copy against (:func:`colour_conflict`: one closer to another colouring is not this
+    keeper's copy, nor one whose colour original is another colouring than a grey keeper's).
     ``densities`` holds the members'; the outsiders' are looked up here."""
     found = {i: collection.search_id(i, LOOK_K).neighbours for i in grey_ids}
     outside = {n.image.id for neighbours in found.values() for n in neighbours} - members
