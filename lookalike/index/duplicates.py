@@ -1022,13 +1022,14 @@ def colours_agreeing(keeper: ImageRecord, candidates: Mapping[int, Pair],
     it), so a round that turns one away looks again at the rest (``TURNING_AWAY_ROUNDS``); ``exact``
     are the keeper's byte-identical copies, in the cluster whatever their colours."""
     accepted = set(candidates)
-    def outside(image_id: int, taken: set[int]) -> list[tuple[ImageRecord, float]]:
-        """An image's pairs with pictures the cluster does not take, as (picture, score)."""
-        return [(by_id[r], pair.rank) for r, pair in adjacent.get(image_id, {}).items() if r not in taken]
+    def outside(image_id: int, taken: set[int]) -> Iterator[tuple[ImageRecord, float]]:
+        """An image's pairs with pictures the cluster does not take, as (picture, score): read only for
+        greyscale copies, so lazily."""
+        return ((by_id[r], pair.rank) for r, pair in adjacent.get(image_id, {}).items() if r not in taken)
 
     for _ in range(TURNING_AWAY_ROUNDS):
         taken = accepted | exact | {keeper.id}
-        keeper_rivals = outside(keeper.id, taken)
+        keeper_rivals = list(outside(keeper.id, taken)) if keeper.traits and keeper.traits.greyscale else []
         kept = {i for i in accepted if not colour_conflict(
             keeper, by_id[i], candidates[i].rank, outside(i, taken), (by_id[k] for k in accepted if k != i),
             keeper_rivals)}

@@ -127,9 +127,8 @@ def schema(dim: int, fingerprint: Fingerprint | dict[str, Any], name: str) -> pa
         ("inode", pa.int64()), ("digest", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
         ("format", pa.string()), ("labels", pa.list_(label)), ("vector", pa.list_(pa.float32(), dim)),
         ("error", pa.string()),
-        ("content_width", pa.int32()), ("content_height", pa.int32()), ("greyscale", pa.bool_()),
-        ("quality", pa.int32()), ("colours", pa.binary()), ("colourfulness", pa.float64()),
-        ("thumbnail", pa.binary()), ("traits_version", pa.int32()),
+        *zip(TRAIT_FIELDS, (pa.int32(), pa.int32(), pa.bool_(), pa.int32(), pa.binary(), pa.float64(),
+                            pa.binary(), pa.int32()), strict=True),
     ]
     data = fingerprint if isinstance(fingerprint, dict) else fingerprint.as_dict()
     return pa.schema(fields, metadata={META_FINGERPRINT: json.dumps(data, sort_keys=True).encode(),
