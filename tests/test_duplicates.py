@@ -379,6 +379,21 @@ def test_greyscale_copies_of_two_colourings_are_not_each_others_copies():
     assert not colour_conflict(drawn_grey, other_grey, 0.97, [(green, 0.80)], keeper_rivals=[(blue, 0.80)])
 
 
+def test_copies_turned_away_by_the_keeper_the_policy_chose_are_still_one_picture():
+    """Six resized copies of a black balloon (2-7, greyscale, each other's copies), the larger four of
+    which pair with a blue balloon (1, one drawing in another colour), the largest file: the policy
+    keeps it, whichever grey copy is the centre, and the colour rule rightly turns every grey copy away
+    from it (the others match them better). The keeper took none of them; without it, the grey copies
+    are still one picture, kept together."""
+    drawing = np.random.default_rng(11).integers(60, 200, (16, 16), dtype=np.uint8)
+    blue = coloured(1, BLUE, 95, side=400, luminance=drawing + np.uint8(30))
+    greys = [coloured(i, GREY, side=100 + 10 * i, luminance=drawing) for i in range(2, 8)]
+    pairs = [Pair(1, g.id, 0.70) for g in greys[2:]] + [Pair(a.id, b.id, 0.95) for i, a in enumerate(greys)
+                                                     for b in greys[i + 1:]]
+    cluster, = build_clusters([blue, *greys], pairs)
+    assert sorted(m.id for m in cluster.members) == [2, 3, 4, 5, 6, 7]
+
+
 def test_a_copy_never_has_colours_its_greyscale_keeper_lacks():
     # 1 is a grey drawing (kept: the most picture), 2 its copy; 3, a small colour picture alike to both
     # (the same bulb, lit), is not their copy: moving it would lose its colours.

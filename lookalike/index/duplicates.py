@@ -232,6 +232,13 @@ at the default threshold the same precision (1.000) and recall (0.956); at 0.58,
 0.993, recall 0.971 -> 0.974, mixed clusters 5 -> 4; at 0.56, 0.970 -> 0.977, 12 -> 10. With one better
 image enough, two quarter-turned flags each left their own cluster and formed one together."""
 
+REFUSED_KEEPERS = 2
+"""How many times a centre's members are gathered again without the keeper the policy chose when that
+keeper took none of them: a blue balloon paired with fifteen resized copies of a black one is the
+largest file, so the policy keeps it, and the colour rule rightly turns every black copy away from it;
+without the blue one, the black copies are one picture. Bounded, so a crafted neighbourhood costs a
+few passes, not one per member."""
+
 TURNING_AWAY_ROUNDS = 3
 """How often a cluster looks at its greyscale candidates again after turning some away (each one turned
 away is a rival of the rest, :func:`colour_conflict`): the unlit bulb's quarter turn, whose original was
@@ -1039,6 +1046,36 @@ def colours_agreeing(keeper: ImageRecord, candidates: Mapping[int, Pair],
     return accepted
 
 
+def _copies_of(keeper: ImageRecord, members: set[int], adjacent: Mapping[int, Mapping[int, Pair]],
+               twins: Mapping[int, list[int]], by_id: Mapping[int, ImageRecord], placed: set[int],
+               verify: Verify | None) -> dict[int, float]:
+    """The ``members`` that are copies of ``keeper`` itself, with their similarity to it: its
+    byte-identical files, and the members it pairs with (or that ``verify`` pairs with it) that match
+    no other pictures better (:func:`better_elsewhere`) and whose colours agree
+    (:func:`colours_agreeing`); a copy's byte-identical twins too."""
+    copies: dict[int, float] = {}
+    verified: dict[int, Pair] = {}
+    for image_id in sorted(members - {keeper.id}):
+        if keeper.digest and by_id[image_id].digest == keeper.digest:
+            copies[image_id] = 1.0
+            continue
+        pair = adjacent.get(keeper.id, {}).get(image_id)
+        if pair is None and verify is not None:
+            pair = verify(keeper.id, image_id)
+        if pair is not None:
+            verified[image_id] = pair
+    candidates = {i: pair for i, pair in verified.items()
+                  if not better_elsewhere(adjacent.get(i, {}), pair.rank, members, placed)}
+    accepted = colours_agreeing(keeper, candidates, adjacent, set(copies), by_id)
+    copies.update((i, candidates[i].similarity) for i in accepted)
+    for image_id in sorted(members - {keeper.id} - set(copies)):
+        # A verified copy's byte-identical twins look exactly the same: copies too.
+        twin = next((t for t in twins.get(image_id, ()) if t in copies), None)
+        if twin is not None:
+            copies[image_id] = copies[twin]
+    return copies
+
+
 def build_clusters(
     records: Iterable[ImageRecord] | Mapping[int, ImageRecord],
     pairs: Iterable[Pair] = (),
@@ -1081,53 +1118,35 @@ def build_clusters(
     placed: set[int] = set()
     clusters = []
     for centre in sorted(set(adjacent) | set(twins), key=centrality):
-        if centre in placed:
-            continue
-        members = around(centre) - placed
-        if len(members) < 2:
-            continue
-        keeper = policy.choose(by_id[i] for i in sorted(members))
-        for _ in range(KEEPER_ROUNDS):
-            # A better file among the keeper's own neighbours (the original, next to a centre that was
-            # its mirrored copy) becomes the keeper, and brings its neighbours: otherwise it would
-            # start a second cluster of the same picture.
-            better = policy.choose(by_id[i] for i in sorted(members | (around(keeper.id) - placed)))
-            if better.id in members:
+        refused: set[int] = set()  # keepers that took none of this centre's members
+        for _ in range(1 + REFUSED_KEEPERS):
+            unavailable = placed | refused
+            if centre in placed or len(members := around(centre) - unavailable) < 2:
                 break
-            members |= around(better.id) - placed
             keeper = policy.choose(by_id[i] for i in sorted(members))
-        # The keeper's own neighbours that are also another member's join the candidates (checked
-        # against the keeper like every member): a picture whose copies sit around the centre and
-        # around the keeper stays one cluster, while a pair with the keeper alone (a framed picture of
-        # another original) is not enough.
-        members |= {twin for n in adjacent.get(keeper.id, {})
-                    if any(m in members for m in adjacent[n] if m != keeper.id)
-                    for twin in twins.get(n, [n])} - placed
-        copies: dict[int, float] = {}
-        verified: dict[int, Pair] = {}
-        for image_id in sorted(members - {keeper.id}):
-            if keeper.digest and by_id[image_id].digest == keeper.digest:
-                copies[image_id] = 1.0
-                continue
-            pair = adjacent.get(keeper.id, {}).get(image_id)
-            if pair is None and verify is not None:
-                pair = verify(keeper.id, image_id)
-            if pair is not None:
-                verified[image_id] = pair
-        candidates = {i: pair for i, pair in verified.items()
-                      if not better_elsewhere(adjacent.get(i, {}), pair.rank, members, placed)}
-        accepted = colours_agreeing(keeper, candidates, adjacent, set(copies), by_id)
-        copies.update((i, candidates[i].similarity) for i in accepted)
-        for image_id in sorted(members - {keeper.id} - set(copies)):
-            # A verified copy's byte-identical twins look exactly the same: copies too.
-            twin = next((t for t in twins.get(image_id, ()) if t in copies), None)
-            if twin is not None:
-                copies[image_id] = copies[twin]
-        if not copies:
-            continue
-        placed.add(keeper.id)
-        placed.update(copies)
-        clusters.append(_cluster(keeper, ((by_id[i], s) for i, s in copies.items())))
+            for _ in range(KEEPER_ROUNDS):
+                # A better file among the keeper's own neighbours (the original, next to a centre that
+                # was its mirrored copy) becomes the keeper, and brings its neighbours: otherwise it
+                # would start a second cluster of the same picture.
+                better = policy.choose(by_id[i] for i in sorted(members | (around(keeper.id) - unavailable)))
+                if better.id in members:
+                    break
+                members |= around(better.id) - unavailable
+                keeper = policy.choose(by_id[i] for i in sorted(members))
+            # The keeper's own neighbours that are also another member's join the candidates (checked
+            # against the keeper like every member): a picture whose copies sit around the centre and
+            # around the keeper stays one cluster, while a pair with the keeper alone (a framed picture
+            # of another original) is not enough.
+            members |= {twin for n in adjacent.get(keeper.id, {})
+                        if any(m in members for m in adjacent[n] if m != keeper.id)
+                        for twin in twins.get(n, [n])} - unavailable
+            copies = _copies_of(keeper, members, adjacent, twins, by_id, placed, verify)
+            if copies:
+                placed.add(keeper.id)
+                placed.update(copies)
+                clusters.append(_cluster(keeper, ((by_id[i], s) for i, s in copies.items())))
+                break
+            refused.add(keeper.id)
     return sorted(clusters, key=lambda c: (c.keeper.path, c.keeper.id))
 
 
