@@ -15,6 +15,8 @@ from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_PRIOR,
+    MAX_DISCOUNT,
+    NEAR_IDENTICAL,
     ImageRecord,
     KeeperPolicy,
     Pair,
@@ -442,6 +444,26 @@ def test_an_images_own_versions_do_not_count_towards_its_density():
     assert crowded_by_backups == density(alone, np.arange(alone.shape[1])[None, :])[0]
     assert crowded_by_backups == pytest.approx(ordinary[10:20].mean())
     assert pair_score(0.85, crowded_by_backups, DENSITY_PRIOR) >= DEFAULT_THRESHOLD
+
+
+def test_a_picture_kept_in_many_versions_is_not_crowded_by_them():
+    """Forty resized and recompressed versions of one photo are each other's nearest neighbours (cosine
+    0.95 and up): counted, they made every version's density 0.97, and not one pair of versions reached
+    the threshold. More near-identical neighbours than the density window reaches are the picture's
+    own versions, left out; a handful of them (a design and its few close variants) still count."""
+    ordinary = np.linspace(0.7, 0.4, 40)
+    versions = np.linspace(0.99, 0.95, 30)
+    crowded = np.array([[1.0, *versions, *ordinary]], dtype=np.float32)
+    labels = np.arange(crowded.shape[1])[None, :]
+    assert density(crowded, labels)[0] == pytest.approx(ordinary[10:20].mean())
+    few = np.array([[1.0, *versions[:5], *ordinary]], dtype=np.float32)
+    neighbours = np.r_[versions[:5], ordinary]
+    assert density(few, labels[:, :few.shape[1]])[0] == pytest.approx(neighbours[10:20].mean())
+    # Whatever the neighbourhood, a near-identical pair loses at most MAX_DISCOUNT to density ...
+    assert pair_score(NEAR_IDENTICAL, 0.98, 0.98) == pytest.approx(DEFAULT_THRESHOLD)
+    assert pair_score(0.97, 0.98, 0.98) == pytest.approx(0.97 - MAX_DISCOUNT)
+    # ... and just below it, density decides as before.
+    assert pair_score(0.94, 0.98, 0.98) == pytest.approx(0.94 - 0.98 + DENSITY_PRIOR)
 
 
 def test_the_second_look_tells_a_recoloured_design_from_a_copy_near_the_threshold():
