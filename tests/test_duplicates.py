@@ -417,6 +417,14 @@ def test_density_lowers_the_scores_of_crowded_neighbourhoods_and_needs_a_full_wi
     assert pair_score(0.8, 0.9, 0.9) == pytest.approx(0.8 - 0.9 + DENSITY_PRIOR)
 
 
+def test_a_sparse_neighbourhood_never_lifts_a_pair_above_its_cosine():
+    """In a folder of distinct pictures (no copies) densities sit well under the typical 0.57: taken as
+    they are, an orange and a kiwi at cosine 0.42 scored 0.67, a duplicate. Crowded neighbourhoods need
+    more; sparse ones get no less than the cosine itself."""
+    assert pair_score(0.42, 0.31, 0.33) == pytest.approx(0.42)
+    assert pair_score(0.42, 0.31, 0.80) == pytest.approx(0.42 - (0.80 - DENSITY_PRIOR) / 2)
+
+
 def test_a_thousand_backups_do_not_send_the_pair_search_a_thousand_deep():
     """Each backup's nearest neighbours are the others (cosine 1): deeper searches would pair them all
     with each other, a million pairs for a thousand backups. Their digest groups them; the search stays

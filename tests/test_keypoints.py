@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from lookalike.embedder.keypoints import KeypointFiles, Match, file_keypoints, matched_keypoints
 from lookalike.index.duplicates import (
     EXPECTED_KEYPOINTS,
+    GEOMETRY_BAND,
+    GEOMETRY_PAIRS,
     ImageRecord,
     Pair,
     files_unlike,
@@ -226,7 +228,7 @@ def test_the_look_drops_borderline_strangers_and_keeps_sure_pairs_and_copies(cop
     records = {1: record(1, copies["cat", "original"]), 2: record(2, copies["cat", "crop"]),
                3: record(3, copies["espresso", "original"]), 4: record(4, tmp_path / "deleted.jpg")}
     threshold = 0.64
-    pairs = [Pair(1, 2, 0.7, 0.66), Pair(1, 3, 0.7, 0.66), Pair(1, 3, 0.95, threshold + 0.25),
+    pairs = [Pair(1, 2, 0.7, 0.66), Pair(1, 3, 0.7, 0.66), Pair(1, 3, 0.95, threshold + GEOMETRY_BAND + 0.01),
              Pair(1, 4, 0.7, 0.66)]
     kept = geometric_look(pairs, threshold, records, KeypointFiles())
     assert kept == [pairs[0], pairs[2], pairs[3]]  # a copy; a pair beyond the band; a file gone: kept
@@ -272,6 +274,35 @@ def test_pairs_whose_stored_thumbnails_agree_are_not_read_again(copies):
     unlike = Traits(1, 1, False, 90, b"", 0.0, shuffled)
     records[2] = ImageRecord(2, str(copies["espresso", "original"]), 1, 1, 1, 0.0, traits=unlike)
     assert geometric_look(pair, 0.64, records, KeypointFiles()) == []
+
+
+def test_each_image_has_at_most_its_best_pairs_read_again_the_rest_are_dropped(tmp_path):
+    """Thirty versions of one picture, each paired with all the others in the band: 435 pairs, each
+    reading two files. Only each image's ``GEOMETRY_PAIRS`` best-scoring pairs are verified; a pair
+    among neither image's best is dropped unverified (never kept unchecked), so the work per image is
+    bounded however many versions it has."""
+
+    class CountingFiles:
+        """Stands in for KeypointFiles: every pair it is asked about matches like a copy."""
+
+        def __init__(self) -> None:
+            self.asked: list[tuple[str, str]] = []
+
+        def match(self, pairs, mirrored=False):
+            self.asked.extend(pairs)
+            return [Match(500, 520, 800, 800, 0.05, 0.9, 0.0) for _ in pairs]
+
+    rng = np.random.default_rng(4)
+    records = {i: ImageRecord(i, str(tmp_path / f"{i}.jpg"), 1, 1, 1, 0.0) for i in range(30)}
+    pairs = [Pair(a, b, 0.8, float(score)) for (a, b), score in zip(
+        [(a, b) for a in range(30) for b in range(a + 1, 30)], rng.uniform(0.65, 0.8, 435), strict=True)]
+    files = CountingFiles()
+    kept = geometric_look(pairs, 0.64, records, files)
+    assert len(files.asked) == len(kept) < len(pairs)
+    best = {i: sorted((p.rank for p in pairs if i in (p.a, p.b)), reverse=True)[GEOMETRY_PAIRS - 1]
+            for i in records}
+    assert all(p.rank >= min(best[p.a], best[p.b]) for p in kept)
+    assert all(sum(i in (p.a, p.b) for p in kept) >= GEOMETRY_PAIRS for i in records)
 
 
 def _screenshot(photo: Path, path: Path) -> Path:

@@ -263,9 +263,15 @@ the window has room for twelve of the image's own backups (``SAME_PICTURE``); wi
 ordinary neighbours are left there, and it takes ``DENSITY_PRIOR``."""
 DENSITY_PRIOR = 0.57
 """The density of an image in a collection too small to have those neighbours: the median on the dev set."""
-DENSITY_FLOOR = 0.30
-"""No image's density is taken to be lower (below the dev set's 1st percentile, 0.34): the self-search
-only collects pairs whose cosine reaches threshold + this - ``DENSITY_PRIOR``, which bounds its work."""
+DENSITY_FLOOR = DENSITY_PRIOR
+"""No image's density is taken to be lower: a sparse neighbourhood never makes a pair score above its
+cosine, it is crowded ones that need more. A folder of the dev set's 173 originals alone (no copies;
+densities 0.28-0.50, median 0.39) with the floor at 0.30: every pair scored up to 0.18 above its cosine
+(an orange and a kiwi at cosine 0.42 scored 0.67, two screenshots at 0.63 scored 0.90, past the
+geometric band) and the clean-up made 16 clusters of different pictures; at the prior, 7 (3 with
+``GEOMETRY_BAND`` 0.3). The dev set, where every original has ten copies, hardly used the lift: recall
+at the default 0.959 -> 0.956, precision 1.000 both. The self-search only collects pairs whose cosine
+reaches the threshold, which bounds its work."""
 
 NEAR_IDENTICAL = 0.95
 MAX_DISCOUNT = NEAR_IDENTICAL - DEFAULT_THRESHOLD
@@ -279,8 +285,8 @@ near-identical pair loses at most
 its neighbourhood. The second looks still judge every such pair. Dev set: no image has more than ten
 such neighbours (its densest, tricolour flags at 0.88-0.92, pair with each other under 0.95), and the
 cap gains 19 pairs, 18 of them copies (the other, two flags, is vetoed by its layout): recall at the
-default 0.957 -> 0.959. Forty versions of each of five dev pictures among 150 dev originals: 12 of the
-200 clustered before, 192 now, three pictures whole (bench/versions.py)."""
+default 0.957 -> 0.959. Forty versions of each of five dev pictures among 150 dev originals: 28 of the
+200 clustered before, 191 now; a thousand versions of one photo, 891 -> 998 (bench/versions.py)."""
 
 COLOUR_MARGIN = 1.0
 """Pairs whose score is less than this above the threshold get the colour second look: in practice
@@ -356,11 +362,21 @@ once greyed, though they correlate at 0.98. Dev set, with the colour rules of :f
 at 20, two hard-negative families merged and 3 mixed clusters; at 12, none and 1."""
 
 
-GEOMETRY_BAND = 0.2
+GEOMETRY_PAIRS = 16
+"""Each image's borderline pairs are verified geometrically (:func:`geometric_look`) up to its this many
+best-scoring ones; a pair among neither image's best is dropped unverified. A photo kept in a thousand
+versions pairs each with up to a thousand others, and every one of those pairs would read two files:
+bounded, the check costs at most this many matches per image. Dev set: at most 14 borderline pairs
+an image (99th percentile 10), so none is left unverified."""
+GEOMETRY_BAND = 0.3
 """Pairs whose score is less than this above the threshold are verified geometrically
 (:func:`geometric_look`). Dev set, pairs that pass the colour and pixel checks: the false ones at or
 above the default threshold are 123, of which 7 score 0.80 or more (and no keypoint check vetoes
-them); the true ones within the band are about 3,000, the decoding cost that bounds the band."""
+them); the true ones within 0.2 are about 3,000, the decoding cost that bounds the band. Widened from
+0.2 for collections without copies, whose hard negatives score high: in a folder of the 173 dev
+originals alone, two tricolour flags (0.92), a chessboard beside a disco dancer (0.92), two striped
+wallpapers (0.87) and two hand signs (0.84) were sure pairs, now vetoed (7 false clusters -> 3); the
+dev set itself unchanged (no copy vetoed) at 0.58-0.64."""
 SAME_THUMBNAIL = 0.95
 """Pairs whose luminance thumbnails correlate this well (:func:`pixel_agreements`, over turns and
 mirrors) are one picture at 16x16 and skip the geometric check, which reads both files. Dev set: half
@@ -612,7 +628,8 @@ def _look_candidates(sims: np.ndarray, labels: np.ndarray, floors: np.ndarray, q
 
 def cosine_floor(threshold: float, densities: np.ndarray) -> np.ndarray:
     """The lowest cosine at which a pair with an image of these densities can reach a score threshold
-    (the other image taken at ``DENSITY_FLOOR``, the least dense any image counts as)."""
+    (the other image taken at ``DENSITY_FLOOR``, the least dense any image counts as): never under the
+    threshold itself."""
     by_density = threshold + (np.maximum(densities, DENSITY_FLOOR) + DENSITY_FLOOR) / 2 - DENSITY_PRIOR
     return np.minimum(by_density, near_identical_floor(threshold))
 
@@ -649,8 +666,8 @@ def density(sims: np.ndarray, labels: np.ndarray, self_search: bool = True) -> n
 
 def pair_score(similarity: float, density_a: float | None, density_b: float | None) -> float:
     """A pair's duplicate score: its cosine similarity less how much denser than usual the two images'
-    neighbourhoods are (their mean density less ``DENSITY_PRIOR``), at most ``MAX_DISCOUNT`` for a
-    near-identical pair (``NEAR_IDENTICAL``). An unknown density is the prior.
+    neighbourhoods are (their mean density less ``DENSITY_PRIOR``, each at least ``DENSITY_FLOOR``), at
+    most ``MAX_DISCOUNT`` for a near-identical pair (``NEAR_IDENTICAL``). An unknown density is the prior.
 
     So the score reads as a cosine similarity: for two images of typical density it is exactly their
     cosine, and in a collection too small to measure density (every density the prior) it is too.
@@ -853,7 +870,8 @@ def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int
     """Drop borderline pairs (score under threshold + ``GEOMETRY_BAND``) whose details are not where a
     copy's would be (:func:`geometry_disagrees`): two hand signs, two poses of one figure, two
     screenshots of one program. Each file is read again, so sure pairs are not looked at, nor pairs whose
-    stored thumbnails already agree (``SAME_THUMBNAIL``); an unreadable file or a record missing leaves
+    stored thumbnails already agree (``SAME_THUMBNAIL``), and an image's pairs only up to
+    ``GEOMETRY_PAIRS`` (the rest are dropped unverified); an unreadable file or a record missing leaves
     the pair as it was. Across two sets, ``b`` is looked up in ``theirs``."""
     theirs = records if theirs is None else theirs
     pairs = list(pairs)
@@ -862,9 +880,22 @@ def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int
     agreement = pixel_agreements([_thumbnail(a) for _, a, _ in near], [_thumbnail(b) for *_, b in near])
     borderline = [(i, a.path, b.path) for (i, a, b), agree in zip(near, agreement, strict=True)
                   if agree < SAME_THUMBNAIL]
-    unlike = files_unlike([(a, b) for _, a, b in borderline], keypoints)
-    vetoed = {i for (i, _, _), dropped in zip(borderline, unlike, strict=True) if dropped}
-    return [p for i, p in enumerate(pairs) if i not in vetoed]
+    checked = best_per_image([(i, a, b, pairs[i].rank) for i, a, b in borderline], GEOMETRY_PAIRS)
+    verified = [(i, a, b) for i, a, b in borderline if i in checked]
+    unlike = files_unlike([(a, b) for _, a, b in verified], keypoints)
+    dropped = {i for i, _, _ in borderline if i not in checked}  # beyond both images' best: unverified
+    dropped |= {i for (i, _, _), differs in zip(verified, unlike, strict=True) if differs}
+    return [p for i, p in enumerate(pairs) if i not in dropped]
+
+
+def best_per_image(pairs: Iterable[tuple[int, str, str, float]], limit: int) -> set[int]:
+    """Of pairs (number, one image, the other, score), the numbers of those among the ``limit``
+    best-scoring pairs of either of their images."""
+    by_image: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for number, a, b, score in pairs:
+        by_image[a].append((score, number))
+        by_image[b].append((score, number))
+    return {number for ranked in by_image.values() for _, number in sorted(ranked, reverse=True)[:limit]}
 
 
 def files_unlike(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles) -> list[bool]:
