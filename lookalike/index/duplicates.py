@@ -280,13 +280,13 @@ lightly cropped). A picture kept in many versions has them for its nearest neigh
 of a photo made each one's density 0.97, and not one pair of them reached the threshold. So an image
 with more near-identical neighbours than the density window reaches (``DENSITY_RANKS``, the window
 all its own versions) has them left out of its density, as its backups are (:func:`density`); and a
-near-identical pair loses at most
-``MAX_DISCOUNT`` to density (:func:`pair_score`), so it reaches the default threshold however crowded
-its neighbourhood. The second looks still judge every such pair. Dev set: no image has more than ten
-such neighbours (its densest, tricolour flags at 0.88-0.92, pair with each other under 0.95), and the
-cap gains 19 pairs, 18 of them copies (the other, two flags, is vetoed by its layout): recall at the
-default 0.957 -> 0.959. Forty versions of each of five dev pictures among 150 dev originals: 28 of the
-200 clustered before, 191 now; a thousand versions of one photo, 891 -> 998 (bench/versions.py)."""
+near-identical pair loses at most ``MAX_DISCOUNT`` to density (:func:`pair_score`), so it reaches the
+default threshold however crowded its neighbourhood. The second looks still judge every such pair.
+Dev set: no image has more than ten such neighbours (its densest, tricolour flags at 0.88-0.92, pair
+with each other under 0.95), and the cap gains 19 pairs, 18 of them copies (the other, two flags, is
+vetoed by its layout): recall at the default 0.957 -> 0.959. Forty versions of each of five dev
+pictures among 150 dev originals: 28 of the 200 clustered before, 191 now; a thousand versions of one
+photo, 891 -> 998 (bench/versions.py)."""
 
 COLOUR_MARGIN = 1.0
 """Pairs whose score is less than this above the threshold get the colour second look: in practice
