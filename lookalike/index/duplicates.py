@@ -253,7 +253,7 @@ SAME_PICTURE = 0.995
 """Neighbours this alike are the image itself (byte-identical backups, lossless re-saves), not its
 ordinary neighbours: :func:`density` leaves them out. Counted, a photo with ten backups had its density
 taken among them: simulated on the dev vectors, 390 of the 1,730 copies stayed at the threshold with
-their original (1,623 with no backups), and with thirty none; left out, 1,543 and 1,607. Only near
+their original (1,598 with no backups), and with thirty none; left out, 1,518 and 1,607. Only near
 identity: at 0.97, the colour variants probe (bench/colour_variants.py) mixed 15 clusters instead of
 13, at 0.93 (a re-encoded or half-size copy's cosine) 20, though dev's pairwise F1 rose to 0.979 at
 0.66; hue variants of a pale picture sit that close."""
