@@ -37,12 +37,18 @@ test: install
 	$(BIN)/ruff check lookalike tests bench
 	$(BIN)/pytest -q
 
-# Every benchmark, by hand (about an hour on 2 cores); each rewrites its own section of docs/benchmarks.md.
+# The main benchmarks, by hand (about an hour and a half on 2 cores); each rewrites its own section of
+# docs/benchmarks.md. The duplicate probes after calibrate.py use the set it builds.
 bench: install
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/calibrate.py
+	$(BIN)/python bench/colour_variants.py
+	$(BIN)/python bench/colour_variants.py --near-hues
+	$(BIN)/python bench/distinct.py
+	$(BIN)/python bench/versions.py
+	$(BIN)/python bench/backups.py
 	$(BIN)/python bench/everyday.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/search.py
