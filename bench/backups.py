@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import calibrate  # noqa: E402
-from report import machine, today, write_section  # noqa: E402
+from report import constants, machine, today, write_section  # noqa: E402
 
 from lookalike.index import duplicates  # noqa: E402
 
@@ -76,16 +76,16 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     split = calibrate.load_split("dev")
-    product = duplicates.SAME_PICTURE, duplicates.NEAR_IDENTICAL
+    modes = {"counted (before)": {"SAME_PICTURE": COUNTED, "NEAR_IDENTICAL": COUNTED},
+             f"left out (>= {duplicates.SAME_PICTURE})": {}}
     rows = []
-    for name, same in (("counted (before)", (COUNTED, COUNTED)), (f"left out (>= {product[0]})", product)):
-        duplicates.SAME_PICTURE, duplicates.NEAR_IDENTICAL = same
-        cells = []
-        for backups in BACKUPS:
-            kept, total = copies_at_threshold(split, backups)
-            cells.append(f"{kept}/{total}")
+    for name, settings in modes.items():
+        with constants(duplicates, **settings):
+            cells = []
+            for backups in BACKUPS:
+                kept, total = copies_at_threshold(split, backups)
+                cells.append(f"{kept}/{total}")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    duplicates.SAME_PICTURE, duplicates.NEAR_IDENTICAL = product
     split.collection.close()
     body = "\n".join([
         __doc__.split("\n\n", 2)[2].strip(), "",

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
-from report import machine, today, write_section  # noqa: E402
+from report import constants, machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
 from lookalike.index import duplicates  # noqa: E402
@@ -37,16 +37,10 @@ BEFORE = {"DENSITY_FLOOR": 0.30, "GEOMETRY_BAND": 0.2}
 
 def clustered(col: lookalike.Collection, threshold: float, settings: dict[str, float]) -> tuple[list, float]:
     """The clusters at ``threshold`` with ``settings`` in place of the product's constants, and the time."""
-    saved = {name: getattr(duplicates, name) for name in settings}
-    try:
-        for name, value in settings.items():
-            setattr(duplicates, name, value)
+    with constants(duplicates, **settings):
         started = time.perf_counter()
         clusters = col.duplicates(threshold)
-        return clusters, time.perf_counter() - started
-    finally:
-        for name, value in saved.items():
-            setattr(duplicates, name, value)
+    return clusters, time.perf_counter() - started
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import calibrate  # noqa: E402
-from report import machine, today, write_section  # noqa: E402
+from report import constants, machine, today, write_section  # noqa: E402
 
 from lookalike.embedder import keypoints  # noqa: E402
 from lookalike.embedder.keypoints import KeypointFiles  # noqa: E402
@@ -51,15 +51,12 @@ def dev_pairs(split: calibrate.Split) -> tuple[list[tuple[str, str]], list[tuple
 
 
 def run(pairs: list[tuple[str, str]], details: bool, layouts: bool) -> tuple[float, int]:
-    saved = keypoints.ALIGNED_INLIERS, duplicates.LAYOUT_AGREEMENT
-    keypoints.ALIGNED_INLIERS = saved[0] if details else 10**9  # no fit is trusted: details never compared
-    duplicates.LAYOUT_AGREEMENT = saved[1] if layouts else -2.0  # no correlation is below: never vetoes
-    try:
+    inliers = keypoints.ALIGNED_INLIERS if details else 10**9  # no fit is trusted: details never compared
+    agreement = duplicates.LAYOUT_AGREEMENT if layouts else -2.0  # no correlation is below: never vetoes
+    with constants(keypoints, ALIGNED_INLIERS=inliers), constants(duplicates, LAYOUT_AGREEMENT=agreement):
         start = time.perf_counter()
         dropped = sum(files_unlike(pairs, KeypointFiles()))
         return time.perf_counter() - start, dropped
-    finally:
-        keypoints.ALIGNED_INLIERS, duplicates.LAYOUT_AGREEMENT = saved
 
 
 def describing_costs(paths: list[str]) -> tuple[float, float]:

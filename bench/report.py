@@ -1,4 +1,5 @@
-"""What every benchmark writes beside its numbers: the machine, and its own section of docs/benchmarks.md."""
+"""What every benchmark shares: the machine it ran on, its own section of docs/benchmarks.md, and the
+product's constants set otherwise for a side-by-side "before" run."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import datetime as dt
 import os
 import platform
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -38,3 +42,17 @@ def write_section(heading: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     DOCS.write_text(text)
+
+
+@contextmanager
+def constants(module: ModuleType, **values: object) -> Iterator[None]:
+    """Some of ``module``'s constants set to ``values`` for the block (a mode measured beside the
+    product in one run), restored afterwards whatever happens; a name the module lacks is an error."""
+    saved = {name: getattr(module, name) for name in values}
+    for name, value in values.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
