@@ -311,6 +311,24 @@ def test_between_two_colourings_a_grey_copy_belongs_to_the_one_whose_luminance_i
     assert colour_conflict(blue, grey, 0.70, [(coloured(4, GREEN, luminance=drawing), 0.5)])  # a tie
 
 
+def test_a_grey_picture_with_a_grey_pictures_luminance_is_not_a_colour_keepers_copy():
+    """An unlit bulb drawn grey beside the lit, yellow one: to the model and the thumbnails' correlation
+    it is the lit bulb's greyscale copy, and a quarter turn of it may even score higher with the lit
+    bulb than with its own original. Its luminance says otherwise (dev set: 5.7 from the lit bulb's,
+    0.4 from its own original's)."""
+    side = 16
+    drawing = np.random.default_rng(6).integers(60, 200, (side, side), dtype=np.uint8)
+    lit = coloured(1, BLUE, luminance=drawing)
+    unlit = drawing + np.uint8(6)
+    turned_unlit = coloured(2, GREY, luminance=np.rot90(unlit).copy())
+    unlit_original = coloured(3, GREY, luminance=unlit)
+    assert colour_conflict(lit, turned_unlit, 0.79, [(unlit_original, 0.62)])
+    greyscale_copy = coloured(4, GREY, luminance=drawing)  # has the lit bulb's own luminance
+    another_greyscale_copy = coloured(5, GREY, luminance=drawing)
+    assert not colour_conflict(lit, greyscale_copy, 0.79, [(another_greyscale_copy, 0.62)])
+    assert not colour_conflict(lit, turned_unlit, 0.79, [])  # with nothing grey beside it, a copy
+
+
 def test_a_greyscale_copy_goes_with_the_colouring_it_matches_best():
     # 1 is a blue design with copies 2 and 3 (the centre: most pairs); 4 is greyscale, alike to 1 but
     # more alike to 5, a green version of the design (copy 6). Grey, 4 cannot show which it came

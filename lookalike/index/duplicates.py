@@ -722,7 +722,11 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
       its original may be any colour member (``kin``: a brightened copy can be the keeper). Otherwise,
       or with a thumbnail unrecorded, it is the higher score; but a grey rival does not count when the
       copy has a colour member's very luminance (greyscale copies of one design's colour variants look
-      alike, each with its own original's luminance);
+      alike, each with its own original's luminance), and a grey rival whose luminance the copy has
+      where no colour member's it has counts whatever the scores (an unlit bulb drawn grey, beside the
+      lit yellow one: its quarter turn scored 0.79 with the lit bulb, 0.62 with its own original; 5.7
+      from the lit bulb's luminance, 0.4 from its original's. Dev set at threshold 0.60: the lightbulb
+      family no longer merged, recall unchanged; the colour probes unchanged);
     - it is greyscale, so is the keeper, and their colour originals (:func:`colour_original`, among its
       ``rivals`` and the keeper's ``keeper_rivals``) are other colourings of each other
       (:func:`other_colours`): greyscale copies of two colour variants, two pictures.
@@ -760,6 +764,8 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
                 return True
         elif (colourless_keeper or own > LUMINANCE_TIE) and other_score > score:
             return True
+        elif not colourless_keeper and not math.isinf(own) and theirs + LUMINANCE_TIE < own:
+            return True  # a grey picture with its very luminance, where no colour member has it
     return False
 
 
