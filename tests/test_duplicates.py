@@ -32,7 +32,9 @@ from lookalike.index.duplicates import (
     exact_groups,
     inversions,
     luminance_difference,
+    opposed_tints,
     orientation_pixels,
+    other_colours,
     pair_score,
     pixel_agreements,
     second_look,
@@ -510,6 +512,48 @@ def test_the_second_look_tells_a_recoloured_design_from_a_copy_near_the_threshol
     across = Pair(1, 1, 0.7, 0.66)
     assert second_look([across], 0.65, records(blue, gold), records(gold, blue)) == []
     assert second_look([across], 0.65, records(blue, gold), records(blue, gold)) == [across]
+
+
+def painted(image_id: int, left: tuple[int, int, int], right: tuple[int, int, int], *,
+            symmetric: bool = False, brighter: float = 1.0, mirrored: bool = False) -> ImageRecord:
+    """A textured picture tinted ``left`` on its left half and ``right`` on its right (tints added to
+    the grey texture, so two tintings keep its luminance), read by the indexer's own traits."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    from lookalike.embedder.traits import image_traits
+
+    texture = np.random.default_rng(11).integers(50, 200, (12, 12), dtype=np.uint8)
+    if symmetric:
+        texture[:, 6:] = texture[:, :6][:, ::-1]
+    grey = np.asarray(Image.fromarray(texture).resize((240, 240), Image.Resampling.NEAREST), np.int16)
+    tint = np.zeros((240, 240, 3), np.int16)
+    tint[:, :120], tint[:, 120:] = left, right
+    picture = Image.fromarray(np.clip(grey[..., None] + tint, 0, 255).astype(np.uint8), "RGB")
+    picture = ImageEnhance.Brightness(picture).enhance(brighter)
+    picture = ImageOps.mirror(picture) if mirrored else picture
+    return ImageRecord(image_id, f"/photos/{image_id}.png", 240, 240, 1000, 0.0, traits=image_traits(picture))
+
+
+def test_the_same_hues_in_other_places_are_another_colouring_not_a_copy():
+    """A two-colour design with its colours swapped (a negative beside a dark mode of one wallpaper,
+    a blue-and-orange button and its orange-and-blue twin) has the very same hues: only where they sit
+    tells the two apart. A brightened or mirrored copy keeps each part's colour."""
+    orange, blue = (40, 0, -40), (-40, 0, 40)
+    design = painted(1, orange, blue)
+    swapped = painted(2, blue, orange)
+    assert not other_colours(design.traits, swapped.traits)  # the hue histograms cannot tell
+    assert opposed_tints([design] * 4, [swapped, painted(3, orange, blue, brighter=1.4),
+                                        painted(4, orange, blue, mirrored=True),
+                                        painted(5, orange, blue, brighter=1.3, mirrored=True)]).tolist() == [
+        True, False, False, False]
+    assert second_look([Pair(1, 2, 0.95, 0.95)], 0.64, {1: design, 2: swapped}) == []
+    # Symmetric in luminance, the swapped design is its own mirror image: nothing tells it from a
+    # mirrored copy, and every alignment that lines the thumbnails up must see the colours apart.
+    symmetric = painted(6, orange, blue, symmetric=True)
+    assert not opposed_tints([symmetric], [painted(7, blue, orange, symmetric=True)])[0]
+    assert not opposed_tints([symmetric], [painted(8, orange, blue, symmetric=True, mirrored=True)])[0]
+    grey = coloured(9, GREY, luminance=np.zeros((16, 16), np.uint8))
+    assert not opposed_tints([design], [grey])[0]  # a grey picture's colours say nothing
 
 
 def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy_is():

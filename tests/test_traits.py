@@ -126,3 +126,13 @@ def test_every_box_is_inside_the_picture_and_never_empty_however_small(kind):
                 pixels[: height // 2 if kind == "half black" else max(1, height // 4)] = 0.0
             top, bottom, left, right = content_box(pixels)
             assert 0 <= top < bottom <= height and 0 <= left < right <= width
+
+
+def test_the_colour_grid_says_where_each_colour_is_and_is_empty_for_a_grey_picture():
+    picture = Image.new("RGB", (160, 80), (230, 120, 30))  # orange on the left ...
+    ImageDraw.Draw(picture).rectangle((80, 0, 160, 80), fill=(30, 90, 220))  # ... blue on the right
+    grid = np.frombuffer(image_traits(picture).tint, dtype=np.int8).reshape(8, 8, 2)
+    red_green, yellow_blue = grid[..., 0].astype(int), grid[..., 1].astype(int)
+    assert (red_green[:, :4] > 40).all() and (yellow_blue[:, :4] > 40).all()  # warm
+    assert (red_green[:, 4:] < -20).all() and (yellow_blue[:, 4:] < -60).all()  # cool
+    assert image_traits(ImageOps.grayscale(picture).convert("RGB")).tint == b""

@@ -33,10 +33,12 @@ EDGE_SHARE = 0.3  # share of the first picture line that must differ clearly fro
 GREY_CHROMA = 10  # max(R,G,B) - min(R,G,B) below this at the 99th percentile: a grey picture
 COLOURFUL = 0.04  # mean saturation (0-1) over which the hue histogram says something
 THUMBNAIL_SIDE = 16
-TRAITS_VERSION = 2
+TINT_SIDE = 8  # cells a side of the colour grid (:func:`tint_grid`): colours change more slowly than shapes
+TRAITS_VERSION = 3
 """Bumped whenever what :func:`image_traits` finds for the same file changes, so an index can tell the
 traits it holds are stale (read again from the file; ``lookalike index`` refreshes them in place).
-2: a caption band over a drawing on white takes its blended edge lines and leaves the drawing alone."""
+2: a caption band over a drawing on white takes its blended edge lines and leaves the drawing alone.
+3: the colours where they are (``Traits.tint``)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Traits:
     colourfulness: float  # mean saturation, 0-1
     thumbnail: bytes = b""  # THUMBNAIL_SIDE^2 luminance bytes of the whole picture (a content box
     # would not turn with it: caption bands are sought at the top and bottom); empty if not recorded
+    tint: bytes = b""  # the whole picture's colours cell by cell (:func:`tint_grid`); empty if grey or
+    # not recorded
 
     @property
     def content_pixels(self) -> int:
@@ -56,7 +60,7 @@ class Traits:
 
 
 TRAIT_FIELDS = ("content_width", "content_height", "greyscale", "quality", "colours", "colourfulness",
-                "thumbnail", "traits_version")
+                "thumbnail", "tint", "traits_version")
 """How traits are stored, in an index row and a shard row alike: their fields, then the
 ``TRAITS_VERSION`` that found them."""
 
@@ -67,17 +71,18 @@ def stored_traits(traits: Traits | None) -> tuple:
     if traits is None:
         return (None,) * len(TRAIT_FIELDS)
     return (traits.content_width, traits.content_height, traits.greyscale, traits.quality, traits.colours,
-            traits.colourfulness, traits.thumbnail or None, TRAITS_VERSION)
+            traits.colourfulness, traits.thumbnail or None, traits.tint or None, TRAITS_VERSION)
 
 
 def traits_from_stored(width: int | None, height: int | None, greyscale: bool | None, quality: int | None,
                        colours: bytes | None, colourfulness: float | None, thumbnail: bytes | None,
-                       version: int | None) -> Traits | None:
+                       tint: bytes | None, version: int | None) -> Traits | None:
     """Traits back from their stored fields (``TRAIT_FIELDS``); None when missing or found by another
     ``TRAITS_VERSION``: stale, to be read again from the file."""
     if width is None or version != TRAITS_VERSION:
         return None
-    return Traits(width, height, bool(greyscale), quality, colours or b"", colourfulness, thumbnail or b"")
+    return Traits(width, height, bool(greyscale), quality, colours or b"", colourfulness, thumbnail or b"",
+                  tint or b"")
 
 
 def image_traits(image: Image.Image, quality: int = 100, size: tuple[int, int] | None = None) -> Traits:
@@ -94,6 +99,7 @@ def image_traits(image: Image.Image, quality: int = 100, size: tuple[int, int] |
     return Traits(
         max(1, round((right - left) * scale_x)), max(1, round((bottom - top) * scale_y)),
         greyscale, quality, b"" if greyscale else colours, colourfulness, luminance_thumbnail(pixels),
+        b"" if greyscale else tint_grid(pixels),
     )
 
 
@@ -109,6 +115,19 @@ def luminance_thumbnail(pixels: np.ndarray) -> bytes:
     """RGB pixels [h, w, 3] as ``THUMBNAIL_SIDE`` x ``THUMBNAIL_SIDE`` luminance bytes (PIL's "L")."""
     grey = Image.fromarray(pixels.astype(np.uint8), "RGB").convert("L")
     return grey.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX).tobytes()
+
+
+def tint_grid(pixels: np.ndarray) -> bytes:
+    """RGB pixels [h, w, 3] as ``TINT_SIDE`` x ``TINT_SIDE`` cells of two opponent colours, red-green
+    (R - G) / 2 and yellow-blue ((R + G) / 2 - B) / 2, as int8 bytes [side, side, 2]: the whole picture,
+    laid out as the luminance thumbnail is, so the turn that lines two thumbnails up lines these up too.
+    A hue histogram cannot see where the colours are: a design whose orange and blue parts swap places
+    (a negative beside a dark mode of one wallpaper) keeps the same hues."""
+    small = Image.fromarray(pixels.astype(np.uint8), "RGB").resize((TINT_SIDE, TINT_SIDE),
+                                                                   Image.Resampling.BOX)
+    red, green, blue = np.asarray(small, dtype=np.int16).transpose(2, 0, 1)
+    opponents = np.stack([(red - green) // 2, ((red + green) // 2 - blue) // 2], axis=-1)
+    return np.clip(opponents, -128, 127).astype(np.int8).tobytes()
 
 
 def thumbnail_matrix(thumbnails: Sequence[bytes]) -> np.ndarray:

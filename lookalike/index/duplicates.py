@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike
 from lookalike.embedder.traits import (
     COLOURFUL,
     THUMBNAIL_SIDE,
+    TINT_SIDE,
     Traits,
     colour_distance,
     thumbnail_matrix,
@@ -320,6 +321,19 @@ times is 0.625 as light. Dev set, the 81 copy pairs compared for inversion that 
 every alignment (crops, captions): 0.69 as light at least; drawings on white moved onto a dark
 background (bench/colour_variants.py), their brightened copies included: 0.15-0.51."""
 
+TINT_CHROMA = 12.0
+TINT_CELLS = 4
+TINTS_OPPOSED = 0.5
+"""See :func:`opposed_tints`: colour cells (``tint_grid``, on the R - G scale) this strong in both
+pictures count, at least this many of them, and over this share pointing apart is another colouring.
+Every pair of pictures of one original on the dev set (9,515, every copy kind; most copies that line up
+have none of their cells apart, a crop beside a half-size copy 0.14) and of one variant in the colour
+probes (2,274): none flagged. Pairs of different colourings: the colour variants probe's 1,400 of 7,920
+(hues turned by 120 and 240 degrees, negatives, lightness turned over, where they line up), 41 of them
+with hues too alike for :func:`other_colours` (a negative beside the lightness turned over: the probe's
+mixed clusters 15 -> 11); the near-hue probe's 238 of 3,840 (turned by 30 to 60 degrees, hues mostly stay
+within a quarter turn); the dev set's hard-negative families, 177 of 5,929, all other hues already."""
+
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
 noise on a white page spreads 0.4 (dev set)."""
@@ -495,14 +509,25 @@ def aligned_correlation_range(thumbnails_a: np.ndarray, thumbnails_b: np.ndarray
     lowest = np.zeros(len(rows_a), dtype=np.float32)
     highest = np.full(len(rows_a), -1.0, dtype=np.float32)
     for start in range(0, len(rows_a), chunk):
-        a, valid_a = thumbnail_signals(thumbnails_a[rows_a[start : start + chunk]])
-        b, valid_b = thumbnail_signals(thumbnails_b[rows_b[start : start + chunk]])
-        turns = [np.rot90(b, k, axes=(1, 2)) for k in range(4)]
-        found = np.array([np.einsum("nij,nij->n", a, v) for t in turns for v in (t, t[:, :, ::-1])])
-        valid = valid_a & valid_b
+        found, valid = _alignments(thumbnails_a[rows_a[start : start + chunk]],
+                                   thumbnails_b[rows_b[start : start + chunk]])
         lowest[start : start + chunk] = np.where(valid, found.min(axis=0), 0.0)
         highest[start : start + chunk] = np.where(valid, found.max(axis=0), -1.0)
     return lowest, highest
+
+
+def _alignments(thumbnails_a: np.ndarray, thumbnails_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correlations [8, n] of aligned rows of two thumbnail matrices in each of ``b``'s eight turns and
+    mirrors (:func:`_aligned_views` order), and which pairs say anything (neither thumbnail flat)."""
+    a, valid_a = thumbnail_signals(thumbnails_a)
+    b, valid_b = thumbnail_signals(thumbnails_b)
+    return np.array([np.einsum("nij,nij->n", a, view) for view in _aligned_views(b)]), valid_a & valid_b
+
+
+def _aligned_views(grids: np.ndarray) -> list[np.ndarray]:
+    """Square grids [n, side, side, ...] in the eight quarter turns and mirrors, always in this order."""
+    turns = [np.rot90(grids, k, axes=(1, 2)) for k in range(4)]
+    return [view for turn in turns for view in (turn, turn[:, :, ::-1])]
 
 
 def luminance_difference(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
@@ -697,6 +722,12 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
     return distance is not None and distance > COLOUR_MAX
 
 
+def other_colouring(a: ImageRecord, b: ImageRecord) -> bool:
+    """Two pictures in other colourings: other hues (:func:`other_colours`), or the same hues in other
+    places (:func:`opposed_tints`)."""
+    return other_colours(a.traits, b.traits) or bool(opposed_tints([a], [b])[0])
+
+
 def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, float]]) -> ImageRecord | None:
     """The colour picture among a grey one's ``matches`` (pictures with their scores) that could be its
     original, the best scoring: colourful, and with the grey one's luminance (``GREY_MATCH``; a grey
@@ -716,20 +747,20 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     - it has colours the greyscale keeper lacks: a copy cannot gain colour (a lit bulb is not the copy
       of an unlit grey one, nor a brightened black balloon of a blue one);
     - it is greyscale and a picture outside the cluster that it also pairs with (``rivals``, with their
-      scores), of another colouring than the keeper's (other hues, or grey against colour), is the
-      better match. Between two colour pictures, the better match is the one whose luminance it has
-      (:func:`luminance_difference`; ``LUMINANCE_TIE``): a greyscale copy keeps its original's, and
-      its original may be any colour member (``kin``: a brightened copy can be the keeper). Otherwise,
-      or with a thumbnail unrecorded, it is the higher score; but a grey rival does not count when the
-      copy has a colour member's very luminance (greyscale copies of one design's colour variants look
-      alike, each with its own original's luminance), and a grey rival whose luminance the copy has
-      where no colour member's it has counts whatever the scores (an unlit bulb drawn grey, beside the
-      lit yellow one: its quarter turn scored 0.79 with the lit bulb, 0.62 with its own original; 5.7
-      from the lit bulb's luminance, 0.4 from its original's. Dev set at threshold 0.60: the lightbulb
-      family no longer merged, recall unchanged; the colour probes unchanged);
+      scores), of another colouring than the keeper's (:func:`other_colouring`, or grey against colour),
+      is the better match. Between two colour pictures, the better match is the one whose luminance it has
+      (:func:`luminance_difference`; ``LUMINANCE_TIE``): a greyscale copy keeps its original's, and its
+      original may be any colour member (``kin``: a brightened copy can be the keeper). Otherwise, or with
+      a thumbnail unrecorded, it is the higher score; but a grey rival does not count when the copy has a
+      colour member's very luminance (greyscale copies of one design's colour variants look alike, each
+      with its own original's luminance), and a grey rival whose luminance the copy has where no colour
+      member's it has counts whatever the scores (an unlit bulb drawn grey, beside the lit yellow one: its
+      quarter turn scored 0.79 with the lit bulb, 0.62 with its own original; 5.7 from the lit bulb's
+      luminance, 0.4 from its original's. Dev set at threshold 0.60: the lightbulb family no longer
+      merged, recall unchanged; the colour probes unchanged);
     - it is greyscale, so is the keeper, and their colour originals (:func:`colour_original`, among its
       ``rivals`` and the keeper's ``keeper_rivals``) are other colourings of each other
-      (:func:`other_colours`): greyscale copies of two colour variants, two pictures.
+      (:func:`other_colouring`): greyscale copies of two colour variants, two pictures.
 
     A greyscale copy cannot show which colouring it lost (an orange balloon's is, to the model, a
     green one's): left out, it is never moved on the wrong picture's account. Unknown traits (rows
@@ -744,7 +775,7 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     rivals = list(rivals)
     if keeper.traits.greyscale:
         mine, theirs = colour_original(keeper, keeper_rivals), colour_original(copy, rivals)
-        if mine is not None and theirs is not None and other_colours(mine.traits, theirs.traits):
+        if mine is not None and theirs is not None and other_colouring(mine, theirs):
             return True
     colourless_keeper = keeper.traits.colourfulness < COLOURFUL
     own = math.nan  # measured at the first rival of another colouring: most copies have none
@@ -752,7 +783,7 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     for other, other_score in rivals:
         traits = other.traits
         if traits is None or not ((traits.colourfulness < COLOURFUL) != colourless_keeper
-                                  or other_colours(keeper.traits, traits)):
+                                  or other_colouring(keeper, other)):
             continue
         if math.isnan(own):
             own = min([luminance_difference(copy.traits.thumbnail, member.traits.thumbnail) for member in kin
@@ -810,6 +841,47 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
     return found
 
 
+def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
+    """For each pair (``a[i]``, ``b[i]``), whether their colours sit the other way round: their luminance
+    thumbnails line up (``PIXEL_AGREEMENT``, in one of the eight turns and mirrors), and in every
+    alignment that lines them up, more than ``TINTS_OPPOSED`` of the colour cells
+    (:func:`~lookalike.embedder.traits.tint_grid`) clearly coloured in both (``TINT_CHROMA``) point more
+    than a quarter turn apart in opponent-colour space. A copy, brightened, recompressed or shrunk, keeps
+    each part's colour; a negative beside a dark mode of one wallpaper, or a two-colour design with its
+    colours swapped, keeps the same hues (:func:`other_colours` cannot tell) in other places. Unknown
+    tints or thumbnails, grey pictures and pairs that do not line up (crops, frames) say nothing."""
+    compared = [i for i, (x, y) in enumerate(zip(a, b, strict=True))
+                if len(_tint(x)) == len(_tint(y)) == TINT_SIDE * TINT_SIDE * 2
+                and len(_thumbnail(x)) == len(_thumbnail(y)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE]
+    found = np.zeros(len(a), dtype=bool)
+    if not compared:
+        return found
+    alignments, valid = _alignments(thumbnail_matrix([_thumbnail(a[i]) for i in compared]),
+                                    thumbnail_matrix([_thumbnail(b[i]) for i in compared]))
+
+    def tints(records: Sequence[ImageRecord | None]) -> np.ndarray:
+        grids = np.frombuffer(b"".join(_tint(records[i]) for i in compared), dtype=np.int8)
+        return grids.reshape(-1, TINT_SIDE, TINT_SIDE, 2).astype(np.float32) * 2  # back to the R - G scale
+
+    mine = tints(a)[None]  # [1, pairs, side, side, 2] against each of the eight views of theirs
+    theirs = np.stack(_aligned_views(tints(b)))
+    coloured = ((np.linalg.norm(mine, axis=-1) >= TINT_CHROMA)
+                & (np.linalg.norm(theirs, axis=-1) >= TINT_CHROMA))
+    apart = (((mine * theirs).sum(axis=-1) < 0) & coloured).sum(axis=(2, 3))
+    cells = coloured.sum(axis=(2, 3))
+    opposed = (cells >= TINT_CELLS) & (apart > TINTS_OPPOSED * cells)
+    # Every alignment that lines the thumbnails up must say so: a design symmetric in luminance but not
+    # in colour lines up mirrored too, and its mirrored copy would otherwise be read as swapped colours.
+    lined_up = valid & (alignments >= PIXEL_AGREEMENT)
+    found[compared] = lined_up.any(axis=0) & (opposed | ~lined_up).all(axis=0)
+    return found
+
+
+def _tint(record: ImageRecord | None) -> bytes:
+    """A record's stored colour grid; empty when unknown or grey."""
+    return b"" if record is None or record.traits is None else record.traits.tint
+
+
 def _thumbnail(record: ImageRecord | None) -> bytes:
     """A record's stored luminance thumbnail; empty when unknown."""
     return b"" if record is None or record.traits is None else record.traits.thumbnail
@@ -845,7 +917,8 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
     pairs = list(pairs)
     mine_of = [records.get(p.a) for p in pairs]
     theirs_of = [theirs.get(p.b) for p in pairs]
-    unlike = inversions(mine_of, theirs_of) | blank_beside_content(mine_of, theirs_of)
+    unlike = (inversions(mine_of, theirs_of) | blank_beside_content(mine_of, theirs_of)
+              | opposed_tints(mine_of, theirs_of))
     kept = [p for p, a, b, pixels_differ in zip(pairs, mine_of, theirs_of, unlike, strict=True)
             if p.rank >= threshold + COLOUR_MARGIN
             or not (pixels_differ or a is not None and b is not None and other_colours(a.traits, b.traits))]

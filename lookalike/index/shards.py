@@ -128,7 +128,7 @@ def schema(dim: int, fingerprint: Fingerprint | dict[str, Any], name: str) -> pa
         ("format", pa.string()), ("labels", pa.list_(label)), ("vector", pa.list_(pa.float32(), dim)),
         ("error", pa.string()),
         *zip(TRAIT_FIELDS, (pa.int32(), pa.int32(), pa.bool_(), pa.int32(), pa.binary(), pa.float64(),
-                            pa.binary(), pa.int32()), strict=True),
+                            pa.binary(), pa.binary(), pa.int32()), strict=True),
     ]
     data = fingerprint if isinstance(fingerprint, dict) else fingerprint.as_dict()
     return pa.schema(fields, metadata={META_FINGERPRINT: json.dumps(data, sort_keys=True).encode(),
@@ -272,7 +272,8 @@ def read_shard(path: str | Path) -> Shard:
             data["inode"][i], data["digest"][i], data["width"][i] or 0, data["height"][i] or 0,
             data["format"][i] or "", data["labels"][i] or [],
             vectors[i].copy() if valid[i] else None, data["error"][i],
-            traits_from_stored(*(data[field][i] for field in TRAIT_FIELDS)) if has_traits else None,
+            traits_from_stored(*(data[field][i] if field in data else None for field in TRAIT_FIELDS))
+            if has_traits else None,
         ))
     return Shard(name, fingerprint, rows)
 

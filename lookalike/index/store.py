@@ -53,7 +53,7 @@ BUSY_TIMEOUT_S = 10.0
 
 _ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
                 "top_label, top_probability, device, inode, "
-                "content_width, content_height, greyscale, quality, colours, colourfulness, thumbnail, "
+                "content_width, content_height, greyscale, quality, colours, colourfulness, thumbnail, tint, "
                 "traits_version")
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
@@ -432,14 +432,15 @@ class Store:
                     INSERT INTO images (path_bytes, path, size, mtime, digest, width, height, format,
                                         indexed_at, labels, label_text, top_label, top_probability, vector,
                                         device, inode, content_width, content_height, greyscale, quality,
-                                        colours, colourfulness, thumbnail, traits_version)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        colours, colourfulness, thumbnail, tint, traits_version)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(path_bytes) DO UPDATE SET
                         path = excluded.path, device = excluded.device, inode = excluded.inode,
                         content_width = excluded.content_width, content_height = excluded.content_height,
                         greyscale = excluded.greyscale, quality = excluded.quality,
                         colours = excluded.colours, colourfulness = excluded.colourfulness,
-                        thumbnail = excluded.thumbnail, traits_version = excluded.traits_version,
+                        thumbnail = excluded.thumbnail, tint = excluded.tint,
+                        traits_version = excluded.traits_version,
                         size = excluded.size, mtime = excluded.mtime, digest = excluded.digest,
                         width = excluded.width, height = excluded.height, format = excluded.format,
                         indexed_at = excluded.indexed_at, labels = excluded.labels,
@@ -510,10 +511,11 @@ class Store:
         columns = _ROW_COLUMNS + (", vector" if vector else "")
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
-            traits = traits_from_stored(*r[14:22])  # None when stale: read again from the file when needed
+            traits_end = 14 + len(TRAIT_FIELDS)
+            traits = traits_from_stored(*r[14:traits_end])  # None when stale: read again from the file
             rows.append(ImageRow(
                 r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13], traits,
-                np.frombuffer(r[22], dtype="<f4") if vector else None,
+                np.frombuffer(r[traits_end], dtype="<f4") if vector else None,
             ))
         return rows
 
@@ -733,11 +735,19 @@ def _v5_traits_version(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE images ADD COLUMN traits_version INTEGER")
 
 
+def _v6_tints(conn: sqlite3.Connection) -> None:
+    """Version 6: each picture's colours cell by cell (``Traits.tint``), for the duplicates' colour check.
+    Rows indexed before have traits of an older ``TRAITS_VERSION``: read again from their files when a
+    duplicate run needs them, refreshed by the next ``index`` run."""
+    conn.execute("ALTER TABLE images ADD COLUMN tint BLOB")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v2_exact_paths_and_identity,  # 1 -> 2
     _v3_traits,  # 2 -> 3
     _v4_thumbnails,  # 3 -> 4
     _v5_traits_version,  # 4 -> 5
+    _v6_tints,  # 5 -> 6
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
