@@ -841,7 +841,8 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
     return found
 
 
-def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
+def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None],
+                  chunk: int = 8192) -> np.ndarray:
     """For each pair (``a[i]``, ``b[i]``), whether their colours sit the other way round: their luminance
     thumbnails line up (``PIXEL_AGREEMENT``, in one of the eight turns and mirrors), and in every
     alignment that lines them up, more than ``TINTS_OPPOSED`` of the colour cells
@@ -849,18 +850,25 @@ def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | Non
     than a quarter turn apart in opponent-colour space. A copy, brightened, recompressed or shrunk, keeps
     each part's colour; a negative beside a dark mode of one wallpaper, or a two-colour design with its
     colours swapped, keeps the same hues (:func:`other_colours` cannot tell) in other places. Unknown
-    tints or thumbnails, grey pictures and pairs that do not line up (crops, frames) say nothing."""
+    tints or thumbnails, grey pictures and pairs that do not line up (crops, frames) say nothing. ``chunk``
+    pairs at a time (each holds eight views of a grid: 4 KB a pair)."""
     compared = [i for i, (x, y) in enumerate(zip(a, b, strict=True))
                 if len(_tint(x)) == len(_tint(y)) == TINT_SIDE * TINT_SIDE * 2
                 and len(_thumbnail(x)) == len(_thumbnail(y)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE]
     found = np.zeros(len(a), dtype=bool)
-    if not compared:
-        return found
-    alignments, valid = _alignments(thumbnail_matrix([_thumbnail(a[i]) for i in compared]),
-                                    thumbnail_matrix([_thumbnail(b[i]) for i in compared]))
+    for start in range(0, len(compared), chunk):
+        rows = compared[start : start + chunk]
+        found[rows] = _tints_apart([a[i] for i in rows], [b[i] for i in rows])
+    return found
 
-    def tints(records: Sequence[ImageRecord | None]) -> np.ndarray:
-        grids = np.frombuffer(b"".join(_tint(records[i]) for i in compared), dtype=np.int8)
+
+def _tints_apart(a: Sequence[ImageRecord], b: Sequence[ImageRecord]) -> np.ndarray:
+    """:func:`opposed_tints` for pairs whose tints and thumbnails are all recorded."""
+    alignments, valid = _alignments(thumbnail_matrix([_thumbnail(x) for x in a]),
+                                    thumbnail_matrix([_thumbnail(y) for y in b]))
+
+    def tints(records: Sequence[ImageRecord]) -> np.ndarray:
+        grids = np.frombuffer(b"".join(_tint(record) for record in records), dtype=np.int8)
         return grids.reshape(-1, TINT_SIDE, TINT_SIDE, 2).astype(np.float32) * 2  # back to the R - G scale
 
     mine = tints(a)[None]  # [1, pairs, side, side, 2] against each of the eight views of theirs
@@ -873,8 +881,7 @@ def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | Non
     # Every alignment that lines the thumbnails up must say so: a design symmetric in luminance but not
     # in colour lines up mirrored too, and its mirrored copy would otherwise be read as swapped colours.
     lined_up = valid & (alignments >= PIXEL_AGREEMENT)
-    found[compared] = lined_up.any(axis=0) & (opposed | ~lined_up).all(axis=0)
-    return found
+    return lined_up.any(axis=0) & (opposed | ~lined_up).all(axis=0)
 
 
 def _tint(record: ImageRecord | None) -> bytes:
