@@ -542,10 +542,11 @@ def test_the_same_hues_in_other_places_are_another_colouring_not_a_copy():
     design = painted(1, orange, blue)
     swapped = painted(2, blue, orange)
     assert not other_colours(design.traits, swapped.traits)  # the hue histograms cannot tell
-    assert opposed_tints([design] * 4, [swapped, painted(3, orange, blue, brighter=1.4),
-                                        painted(4, orange, blue, mirrored=True),
-                                        painted(5, orange, blue, brighter=1.3, mirrored=True)]).tolist() == [
-        True, False, False, False]
+    others = [swapped, painted(3, orange, blue, brighter=1.4), painted(4, orange, blue, mirrored=True),
+              painted(5, orange, blue, brighter=1.3, mirrored=True), swapped]
+    expected = [True, False, False, False, True]
+    assert opposed_tints([design] * 5, others).tolist() == expected
+    assert opposed_tints([design] * 5, others, chunk=2).tolist() == expected  # a chunk at a time alike
     assert second_look([Pair(1, 2, 0.95, 0.95)], 0.64, {1: design, 2: swapped}) == []
     # Symmetric in luminance, the swapped design is its own mirror image: nothing tells it from a
     # mirrored copy, and every alignment that lines the thumbnails up must see the colours apart.
