@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -80,6 +81,17 @@ def test_a_shard_from_before_traits_still_loads_and_its_traits_are_found_later(f
     pq.write_table(table.drop_columns(list(TRAIT_FIELDS)), path)  # as format 1 wrote it
     rows = shards.read_shard(path).rows
     assert rows and all(row.traits is None for row in rows)
+
+
+def test_a_shard_from_before_the_colour_grid_loads_its_traits_as_stale(folder, tmp_path, tiny_embedder):
+    (spec,) = shards.plan_shards(list(walk([folder])), shard_size=100)
+    path = shards.write_shard(spec, tiny_embedder, tmp_path / "out")
+    table = pq.read_table(path).drop_columns(["tint"])
+    version = table.schema.get_field_index("traits_version")
+    pq.write_table(table.set_column(version, "traits_version", pa.array([2] * table.num_rows, pa.int32())),
+                   path)  # as the release before TRAITS_VERSION 3 wrote it
+    rows = shards.read_shard(path).rows
+    assert rows and all(row.traits is None for row in rows)  # read again from the files when needed
 
 
 def test_shard_names_come_from_the_sorted_listing(folder):

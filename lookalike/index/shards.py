@@ -3,8 +3,8 @@
 A shard is one list of files turned into one Parquet file: a row per file with its exact path bytes,
 the stat the walk saw (size, mtime, device, inode), the content digest, width, height, format, top-5
 labels, the L2-normalised vector (a fixed-size list of float32) and the traits the duplicates read
-(content box, greyscale, quality, colours, thumbnail, with their ``TRAITS_VERSION``), or the reason it
-failed (``error``).
+(content box, greyscale, quality, colours, thumbnail, colour grid, with their ``TRAITS_VERSION``), or
+the reason it failed (``error``).
 The model's fingerprint is in the file's schema metadata, so a shard can never be loaded into an
 index built with another model. Nothing here opens SQLite or needs an engine: :func:`make_shard` runs
 in a Ray worker as well as in a plain loop (:mod:`lookalike.engines`).
