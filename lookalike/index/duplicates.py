@@ -242,9 +242,9 @@ passes over its members, not one per member turned away."""
 DEFAULT_THRESHOLD = 0.64
 """The duplicate score (:func:`pair_score`: cosine similarity corrected for the pair's density) at which
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
-precision >= 0.97 and no hard-negative family merged: F1 0.978, precision 1.000; 0.62 merges none
-but has F1 0.977, precision 0.994; 0.60 merges one family); the test half is only reported:
-docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py)."""
+precision >= 0.97, no hard-negative family merged and no cluster mixing two originals: F1 0.978,
+precision 1.000; 0.60 merges no family either, F1 0.980, but mixes 3 clusters, precision 0.992); the
+test half is only reported: docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py)."""
 
 DENSITY_RANKS = (10, 20)
 """Neighbours (by rank, the image itself and its own versions left out: ``SAME_PICTURE``) whose mean
