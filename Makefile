@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/colour_variants.py
 	$(BIN)/python bench/colour_variants.py --near-hues
 	$(BIN)/python bench/distinct.py
+	$(BIN)/python bench/colour_checks.py
 	$(BIN)/python bench/versions.py
 	$(BIN)/python bench/backups.py
 	$(BIN)/python bench/everyday.py

@@ -863,12 +863,18 @@ def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | Non
 
 
 def _tints_apart(a: Sequence[ImageRecord], b: Sequence[ImageRecord]) -> np.ndarray:
-    """:func:`opposed_tints` for pairs whose tints and thumbnails are all recorded."""
+    """:func:`opposed_tints` for pairs whose tints and thumbnails are all recorded; the colour grids are
+    read only for pairs whose thumbnails line up (most pairs of different pictures do not)."""
     alignments, valid = _alignments(thumbnail_matrix([_thumbnail(x) for x in a]),
                                     thumbnail_matrix([_thumbnail(y) for y in b]))
+    lined_up = valid & (alignments >= PIXEL_AGREEMENT)  # [8, pairs]
+    rows = np.flatnonzero(lined_up.any(axis=0))
+    found = np.zeros(len(a), dtype=bool)
+    if not len(rows):
+        return found
 
     def tints(records: Sequence[ImageRecord]) -> np.ndarray:
-        grids = np.frombuffer(b"".join(_tint(record) for record in records), dtype=np.int8)
+        grids = np.frombuffer(b"".join(_tint(records[i]) for i in rows), dtype=np.int8)
         return grids.reshape(-1, TINT_SIDE, TINT_SIDE, 2).astype(np.float32) * 2  # back to the R - G scale
 
     mine = tints(a)[None]  # [1, pairs, side, side, 2] against each of the eight views of theirs
@@ -880,8 +886,8 @@ def _tints_apart(a: Sequence[ImageRecord], b: Sequence[ImageRecord]) -> np.ndarr
     opposed = (cells >= TINT_CELLS) & (apart > TINTS_OPPOSED * cells)
     # Every alignment that lines the thumbnails up must say so: a design symmetric in luminance but not
     # in colour lines up mirrored too, and its mirrored copy would otherwise be read as swapped colours.
-    lined_up = valid & (alignments >= PIXEL_AGREEMENT)
-    return lined_up.any(axis=0) & (opposed | ~lined_up).all(axis=0)
+    found[rows] = (opposed | ~lined_up[:, rows]).all(axis=0)
+    return found
 
 
 def _tint(record: ImageRecord | None) -> bytes:
