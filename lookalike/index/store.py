@@ -52,9 +52,20 @@ LOCK_NAME = "write.lock"
 BUSY_TIMEOUT_S = 10.0
 
 _ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
-                "top_label, top_probability, device, inode, "
-                "content_width, content_height, greyscale, quality, colours, colourfulness, thumbnail, tint, "
-                "traits_version")
+                "top_label, top_probability, device, inode, " + ", ".join(TRAIT_FIELDS))
+_TRAITS_AT = 14  # where the trait columns start in a row read with _ROW_COLUMNS
+_TRAITS_END = _TRAITS_AT + len(TRAIT_FIELDS)
+_INSERT_COLUMNS = ("path_bytes", "path", "size", "mtime", "digest", "width", "height", "format", "indexed_at",
+                   "labels", "label_text", "top_label", "top_probability", "vector", "device", "inode",
+                   *TRAIT_FIELDS)
+_INSERT_IMAGE = f"""
+    INSERT INTO images ({", ".join(_INSERT_COLUMNS)}) VALUES ({", ".join("?" * len(_INSERT_COLUMNS))})
+    ON CONFLICT(path_bytes) DO UPDATE SET
+        {", ".join(f"{column} = excluded.{column}" for column in _INSERT_COLUMNS if column != "path_bytes")}
+    RETURNING id
+"""
+"""One row per file, the traits' columns taken from ``TRAIT_FIELDS``: a re-indexed file updates its row
+in place."""
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
@@ -428,26 +439,7 @@ class Store:
                            "probability": float(la["probability"])} for la in image.labels]
                 top = max(labels, key=lambda la: la["probability"], default=None)
                 (row_id,) = conn.execute(
-                    """
-                    INSERT INTO images (path_bytes, path, size, mtime, digest, width, height, format,
-                                        indexed_at, labels, label_text, top_label, top_probability, vector,
-                                        device, inode, content_width, content_height, greyscale, quality,
-                                        colours, colourfulness, thumbnail, tint, traits_version)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(path_bytes) DO UPDATE SET
-                        path = excluded.path, device = excluded.device, inode = excluded.inode,
-                        content_width = excluded.content_width, content_height = excluded.content_height,
-                        greyscale = excluded.greyscale, quality = excluded.quality,
-                        colours = excluded.colours, colourfulness = excluded.colourfulness,
-                        thumbnail = excluded.thumbnail, tint = excluded.tint,
-                        traits_version = excluded.traits_version,
-                        size = excluded.size, mtime = excluded.mtime, digest = excluded.digest,
-                        width = excluded.width, height = excluded.height, format = excluded.format,
-                        indexed_at = excluded.indexed_at, labels = excluded.labels,
-                        label_text = excluded.label_text, top_label = excluded.top_label,
-                        top_probability = excluded.top_probability, vector = excluded.vector
-                    RETURNING id
-                    """,
+                    _INSERT_IMAGE,
                     (
                         to_bytes(image.path), display(image.path), image.size, image.mtime, image.digest,
                         image.width, image.height, image.format, indexed_at, json.dumps(labels),
@@ -511,11 +503,10 @@ class Store:
         columns = _ROW_COLUMNS + (", vector" if vector else "")
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
-            traits_end = 14 + len(TRAIT_FIELDS)
-            traits = traits_from_stored(*r[14:traits_end])  # None when stale: read again from the file
+            traits = traits_from_stored(*r[_TRAITS_AT:_TRAITS_END])  # None when stale: read again later
             rows.append(ImageRow(
                 r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13], traits,
-                np.frombuffer(r[traits_end], dtype="<f4") if vector else None,
+                np.frombuffer(r[_TRAITS_END], dtype="<f4") if vector else None,
             ))
         return rows
 
