@@ -263,15 +263,19 @@ def _open_index(directory: Path, folder: Path, model: str):
 
 
 def load_split(name: str, model: str = MODEL) -> Split:
-    """Build the set if needed, index the half (cached), and read back its vectors.
+    """Build the set if needed, index the half (cached), and read back its vectors."""
+    manifest = dupset.build()
+    items = [i for i in manifest["items"] if i["split"] == name]
+    return index_split(name, items, dupset.CACHE / "set" / name, dupset.CACHE, model)
+
+
+def index_split(name: str, items: list[dict], folder: Path, cache: Path, model: str = MODEL) -> Split:
+    """Index ``folder`` (the manifest ``items``' files) in ``cache`` and read back its vectors: a Split.
 
     The vectors are also kept in ``vectors-<model>.npz`` keyed by file digest, so a method that needs
     only vectors does not depend on the index format.
     """
-    manifest = dupset.build()
-    items = [i for i in manifest["items"] if i["split"] == name]
-    folder = dupset.CACHE / "set" / name
-    col = _open_index(dupset.CACHE / f"index-{model}-{name}", folder, model)
+    col = _open_index(cache / f"index-{model}-{name}", folder, model)
     rows = {}
     for ids, vecs in col.store.iter_vectors():
         by_id = dict(zip(ids.tolist(), vecs, strict=True))
@@ -283,7 +287,7 @@ def load_split(name: str, model: str = MODEL) -> Split:
         raise RuntimeError(f"{len(missing)} images of {name} are not in the index, e.g. {missing[:3]}")
     vectors = np.stack([rows[p][1] for p in paths]).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store = dupset.CACHE / f"vectors-{model}.npz"
+    store = cache / f"vectors-{model}.npz"
     known = dict(np.load(store)) if store.exists() else {}
     known.update({rows[p][0]: v for p, v in zip(paths, vectors, strict=True)})
     np.savez(store, **known)

@@ -42,6 +42,7 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -98,19 +99,19 @@ def run(*cmd: str, cwd: Path | None = None) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
-def fetch_packages(cache: Path) -> dict[str, str]:
+def fetch_packages(cache: Path, packages: Iterable[str] = PACKAGES) -> dict[str, str]:
     """Download and unpack each package into ``cache/x/<name>`` (once); return name -> version."""
     debs, tree = cache / "debs", cache / "x"
     debs.mkdir(parents=True, exist_ok=True)
     versions = {}
-    missing = [p for p in PACKAGES if not list(debs.glob(f"{p}_*.deb"))]
+    missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
     if missing:
         try:
             run("apt-get", "download", *missing, cwd=debs)
         except subprocess.CalledProcessError:
             run("apt-get", "update")
             run("apt-get", "download", *missing, cwd=debs)
-    for name in PACKAGES:
+    for name in packages:
         deb, = sorted(debs.glob(f"{name}_*.deb"))
         versions[name] = run("dpkg-deb", "-f", str(deb), "Version").strip()
         if not (tree / name).exists():
@@ -225,16 +226,22 @@ def candidates(cache: Path) -> list[Candidate]:
     singles = sorted(by_name.values())
     random.Random(SEED).shuffle(singles)
     add("openclipart-png", singles[:130])
+    folder = Path(_skimage().__file__).parent / "data"
+    add("scikit-image", _glob(folder, *(f"{name}.*" for name in (
+        "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
+        "hubble_deep_field", "ihc", "microaneurysms", "moon", "motorcycle_left", "page", "retina",
+        "rocket", "text", "cell", "clock_motion", "horse", "color"))))
+    return out
+
+
+def _skimage():
+    """scikit-image, whose photographs are part of the set: without it another set would be built (other
+    originals, another split), and its numbers compared with these."""
     try:
         import skimage
-        folder = Path(skimage.__file__).parent / "data"
-        add("scikit-image", _glob(folder, *(f"{name}.*" for name in (
-            "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
-            "hubble_deep_field", "ihc", "microaneurysms", "moon", "motorcycle_left", "page", "retina",
-            "rocket", "text", "cell", "clock_motion", "horse", "color"))))
     except ImportError:
-        pass
-    return out
+        raise SystemExit("the set needs scikit-image's photographs: pip install -e '.[bench]'") from None
+    return skimage
 
 
 def _load(path: Path) -> Image.Image | None:
@@ -407,6 +414,23 @@ def split_units(kept: list[tuple[Candidate, Image.Image, str]], seed: int = SEED
     return side
 
 
+def write_group(folder: Path, cand: Candidate, image: Image.Image, name: str, split: str) -> list[Entry]:
+    """The original and its ten copies (``KINDS``) in ``folder/name``, with fixed seeds: their entries."""
+    folder = folder / name
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"{SEED}:{name}")
+    original = folder / "original.jpg"
+    _save(image, original, 95)
+    items = [Entry(name, "original", split, cand.family, str(original), str(cand.path), cand.source)]
+    for kind in KINDS:
+        copy = make_copy(image, kind, rng)
+        quality = 30 if kind == "jpeg q30" else rng.randint(60, 90)
+        path = folder / f"{_slug(kind)}.jpg"
+        _save(copy, path, quality)
+        items.append(Entry(name, kind, split, cand.family, str(path), str(cand.path), cand.source))
+    return items
+
+
 def build(cache: Path = CACHE, force: bool = False) -> dict:
     """Build (or reuse) the set; return the manifest."""
     manifest_path = cache / "manifest.json"
@@ -415,29 +439,13 @@ def build(cache: Path = CACHE, force: bool = False) -> dict:
         if manifest.get("version") == VERSION and all(Path(i["path"]).exists() for i in manifest["items"]):
             return manifest
     versions = fetch_packages(cache)
-    try:
-        import skimage
-        versions["scikit-image"] = skimage.__version__
-    except ImportError:
-        pass
+    versions["scikit-image"] = _skimage().__version__
     kept, skipped = select(candidates(cache))
     side = split_units(kept)
     root = cache / "set"
     items: list[Entry] = []
     for cand, image, name in kept:
-        split = side[name]
-        folder = root / split / name
-        folder.mkdir(parents=True, exist_ok=True)
-        rng = random.Random(f"{SEED}:{name}")
-        original = folder / "original.jpg"
-        _save(image, original, 95)
-        items.append(Entry(name, "original", split, cand.family, str(original), str(cand.path), cand.source))
-        for kind in KINDS:
-            copy = make_copy(image, kind, rng)
-            quality = 30 if kind == "jpeg q30" else rng.randint(60, 90)
-            path = folder / f"{_slug(kind)}.jpg"
-            _save(copy, path, quality)
-            items.append(Entry(name, kind, split, cand.family, str(path), str(cand.path), cand.source))
+        items.extend(write_group(root / side[name], cand, image, name, side[name]))
     wanted = {(side[name], name) for _, _, name in kept}
     for folder in sorted(root.glob("*/*")):  # groups dropped or moved since the last build
         if (folder.parent.name, folder.name) not in wanted:
