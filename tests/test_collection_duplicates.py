@@ -308,6 +308,43 @@ def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_ali
         assert looked.similarity >= plain and looked.similarity > 0.99
 
 
+def test_a_tiny_copy_is_offered_with_its_original_found_by_their_pixels(tmp_path, tf1_module):
+    """A picture the model enlarges more than twice (``TINY``) sits among other tiny pictures in its
+    vector's neighbours, its original out of reach; the thumbnails find it, here and across two sets."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy2(DATA / "rocket.jpg", photos / "rocket.jpg")
+    shutil.copy2(DATA / "cat.jpg", photos / "cat.jpg")
+    with Image.open(DATA / "rocket.jpg") as image:
+        image.resize((image.width // 8, image.height // 8), Image.Resampling.LANCZOS).save(
+            photos / "rocket-tiny.jpg", quality=70)
+    for seed in range(3):
+        blocks(photos / f"blocks{seed}.png", seed, size=(96, 72))  # tiny too, but copies of nothing
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        shapes = col.store.shapes()
+        found = col._tiny_candidates(col.store, shapes, shapes)
+        name = {row.id: Path(row.path).name for row in col.store.get_many(list(range(1, 7)))}
+        pairs = {(name[a], name[b]) for a, b in zip(found.a.tolist(), found.b.tolist(), strict=True)}
+        assert pairs == {("rocket-tiny.jpg", "rocket.jpg")}
+        (similarity,) = found.sims.tolist()
+        vectors = {name[row.id]: row.vector for row in col.store.get_many(list(name), vector=True)}
+        plain = cosine(vectors["rocket.jpg"], vectors["rocket-tiny.jpg"])
+        assert similarity == pytest.approx(plain, abs=1e-5)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copy2(DATA / "rocket.jpg", archive / "rocket.jpg")  # id 1 there, as cat.jpg's is here
+    shutil.copy2(DATA / "cat.jpg", archive / "cat.jpg")
+    with lookalike.open(tmp_path / "archive-index", model=str(tf1_module)) as other, \
+            lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        other.add([archive])
+        found = col._tiny_candidates(other.store, col.store.shapes(), other.store.shapes())
+        theirs = {row.id: Path(row.path).name for row in other.store.get_many(found.b.tolist())}
+        mine = {row.id: Path(row.path).name for row in col.store.get_many(found.a.tolist())}
+        assert [(mine[a], theirs[b]) for a, b in zip(found.a.tolist(), found.b.tolist(), strict=True)] == [
+            ("rocket-tiny.jpg", "rocket.jpg")]
+
+
 def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_module):
     """The model sees colour, so a greyscale copy scores under the threshold as stored; the colour
     picture greyed and embedded again is the copy. A grey picture darker than the colour one (a

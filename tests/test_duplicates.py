@@ -37,6 +37,7 @@ from lookalike.index.duplicates import (
     other_colours,
     pair_score,
     pixel_agreements,
+    pixel_neighbours,
     second_look,
     similar_pair_arrays,
     similar_pairs,
@@ -773,6 +774,37 @@ def test_the_scale_second_look_is_for_pairs_far_apart_in_size():
     assert could_be_scaled((400, 250), (1600, 1000))
     assert not could_be_scaled((1600, 1000), (800, 500))  # half size: the plain look is enough
     assert not could_be_scaled((0, 0), (10, 10))
+
+
+def test_a_copy_the_model_enlarges_gets_the_scale_look_from_fewer_times_the_pixels():
+    # A half-size copy of a 320 x 240 screenshot is enlarged from 120 px to the model's 260: its detail
+    # is smoothed away where the original's is kept, so the two are compared shrunk alike.
+    assert could_be_scaled((320, 240), (160, 120))
+    assert could_be_scaled((160, 120), (320, 240))
+    assert not could_be_scaled((320, 240), (240, 180))  # 1.8 times the pixels: alike enough as they are
+    assert not could_be_scaled((1600, 1000), (800, 500))  # both shrunk by the model: nothing lost
+    many = could_be_scaled(np.array([[320, 240], [1600, 1000]]), np.array([[160, 120], [800, 500]]))
+    assert many.tolist() == [True, False]
+
+
+def test_pixel_neighbours_finds_a_picture_by_its_thumbnail_among_many():
+    rng = np.random.default_rng(3)
+    pictures = rng.integers(0, 256, (500, 256)).astype(np.uint8)
+    pictures[7] = 128  # a flat picture: it says nothing, and nothing matches it
+    copies = np.clip(pictures[[3, 42, 7]].astype(int) + rng.integers(-12, 12, (3, 256)), 0, 255)
+    rows, found = pixel_neighbours(copies.astype(np.uint8), pictures)
+    assert list(zip(rows.tolist(), found.tolist(), strict=True)) == [(0, 3), (1, 42)]
+    # In blocks of a few queries and thumbnails, the same answers.
+    rows, found = pixel_neighbours(copies.astype(np.uint8), pictures, block=2)
+    assert list(zip(rows.tolist(), found.tolist(), strict=True)) == [(0, 3), (1, 42)]
+
+
+def test_pixel_neighbours_leaves_each_picture_itself_out():
+    rng = np.random.default_rng(4)
+    pictures = rng.integers(0, 256, (50, 256)).astype(np.uint8)
+    pictures[20] = pictures[10]  # a second file of one picture is found, the picture itself is not
+    rows, found = pixel_neighbours(pictures[[10, 11]], pictures, same=np.array([10, 11]))
+    assert list(zip(rows.tolist(), found.tolist(), strict=True)) == [(0, 20)]
 
 
 def test_the_greyscale_second_look_is_for_a_grey_picture_beside_a_colour_one():

@@ -39,6 +39,7 @@ from lookalike.index.duplicates import (
     DENSITY_DEPTH,
     GREY_MATCH,
     PIXEL_AGREEMENT,
+    TINY,
     Cluster,
     ImageRecord,
     KeeperPolicy,
@@ -55,6 +56,7 @@ from lookalike.index.duplicates import (
     luminance_difference,
     orientation_pixels,
     pair_score,
+    pixel_neighbours,
     recheck_orientations,
     second_look,
     similar_pair_arrays,
@@ -684,7 +686,9 @@ class Collection:
                 density_by_id[image_id] = value
         sure, short = split_at_threshold(PairArrays.concat(found), density_by_id, threshold,
                                          shaped_for_a_look, across)
-        candidates = PairArrays.concat([*looks, short])
+        with self._lock:
+            tiny = self._tiny_candidates(targets, my_shapes, their_shapes)
+        candidates = PairArrays.concat([*looks, short, tiny])
         if not across:
             candidates = candidates.unordered()  # a pair can come from both its images' searches
 
@@ -695,6 +699,34 @@ class Collection:
 
         return sure + [scored(p) for p in self._second_looks(candidates, targets,
                                                              lambda p: scored(p).score >= threshold)]
+
+    def _tiny_candidates(self, targets: Store, my_shapes: np.ndarray, their_shapes: np.ndarray) -> PairArrays:
+        """My tiny pictures (``TINY``) with the ``targets``' larger ones whose thumbnails match theirs
+        (:func:`pixel_neighbours`) and whose shapes allow the scale look, with their cosine similarity:
+        candidates the vector search cannot reach. Nothing is read when I have no tiny picture."""
+        short_sides = my_shapes.min(axis=1)
+        mine = np.nonzero((short_sides > 0) & (short_sides < TINY))[0]
+        theirs = np.nonzero(their_shapes.min(axis=1) > 0)[0]
+        if not len(mine) or not len(theirs):
+            return PairArrays.concat([])
+        same = None
+        if targets is self.store:  # not itself
+            at = np.minimum(np.searchsorted(theirs, mine), len(theirs) - 1)
+            same = np.where(theirs[at] == mine, at, -1)
+        rows, found = pixel_neighbours(self._thumbnails(self.store, mine), targets.thumbnails(theirs)[0],
+                                       same)
+        a, b = mine[rows], theirs[found]
+        keep = could_be_scaled(my_shapes[a], their_shapes[b])
+        a, b = a[keep], b[keep]
+        my_vectors, their_vectors = ({r.id: vectors.normalized(r.vector)[0]
+                                      for r in store.get_many(np.unique(ids).tolist(), vector=True)}
+                                     for store, ids in ((self.store, a), (targets, b)))
+        pairs = [(x, y, float(my_vectors[x] @ their_vectors[y])) for x, y in zip(a.tolist(), b.tolist(),
+                                                                               strict=True)
+                 if x in my_vectors and y in their_vectors]
+        return PairArrays(np.array([p[0] for p in pairs], dtype=np.int64),
+                          np.array([p[1] for p in pairs], dtype=np.int64),
+                          np.array([p[2] for p in pairs], dtype=np.float32))
 
     def _second_looks(self, pairs: PairArrays, targets: Store, good: Callable[[Pair], bool]) -> list[Pair]:
         """The pairs (my ``a``, ``targets``' ``b``) that a second look makes ``good``: their pixels agree

@@ -356,6 +356,25 @@ get the scale second look: the larger picture shrunk to the smaller one's size a
 both are compared at the same, small resolution. A tiny copy's plain similarity to its original is
 often 0.6; shrunk alike, 0.84 or more (dev set, 10th percentile)."""
 
+ENLARGED = 256
+ENLARGED_RATIO = 3.0
+"""A picture under ``ENLARGED`` pixels on its short side is enlarged to the model's input (260 for
+EfficientNet-B2 and Lite2), its detail smoothed away where a larger copy's is shrunk and kept: so it gets
+the scale look from ``ENLARGED_RATIO`` times fewer pixels (a half-size copy has 4). Screenshots of games
+at 320 x 240 (bench/unseen.py, sources the calibration never saw): their half-size copies' plain
+similarity 0.53-0.87, 105 of 137 found; with this look 134, no cluster mixing pictures added. The dev set
+at the default unchanged (its originals are larger); at 0.60 one half-size stamp joins another drawing."""
+
+TINY = 128
+PIXEL_K = 8
+"""A picture under ``TINY`` pixels on its short side is enlarged more than twice by the model, and its
+vector sits among other tiny pictures': an 80 x 60 copy of a 320 x 240 screenshot has its original 32
+to 900 deep in its neighbours among 1,500 images (bench/unseen.py), out of the second looks' reach
+(``LOOK_K``). So a tiny picture's larger versions are sought by their pixels (:func:`pixel_neighbours`,
+its ``PIXEL_K`` best thumbnails from ``PIXEL_AGREEMENT`` up) and offered to the scale look: there,
+quarter-size copies found 74 -> 130 of 137, and no cluster mixing pictures added. The search costs
+nothing where no picture is tiny, and grows with tiny pictures times all pictures (docs/benchmarks.md)."""
+
 PIXEL_AGREEMENT = 0.85
 """A pair joined only by a second look must also agree pixel by pixel: the correlation of the two
 pictures' luminance thumbnails (:func:`~lookalike.embedder.traits.thumbnail_signal`), the best over
@@ -454,11 +473,13 @@ original's (dev set)."""
 
 
 def could_be_scaled(a: ArrayLike, b: ArrayLike) -> np.ndarray:
-    """Whether one of two (width, height) shapes is ``SCALE_RATIO`` times the other's pixels or more
-    (shapes [..., 2]: one pair or many)."""
+    """Whether one of two (width, height) shapes is ``SCALE_RATIO`` times the other's pixels or more, or
+    ``ENLARGED_RATIO`` times when the smaller one is ``ENLARGED`` (shapes [..., 2]: one pair or many)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     pa, pb = a[..., 0] * a[..., 1], b[..., 0] * b[..., 1]
-    return (np.minimum(pa, pb) > 0) & (np.maximum(pa, pb) >= SCALE_RATIO * np.minimum(pa, pb))
+    smaller = np.where((pa <= pb)[..., None], a, b)
+    ratio = np.where(smaller.min(axis=-1) < ENLARGED, ENLARGED_RATIO, SCALE_RATIO)
+    return (np.minimum(pa, pb) > 0) & (np.maximum(pa, pb) >= ratio * np.minimum(pa, pb))
 
 
 def could_be_turned(a: ArrayLike, b: ArrayLike) -> np.ndarray:
@@ -528,6 +549,40 @@ def _aligned_views(grids: np.ndarray) -> list[np.ndarray]:
     """Square grids [n, side, side, ...] in the eight quarter turns and mirrors, always in this order."""
     turns = [np.rot90(grids, k, axes=(1, 2)) for k in range(4)]
     return [view for turn in turns for view in (turn, turn[:, :, ::-1])]
+
+
+def pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same: np.ndarray | None = None,
+                     k: int = PIXEL_K, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(query rows, thumbnail rows) of each query thumbnail's up to ``k`` best-correlated ``thumbnails``
+    (as drawn: a tiny copy is seldom turned as well) from ``PIXEL_AGREEMENT`` up; ``same[i]``, the
+    thumbnail row that is query ``i`` itself, is left out. Both are thumbnail matrices
+    (:func:`~lookalike.embedder.traits.thumbnail_matrix`); flat or missing thumbnails match nothing.
+    Blocks of ``block`` queries by 16 times as many thumbnails: memory stays at one block of
+    correlations (64 MiB) and ``k`` candidates per query, whatever the collection's size."""
+    k = max(1, min(k, len(thumbnails)))
+    best = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.full((len(queries), k), -1, dtype=np.int64)
+    signals, valid = thumbnail_signals(queries)
+    signals = signals.reshape(len(queries), -1)
+    width = block * 16
+    for start in range(0, len(thumbnails), width):
+        found_signals, found_valid = thumbnail_signals(thumbnails[start : start + width])
+        found_signals = found_signals.reshape(len(found_signals), -1)
+        for first in range(0, len(queries), block):
+            rows = slice(first, first + block)
+            found = signals[rows] @ found_signals.T
+            found[:, ~found_valid] = -np.inf
+            if same is not None:
+                mine = (same[rows] >= start) & (same[rows] < start + len(found_signals))
+                found[np.nonzero(mine)[0], same[rows][mine] - start] = -np.inf
+            top = np.argpartition(-found, min(k, found.shape[1]) - 1, axis=1)[:, :k]
+            merged = np.concatenate([best[rows], np.take_along_axis(found, top, 1)], axis=1)
+            merged_rows = np.concatenate([best_rows[rows], top + start], axis=1)
+            keep = np.argpartition(-merged, k - 1, axis=1)[:, :k]
+            best[rows] = np.take_along_axis(merged, keep, 1)
+            best_rows[rows] = np.take_along_axis(merged_rows, keep, 1)
+    query_rows, slots = np.nonzero((best >= PIXEL_AGREEMENT) & valid[:, None])
+    return query_rows, best_rows[query_rows, slots]
 
 
 def luminance_difference(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
