@@ -379,7 +379,8 @@ def main() -> None:
     test.collection.close()
 
 
-LOOKS = {"turned": "_orientation_vectors", "scaled": "_scaled_pairs", "greyed": "_greyed_pairs"}
+LOOKS = {"turned": "_orientation_vectors", "scaled": "_scaled_pairs", "greyed": "_greyed_pairs",
+         "unframed": "_unframed_pairs"}
 
 
 def look_costs(split: Split) -> str:
@@ -425,7 +426,8 @@ def look_costs(split: Split) -> str:
         KeypointFiles.match = match
     costs = ", ".join(f"{kind} {n} in {s:.1f} s" for kind, (n, s) in spent.items())
     return (f"Second looks on {split.name} at the default {DEFAULT_THRESHOLD} ({len(split.paths)} images): "
-            f"`duplicates()` took {total:.1f} s; re-embedding (images turned, pairs scaled, pairs greyed): "
+            f"`duplicates()` took {total:.1f} s; re-embedding (images turned; pairs scaled, greyed, "
+            f"unframed): "
             f"{costs}; geometric check (files read, ORB keypoints matched, mirror images only where the "
             f"plain match fails): {matched[0]} pair matches in {matched[1]:.1f} s.")
 

@@ -166,7 +166,7 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
     shapes, kinds = shaped(n, groups, exact, seed)
     generate_s = time.perf_counter() - t
 
-    def look(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # Collection._near_pairs' shaped_for_a_look
+    def look(a: np.ndarray, b: np.ndarray, _: np.ndarray) -> np.ndarray:  # _near_pairs' shaped_for_a_look
         return worth_a_look(by_id(shapes, a, 0), by_id(shapes, b, 0))
 
     def chunks():

@@ -308,6 +308,30 @@ def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_ali
         assert looked.similarity >= plain and looked.similarity > 0.99
 
 
+def test_a_bordered_copy_is_compared_by_its_content_and_joins_its_original(tmp_path, tf1_module):
+    """A wide border makes a copy less alike to its original than the threshold asks; cropped to its
+    content (the frame look) and embedded again, it is the original."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy2(DATA / "rocket.jpg", photos / "rocket.jpg")
+    shutil.copy2(DATA / "cat.jpg", photos / "cat.jpg")
+    with Image.open(DATA / "rocket.jpg") as image:
+        ImageOps.expand(image, border=image.width // 3, fill=(20, 20, 20)).save(
+            photos / "rocket-bordered.jpg", quality=85)
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        rows = {Path(row.path).name: row for row in col.store.get_many([1, 2, 3], vector=True)}
+        plain = cosine(rows["rocket.jpg"].vector, rows["rocket-bordered.jpg"].vector)
+        assert plain < THRESHOLD
+        by_id = {row.id: row for row in rows.values()}
+        pair = Pair(rows["rocket.jpg"].id, rows["rocket-bordered.jpg"].id, plain)
+        (looked,) = col._unframed_pairs([pair], by_id, by_id)
+        assert looked.similarity > 0.99
+        clusters = col.duplicates(THRESHOLD)
+    assert {Path(c.keeper.path).name: [Path(m.path).name for m in c.copies] for c in clusters} == {
+        "rocket.jpg": ["rocket-bordered.jpg"]}  # and the keeper is the picture without the border
+
+
 def test_a_tiny_copy_is_offered_with_its_original_found_by_their_pixels(tmp_path, tf1_module):
     """A picture the model enlarges more than twice (``TINY``) sits among other tiny pictures in its
     vector's neighbours, its original out of reach; the thumbnails find it, here and across two sets."""

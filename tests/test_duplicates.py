@@ -28,6 +28,7 @@ from lookalike.index.duplicates import (
     could_be_greyed,
     could_be_scaled,
     could_be_turned,
+    could_be_unframed,
     density,
     exact_groups,
     inversions,
@@ -704,7 +705,7 @@ def test_the_second_looks_candidates_come_from_the_same_search():
     ids = np.arange(10, 15)
     shapes = {10: (400, 300), 11: (400, 300), 12: (400, 300), 13: (400, 300), 14: (300, 400)}
 
-    def shaped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def shaped(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:
         return worth_a_look(np.array([shapes[i] for i in a]), np.array([shapes[i] for i in b]))
 
     pairs, looks = similar_pair_arrays(exact_index(vectors, ids), vectors, ids, THRESHOLD, look=shaped)
@@ -718,7 +719,7 @@ def test_found_pairs_are_scored_in_bulk_and_the_short_ones_offered_for_a_look_if
     density = np.array([np.nan, DENSITY_PRIOR, DENSITY_PRIOR, 0.77])  # image 3 crowded; 9 not in the table
     turned = {(2, 3)}
 
-    def look(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def look(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:
         return np.array([(x, y) in turned for x, y in zip(a.tolist(), b.tolist(), strict=True)])
 
     sure, short = split_at_threshold(found, density, 0.64, look)
@@ -784,6 +785,24 @@ def test_a_copy_the_model_enlarges_gets_the_scale_look_from_fewer_times_the_pixe
     assert not could_be_scaled((320, 240), (240, 180))  # 1.8 times the pixels: alike enough as they are
     assert not could_be_scaled((1600, 1000), (800, 500))  # both shrunk by the model: nothing lost
     many = could_be_scaled(np.array([[320, 240], [1600, 1000]]), np.array([[160, 120], [800, 500]]))
+    assert many.tolist() == [True, False]
+
+
+def test_the_frame_look_is_for_a_framed_picture_whose_content_has_the_others_shape():
+    photo, content = (1000, 750), (1000, 750)
+    bordered, bordered_content = (1300, 1050), (1000, 750)  # a wide border: 55 % of it is the picture
+    captioned, captioned_content = (1000, 750), (1000, 640)  # a band over the bottom: 4:3 no more
+    drawing, drawing_content = (1000, 750), (500, 700)  # a drawing on white: its content another shape
+    assert could_be_unframed(bordered, bordered_content, photo, content)
+    assert could_be_unframed(photo, content, bordered, bordered_content)
+    assert not could_be_unframed(captioned, captioned_content, photo, content)
+    assert could_be_unframed(captioned, captioned_content, (1000, 640), (1000, 640))  # its own picture
+    assert not could_be_unframed(drawing, drawing_content, photo, content)
+    assert not could_be_unframed(bordered, bordered_content, bordered, bordered_content)  # framed alike
+    assert not could_be_unframed(photo, content, (800, 600), (800, 600))  # no frame on either
+    assert not could_be_unframed(bordered, (0, 0), photo, content)  # content unknown (an old index)
+    many = could_be_unframed(np.array([bordered, drawing]), np.array([bordered_content, drawing_content]),
+                             np.array([photo, photo]), np.array([content, content]))
     assert many.tolist() == [True, False]
 
 

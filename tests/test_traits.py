@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from lookalike.embedder.traits import caption_band, content_box, image_traits, thumbnail_pixels
+from lookalike.embedder.traits import caption_band, content_box, content_crop, image_traits, thumbnail_pixels
 
 BLACK, WHITE = (0, 0, 0), (255, 255, 255)
 
@@ -57,6 +57,18 @@ def test_a_photo_is_all_content():
 def test_a_frame_of_one_colour_is_left_out():
     framed = ImageOps.expand(photo(), border=50, fill=(128, 128, 128))  # 500 x 400
     assert box_of(framed) == pytest.approx((50 / 400, 350 / 400, 50 / 500, 450 / 500), abs=0.02)
+
+
+def test_a_framed_copy_cropped_to_its_content_is_its_original_again():
+    original = photo((800, 600))
+    framed = ImageOps.expand(original, border=120, fill=WHITE)  # 1040 x 840
+    inside = content_crop(framed)
+    assert inside.size == pytest.approx((800, 600), abs=17)  # found on a 128 px thumbnail: 8 px a step
+    def coarse(picture: Image.Image) -> np.ndarray:
+        return np.asarray(picture.resize((20, 15), Image.Resampling.BOX), dtype=np.int16)
+
+    assert np.abs(coarse(inside) - coarse(original)).mean() < 8
+    assert content_crop(original).size == original.size  # nothing to take off
 
 
 @pytest.mark.parametrize("top", [True, False], ids=["top", "bottom"])

@@ -103,6 +103,16 @@ def image_traits(image: Image.Image, quality: int = 100, size: tuple[int, int] |
     )
 
 
+def content_crop(image: Image.Image) -> Image.Image:
+    """The picture inside its added border and caption band (:func:`content_box`), at its own pixels:
+    what a framed copy is compared by (the duplicates' frame look)."""
+    pixels = thumbnail_pixels(image)
+    top, bottom, left, right = content_box(pixels)
+    scale_x, scale_y = image.width / pixels.shape[1], image.height / pixels.shape[0]
+    return image.crop((round(left * scale_x), round(top * scale_y), round(right * scale_x),
+                       round(bottom * scale_y)))
+
+
 def thumbnail_pixels(image: Image.Image) -> np.ndarray:
     """The picture at most ``THUMB`` pixels a side as RGB pixels [h, w, 3] (int16): what every trait,
     the content box among them, is read from."""

@@ -37,6 +37,8 @@ from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_DEPTH,
+    FRAME_FLOOR,
+    FRAMED,
     GREY_MATCH,
     PIXEL_AGREEMENT,
     TINY,
@@ -52,6 +54,7 @@ from lookalike.index.duplicates import (
     could_be_greyed,
     could_be_scaled,
     could_be_turned,
+    could_be_unframed,
     density,
     luminance_difference,
     orientation_pixels,
@@ -658,13 +661,18 @@ class Collection:
         """
         across = targets is not self.store
         with self._lock:
-            my_shapes, my_greys = self.store.shapes(), self.store.greyscale()
-            their_shapes, their_greys = (targets.shapes(), targets.greyscale()) if across \
-                else (my_shapes, my_greys)
+            my_shapes, my_greys, my_contents = (self.store.shapes(), self.store.greyscale(),
+                                                self.store.content_shapes())
+            their_shapes, their_greys, their_contents = (targets.shapes(), targets.greyscale(),
+                                                         targets.content_shapes()) if across \
+                else (my_shapes, my_greys, my_contents)
 
-        def shaped_for_a_look(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return worth_a_look(by_id(my_shapes, a, 0), by_id(their_shapes, b, 0)) | could_be_greyed(
-                by_id(my_greys, a, -1), by_id(their_greys, b, -1))
+        def shaped_for_a_look(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:
+            shape_a, shape_b = by_id(my_shapes, a, 0), by_id(their_shapes, b, 0)
+            framed = (sims >= FRAME_FLOOR) & could_be_unframed(shape_a, by_id(my_contents, a, 0), shape_b,
+                                                                by_id(their_contents, b, 0))
+            return worth_a_look(shape_a, shape_b) | could_be_greyed(
+                by_id(my_greys, a, -1), by_id(their_greys, b, -1)) | framed
 
         found: list[PairArrays] = []
         looks: list[PairArrays] = []
@@ -738,14 +746,22 @@ class Collection:
 
         Only pairs whose shapes allow a turn or a scale, or whose colours allow a greyscale copy, are
         offered, and only those whose pixels agree are re-embedded, the costly part: a few per copy,
-        whatever the collection's size."""
-        pairs = self._agreeing(pairs, targets).pairs()
-        if not pairs:
+        whatever the collection's size. A framed picture beside one its content's shape
+        (:func:`could_be_unframed`, from ``FRAME_FLOOR``) is cropped to its content and embedded again
+        (:meth:`_unframed_pairs`): its frame shifts its thumbnail, so the pixels cannot vouch for it."""
+        with self._lock:
+            framing = could_be_unframed(
+                by_id(self.store.shapes(), pairs.a, 0), by_id(self.store.content_shapes(), pairs.a, 0),
+                by_id(targets.shapes(), pairs.b, 0), by_id(targets.content_shapes(), pairs.b, 0))
+        framed = pairs.take(framing & (pairs.sims >= FRAME_FLOOR)).pairs()
+        pairs = self._agreeing(pairs, targets).pairs()  # a frame shifts the thumbnail: not for the framed
+        if not pairs and not framed:
             return []
         with self._lock:
-            mine = {r.id: r for r in self.store.get_many(list({p.a for p in pairs}), vector=True)}
-            theirs = {r.id: r for r in targets.get_many(list({p.b for p in pairs}), vector=True)}
+            mine = {r.id: r for r in self.store.get_many(list({p.a for p in [*pairs, *framed]}), vector=True)}
+            theirs = {r.id: r for r in targets.get_many(list({p.b for p in [*pairs, *framed]}), vector=True)}
         pairs = [p for p in pairs if p.a in mine and p.b in theirs]
+        framed = [p for p in framed if p.a in mine and p.b in theirs]
 
         def shapes(p: Pair) -> tuple[tuple[int, int], tuple[int, int]]:
             return (mine[p.a].width, mine[p.a].height), (theirs[p.b].width, theirs[p.b].height)
@@ -761,7 +777,8 @@ class Collection:
         variants = self._orientation_vectors({p.a for p in turns})
         best: dict[tuple[int, int], Pair] = {}
         for p in [*recheck_orientations(turns, -1.0, variants, {i: r.vector for i, r in theirs.items()}),
-                  *self._scaled_pairs(scales, mine, theirs), *self._greyed_pairs(greyed, mine, theirs)]:
+                  *self._scaled_pairs(scales, mine, theirs), *self._greyed_pairs(greyed, mine, theirs),
+                  *self._unframed_pairs(framed, mine, theirs)]:
             if (p.a, p.b) not in best or p.similarity > best[p.a, p.b].similarity:
                 best[p.a, p.b] = p
         return [p for p in best.values() if good(p)]
@@ -828,6 +845,26 @@ class Collection:
         return [Pair(p.a, p.b, max(p.similarity,
                                    float(embedded[colour.path] @ vectors.normalized(grey.vector)[0])))
                 for p, (grey, colour) in zip(pairs, sides, strict=True) if colour.path in embedded]
+
+    def _unframed_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
+                        theirs: dict[int, ImageRow]) -> list[Pair]:
+        """The frame look (``FRAMED``): each pair's framed picture cropped to its content and embedded
+        again (once however many pictures it pairs with), against the other's stored vector; the best
+        similarity kept. Unreadable files leave their pair as it was."""
+        if not pairs:
+            return []
+        from lookalike.embedder.traits import content_crop
+
+        def framed_first(a: ImageRow, b: ImageRow) -> tuple[ImageRow, ImageRow]:
+            share = a.traits.content_pixels / max(1, a.width * a.height) if a.traits else 1.0
+            return (a, b) if share < FRAMED else (b, a)
+
+        sides = [framed_first(mine[p.a], theirs[p.b]) for p in pairs]
+        embedded = self._embedded_edits({framed.path: (framed.path, self.embedder.input_size, content_crop)
+                                         for framed, _ in sides})
+        return [Pair(p.a, p.b, max(p.similarity,
+                                   float(embedded[framed.path] @ vectors.normalized(plain.vector)[0])))
+                for p, (framed, plain) in zip(pairs, sides, strict=True) if framed.path in embedded]
 
     def _embedded_edits(self, jobs: dict[Any, tuple[str, int, Callable[[PILImage], PILImage]]]
                         ) -> dict[Any, np.ndarray]:

@@ -561,6 +561,11 @@ class Store:
         tests over whole neighbour lists at once (duplicates' second looks), 8 bytes per image."""
         return self._by_id("width, height", 0, np.int32)
 
+    def content_shapes(self) -> np.ndarray:
+        """Every image's content box (width, height; ``Traits``), indexed by id, zeros where unknown: which
+        neighbours could be a picture and its copy with a border or caption band added."""
+        return self._by_id("coalesce(content_width, 0), coalesce(content_height, 0)", 0, np.int32)
+
     def greyscale(self) -> np.ndarray:
         """Every image's greyscale trait, indexed by id: 1 grey, 0 colour, -1 unknown (no image, or
         indexed before schema 3): which neighbours could be a colour picture and its greyscale copy."""
