@@ -47,6 +47,8 @@ bench: install
 	$(BIN)/python bench/colour_variants.py
 	$(BIN)/python bench/colour_variants.py --near-hues
 	$(BIN)/python bench/distinct.py
+	$(BIN)/python bench/unseen.py
+	$(BIN)/python bench/tiny_search.py
 	$(BIN)/python bench/colour_checks.py
 	$(BIN)/python bench/versions.py
 	$(BIN)/python bench/backups.py

@@ -1,6 +1,6 @@
 """Duplicates on pictures from sources the calibration never saw: does the default generalise?
 
-Run by hand: ``python bench/unseen.py`` (downloads four Debian packages, builds the set in
+Run by hand: ``python bench/unseen.py`` (downloads nine Debian packages, builds the set in
 ``~/.cache/lookalike-bench/unseen``, indexes it: a few minutes the first time). Writes "## Unseen
 sources probe" in docs/benchmarks.md; ``--no-write`` prints only.
 
@@ -9,8 +9,10 @@ eleven sources. This set is built the same way (dupset's checks, its ten copy ki
 packages neither half draws on, chosen for what is hard: screenshots of games (games-thumbnails, 320 px,
 many dark and busy: series of similar but distinct pictures), paper and canvas textures
 (mypaint-data-extras: the texture-like pictures that sit close to everything in the model's space),
-one game's screens (frozen-bubble-data) and Debian Edu's theme wallpapers. Nothing here chooses a
-setting: the product runs at its default, beside plain cosine and phash at theirs.
+one game's screens (frozen-bubble-data), Debian Edu's theme wallpapers, and from stellarium-data
+photographs of nebulae and galaxies (dark, a fuzzy shape on black: alike, and all different), the
+tiles of one landscape panorama (neighbouring views) and constellation drawings of many sky cultures.
+Nothing here chooses a setting: the product runs at its default, beside plain cosine and phash at theirs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,14 +30,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
 from calibrate import Result, cosine_pairs, evaluate, index_split, library_state, phash_pairs, product  # noqa: E402
-from report import machine, today, write_section  # noqa: E402
+from report import constants, machine, today, write_section  # noqa: E402
 
+from lookalike.index import collection, duplicates  # noqa: E402
 from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
 
 SECTION = "## Unseen sources probe"
+BEFORE = ({"ENLARGED": 0}, {"TINY": 0, "FRAME_FLOOR": 2.0})
+"""Duplicates and Collection as before the looks this set first showed were missing: the scale look for
+enlarged copies, the pixel search for tiny ones and the frame look."""
 CACHE = dupset.CACHE.parent / "unseen"
-VERSION = 1  # bump when the selection changes: the cached set is rebuilt
+VERSION = 2  # bump when the selection changes: the cached set is rebuilt
 GAMES = 150  # of games-thumbnails' 530 screenshots, a fixed sample
+NEBULAE = 60  # of stellarium's 539 photographs of nebulae and galaxies
+SKY_ART = 30  # of its constellation drawings, from every sky culture
 PACKAGES = {
     "games-thumbnails": "BSD-3 / the games' own (screenshots)",
     "mypaint-data-extras": "CC0-1.0 / CC-BY-3.0 / GPL-2 (backgrounds)",
@@ -44,11 +53,15 @@ PACKAGES = {
     "debian-edu-artwork-homeworld": "GPL-2+",
     "debian-edu-artwork-softwaves": "GPL-2+",
     "debian-edu-artwork-spacefun": "GPL-2+",
+    "stellarium-data": "GPL-2+ / per-image (nebula photographs: see its copyright file)",
 }
 SERIES = {  # package -> the series its pictures form: different pictures that must never be merged
     "games-thumbnails": "game screenshots",
     "mypaint-data-extras": "paper textures",
     "frozen-bubble-data": "frozen-bubble screens",
+    "stellarium-data/nebulae": "nebula and galaxy photographs",
+    "stellarium-data/landscapes": "tiles of one panorama",
+    "stellarium-data/skycultures": "constellation drawings",
 }  # and the Debian Edu wallpapers: "debian-edu themes"
 
 
@@ -61,6 +74,13 @@ def candidates(x: Path) -> list[dupset.Candidate]:
     sources = ((games, "games-thumbnails"), (papers, "mypaint-data-extras"), (screens, "frozen-bubble-data"))
     found = [(path, source) for paths, source in sources for path in paths]
     found += [(path, path.relative_to(x).parts[0]) for path in themes]
+    sky = x / "stellarium-data/usr/share/stellarium"
+    rng = random.Random(dupset.SEED)
+    nebulae = sorted(rng.sample(sorted((sky / "nebulae/default").glob("*.png")), NEBULAE))
+    tiles = sorted((sky / "landscapes/hurricane").glob("hurricane[0-9].png"))
+    drawings = sorted(rng.sample(sorted(sky.glob("skycultures/*/*.png")), SKY_ART))
+    kinds = ((nebulae, "nebulae"), (tiles, "landscapes"), (drawings, "skycultures"))
+    found += [(path, f"stellarium-data/{kind}") for paths, kind in kinds for path in paths]
     # No family on the way in: dupset.select caps a family at four, and a series here is the point.
     return [dupset.Candidate(path, source) for path, source in found]
 
@@ -72,10 +92,12 @@ def build(force: bool = False) -> dict:
         if manifest.get("version") == VERSION and all(Path(i["path"]).exists() for i in manifest["items"]):
             return manifest
     versions = dupset.fetch_packages(CACHE, PACKAGES)
+    shutil.rmtree(CACHE / "set", ignore_errors=True)  # groups of an older selection
     kept, skipped = dupset.select(candidates(CACHE / "x"))
     items = []
     for cand, image, name in kept:
         family = SERIES.get(cand.source, "debian-edu themes")
+        cand = dupset.Candidate(cand.path, cand.source.split("/")[0])
         series = dupset.Candidate(cand.path, cand.source, family)
         items.extend(dupset.write_group(CACHE / "set" / "unseen", series, image, name, "unseen"))
     manifest = {"version": VERSION, "sources": {n: {"version": v, "licence": PACKAGES[n]}
@@ -102,9 +124,14 @@ def main() -> None:
     split = index_split("unseen", manifest["items"], CACHE / "set" / "unseen", CACHE, args.model)
     indexed = time.perf_counter() - started
     started = time.perf_counter()
+    with constants(duplicates, **BEFORE[0]), constants(collection, **BEFORE[1]):
+        before = evaluate(split, product(DEFAULT_THRESHOLD))
+    before_seconds = time.perf_counter() - started
+    started = time.perf_counter()
     ours = evaluate(split, product(DEFAULT_THRESHOLD))
     seconds = time.perf_counter() - started
-    results = [(f"product, default {DEFAULT_THRESHOLD}", ours),
+    results = [(f"product before the enlarged, tiny and frame looks, {DEFAULT_THRESHOLD}", before),
+               (f"product, default {DEFAULT_THRESHOLD}", ours),
                (f"cosine pairs, {DEFAULT_THRESHOLD}", evaluate(split, cosine_pairs(DEFAULT_THRESHOLD))),
                ("phash, distance 10", evaluate(split, phash_pairs(10)))]
     originals = [i for i in manifest["items"] if i["kind"] == "original"]
@@ -112,7 +139,8 @@ def main() -> None:
     by_source: dict[str, int] = {}
     for item in originals:
         by_source[item["package"]] = by_source.get(item["package"], 0) + 1
-    kinds = " | ".join(f"{kind} {found / total:.2f}" for kind, (found, total) in ours.kind_recall.items())
+    kinds = ", ".join(f"{kind} {found / total:.2f} (before {before.kind_recall[kind][0] / total:.2f})"
+                      for kind, (found, total) in ours.kind_recall.items())
     mixed = [" + ".join(sorted({Path(p).parent.name for p in cluster})) for cluster in ours.mixed[:8]]
     body = "\n".join([
         "Pictures from packages neither half of the calibration set draws on (`bench/unseen.py`), with the "
@@ -130,7 +158,8 @@ def main() -> None:
         "Mixed clusters (originals in them): " + ("; ".join(mixed) or "none") + ".",
         "",
         f"`python bench/unseen.py` on {today()}, {machine()}; model {args.model}; {library_state()}. "
-        f"Indexing {indexed:.0f} s (0 when cached), `duplicates()` {seconds:.1f} s.",
+        f"Indexing {indexed:.0f} s (0 when cached), `duplicates()` {seconds:.1f} s (before the three looks "
+        f"{before_seconds:.1f} s, in the same run).",
     ])
     print(body)
     if not args.no_write:
