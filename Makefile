@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/distinct.py
 	$(BIN)/python bench/unseen.py
 	$(BIN)/python bench/tiny_search.py
+	$(BIN)/python bench/looks_cost.py
 	$(BIN)/python bench/colour_checks.py
 	$(BIN)/python bench/versions.py
 	$(BIN)/python bench/backups.py

@@ -1,0 +1,71 @@
+"""What the enlarged, tiny and frame looks cost on the dev half, beside the product without them.
+
+Run by hand: ``python bench/looks_cost.py [--rounds 3]`` (after bench/calibrate.py has indexed the
+dev half). Writes "## Second looks: enlarged, tiny and frame" in docs/benchmarks.md.
+
+The three looks (the scale look for copies the model enlarges, the pixel search for tiny ones, the frame
+look; bench/unseen.py showed them missing) re-embed more pairs on a set with many small pictures. Here
+``duplicates()`` at the default runs on the dev half with them and without them (bench/unseen.py's
+``BEFORE``), alternating, the median of the rounds each, in one process on one index: the ratio is the
+number to trust on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from calibrate import evaluate, load_split, product  # noqa: E402
+from report import constants, machine, today, write_section  # noqa: E402
+from unseen import BEFORE  # noqa: E402
+
+from lookalike.index import collection, duplicates  # noqa: E402
+from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
+
+SECTION = "## Second looks: enlarged, tiny and frame"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    dev = load_split("dev")
+    seconds: dict[str, list[float]] = {"without": [], "with": []}
+    results = {}
+    for _ in range(args.rounds):
+        for mode in seconds:
+            off = BEFORE if mode == "without" else ({}, {})
+            with constants(duplicates, **off[0]), constants(collection, **off[1]):
+                started = time.perf_counter()
+                results[mode] = evaluate(dev, product(DEFAULT_THRESHOLD))
+                seconds[mode].append(time.perf_counter() - started)
+    median = {mode: statistics.median(values) for mode, values in seconds.items()}
+    rows = [f"| {mode} | {median[mode]:.1f} s | {results[mode].precision:.3f} | {results[mode].recall:.3f} | "
+            f"{len(results[mode].mixed)} |" for mode in seconds]
+    body = "\n".join([
+        f"`duplicates()` at the default {DEFAULT_THRESHOLD} on the dev half ({len(dev.paths)} images, many "
+        "small stamps and drawings), with and without the enlarged, tiny and frame looks, alternating, "
+        f"median of {args.rounds} rounds each (evaluation included, the same in both).",
+        "",
+        "| looks | `duplicates()` | precision | recall | mixed clusters |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+        f"With them: **{median['with'] / median['without']:.2f} times** the time. "
+        f"`python bench/looks_cost.py --rounds {args.rounds}` on {today()}, {machine()}.",
+    ])
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+    dev.collection.close()
+
+
+if __name__ == "__main__":
+    main()
