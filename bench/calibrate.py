@@ -291,7 +291,6 @@ def index_split(name: str, items: list[dict], folder: Path, cache: Path, model: 
     known = dict(np.load(store)) if store.exists() else {}
     known.update({rows[p][0]: v for p, v in zip(paths, vectors, strict=True)})
     np.savez(store, **known)
-    _memoise_orientation(col)
     return Split(name, items, paths, vectors, col)
 
 
@@ -371,6 +370,8 @@ def main() -> None:
     started = time.perf_counter()
     dev, test = load_split("dev", args.model), load_split("test", args.model)
     indexed = time.perf_counter() - started
+    for split in (dev, test):  # the grid runs duplicates() once per threshold
+        _memoise_orientation(split.collection)
     body = calibrate(dev, test, args.model, indexed)
     print(body)
     if not args.no_write:

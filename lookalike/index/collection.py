@@ -37,7 +37,6 @@ from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_DEPTH,
-    FRAME_FLOOR,
     FRAMED,
     GREY_MATCH,
     PIXEL_AGREEMENT,
@@ -47,6 +46,7 @@ from lookalike.index.duplicates import (
     KeeperPolicy,
     Pair,
     PairArrays,
+    ShapeTest,
     aligned_correlations,
     build_clusters,
     build_matches,
@@ -54,8 +54,8 @@ from lookalike.index.duplicates import (
     could_be_greyed,
     could_be_scaled,
     could_be_turned,
-    could_be_unframed,
     density,
+    frame_test,
     luminance_difference,
     orientation_pixels,
     pair_score,
@@ -667,12 +667,11 @@ class Collection:
                                                          targets.content_shapes()) if across \
                 else (my_shapes, my_greys, my_contents)
 
+        framed = frame_test(my_shapes, my_contents, their_shapes, their_contents)
+
         def shaped_for_a_look(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:
-            shape_a, shape_b = by_id(my_shapes, a, 0), by_id(their_shapes, b, 0)
-            framed = (sims >= FRAME_FLOOR) & could_be_unframed(shape_a, by_id(my_contents, a, 0), shape_b,
-                                                                by_id(their_contents, b, 0))
-            return worth_a_look(shape_a, shape_b) | could_be_greyed(
-                by_id(my_greys, a, -1), by_id(their_greys, b, -1)) | framed
+            return worth_a_look(by_id(my_shapes, a, 0), by_id(their_shapes, b, 0)) | could_be_greyed(
+                by_id(my_greys, a, -1), by_id(their_greys, b, -1)) | framed(a, b, sims)
 
         found: list[PairArrays] = []
         looks: list[PairArrays] = []
@@ -706,7 +705,7 @@ class Collection:
             return Pair(p.a, p.b, p.similarity, pair_score(p.similarity, mine, theirs))
 
         return sure + [scored(p) for p in self._second_looks(candidates, targets,
-                                                             lambda p: scored(p).score >= threshold)]
+                                                             lambda p: scored(p).score >= threshold, framed)]
 
     def _tiny_candidates(self, targets: Store, my_shapes: np.ndarray, their_shapes: np.ndarray) -> PairArrays:
         """My tiny pictures (``TINY``) with the ``targets``' larger ones whose thumbnails match theirs
@@ -729,14 +728,12 @@ class Collection:
         my_vectors, their_vectors = ({r.id: vectors.normalized(r.vector)[0]
                                       for r in store.get_many(np.unique(ids).tolist(), vector=True)}
                                      for store, ids in ((self.store, a), (targets, b)))
-        pairs = [(x, y, float(my_vectors[x] @ their_vectors[y])) for x, y in zip(a.tolist(), b.tolist(),
-                                                                               strict=True)
-                 if x in my_vectors and y in their_vectors]
-        return PairArrays(np.array([p[0] for p in pairs], dtype=np.int64),
-                          np.array([p[1] for p in pairs], dtype=np.int64),
-                          np.array([p[2] for p in pairs], dtype=np.float32))
+        return PairArrays.of(Pair(x, y, float(my_vectors[x] @ their_vectors[y]))
+                             for x, y in zip(a.tolist(), b.tolist(), strict=True)
+                             if x in my_vectors and y in their_vectors)
 
-    def _second_looks(self, pairs: PairArrays, targets: Store, good: Callable[[Pair], bool]) -> list[Pair]:
+    def _second_looks(self, pairs: PairArrays, targets: Store, good: Callable[[Pair], bool],
+                      framed: ShapeTest | None = None) -> list[Pair]:
         """The pairs (my ``a``, ``targets``' ``b``) that a second look makes ``good``: their pixels agree
         once aligned (``PIXEL_AGREEMENT``, from the stored thumbnails, :meth:`_agreeing`), and
         re-embedded a quarter turn (:func:`recheck_orientations`) or a many-times scale
@@ -748,20 +745,22 @@ class Collection:
         offered, and only those whose pixels agree are re-embedded, the costly part: a few per copy,
         whatever the collection's size. A framed picture beside one its content's shape
         (:func:`could_be_unframed`, from ``FRAME_FLOOR``) is cropped to its content and embedded again
-        (:meth:`_unframed_pairs`): its frame shifts its thumbnail, so the pixels cannot vouch for it."""
-        with self._lock:
-            framing = could_be_unframed(
-                by_id(self.store.shapes(), pairs.a, 0), by_id(self.store.content_shapes(), pairs.a, 0),
-                by_id(targets.shapes(), pairs.b, 0), by_id(targets.content_shapes(), pairs.b, 0))
-        framed = pairs.take(framing & (pairs.sims >= FRAME_FLOOR)).pairs()
+        (:meth:`_unframed_pairs`): its frame shifts its thumbnail, so the pixels cannot vouch for it.
+        ``framed``, the frame look's test (:func:`frame_test`), when the caller has the tables for it."""
+        if framed is None:
+            with self._lock:
+                framed = frame_test(self.store.shapes(), self.store.content_shapes(), targets.shapes(),
+                                    targets.content_shapes())
+        unframe = pairs.take(framed(pairs.a, pairs.b, pairs.sims)).pairs()
         pairs = self._agreeing(pairs, targets).pairs()  # a frame shifts the thumbnail: not for the framed
-        if not pairs and not framed:
+        if not pairs and not unframe:
             return []
+        looked = [*pairs, *unframe]
         with self._lock:
-            mine = {r.id: r for r in self.store.get_many(list({p.a for p in [*pairs, *framed]}), vector=True)}
-            theirs = {r.id: r for r in targets.get_many(list({p.b for p in [*pairs, *framed]}), vector=True)}
+            mine = {r.id: r for r in self.store.get_many(list({p.a for p in looked}), vector=True)}
+            theirs = {r.id: r for r in targets.get_many(list({p.b for p in looked}), vector=True)}
         pairs = [p for p in pairs if p.a in mine and p.b in theirs]
-        framed = [p for p in framed if p.a in mine and p.b in theirs]
+        unframe = [p for p in unframe if p.a in mine and p.b in theirs]
 
         def shapes(p: Pair) -> tuple[tuple[int, int], tuple[int, int]]:
             return (mine[p.a].width, mine[p.a].height), (theirs[p.b].width, theirs[p.b].height)
@@ -778,7 +777,7 @@ class Collection:
         best: dict[tuple[int, int], Pair] = {}
         for p in [*recheck_orientations(turns, -1.0, variants, {i: r.vector for i, r in theirs.items()}),
                   *self._scaled_pairs(scales, mine, theirs), *self._greyed_pairs(greyed, mine, theirs),
-                  *self._unframed_pairs(framed, mine, theirs)]:
+                  *self._unframed_pairs(unframe, mine, theirs)]:
             if (p.a, p.b) not in best or p.similarity > best[p.a, p.b].similarity:
                 best[p.a, p.b] = p
         return [p for p in best.values() if good(p)]

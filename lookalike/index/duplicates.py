@@ -487,6 +487,11 @@ luminance): it is not moved for either. JPEG re-encoding moves a greyscale copy 
 original's (dev set)."""
 
 
+ShapeTest = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(query ids, neighbour ids, cosine similarities) -> which pairs deserve a second look
+(:func:`worth_a_look` on their shapes)."""
+
+
 def could_be_scaled(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Whether one of two (width, height) shapes is ``SCALE_RATIO`` times the other's pixels or more, or
     ``ENLARGED_RATIO`` times when the smaller one is ``ENLARGED`` (shapes [..., 2]: one pair or many)."""
@@ -533,6 +538,18 @@ def could_be_unframed(shapes_a: ArrayLike, contents_a: ArrayLike, shapes_b: Arra
         b_framed = (share_b < FRAMED) & (share_a >= UNFRAMED) & (
             np.abs(content_aspect_b / aspect_a - 1) <= FRAME_ASPECT)
     return a_framed | b_framed
+
+
+def frame_test(my_shapes: np.ndarray, my_contents: np.ndarray, their_shapes: np.ndarray,
+               their_contents: np.ndarray) -> ShapeTest:
+    """The pairs the frame look takes (:func:`could_be_unframed` from ``FRAME_FLOOR``), from tables of
+    every image's shape and content box indexed by id (:meth:`Store.shapes`, ``content_shapes``)."""
+    def framed(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:
+        return (np.asarray(sims) >= FRAME_FLOOR) & could_be_unframed(
+            by_id(my_shapes, a, 0), by_id(my_contents, a, 0), by_id(their_shapes, b, 0),
+            by_id(their_contents, b, 0))
+
+    return framed
 
 
 def could_be_greyed(grey_a: ArrayLike, grey_b: ArrayLike) -> np.ndarray:
@@ -667,11 +684,6 @@ def recheck_orientations(
         if best >= threshold:
             kept.append(Pair(p.a, p.b, best))
     return kept
-
-
-ShapeTest = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""(query ids, neighbour ids, cosine similarities) -> which pairs deserve a second look
-(:func:`worth_a_look` on their shapes)."""
 
 
 class Found(NamedTuple):
