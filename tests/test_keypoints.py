@@ -276,6 +276,31 @@ def test_pairs_whose_stored_thumbnails_agree_are_not_read_again(copies):
     assert geometric_look(pair, 0.64, records, KeypointFiles()) == []
 
 
+def test_framed_pictures_thumbnails_do_not_vouch_for_them(copies, tmp_path):
+    """Two different photos in the same wide border are mostly border at 16x16: their thumbnails agree
+    (two bordered star clusters in bench/unseen.py, 0.98-1.0), so framed pictures are always read again,
+    and their keypoints tell them apart. A bordered copy beside its original's bordered copy stays."""
+    from lookalike.embedder.traits import Traits
+
+    def bordered(name: str, kind: str = "original") -> str:
+        with Image.open(copies[name, kind]) as image:
+            framed = ImageOps.expand(image.convert("RGB"), border=image.width // 3, fill="black")
+        path = tmp_path / f"{name}-{kind}-framed.jpg"
+        framed.save(path, quality=90)
+        return str(path)
+
+    def framed_record(image_id: int, path: str) -> ImageRecord:
+        """An image of 500 x 500 whose content is 300 x 300 inside its border; its thumbnail all border."""
+        return ImageRecord(image_id, path, 500, 500, 1, 0.0,
+                           traits=Traits(300, 300, False, 90, b"", 0.0, bytes(range(256))))
+
+    records = {1: framed_record(1, bordered("cat")), 2: framed_record(2, bordered("espresso")),
+               3: framed_record(3, bordered("cat", "half size"))}
+    assert records[1].framed
+    strangers, copy = Pair(1, 2, 0.9, 0.75), Pair(1, 3, 0.9, 0.75)
+    assert geometric_look([strangers, copy], 0.64, records, KeypointFiles()) == [copy]
+
+
 def test_each_image_has_at_most_its_best_pairs_read_again_the_rest_are_dropped(tmp_path):
     """Thirty versions of one picture, each paired with all the others in the band: 435 pairs, each
     reading two files. Only each image's ``GEOMETRY_PAIRS`` best-scoring pairs are verified; a pair

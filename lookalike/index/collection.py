@@ -37,7 +37,6 @@ from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_DEPTH,
-    FRAMED,
     GREY_MATCH,
     PIXEL_AGREEMENT,
     TINY,
@@ -855,8 +854,7 @@ class Collection:
         from lookalike.embedder.traits import content_crop
 
         def framed_first(a: ImageRow, b: ImageRow) -> tuple[ImageRow, ImageRow]:
-            share = a.traits.content_pixels / max(1, a.width * a.height) if a.traits else 1.0
-            return (a, b) if share < FRAMED else (b, a)
+            return (a, b) if ImageRecord.of(a).framed else (b, a)
 
         sides = [framed_first(mine[p.a], theirs[p.b]) for p in pairs]
         embedded = self._embedded_edits({framed.path: (framed.path, self.embedder.input_size, content_crop)
