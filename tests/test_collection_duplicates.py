@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 import lookalike
 from lookalike.index.collection import REFRESHING
-from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair
+from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair, PairArrays
 from tests.duplicate_photos import (
     EXPECTED,
     THRESHOLD,
@@ -370,6 +370,34 @@ def test_a_tiny_copy_is_offered_with_its_original_found_by_their_pixels(tmp_path
         mine = {row.id: Path(row.path).name for row in col.store.get_many(found.a.tolist())}
         assert [(mine[a], theirs[b]) for a, b in zip(found.a.tolist(), found.b.tolist(), strict=True)] == [
             ("rocket-tiny.jpg", "rocket.jpg")]
+
+
+def test_a_grey_picture_without_its_own_luminance_beside_it_has_its_original_sought_by_pixels(
+        tmp_path, tf1_module):
+    """The model sees colour: a flag greyed can be nearer dozens of other flags than its own, which the
+    search then never reaches. A grey picture none of whose colour neighbours has its luminance has its
+    original sought by the thumbnails; one whose original was found costs nothing more."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("rocket", "cat", "espresso"):
+        shutil.copy2(DATA / f"{name}.jpg", photos / f"{name}.jpg")
+        if name != "espresso":
+            with Image.open(DATA / f"{name}.jpg") as image:
+                ImageOps.grayscale(image).save(photos / f"{name}-grey.jpg", quality=85)
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add([photos])
+        id_of = {Path(row.path).name: row.id for row in col.store.get_many(list(range(1, 6)))}
+        name = {image_id: file for file, image_id in id_of.items()}
+        greys = col.store.greyscale()
+
+        def sought(*found: tuple[str, str]) -> set[tuple[str, str]]:
+            beside = PairArrays.of(Pair(id_of[a], id_of[b], 0.5) for a, b in found)
+            pairs = col._grey_candidates(col.store, greys, greys, beside, across=False)
+            return {(name[a], name[b]) for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True)}
+
+        assert sought() == {("rocket-grey.jpg", "rocket.jpg"), ("cat-grey.jpg", "cat.jpg")}
+        assert sought(("cat.jpg", "cat-grey.jpg"), ("rocket-grey.jpg", "espresso.jpg")) == {
+            ("rocket-grey.jpg", "rocket.jpg")}  # the espresso has not the rocket's luminance
 
 
 def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_module):

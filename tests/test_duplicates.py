@@ -333,6 +333,22 @@ def test_a_grey_picture_with_a_grey_pictures_luminance_is_not_a_colour_keepers_c
     assert not colour_conflict(lit, turned_unlit, 0.79, [])  # with nothing grey beside it, a copy
 
 
+def test_a_grey_drawings_greyscale_copy_stays_with_it_however_high_the_lit_one_scores():
+    """The other way round: the unlit bulb drawn grey keeps its greyscale copy, though the lit bulb,
+    greyed by the greyscale look, scores higher with it; the copy has the grey drawing's luminance, not
+    the lit bulb's (dev set: 0.2 and 5.9 from them). A grey keeper with the colour rival's very
+    luminance is, like the copy, a greyscale copy of it: the two stay together."""
+    drawing = np.random.default_rng(7).integers(60, 200, (16, 16), dtype=np.uint8)
+    lit_luminance = drawing + np.uint8(6)
+    unlit, lit = coloured(1, GREY, luminance=drawing), coloured(2, BLUE, luminance=lit_luminance)
+    unlit_copy = coloured(3, GREY, luminance=drawing)
+    assert not colour_conflict(unlit, unlit_copy, 0.79, [(lit, 0.99)])
+    greyed_lit, greyed_lit_copy = (coloured(4, GREY, luminance=lit_luminance),
+                                   coloured(5, GREY, luminance=lit_luminance))
+    assert not colour_conflict(greyed_lit, greyed_lit_copy, 0.79, [(lit, 0.99)])
+    assert colour_conflict(unlit, greyed_lit_copy, 0.79, [(lit, 0.99)])  # the lit one's, not the unlit's
+
+
 def test_a_greyscale_copy_goes_with_the_colouring_it_matches_best():
     # 1 is a blue design with copies 2 and 3 (the centre: most pairs); 4 is greyscale, alike to 1 but
     # more alike to 5, a green version of the design (copy 6). Grey, 4 cannot show which it came
@@ -400,7 +416,9 @@ def test_greyscale_copies_of_two_colourings_are_not_each_others_copies():
     assert colour_conflict(grey, other_grey, 0.97, [(green, 0.80)], keeper_rivals=[(blue, 0.80)])
     assert not colour_conflict(grey, other_grey, 0.97, [(blue, 0.80)], keeper_rivals=[(blue, 0.80)])
     drawn_grey = coloured(9, GREY, luminance=255 - drawing)  # no colour picture's luminance: no original
-    assert not colour_conflict(drawn_grey, other_grey, 0.97, [(green, 0.80)], keeper_rivals=[(blue, 0.80)])
+    assert not colour_conflict(drawn_grey, other_grey, 0.97, [], keeper_rivals=[(blue, 0.80)])
+    # ... but the copy has the green one's very luminance and not the keeper's: the green one's copy
+    assert colour_conflict(drawn_grey, other_grey, 0.97, [(green, 0.80)], keeper_rivals=[(blue, 0.80)])
 
 
 def test_copies_turned_away_by_the_keeper_the_policy_chose_are_still_one_picture():

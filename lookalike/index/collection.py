@@ -56,6 +56,7 @@ from lookalike.index.duplicates import (
     density,
     frame_test,
     luminance_difference,
+    luminance_differences,
     orientation_pixels,
     pair_score,
     pixel_neighbours,
@@ -694,7 +695,10 @@ class Collection:
                                          shaped_for_a_look, across)
         with self._lock:
             tiny = self._tiny_candidates(targets, my_shapes, their_shapes)
-        candidates = PairArrays.concat([*looks, short, tiny])
+            candidates = PairArrays.concat([*looks, short, tiny])
+            grey = self._grey_candidates(targets, my_greys, their_greys,
+                                         PairArrays.concat([PairArrays.of(sure), candidates]), across)
+        candidates = PairArrays.concat([candidates, grey])
         if not across:
             candidates = candidates.unordered()  # a pair can come from both its images' searches
 
@@ -707,12 +711,40 @@ class Collection:
                                                              lambda p: scored(p).score >= threshold, framed)]
 
     def _tiny_candidates(self, targets: Store, my_shapes: np.ndarray, their_shapes: np.ndarray) -> PairArrays:
-        """My tiny pictures (``TINY``) with the ``targets``' larger ones whose thumbnails match theirs
-        (:func:`pixel_neighbours`) and whose shapes allow the scale look, with their cosine similarity:
-        candidates the vector search cannot reach. Nothing is read when I have no tiny picture."""
+        """My tiny pictures (``TINY``) with the ``targets``' larger ones whose thumbnails match theirs and
+        whose shapes allow the scale look: candidates the vector search cannot reach."""
         short_sides = my_shapes.min(axis=1)
-        mine = np.nonzero((short_sides > 0) & (short_sides < TINY))[0]
-        theirs = np.nonzero(their_shapes.min(axis=1) > 0)[0]
+        return self._pixel_candidates(targets, np.nonzero((short_sides > 0) & (short_sides < TINY))[0],
+                                      np.nonzero(their_shapes.min(axis=1) > 0)[0],
+                                      lambda a, b: could_be_scaled(my_shapes[a], their_shapes[b]))
+
+    def _grey_candidates(self, targets: Store, my_greys: np.ndarray, their_greys: np.ndarray,
+                         found: PairArrays, across: bool) -> PairArrays:
+        """My grey pictures with none of their own luminance (``GREY_MATCH``) among the colour pictures
+        ``found`` beside them, with the ``targets``' colour pictures whose luminance thumbnails match
+        theirs. The model sees colour, so a greyscale copy's original can sit deeper in its neighbours
+        than the search reaches: a German flag greyed was nearer 47 other flags than its own (colour
+        variants probe), and joined the Estonian one. A grey picture whose original was found costs
+        nothing more."""
+        grey = np.nonzero(my_greys == 1)[0]
+        if not len(grey):
+            return PairArrays.concat([])
+        a, b = found.a, found.b
+        if not across:  # a pair is found from one side or the other
+            a, b = np.concatenate([a, b]), np.concatenate([b, a])
+        beside = (by_id(my_greys, a, -1) == 1) & (by_id(their_greys, b, -1) == 0)
+        a, b = a[beside], b[beside]
+        mine, theirs = np.unique(a), np.unique(b)
+        own = luminance_differences(self._thumbnails(self.store, mine)[np.searchsorted(mine, a)],
+                                    self._thumbnails(targets, theirs)[np.searchsorted(theirs, b)])
+        return self._pixel_candidates(targets, np.setdiff1d(grey, a[own <= GREY_MATCH]),
+                                      np.nonzero(their_greys == 0)[0])
+
+    def _pixel_candidates(self, targets: Store, mine: np.ndarray, theirs: np.ndarray,
+                          fits: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> PairArrays:
+        """Pairs of my images ``mine`` and the ``targets``' ``theirs`` (sorted ids) whose thumbnails match
+        (:func:`pixel_neighbours`) and that ``fits`` (ids, ids) lets through, if given, with their cosine
+        similarity. Nothing is read when either side is empty."""
         if not len(mine) or not len(theirs):
             return PairArrays.concat([])
         same = None
@@ -722,8 +754,9 @@ class Collection:
         rows, found = pixel_neighbours(self._thumbnails(self.store, mine), targets.thumbnails(theirs)[0],
                                        same)
         a, b = mine[rows], theirs[found]
-        keep = could_be_scaled(my_shapes[a], their_shapes[b])
-        a, b = a[keep], b[keep]
+        if fits is not None:
+            keep = fits(a, b)
+            a, b = a[keep], b[keep]
         my_vectors, their_vectors = ({r.id: vectors.normalized(r.vector)[0]
                                       for r in store.get_many(np.unique(ids).tolist(), vector=True)}
                                      for store, ids in ((self.store, a), (targets, b)))

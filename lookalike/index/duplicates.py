@@ -658,10 +658,14 @@ def luminance_difference(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
     side = THUMBNAIL_SIDE * THUMBNAIL_SIDE
     if len(thumbnail_a) != side or len(thumbnail_b) != side:
         return float("inf")
-    a, b = (np.frombuffer(t, dtype=np.uint8).reshape(THUMBNAIL_SIDE, -1).astype(np.float32)
-            for t in (thumbnail_a, thumbnail_b))
-    turns = [np.rot90(b, k) for k in range(4)]
-    return float(min(np.abs(a - v).mean() for t in turns for v in (t, t[:, ::-1])))
+    return float(luminance_differences(thumbnail_matrix([thumbnail_a]), thumbnail_matrix([thumbnail_b]))[0])
+
+
+def luminance_differences(thumbnails_a: np.ndarray, thumbnails_b: np.ndarray) -> np.ndarray:
+    """:func:`luminance_difference` of each row of one thumbnail matrix with the same row of another."""
+    a = thumbnails_a.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    b = thumbnails_b.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+    return np.min([np.abs(a - view).mean(axis=(1, 2)) for view in _aligned_views(b)], axis=0)
 
 
 def orientation_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -865,9 +869,13 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
       of an unlit grey one, nor a brightened black balloon of a blue one);
     - it is greyscale and a picture outside the cluster that it also pairs with (``rivals``, with their
       scores), of another colouring than the keeper's (:func:`other_colouring`, or grey against colour),
-      is the better match. Between two colour pictures, the better match is the one whose luminance it has
+      is the better match. Against a colour rival, the better match is the one whose luminance it has
       (:func:`luminance_difference`; ``LUMINANCE_TIE``): a greyscale copy keeps its original's, and its
-      original may be any colour member (``kin``: a brightened copy can be the keeper). Otherwise, or with
+      original may be any colour member (``kin``: a brightened copy can be the keeper). A grey keeper
+      with the rival's luminance too is a greyscale copy of it as well: the two stay together. Scores
+      cannot judge there, as the greyscale look lifts any colour picture with the copy's luminance to
+      near 1 (an unlit bulb drawn grey, 0.2 from its greyscale copy, and the lit yellow one, 5.9 from it:
+      the copy went with the lit one once the pixel search found it). Otherwise, or with
       a thumbnail unrecorded, it is the higher score; but a grey rival does not count when the copy has a
       colour member's very luminance (greyscale copies of one design's colour variants look alike, each
       with its own original's luminance), and a grey rival whose luminance the copy has where no colour
@@ -907,8 +915,10 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
                        if member.traits is not None and member.traits.colourfulness >= COLOURFUL]
                       + [luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)])
         theirs = luminance_difference(copy.traits.thumbnail, traits.thumbnail)
-        if not colourless_keeper and traits.colourfulness >= COLOURFUL and not math.isinf(min(own, theirs)):
-            if theirs < own + LUMINANCE_TIE:
+        if traits.colourfulness >= COLOURFUL and not math.isinf(min(own, theirs)):
+            siblings = colourless_keeper and luminance_difference(
+                keeper.traits.thumbnail, traits.thumbnail) < LUMINANCE_TIE  # both its greyscale copies
+            if theirs < own + LUMINANCE_TIE and not siblings:
                 return True
         elif (colourless_keeper or own > LUMINANCE_TIE) and other_score > score:
             return True
