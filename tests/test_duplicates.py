@@ -844,6 +844,31 @@ def test_pixel_neighbours_leaves_each_picture_itself_out():
     assert list(zip(rows.tolist(), found.tolist(), strict=True)) == [(0, 20)]
 
 
+def test_many_thumbnails_are_searched_through_an_inverted_file_with_the_same_answers(monkeypatch):
+    """A library of old black-and-white photos has a hundred thousand grey pictures to seek: from
+    ``PIXEL_COMPARISONS`` on, each query visits a few lists of an inverted file instead of every
+    thumbnail. Here it is made to take 3,000 thumbnails, and finds what comparing everything finds."""
+    from lookalike.index import duplicates
+
+    rng = np.random.default_rng(5)
+    coarse = rng.normal(128, 50, (3000, 4, 4))
+    pictures = np.clip(np.repeat(np.repeat(coarse, 4, 1), 4, 2) + rng.normal(0, 15, (3000, 16, 16)), 0, 255)
+    pictures = pictures.reshape(3000, 256).astype(np.uint8)
+    pictures[7] = 128  # flat: nothing matches it
+    pictures[2000] = pictures[1000]  # a second file of one picture
+    originals = np.array([3, 42, 7, 999, 1000, 2500])
+    copies = np.clip(pictures[originals].astype(int) + rng.integers(-8, 9, (6, 256)), 0, 255).astype(np.uint8)
+    same = np.array([-1, -1, -1, -1, 1000, -1])  # the fifth query is picture 1000 itself
+    exact = pixel_neighbours(copies, pictures, same)
+    monkeypatch.setattr(duplicates, "PIXEL_COMPARISONS", 1000)
+    monkeypatch.setattr(duplicates, "PIXEL_LISTS", 32)
+    indexed = pixel_neighbours(copies, pictures, same)
+    pairs = sorted(zip(*(part.tolist() for part in indexed), strict=True))
+    assert pairs == sorted(zip(*(part.tolist() for part in exact), strict=True))
+    assert {(0, 3), (1, 42), (3, 999), (4, 2000), (5, 2500)} <= set(pairs)
+    assert not any(row == 2 for row, _ in pairs) and (4, 1000) not in pairs
+
+
 def test_the_greyscale_second_look_is_for_a_grey_picture_beside_a_colour_one():
     grey, colour, unknown = 1, 0, -1
     assert could_be_greyed([grey, colour], [colour, grey]).tolist() == [True, True]

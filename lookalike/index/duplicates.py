@@ -396,6 +396,17 @@ its ``PIXEL_K`` best thumbnails from ``PIXEL_AGREEMENT`` up) and offered to the 
 quarter-size copies found 74 -> 130 of 137, and no cluster mixing pictures added. The search costs
 nothing where no picture is tiny, and grows with tiny pictures times all pictures (docs/benchmarks.md)."""
 
+PIXEL_COMPARISONS = 2_000_000_000
+PIXEL_LISTS = 1024
+PIXEL_NPROBE = 16
+"""From ``PIXEL_COMPARISONS`` query-thumbnail comparisons on (and 40 thumbnails a list to learn from),
+the pixel search (:func:`pixel_neighbours`) goes through an inverted file of ``PIXEL_LISTS`` lists,
+``PIXEL_NPROBE`` of them visited per query: comparing every tiny or grey picture with every picture
+costs their product, and a library of old black-and-white photos has a hundred thousand grey pictures
+without a colour original. Synthetic thumbnails (bench/tiny_search.py), among a million: 1,000 queries
+10 s compared with everything, 24 s through the file (learning it takes 20); 10,000 queries 101 s and
+31 s, every planted original found either way."""
+
 PIXEL_AGREEMENT = 0.85
 """A pair joined only by a second look must also agree pixel by pixel: the correlation of the two
 pictures' luminance thumbnails (:func:`~lookalike.embedder.traits.thumbnail_signal`), the best over
@@ -623,8 +634,11 @@ def pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same: np.ndarr
     (as drawn: a tiny copy is seldom turned as well) from ``PIXEL_AGREEMENT`` up; ``same[i]``, the
     thumbnail row that is query ``i`` itself, is left out. Both are thumbnail matrices
     (:func:`~lookalike.embedder.traits.thumbnail_matrix`); flat or missing thumbnails match nothing.
-    Blocks of ``block`` queries by 16 times as many thumbnails: memory stays at one block of
-    correlations (64 MiB) and ``k`` candidates per query, whatever the collection's size."""
+    From ``PIXEL_COMPARISONS`` on, through an inverted file (:func:`_indexed_pixel_neighbours`);
+    below, every query against every thumbnail, in blocks of ``block`` queries by 16 times as many
+    thumbnails: memory stays at one block of correlations (64 MiB) and ``k`` candidates per query."""
+    if len(queries) * len(thumbnails) >= PIXEL_COMPARISONS and len(thumbnails) >= 40 * PIXEL_LISTS:
+        return _indexed_pixel_neighbours(queries, thumbnails, same, k)
     k = max(1, min(k, len(thumbnails)))
     best = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_rows = np.full((len(queries), k), -1, dtype=np.int64)
@@ -649,6 +663,37 @@ def pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same: np.ndarr
             best_rows[rows] = np.take_along_axis(merged_rows, keep, 1)
     query_rows, slots = np.nonzero((best >= PIXEL_AGREEMENT) & valid[:, None])
     return query_rows, best_rows[query_rows, slots]
+
+
+def _indexed_pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same: np.ndarray | None,
+                              k: int, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pixel_neighbours` through an inverted file of the thumbnails' signals (8-bit scalar
+    quantized, ``PIXEL_LISTS`` lists learnt from a sample, ``PIXEL_NPROBE`` visited per query): each
+    query compares with a few thousand thumbnails instead of all. A copy's thumbnail correlates with its
+    original's at 0.95 and up, so both land in one list (bench/tiny_search.py counts the planted
+    originals found). Added a chunk at a time: memory stays at 256 bytes a thumbnail."""
+    side = THUMBNAIL_SIDE * THUMBNAIL_SIDE
+    sample = np.random.default_rng(0).choice(len(thumbnails), min(len(thumbnails), 40 * PIXEL_LISTS),
+                                             replace=False)
+    train, usable = thumbnail_signals(thumbnails[np.sort(sample)])
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(side), side, PIXEL_LISTS,
+                                          faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(train[usable].reshape(-1, side)))
+    for start in range(0, len(thumbnails), chunk):
+        signals, valid = thumbnail_signals(thumbnails[start : start + chunk])
+        rows = np.nonzero(valid)[0]
+        index.add_with_ids(np.ascontiguousarray(signals[rows].reshape(-1, side)),
+                           (rows + start).astype(np.int64))
+    index.nprobe = PIXEL_NPROBE
+    signals, valid = thumbnail_signals(queries)
+    extra = 0 if same is None else 1
+    scores, found = index.search(np.ascontiguousarray(signals.reshape(-1, side)), k + extra)
+    keep = (found >= 0) & (scores >= PIXEL_AGREEMENT) & valid[:, None]
+    if same is not None:
+        keep &= found != same[:, None]
+    keep &= np.cumsum(keep, axis=1) <= k  # at most k, the best first
+    query_rows, slots = np.nonzero(keep)
+    return query_rows, found[query_rows, slots]
 
 
 def luminance_difference(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
