@@ -398,6 +398,19 @@ def test_a_grey_picture_without_its_own_luminance_beside_it_has_its_original_sou
         assert sought() == {("rocket-grey.jpg", "rocket.jpg"), ("cat-grey.jpg", "cat.jpg")}
         assert sought(("cat.jpg", "cat-grey.jpg"), ("rocket-grey.jpg", "espresso.jpg")) == {
             ("rocket-grey.jpg", "rocket.jpg")}  # the espresso has not the rocket's luminance
+    archive = tmp_path / "archive"  # across two sets: my grey pictures, the archive's colour ones
+    archive.mkdir()
+    for name in ("cat", "rocket"):
+        shutil.copy2(DATA / f"{name}.jpg", archive / f"{name}.jpg")
+    with lookalike.open(tmp_path / "archive-index", model=str(tf1_module)) as other, \
+            lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        other.add([archive])
+        theirs = {row.id: Path(row.path).name for row in other.store.get_many([1, 2])}
+        mine = {row.id: Path(row.path).name for row in col.store.get_many(list(range(1, 6)))}
+        pairs = col._grey_candidates(other.store, col.store.greyscale(), other.store.greyscale(),
+                                     PairArrays.concat([]), across=True)
+        assert {(mine[a], theirs[b]) for a, b in zip(pairs.a.tolist(), pairs.b.tolist(), strict=True)} == {
+            ("rocket-grey.jpg", "rocket.jpg"), ("cat-grey.jpg", "cat.jpg")}
 
 
 def test_a_greyscale_copy_is_found_by_greying_its_original_alike(tmp_path, tf1_module):
