@@ -729,11 +729,12 @@ class Collection:
         grey = np.nonzero(my_greys == 1)[0]
         if not len(grey):
             return PairArrays.concat([])
-        a, b = found.a, found.b
-        if not across:  # a pair is found from one side or the other
-            a, b = np.concatenate([a, b]), np.concatenate([b, a])
-        beside = (by_id(my_greys, a, -1) == 1) & (by_id(their_greys, b, -1) == 0)
-        a, b = a[beside], b[beside]
+        greys, colours = [], []
+        for x, y in [(found.a, found.b)] if across else [(found.a, found.b), (found.b, found.a)]:
+            grey_by_colour = (by_id(my_greys, x, -1) == 1) & (by_id(their_greys, y, -1) == 0)
+            greys.append(x[grey_by_colour])
+            colours.append(y[grey_by_colour])
+        a, b = np.concatenate(greys), np.concatenate(colours)
         mine, theirs = np.unique(a), np.unique(b)
         own = luminance_differences(self._thumbnails(self.store, mine)[np.searchsorted(mine, a)],
                                     self._thumbnails(targets, theirs)[np.searchsorted(theirs, b)])
