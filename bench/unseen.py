@@ -36,7 +36,7 @@ from lookalike.index import collection, duplicates  # noqa: E402
 from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
 
 SECTION = "## Unseen sources probe"
-BEFORE = ({"ENLARGED": 0}, {"TINY": 0, "FRAME_FLOOR": 2.0})
+BEFORE = ({"ENLARGED": 0, "FRAME_FLOOR": 2.0}, {"TINY": 0})
 """Duplicates and Collection as before the looks this set first showed were missing: the scale look for
 enlarged copies, the pixel search for tiny ones and the frame look."""
 CACHE = dupset.CACHE.parent / "unseen"
