@@ -278,8 +278,9 @@ def test_pairs_whose_stored_thumbnails_agree_are_not_read_again(copies):
 
 def test_framed_pictures_thumbnails_do_not_vouch_for_them(copies, tmp_path):
     """Two different photos in the same wide border are mostly border at 16x16: their thumbnails agree
-    (two bordered star clusters in bench/unseen.py, 0.98-1.0), so framed pictures are always read again,
-    and their keypoints tell them apart. A bordered copy beside its original's bordered copy stays."""
+    (two bordered star clusters in bench/unseen.py, 0.98-1.0), so two framed pictures are always read
+    again, and their keypoints tell them apart. A bordered copy beside its original's bordered copy
+    stays; a framed picture beside an unframed one whose thumbnail it matches is not read."""
     from lookalike.embedder.traits import Traits
 
     def bordered(name: str, kind: str = "original") -> str:
@@ -299,6 +300,8 @@ def test_framed_pictures_thumbnails_do_not_vouch_for_them(copies, tmp_path):
     assert records[1].framed
     strangers, copy = Pair(1, 2, 0.9, 0.75), Pair(1, 3, 0.9, 0.75)
     assert geometric_look([strangers, copy], 0.64, records, KeypointFiles()) == [copy]
+    records[2] = ImageRecord(2, records[2].path, 300, 300, 1, 0.0, traits=records[2].traits)  # unframed
+    assert geometric_look([strangers], 0.64, records, KeypointFiles()) == [strangers]
 
 
 def test_each_image_has_at_most_its_best_pairs_read_again_the_rest_are_dropped(tmp_path):
