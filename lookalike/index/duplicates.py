@@ -49,6 +49,7 @@ from lookalike.embedder.traits import (
     thumbnail_signals,
 )
 from lookalike.errors import InvalidOption
+from lookalike.index.vectors import TRAIN_PER_LIST
 from lookalike.paths import FileSet
 
 if TYPE_CHECKING:  # OpenCV is imported only when a geometric look runs (it takes 0.1 s to import)
@@ -399,13 +400,13 @@ nothing where no picture is tiny, and grows with tiny pictures times all picture
 PIXEL_COMPARISONS = 2_000_000_000
 PIXEL_LISTS = 1024
 PIXEL_NPROBE = 16
-"""From ``PIXEL_COMPARISONS`` query-thumbnail comparisons on (and 40 thumbnails a list to learn from),
-the pixel search (:func:`pixel_neighbours`) goes through an inverted file of ``PIXEL_LISTS`` lists,
-``PIXEL_NPROBE`` of them visited per query: comparing every tiny or grey picture with every picture
-costs their product, and a library of old black-and-white photos has a hundred thousand grey pictures
-without a colour original. Synthetic thumbnails (bench/tiny_search.py), among a million: 1,000 queries
-10 s compared with everything, 24 s through the file (learning it takes 20); 10,000 queries 101 s and
-31 s, every planted original found either way."""
+"""From ``PIXEL_COMPARISONS`` query-thumbnail comparisons on (and ``TRAIN_PER_LIST`` thumbnails a list to
+learn from, as for the vectors), the pixel search (:func:`pixel_neighbours`) goes through an inverted file
+of ``PIXEL_LISTS`` lists, ``PIXEL_NPROBE`` of them visited per query: comparing every tiny or grey picture
+with every picture costs their product, and a library of old black-and-white photos has a hundred thousand
+grey pictures without a colour original. Synthetic thumbnails (bench/tiny_search.py), among a million:
+1,000 queries 10 s compared with everything, 24 s through the file (learning it takes 20); 10,000 queries
+101 s and 31 s, every planted original found either way."""
 
 PIXEL_AGREEMENT = 0.85
 """A pair joined only by a second look must also agree pixel by pixel: the correlation of the two
@@ -639,7 +640,8 @@ def pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same: np.ndarr
     From ``PIXEL_COMPARISONS`` on, through an inverted file (:func:`_indexed_pixel_neighbours`);
     below, every query against every thumbnail, in blocks of ``block`` queries by 16 times as many
     thumbnails: memory stays at one block of correlations (64 MiB) and ``k`` candidates per query."""
-    if len(queries) * len(thumbnails) >= PIXEL_COMPARISONS and len(thumbnails) >= 40 * PIXEL_LISTS:
+    learnable = len(thumbnails) >= TRAIN_PER_LIST * PIXEL_LISTS
+    if len(queries) * len(thumbnails) >= PIXEL_COMPARISONS and learnable:
         return _indexed_pixel_neighbours(queries, thumbnails, same, k)
     k = max(1, min(k, len(thumbnails)))
     best = np.full((len(queries), k), -np.inf, dtype=np.float32)
@@ -675,8 +677,8 @@ def _indexed_pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same:
     original's at 0.95 and up, so both land in one list (bench/tiny_search.py counts the planted
     originals found). Added a chunk at a time: memory stays at 256 bytes a thumbnail."""
     side = THUMBNAIL_SIDE * THUMBNAIL_SIDE
-    sample = np.random.default_rng(0).choice(len(thumbnails), min(len(thumbnails), 40 * PIXEL_LISTS),
-                                             replace=False)
+    sample = np.random.default_rng(0).choice(
+        len(thumbnails), min(len(thumbnails), TRAIN_PER_LIST * PIXEL_LISTS), replace=False)
     train, usable = thumbnail_signals(thumbnails[np.sort(sample)])
     index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(side), side, PIXEL_LISTS,
                                           faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
