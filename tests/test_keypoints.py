@@ -181,6 +181,24 @@ def test_flat_drawings_of_the_same_colours_in_another_layout_are_not_copies(tmp_
         assert not verdict(one, other, files)
 
 
+def test_a_flag_with_its_white_band_turned_dark_is_not_a_copy(tmp_path):
+    """Blue, black and white, and the white turned dark grey: the shades keep their order top to bottom,
+    so some crop of one correlates with the other, but at an eighth of the contrast no copy is.
+    (Colour probe, a dark-background variant of a dev flag: 0.78 before contrast counted.)"""
+    from lookalike.embedder import keypoints
+
+    one = _tricolour([BLUE, (0, 0, 0), WHITE], tmp_path / "one.png")
+    other = _tricolour([BLUE, (0, 0, 0), (30, 30, 30)], tmp_path / "other.png")
+    brighter = tmp_path / "brighter.jpg"
+    with Image.open(one) as opened:
+        COPIES["brighter"](opened.convert("RGB")).save(brighter, quality=75)
+    assert verdict(one, other)
+    assert not verdict(one, brighter)  # a brighter copy's contrast is its original's, clipped
+    with pytest.MonkeyPatch.context() as patch:  # contrast left out: a crop of one matches the other
+        patch.setattr(keypoints, "LAYOUT_GAIN", 100.0)
+        assert not verdict(one, other)
+
+
 def test_a_smooth_wallpaper_with_its_colours_swapped_is_not_a_copy(tmp_path):
     """Blue glowing from the middle into purple, and purple into blue: the same hues (the colour look
     passes them), no keypoints, but the colours sit elsewhere. (Glowing from off the middle, one
