@@ -49,7 +49,7 @@ from lookalike.embedder.traits import (
     thumbnail_signals,
 )
 from lookalike.errors import InvalidOption
-from lookalike.index.vectors import TRAIN_PER_LIST
+from lookalike.index.vectors import TRAIN_PER_LIST, VectorIndex
 from lookalike.paths import FileSet
 
 if TYPE_CHECKING:  # OpenCV is imported only when a geometric look runs (it takes 0.1 s to import)
@@ -671,33 +671,27 @@ def pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same: np.ndarr
 
 def _indexed_pixel_neighbours(queries: np.ndarray, thumbnails: np.ndarray, same: np.ndarray | None,
                               k: int, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`pixel_neighbours` through an inverted file of the thumbnails' signals (8-bit scalar
-    quantized, ``PIXEL_LISTS`` lists learnt from a sample, ``PIXEL_NPROBE`` visited per query): each
-    query compares with a few thousand thumbnails instead of all. A copy's thumbnail correlates with its
-    original's at 0.95 and up, so both land in one list (bench/tiny_search.py counts the planted
-    originals found). Added a chunk at a time: memory stays at 256 bytes a thumbnail."""
+    """:func:`pixel_neighbours` through an inverted file of the thumbnails' signals (the vector index's
+    own, :meth:`~lookalike.index.vectors.VectorIndex.empty`: 8-bit scalar quantized, ``PIXEL_LISTS`` lists
+    learnt from a sample, ``PIXEL_NPROBE`` visited per query): each query compares with a few thousand
+    thumbnails instead of all. A copy's thumbnail correlates with its original's at 0.95 and up, so
+    both land in one list (bench/tiny_search.py counts the planted originals found). Added a chunk at a
+    time: memory stays at 256 bytes a thumbnail."""
     side = THUMBNAIL_SIDE * THUMBNAIL_SIDE
     sample = np.random.default_rng(0).choice(
         len(thumbnails), min(len(thumbnails), TRAIN_PER_LIST * PIXEL_LISTS), replace=False)
     train, usable = thumbnail_signals(thumbnails[np.sort(sample)])
-    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(side), side, PIXEL_LISTS,
-                                          faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
-    index.train(np.ascontiguousarray(train[usable].reshape(-1, side)))
+    index = VectorIndex.empty(side, "ivf", train[usable].reshape(-1, side), PIXEL_LISTS)
     for start in range(0, len(thumbnails), chunk):
         signals, valid = thumbnail_signals(thumbnails[start : start + chunk])
         rows = np.nonzero(valid)[0]
-        index.add_with_ids(np.ascontiguousarray(signals[rows].reshape(-1, side)),
-                           (rows + start).astype(np.int64))
-    index.nprobe = PIXEL_NPROBE
+        index.add(rows + start, signals[rows].reshape(-1, side))
     signals, valid = thumbnail_signals(queries)
-    extra = 0 if same is None else 1
-    scores, found = index.search(np.ascontiguousarray(signals.reshape(-1, side)), k + extra)
-    keep = (found >= 0) & (scores >= PIXEL_AGREEMENT) & valid[:, None]
-    if same is not None:
-        keep &= found != same[:, None]
-    keep &= np.cumsum(keep, axis=1) <= k  # at most k, the best first
-    query_rows, slots = np.nonzero(keep)
-    return query_rows, found[query_rows, slots]
+    hits = index.search(signals.reshape(-1, side), k, min_score=PIXEL_AGREEMENT, nprobe=PIXEL_NPROBE,
+                        exclude=None if same is None else [(row,) for row in same.tolist()])
+    counts = np.array([len(h.ids) for h in hits], dtype=np.int64) * valid  # flat queries match nothing
+    found = np.concatenate([np.empty(0, np.int64)] + [h.ids for h, ok in zip(hits, valid, strict=True) if ok])
+    return np.repeat(np.arange(len(queries)), counts), found
 
 
 def luminance_difference(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
