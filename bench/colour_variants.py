@@ -16,6 +16,11 @@ may guide the rules; the test half stays unseen.
 ``--near-hues`` makes the hardest colour variants instead: the hue turned by only 30 degrees either way
 and by 60 (an orange and a yellow version of one design, a blue and a teal one), where a brightened
 copy's clipped colours move its hues about as far. Written as "## Near-hue variants probe".
+
+``--muted`` turns the hues of the dev originals with little colour (mean saturation from the
+colour look's ``COLOURFUL`` to 0.15: photos, dark gradient wallpapers, muted drawings) by 45, 90 and 180
+degrees: a blue and a teal version of one dark wallpaper, where there is little colour to tell them
+apart by. Written as "## Muted colour variants probe".
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import collections
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
@@ -36,12 +42,10 @@ import dupset  # noqa: E402
 from report import machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
-from lookalike.embedder.traits import image_traits  # noqa: E402
+from lookalike.embedder.traits import COLOURFUL, image_traits  # noqa: E402
 
-SECTION = "## Colour variants probe"
-NEAR_SECTION = "## Near-hue variants probe"
 DESIGNS = 40
-MIN_COLOURFULNESS = 0.15  # designs with colour to vary
+MIN_COLOURFULNESS = 0.15  # designs with colour to vary; the muted probe takes those under it
 WHITE_SHARE = 0.25  # a drawing on white: at least this share of its pixels near white
 VARIANTS = {
     "original": lambda image: image,
@@ -56,6 +60,31 @@ NEAR_VARIANTS = {
     "hue +30": lambda image: hue_turned(image, 30),
     "hue -30": lambda image: hue_turned(image, -30),
     "hue +60": lambda image: hue_turned(image, 60),
+}
+MUTED_VARIANTS = {
+    "original": lambda image: image,
+    "hue +45": lambda image: hue_turned(image, 45),
+    "hue +90": lambda image: hue_turned(image, 90),
+    "hue +180": lambda image: hue_turned(image, 180),
+}
+
+
+class Probe(NamedTuple):
+    variants: dict
+    saturation: tuple[float, float]  # the designs' mean saturation, from and under
+    folder: str
+    section: str
+    note: str
+
+
+PROBES = {
+    "colour": Probe(VARIANTS, (MIN_COLOURFULNESS, 1.01), "colour-variants", "## Colour variants probe",
+                    "; a dark background for drawings on white only"),
+    "near-hues": Probe(NEAR_VARIANTS, (MIN_COLOURFULNESS, 1.01), "near-hues", "## Near-hue variants probe",
+                       ". The dev set's balloons are one drawing in four colours: turned 30 to 90 degrees, "
+                       "two of them can land on one colour, and those merge rightly"),
+    "muted": Probe(MUTED_VARIANTS, (COLOURFUL, MIN_COLOURFULNESS), "muted", "## Muted colour variants probe",
+                   ""),
 }
 COPIES = {
     "greyscale": lambda image: ImageOps.grayscale(image).convert("RGB"),
@@ -90,7 +119,7 @@ def dark_background(image: Image.Image) -> Image.Image | None:
     return Image.fromarray(rgb, "RGB")
 
 
-def build(folder: Path, variants: dict) -> dict[Path, tuple[str, str, str]]:
+def build(folder: Path, probe: Probe) -> dict[Path, tuple[str, str, str]]:
     """Write the probe's files; returns each file's (design, variant, copy kind)."""
     originals = sorted((dupset.CACHE / "set" / "dev").glob("*/original.*"))
     if not originals:
@@ -100,10 +129,10 @@ def build(folder: Path, variants: dict) -> dict[Path, tuple[str, str, str]]:
     for path in originals:
         with Image.open(path) as opened:
             image = opened.convert("RGB")
-        if image_traits(image).colourfulness < MIN_COLOURFULNESS:
+        if not probe.saturation[0] <= image_traits(image).colourfulness < probe.saturation[1]:
             continue
         image.thumbnail((900, 900))
-        for variant, make in variants.items():
+        for variant, make in probe.variants.items():
             if (picture := make(image)) is None:
                 continue
             slug = variant.replace(" +", "").replace(" -", "minus").replace(" ", "-")
@@ -123,12 +152,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet-lite2")
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--near-hues", action="store_true", help="hue variants 30-60 degrees apart")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--near-hues", action="store_true", help="hue variants 30-60 degrees apart")
+    which.add_argument("--muted", action="store_true", help="hue variants of pictures with little colour")
     args = parser.parse_args()
-    variants = NEAR_VARIANTS if args.near_hues else VARIANTS
-    root = dupset.CACHE / ("near-hues" if args.near_hues else "colour-variants")
+    name = "near-hues" if args.near_hues else "muted" if args.muted else "colour"
+    probe = PROBES[name]
+    root = dupset.CACHE / probe.folder
     folder = root / "set"
-    files = build(folder, variants)
+    files = build(folder, probe)
     started = time.perf_counter()
     with lookalike.open(root / f"index-{args.model}", model=args.model) as col:
         col.add([folder], prune=True)
@@ -164,16 +196,15 @@ def main() -> None:
         other = "" if design == Path(keeper.path).parent.name.split("--")[0] else f"{design} "
         return f"{other}{variant}/{Path(member.path).stem}"
 
-    command = "python bench/colour_variants.py" + (" --near-hues" if args.near_hues else "")
+    command = "python bench/colour_variants.py" + ("" if name == "colour" else f" --{name}")
+    low, high = probe.saturation
     lines = [
-        f"{designs} designs from the dev half's originals (mean saturation >= {MIN_COLOURFULNESS}), each as "
-        f"up to {len(variants)} variants ({', '.join(variants)}"
-        + ("" if args.near_hues else "; a dark background for drawings on white only")
+        f"{designs} designs from the dev half's originals (mean saturation {low}"
+        + (f" to under {high}" if high <= 1 else " and up") + "), "
+        f"each as up to {len(probe.variants)} variants ({', '.join(probe.variants)}"
         + f") with {len(COPIES)} copies each ({', '.join(COPIES)}): {len(files)} files, {len(pictures)} "
         "pictures. Default threshold; a cluster is mixed when it holds two variants (of one design or, "
-        "named in the list, of two)."
-        + (" The dev set's balloons are one drawing in four colours: turned 30 to 90 degrees, two of them "
-           "can land on one colour, and those merge rightly." if args.near_hues else ""),
+        f"named in the list, of two){probe.note}.",
         "",
         "| clusters | mixed | pictures kept whole (the variant and its copies in one cluster) |",
         "|---:|---:|---:|",
@@ -194,7 +225,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        write_section(NEAR_SECTION if args.near_hues else SECTION, body)
+        write_section(probe.section, body)
 
 
 if __name__ == "__main__":
