@@ -62,16 +62,14 @@ LAYOUT_GRID = 5  # cells a side of the coarse layout flat pictures are compared 
 LAYOUT_CROPS = (1.0, 0.87, 0.75)  # share of a side a copy may keep: a crop of up to 25 % (as MAX_SCALE)
 LAYOUT_FLAT = 2.0  # a layout spread less than this (0-255) is blank: it says nothing
 LAYOUT_COLOURFUL = 8.0  # opponent colours spread less than this: too faint to compare (JPEG tints them)
-LAYOUT_ASPECT = 0.09
 LAYOUT_GAIN = 3.0
-"""Between two pictures without a border or band, a crop window must have the other whole's shape
-(within this log ratio) and contrast (luminance spread, within this factor) to be where that copy came
-from. A crop keeps a share of each side (dupset: 75-90 % of each, drawn apart), the nearest window's
-share at most 7 % off; a copy is brightened, greyed or recompressed (1.6 times the contrast at most
-in the dupset). A flag with its white band turned dark keeps the shape of its shades at an eighth of
-the contrast, and among ~400 windows of every shape one matched it at 0.78. Where a border was found,
-it may have taken a band of the picture's own colour with it (a white stripe beside a white border):
-shape and contrast say nothing there."""
+"""Between two pictures without a border or band, a crop window must have the other whole's contrast
+(luminance spread) within this factor to be where that copy came from: a copy is brightened, greyed or
+recompressed (1.6 times the contrast at most in the dupset). A flag with its white band turned dark
+keeps the order of its shades at an eighth of the contrast, and a crop of one matched the other at 0.78.
+Where a border was found, it may have taken a band of the picture's own colour with it (a white stripe
+beside a white border): the contrast inside says nothing there. (Windows restricted to the other's
+shape as well changed nothing on the dev set or the probes: left out.)"""
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,14 +80,13 @@ class Layout:
     mirrors [8, cells], and the crops a copy may keep (``LAYOUT_CROPS``, at the corners, edges and
     centre) [n, cells]; every row zero-mean and unit-norm, so two multiplied and summed are their
     correlation; ``contrasts``, the luminance spread of the whole [1] and of each window [n], which
-    that leaves out. ``blank``: nothing to compare. ``aspect``: the content's width / height;
-    ``framed``: the content box leaves part of the picture out."""
+    that leaves out. ``blank``: nothing to compare; ``framed``: the content box leaves part of the
+    picture out."""
 
     shades: tuple[np.ndarray, np.ndarray]
     colours: tuple[np.ndarray, np.ndarray] | None
     contrasts: tuple[np.ndarray, np.ndarray]
     blank: bool
-    aspect: float = 1.0
     framed: bool = False
 
 
@@ -191,8 +188,6 @@ def _views(grids: np.ndarray) -> np.ndarray:
 _WINDOWS = [(left, top, share_x, share_y) for share_x in LAYOUT_CROPS for share_y in LAYOUT_CROPS
             for left in ((0.0, 0.5, 1.0) if share_x < 1 else (0.0,))
             for top in ((0.0, 0.5, 1.0) if share_y < 1 else (0.0,))]
-_WINDOW_SHAPES = np.log([share_x / share_y for _, _, share_x, share_y in _WINDOWS])  # [windows]
-_VIEW_TURNED = np.array([k % 2 == 1 for k in range(4) for _ in range(2)])  # [8], as :func:`_views` has them
 
 
 def content_layout(pixels: np.ndarray, content: tuple[int, int, int, int]) -> Layout:
@@ -203,7 +198,6 @@ def content_layout(pixels: np.ndarray, content: tuple[int, int, int, int]) -> La
         inside = pixels.astype(np.float64)
     if min(inside.shape[:2]) < LAYOUT_GRID:
         return Layout((np.zeros((0, 0)),) * 2, None, (np.zeros(0),) * 2, True)
-    aspect = inside.shape[1] / inside.shape[0]
     red, green, blue = inside[..., 0], inside[..., 1], inside[..., 2]
     channels = np.stack([0.299 * red + 0.587 * green + 0.114 * blue, red - green, (red + green) / 2 - blue],
                         axis=2)
@@ -215,15 +209,14 @@ def content_layout(pixels: np.ndarray, content: tuple[int, int, int, int]) -> La
     colours = None if colourless else (_unit_rows(_views(whole[1:])), _unit_rows(windows[:, 1:]))
     contrasts = spread[:1], windows[:, 0].std(axis=(1, 2))
     framed = inside.shape[:2] != pixels.shape[:2]
-    return Layout(shades, colours, contrasts, bool(spread[0] < LAYOUT_FLAT), aspect, framed)
+    return Layout(shades, colours, contrasts, bool(spread[0] < LAYOUT_FLAT), framed)
 
 
 def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
     """How well the two pictures' coarse layouts agree at best: either one cropped as a copy may be
-    (``LAYOUT_CROPS``; between unframed pictures, in windows of the other whole's shape as turned and
-    of its contrast: ``LAYOUT_ASPECT``, ``LAYOUT_GAIN``) against the other whole, turned or mirrored
-    any way, in luminance and, where both have colour, in colour too (the lower of the two
-    correlations). None if either is blank."""
+    (``LAYOUT_CROPS``; between unframed pictures, windows of the other whole's contrast only:
+    ``LAYOUT_GAIN``) against the other whole, turned or mirrored any way, in luminance and, where both
+    have colour, in colour too (the lower of the two correlations). None if either is blank."""
     if a.layout.blank or b.layout.blank:
         return None
     layouts = (a.layout, b.layout)
@@ -237,12 +230,9 @@ def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
                                    for kind in kinds])  # [windows, views]
         if a.layout.framed or b.layout.framed:
             return float(found.max())
-        whole_shape = np.log(layouts[whole].aspect) * np.where(_VIEW_TURNED, -1.0, 1.0)  # [views]
-        window_shapes = np.log(layouts[cropped].aspect) + _WINDOW_SHAPES  # [windows]
         gains = layouts[cropped].contrasts[1] / max(float(layouts[whole].contrasts[0][0]), 1e-6)
-        fits = ((np.abs(window_shapes[:, None] - whole_shape[None, :]) <= LAYOUT_ASPECT)
-                & ((gains <= LAYOUT_GAIN) & (gains >= 1 / LAYOUT_GAIN))[:, None])
-        return float(np.where(fits, found, -1.0).max())
+        fits = (gains <= LAYOUT_GAIN) & (gains >= 1 / LAYOUT_GAIN)  # [windows]
+        return float(np.where(fits[:, None], found, -1.0).max())
 
     return max(best(0, 1), best(1, 0))
 
