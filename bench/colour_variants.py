@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import math
 import sys
 import time
 from pathlib import Path
@@ -78,9 +79,10 @@ class Probe(NamedTuple):
 
 
 PROBES = {
-    "colour": Probe(VARIANTS, (MIN_COLOURFULNESS, 1.01), "colour-variants", "## Colour variants probe",
+    "colour": Probe(VARIANTS, (MIN_COLOURFULNESS, math.inf), "colour-variants", "## Colour variants probe",
                     "; a dark background for drawings on white only"),
-    "near-hues": Probe(NEAR_VARIANTS, (MIN_COLOURFULNESS, 1.01), "near-hues", "## Near-hue variants probe",
+    "near-hues": Probe(NEAR_VARIANTS, (MIN_COLOURFULNESS, math.inf), "near-hues",
+                       "## Near-hue variants probe",
                        ". The dev set's balloons are one drawing in four colours: turned 30 to 90 degrees, "
                        "two of them can land on one colour, and those merge rightly"),
     "muted": Probe(MUTED_VARIANTS, (COLOURFUL, MIN_COLOURFULNESS), "muted", "## Muted colour variants probe",
@@ -200,7 +202,7 @@ def main() -> None:
     low, high = probe.saturation
     lines = [
         f"{designs} designs from the dev half's originals (mean saturation {low}"
-        + (f" to under {high}" if high <= 1 else " and up") + "), "
+        + (" and up" if math.isinf(high) else f" to under {high}") + "), "
         f"each as up to {len(probe.variants)} variants ({', '.join(probe.variants)}"
         + f") with {len(COPIES)} copies each ({', '.join(COPIES)}): {len(files)} files, {len(pictures)} "
         "pictures. Default threshold; a cluster is mixed when it holds two variants (of one design or, "

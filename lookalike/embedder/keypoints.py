@@ -220,6 +220,7 @@ def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
     if a.layout.blank or b.layout.blank:
         return None
     layouts = (a.layout, b.layout)
+    contrast_counts = not (a.layout.framed or b.layout.framed)
     kinds = [(a.layout.shades, b.layout.shades)]
     if a.layout.colours is not None and b.layout.colours is not None:
         kinds.append((a.layout.colours, b.layout.colours))
@@ -228,7 +229,7 @@ def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
         """The best over one side's crops against the other side whole (0: a, 1: b)."""
         found = np.minimum.reduce([np.float32(kind[cropped][1]) @ np.float32(kind[whole][0]).T
                                    for kind in kinds])  # [windows, views]
-        if a.layout.framed or b.layout.framed:
+        if not contrast_counts:
             return float(found.max())
         gains = layouts[cropped].contrasts[1] / max(float(layouts[whole].contrasts[0][0]), 1e-6)
         fits = (gains <= LAYOUT_GAIN) & (gains >= 1 / LAYOUT_GAIN)  # [windows]
