@@ -405,8 +405,8 @@ learn from, as for the vectors), the pixel search (:func:`pixel_neighbours`) goe
 of ``PIXEL_LISTS`` lists, ``PIXEL_NPROBE`` of them visited per query: comparing every tiny or grey picture
 with every picture costs their product, and a library of old black-and-white photos has a hundred thousand
 grey pictures without a colour original. Synthetic thumbnails (bench/tiny_search.py), among a million:
-1,000 queries 12 s compared with everything, 26 s through the file (learning its lists takes about 7);
-10,000 queries 105 s and 29 s, every planted original found either way."""
+1,000 queries 12 s compared with everything, 26 s through the file; 10,000 queries 105 s and 29 s,
+every planted original found either way."""
 
 PIXEL_AGREEMENT = 0.85
 """A pair joined only by a second look must also agree pixel by pixel: the correlation of the two
