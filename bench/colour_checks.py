@@ -9,7 +9,7 @@ margin covers them all), from traits stored at indexing: no file is read. A mill
 every trait recorded (a random luminance thumbnail and colour grid, colourful hue histograms), half of
 them the same picture brightened, so no check stops early; the keypoint check is left out (it reads
 files, `bench/geometric.py`). Side by side in one run: the checks without the colour grid (as before
-``opposed_tints``) and with it, and the grid's own cost. The synthetic million-image run of
+``recoloured_tints``) and with it, and the grid's own cost. The synthetic million-image run of
 `bench/duplicates.py` has no traits, so it does not include these checks.
 """
 
@@ -30,7 +30,7 @@ from report import constants, machine, today, write_section  # noqa: E402
 
 from lookalike.embedder.traits import HUE_BINS, THUMBNAIL_SIDE, TINT_SIDE, Traits  # noqa: E402
 from lookalike.index import duplicates  # noqa: E402
-from lookalike.index.duplicates import ImageRecord, Pair, opposed_tints, second_look  # noqa: E402
+from lookalike.index.duplicates import ImageRecord, Pair, recoloured_tints, second_look  # noqa: E402
 
 SECTION = "## Colour checks at scale"
 IMAGES = 20_000  # distinct records the pairs are drawn from
@@ -82,10 +82,10 @@ def main() -> None:
     for count in (int(n) for n in args.pairs.split(",")):
         found = pairs(count, IMAGES)
         threshold = duplicates.DEFAULT_THRESHOLD
-        with constants(duplicates, opposed_tints=no_grid):
+        with constants(duplicates, recoloured_tints=no_grid):
             _, before_s = timed(second_look, found, threshold, by_id)
         after, after_s = timed(second_look, found, threshold, by_id)
-        flagged, grid_s = timed(opposed_tints, [by_id[p.a] for p in found], [by_id[p.b] for p in found])
+        flagged, grid_s = timed(recoloured_tints, [by_id[p.a] for p in found], [by_id[p.b] for p in found])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         copies_kept = sum(p.b >= IMAGES for p in after)
         rows.append(f"| {count:,} | {before_s:.1f} s | {after_s:.1f} s | {after_s / before_s:.2f} "

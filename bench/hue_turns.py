@@ -11,31 +11,84 @@ Copies come from the dev half (one original's copies) and from the probe (one va
 are the probe's, of one design. Brightening clips bright colours and moves their hues; so the angles are
 also taken over the cells that clip in neither picture (every channel, rebuilt from the cell's luminance
 and opponent colours, under ``UNCLIPPED``). Only dev originals are used: the test half stays unseen.
+
+The angles alone overlap; so the second table counts the pairs the duplicates' colour check
+(:func:`~lookalike.index.duplicates.recoloured_tints`) tells apart, with and without its test of whether
+brightening explains a turn (``HUE_TURN``). The third applies edits a user makes to a copy, and
+recolourings, to every colourful dev original (JPEG q90 after each), and counts the pairs it tells apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
 from calibrate import load_split  # noqa: E402
-from report import machine, today, write_section  # noqa: E402
+from colour_variants import hue_turned  # noqa: E402
+from report import constants, machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
-from lookalike.embedder.traits import COLOURFUL, THUMBNAIL_SIDE, TINT_SIDE, thumbnail_matrix  # noqa: E402
+from lookalike.embedder.traits import (  # noqa: E402
+    COLOURFUL,
+    THUMBNAIL_SIDE,
+    TINT_SIDE,
+    image_traits,
+    thumbnail_matrix,
+    tint_colours,
+)
 from lookalike.index import duplicates  # noqa: E402
 from lookalike.index.duplicates import ImageRecord  # noqa: E402
 
 SECTION = "## Hue turns in the stored colour grid"
 UNCLIPPED = 180  # a cell's brightest channel under this: brightened 1.3-1.6 times, it did not clip
 TURNS = {"original": 0, "hue30": 30, "hueminus30": -30, "hue60": 60}  # the probe's folder suffixes
+
+
+def _gamma(power: float) -> Callable[[Image.Image], Image.Image]:
+    return lambda image: image.point(lambda v: round(255 * (v / 255) ** power))
+
+
+def _warmer(image: Image.Image) -> Image.Image:
+    """White balance moved warm: red up 12 %, blue down 12 %."""
+    pixels = np.asarray(image, dtype=np.float32) * np.array([1.12, 1.0, 0.88], dtype=np.float32)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+EDITS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "brighter x1.6": lambda image: ImageEnhance.Brightness(image).enhance(1.6),
+    "brighter x2.0": lambda image: ImageEnhance.Brightness(image).enhance(2.0),
+    "brighter x2.5": lambda image: ImageEnhance.Brightness(image).enhance(2.5),
+    "darker x0.6": lambda image: ImageEnhance.Brightness(image).enhance(0.6),
+    "gamma 0.6 (lighter)": _gamma(0.6),
+    "gamma 1.4 (darker)": _gamma(1.4),
+    "contrast x1.4": lambda image: ImageEnhance.Contrast(image).enhance(1.4),
+    "contrast x0.7": lambda image: ImageEnhance.Contrast(image).enhance(0.7),
+    "saturation x1.5": lambda image: ImageEnhance.Color(image).enhance(1.5),
+    "saturation x0.6": lambda image: ImageEnhance.Color(image).enhance(0.6),
+    "sharpened": lambda image: image.filter(ImageFilter.SHARPEN),
+    "blurred": lambda image: image.filter(ImageFilter.GaussianBlur(2)),
+    "JPEG q20": lambda image: image,  # the edit is the re-encoding itself, at q20 below
+    "auto-contrast (per channel)": ImageOps.autocontrast,
+    "white balance warmer": _warmer,
+    "equalised (per channel)": ImageOps.equalize,
+    "hue turned 15°": lambda image: hue_turned(image, 15),
+    "hue turned 30°": lambda image: hue_turned(image, 30),
+    "hue turned -30°": lambda image: hue_turned(image, -30),
+    "hue turned 45°": lambda image: hue_turned(image, 45),
+}
+"""Edits to a copy first, then those that change colours: white balance and per-channel equalising
+change a photo's colours the way a recolouring does; hue turns are recolourings."""
 
 
 def colourful_records(col) -> list[ImageRecord]:
@@ -69,13 +122,6 @@ def turn_angles(records: list[ImageRecord], pairs: np.ndarray) -> tuple[np.ndarr
     theirs_tint = np.stack(duplicates._aligned_views(tints[b]))[view, rows]
     theirs_luminance = np.stack(duplicates._aligned_views(luminance[b].astype(np.float32)))[view, rows]
 
-    def brightest(light: np.ndarray, tint: np.ndarray) -> np.ndarray:
-        """Each cell's brightest channel, rebuilt from luminance and (R - G, (R + G) / 2 - B)."""
-        cells = light.reshape(-1, TINT_SIDE, 2, TINT_SIDE, 2).mean(axis=(2, 4))
-        red_green, yellow_blue = tint[..., 0], tint[..., 1]
-        green = cells - 0.356 * red_green + 0.114 * yellow_blue
-        return np.maximum.reduce([green + red_green, green, green + red_green / 2 - yellow_blue])
-
     def angle(tint: np.ndarray) -> np.ndarray:
         return np.degrees(np.arctan2(tint[..., 1], tint[..., 0]))
 
@@ -83,8 +129,11 @@ def turn_angles(records: list[ImageRecord], pairs: np.ndarray) -> tuple[np.ndarr
     turned = np.abs((angle(mine_tint) - angle(theirs_tint) + 180) % 360 - 180)
     coloured = ((np.linalg.norm(mine_tint, axis=-1) >= duplicates.TINT_CHROMA)
                 & (np.linalg.norm(theirs_tint, axis=-1) >= duplicates.TINT_CHROMA))
-    unclipped = coloured & (brightest(luminance[a].astype(np.float32), mine_tint) < UNCLIPPED) & (
-        brightest(theirs_luminance, theirs_tint) < UNCLIPPED)
+    def clipped(light: np.ndarray, tint: np.ndarray) -> np.ndarray:  # tints back to the stored scale
+        return tint_colours(light, tint / 2).max(axis=-1) >= UNCLIPPED
+
+    unclipped = coloured & ~clipped(luminance[a].astype(np.float32), mine_tint) & ~clipped(
+        theirs_luminance, theirs_tint)
 
     def medians(cells: np.ndarray) -> np.ndarray:
         enough = cells.sum(axis=(1, 2)) >= duplicates.TINT_CELLS
@@ -92,6 +141,31 @@ def turn_angles(records: list[ImageRecord], pairs: np.ndarray) -> tuple[np.ndarr
 
     judged = lined_up & (coloured.sum(axis=(1, 2)) >= duplicates.TINT_CELLS)
     return judged, medians(coloured), medians(unclipped)
+
+
+def edited_pairs(originals: list[Path]) -> dict[str, tuple[int, int]]:
+    """For each of ``EDITS``: how many colourful originals and their edited copies the colour check tells
+    apart, of how many."""
+    counts = {name: [0, 0] for name in EDITS}
+
+    def record(image: Image.Image, name: str, quality: int = 90) -> ImageRecord:
+        encoded = io.BytesIO()
+        image.save(encoded, "JPEG", quality=quality)
+        with Image.open(encoded) as decoded:
+            return ImageRecord(0, name, image.width, image.height, 0, 0.0,
+                               traits=image_traits(decoded.convert("RGB")))
+
+    for path in originals:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        original = record(image, str(path), 95)
+        if original.traits.colourfulness < COLOURFUL or not original.traits.tint:
+            continue
+        for name, edit in EDITS.items():
+            edited = record(edit(image), name, 20 if name == "JPEG q20" else 90)
+            counts[name][0] += int(duplicates.recoloured_tints([original], [edited])[0])
+            counts[name][1] += 1
+    return {name: (told, total) for name, (told, total) in counts.items()}
 
 
 def labelled_pairs(records: list[ImageRecord], picture, kind, design) -> tuple[np.ndarray, list[str]]:
@@ -118,6 +192,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     rows: dict[str, list[tuple[float, float]]] = {}
+    tally: dict[str, list[int]] = {}
     dev = load_split("dev")
     probe = dupset.CACHE / "near-hues" / "index-efficientnet-lite2"
     with lookalike.open(probe, model="efficientnet-lite2") as near:
@@ -129,8 +204,18 @@ def main() -> None:
         for records, picture, kind, design in sources:
             pairs, labels = labelled_pairs(records, picture, kind, design)
             judged, every, unclipped = turn_angles(records, pairs)
+            mine, theirs = [records[i] for i in pairs[:, 0]], [records[j] for j in pairs[:, 1]]
+            told = duplicates.recoloured_tints(mine, theirs)
+            with constants(duplicates, HUE_TURN=math.inf):
+                opposed = duplicates.recoloured_tints(mine, theirs)
             for i in np.flatnonzero(judged):
                 rows.setdefault(labels[i], []).append((every[i], unclipped[i]))
+            for i, label in enumerate(labels):
+                tally.setdefault(label, [0, 0, 0])
+                tally[label][0] += int(told[i])
+                tally[label][1] += int(opposed[i])
+                tally[label][2] += 1
+    edits = edited_pairs(sorted(Path(p) for p in dev.originals.values()))
 
     def spread(values: np.ndarray) -> str:
         values = values[~np.isnan(values)]
@@ -150,6 +235,27 @@ def main() -> None:
     for label in sorted(rows):
         values = np.array(rows[label], dtype=np.float64).reshape(-1, 2)
         lines.append(f"| {label} | {len(values)} | {spread(values[:, 0])} | {spread(values[:, 1])} |")
+    lines += [
+        "",
+        "Pairs of pictures of one design the duplicates' colour check tells apart (every pair, lined up or "
+        "not), with its test of whether brightening explains a turn and without it (cells pointing more "
+        "than a quarter turn apart only):",
+        "",
+        "| pairs | told apart | without the turn test | of |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {label} | {told} | {opposed} | {total} |"
+              for label, (told, opposed, total) in sorted(tally.items())]
+    lines += [
+        "",
+        "Colourful dev originals and an edited copy of each (JPEG q90): told apart, of the pairs. The first "
+        "edits keep a copy's colours; white balance and per-channel equalising change them as a recolouring "
+        "does, and hue turns are recolourings.",
+        "",
+        "| edit | told apart | of |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {told} | {total} |" for name, (told, total) in edits.items()]
     lines += ["", f"`python bench/hue_turns.py` on {today()}, {machine()}."]
     body = "\n".join(lines)
     print(body)

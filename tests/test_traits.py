@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from lookalike.embedder.traits import caption_band, content_box, content_crop, image_traits, thumbnail_pixels
+from lookalike.embedder.traits import (
+    caption_band,
+    content_box,
+    content_crop,
+    hue_sixths,
+    image_traits,
+    thumbnail_pixels,
+    tint_colours,
+)
 
 BLACK, WHITE = (0, 0, 0), (255, 255, 255)
 
@@ -148,3 +156,17 @@ def test_the_colour_grid_says_where_each_colour_is_and_is_empty_for_a_grey_pictu
     assert (red_green[:, :4] > 40).all() and (yellow_blue[:, :4] > 40).all()  # warm
     assert (red_green[:, 4:] < -20).all() and (yellow_blue[:, 4:] < -60).all()  # cool
     assert image_traits(ImageOps.grayscale(picture).convert("RGB")).tint == b""
+
+
+def test_the_cells_colours_come_back_from_the_colour_grid_and_the_luminance_thumbnail():
+    """The duplicates' hue check needs each cell's red, green and blue: the stored opponent colours and
+    the luminance give them back, to within the grid's rounding."""
+    picture = Image.new("RGB", (160, 80), (230, 120, 30))
+    ImageDraw.Draw(picture).rectangle((80, 0, 160, 80), fill=(30, 90, 220))
+    traits = image_traits(picture)
+    thumbnail = np.frombuffer(traits.thumbnail, dtype=np.uint8).reshape(1, 16, 16).astype(np.float32)
+    grid = np.frombuffer(traits.tint, dtype=np.int8).reshape(1, 8, 8, 2).astype(np.float32)
+    colours = tint_colours(thumbnail, grid)[0]
+    assert np.abs(colours[:, :4] - (230, 120, 30)).max() <= 3
+    assert np.abs(colours[:, 4:] - (30, 90, 220)).max() <= 3
+    assert hue_sixths(colours[0, 0]) == pytest.approx(90 / 200, abs=0.03)  # orange: nearer red than yellow

@@ -253,15 +253,8 @@ def hue_histogram(pixels: np.ndarray) -> tuple[bytes, float]:
     """Saturation-weighted hue histogram (soft-binned, circular) and the mean saturation."""
     rgb = pixels.reshape(-1, 3).astype(np.float32) / 255.0
     high, low = rgb.max(axis=1), rgb.min(axis=1)
-    delta = high - low
-    saturation = np.where(high > 0, delta / np.maximum(high, 1e-6), 0.0)
-    r, g, b = rgb.T
-    safe = np.maximum(delta, 1e-6)
-    hue = np.select(
-        [high == r, high == g],
-        [((g - b) / safe) % 6.0, (b - r) / safe + 2.0],
-        (r - g) / safe + 4.0,
-    ) / 6.0  # 0-1, circular
+    saturation = np.where(high > 0, (high - low) / np.maximum(high, 1e-6), 0.0)
+    hue = hue_sixths(rgb) / 6.0  # 0-1, circular
     weight = saturation * high  # vivid, not dark
     position = hue * HUE_BINS
     lower = np.floor(position).astype(int) % HUE_BINS
@@ -272,6 +265,29 @@ def hue_histogram(pixels: np.ndarray) -> tuple[bytes, float]:
     if total <= 0:
         return bytes(HUE_BINS), 0.0
     return np.round(histogram / total * 255).astype(np.uint8).tobytes(), float(saturation.mean())
+
+
+def hue_sixths(rgb: np.ndarray) -> np.ndarray:
+    """The HSV hue of RGB colours [..., 3] in sixths of a turn, 0-6: red 0, yellow 1, green 2, cyan 3,
+    blue 4, magenta 5 (grey is red)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    high, low = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    safe = np.maximum(high - low, 1e-6)
+    return np.select([high == r, high == g], [((g - b) / safe) % 6.0, (b - r) / safe + 2.0],
+                     (r - g) / safe + 4.0)
+
+
+def tint_colours(thumbnail: np.ndarray, tint: np.ndarray) -> np.ndarray:
+    """RGB colours [n, side, side, 3] of the colour grid's cells, rebuilt from luminance thumbnails
+    [n, THUMBNAIL_SIDE, THUMBNAIL_SIDE] and colour grids [n, side, side, 2] read back as stored
+    (:func:`tint_grid`, int8): the luminance, averaged over each cell, and the two opponent colours
+    give the three channels (PIL's "L" is 0.299 R + 0.587 G + 0.114 B)."""
+    cells = thumbnail.shape[1] // tint.shape[1]
+    side = tint.shape[1]
+    luminance = thumbnail.reshape(-1, side, cells, side, cells).mean(axis=(2, 4))
+    red_green, yellow_blue = tint[..., 0] * 2.0, tint[..., 1] * 2.0  # R - G and (R + G) / 2 - B
+    green = luminance - 0.356 * red_green + 0.114 * yellow_blue
+    return np.stack([green + red_green, green, green + red_green / 2 - yellow_blue], axis=-1)
 
 
 def colour_distance(a: bytes, b: bytes) -> float | None:

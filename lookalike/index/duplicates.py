@@ -45,8 +45,10 @@ from lookalike.embedder.traits import (
     TINT_SIDE,
     Traits,
     colour_distance,
+    hue_sixths,
     thumbnail_matrix,
     thumbnail_signals,
+    tint_colours,
 )
 from lookalike.errors import InvalidOption
 from lookalike.index.vectors import TRAIN_PER_LIST, VectorIndex
@@ -331,7 +333,7 @@ background (bench/colour_variants.py), their brightened copies included: 0.15-0.
 TINT_CHROMA = 12.0
 TINT_CELLS = 4
 TINTS_OPPOSED = 0.5
-"""See :func:`opposed_tints`: colour cells (``tint_grid``, on the R - G scale) this strong in both
+"""See :func:`recoloured_tints`: colour cells (``tint_grid``, on the R - G scale) this strong in both
 pictures count, at least this many of them, and over this share pointing apart is another colouring.
 Every pair of pictures of one original on the dev set (9,515, every copy kind; most copies that line up
 have none of their cells apart, a crop beside a half-size copy 0.14) and of one variant in the colour
@@ -340,6 +342,24 @@ probes (2,274): none flagged. Pairs of different colourings: the colour variants
 with hues too alike for :func:`other_colours` (a negative beside the lightness turned over: the probe's
 mixed clusters 15 -> 11); the near-hue probe's 238 of 3,840 (turned by 30 to 60 degrees, hues mostly stay
 within a quarter turn); the dev set's hard-negative families, 177 of 5,929, all other hues already."""
+HUE_TURN = 12.0
+BRIGHTENING = 2.0
+TURN_CHROMA = 24.0
+CLIPS = 150.0
+DROP = 12.0
+EVEN = 1.1
+EVEN_TOL = 0.05
+"""See :func:`_turn_beyond_brightening`: a colour cell also counts as apart (:func:`recoloured_tints`)
+when, colourful in both pictures (``TURN_CHROMA``, twice ``TINT_CHROMA``: a dark cell's hue wanders
+with JPEG), its hue turned more than ``HUE_TURN`` degrees beyond what brightening by up to
+``BRIGHTENING`` times (the bench brightens 1.3 to 1.6 times) explains. Brightening explains a turn only
+where the lighter cell's brightest channel reaches ``CLIPS`` (out of 255; under it nothing clipped) and
+none of its channels fell by more than ``DROP``; and any turn of a cell whose channels all rose, by
+``EVEN`` times at least, by ``BRIGHTENING`` at most, the darkest channel most (within ``EVEN_TOL``).
+Pairs of pictures of one design, dev originals and the near-hue probe (bench/hue_turns.py): copies 0 of
+6,338 told apart (still 0 with ``HUE_TURN`` at 9 or ``BRIGHTENING`` at 1.3), variants turned by 30
+degrees 593 of 1,080, by 60 degrees 501 of 720 (0 and 0 without the turn test). Unseen set: copies 0 of
+8,185 (6 without the rule for cells whose channels all rose: a puzzle game's brightened screenshot)."""
 
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
@@ -888,8 +908,8 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
 
 def other_colouring(a: ImageRecord, b: ImageRecord) -> bool:
     """Two pictures in other colourings: other hues (:func:`other_colours`), or the same hues in other
-    places (:func:`opposed_tints`)."""
-    return other_colours(a.traits, b.traits) or bool(opposed_tints([a], [b])[0])
+    places (:func:`recoloured_tints`)."""
+    return other_colours(a.traits, b.traits) or bool(recoloured_tints([a], [b])[0])
 
 
 def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, float]]) -> ImageRecord | None:
@@ -1011,17 +1031,20 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
     return found
 
 
-def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None],
-                  chunk: int = 8192) -> np.ndarray:
-    """For each pair (``a[i]``, ``b[i]``), whether their colours sit the other way round: their luminance
-    thumbnails line up (``PIXEL_AGREEMENT``, in one of the eight turns and mirrors), and in every
-    alignment that lines them up, more than ``TINTS_OPPOSED`` of the colour cells
-    (:func:`~lookalike.embedder.traits.tint_grid`) clearly coloured in both (``TINT_CHROMA``) point more
-    than a quarter turn apart in opponent-colour space. A copy, brightened, recompressed or shrunk, keeps
-    each part's colour; a negative beside a dark mode of one wallpaper, or a two-colour design with its
-    colours swapped, keeps the same hues (:func:`other_colours` cannot tell) in other places. Unknown
-    tints or thumbnails, grey pictures and pairs that do not line up (crops, frames) say nothing. ``chunk``
-    pairs at a time (each holds eight views of a grid: 4 KB a pair)."""
+def recoloured_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None],
+                     chunk: int = 8192) -> np.ndarray:
+    """For each pair (``a[i]``, ``b[i]``), whether one is the other recoloured: their luminance thumbnails
+    line up (``PIXEL_AGREEMENT``, in one of the eight turns and mirrors), and in every alignment that lines
+    them up, more than ``TINTS_OPPOSED`` of the colour cells
+    (:func:`~lookalike.embedder.traits.tint_grid`) clearly coloured in both (``TINT_CHROMA``) are apart:
+    they point more than a quarter turn apart in opponent-colour space, or their hues turned in a way no
+    brightening explains (:func:`_turn_beyond_brightening`). A copy, brightened, recompressed or shrunk,
+    keeps each part's colour; a negative beside a dark mode of one wallpaper, or a two-colour design with
+    its colours swapped, keeps the same hues (:func:`other_colours` cannot tell) in other places; a design
+    turned by 30 degrees of hue moves its colours about as far as brightening moves a copy's, but the
+    other way or too far. Unknown tints or thumbnails, grey pictures and pairs that do not line up
+    (crops, frames) say nothing. ``chunk`` pairs at a time (each holds eight views of a grid: 4 KB a
+    pair)."""
     compared = [i for i, (x, y) in enumerate(zip(a, b, strict=True))
                 if len(_tint(x)) == len(_tint(y)) == TINT_SIDE * TINT_SIDE * 2
                 and len(_thumbnail(x)) == len(_thumbnail(y)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE]
@@ -1033,31 +1056,95 @@ def opposed_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | Non
 
 
 def _tints_apart(a: Sequence[ImageRecord], b: Sequence[ImageRecord]) -> np.ndarray:
-    """:func:`opposed_tints` for pairs whose tints and thumbnails are all recorded; the colour grids are
-    read only for pairs whose thumbnails line up (most pairs of different pictures do not)."""
-    alignments, valid = _alignments(thumbnail_matrix([_thumbnail(x) for x in a]),
-                                    thumbnail_matrix([_thumbnail(y) for y in b]))
+    """:func:`recoloured_tints` for pairs whose tints and thumbnails are all recorded; the colour grids
+    are read only for pairs whose thumbnails line up (most pairs of different pictures do not)."""
+    thumbnails_a = thumbnail_matrix([_thumbnail(x) for x in a])
+    thumbnails_b = thumbnail_matrix([_thumbnail(y) for y in b])
+    alignments, valid = _alignments(thumbnails_a, thumbnails_b)
     lined_up = valid & (alignments >= PIXEL_AGREEMENT)  # [8, pairs]
     rows = np.flatnonzero(lined_up.any(axis=0))
     found = np.zeros(len(a), dtype=bool)
     if not len(rows):
         return found
 
-    def tints(records: Sequence[ImageRecord]) -> np.ndarray:
-        grids = np.frombuffer(b"".join(_tint(records[i]) for i in rows), dtype=np.int8)
-        return grids.reshape(-1, TINT_SIDE, TINT_SIDE, 2).astype(np.float32) * 2  # back to the R - G scale
+    def grids(records: Sequence[ImageRecord]) -> np.ndarray:
+        stored = np.frombuffer(b"".join(_tint(records[i]) for i in rows), dtype=np.int8)
+        return stored.reshape(-1, TINT_SIDE, TINT_SIDE, 2).astype(np.float32)
 
-    mine = tints(a)[None]  # [1, pairs, side, side, 2] against each of the eight views of theirs
-    theirs = np.stack(_aligned_views(tints(b)))
-    coloured = ((np.linalg.norm(mine, axis=-1) >= TINT_CHROMA)
-                & (np.linalg.norm(theirs, axis=-1) >= TINT_CHROMA))
-    apart = (((mine * theirs).sum(axis=-1) < 0) & coloured).sum(axis=(2, 3))
-    cells = coloured.sum(axis=(2, 3))
-    opposed = (cells >= TINT_CELLS) & (apart > TINTS_OPPOSED * cells)
+    def colours(thumbnails: np.ndarray, tints: np.ndarray) -> np.ndarray:
+        return tint_colours(thumbnails[rows].reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32),
+                            tints)
+
+    # Each pair in each alignment that lines it up [m]: most pairs line up in one of the eight only.
+    views, pairs = np.nonzero(lined_up[:, rows])
+    grids_a, grids_b = grids(a), grids(b)
+    mine = grids_a[pairs] * 2  # on the R - G scale
+    theirs = np.stack(_aligned_views(grids_b))[views, pairs] * 2
+    colours_b = colours(thumbnails_b, grids_b)
+    turned = _turn_beyond_brightening(colours(thumbnails_a, grids_a)[pairs],
+                                      np.stack(_aligned_views(colours_b))[views, pairs])
+    chroma_mine, chroma_theirs = np.linalg.norm(mine, axis=-1), np.linalg.norm(theirs, axis=-1)
+    coloured = (chroma_mine >= TINT_CHROMA) & (chroma_theirs >= TINT_CHROMA)
+    vivid = (chroma_mine >= TURN_CHROMA) & (chroma_theirs >= TURN_CHROMA)
+    apart = ((((mine * theirs).sum(axis=-1) < 0) | ((turned > HUE_TURN) & vivid)) & coloured).sum(axis=(1, 2))
+    cells = coloured.sum(axis=(1, 2))
+    recoloured = (cells >= TINT_CELLS) & (apart > TINTS_OPPOSED * cells)
     # Every alignment that lines the thumbnails up must say so: a design symmetric in luminance but not
     # in colour lines up mirrored too, and its mirrored copy would otherwise be read as swapped colours.
-    found[rows] = (opposed | ~lined_up[:, rows]).all(axis=0)
+    copy_like = np.zeros(len(rows), dtype=bool)
+    copy_like[pairs[~recoloured]] = True
+    found[rows] = ~copy_like
     return found
+
+
+def _turn_beyond_brightening(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Degrees by which the hue of each cell [..., 3] (RGB, :func:`~lookalike.embedder.traits.tint_colours`)
+    turned beyond what brightening the darker of the two could do to it.
+
+    Brightening by k (a brightness slider, exposure) clips the brightest channel first, which moves a hue
+    away from its primary (red, green or blue: the brightest channel) towards the secondary beside it
+    (the next brightest joins in), never past it, and by at most k (255 - n) / (255 - kn) times its
+    distance from the primary (n the darkest channel, unclipped); a pure primary does not turn at all,
+    nor does a cell where nothing clipped (``CLIPS``) or a channel went down (``DROP``). A hue that
+    turned towards the primary, past the secondary, or further than ``BRIGHTENING`` allows, was
+    recoloured: a design turned by 30 degrees of hue moves its colours about as far as brightening moves
+    a copy's (bench/hue_turns.py), but not the same way."""
+    luminance = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    theirs_lighter = (theirs @ luminance >= mine @ luminance)[..., None]
+    dark, light = np.where(theirs_lighter, mine, theirs), np.where(theirs_lighter, theirs, mine)
+    hue_dark, hue_light = hue_sixths(dark), hue_sixths(light)
+    primary = 2 * np.round(hue_dark / 2) % 6
+
+    def from_primary(hue: np.ndarray) -> np.ndarray:  # signed, in sixths of a turn, -3 to 3
+        return (hue - primary + 3) % 6 - 3
+
+    start = from_primary(hue_dark)
+    side = np.sign(start)
+    reached = np.where(side != 0, from_primary(hue_light) * side, np.abs(from_primary(hue_light)))
+    start = np.abs(start)
+    darkest = _channels(np.minimum, dark)
+    headroom = 255 - BRIGHTENING * np.clip(darkest, 0, 254)
+    reach = np.where(headroom > 0, np.minimum(1, start * BRIGHTENING * (255 - np.clip(darkest, 0, 254))
+                                              / np.maximum(headroom, 1e-3)), 1)
+    clipped = _channels(np.maximum, light) >= CLIPS
+    reach = np.where(clipped & (_channels(np.maximum, dark - light) <= DROP), reach, start)
+    turned = 60 * np.maximum(np.maximum(start - reached, reached - reach), 0)
+    # Brightened cell by cell, a cell of many small colours (pixel art) clips some of its pixels and not
+    # others, and its average hue may go anywhere; but every channel rises, the darkest (which clips
+    # last) the most, and none more than ``BRIGHTENING`` times.
+    ratios = light / np.maximum(dark, 1)
+    most = _channels(np.maximum, ratios)
+    darkest_ratio = np.where(dark[..., 0] == darkest, ratios[..., 0],
+                             np.where(dark[..., 1] == darkest, ratios[..., 1], ratios[..., 2]))
+    evenly = ((_channels(np.minimum, ratios) >= EVEN) & (most <= BRIGHTENING)
+              & (darkest_ratio * (1 + EVEN_TOL) >= most))
+    return np.where(evenly, 0.0, turned)
+
+
+def _channels(combine: np.ufunc, colours: np.ndarray) -> np.ndarray:
+    """``combine`` (``np.maximum``, ``np.minimum``) over the three channels of colours [..., 3]: much
+    faster than a reduction along an axis of three."""
+    return combine(combine(colours[..., 0], colours[..., 1]), colours[..., 2])
 
 
 def _tint(record: ImageRecord | None) -> bytes:
@@ -1101,7 +1188,7 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
     mine_of = [records.get(p.a) for p in pairs]
     theirs_of = [theirs.get(p.b) for p in pairs]
     unlike = (inversions(mine_of, theirs_of) | blank_beside_content(mine_of, theirs_of)
-              | opposed_tints(mine_of, theirs_of))
+              | recoloured_tints(mine_of, theirs_of))
     kept = [p for p, a, b, pixels_differ in zip(pairs, mine_of, theirs_of, unlike, strict=True)
             if p.rank >= threshold + COLOUR_MARGIN
             or not (pixels_differ or a is not None and b is not None and other_colours(a.traits, b.traits))]
