@@ -1043,8 +1043,8 @@ def recoloured_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | 
     its colours swapped, keeps the same hues (:func:`other_colours` cannot tell) in other places; a design
     turned by 30 degrees of hue moves its colours about as far as brightening moves a copy's, but the
     other way or too far. Unknown tints or thumbnails, grey pictures and pairs that do not line up
-    (crops, frames) say nothing. ``chunk`` pairs at a time (each holds eight views of a grid: 4 KB a
-    pair)."""
+    (crops, frames) say nothing. ``chunk`` pairs at a time (each holds eight views of its colour grid
+    and of the colours rebuilt from it: 10 KB a pair)."""
     compared = [i for i, (x, y) in enumerate(zip(a, b, strict=True))
                 if len(_tint(x)) == len(_tint(y)) == TINT_SIDE * TINT_SIDE * 2
                 and len(_thumbnail(x)) == len(_thumbnail(y)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE]
@@ -1123,8 +1123,9 @@ def _turn_beyond_brightening(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray
     reached = np.where(side != 0, from_primary(hue_light) * side, np.abs(from_primary(hue_light)))
     start = np.abs(start)
     darkest = _channels(np.minimum, dark)
-    headroom = 255 - BRIGHTENING * np.clip(darkest, 0, 254)
-    reach = np.where(headroom > 0, np.minimum(1, start * BRIGHTENING * (255 - np.clip(darkest, 0, 254))
+    unclipped = np.clip(darkest, 0, 254)
+    headroom = 255 - BRIGHTENING * unclipped
+    reach = np.where(headroom > 0, np.minimum(1, start * BRIGHTENING * (255 - unclipped)
                                               / np.maximum(headroom, 1e-3)), 1)
     clipped = _channels(np.maximum, light) >= CLIPS
     reach = np.where(clipped & (_channels(np.maximum, dark - light) <= DROP), reach, start)
