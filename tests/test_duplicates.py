@@ -648,6 +648,29 @@ def test_a_brightened_copy_of_a_picture_made_of_small_colours_is_not_recoloured(
     assert recoloured_tints([original] * 3, brightened).any()
 
 
+def test_the_colour_check_answers_alike_either_way_round_and_never_flags_a_picture_against_itself():
+    """Clusters look at a pair from either side; stored traits can hold any bytes (a grid of extreme
+    tints rebuilds to colours under 0 or over 255): the answer must not depend on the order, and no
+    value may turn it into a NaN."""
+    rng = np.random.default_rng(0)
+
+    def record(image_id: int, thumbnail: np.ndarray, tint: np.ndarray) -> ImageRecord:
+        traits = Traits(100, 100, False, 90, bytes(16), 0.4, thumbnail.tobytes(), tint.tobytes())
+        return ImageRecord(image_id, f"/photos/{image_id}.png", 100, 100, 1000, 0.0, traits=traits)
+
+    thumbnails = rng.integers(0, 256, (200, 256)).astype(np.uint8)
+    tints = rng.integers(-128, 128, (200, 128)).astype(np.int8)
+    mine = [record(i, thumbnails[i], tints[i]) for i in range(200)]
+    theirs = [record(1000 + i, np.clip(thumbnails[i] * rng.uniform(0.7, 1.5), 0, 255).astype(np.uint8),
+                     np.clip(tints[i] + rng.integers(-40, 40, 128), -128, 127).astype(np.int8))
+              for i in range(200)]
+    with np.errstate(divide="raise", invalid="raise", over="raise"):  # no NaN, no infinity on the way
+        either_way = recoloured_tints(mine, theirs)
+    assert 0 < either_way.sum() < 200  # some pairs recoloured, some not: the check has something to say
+    assert (recoloured_tints(theirs, mine) == either_way).all()
+    assert not recoloured_tints(mine, mine).any()
+
+
 def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy_is():
     from lookalike.embedder.traits import THUMBNAIL_SIDE
 
