@@ -357,9 +357,10 @@ where the lighter cell's brightest channel reaches ``CLIPS`` (out of 255; under 
 none of its channels fell by more than ``DROP``; and any turn of a cell whose channels all rose, by
 ``EVEN`` times at least, by ``BRIGHTENING`` at most, the darkest channel most (within ``EVEN_TOL``).
 Pairs of pictures of one design, dev originals and the near-hue probe (bench/hue_turns.py): copies 0 of
-6,338 told apart (still 0 with ``HUE_TURN`` at 9 or ``BRIGHTENING`` at 1.3), variants turned by 30
-degrees 593 of 1,080, by 60 degrees 501 of 720 (0 and 0 without the turn test). Unseen set: copies 0 of
-8,185 (6 without the rule for cells whose channels all rose: a puzzle game's brightened screenshot)."""
+6,338 told apart (one from ``HUE_TURN`` 10 down: a bordered copy beside a brightened one, its cells
+shifted by the border; still 0 with ``BRIGHTENING`` at 1.3), variants turned by 30 degrees 593 of
+1,080, by 60 degrees 501 of 720 (0 and 0 without the turn test). Unseen set: copies 0 of 8,185 (6
+without the rule for cells whose channels all rose: a puzzle game's brightened screenshot)."""
 
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
