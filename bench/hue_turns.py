@@ -129,6 +129,7 @@ def turn_angles(records: list[ImageRecord], pairs: np.ndarray) -> tuple[np.ndarr
     turned = np.abs((angle(mine_tint) - angle(theirs_tint) + 180) % 360 - 180)
     coloured = ((np.linalg.norm(mine_tint, axis=-1) >= duplicates.TINT_CHROMA)
                 & (np.linalg.norm(theirs_tint, axis=-1) >= duplicates.TINT_CHROMA))
+
     def clipped(light: np.ndarray, tint: np.ndarray) -> np.ndarray:  # tints back to the stored scale
         return tint_colours(light, tint / 2).max(axis=-1) >= UNCLIPPED
 

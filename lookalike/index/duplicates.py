@@ -44,6 +44,7 @@ from lookalike.embedder.traits import (
     THUMBNAIL_SIDE,
     TINT_SIDE,
     Traits,
+    across_channels,
     colour_distance,
     hue_sixths,
     thumbnail_matrix,
@@ -1119,34 +1120,28 @@ def _turn_beyond_brightening(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray
     def from_primary(hue: np.ndarray) -> np.ndarray:  # signed, in sixths of a turn, -3 to 3
         return (hue - primary + 3) % 6 - 3
 
-    start = from_primary(hue_dark)
+    start, ended = from_primary(hue_dark), from_primary(hue_light)
     side = np.sign(start)
-    reached = np.where(side != 0, from_primary(hue_light) * side, np.abs(from_primary(hue_light)))
+    reached = np.where(side != 0, ended * side, np.abs(ended))
     start = np.abs(start)
-    darkest = _channels(np.minimum, dark)
+    darkest = across_channels(np.minimum, dark)
     unclipped = np.clip(darkest, 0, 254)
     headroom = 255 - BRIGHTENING * unclipped
     reach = np.where(headroom > 0, np.minimum(1, start * BRIGHTENING * (255 - unclipped)
                                               / np.maximum(headroom, 1e-3)), 1)
-    clipped = _channels(np.maximum, light) >= CLIPS
-    reach = np.where(clipped & (_channels(np.maximum, dark - light) <= DROP), reach, start)
+    clipped = across_channels(np.maximum, light) >= CLIPS
+    reach = np.where(clipped & (across_channels(np.maximum, dark - light) <= DROP), reach, start)
     turned = 60 * np.maximum(np.maximum(start - reached, reached - reach), 0)
     # Brightened cell by cell, a cell of many small colours (pixel art) clips some of its pixels and not
     # others, and its average hue may go anywhere; but every channel rises, the darkest (which clips
     # last) the most, and none more than ``BRIGHTENING`` times.
     ratios = light / np.maximum(dark, 1)
-    most = _channels(np.maximum, ratios)
+    most = across_channels(np.maximum, ratios)
     darkest_ratio = np.where(dark[..., 0] == darkest, ratios[..., 0],
                              np.where(dark[..., 1] == darkest, ratios[..., 1], ratios[..., 2]))
-    evenly = ((_channels(np.minimum, ratios) >= EVEN) & (most <= BRIGHTENING)
+    evenly = ((across_channels(np.minimum, ratios) >= EVEN) & (most <= BRIGHTENING)
               & (darkest_ratio * (1 + EVEN_TOL) >= most))
     return np.where(evenly, 0.0, turned)
-
-
-def _channels(combine: np.ufunc, colours: np.ndarray) -> np.ndarray:
-    """``combine`` (``np.maximum``, ``np.minimum``) over the three channels of colours [..., 3]: much
-    faster than a reduction along an axis of three."""
-    return combine(combine(colours[..., 0], colours[..., 1]), colours[..., 2])
 
 
 def _tint(record: ImageRecord | None) -> bytes:
