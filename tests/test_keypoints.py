@@ -233,6 +233,17 @@ def test_a_handful_of_matches_that_fit_leave_the_verdict_to_the_layout():
     assert geometry_disagrees(few._replace(matches=40))  # few of many matches fit: another picture
 
 
+def test_a_fit_of_a_few_inliers_leaves_the_verdict_to_the_layout_however_small_the_picture():
+    """A pictogram with 242 keypoints beside its white-on-black twin in a tile, mirrored: 4 of 32
+    matches fit, which is over 1.5 % of its keypoints, but 4 matches can fit by chance. Under
+    ``ALIGNED_INLIERS`` the layouts judge; from it, the fit does (and the details it lays over each
+    other)."""
+    weak = Match(inliers=4, matches=32, keypoints_a=242, keypoints_b=629, layout=-0.03)
+    assert geometry_disagrees(weak)
+    assert not geometry_disagrees(weak._replace(layout=0.71))  # a crop beside a mirrored copy, dev set
+    assert not geometry_disagrees(weak._replace(inliers=12, matches=40))  # a fit to lay details over
+
+
 def test_the_same_pair_gets_the_same_answer_every_time(copies):
     a, b = file_keypoints(str(copies["rocket", "original"])), file_keypoints(str(copies["rocket", "crop"]))
     assert len({matched_keypoints(a, b) for _ in range(5)}) == 1
