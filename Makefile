@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python bench/colour_variants.py --near-hues
 	$(BIN)/python bench/distinct.py
 	$(BIN)/python bench/unseen.py
+	$(BIN)/python bench/series.py
 	$(BIN)/python bench/tiny_search.py
 	$(BIN)/python bench/looks_cost.py
 	$(BIN)/python bench/colour_checks.py
