@@ -431,13 +431,21 @@ def write_group(folder: Path, cand: Candidate, image: Image.Image, name: str, sp
     return items
 
 
+def cached_manifest(path: Path, version: int) -> dict | None:
+    """The manifest at ``path`` if it is of ``version`` and all its files are there; else None (rebuild)."""
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    if manifest.get("version") == version and all(Path(i["path"]).exists() for i in manifest["items"]):
+        return manifest
+    return None
+
+
 def build(cache: Path = CACHE, force: bool = False) -> dict:
     """Build (or reuse) the set; return the manifest."""
     manifest_path = cache / "manifest.json"
-    if manifest_path.exists() and not force:
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("version") == VERSION and all(Path(i["path"]).exists() for i in manifest["items"]):
-            return manifest
+    if not force and (manifest := cached_manifest(manifest_path, VERSION)):
+        return manifest
     versions = fetch_packages(cache)
     versions["scikit-image"] = _skimage().__version__
     kept, skipped = select(candidates(cache))

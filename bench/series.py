@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
-from calibrate import cosine_pairs, evaluate, index_split, library_state, phash_pairs, product  # noqa: E402
+from calibrate import evaluate, index_split, library_state, product  # noqa: E402
 from report import machine, today, write_section  # noqa: E402
-from unseen import row  # noqa: E402
+from unseen import baselines, row  # noqa: E402
 
 from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
 
@@ -100,10 +100,8 @@ def untwinned(cands: list[dupset.Candidate]) -> tuple[list[dupset.Candidate], li
 
 def build(force: bool = False) -> dict:
     manifest_path = CACHE / "manifest.json"
-    if manifest_path.exists() and not force:
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("version") == VERSION and all(Path(i["path"]).exists() for i in manifest["items"]):
-            return manifest
+    if not force and (manifest := dupset.cached_manifest(manifest_path, VERSION)):
+        return manifest
     versions = dupset.fetch_packages(dupset.CACHE, ["openclipart-png"])
     shutil.rmtree(CACHE / "set", ignore_errors=True)  # groups of an older selection
     cands, twins = untwinned(candidates(dupset.CACHE / "x/openclipart-png/usr/share/openclipart/png"))
@@ -133,9 +131,7 @@ def main() -> None:
     started = time.perf_counter()
     ours = evaluate(split, product(DEFAULT_THRESHOLD))
     seconds = time.perf_counter() - started
-    results = [(f"product, default {DEFAULT_THRESHOLD}", ours),
-               (f"cosine pairs, {DEFAULT_THRESHOLD}", evaluate(split, cosine_pairs(DEFAULT_THRESHOLD))),
-               ("phash, distance 10", evaluate(split, phash_pairs(10)))]
+    results = [(f"product, default {DEFAULT_THRESHOLD}", ours), *baselines(split)]
     originals = [i for i in manifest["items"] if i["kind"] == "original"]
     by_series: dict[str, int] = {}
     for item in originals:
