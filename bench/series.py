@@ -73,29 +73,23 @@ def turned_twin(plain: np.ndarray, views: list[np.ndarray], thumb: np.ndarray) -
     return closest < TWIN and closest < np.abs(plain - thumb).mean() / 2
 
 
-def untwinned(cands: list[dupset.Candidate]) -> tuple[list[dupset.Candidate], list[dict]]:
-    """The candidates without those that are an earlier one turned or mirrored: those are copies.
-    Unreadable ones pass through, for dupset.select to record."""
-    kept: list[dupset.Candidate] = []
+def untwinned(kept: list[tuple[dupset.Candidate, Image.Image, str]]
+              ) -> tuple[list[tuple[dupset.Candidate, Image.Image, str]], list[dict]]:
+    """dupset.select's originals without those that are an earlier one turned or mirrored: those are
+    copies."""
+    found: list[tuple[dupset.Candidate, Image.Image, str]] = []
     seen: list[tuple[str, np.ndarray]] = []
     skipped = []
-    for cand in cands:
-        try:
-            image = dupset._load(cand.path)
-        except Exception:  # noqa: BLE001 - dupset.select records why
-            image = None
-        if image is None:
-            kept.append(cand)
-            continue
+    for cand, image, name in kept:
         plain = dupset._thumb(image)
         views = [dupset._thumb(image.transpose(view)) for view in VIEWS]
-        twin = next((name for name, thumb in seen if turned_twin(plain, views, thumb)), None)
+        twin = next((other for other, thumb in seen if turned_twin(plain, views, thumb)), None)
         if twin is not None:
             skipped.append({"path": str(cand.path), "why": f"{twin} turned or mirrored"})
             continue
-        kept.append(cand)
+        found.append((cand, image, name))
         seen.append((cand.path.name, plain))
-    return kept, skipped
+    return found, skipped
 
 
 def build(force: bool = False) -> dict:
@@ -104,9 +98,10 @@ def build(force: bool = False) -> dict:
         return manifest
     versions = dupset.fetch_packages(dupset.CACHE, ["openclipart-png"])
     shutil.rmtree(CACHE / "set", ignore_errors=True)  # groups of an older selection
-    cands, twins = untwinned(candidates(dupset.CACHE / "x/openclipart-png/usr/share/openclipart/png"))
+    cands = candidates(dupset.CACHE / "x/openclipart-png/usr/share/openclipart/png")
     # No family on the way in: dupset.select caps a family at four, and a series here is the point.
     kept, skipped = dupset.select([dupset.Candidate(c.path, c.source) for c in cands])
+    kept, twins = untwinned(kept)
     series = {c.path: c.family for c in cands}
     items = []
     for cand, image, name in kept:
@@ -114,7 +109,7 @@ def build(force: bool = False) -> dict:
         items.extend(dupset.write_group(CACHE / "set" / "series", member, image, name, "series"))
     manifest = {"version": VERSION, "sources": {n: {"version": v, "licence": dupset.PACKAGES[n]}
                                                 for n, v in versions.items()},
-                "items": [vars(i) for i in items], "skipped": twins + skipped}
+                "items": [vars(i) for i in items], "skipped": skipped + twins}
     manifest_path.write_text(json.dumps(manifest, indent=1))
     return manifest
 

@@ -1219,10 +1219,9 @@ def geometry_disagrees(match: Match) -> bool:
     """Both pictures have the keypoints to show it (``EXPECTED_KEYPOINTS``), and too few of them match
     under one transform for one to be a copy of the other (``INLIER_SHARE``, ``MATCH_SHARE``; with only
     a handful of matches, most of which fit, or with a fit of under ``ALIGNED_INLIERS``, the layouts
-    judge); or they do, and the details the
-    transform lays over each other differ (``DETAILS_DIFFER``) or their light and dark parts are the
-    other way round (``SHADES_OPPOSED``); or one is too flat for keypoints, and their coarse layouts
-    differ (``LAYOUT_AGREEMENT``)."""
+    judge); or they do, and the details the transform lays over each other differ (``DETAILS_DIFFER``)
+    or their light and dark parts are the other way round (``SHADES_OPPOSED``); or one is too flat for
+    keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
     from lookalike.embedder.keypoints import ALIGNED_INLIERS  # a Match means OpenCV is loaded already
 
     fewest = min(match.keypoints_a, match.keypoints_b)
