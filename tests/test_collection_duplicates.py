@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 import lookalike
 from lookalike.index.collection import REFRESHING
@@ -145,6 +145,24 @@ def test_a_photo_kept_in_many_backups_keeps_its_edited_copy(tmp_path, tf1_module
     (cluster,) = [c for c in clusters if espresso in {c.keeper.path, *(m.path for m in c.copies)}]
     assert str(files["espresso-small"]) in {m.path for m in cluster.copies}
     assert sum(m.exact for m in cluster.copies) == 24  # the original and its backups: one is kept
+
+
+def test_copies_among_many_alike_pictures_join_where_their_keypoints_show_them(collection, files,
+                                                                               monkeypatch):
+    """Every picture's neighbourhood made crowded (as star fields or screenshots of one game are): the
+    density takes each copy's score under the threshold, and only the keypoints bring it back. The
+    resized and cropped copies fit their originals; the quarter turn, whose plain cosine never reached
+    the threshold, stays apart, as does everything without keypoints to show a copy."""
+    from lookalike.index import duplicates
+
+    def crowded(sims: np.ndarray, labels: np.ndarray, self_search: bool = True) -> np.ndarray:
+        return np.full(len(sims), duplicates.DENSITY_PRIOR + 0.05, dtype=np.float32)
+
+    monkeypatch.setattr(duplicates, "density", crowded)
+    near = {"espresso": {"espresso-small"}, "rocket": {"rocket-crop"}}
+    assert named(collection.duplicates(THRESHOLD), files) == {"cat": {"cat-copy"}, **near}
+    monkeypatch.setattr(duplicates, "CONFIRMING_INLIERS", 10**6)
+    assert named(collection.duplicates(THRESHOLD), files) == {"cat": {"cat-copy"}}  # exact twins only
 
 
 def test_a_looser_threshold_never_chains_distinct_pictures_through_a_copy(collection, files):
@@ -290,6 +308,26 @@ def test_the_offline_model_at_the_default_threshold_clusters_real_copies(tmp_pat
     col.add([folder])
     clusters = col.duplicates()
     assert {Path(c.keeper.path).name: {Path(m.path).name for m in c.copies} for c in clusters} == expected
+
+
+@pytest.mark.slow
+def test_random_textures_the_model_finds_near_identical_stay_apart_but_a_copy_joins(tmp_path):
+    """Thirty random textures: EfficientNet-Lite2 finds them alike at cosine 0.95-0.98, so each seems to
+    have thirty versions of itself, and no score says "different". Their keypoints fit none of each
+    other's; the one real copy (half size) fits its original."""
+    folder = tmp_path / "textures"
+    folder.mkdir()
+    for seed in range(30):
+        noise = np.random.default_rng(seed).normal(128, 60, (90, 120, 3)).clip(0, 255).astype(np.uint8)
+        texture = Image.fromarray(noise).resize((480, 360), Image.Resampling.BICUBIC)
+        texture.filter(ImageFilter.GaussianBlur(1.5)).save(folder / f"texture{seed:02d}.jpg", quality=90)
+    with Image.open(folder / "texture00.jpg") as image:
+        image.resize((240, 180), Image.Resampling.LANCZOS).save(folder / "texture00-half.jpg", quality=80)
+    with lookalike.open(tmp_path / "index", model="efficientnet-lite2") as col:
+        col.add([folder])
+        clusters = col.duplicates()
+    assert {Path(c.keeper.path).name: [Path(m.path).name for m in c.copies] for c in clusters} == {
+        "texture00.jpg": ["texture00-half.jpg"]}
 
 
 def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_alike(tmp_path, tf1_module):

@@ -228,7 +228,11 @@ def test_a_handful_of_matches_that_fit_leave_the_verdict_to_the_layout():
     few = Match(inliers=2, matches=4, keypoints_a=800, keypoints_b=250, layout=0.3)
     assert geometry_disagrees(few)
     assert not geometry_disagrees(few._replace(layout=0.9))  # laid out alike: a small copy's few matches
-    assert not geometry_disagrees(few._replace(layout=None))  # a blank picture: nothing to judge by
+    # No layout to judge by (both flat at its coarse grid: textures, noise): two or three fitting is
+    # chance, four of a handful is a copy's fit (unseen set: copies without a layout fit 4 to 11)
+    assert geometry_disagrees(few._replace(layout=None))
+    assert geometry_disagrees(few._replace(layout=None, inliers=3, matches=7))
+    assert not geometry_disagrees(few._replace(layout=None, inliers=4, matches=7))
     assert not geometry_disagrees(few._replace(inliers=20, matches=40))  # enough of the keypoints fit
     assert geometry_disagrees(few._replace(matches=40))  # few of many matches fit: another picture
 
@@ -444,3 +448,25 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details
     with pytest.MonkeyPatch.context() as patch:  # without the shades compared, the pair passes
         patch.setattr(duplicates, "SHADES_OPPOSED", 1.0)
         assert not verdict(light, dark, files)
+
+
+def test_a_crowded_pair_joins_only_where_its_keypoints_show_a_copy(copies, tmp_path):
+    """Pairs whose cosine reaches the threshold but whose neighbourhoods' density holds their score
+    under it (star fields, screenshots of one game): a copy whose details fit one transform joins,
+    scored at its cosine, mirrored or not; another photo, a flat drawing's copy (too few keypoints to
+    show anything), a grey copy of a colour photo (its own look) and a file gone do not."""
+    from lookalike.embedder.images import read_traits
+    from lookalike.index.duplicates import crowded_copies
+
+    flag = _tricolour([(0, 85, 164), (255, 255, 255), (239, 65, 53)], tmp_path / "flag.png")
+    with Image.open(flag) as image:
+        image.resize((300, 180)).save(tmp_path / "flag-half.jpg", quality=80)
+    files = [copies["cat", "original"], copies["cat", "half size"], copies["cat", "mirror"],
+             copies["espresso", "half size"], copies["cat", "greyscale"], flag, tmp_path / "flag-half.jpg"]
+    records = {i: ImageRecord(i, str(path), 1, 1, 1, 0.0, traits=read_traits(path))
+               for i, path in enumerate(files, start=1)}
+    records[8] = ImageRecord(8, str(tmp_path / "gone.jpg"), 1, 1, 1, 0.0, traits=records[2].traits)
+    crowded = [Pair(1, 2, 0.9, 0.6), Pair(1, 3, 0.88, 0.59), Pair(1, 4, 0.9, 0.6), Pair(1, 5, 0.9, 0.6),
+               Pair(6, 7, 0.95, 0.62), Pair(1, 8, 0.9, 0.6)]
+    joined = crowded_copies(crowded, 0.64, records, KeypointFiles())
+    assert joined == [Pair(1, 2, 0.9, 0.9), Pair(1, 3, 0.88, 0.88)]

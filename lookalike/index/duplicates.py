@@ -464,15 +464,19 @@ best-scoring ones; a pair among neither image's best is dropped unverified. A ph
 versions pairs each with up to a thousand others, and every one of those pairs would read two files:
 bounded, the check costs at most this many matches per image. Dev set: at most 14 borderline pairs
 an image (99th percentile 10), so none is left unverified."""
-GEOMETRY_BAND = 0.3
+GEOMETRY_BAND = 1.0
 """Pairs whose score is less than this above the threshold are verified geometrically
-(:func:`geometric_look`). Dev set, pairs that pass the colour and pixel checks: the false ones at or
-above the default threshold are 123, of which 7 score 0.80 or more (and no keypoint check vetoes
-them); the true ones within 0.2 are about 3,000, the decoding cost that bounds the band. Widened from
-0.2 for collections without copies, whose hard negatives score high: in a folder of the 173 dev
-originals alone, two tricolour flags (0.92), a chessboard beside a disco dancer (0.92), two striped
-wallpapers (0.87) and two hand signs (0.84) were sure pairs, now vetoed (7 false clusters -> 3); the
-dev set itself unchanged (no copy vetoed) at 0.58-0.64."""
+(:func:`geometric_look`): in practice every pair whose thumbnails do not already agree
+(``SAME_THUMBNAIL``). Once 0.2, then 0.3 for collections without copies, whose hard negatives score
+high (in a folder of the 173 dev originals alone, two tricolour flags at 0.92, a chessboard beside a
+disco dancer at 0.92: 7 false clusters -> 3). No score is sure: thirty random textures, which
+EfficientNet-Lite2 finds alike at cosine 0.95-0.98 with each other, each had so many near-identical
+neighbours that ``NEAR_IDENTICAL`` took them for versions of one picture, scored them at their cosine
+and made one cluster of 17 different pictures; their keypoints match none of each other's. The pairs
+scoring past 0.3 above the default threshold are few and nearly all copies whose thumbnails agree:
+dev 882 (252 with thumbnails under ``SAME_THUMBNAIL``, now read: 1 copy beside a copy vetoed), unseen
+346 (79, none vetoed), series 102 (31 read: 2 of 3 pairs of different flags vetoed, 1 copy beside a
+copy)."""
 SAME_THUMBNAIL = 0.95
 """Pairs whose luminance thumbnails correlate this well (:func:`pixel_agreements`, over turns and
 mirrors) are one picture at 16x16 and skip the geometric check, which reads both files. Dev set: half
@@ -504,6 +508,14 @@ and up; 1,224 pairs of different pictures, 513 of them laid out apart (a logo an
 242-keypoint pictogram fit its white-on-black twin mirrored): the layouts judge it too. Dev set at 0.56,
 every pair the look matched: 317 pairs of copies fit so weakly (mostly a crop beside a mirrored copy),
 laid out alike at 0.71 and up, none vetoed; 13 more pairs of different pictures vetoed."""
+CHANCE_FIT = 3
+"""Any two matches fit a rotation, scale and shift exactly, and among a handful a third lands within the
+reprojection tolerance by chance: a fit of this few inliers, however large its share of the matches,
+shows nothing, and where no layout can judge either (both pictures flat at ``LAYOUT_GRID``: textures,
+noise, star fields) the pair is not shown to be a copy. Thirty random textures (cosine 0.95-0.98 to
+each other) kept 2 of 3 and 3 of 7 matches fitting and made 6 clusters of different pictures. Recorded
+matches of a ``duplicates()`` run each (dev at 0.56, unseen, the AIGA probe), pairs without a layout:
+copies fit 4 to 11 inliers (unseen, 11 pairs), different pictures 0 to 5, 3 or fewer in 78 of 83."""
 DETAILS_DIFFER = 0.6
 """A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
 than this share of their textured cells differ (:func:`~lookalike.embedder.keypoints.differing_cells`):
@@ -535,6 +547,15 @@ of 273 pairs of different pictures from 0.58, 144 under 0.6 (113 under 0.5; lumi
 An 8x8 grid caught 152 but brought copies down to 0.67 (1st percentile 0.73): too thin a margin (on the
 test half it cost recall, 0.915 -> 0.910). Dev at threshold 0.58: precision 0.973 -> 0.989, the flags
 family no longer merged, recall 0.963 -> 0.970; the default unchanged on dev."""
+
+CROWDED_BAND = 0.1
+CONFIRMING_INLIERS = 24
+"""A pair whose cosine reaches the threshold but whose score falls short by less than ``CROWDED_BAND``,
+only because both pictures sit among many alike (star fields, screenshots of one game, textures), is
+still a copy when its pixels agree (``PIXEL_AGREEMENT``) and ``CONFIRMING_INLIERS`` keypoints (twice
+:data:`~lookalike.embedder.keypoints.ALIGNED_INLIERS`) fit one transform with nothing else against it
+(:func:`crowded_copies`): density keeps what the model alone cannot tell apart out, not what the
+pixels show to be one picture. TODO numbers."""
 
 LUMINANCE_TIE = 2.0
 """Two colour pictures whose luminance a greyscale copy matches within this of each other
@@ -1229,7 +1250,8 @@ def geometry_disagrees(match: Match) -> bool:
     if fewest < EXPECTED_KEYPOINTS:
         placed_apart = laid_apart
     elif match.inliers < INLIER_SHARE * fewest:
-        placed_apart = match.inliers < MATCH_SHARE * match.matches or laid_apart
+        no_evidence = match.inliers <= CHANCE_FIT and match.layout is None
+        placed_apart = match.inliers < MATCH_SHARE * match.matches or laid_apart or no_evidence
     else:
         placed_apart = match.inliers < ALIGNED_INLIERS and laid_apart  # a fit that may be chance
     shaded_apart = match.opposed is not None and match.opposed > SHADES_OPPOSED
@@ -1240,9 +1262,9 @@ def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int
                    keypoints: KeypointFiles, theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
     """Drop borderline pairs (score under threshold + ``GEOMETRY_BAND``) whose details are not where a
     copy's would be (:func:`geometry_disagrees`): two hand signs, two poses of one figure, two
-    screenshots of one program. Each file is read again, so sure pairs are not looked at, nor pairs whose
-    stored thumbnails already agree (``SAME_THUMBNAIL``) unless both are framed, and an image's pairs only
-    up to ``GEOMETRY_PAIRS`` (the rest are dropped unverified); an unreadable file or a record missing leaves
+    screenshots of one program. Each file is read again, so pairs whose stored thumbnails already agree
+    (``SAME_THUMBNAIL``) are not looked at unless both are framed, and an image's pairs only up to
+    ``GEOMETRY_PAIRS`` (the rest are dropped unverified); an unreadable file or a record missing leaves
     the pair as it was. Across two sets, ``b`` is looked up in ``theirs``."""
     theirs = records if theirs is None else theirs
     pairs = list(pairs)
@@ -1272,13 +1294,50 @@ def best_per_image(pairs: Iterable[tuple[int, str, str, float]], limit: int) -> 
 def files_unlike(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles) -> list[bool]:
     """For each pair of files, whether its geometry disagrees (:func:`geometry_disagrees`) as drawn and,
     the way a mirrored copy would match, mirrored too; a file that does not read says nothing."""
-    plain = keypoints.match(pairs)
-    unmatched = [i for i, found in enumerate(plain) if found and geometry_disagrees(found)]
-    mirrored = keypoints.match([pairs[i] for i in unmatched], mirrored=True)
-    unlike = [False] * len(pairs)
-    for i, found in zip(unmatched, mirrored, strict=True):
-        unlike[i] = found is not None and geometry_disagrees(found)
-    return unlike
+    return [found is not None and geometry_disagrees(found)
+            for found in matched_either_way(pairs, keypoints, lambda found: not geometry_disagrees(found))]
+
+
+def matched_either_way(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles,
+                       enough: Callable[[Match], bool]) -> list[Match | None]:
+    """Each pair of files' keypoint match as drawn or, where that is not ``enough``, the second mirrored
+    (the way a mirrored copy matches); None where a file does not read. Most pairs are matched once."""
+    found = keypoints.match(pairs)
+    again = [i for i, match in enumerate(found) if match is not None and not enough(match)]
+    for i, match in zip(again, keypoints.match([pairs[i] for i in again], mirrored=True), strict=True):
+        found[i] = match
+    return found
+
+
+def crowded_copies(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
+                   keypoints: KeypointFiles, theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
+    """Of crowded pairs (cosine at the threshold, score under it only for their neighbourhoods' density,
+    ``CROWDED_BAND``), those whose keypoints prove a copy (:func:`proves_a_copy`), scored at their cosine.
+    Only pictures alike in colour (both colourful or both not: a grey copy has its own look) that the
+    colour checks of :func:`second_look` let through, and each image's pairs only up to
+    ``GEOMETRY_PAIRS``, as for the geometric check. Across two sets, ``b`` is looked up in ``theirs``."""
+    theirs = records if theirs is None else theirs
+    pairs = second_look([p for p in pairs if p.a in records and p.b in theirs], threshold, records, theirs)
+    alike = [(p, records[p.a].path, theirs[p.b].path) for p in pairs
+             if _alike_in_colour(records[p.a].traits, theirs[p.b].traits)]
+    checked = best_per_image([(i, a, b, p.rank) for i, (p, a, b) in enumerate(alike)], GEOMETRY_PAIRS)
+    alike = [pair for i, pair in enumerate(alike) if i in checked]
+    matches = matched_either_way([(a, b) for _, a, b in alike], keypoints, proves_a_copy)
+    return [Pair(p.a, p.b, p.similarity, p.similarity)
+            for (p, _, _), match in zip(alike, matches, strict=True)
+            if match is not None and proves_a_copy(match)]
+
+
+def proves_a_copy(match: Match) -> bool:
+    """Keypoints enough to judge on both sides (``EXPECTED_KEYPOINTS``), ``CONFIRMING_INLIERS`` of them
+    fitting one transform, and nothing else in :func:`geometry_disagrees` against it: not a fit that only
+    fails to refute a copy, one that shows it."""
+    return (min(match.keypoints_a, match.keypoints_b) >= EXPECTED_KEYPOINTS
+            and match.inliers >= CONFIRMING_INLIERS and not geometry_disagrees(match))
+
+
+def _alike_in_colour(a: Traits | None, b: Traits | None) -> bool:
+    return a is not None and b is not None and (a.colourfulness < COLOURFUL) == (b.colourfulness < COLOURFUL)
 
 
 @dataclass(frozen=True)
