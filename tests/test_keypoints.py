@@ -470,3 +470,21 @@ def test_a_crowded_pair_joins_only_where_its_keypoints_show_a_copy(copies, tmp_p
                Pair(6, 7, 0.95, 0.62), Pair(1, 8, 0.9, 0.6)]
     joined = crowded_copies(crowded, 0.64, records, KeypointFiles())
     assert joined == [Pair(1, 2, 0.9, 0.9), Pair(1, 3, 0.88, 0.88)]
+
+
+def test_two_colourless_crowded_pictures_join_only_with_one_luminance(copies, tmp_path):
+    """A grey copy of a green balloon and a black balloon are both colourless and their outlines fit:
+    only a grey picture with the other's own luminance is its copy."""
+    from lookalike.embedder.images import read_traits
+    from lookalike.index.duplicates import crowded_copies, proves_a_copy
+
+    with Image.open(copies["cat", "greyscale"]) as grey:
+        grey.resize((grey.width // 2, grey.height // 2)).save(tmp_path / "grey-half.jpg", quality=80)
+        ImageEnhance.Brightness(grey).enhance(0.75).save(tmp_path / "grey-darker.jpg", quality=80)
+    files = [copies["cat", "greyscale"], tmp_path / "grey-half.jpg", tmp_path / "grey-darker.jpg"]
+    records = {i: ImageRecord(i, str(path), 1, 1, 1, 0.0, traits=read_traits(path))
+               for i, path in enumerate(files, start=1)}
+    darker = KeypointFiles().match([(str(files[0]), str(files[2]))])[0]
+    assert proves_a_copy(darker)  # its keypoints alone would take it for a copy
+    crowded = [Pair(1, 2, 0.9, 0.6), Pair(1, 3, 0.9, 0.6)]
+    assert crowded_copies(crowded, 0.64, records, KeypointFiles()) == [Pair(1, 2, 0.9, 0.9)]

@@ -555,7 +555,14 @@ only because both pictures sit among many alike (star fields, screenshots of one
 still a copy when its pixels agree (``PIXEL_AGREEMENT``) and ``CONFIRMING_INLIERS`` keypoints (twice
 :data:`~lookalike.embedder.keypoints.ALIGNED_INLIERS`) fit one transform with nothing else against it
 (:func:`crowded_copies`): density keeps what the model alone cannot tell apart out, not what the
-pixels show to be one picture. TODO numbers."""
+pixels show to be one picture. Pairs at cosine 0.64 and up scoring under it: dev 6,229 (655 of them
+copies), unseen 47,963 (2,152); within 0.1 and agreeing pixel by pixel, 602 (307) and 1,836 (921);
+of these the keypoints join 175 pairs of copies and 1 of different pictures (a grey copy of a lit
+bulb beside the unlit one turned: both colourless, one luminance) on dev, 509 and 0 on unseen. At
+the default: unseen recall 0.853 -> 0.876 (half size 0.89 -> 0.95, JPEG q30 0.89 -> 0.96), precision
+and its one mixed cluster unchanged; dev recall 0.959 -> 0.962, precision 1.000. Twelve inliers
+instead of 24 join about as many copies (815 against 810 of unseen's) and no more strangers; the
+margin is kept for pictures unlike these."""
 
 LUMINANCE_TIE = 2.0
 """Two colour pictures whose luminance a greyscale copy matches within this of each other
@@ -1313,9 +1320,10 @@ def crowded_copies(pairs: Iterable[Pair], threshold: float, records: Mapping[int
                    keypoints: KeypointFiles, theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
     """Of crowded pairs (cosine at the threshold, score under it only for their neighbourhoods' density,
     ``CROWDED_BAND``), those whose keypoints prove a copy (:func:`proves_a_copy`), scored at their cosine.
-    Only pictures alike in colour (both colourful or both not: a grey copy has its own look) that the
-    colour checks of :func:`second_look` let through, and each image's pairs only up to
-    ``GEOMETRY_PAIRS``, as for the geometric check. Across two sets, ``b`` is looked up in ``theirs``."""
+    Only pictures alike in colour (both colourful, or both not and one luminance: a grey copy of a
+    colour picture has its own look) that the colour checks of :func:`second_look` let through, and
+    each image's pairs only up to ``GEOMETRY_PAIRS``, as for the geometric check. Across two sets,
+    ``b`` is looked up in ``theirs``."""
     theirs = records if theirs is None else theirs
     pairs = second_look([p for p in pairs if p.a in records and p.b in theirs], threshold, records, theirs)
     alike = [(p, records[p.a].path, theirs[p.b].path) for p in pairs
@@ -1337,7 +1345,11 @@ def proves_a_copy(match: Match) -> bool:
 
 
 def _alike_in_colour(a: Traits | None, b: Traits | None) -> bool:
-    return a is not None and b is not None and (a.colourfulness < COLOURFUL) == (b.colourfulness < COLOURFUL)
+    """Both colourful, or both colourless with one luminance (``GREY_MATCH``): a grey copy of a green
+    balloon and a black balloon are both colourless, and their keypoints fit."""
+    if a is None or b is None or (a.colourfulness < COLOURFUL) != (b.colourfulness < COLOURFUL):
+        return False
+    return a.colourfulness >= COLOURFUL or luminance_difference(a.thumbnail, b.thumbnail) <= GREY_MATCH
 
 
 @dataclass(frozen=True)
