@@ -8,12 +8,10 @@ What is measured is what ``lookalike duplicates`` will do on a collection: the c
 FAISS index (built here with ``VectorIndex.build``, i.e. exact for small sets and IVF-SQ8 beyond; its
 build time is shown apart, as a collection already has it) is self-searched (``pair_search()``) with
 ``similar_pair_arrays`` (each row's cosine floor from its own density) with the product's shape test
-(``look=``: ``worth_a_look`` on the images' (width, height), or a cosine at the threshold, as
-``Collection._near_pairs`` builds it), so the same first search also collects the second looks'
-candidates: neighbours among the first ``LOOK_K`` from cosine ``LOOK_FLOOR`` up to the row's floor
-whose shapes allow a quarter turn or a many-times scale, or whose cosine reaches the threshold (the
-crowded pairs, for ``crowded_copies``), plus the pairs found but scored short of the threshold that
-the shapes or the cosine allow. The
+(``look=``: ``worth_a_look`` on the images' (width, height), as ``Collection._near_pairs`` builds it),
+so the same first search also collects the second looks' candidates: neighbours among the first
+``LOOK_K`` from cosine ``LOOK_FLOOR`` up to the row's floor whose shapes allow a quarter turn or a
+many-times scale, plus the pairs found but scored short of the threshold that the shapes allow. The
 pairs are scored with ``pair_score`` and grouped with ``build_clusters`` around the most central image,
 every copy verified against its keeper. The looks themselves (pixel agreement of stored thumbnails,
 then re-embedding turned or shrunk files) and the colour look need files: they are counted here (the
@@ -168,8 +166,8 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
     shapes, kinds = shaped(n, groups, exact, seed)
     generate_s = time.perf_counter() - t
 
-    def look(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:  # _near_pairs' shaped_for_a_look
-        return worth_a_look(by_id(shapes, a, 0), by_id(shapes, b, 0)) | (sims >= threshold)
+    def look(a: np.ndarray, b: np.ndarray, _: np.ndarray) -> np.ndarray:  # _near_pairs' shaped_for_a_look
+        return worth_a_look(by_id(shapes, a, 0), by_id(shapes, b, 0))
 
     def chunks():
         for start in range(0, n, CHUNK):
@@ -201,7 +199,6 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
         cluster_s = time.perf_counter() - t
         turns = int(could_be_turned(shapes[looks.a], shapes[looks.b]).sum())
         scales = int(could_be_scaled(shapes[looks.a], shapes[looks.b]).sum())
-        crowded = int((looks.sims >= threshold).sum())  # for crowded_copies, after their pixels agree
         copy_pairs = len(set(zip(looks.a.tolist(), looks.b.tolist(), strict=True)) & truth)
         found = pairwise([[m.id for m in c.members] for c in clusters])
         hits = len(found & truth)
@@ -209,8 +206,7 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
             "n": n, "index": vi.kind, "nlist": getattr(faiss.extract_index_ivf(vi.index), "nlist", 0)
             if vi.kind == "ivf" else 0, "nprobe": nprobe, "generate_s": generate_s, "build_s": build_s,
             "search_s": search_s, "cluster_s": cluster_s, "pairs": len(pairs), "clusters": len(clusters),
-            "looks": len(looks), "look_turns": turns, "look_scales": scales, "look_crowded": crowded,
-            "look_copy_pairs": copy_pairs,
+            "looks": len(looks), "look_turns": turns, "look_scales": scales, "look_copy_pairs": copy_pairs,
             "copies": kinds,
             "precision": hits / len(found) if found else 1.0, "recall": hits / len(truth),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -226,8 +222,7 @@ def faiss_setup() -> tuple[str, str]:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| vectors | index | nprobe | index build s | pair search s | clustering s | total s "
-             "| peak RSS GiB | pairs | clusters | look candidates (turn / scale / crowded) "
-             "| precision | recall |",
+             "| peak RSS GiB | pairs | clusters | look candidates (turn / scale) | precision | recall |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         index = f"IVF{r['nlist']},SQ8" if r["index"] == "ivf" else "flat"
@@ -235,7 +230,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['n']:,} | {index} | {r['nprobe'] or '-'} | {r['build_s']:.0f} | {r['search_s']:.1f} "
             f"| {r['cluster_s']:.2f} | {r['search_s'] + r['cluster_s']:.1f} | {r['peak_rss_gib']:.1f} "
             f"| {r['pairs']:,} | {r['clusters']:,} "
-            f"| {r['looks']:,} ({r['look_turns']:,} / {r['look_scales']:,} / {r.get('look_crowded', 0):,}) "
+            f"| {r['looks']:,} ({r['look_turns']:,} / {r['look_scales']:,}) "
             f"| {r['precision']:.5f} | {r['recall']:.5f} |")
     return "\n".join(lines)
 
@@ -278,11 +273,9 @@ def main() -> None:
         "The pair search is the product's: with the shape test (`look=`, `worth_a_look` on (width, "
         f"height)) the first search of each row (k >= {LOOK_K}) also collects the second looks' "
         f"candidates, its first {LOOK_K} neighbours from cosine {LOOK_FLOOR:.2f} up to the row's floor "
-        "whose shapes allow a quarter turn or a many-times scale or whose cosine reaches the threshold "
-        "(crowded: the density holds their score under it), and the scoring adds the pairs found "
-        "short of the threshold that the shapes or the cosine allow. Images have realistic shapes "
-        "(camera and screen sizes, landscape, portrait and square; copies smaller, a fifth at quarter "
-        "size and a fifth "
+        "whose shapes allow a quarter turn or a many-times scale, and the scoring adds the pairs found "
+        "short of the threshold that the shapes allow. Images have realistic shapes (camera and screen "
+        "sizes, landscape, portrait and square; copies smaller, a fifth at quarter size and a fifth "
         f"turned: {copy_kinds}). *Look candidates* (unique pairs; a pair can pass both tests) is what "
         "the file-based second looks would then check, first pixel by pixel from the stored thumbnails, "
         "then by re-embedding the turned or shrunk files; those need files and are not run here: "

@@ -1,13 +1,18 @@
-"""What the enlarged, tiny and frame looks cost on the dev half, beside the product without them.
+"""What second looks cost on the dev half, beside the product without them, side by side in one run.
 
-Run by hand: ``python bench/looks_cost.py [--rounds 3]`` (after bench/calibrate.py has indexed the
-dev half). Writes "## Second looks: enlarged, tiny and frame" in docs/benchmarks.md.
+Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare looks|checks]`` (after
+bench/calibrate.py has indexed the dev half). Each comparison writes its own section of
+docs/benchmarks.md:
 
-The three looks (the scale look for copies the model enlarges, the pixel search for tiny ones, the frame
-look; bench/unseen.py showed them missing) re-embed more pairs on a set with many small pictures. Here
-``duplicates()`` at the default runs on the dev half with them and without them (bench/unseen.py's
-``BEFORE``), alternating, the median of the rounds each, in one process on one index: the ratio is the
-number to trust on a shared machine.
+- ``looks`` ("## Second looks: enlarged, tiny and frame"): the scale look for copies the model enlarges,
+  the pixel search for tiny ones and the frame look (bench/unseen.py showed them missing; its ``BEFORE``
+  turns them off). They re-embed more pairs on a set with many small pictures.
+- ``checks`` ("## Every pair verified"): the geometric check for every pair whose thumbnails disagree
+  (not only within 0.3 of the threshold) and the chance fit, against the check as it was before them
+  (``CHECKS_BEFORE``).
+
+``duplicates()`` at the default runs with and without, alternating, the median of the rounds each, in
+one process on one index: the ratio is the number to trust on a shared machine.
 """
 
 from __future__ import annotations
@@ -28,20 +33,28 @@ from unseen import BEFORE  # noqa: E402
 from lookalike.index import collection, duplicates  # noqa: E402
 from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
 
-SECTION = "## Second looks: enlarged, tiny and frame"
+CHECKS_BEFORE = ({"GEOMETRY_BAND": 0.3, "CHANCE_FIT": -1}, {})
+"""Duplicates as before every pair was verified and the chance fit."""
+COMPARISONS = {
+    "looks": ("## Second looks: enlarged, tiny and frame", "the enlarged, tiny and frame looks", BEFORE),
+    "checks": ("## Every pair verified", "every pair verified (not only within 0.3 of the threshold) "
+               "and the chance fit", CHECKS_BEFORE),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare", choices=COMPARISONS, default="looks")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    section, what, before = COMPARISONS[args.compare]
     dev = load_split("dev")
     seconds: dict[str, list[float]] = {"without": [], "with": []}
     results = {}
     for _ in range(args.rounds):
         for mode in seconds:
-            off = BEFORE if mode == "without" else ({}, {})
+            off = before if mode == "without" else ({}, {})
             with constants(duplicates, **off[0]), constants(collection, **off[1]):
                 started = time.perf_counter()
                 results[mode] = evaluate(dev, product(DEFAULT_THRESHOLD))
@@ -51,20 +64,21 @@ def main() -> None:
             f"{len(results[mode].mixed)} |" for mode in seconds]
     body = "\n".join([
         f"`duplicates()` at the default {DEFAULT_THRESHOLD} on the dev half ({len(dev.paths)} images, many "
-        "small stamps and drawings), with and without the enlarged, tiny and frame looks, alternating, "
+        f"small stamps and drawings), with and without {what}, alternating, "
         f"median of {args.rounds} rounds each (evaluation included, the same in both; every run embeds "
         "its own turned pictures again: calibrate.py's memo is left out).",
         "",
-        "| looks | `duplicates()` | precision | recall | mixed clusters |",
+        "| mode | `duplicates()` | precision | recall | mixed clusters |",
         "|---|---:|---:|---:|---:|",
         *rows,
         "",
         f"With them: **{median['with'] / median['without']:.2f} times** the time. "
-        f"`python bench/looks_cost.py --rounds {args.rounds}` on {today()}, {machine()}.",
+        f"`python bench/looks_cost.py --rounds {args.rounds} --compare {args.compare}` on {today()}, "
+        f"{machine()}.",
     ])
     print(body)
     if not args.no_write:
-        write_section(SECTION, body)
+        write_section(section, body)
     dev.collection.close()
 
 

@@ -147,24 +147,6 @@ def test_a_photo_kept_in_many_backups_keeps_its_edited_copy(tmp_path, tf1_module
     assert sum(m.exact for m in cluster.copies) == 24  # the original and its backups: one is kept
 
 
-def test_copies_among_many_alike_pictures_join_where_their_keypoints_show_them(collection, files,
-                                                                               monkeypatch):
-    """Every picture's neighbourhood made crowded (as star fields or screenshots of one game are): the
-    density takes each copy's score under the threshold, and only the keypoints bring it back. The
-    resized and cropped copies fit their originals; the quarter turn, whose plain cosine never reached
-    the threshold, stays apart, as does everything without keypoints to show a copy."""
-    from lookalike.index import duplicates
-
-    def crowded(sims: np.ndarray, labels: np.ndarray, self_search: bool = True) -> np.ndarray:
-        return np.full(len(sims), duplicates.DENSITY_PRIOR + 0.05, dtype=np.float32)
-
-    monkeypatch.setattr(duplicates, "density", crowded)
-    near = {"espresso": {"espresso-small"}, "rocket": {"rocket-crop"}}
-    assert named(collection.duplicates(THRESHOLD), files) == {"cat": {"cat-copy"}, **near}
-    monkeypatch.setattr(duplicates, "CONFIRMING_INLIERS", 10**6)
-    assert named(collection.duplicates(THRESHOLD), files) == {"cat": {"cat-copy"}}  # exact twins only
-
-
 def test_a_looser_threshold_never_chains_distinct_pictures_through_a_copy(collection, files):
     for cluster in collection.duplicates(0.8):
         keeper = collection.store.get(cluster.keeper.id).vector
@@ -313,8 +295,9 @@ def test_the_offline_model_at_the_default_threshold_clusters_real_copies(tmp_pat
 @pytest.mark.slow
 def test_random_textures_the_model_finds_near_identical_stay_apart_but_a_copy_joins(tmp_path):
     """Thirty random textures: EfficientNet-Lite2 finds them alike at cosine 0.95-0.98, so each seems to
-    have thirty versions of itself, and no score says "different". Their keypoints fit none of each
-    other's; the one real copy (half size) fits its original."""
+    have thirty versions of itself, and no score says "different": every pair is verified. Their
+    keypoints fit none of each other's, or two or three by chance; the one real copy (half size) fits
+    its original."""
     folder = tmp_path / "textures"
     folder.mkdir()
     for seed in range(30):

@@ -34,7 +34,6 @@ from lookalike.errors import (
 )
 from lookalike.index import quarantine, vectors
 from lookalike.index.duplicates import (
-    CROWDED_BAND,
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_DEPTH,
@@ -54,7 +53,6 @@ from lookalike.index.duplicates import (
     could_be_greyed,
     could_be_scaled,
     could_be_turned,
-    crowded_copies,
     density,
     frame_test,
     luminance_difference,
@@ -600,21 +598,18 @@ class Collection:
         if against is not None:
             return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
         pairs: list[Pair] = []
-        crowded: list[Pair] = []
         densities: dict[int, float] = {}
         if not exact_only:
             with self._lock:
                 index = self._current_vectors() if self.store.count() else None
             if index is not None:
-                pairs, crowded = self._near_pairs(similar_pair_arrays, index, self.store, threshold,
-                                                  densities)
+                pairs = self._near_pairs(similar_pair_arrays, index, self.store, threshold, densities)
         with self._lock:
             twins = self.store.shared_digest_ids()
-            records = _records(self.store, [*twins, *(i for p in [*pairs, *crowded] for i in (p.a, p.b))])
+            records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
         records = _with_traits(records)
         keypoints = _keypoint_files()
-        pairs = [*second_look(pairs, threshold, records, keypoints=keypoints),
-                 *crowded_copies(crowded, threshold, records, keypoints)]
+        pairs = second_look(pairs, threshold, records, keypoints=keypoints)
         verify = self._verifier(threshold, densities, records, keypoints) if pairs else None
         return build_clusters(records, pairs, keeper_policy, verify)
 
@@ -655,11 +650,8 @@ class Collection:
         return verify
 
     def _near_pairs(self, find: Callable[..., tuple[PairArrays, PairArrays]], index: vectors.VectorIndex,
-                    targets: Store, threshold: float, densities: dict[int, float]
-                    ) -> tuple[list[Pair], list[Pair]]:
-        """(Scored pairs at the threshold, plus those a second look (:meth:`_second_looks`) brings to it;
-        crowded pairs for :func:`~lookalike.index.duplicates.crowded_copies`, scored: a cosine at the
-        threshold, a score within ``CROWDED_BAND`` under it, their pixels agreeing).
+                    targets: Store, threshold: float, densities: dict[int, float]) -> list[Pair]:
+        """Scored pairs at the threshold, plus those a second look (:meth:`_second_looks`) brings to it.
 
         ``find`` searches my vectors against ``index``, whose ids are rows of ``targets`` (this store,
         or the other set's), fills ``densities`` for my images and, from the same search, collects the
@@ -679,7 +671,7 @@ class Collection:
 
         def shaped_for_a_look(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:
             return worth_a_look(by_id(my_shapes, a, 0), by_id(their_shapes, b, 0)) | could_be_greyed(
-                by_id(my_greys, a, -1), by_id(their_greys, b, -1)) | framed(a, b, sims) | (sims >= threshold)
+                by_id(my_greys, a, -1), by_id(their_greys, b, -1)) | framed(a, b, sims)
 
         found: list[PairArrays] = []
         looks: list[PairArrays] = []
@@ -701,28 +693,22 @@ class Collection:
                 density_by_id[image_id] = value
         sure, short = split_at_threshold(PairArrays.concat(found), density_by_id, threshold,
                                          shaped_for_a_look, across)
-        crowded = PairArrays.concat([*looks, short])
-        crowded = self._agreeing(crowded.take(crowded.sims >= threshold), targets)
         with self._lock:
             tiny = self._tiny_candidates(targets, my_shapes, their_shapes)
             candidates = PairArrays.concat([*looks, short, tiny])
             grey = self._grey_candidates(targets, my_greys, their_greys,
                                          PairArrays.concat([PairArrays.of(sure), candidates]), across)
         candidates = PairArrays.concat([candidates, grey])
-        if not across:  # a pair can come from both its images' searches
-            candidates, crowded = candidates.unordered(), crowded.unordered()
+        if not across:
+            candidates = candidates.unordered()  # a pair can come from both its images' searches
 
         def scored(p: Pair) -> Pair:
             mine = densities.get(p.a)
             theirs = mine if across else densities.get(p.b)
             return Pair(p.a, p.b, p.similarity, pair_score(p.similarity, mine, theirs))
 
-        looked = [scored(p) for p in self._second_looks(
-            candidates, targets, lambda p: scored(p).score >= threshold, framed)]
-        raised = {(p.a, p.b) for p in looked}
-        near = [p for p in map(scored, crowded.pairs())
-                if p.score >= threshold - CROWDED_BAND and (p.a, p.b) not in raised]
-        return sure + looked, near
+        return sure + [scored(p) for p in self._second_looks(candidates, targets,
+                                                             lambda p: scored(p).score >= threshold, framed)]
 
     def _tiny_candidates(self, targets: Store, my_shapes: np.ndarray, their_shapes: np.ndarray) -> PairArrays:
         """My tiny pictures (``TINY``) with the ``targets``' larger ones whose thumbnails match theirs and
@@ -982,7 +968,6 @@ class Collection:
         """My images against ``archive``'s. A file that is itself part of the archive (the same file,
         reached by any path) is never a copy: it is what the archive holds, not a duplicate of it."""
         pairs: list[Pair] = []
-        crowded: list[Pair] = []
         with self._lock:
             mine = self.store.digests()
             compare = not exact_only and self.store.count() and archive.count()
@@ -993,18 +978,16 @@ class Collection:
         if compare:
             index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
             across = partial(similar_pair_arrays, self_search=False)
-            pairs, crowded = self._near_pairs(across, index, archive, threshold, {})
-        theirs = _records(archive, [*twins, *(p.b for p in [*pairs, *crowded])])
+            pairs = self._near_pairs(across, index, archive, threshold, {})
+        theirs = _records(archive, [*twins, *(p.b for p in pairs)])
         found = {r.digest for r in theirs.values()}
         twins = [i for i, digest in mine.items() if digest in found]
         with self._lock:
-            queries = _records(self.store, [*twins, *(p.a for p in [*pairs, *crowded])])
+            queries = _records(self.store, [*twins, *(p.a for p in pairs)])
         archive_files = archive.file_identities()
-        queries = _with_traits({i: r for i, r in queries.items() if not r.is_one_of(archive_files)})
-        theirs, keypoints = _with_traits(theirs), _keypoint_files()
-        pairs = [*second_look([p for p in pairs if p.a in queries and p.b in theirs], threshold, queries,
-                              theirs, keypoints),
-                 *crowded_copies(crowded, threshold, queries, keypoints, theirs)]
+        queries = {i: r for i, r in queries.items() if not r.is_one_of(archive_files)}
+        pairs = second_look([p for p in pairs if p.a in queries and p.b in theirs], threshold,
+                            _with_traits(queries), _with_traits(theirs), _keypoint_files())
         return build_matches(queries.values(), theirs.values(), pairs)
 
     def _check_same_model(self, archive: Store) -> None:

@@ -548,22 +548,6 @@ An 8x8 grid caught 152 but brought copies down to 0.67 (1st percentile 0.73): to
 test half it cost recall, 0.915 -> 0.910). Dev at threshold 0.58: precision 0.973 -> 0.989, the flags
 family no longer merged, recall 0.963 -> 0.970; the default unchanged on dev."""
 
-CROWDED_BAND = 0.1
-CONFIRMING_INLIERS = 24
-"""A pair whose cosine reaches the threshold but whose score falls short by less than ``CROWDED_BAND``,
-only because both pictures sit among many alike (star fields, screenshots of one game, textures), is
-still a copy when its pixels agree (``PIXEL_AGREEMENT``) and ``CONFIRMING_INLIERS`` keypoints (twice
-:data:`~lookalike.embedder.keypoints.ALIGNED_INLIERS`) fit one transform with nothing else against it
-(:func:`crowded_copies`): density keeps what the model alone cannot tell apart out, not what the
-pixels show to be one picture. Pairs at cosine 0.64 and up scoring under it: dev 6,229 (655 of them
-copies), unseen 47,963 (2,152); within 0.1 and agreeing pixel by pixel, 602 (307) and 1,836 (921);
-of these the keypoints join 175 pairs of copies and 1 of different pictures (a grey copy of a lit
-bulb beside the unlit one turned: both colourless, one luminance) on dev, 509 and 0 on unseen. At
-the default: unseen recall 0.853 -> 0.876 (half size 0.89 -> 0.95, JPEG q30 0.89 -> 0.96), precision
-and its one mixed cluster unchanged; dev recall 0.959 -> 0.962, precision 1.000. Twelve inliers
-instead of 24 join about as many copies (815 against 810 of unseen's) and no more strangers; the
-margin is kept for pictures unlike these."""
-
 LUMINANCE_TIE = 2.0
 """Two colour pictures whose luminance a greyscale copy matches within this of each other
 (:func:`luminance_difference`) are both its possible originals (a recolouring that kept the
@@ -1301,55 +1285,13 @@ def best_per_image(pairs: Iterable[tuple[int, str, str, float]], limit: int) -> 
 def files_unlike(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles) -> list[bool]:
     """For each pair of files, whether its geometry disagrees (:func:`geometry_disagrees`) as drawn and,
     the way a mirrored copy would match, mirrored too; a file that does not read says nothing."""
-    return [found is not None and geometry_disagrees(found)
-            for found in matched_either_way(pairs, keypoints, lambda found: not geometry_disagrees(found))]
-
-
-def matched_either_way(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles,
-                       enough: Callable[[Match], bool]) -> list[Match | None]:
-    """Each pair of files' keypoint match as drawn or, where that is not ``enough``, the second mirrored
-    (the way a mirrored copy matches); None where a file does not read. Most pairs are matched once."""
-    found = keypoints.match(pairs)
-    again = [i for i, match in enumerate(found) if match is not None and not enough(match)]
-    for i, match in zip(again, keypoints.match([pairs[i] for i in again], mirrored=True), strict=True):
-        found[i] = match
-    return found
-
-
-def crowded_copies(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
-                   keypoints: KeypointFiles, theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
-    """Of crowded pairs (cosine at the threshold, score under it only for their neighbourhoods' density,
-    ``CROWDED_BAND``), those whose keypoints prove a copy (:func:`proves_a_copy`), scored at their cosine.
-    Only pictures alike in colour (both colourful, or both not and one luminance: a grey copy of a
-    colour picture has its own look) that the colour checks of :func:`second_look` let through, and
-    each image's pairs only up to ``GEOMETRY_PAIRS``, as for the geometric check. Across two sets,
-    ``b`` is looked up in ``theirs``."""
-    theirs = records if theirs is None else theirs
-    pairs = second_look([p for p in pairs if p.a in records and p.b in theirs], threshold, records, theirs)
-    alike = [(p, records[p.a].path, theirs[p.b].path) for p in pairs
-             if _alike_in_colour(records[p.a].traits, theirs[p.b].traits)]
-    checked = best_per_image([(i, a, b, p.rank) for i, (p, a, b) in enumerate(alike)], GEOMETRY_PAIRS)
-    alike = [pair for i, pair in enumerate(alike) if i in checked]
-    matches = matched_either_way([(a, b) for _, a, b in alike], keypoints, proves_a_copy)
-    return [Pair(p.a, p.b, p.similarity, p.similarity)
-            for (p, _, _), match in zip(alike, matches, strict=True)
-            if match is not None and proves_a_copy(match)]
-
-
-def proves_a_copy(match: Match) -> bool:
-    """Keypoints enough to judge on both sides (``EXPECTED_KEYPOINTS``), ``CONFIRMING_INLIERS`` of them
-    fitting one transform, and nothing else in :func:`geometry_disagrees` against it: not a fit that only
-    fails to refute a copy, one that shows it."""
-    return (min(match.keypoints_a, match.keypoints_b) >= EXPECTED_KEYPOINTS
-            and match.inliers >= CONFIRMING_INLIERS and not geometry_disagrees(match))
-
-
-def _alike_in_colour(a: Traits | None, b: Traits | None) -> bool:
-    """Both colourful, or both colourless with one luminance (``GREY_MATCH``): a grey copy of a green
-    balloon and a black balloon are both colourless, and their keypoints fit."""
-    if a is None or b is None or (a.colourfulness < COLOURFUL) != (b.colourfulness < COLOURFUL):
-        return False
-    return a.colourfulness >= COLOURFUL or luminance_difference(a.thumbnail, b.thumbnail) <= GREY_MATCH
+    plain = keypoints.match(pairs)
+    unmatched = [i for i, found in enumerate(plain) if found and geometry_disagrees(found)]
+    mirrored = keypoints.match([pairs[i] for i in unmatched], mirrored=True)
+    unlike = [False] * len(pairs)
+    for i, found in zip(unmatched, mirrored, strict=True):
+        unlike[i] = found is not None and geometry_disagrees(found)
+    return unlike
 
 
 @dataclass(frozen=True)
