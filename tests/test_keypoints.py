@@ -404,6 +404,42 @@ def test_screenshots_of_one_program_around_different_photos_are_not_copies(copie
         assert not verdict(cat, espresso, files)
 
 
+def _page(number: int, path: Path) -> Path:
+    """A page of a book: a heading and thirty lines of made-up words, in the one layout every page has.
+    Two pages have their lines where each other's are; only the letters along them differ."""
+    rng = np.random.default_rng(number)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    page = Image.new("L", (850, 1100), 255)
+    draw = ImageDraw.Draw(page)
+    draw.text((80, 60), f"Chapter {number}", fill=0, font_size=36)
+    for line in range(30):
+        words = ("".join(rng.choice(letters, rng.integers(2, 11))) for _ in range(14))
+        draw.text((80, 150 + 30 * line), " ".join(words)[:72], fill=0, font_size=18)
+    page.save(path)
+    return path
+
+
+def test_pages_of_other_text_in_one_layout_are_not_copies_but_a_pages_copies_are(tmp_path):
+    """Laid over each other, two pages' cells agree as wholes (the lines line up), so only the strokes
+    along the rows tell them apart; a page's smaller, recompressed or turned copies keep its strokes."""
+    from lookalike.index import duplicates
+
+    first, second = _page(2, tmp_path / "first.png"), _page(3, tmp_path / "second.png")  # lines laid in line
+    with Image.open(first) as opened:
+        opened.resize((425, 550)).save(tmp_path / "half.jpg", quality=75)
+        opened.save(tmp_path / "q30.jpg", quality=30)
+        opened.rotate(90, expand=True).save(tmp_path / "turned.jpg", quality=75)
+    files = KeypointFiles()
+    other_text = files.match([(str(first), str(second))])[0]
+    assert other_text.differing <= duplicates.DETAILS_DIFFER < duplicates.STROKES_DIFFER < other_text.strokes
+    assert verdict(first, second, files)
+    for copy in ("half.jpg", "q30.jpg", "turned.jpg"):
+        assert not verdict(first, tmp_path / copy, files), copy
+    with pytest.MonkeyPatch.context() as patch:  # without the strokes compared, the pages pass as a copy
+        patch.setattr(duplicates, "STROKES_DIFFER", 1.0)
+        assert not verdict(first, second, files)
+
+
 def test_pictures_too_thin_for_keypoints_are_described_without_any(tmp_path):
     """A banner one pixel high or a strip one pixel wide (OpenCV's ORB fails on these rather than find
     nothing) and a single pixel: described with no keypoints, so never judged."""

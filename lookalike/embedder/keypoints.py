@@ -54,6 +54,7 @@ DETAIL_SIDE = 256  # long side of the luminance kept to compare details once ali
 CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
+STROKED = 4.0  # spread of the change from one pixel to the next along a row over which a cell has strokes
 CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
 SHADE_STEP = 10.0  # a cell this far (0-255) from the median cell's mean is lighter or darker than it
 ALIGNED_INLIERS = 12  # fewer inliers and the fit may be chance: details are not compared
@@ -244,7 +245,7 @@ class Match(NamedTuple):
     the share of textured cells whose details differ once the two are laid over each other
     (:func:`differing_cells`), None where too few matches fit or the pictures are too flat to say.
     ``layout`` is :func:`layout_agreement`, for pictures too flat for keypoints; ``opposed``
-    is :func:`opposed_shades`, None where ``differing`` is."""
+    is :func:`opposed_shades` and ``strokes`` :func:`differing_strokes`, None where ``differing`` is."""
 
     inliers: int
     matches: int
@@ -253,13 +254,14 @@ class Match(NamedTuple):
     differing: float | None = None
     layout: float | None = None
     opposed: float | None = None
+    strokes: float | None = None
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
-    ``b`` (:func:`_laying`, :func:`laid_cells`) and compare their details (:func:`differing_cells`) and
-    shading (:func:`opposed_shades`)."""
+    ``b`` (:func:`_laying`, :func:`laid_cells`) and compare their details (:func:`differing_cells`),
+    shading (:func:`opposed_shades`) and strokes (:func:`differing_strokes`)."""
     layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
         return Match(0, 0, len(a), len(b), layout=layout)
@@ -285,7 +287,8 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     if laid is None:
         return Match(inliers, len(good), len(a), len(b), layout=layout)
     cells = laid_cells(a, b, laid)
-    return Match(inliers, len(good), len(a), len(b), differing_cells(cells), layout, opposed_shades(cells))
+    return Match(inliers, len(good), len(a), len(b), differing_cells(cells), layout, opposed_shades(cells),
+                 differing_strokes(cells))
 
 
 def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
@@ -348,13 +351,32 @@ def differing_cells(cells: LaidCells) -> float | None:
     (``TEXTURED`` on either side) whose luminance correlates under ``CELL_AGREEMENT``. Correlation
     leaves brightness, contrast and greying alone. None when fewer than ``TEXTURED_CELLS`` cells have
     details."""
-    mine, theirs, weights, _ = cells
+    return _share_differing(cells.mine, cells.theirs, cells.weights, TEXTURED)
+
+
+def differing_strokes(cells: LaidCells) -> float | None:
+    """As :func:`differing_cells`, but comparing how the luminance changes along each row of a cell
+    (cells with ``STROKED`` change): two pages of other text in one layout have their lines where each
+    other's are, so their cells agree as wholes, but not the letters along the lines. Anything that
+    varies only down the page (lines, bands, gradients) has no change along a row and drops out."""
+    def along_rows(values: np.ndarray) -> np.ndarray:
+        return np.diff(values.reshape(-1, CELL, CELL), axis=2).reshape(len(values), -1)
+
+    weights = cells.weights.reshape(-1, CELL, CELL)
+    both = (weights[:, :, 1:] * weights[:, :, :-1]).reshape(len(weights), -1)
+    return _share_differing(along_rows(cells.mine), along_rows(cells.theirs), both, STROKED)
+
+
+def _share_differing(mine: np.ndarray, theirs: np.ndarray, weights: np.ndarray,
+                     spread: float) -> float | None:
+    """The share of cells [cells, values] spread more than ``spread`` on either side whose values
+    correlate under ``CELL_AGREEMENT`` (over the ``weights``); None under ``TEXTURED_CELLS`` such."""
     count = weights.sum(axis=1)
     mine = mine - _cell_means(mine, weights)[:, None]
     theirs = theirs - _cell_means(theirs, weights)[:, None]
     spread_mine = np.sqrt((mine * mine * weights).sum(axis=1) / count)
     spread_theirs = np.sqrt((theirs * theirs * weights).sum(axis=1) / count)
-    textured = np.maximum(spread_mine, spread_theirs) > TEXTURED
+    textured = np.maximum(spread_mine, spread_theirs) > spread
     if textured.sum() < TEXTURED_CELLS:
         return None
     covariance = (mine * theirs * weights).sum(axis=1)[textured] / count[textured]

@@ -527,6 +527,18 @@ copies (every kind, copy beside copy included), none dropped (99th percentile 0.
 fit of 10 inliers, hence ``ALIGNED_INLIERS`` 12); of 606 pairs of different pictures from 0.58, 105
 dropped: all 61 of the screenshots, 43 of 46 of the stamp poses. At 0.5 (prototype), 2 copies dropped
 (a caption over a small picture; a crop beside a caption); at 0.7 the stamp poses caught 12 times of 46."""
+STROKES_DIFFER = 0.9
+"""A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
+than this share of their stroked cells change along their rows unlike each other
+(:func:`~lookalike.embedder.keypoints.differing_strokes`): two pages of other text in one layout have
+their lines where each other's are, so their cells agree as wholes (``DETAILS_DIFFER`` sees 0.01-0.05),
+while the letters along the lines do not (bench/hostile.py, 24 pages: 39 of the 40 pairs the other
+checks let through over 0.97, the one under it a page beside its own copy). Recorded matches of a
+``duplicates()`` run each, every pair read whatever its thumbnails (dev at 0.56, unseen, series), the
+fits that decide: copies (every kind, copy beside copy included; 9,219, 9,906 and 17,540 pairs) at
+most 0.74, 0.83 and 0.81 (a quarter-size copy beside a brightened or bordered one), 99th percentile
+0.28, 0.29 and 0.23; different pictures the other checks let through at most 0.33 and 0.58 on dev and
+unseen, and on series one of 1,370 over it (0.97: two drawings of one building)."""
 SHADES_OPPOSED = 0.21
 """A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
 than this share of their clearly light or dark cells are light in one and dark in the other
@@ -1234,7 +1246,8 @@ def geometry_disagrees(match: Match) -> bool:
     under one transform for one to be a copy of the other (``INLIER_SHARE``, ``MATCH_SHARE``; with only
     a handful of matches, most of which fit, or with a fit of under ``ALIGNED_INLIERS``, the layouts
     judge); or they do, and the details the transform lays over each other differ (``DETAILS_DIFFER``)
-    or their light and dark parts are the other way round (``SHADES_OPPOSED``); or one is too flat for
+    or their light and dark parts are the other way round (``SHADES_OPPOSED``) or the strokes along their
+    rows differ (``STROKES_DIFFER``: other text in one layout); or one is too flat for
     keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
     from lookalike.embedder.keypoints import ALIGNED_INLIERS  # a Match means OpenCV is loaded already
 
@@ -1248,7 +1261,9 @@ def geometry_disagrees(match: Match) -> bool:
     else:
         placed_apart = match.inliers < ALIGNED_INLIERS and laid_apart  # a fit that may be chance
     shaded_apart = match.opposed is not None and match.opposed > SHADES_OPPOSED
-    return placed_apart or shaded_apart or match.differing is not None and match.differing > DETAILS_DIFFER
+    stroked_apart = match.strokes is not None and match.strokes > STROKES_DIFFER
+    detailed_apart = match.differing is not None and match.differing > DETAILS_DIFFER
+    return placed_apart or shaded_apart or stroked_apart or detailed_apart
 
 
 def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
