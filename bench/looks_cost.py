@@ -10,6 +10,8 @@ docs/benchmarks.md:
 - ``checks`` ("## Every pair verified"): the geometric check for every pair whose thumbnails disagree
   (not only within 0.3 of the threshold) and the chance fit, against the check as it was before them
   (``CHECKS_BEFORE``).
+- ``thumbnails`` ("## Thumbnails do not vouch"): the geometric check reading pairs whose stored
+  thumbnails agree too, against the check as it was before (:func:`thumbnails_vouching`).
 
 ``duplicates()`` at the default runs with and without, alternating, the median of the rounds each, in
 one process on one index: the ratio is the number to trust on a shared machine.
@@ -31,14 +33,37 @@ from report import constants, machine, today, write_section  # noqa: E402
 from unseen import BEFORE  # noqa: E402
 
 from lookalike.index import collection, duplicates  # noqa: E402
-from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
+from lookalike.index.duplicates import DEFAULT_THRESHOLD, SAME_THUMBNAIL, Pair, pixel_agreements  # noqa: E402
 
 CHECKS_BEFORE = ({"GEOMETRY_BAND": 0.3, "CHANCE_FIT": -1}, {})
 """Duplicates as before every pair was verified and the chance fit."""
+
+
+LOOK = duplicates.geometric_look
+
+
+def thumbnails_vouching(pairs: list[Pair], threshold: float, records: dict, keypoints,
+                        theirs: dict | None = None) -> list[Pair]:
+    """``geometric_look`` as it was before thumbnails stopped vouching: a pair whose stored thumbnails
+    agree (``SAME_THUMBNAIL``, not both framed) is kept unread."""
+    theirs = records if theirs is None else theirs
+    pairs = list(pairs)
+    known = [i for i, p in enumerate(pairs) if p.a in records and p.b in theirs]
+    agreement = pixel_agreements([duplicates._thumbnail(records[pairs[i].a]) for i in known],
+                                 [duplicates._thumbnail(theirs[pairs[i].b]) for i in known])
+    vouched = {i for i, agree in zip(known, agreement, strict=True) if agree >= SAME_THUMBNAIL
+               and not (records[pairs[i].a].framed and theirs[pairs[i].b].framed)}
+    read = [p for i, p in enumerate(pairs) if i not in vouched]
+    kept = {id(p) for p in LOOK(read, threshold, records, keypoints, theirs)}
+    return [p for i, p in enumerate(pairs) if i in vouched or id(p) in kept]
+
+
 COMPARISONS = {
     "looks": ("## Second looks: enlarged, tiny and frame", "the enlarged, tiny and frame looks", BEFORE),
     "checks": ("## Every pair verified", "every pair verified (not only within 0.3 of the threshold) "
                "and the chance fit", CHECKS_BEFORE),
+    "thumbnails": ("## Thumbnails do not vouch", "pairs whose stored thumbnails agree read too",
+                   ({"geometric_look": thumbnails_vouching}, {})),
 }
 
 

@@ -293,55 +293,12 @@ def test_memory_stays_bounded_files_forgotten_are_read_again_with_the_same_answe
     assert len(bounded._found) == 2
 
 
-def test_pairs_whose_stored_thumbnails_agree_are_not_read_again(copies):
-    """Two records whose luminance thumbnails are one picture skip the check (the files would disagree:
-    they are two different photos, as a file replaced since indexing can be)."""
-    from lookalike.embedder.traits import Traits
-
-    alike = Traits(1, 1, False, 90, b"", 0.0, bytes(range(256)))
-    records = {1: ImageRecord(1, str(copies["cat", "original"]), 1, 1, 1, 0.0, traits=alike),
-               2: ImageRecord(2, str(copies["espresso", "original"]), 1, 1, 1, 0.0, traits=alike)}
-    pair = [Pair(1, 2, 0.7, 0.66)]
-    assert geometric_look(pair, 0.64, records, KeypointFiles()) == pair
-    shuffled = bytes(np.random.default_rng(0).permutation(256).astype(np.uint8))  # unlike at any turn
-    unlike = Traits(1, 1, False, 90, b"", 0.0, shuffled)
-    records[2] = ImageRecord(2, str(copies["espresso", "original"]), 1, 1, 1, 0.0, traits=unlike)
-    assert geometric_look(pair, 0.64, records, KeypointFiles()) == []
-
-
-def test_framed_pictures_thumbnails_do_not_vouch_for_them(copies, tmp_path):
-    """Two different photos in the same wide border are mostly border at 16x16: their thumbnails agree
-    (two bordered star clusters in bench/unseen.py, 0.98-1.0), so two framed pictures are always read
-    again, and their keypoints tell them apart. A bordered copy beside its original's bordered copy
-    stays; a framed picture beside an unframed one whose thumbnail it matches is not read."""
-    from lookalike.embedder.traits import Traits
-
-    def bordered(name: str, kind: str = "original") -> str:
-        with Image.open(copies[name, kind]) as image:
-            framed = ImageOps.expand(image.convert("RGB"), border=image.width // 3, fill="black")
-        path = tmp_path / f"{name}-{kind}-framed.jpg"
-        framed.save(path, quality=90)
-        return str(path)
-
-    def framed_record(image_id: int, path: str) -> ImageRecord:
-        """An image of 500 x 500 whose content is 300 x 300 inside its border; its thumbnail all border."""
-        return ImageRecord(image_id, path, 500, 500, 1, 0.0,
-                           traits=Traits(300, 300, False, 90, b"", 0.0, bytes(range(256))))
-
-    records = {1: framed_record(1, bordered("cat")), 2: framed_record(2, bordered("espresso")),
-               3: framed_record(3, bordered("cat", "half size"))}
-    assert records[1].framed
-    strangers, copy = Pair(1, 2, 0.9, 0.75), Pair(1, 3, 0.9, 0.75)
-    assert geometric_look([strangers, copy], 0.64, records, KeypointFiles()) == [copy]
-    records[2] = ImageRecord(2, records[2].path, 300, 300, 1, 0.0, traits=records[2].traits)  # unframed
-    assert geometric_look([strangers], 0.64, records, KeypointFiles()) == [strangers]
-
-
 def test_each_image_has_at_most_its_best_pairs_read_again_the_rest_are_dropped(tmp_path):
     """Thirty versions of one picture, each paired with all the others in the band: 435 pairs, each
     reading two files. Only each image's ``GEOMETRY_PAIRS`` best-scoring pairs are verified; a pair
-    among neither image's best is dropped unverified (never kept unchecked), so the work per image is
-    bounded however many versions it has."""
+    among neither image's best is dropped unverified, so the work per image is bounded however many
+    versions it has, unless the stored thumbnails show one picture at 16x16 (not both framed)."""
+    from lookalike.embedder.traits import Traits
 
     class CountingFiles:
         """Stands in for KeypointFiles: every pair it is asked about matches like a copy."""
@@ -364,6 +321,15 @@ def test_each_image_has_at_most_its_best_pairs_read_again_the_rest_are_dropped(t
             for i in records}
     assert all(p.rank >= min(best[p.a], best[p.b]) for p in kept)
     assert all(sum(i in (p.a, p.b) for p in kept) >= GEOMETRY_PAIRS for i in records)
+
+    def versions(width: int, content: int) -> dict[int, ImageRecord]:
+        alike = Traits(content, content, False, 90, b"", 0.0, bytes(range(256)))
+        return {i: ImageRecord(i, r.path, width, width, 1, 0.0, traits=alike) for i, r in records.items()}
+
+    files = CountingFiles()
+    assert geometric_look(pairs, 0.64, versions(300, 300), files) == pairs
+    assert len(files.asked) == len(kept)  # no more read: the rest kept on their thumbnails
+    assert geometric_look(pairs, 0.64, versions(500, 300), CountingFiles()) == kept  # all border at 16x16
 
 
 def _screenshot(photo: Path, path: Path) -> Path:
@@ -438,6 +404,38 @@ def test_pages_of_other_text_in_one_layout_are_not_copies_but_a_pages_copies_are
     with pytest.MonkeyPatch.context() as patch:  # without the strokes compared, the pages pass as a copy
         patch.setattr(duplicates, "STROKES_DIFFER", 1.0)
         assert not verdict(first, second, files)
+
+
+def test_thumbnails_that_agree_do_not_vouch_for_the_details(tmp_path):
+    """Two pages of other text in one layout are one picture at 16x16, as a copy is: stored thumbnails
+    that agree do not spare a pair the check, and read, the pages are told apart; the copy stays."""
+    from lookalike.embedder.traits import Traits
+
+    first, second = _page(2, tmp_path / "first.png"), _page(3, tmp_path / "second.png")
+    with Image.open(first) as opened:
+        opened.resize((425, 550)).save(tmp_path / "half.jpg", quality=75)
+    alike = Traits(1, 1, False, 90, b"", 0.0, bytes(range(256)))
+    records = {i: ImageRecord(i, str(path), 1, 1, 1, 0.0, traits=alike)
+               for i, path in enumerate((first, second, tmp_path / "half.jpg"))}
+    other_text, copy = Pair(0, 1, 0.99, 0.99), Pair(0, 2, 0.99, 0.99)
+    assert geometric_look([other_text, copy], 0.64, records, KeypointFiles()) == [copy]
+
+
+def test_a_fit_that_leaves_no_cell_shared_says_nothing_about_the_details():
+    """A fit can lay two pictures so that no cell lies mostly in both (hostile pages did): nothing to
+    compare, so no verdict from the cells, rather than a crash."""
+    from lookalike.embedder.keypoints import (
+        CELL,
+        LaidCells,
+        differing_cells,
+        differing_strokes,
+        opposed_shades,
+    )
+
+    nothing = np.empty((0, CELL * CELL), np.float32)
+    empty = LaidCells(nothing, nothing, nothing, np.empty(0))
+    assert differing_cells(empty) is None and differing_strokes(empty) is None
+    assert opposed_shades(empty) is None
 
 
 def test_pictures_too_thin_for_keypoints_are_described_without_any(tmp_path):

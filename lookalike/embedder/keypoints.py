@@ -360,10 +360,10 @@ def differing_strokes(cells: LaidCells) -> float | None:
     other's are, so their cells agree as wholes, but not the letters along the lines. Anything that
     varies only down the page (lines, bands, gradients) has no change along a row and drops out."""
     def along_rows(values: np.ndarray) -> np.ndarray:
-        return np.diff(values.reshape(-1, CELL, CELL), axis=2).reshape(len(values), -1)
+        return np.diff(values.reshape(-1, CELL, CELL), axis=2).reshape(len(values), CELL * (CELL - 1))
 
     weights = cells.weights.reshape(-1, CELL, CELL)
-    both = (weights[:, :, 1:] * weights[:, :, :-1]).reshape(len(weights), -1)
+    both = (weights[:, :, 1:] * weights[:, :, :-1]).reshape(len(weights), CELL * (CELL - 1))
     return _share_differing(along_rows(cells.mine), along_rows(cells.theirs), both, STROKED)
 
 

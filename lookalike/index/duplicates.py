@@ -466,28 +466,24 @@ bounded, the check costs at most this many matches per image. Dev set: at most 1
 an image (99th percentile 10), so none is left unverified."""
 GEOMETRY_BAND = 1.0
 """Pairs whose score is less than this above the threshold are verified geometrically
-(:func:`geometric_look`): in practice every pair whose thumbnails do not already agree
-(``SAME_THUMBNAIL``). Once 0.2, then 0.3 for collections without copies, whose hard negatives score
-high (in a folder of the 173 dev originals alone, two tricolour flags at 0.92, a chessboard beside a
-disco dancer at 0.92: 7 false clusters -> 3). No score is sure: thirty random textures, which
-EfficientNet-Lite2 finds alike at cosine 0.95-0.98 with each other, each had so many near-identical
-neighbours that ``NEAR_IDENTICAL`` took them for versions of one picture, scored them at their cosine
-and made one cluster of 17 different pictures; their keypoints match none of each other's. The pairs
-scoring past 0.3 above the default threshold are few and nearly all copies whose thumbnails agree:
-dev 882 (252 with thumbnails under ``SAME_THUMBNAIL``, now read: 1 copy beside a copy vetoed), unseen
-346 (79, none vetoed), series 102 (31 read: 2 of 3 pairs of different flags vetoed, 1 copy beside a
-copy)."""
+(:func:`geometric_look`): in practice every pair. Once 0.2, then 0.3 for collections without copies,
+whose hard negatives score high (in a folder of the 173 dev originals alone, two tricolour flags at
+0.92, a chessboard beside a disco dancer at 0.92: 7 false clusters -> 3). No score is sure: thirty
+random textures, which EfficientNet-Lite2 finds alike at cosine 0.95-0.98 with each other, each had so
+many near-identical neighbours that ``NEAR_IDENTICAL`` took them for versions of one picture, scored
+them at their cosine and made one cluster of 17 different pictures; their keypoints match none of each
+other's. The pairs scoring past 0.3 above the default threshold are few and nearly all copies: dev
+882, unseen 346, series 102 (2 of its 3 pairs of different flags vetoed)."""
 SAME_THUMBNAIL = 0.95
-"""Pairs whose luminance thumbnails correlate this well (:func:`pixel_agreements`, over turns and
-mirrors) are one picture at 16x16 and skip the geometric check, which reads both files. Dev set: half
-the pairs the check would read (3,099 of 6,365 from 0.60), none of the 182 pairs it vetoes (at 0.90, 2).
-Not where both pictures are framed (:attr:`ImageRecord.framed`): two pictures in the same wide border
-are mostly border at 16x16. Two bordered photos of other star clusters (bench/unseen.py) agreed at
-0.98-1.0 and were 4 of its 5 mixed clusters; their keypoints, checked, match 3-5 of 1,000. (Reading
-every pair with one framed picture too cost the dev set 20 s, 6,758 pair matches against 4,189, and
-found nothing more.) A known hole: pages of different text in one layout agree at 0.98 too, and the
-model finds them alike at 0.99 (bench/hostile.py: 24 pages, 8 mixed clusters); read, their details
-at ``DETAIL_SIDE`` still agree (the lines of text line up), so reading them is not enough either."""
+"""Pairs beyond every image's ``GEOMETRY_PAIRS`` best are kept unverified where their luminance
+thumbnails correlate this well (:func:`pixel_agreements`, over turns and mirrors), not both framed: one
+picture at 16x16, a photo kept in many versions. Within the bound they are read like any other pair,
+for a thumbnail does not vouch for the details: pages of other text in one layout agree at 0.98, and
+the model finds them alike at 0.99 (bench/hostile.py). Two framed pictures are mostly border at 16x16
+(two bordered photos of other star clusters in bench/unseen.py agreed at 0.98-1.0). Reading the pairs
+whose thumbnails agree, dev at 0.56: 14,676 pair matches against 8,456; of 5,188 pairs of copies newly
+read, 1 vetoed, of 30 pairs of different pictures, 2; unseen, 3 of 5,451 and 16 of 19. Dev
+``duplicates()`` at the default took 1.09 times as long (bench/looks_cost.py), recall 0.959 -> 0.958."""
 EXPECTED_KEYPOINTS = 150
 """Both pictures need this many keypoints (:mod:`~lookalike.embedder.keypoints`) for the geometric
 check to judge: flat drawings, flags and smooth gradients have a handful, and their copies match few."""
@@ -1270,21 +1266,21 @@ def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int
                    keypoints: KeypointFiles, theirs: Mapping[int, ImageRecord] | None = None) -> list[Pair]:
     """Drop borderline pairs (score under threshold + ``GEOMETRY_BAND``) whose details are not where a
     copy's would be (:func:`geometry_disagrees`): two hand signs, two poses of one figure, two
-    screenshots of one program. Each file is read again, so pairs whose stored thumbnails already agree
-    (``SAME_THUMBNAIL``) are not looked at unless both are framed, and an image's pairs only up to
-    ``GEOMETRY_PAIRS`` (the rest are dropped unverified); an unreadable file or a record missing leaves
-    the pair as it was. Across two sets, ``b`` is looked up in ``theirs``."""
+    screenshots of one program, two pages of other text. Each file is read again, so an image's pairs
+    only up to ``GEOMETRY_PAIRS``; the rest are dropped unverified unless their stored thumbnails agree
+    (``SAME_THUMBNAIL``) and not both are framed. An unreadable file or a record missing leaves the pair
+    as it was. Across two sets, ``b`` is looked up in ``theirs``."""
     theirs = records if theirs is None else theirs
     pairs = list(pairs)
-    near = [(i, records[p.a], theirs[p.b]) for i, p in enumerate(pairs)
-            if p.rank < threshold + GEOMETRY_BAND and p.a in records and p.b in theirs]
-    agreement = pixel_agreements([_thumbnail(a) for _, a, _ in near], [_thumbnail(b) for *_, b in near])
-    borderline = [(i, a.path, b.path) for (i, a, b), agree in zip(near, agreement, strict=True)
-                  if agree < SAME_THUMBNAIL or a.framed and b.framed]
-    checked = best_per_image([(i, a, b, pairs[i].rank) for i, a, b in borderline], GEOMETRY_PAIRS)
-    verified = [(i, a, b) for i, a, b in borderline if i in checked]
+    borderline = [(i, records[p.a], theirs[p.b]) for i, p in enumerate(pairs)
+                  if p.rank < threshold + GEOMETRY_BAND and p.a in records and p.b in theirs]
+    checked = best_per_image([(i, a.path, b.path, pairs[i].rank) for i, a, b in borderline], GEOMETRY_PAIRS)
+    verified = [(i, a.path, b.path) for i, a, b in borderline if i in checked]
+    beyond = [(i, a, b) for i, a, b in borderline if i not in checked]
+    agreement = pixel_agreements([_thumbnail(a) for _, a, _ in beyond], [_thumbnail(b) for *_, b in beyond])
+    dropped = {i for (i, a, b), agree in zip(beyond, agreement, strict=True)
+               if agree < SAME_THUMBNAIL or a.framed and b.framed}
     unlike = files_unlike([(a, b) for _, a, b in verified], keypoints)
-    dropped = {i for i, _, _ in borderline if i not in checked}  # beyond both images' best: unverified
     dropped |= {i for (i, _, _), differs in zip(verified, unlike, strict=True) if differs}
     return [p for i, p in enumerate(pairs) if i not in dropped]
 
