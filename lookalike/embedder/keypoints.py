@@ -355,16 +355,22 @@ def differing_cells(cells: LaidCells) -> float | None:
 
 
 def differing_strokes(cells: LaidCells) -> float | None:
-    """As :func:`differing_cells`, but comparing how the luminance changes along each row of a cell
-    (cells with ``STROKED`` change): two pages of other text in one layout have their lines where each
-    other's are, so their cells agree as wholes, but not the letters along the lines. Anything that
-    varies only down the page (lines, bands, gradients) has no change along a row and drops out."""
-    def along_rows(values: np.ndarray) -> np.ndarray:
-        return np.diff(values.reshape(-1, CELL, CELL), axis=2).reshape(len(values), CELL * (CELL - 1))
-
+    """As :func:`differing_cells`, but comparing how the luminance changes from pixel to pixel along a
+    cell's rows, and along its columns (cells with ``STROKED`` change): the larger of the two shares.
+    Two pages of other text in one layout have their lines where each other's are, so their cells agree
+    as wholes, but not the letters along the lines; a profile across the lines (lines, bands, gradients)
+    has no change along them and drops out, whichever way the pages are turned."""
     weights = cells.weights.reshape(-1, CELL, CELL)
-    both = (weights[:, :, 1:] * weights[:, :, :-1]).reshape(len(weights), CELL * (CELL - 1))
-    return _share_differing(along_rows(cells.mine), along_rows(cells.theirs), both, STROKED)
+    shares = []
+    for axis in (2, 1):  # along rows, along columns
+        def changes(values: np.ndarray, axis: int = axis) -> np.ndarray:
+            return np.diff(values.reshape(-1, CELL, CELL), axis=axis).reshape(len(values), CELL * (CELL - 1))
+
+        both = weights.take(range(1, CELL), axis=axis) * weights.take(range(CELL - 1), axis=axis)
+        shares.append(_share_differing(changes(cells.mine), changes(cells.theirs),
+                                       both.reshape(len(weights), CELL * (CELL - 1)), STROKED))
+    known = [share for share in shares if share is not None]
+    return max(known) if known else None
 
 
 def _share_differing(mine: np.ndarray, theirs: np.ndarray, weights: np.ndarray,

@@ -525,8 +525,8 @@ dropped: all 61 of the screenshots, 43 of 46 of the stamp poses. At 0.5 (prototy
 (a caption over a small picture; a crop beside a caption); at 0.7 the stamp poses caught 12 times of 46."""
 STROKES_DIFFER = 0.9
 """A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
-than this share of their stroked cells change along their rows unlike each other
-(:func:`~lookalike.embedder.keypoints.differing_strokes`): two pages of other text in one layout have
+than this share of their stroked cells change along their rows, or along their columns, unlike each
+other (:func:`~lookalike.embedder.keypoints.differing_strokes`): two pages of other text in one layout have
 their lines where each other's are, so their cells agree as wholes (``DETAILS_DIFFER`` sees 0.01-0.05),
 while the letters along the lines do not (bench/hostile.py, 24 pages: 39 of the 40 pairs the other
 checks let through over 0.97, the one under it a page beside its own copy). Recorded matches of a
@@ -1242,8 +1242,8 @@ def geometry_disagrees(match: Match) -> bool:
     under one transform for one to be a copy of the other (``INLIER_SHARE``, ``MATCH_SHARE``; with only
     a handful of matches, most of which fit, or with a fit of under ``ALIGNED_INLIERS``, the layouts
     judge); or they do, and the details the transform lays over each other differ (``DETAILS_DIFFER``)
-    or their light and dark parts are the other way round (``SHADES_OPPOSED``) or the strokes along their
-    rows differ (``STROKES_DIFFER``: other text in one layout); or one is too flat for
+    or their light and dark parts are the other way round (``SHADES_OPPOSED``) or the strokes along
+    their lines differ (``STROKES_DIFFER``: other text in one layout); or one is too flat for
     keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
     from lookalike.embedder.keypoints import ALIGNED_INLIERS  # a Match means OpenCV is loaded already
 
