@@ -54,7 +54,7 @@ DETAIL_SIDE = 256  # long side of the luminance kept to compare details once ali
 CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
-STROKED = 4.0  # spread of the change from one pixel to the next along a row over which a cell has strokes
+STROKED = 4.0  # spread of the change from pixel to next pixel (row or column) over which a cell has strokes
 CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
 SHADE_STEP = 10.0  # a cell this far (0-255) from the median cell's mean is lighter or darker than it
 ALIGNED_INLIERS = 12  # fewer inliers and the fit may be chance: details are not compared
@@ -360,17 +360,24 @@ def differing_strokes(cells: LaidCells) -> float | None:
     Two pages of other text in one layout have their lines where each other's are, so their cells agree
     as wholes, but not the letters along the lines; a profile across the lines (lines, bands, gradients)
     has no change along them and drops out, whichever way the pages are turned."""
-    weights = cells.weights.reshape(-1, CELL, CELL)
     shares = []
     for axis in (2, 1):  # along rows, along columns
-        def changes(values: np.ndarray, axis: int = axis) -> np.ndarray:
-            return np.diff(values.reshape(-1, CELL, CELL), axis=axis).reshape(len(values), CELL * (CELL - 1))
-
-        both = weights.take(range(1, CELL), axis=axis) * weights.take(range(CELL - 1), axis=axis)
-        shares.append(_share_differing(changes(cells.mine), changes(cells.theirs),
-                                       both.reshape(len(weights), CELL * (CELL - 1)), STROKED))
+        mine_before, mine_after = _neighbours(cells.mine, axis)
+        theirs_before, theirs_after = _neighbours(cells.theirs, axis)
+        weights_before, weights_after = _neighbours(cells.weights, axis)
+        shares.append(_share_differing(mine_after - mine_before, theirs_after - theirs_before,
+                                       weights_before * weights_after, STROKED))
     known = [share for share in shares if share is not None]
     return max(known) if known else None
+
+
+def _neighbours(values: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cells' pixels [cells, CELL * CELL] as two [cells, CELL * (CELL - 1)]: each pixel, and the next one
+    along the rows (``axis`` 2) or the columns (1)."""
+    grid = values.reshape(-1, CELL, CELL)
+    size = (len(values), CELL * (CELL - 1))
+    return (grid.take(range(CELL - 1), axis=axis).reshape(size),
+            grid.take(range(1, CELL), axis=axis).reshape(size))
 
 
 def _share_differing(mine: np.ndarray, theirs: np.ndarray, weights: np.ndarray,
