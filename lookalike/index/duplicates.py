@@ -529,12 +529,12 @@ than this share of their stroked cells change along their rows, or along their c
 other (:func:`~lookalike.embedder.keypoints.differing_strokes`): two pages of other text in one layout have
 their lines where each other's are, so their cells agree as wholes (``DETAILS_DIFFER`` sees 0.01-0.05),
 while the letters along the lines do not (bench/hostile.py, 24 pages: 39 of the 40 pairs the other
-checks let through over 0.97, the one under it a page beside its own copy). Recorded matches of a
-``duplicates()`` run each, every pair read whatever its thumbnails (dev at 0.56, unseen, series), the
-fits that decide: copies (every kind, copy beside copy included; 9,219, 9,906 and 17,540 pairs) at
-most 0.74, 0.83 and 0.81 (a quarter-size copy beside a brightened or bordered one), 99th percentile
-0.28, 0.29 and 0.23; different pictures the other checks let through at most 0.33 and 0.58 on dev and
-unseen, and on series one of 1,370 over it (0.97: two drawings of one building)."""
+checks let through over 0.97, the one under it a page beside its own copy; sideways, 0.96-0.97).
+Recorded matches of a ``duplicates()`` run each, every pair read whatever its thumbnails (dev at 0.56,
+unseen, series), the fits that decide: copies (every kind, copy beside copy included; 9,217, 9,906 and
+17,539 pairs) at most 0.75, 0.83 and 0.81 (a caption beside a crop, a brightened copy beside a
+quarter-size one, a border beside a quarter size), 99th percentile 0.36, 0.33 and 0.35; different
+pictures the other checks let through at most 0.36, 0.60 and 0.83: nothing else is dropped there."""
 SHADES_OPPOSED = 0.21
 """A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
 than this share of their clearly light or dark cells are light in one and dark in the other
