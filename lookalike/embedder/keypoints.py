@@ -245,7 +245,8 @@ class Match(NamedTuple):
     the share of textured cells whose details differ once the two are laid over each other
     (:func:`differing_cells`), None where too few matches fit or the pictures are too flat to say.
     ``layout`` is :func:`layout_agreement`, for pictures too flat for keypoints; ``opposed``
-    is :func:`opposed_shades` and ``strokes`` :func:`differing_strokes`, None where ``differing`` is."""
+    is :func:`opposed_shades` and ``strokes`` :func:`differing_strokes`, None where ``differing`` is
+    (``strokes`` also where too few cells have strokes)."""
 
     inliers: int
     matches: int
