@@ -15,6 +15,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from lookalike.embedder.keypoints import KeypointFiles, Match, file_keypoints, matched_keypoints
 from lookalike.index.duplicates import (
+    CONTAINED,
+    DETAILS_DIFFER,
     EXPECTED_KEYPOINTS,
     GEOMETRY_BAND,
     GEOMETRY_PAIRS,
@@ -120,6 +122,26 @@ def test_a_mirrored_copy_matches_only_once_mirrored(copies):
     pair = [(str(copies["cat", "original"]), str(copies["cat", "mirror"]))]
     assert geometry_disagrees(files.match(pair)[0])
     assert not geometry_disagrees(files.match(pair, mirrored=True)[0])
+
+
+@pytest.mark.parametrize("keep", [0.8, 0.65])
+def test_two_shots_of_one_scene_are_not_copies_though_their_shared_part_agrees(copies, tmp_path, keep):
+    """The camera moved between two shots: each keeps 80 % (or 65 %) of the scene's width, and where
+    they overlap every detail agrees, but neither lies inside the other. Each is still a copy of the
+    whole scene, which holds it."""
+    for photo in ("cat", "espresso", "rocket", "cameraman"):
+        with Image.open(copies[photo, "original"]) as opened:
+            scene = opened.convert("RGB")
+        width = round(scene.width * keep)
+        left, right = tmp_path / f"{photo}-left.jpg", tmp_path / f"{photo}-right.jpg"
+        scene.crop((0, 0, width, scene.height)).save(left, quality=85)
+        scene.crop((scene.width - width, 0, scene.width, scene.height)).save(right, quality=85)
+        files = KeypointFiles()
+        match = files.match([(str(left), str(right))])[0]
+        assert match.differing is not None and match.differing < DETAILS_DIFFER, photo
+        assert match.contained < CONTAINED and verdict(left, right, files), photo
+        assert not verdict(copies[photo, "original"], left, files), photo
+        assert not verdict(right, copies[photo, "original"], files), photo
 
 
 def _tricolour(stripes: list, path: Path) -> Path:
@@ -435,7 +457,7 @@ def test_a_fit_that_leaves_no_cell_shared_says_nothing_about_the_details():
     )
 
     nothing = np.empty((0, CELL * CELL), np.float32)
-    empty = LaidCells(nothing, nothing, nothing, np.empty(0))
+    empty = LaidCells(nothing, nothing, nothing, np.empty(0), contained=0.0)
     assert differing_cells(empty) is None and differing_strokes(empty) is None
     assert opposed_shades(empty) is None
 

@@ -246,7 +246,8 @@ class Match(NamedTuple):
     (:func:`differing_cells`), None where too few matches fit or the pictures are too flat to say.
     ``layout`` is :func:`layout_agreement`, for pictures too flat for keypoints; ``opposed``
     is :func:`opposed_shades` and ``strokes`` :func:`differing_strokes`, None where ``differing`` is
-    (``strokes`` also where too few cells have strokes)."""
+    (``strokes`` also where too few cells have strokes). ``contained`` is ``LaidCells.contained``, None
+    where too few matches fit to lay the two over each other."""
 
     inliers: int
     matches: int
@@ -256,6 +257,7 @@ class Match(NamedTuple):
     layout: float | None = None
     opposed: float | None = None
     strokes: float | None = None
+    contained: float | None = None
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
@@ -289,7 +291,7 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
         return Match(inliers, len(good), len(a), len(b), layout=layout)
     cells = laid_cells(a, b, laid)
     return Match(inliers, len(good), len(a), len(b), differing_cells(cells), layout, opposed_shades(cells),
-                 differing_strokes(cells))
+                 differing_strokes(cells), cells.contained)
 
 
 def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
@@ -306,12 +308,15 @@ def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
 class LaidCells(NamedTuple):
     """Two pictures laid over each other, cut into ``CELL``-pixel cells mostly inside the part where both
     show their own content: each one's pixels [cells, CELL * CELL] (lightly blurred), the weights of the
-    shared part, and each cell's height in that part (0 top, 1 bottom)."""
+    shared part, and each cell's height in that part (0 top, 1 bottom). ``contained``: the share of the
+    smaller one's frame that lies inside the other's (a copy, however cropped, lies wholly inside its
+    original; two shots of one scene each show what the other does not)."""
 
     mine: np.ndarray
     theirs: np.ndarray
     weights: np.ndarray
     heights: np.ndarray
+    contained: float
 
 
 def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
@@ -323,6 +328,10 @@ def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
     laid = cv2.warpAffine(a.luminance.astype(np.float32), fit, (width, height), flags=cv2.INTER_LINEAR)
     shared = b.content_mask() * cv2.warpAffine(a.content_mask(), fit, (width, height),
                                                flags=cv2.INTER_NEAREST)
+    overlap = cv2.warpAffine(np.ones(a.luminance.shape, np.float32), fit, (width, height),
+                             flags=cv2.INTER_NEAREST).sum()  # of the frames: content boxes can be off
+    area_a = a.luminance.size * abs(float(np.linalg.det(fit[:, :2])))  # as laid over b
+    contained = float(overlap) / max(min(area_a, b.luminance.size), 1.0)
     shared = cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
                        borderType=cv2.BORDER_CONSTANT, borderValue=0)
     rows, columns = height // CELL, width // CELL
@@ -339,7 +348,7 @@ def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
     heights = np.repeat(((np.arange(rows) + 0.5) * CELL - top) / max(bottom - top, 1), columns)
     mine = cells(cv2.GaussianBlur(laid, (0, 0), 1))[inside]
     theirs = cells(cv2.GaussianBlur(b.luminance.astype(np.float32), (0, 0), 1))[inside]
-    return LaidCells(mine, theirs, weights[inside], heights[inside])
+    return LaidCells(mine, theirs, weights[inside], heights[inside], min(contained, 1.0))
 
 
 def _cell_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

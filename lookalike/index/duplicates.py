@@ -548,6 +548,19 @@ originals only, bench/colour_variants.py): 23 of the 32 pairs of a drawing on wh
 background that a fit lays over each other are over it (0.06-0.69); hue variants 0; the probe's mixed
 clusters 17 -> 13 of 212, dev and test at the default unchanged. Counted over the whole shared part, an
 undetected caption band took copies to 0.23."""
+CONTAINED = 0.8
+"""A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, less
+than this share of the smaller picture's frame lies inside the other's (``Match.contained``): a copy,
+however shrunk, cropped, framed or turned, lies wholly inside its original or holds it wholly, while
+two shots of one scene, the camera moved between them, each show what the other does not, and their
+shared part agrees in every detail. Dev originals as two overlapping shots (bench/shots.py): 0.75 when
+each keeps 80 % of the scene's width, 0.46 at 65 %. Recorded matches of a ``duplicates()`` run each (dev at
+0.56, unseen, series), every pair tried as drawn and mirrored, the fit that lets it through: copies
+(8,149, 9,277 and 14,310 pairs, every kind, copy beside copy included) at least 0.89 and 0.94 on dev
+and unseen (1st percentile 0.99); in the series, 10 pairs under 0.8, flags whose stripes or checks
+repeat, so the fit lands a stripe over the next one (a check-patterned flag beside its own mirror
+image). Different pictures the other checks let through: unseen 2 of 6 under it (two game backgrounds
+sharing a part), series 4 of 498."""
 LAYOUT_AGREEMENT = 0.6
 """A pair of pictures too flat for the keypoints to judge (under ``EXPECTED_KEYPOINTS`` on either side)
 is not a copy when their coarse layouts, in luminance and (both coloured) in colour, correlate under this
@@ -1245,7 +1258,8 @@ def geometry_disagrees(match: Match) -> bool:
     a handful of matches, most of which fit, or with a fit of under ``ALIGNED_INLIERS``, the layouts
     judge); or they do, and the details the transform lays over each other differ (``DETAILS_DIFFER``)
     or their light and dark parts are the other way round (``SHADES_OPPOSED``) or the strokes along
-    their lines differ (``STROKES_DIFFER``: other text in one layout); or one is too flat for
+    their lines differ (``STROKES_DIFFER``: other text in one layout) or neither lies inside the other
+    (``CONTAINED``: two shots of one scene); or one is too flat for
     keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
     from lookalike.embedder.keypoints import ALIGNED_INLIERS  # a Match means OpenCV is loaded already
 
@@ -1261,7 +1275,8 @@ def geometry_disagrees(match: Match) -> bool:
     shaded_apart = match.opposed is not None and match.opposed > SHADES_OPPOSED
     stroked_apart = match.strokes is not None and match.strokes > STROKES_DIFFER
     detailed_apart = match.differing is not None and match.differing > DETAILS_DIFFER
-    return placed_apart or shaded_apart or stroked_apart or detailed_apart
+    overlapping = match.contained is not None and match.contained < CONTAINED
+    return placed_apart or shaded_apart or stroked_apart or detailed_apart or overlapping
 
 
 def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, ImageRecord],
