@@ -245,16 +245,19 @@ def test_blank_pictures_have_no_layout_to_judge(tmp_path):
 
 def test_a_handful_of_matches_that_fit_leave_the_verdict_to_the_layout():
     """Two pictures with keypoints to spare but only a handful of matches, most of which fit one
-    transform: any two matches fit a rotation, scale and shift exactly, so the fit proves nothing (a
-    logo on white and a word on white, dev set: 2 of 4). Their layouts judge, as for flat pictures."""
-    few = Match(inliers=2, matches=4, keypoints_a=800, keypoints_b=250, layout=0.3)
+    transform: any two matches fit a rotation, scale and shift exactly, and a third lands by chance, so
+    such a fit proves nothing, however alike the layouts (two starfields, two landscapes: sky above,
+    land below). From four inliers, most of a handful fitting is a small copy's fit: the layouts judge,
+    as for flat pictures (a logo on white and a word on white, dev set: laid out apart)."""
+    few = Match(inliers=4, matches=7, keypoints_a=800, keypoints_b=250, layout=0.3)
     assert geometry_disagrees(few)
     assert not geometry_disagrees(few._replace(layout=0.9))  # laid out alike: a small copy's few matches
-    # No layout to judge by (both flat at its coarse grid: textures, noise): two or three fitting is
-    # chance, four of a handful is a copy's fit (unseen set: copies without a layout fit 4 to 11)
-    assert geometry_disagrees(few._replace(layout=None))
-    assert geometry_disagrees(few._replace(layout=None, inliers=3, matches=7))
-    assert not geometry_disagrees(few._replace(layout=None, inliers=4, matches=7))
+    # No layout to judge by (both flat at its coarse grid: textures, noise): four of a handful is a
+    # copy's fit (unseen set: copies without a layout fit 4 to 11)
+    assert not geometry_disagrees(few._replace(layout=None))
+    for chance in (2, 3):
+        assert geometry_disagrees(few._replace(inliers=chance, matches=chance + 1, layout=0.99))
+        assert geometry_disagrees(few._replace(inliers=chance, matches=chance + 1, layout=None))
     assert not geometry_disagrees(few._replace(inliers=20, matches=40))  # enough of the keypoints fit
     assert geometry_disagrees(few._replace(matches=40))  # few of many matches fit: another picture
 

@@ -510,12 +510,16 @@ every pair the look matched: 317 pairs of copies fit so weakly (mostly a crop be
 laid out alike at 0.71 and up, none vetoed; 13 more pairs of different pictures vetoed."""
 CHANCE_FIT = 3
 """Any two matches fit a rotation, scale and shift exactly, and among a handful a third lands within the
-reprojection tolerance by chance: a fit of this few inliers, however large its share of the matches,
-shows nothing, and where no layout can judge either (both pictures flat at ``LAYOUT_GRID``: textures,
-noise, star fields) the pair is not shown to be a copy. Thirty random textures (cosine 0.95-0.98 to
-each other) kept 2 of 3 and 3 of 7 matches fitting and made 6 clusters of different pictures. Recorded
-matches of a ``duplicates()`` run each (dev at 0.56, unseen, the AIGA probe), pairs without a layout:
-copies fit 4 to 11 inliers (unseen, 11 pairs), different pictures 0 to 5, 3 or fewer in 78 of 83."""
+reprojection tolerance by chance: between two pictures with the keypoints to show a copy
+(``EXPECTED_KEYPOINTS``), a fit of this few inliers, however large its share of the matches, shows
+nothing, and the pair is not shown to be a copy, however alike their coarse layouts (a starfield and
+another, two dark game screens, two landscapes: sky above, land below). Thirty random textures (cosine
+0.95-0.98 to each other) kept 2 of 3 and 3 of 7 matches fitting and made 6 clusters of different
+pictures. Recorded matches of a ``duplicates()`` run each (dev at 0.56, unseen, the AIGA probe), pairs
+without a layout: copies fit 4 to 11 inliers (unseen, 11 pairs), different pictures 0 to 5, 3 or fewer in
+78 of 83. With a layout (dev at 0.56, unseen, series; every pair tried as drawn and mirrored), pairs
+that only such a fit let through: copies 0, 0 and 5 (quarter-size pictograms, enlarged to a blur),
+different pictures 84, 6 and 2; two shots of one scene, each beside a stranger's (bench/shots.py)."""
 DETAILS_DIFFER = 0.6
 """A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
 than this share of their textured cells differ (:func:`~lookalike.embedder.keypoints.differing_cells`):
@@ -1254,22 +1258,23 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
 
 def geometry_disagrees(match: Match) -> bool:
     """Both pictures have the keypoints to show it (``EXPECTED_KEYPOINTS``), and too few of them match
-    under one transform for one to be a copy of the other (``INLIER_SHARE``, ``MATCH_SHARE``; with only
-    a handful of matches, most of which fit, or with a fit of under ``ALIGNED_INLIERS``, the layouts
-    judge); or they do, and the details the transform lays over each other differ (``DETAILS_DIFFER``)
-    or their light and dark parts are the other way round (``SHADES_OPPOSED``) or the strokes along
-    their lines differ (``STROKES_DIFFER``: other text in one layout) or neither lies inside the other
-    (``CONTAINED``: two shots of one scene); or one is too flat for
-    keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
+    under one transform for one to be a copy of the other (``CHANCE_FIT``; ``INLIER_SHARE``,
+    ``MATCH_SHARE``: with only a handful of matches, most of which fit, or with a fit of under
+    ``ALIGNED_INLIERS``, the layouts judge); or they do, and the details the transform lays over each
+    other differ (``DETAILS_DIFFER``) or their light and dark parts are the other way round
+    (``SHADES_OPPOSED``) or the strokes along their lines differ (``STROKES_DIFFER``: other text in one
+    layout) or neither lies inside the other (``CONTAINED``: two shots of one scene); or one is too flat
+    for keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``)."""
     from lookalike.embedder.keypoints import ALIGNED_INLIERS  # a Match means OpenCV is loaded already
 
     fewest = min(match.keypoints_a, match.keypoints_b)
     laid_apart = match.layout is not None and match.layout < LAYOUT_AGREEMENT
     if fewest < EXPECTED_KEYPOINTS:
         placed_apart = laid_apart
+    elif match.inliers <= CHANCE_FIT:  # no evidence of a copy, however alike their layouts
+        placed_apart = True
     elif match.inliers < INLIER_SHARE * fewest:
-        no_evidence = match.inliers <= CHANCE_FIT and match.layout is None
-        placed_apart = match.inliers < MATCH_SHARE * match.matches or laid_apart or no_evidence
+        placed_apart = match.inliers < MATCH_SHARE * match.matches or laid_apart
     else:
         placed_apart = match.inliers < ALIGNED_INLIERS and laid_apart  # a fit that may be chance
     shaded_apart = match.opposed is not None and match.opposed > SHADES_OPPOSED
