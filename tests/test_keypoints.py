@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from lookalike.embedder.keypoints import KeypointFiles, Match, file_keypoints, matched_keypoints
 from lookalike.index.duplicates import (
+    CHANCE_FIT,
     CONTAINED,
     DETAILS_DIFFER,
     EXPECTED_KEYPOINTS,
@@ -446,6 +447,30 @@ def test_thumbnails_that_agree_do_not_vouch_for_the_details(tmp_path):
                for i, path in enumerate((first, second, tmp_path / "half.jpg"))}
     other_text, copy = Pair(0, 1, 0.99, 0.99), Pair(0, 2, 0.99, 0.99)
     assert geometric_look([other_text, copy], 0.64, records, KeypointFiles()) == [copy]
+
+
+def _galaxy(stars: int, path: Path) -> Path:
+    """A fuzzy shape in the middle of a dark sky, and stars drawn at random (seed ``stars``)."""
+    rng = np.random.default_rng(stars)
+    ys, xs = np.mgrid[0:480, 0:640]
+    sky = 200 * np.exp(-(((xs - 320) / 90.0) ** 2 + ((ys - 240) / 50.0) ** 2))
+    at = rng.integers(0, 480, 700), rng.integers(0, 640, 700)
+    sky[at] += rng.uniform(100, 255, 700)
+    image = Image.fromarray(sky.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.0))
+    image.convert("RGB").save(path, quality=90)
+    return path
+
+
+def test_galaxies_among_other_stars_are_not_copies_though_laid_out_alike(tmp_path):
+    """Photographs of galaxies: one fuzzy shape on black, so their coarse layouts agree perfectly; only
+    the stars tell them apart, and only a handful of those match by chance."""
+    galaxies = [_galaxy(seed, tmp_path / f"galaxy-{seed}.jpg") for seed in (1, 2, 3)]
+    files = KeypointFiles()
+    for i, a in enumerate(galaxies):
+        for b in galaxies[i + 1:]:
+            match = files.match([(str(a), str(b))])[0]
+            assert match.layout > 0.95 and match.inliers <= CHANCE_FIT + 1, (a.name, b.name)
+            assert verdict(a, b, files), (a.name, b.name)
 
 
 def test_a_fit_that_leaves_no_cell_shared_says_nothing_about_the_details():
