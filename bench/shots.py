@@ -124,11 +124,9 @@ def main() -> None:
         "\n".join(lines),
         f"`python bench/shots.py` on {today()}, {machine()}; model {args.model}.",
     ])
-    if args.no_write:
-        print(body)
-    else:
+    print(body)
+    if not args.no_write:
         write_section(SECTION, body)
-        print(f"wrote {SECTION!r}")
 
 
 if __name__ == "__main__":
