@@ -451,9 +451,9 @@ def test_thumbnails_that_agree_do_not_vouch_for_the_details(tmp_path):
     assert geometric_look([other_text, copy], 0.64, records, KeypointFiles()) == [copy]
 
 
-def _galaxy(stars: int, path: Path) -> Path:
-    """A fuzzy shape in the middle of a dark sky, and stars drawn at random (seed ``stars``)."""
-    rng = np.random.default_rng(stars)
+def _galaxy(seed: int, path: Path) -> Path:
+    """A fuzzy shape in the middle of a dark sky, and 700 stars drawn at random from ``seed``."""
+    rng = np.random.default_rng(seed)
     ys, xs = np.mgrid[0:480, 0:640]
     sky = 200 * np.exp(-(((xs - 320) / 90.0) ** 2 + ((ys - 240) / 50.0) ** 2))
     at = rng.integers(0, 480, 700), rng.integers(0, 640, 700)
