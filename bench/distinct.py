@@ -18,14 +18,13 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import clustered, machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
 from lookalike.index import duplicates  # noqa: E402
@@ -33,14 +32,6 @@ from lookalike.index import duplicates  # noqa: E402
 SECTION = "## Distinct pictures, no copies"
 THRESHOLDS = (0.60, duplicates.DEFAULT_THRESHOLD, 0.68)
 BEFORE = {"DENSITY_FLOOR": 0.30, "GEOMETRY_BAND": 0.2}
-
-
-def clustered(col: lookalike.Collection, threshold: float, settings: dict[str, float]) -> tuple[list, float]:
-    """The clusters at ``threshold`` with ``settings`` in place of the product's constants, and the time."""
-    with constants(duplicates, **settings):
-        started = time.perf_counter()
-        clusters = col.duplicates(threshold)
-    return clusters, time.perf_counter() - started
 
 
 def main() -> None:
@@ -61,7 +52,7 @@ def main() -> None:
             col.add([folder])
             for threshold in THRESHOLDS:
                 for mode, settings in (("before", BEFORE), ("product", {})):
-                    clusters, seconds = clustered(col, threshold, settings)
+                    clusters, seconds = clustered(col, settings, threshold)
                     moved = sum(len(c.copies) for c in clusters)
                     rows.append(f"| {threshold:.2f} | {mode} | {len(clusters)} | {moved} | {seconds:.1f} s |")
                     if mode == "product" and threshold == duplicates.DEFAULT_THRESHOLD:

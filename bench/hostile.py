@@ -27,7 +27,6 @@ import argparse
 import random
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,10 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from looks_cost import thumbnails_vouching  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import clustered, machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
-from lookalike.index import duplicates  # noqa: E402
 
 SECTION = "## Hostile folders: textures and pages of text"
 BEFORE_STROKES = {"STROKES_DIFFER": 9.0, "geometric_look": thumbnails_vouching}
@@ -119,10 +117,7 @@ def main() -> None:
             with lookalike.open(Path(tmp) / f"index-{name}", model=args.model) as col:
                 col.add([Path(tmp) / name])
                 for mode, settings in MODES.items():
-                    with constants(duplicates, **settings):
-                        started = time.perf_counter()
-                        clusters = col.duplicates()
-                        seconds = time.perf_counter() - started
+                    clusters, seconds = clustered(col, settings)
                     rows.append((name, count, with_copies * len(COPIES), mode, judge(clusters, picture_of),
                                  seconds))
                     print(rows[-1], flush=True)

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import platform
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,3 +57,14 @@ def constants(module: ModuleType, **values: object) -> Iterator[None]:
     finally:
         for name, value in saved.items():
             setattr(module, name, value)
+
+
+def clustered(col, settings: dict[str, object], threshold: float | None = None) -> tuple[list, float]:
+    """``col.duplicates(threshold)`` with ``settings`` in place of lookalike.index.duplicates' constants
+    (a mode beside the product, on one index), and the seconds it took."""
+    from lookalike.index import duplicates
+
+    with constants(duplicates, **settings):
+        started = time.perf_counter()
+        clusters = col.duplicates(threshold)
+    return clusters, time.perf_counter() - started

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from PIL import Image
@@ -30,10 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import clustered, machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
-from lookalike.index import duplicates  # noqa: E402
 
 SECTION = "## Two shots of one scene"
 CACHE = dupset.CACHE.parent / "shots"
@@ -103,10 +101,8 @@ def main() -> None:
             with lookalike.open(root / f"index-{args.model}", model=args.model) as col:
                 col.add([root / "set"])
                 for mode, settings in MODES.items():
-                    with constants(duplicates, **settings):
-                        started = time.perf_counter()
-                        found = judge(col.duplicates())
-                        seconds = time.perf_counter() - started
+                    clusters, seconds = clustered(col, settings)
+                    found = judge(clusters)
                     rows.append((source, folder, scenes, mode, found, seconds))
                     print(rows[-1], flush=True)
     lines = ["| originals | folder | pictures | mode | one picture's two in one cluster | mixed clusters "

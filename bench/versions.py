@@ -21,7 +21,6 @@ import random
 import shutil
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import clustered, machine, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
 from lookalike.index import duplicates  # noqa: E402
@@ -107,10 +106,7 @@ def main() -> None:
                 col.add([folder])
                 results = {}
                 for mode, near_identical in (("before", 2.0), ("product", duplicates.NEAR_IDENTICAL)):
-                    with constants(duplicates, NEAR_IDENTICAL=near_identical):
-                        started = time.perf_counter()
-                        clusters = col.duplicates()
-                        seconds = time.perf_counter() - started
+                    clusters, seconds = clustered(col, {"NEAR_IDENTICAL": near_identical})
                     results[mode] = judged(clusters, picture_of, versioned, versions) | {"seconds": seconds}
         for mode, found in results.items():
             rows.append(f"| {pictures} x {versions} among {others} | {mode} | {found['clustered']}/"
