@@ -36,6 +36,7 @@ from lookalike.index.duplicates import (
     exact_groups,
     inversions,
     luminance_difference,
+    missing_hues,
     orientation_pixels,
     other_colours,
     pair_score,
@@ -653,6 +654,67 @@ def test_a_flag_with_one_stripe_in_a_far_colour_is_another_flag_but_its_copies_a
     with monkeypatch.context() as without:
         without.setattr("lookalike.index.duplicates.PATCH_OPPOSED", 1000.0)  # more than half, as before
         assert not recoloured_tints([original], other[:1]).any()
+
+
+def _flag(*stripes: tuple[int, int, int], disc: tuple[int, int, int] | None = None) -> Image.Image:
+    """A 300x200 flag of horizontal stripes, top to bottom, with a disc in the middle if asked."""
+    rows = np.repeat(np.array(stripes, dtype=np.uint8), 200 // len(stripes) + 1, axis=0)[:200]
+    picture = Image.fromarray(np.repeat(rows[:, None], 300, axis=1))
+    if disc:
+        ImageDraw.Draw(picture).ellipse((90, 40, 210, 160), fill=disc)
+    return picture
+
+
+def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_but_copies_keep_theirs(
+        tmp_path):
+    """Red on white is not red on green (Japan's flag and Bangladesh's), nor red, white and blue the red
+    and white of another flag: the hue histograms weigh colour against colour, not against the white, so
+    they share most of their hues, and the thumbnails do not line up for a cell-by-cell comparison. A
+    copy keeps every colour that fills a fifth of it; but brightening may turn a pale one white and a
+    caption band may cover one. Read from real JPEG files."""
+    red, white, green, blue = (188, 0, 45), (255, 255, 255), (0, 106, 78), (0, 161, 222)
+    pictures = {
+        "japan": _flag(white, disc=red), "bangladesh": _flag(green, disc=red),
+        "luxembourg": _flag(red, white, blue), "red over white": _flag(red, white),
+        "mali": _flag((0, 153, 0), (255, 255, 0), (254, 0, 0)),
+        "chad": _flag((1, 0, 102), (255, 255, 0), (254, 0, 0)),
+        "pale sky over a field": _flag((170, 205, 250), (170, 205, 250), (150, 60, 20)),
+    }
+    ids = iter(range(1, 100))
+
+    def record(picture: Image.Image) -> ImageRecord:
+        return _jpeg_record(tmp_path, next(ids), picture)
+
+    def captioned(picture: Image.Image) -> Image.Image:
+        band = picture.copy()
+        ImageDraw.Draw(band).rectangle((0, 160, 300, 200), fill=(0, 0, 0))
+        return band
+
+    originals = {name: record(picture) for name, picture in pictures.items()}
+    others = [("japan", "bangladesh"), ("luxembourg", "red over white"), ("mali", "chad")]
+    assert missing_hues([originals[x] for x, _ in others], [originals[y] for _, y in others]).all()
+    assert missing_hues([originals[y] for _, y in others], [originals[x] for x, _ in others]).all()
+    assert not other_colours(originals["japan"].traits, originals["bangladesh"].traits)  # what was missed
+    # A border all round covers nothing: Mali's flag in one still lacks Chad's blue (Chad's yellow is
+    # within 60 degrees of Mali's green, so only the blue tells). A caption band might have covered it.
+    assert missing_hues([originals["chad"]], [record(ImageOps.expand(pictures["mali"], 40, white))])[0]
+    assert not missing_hues([originals["chad"]], [record(captioned(pictures["mali"]))])[0]
+    flags = {1: originals["japan"], 2: originals["bangladesh"]}
+    assert second_look([Pair(1, 2, 0.95, 0.95)], 0.64, flags) == []
+
+    for name, picture in pictures.items():
+        copies = [record(ImageEnhance.Brightness(picture).enhance(1.6)), record(picture.resize((75, 50))),
+                  record(picture.crop((0, 0, 300, 150))), record(ImageOps.mirror(picture)),
+                  record(picture.rotate(90, expand=True)), record(captioned(picture)),
+                  record(ImageOps.expand(picture, 40, (240, 235, 220)))]
+        assert copies[5].framed and copies[6].framed
+        assert not missing_hues([originals[name]] * len(copies), copies).any(), name
+        assert not missing_hues(copies, [originals[name]] * len(copies)).any(), name
+    assert not missing_hues([originals["japan"]], [record(ImageOps.grayscale(pictures["bangladesh"]))])[0]
+    # The price: a frame in a strong colour the picture has no trace of tells the two apart (frames are
+    # mostly white, black, grey or cream; a drawing's white surround is a frame to the content box).
+    blue_frame = record(ImageOps.expand(pictures["japan"], 40, (0, 80, 200)))
+    assert missing_hues([originals["japan"]], [blue_frame])[0]
 
 
 def test_a_brightened_copy_of_a_picture_made_of_small_colours_is_not_recoloured(monkeypatch):

@@ -91,6 +91,13 @@ class ImageRecord:
         return self.traits.content_pixels if self.traits else self.pixels
 
     @property
+    def banded(self) -> bool:
+        """Framed with its content the whole width or height: a caption band may cover part of it."""
+        traits = self.traits
+        return self.framed and traits is not None and (traits.content_width >= UNFRAMED * self.width
+                                                       or traits.content_height >= UNFRAMED * self.height)
+
+    @property
     def framed(self) -> bool:
         """Inside an added border or caption band (``FRAMED``), which its thumbnail shares with every
         picture framed alike."""
@@ -370,6 +377,26 @@ Pairs of pictures of one design, dev originals and the near-hue probe (bench/hue
 shifted by the border; still 0 with ``BRIGHTENING`` at 1.3), variants turned by 30 degrees 593 of
 1,080, by 60 degrees 501 of 720 (0 and 0 without the turn test). Unseen set: copies 0 of 8,185 (6
 without the rule for cells whose channels all rose: a puzzle game's brightened screenshot)."""
+
+HUE_AREA = 0.2
+HUE_CHROMA = 40.0
+TRACE_CHROMA = 20.0
+PALE = 100.0
+"""See :func:`missing_hues`: a hue fills a picture's area when at least ``HUE_AREA`` of its colour cells
+(``tint_grid``, rebuilt as RGB) are clearly of it (channels spread by ``HUE_CHROMA`` out of 255, within 30
+degrees of it) and not pale (darkest channel under ``PALE``: brightened twice over, the bench brightens
+1.3-1.6 times, such a cell stays coloured; a pale blue brightened turns white). The other picture has no
+trace of it when not one of its cells is within 60 degrees of it at ``TRACE_CHROMA``. Pairs of pictures
+of one original scoring 0.6 and up, neither greyscale: dev 6,038, unseen 7,871, series 14,065, colour probe
+635, each picture beside its middle 80 % crop 332: none flagged; with a hue over a tenth of the cells at
+chroma 30, traces from 15, pale from 130, one (a crop that cut a colour away, hence a fifth); with a
+captioned picture allowed to lack a colour, 5 more (the band covered it, hence ``ImageRecord.banded``).
+Pairs of different pictures (from 0.6) that no other colour look caught, flagged: dev 240 of 2,027, unseen
+856 of 19,146, series 46,373 of 303,082 (Luxembourg's flag beside Austria's: the light blue stripe), the
+colour probe 61 of 721. Requiring the picture with the colour to be unframed as well (a frame could be
+that colour) would keep 81, 618, 26,640 and 10 of them: a drawing's white surround and a flag's
+stripes are frames to the content box, so a coloured frame around a picture lacking its colour is the
+loss taken."""
 
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
@@ -964,9 +991,10 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
 
 
 def other_colouring(a: ImageRecord, b: ImageRecord) -> bool:
-    """Two pictures in other colourings: other hues (:func:`other_colours`), or the same hues in other
-    places (:func:`recoloured_tints`)."""
-    return other_colours(a.traits, b.traits) or bool(recoloured_tints([a], [b])[0])
+    """Two pictures in other colourings: other hues (:func:`other_colours`), the same hues in other
+    places (:func:`recoloured_tints`), or a hue filling one that the other lacks (:func:`missing_hues`)."""
+    return (other_colours(a.traits, b.traits) or bool(recoloured_tints([a], [b])[0])
+            or bool(missing_hues([a], [b])[0]))
 
 
 def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, float]]) -> ImageRecord | None:
@@ -1211,6 +1239,57 @@ def _turn_beyond_brightening(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray
     return np.where(evenly, 0.0, turned)
 
 
+def missing_hues(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None],
+                 chunk: int = 65536) -> np.ndarray:
+    """For each pair (``a[i]``, ``b[i]``), whether one picture has a hue filling much of it that the other
+    has no trace of (``HUE_AREA``). A copy, brightened, recompressed, shrunk or cropped a little, keeps
+    every colour that fills a fifth of its original, wherever it sits; but red on white is not red on
+    green (Japan's flag and Bangladesh's), nor red, white and blue red and white, though the hue
+    histograms, which weigh colour against colour and not against the white, share most of their hues,
+    and the thumbnails do not line up for :func:`recoloured_tints` to compare cell by cell. The picture
+    lacking the colour must not be banded (``ImageRecord.banded``) unless the other lacks one of its own:
+    a caption band may have covered it, where a border all round covers nothing. Unknown tints or
+    thumbnails and grey pictures say nothing. Each picture's hues are read once, ``chunk`` at a time."""
+    readable = {id(r): r for r in (*a, *b) if r is not None
+                and len(_tint(r)) == TINT_SIDE * TINT_SIDE * 2
+                and len(_thumbnail(r)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE}
+    row_of = {key: row for row, key in enumerate(readable)}
+    pictures = list(readable.values())
+    areas = np.zeros((len(pictures), 6))
+    traces = np.zeros((len(pictures), 6), dtype=bool)
+    for start in range(0, len(pictures), chunk):
+        part = slice(start, start + chunk)
+        areas[part], traces[part] = _hue_areas(pictures[part])
+    banded = np.array([r.banded for r in pictures], dtype=bool)
+    compared = [(i, row_of[id(x)], row_of[id(y)]) for i, (x, y) in enumerate(zip(a, b, strict=True))
+                if id(x) in row_of and id(y) in row_of]
+    found = np.zeros(len(a), dtype=bool)
+    if not compared:
+        return found
+    pairs, mine, theirs = np.array(compared).T
+    a_only = ((areas[mine] >= HUE_AREA) & ~traces[theirs]).any(axis=1)
+    b_only = ((areas[theirs] >= HUE_AREA) & ~traces[mine]).any(axis=1)
+    found[pairs] = (a_only & b_only) | (a_only & ~banded[theirs]) | (b_only & ~banded[mine])
+    return found
+
+
+def _hue_areas(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """For pictures with recorded tints and thumbnails, the share of their colour cells clearly of each
+    of the six primary and secondary hues [n, 6] (``HUE_CHROMA``, ``PALE``), and whether any cell has a
+    trace of it (``TRACE_CHROMA``) [n, 6]."""
+    thumbnails = thumbnail_matrix([_thumbnail(r) for r in records]).astype(np.float32)
+    tints = np.frombuffer(b"".join(_tint(r) for r in records), dtype=np.int8)
+    cells = np.clip(tint_colours(thumbnails.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE),
+                                 tints.reshape(-1, TINT_SIDE, TINT_SIDE, 2).astype(np.float32)), 0, 255)
+    cells = cells.reshape(len(records), -1, 3)
+    darkest = across_channels(np.minimum, cells)
+    chroma = (across_channels(np.maximum, cells) - darkest)[..., None]
+    turn = np.abs((hue_sixths(cells)[..., None] - np.arange(6) + 3) % 6 - 3)  # sixths from each hue
+    clear = (chroma >= HUE_CHROMA) & (turn <= 0.5) & (darkest[..., None] < PALE)
+    traced = (chroma >= TRACE_CHROMA) & (turn <= 1.0)
+    return clear.mean(axis=1), traced.any(axis=1)
+
+
 def _tint(record: ImageRecord | None) -> bytes:
     """A record's stored colour grid; empty when unknown or grey."""
     return b"" if record is None or record.traits is None else record.traits.tint
@@ -1243,16 +1322,17 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
                 theirs: Mapping[int, ImageRecord] | None = None,
                 keypoints: KeypointFiles | None = None) -> list[Pair]:
     """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
-    other colours (:func:`other_colours`), a picture and its negative (:func:`inversions`) or a blank
-    page beside a picture (:func:`blank_beside_content`); sure pairs pass untouched, so the cost stays
-    with the few near the threshold. With ``keypoints``, those left are verified geometrically too
-    (:func:`geometric_look`). Across two sets, ``b`` is looked up in ``theirs``."""
+    other colours (:func:`other_colours`, :func:`recoloured_tints`, :func:`missing_hues`), a picture and
+    its negative (:func:`inversions`) or a blank page beside a picture (:func:`blank_beside_content`);
+    sure pairs pass untouched, so the cost stays with the few near the threshold. With ``keypoints``,
+    those left are verified geometrically too (:func:`geometric_look`). Across two sets, ``b`` is looked
+    up in ``theirs``."""
     theirs = records if theirs is None else theirs
     pairs = list(pairs)
     mine_of = [records.get(p.a) for p in pairs]
     theirs_of = [theirs.get(p.b) for p in pairs]
     unlike = (inversions(mine_of, theirs_of) | blank_beside_content(mine_of, theirs_of)
-              | recoloured_tints(mine_of, theirs_of))
+              | recoloured_tints(mine_of, theirs_of) | missing_hues(mine_of, theirs_of))
     kept = [p for p, a, b, pixels_differ in zip(pairs, mine_of, theirs_of, unlike, strict=True)
             if p.rank >= threshold + COLOUR_MARGIN
             or not (pixels_differ or a is not None and b is not None and other_colours(a.traits, b.traits))]
