@@ -706,7 +706,9 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
         copies = [record(ImageEnhance.Brightness(picture).enhance(1.6)), record(picture.resize((75, 50))),
                   record(picture.crop((0, 0, 300, 150))), record(ImageOps.mirror(picture)),
                   record(picture.rotate(90, expand=True)), record(captioned(picture)),
-                  record(ImageOps.expand(picture, 40, (240, 235, 220)))]
+                  record(ImageOps.expand(picture, 40, (240, 235, 220))),
+                  record(ImageEnhance.Color(picture).enhance(0.6)),  # faded ...
+                  record(ImageEnhance.Color(picture).enhance(1.5))]  # ... and more vivid
         assert copies[5].framed and copies[6].framed
         assert not missing_hues([originals[name]] * len(copies), copies).any(), name
         assert not missing_hues(copies, [originals[name]] * len(copies)).any(), name
