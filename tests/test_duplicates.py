@@ -694,6 +694,7 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
     others = [("japan", "bangladesh"), ("luxembourg", "red over white"), ("mali", "chad")]
     assert missing_hues([originals[x] for x, _ in others], [originals[y] for _, y in others]).all()
     assert missing_hues([originals[y] for _, y in others], [originals[x] for x, _ in others]).all()
+    assert missing_hues([originals[y] for _, y in others], [originals[x] for x, _ in others], chunk=1).all()
     assert not other_colours(originals["japan"].traits, originals["bangladesh"].traits)  # what was missed
     # A border all round covers nothing: Mali's flag in one still lacks Chad's blue (Chad's yellow is
     # within 60 degrees of Mali's green, so only the blue tells). A caption band might have covered it.

@@ -394,8 +394,8 @@ captioned picture allowed to lack a colour, 5 more (the band covered it, hence `
 Pairs of different pictures (from 0.6) that no other colour look caught, flagged: dev 240 of 2,027, unseen
 856 of 19,146, series 46,373 of 303,082 (Luxembourg's flag beside Austria's: the light blue stripe), the
 colour probe 61 of 721. Requiring the picture with the colour to be unframed as well (a frame could be
-that colour) would keep 81, 618, 26,640 and 10 of them: a drawing's white surround and a flag's
-stripes are frames to the content box, so a coloured frame around a picture lacking its colour is the
+that colour) would keep 81, 618, 26,640 and 10 of them: a drawing's white surround and a flag's white
+margin are frames to the content box, so a coloured frame around a picture lacking its colour is the
 loss taken."""
 
 BLANK = 2.0
@@ -1131,9 +1131,7 @@ def recoloured_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | 
     other way or too far. Unknown tints or thumbnails, grey pictures and pairs that do not line up
     (crops, frames) say nothing. ``chunk`` pairs at a time (each holds eight views of its colour grid
     and of the colours rebuilt from it: 10 KB a pair)."""
-    compared = [i for i, (x, y) in enumerate(zip(a, b, strict=True))
-                if len(_tint(x)) == len(_tint(y)) == TINT_SIDE * TINT_SIDE * 2
-                and len(_thumbnail(x)) == len(_thumbnail(y)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE]
+    compared = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if _gridded(x) and _gridded(y)]
     found = np.zeros(len(a), dtype=bool)
     for start in range(0, len(compared), chunk):
         rows = compared[start : start + chunk]
@@ -1250,9 +1248,7 @@ def missing_hues(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None
     lacking the colour must not be banded (``ImageRecord.banded``) unless the other lacks one of its own:
     a caption band may have covered it, where a border all round covers nothing. Unknown tints or
     thumbnails and grey pictures say nothing. Each picture's hues are read once, ``chunk`` at a time."""
-    readable = {id(r): r for r in (*a, *b) if r is not None
-                and len(_tint(r)) == TINT_SIDE * TINT_SIDE * 2
-                and len(_thumbnail(r)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE}
+    readable = {id(r): r for r in (*a, *b) if _gridded(r)}
     row_of = {key: row for row, key in enumerate(readable)}
     pictures = list(readable.values())
     areas = np.zeros((len(pictures), 6))
@@ -1288,6 +1284,12 @@ def _hue_areas(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
     clear = (chroma >= HUE_CHROMA) & (turn <= 0.5) & (darkest[..., None] < PALE)
     traced = (chroma >= TRACE_CHROMA) & (turn <= 1.0)
     return clear.mean(axis=1), traced.any(axis=1)
+
+
+def _gridded(record: ImageRecord | None) -> bool:
+    """Whether a record's colour grid and luminance thumbnail are both stored (not grey, not unknown)."""
+    return (len(_tint(record)) == TINT_SIDE * TINT_SIDE * 2
+            and len(_thumbnail(record)) == THUMBNAIL_SIDE * THUMBNAIL_SIDE)
 
 
 def _tint(record: ImageRecord | None) -> bytes:
