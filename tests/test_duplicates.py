@@ -765,6 +765,16 @@ def test_the_colour_check_answers_alike_either_way_round_and_never_flags_a_pictu
     assert 0 < either_way.sum() < 200  # some pairs recoloured, some not: the check has something to say
     assert (recoloured_tints(theirs, mine) == either_way).all()
     assert not recoloured_tints(mine, mine).any()
+    # The other look that reads the colour grid: random grids hold a trace of every hue, so it says
+    # nothing there, but grids of one colour each (blue, green) it tells apart, whatever the bytes.
+    blue, green = np.tile(np.int8([0, -100]), 64), np.tile(np.int8([-60, 40]), 64)
+    mine += [record(500 + i, thumbnails[i] // 2 + 40, blue) for i in range(50)]
+    theirs += [record(1500 + i, thumbnails[i] // 2 + 40, green) for i in range(50)]
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        missing = missing_hues(mine, theirs)
+    assert missing.tolist() == [False] * 200 + [True] * 50
+    assert (missing_hues(theirs, mine) == missing).all()
+    assert not missing_hues(mine, mine).any()
 
 
 def test_a_picture_and_its_negative_are_not_copies_but_a_brighter_or_turned_copy_is():
