@@ -321,7 +321,8 @@ the threshold between pictures without a frame: no copy pair is flagged (the mos
 captioned against cropped, reach -0.25); a negatives probe of 40 dev designs
 (bench/colour_variants.py): 120 of 120 pairs flagged."""
 UNFRAMED = 0.98
-"""A picture whose content box (``Traits``) keeps this share of its pixels has no added border or band."""
+"""A picture whose content box (``Traits``) keeps this share of its pixels has no added border or band;
+one that keeps this share of a side spans it (``ImageRecord.banded``: a band at most along the other)."""
 FRAMED_ALIKE = 0.05
 SAME_SHAPE = 0.03
 FRAMED_AGREEMENT = 0.3
