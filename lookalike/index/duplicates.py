@@ -388,16 +388,17 @@ PALE = 100.0
 degrees of it) and not pale (darkest channel under ``PALE``: brightened twice over, the bench brightens
 1.3-1.6 times, such a cell stays coloured; a pale blue brightened turns white). The other picture has no
 trace of it when not one of its cells is within 60 degrees of it at ``TRACE_CHROMA``. Pairs of pictures
-of one original scoring 0.6 and up, neither greyscale: dev 6,038, unseen 7,871, series 14,065, colour probe
-635, each picture beside its middle 80 % crop 332: none flagged; with a hue over a tenth of the cells at
-chroma 30, traces from 15, pale from 130, one (a crop that cut a colour away, hence a fifth); with a
-captioned picture allowed to lack a colour, 5 more (the band covered it, hence ``ImageRecord.banded``).
-Pairs of different pictures (from 0.6) that no other colour look caught, flagged: dev 240 of 2,027, unseen
-856 of 19,146, series 46,373 of 303,082 (Luxembourg's flag beside Austria's: the light blue stripe), the
-colour probe 61 of 721. Requiring the picture with the colour to be unframed as well (a frame could be
-that colour) would keep 81, 618, 26,640 and 10 of them: a drawing's white surround and a flag's white
-margin are frames to the content box, so a coloured frame around a picture lacking its colour is the
-loss taken."""
+of one original scoring 0.6 and up, neither greyscale (bench/missing_hues.py): dev 6,038, unseen 7,871,
+series 14,065, the colour probes 1,469, each picture beside its middle 80 % crop 332: none flagged; with
+a hue over a tenth of the cells at chroma 30, traces from 15, pale from 130, one (a crop that cut a
+colour away, hence a fifth), and 4 more once a banded picture may lack a colour (caption bands over a
+colour part, hence ``ImageRecord.banded``); with pale cells counted, 8 (a brightened flag whose pale
+blue turned white). Pairs of different pictures (from 0.6) that no other colour look caught, flagged: dev
+240 of 2,027, unseen 856 of 19,146, series 46,373 of 303,082 (Luxembourg's flag beside Austria's: the
+light blue stripe), the colour probes 66 of 1,125. The picture with the colour may be framed: a frame
+could be that colour, but a drawing's white surround and a flag's white margin are frames to the
+content box too, and requiring both unframed lost most of the catches in a trial; a coloured frame
+around a picture lacking its colour is the loss taken."""
 
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
