@@ -487,7 +487,7 @@ def test_a_fit_that_leaves_no_cell_shared_says_nothing_about_the_details():
     )
 
     nothing = np.empty((0, CELL * CELL), np.float32)
-    empty = LaidCells(nothing, nothing, nothing, np.empty(0), contained=0.0)
+    empty = LaidCells(nothing, nothing, nothing, np.empty(0), np.empty(0), contained=0.0)
     assert differing_cells(empty) is None and differing_strokes(empty) is None
     assert opposed_shades(empty) is None
 
@@ -536,3 +536,30 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details
     with pytest.MonkeyPatch.context() as patch:  # without the shades compared, the pair passes
         patch.setattr(duplicates, "SHADES_OPPOSED", 1.0)
         assert not verdict(light, dark, files)
+
+
+def test_a_caption_the_content_box_missed_is_left_out_of_the_shades_however_the_copy_is_turned(copies,
+                                                                                              tmp_path):
+    """A drawing on white with a black caption over its top: the white below the drawing looks like a
+    band too, so the content box takes neither for a caption. Beside the drawing's quarter-turned copy
+    the caption lies along a side, not at the top or the bottom; left in, its black over the copy's
+    white read as shades turned over (espresso: 0.24, over ``SHADES_OPPOSED``)."""
+    from lookalike.embedder.traits import content_box, thumbnail_pixels
+
+    drawing = _diamond(copies["espresso", "original"], (255, 255, 255), tmp_path / "drawing.jpg")
+    with Image.open(drawing) as opened:
+        captioned = opened.convert("RGB")
+        opened.rotate(90, expand=True).save(tmp_path / "turned.jpg", quality=75)
+    band = captioned.height // 5 - 2
+    draw = ImageDraw.Draw(captioned)
+    draw.rectangle((0, 0, captioned.width, band), fill="black")
+    draw.text((band // 3, band // 6), "so true", fill="white", font_size=band * 2 // 3)
+    captioned.save(tmp_path / "captioned.jpg", quality=75)
+    assert content_box(thumbnail_pixels(captioned)) == (0, 128, 0, 128)  # the caption was missed
+    files = KeypointFiles()
+    for pair in [(tmp_path / "captioned.jpg", tmp_path / "turned.jpg"),
+                 (tmp_path / "turned.jpg", tmp_path / "captioned.jpg")]:
+        found = files.match([(str(pair[0]), str(pair[1]))])[0]
+        assert found.opposed is not None and found.opposed < 0.05
+        assert not verdict(*pair, files)
+

@@ -308,14 +308,17 @@ def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
 class LaidCells(NamedTuple):
     """Two pictures laid over each other, cut into ``CELL``-pixel cells mostly inside the part where both
     show their own content: each one's pixels [cells, CELL * CELL] (lightly blurred), the weights of the
-    shared part, and each cell's height in that part (0 top, 1 bottom). ``contained``: the share of the
-    smaller one's frame that lies inside the other's (a copy, however cropped, lies wholly inside its
-    original; two shots of one scene each show what the other does not)."""
+    shared part, and each cell's height in that part (0 top, 1 bottom) as the other picture stands and as
+    the one laid over it stands (``laid_heights``: a caption band added to a picture lies at its own top
+    or bottom, which a quarter turn puts at the other's side). ``contained``: the share of the smaller
+    one's frame that lies inside the other's (a copy, however cropped, lies wholly inside its original;
+    two shots of one scene each show what the other does not)."""
 
     mine: np.ndarray
     theirs: np.ndarray
     weights: np.ndarray
     heights: np.ndarray
+    laid_heights: np.ndarray
     contained: float
 
 
@@ -343,12 +346,24 @@ def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
 
     weights = cells(shared)
     inside = weights.mean(axis=1) >= 0.75  # cells mostly in the shared part, measured on that part only
-    covered = np.flatnonzero(shared.any(axis=1))
-    top, bottom = (covered[0], covered[-1] + 1) if len(covered) else (0, 1)
-    heights = np.repeat(((np.arange(rows) + 0.5) * CELL - top) / max(bottom - top, 1), columns)
+    across, down = np.meshgrid((np.arange(columns) + 0.5) * CELL, (np.arange(rows) + 0.5) * CELL)
+    heights = _heights(shared, down.ravel())
+    back = cv2.invertAffineTransform(fit)  # b's frame -> a's
+    shared_in_a = cv2.warpAffine(shared, fit, a.luminance.shape[::-1],
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    laid_heights = _heights(shared_in_a, back[1, 0] * across.ravel() + back[1, 1] * down.ravel() + back[1, 2])
     mine = cells(cv2.GaussianBlur(laid, (0, 0), 1))[inside]
     theirs = cells(cv2.GaussianBlur(b.luminance.astype(np.float32), (0, 0), 1))[inside]
-    return LaidCells(mine, theirs, weights[inside], heights[inside], min(contained, 1.0))
+    return LaidCells(mine, theirs, weights[inside], heights[inside], laid_heights[inside],
+                     min(contained, 1.0))
+
+
+def _heights(shared: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where the pixel rows ``rows`` lie in the part of a picture's frame that ``shared`` covers: 0 at its
+    top, 1 at its bottom."""
+    covered = np.flatnonzero(shared.any(axis=1))
+    top, bottom = (covered[0], covered[-1] + 1) if len(covered) else (0, 1)
+    return (rows - top) / max(bottom - top, 1)
 
 
 def _cell_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -412,10 +427,12 @@ def opposed_shades(cells: LaidCells) -> float | None:
     (``SHADE_STEP``) than the median cell in both, the share that is lighter in one and darker in the
     other. A copy, brightened, greyed or recompressed, keeps where its light and dark parts are; a
     drawing moved from white onto a dark background does not, though its own pixels (and keypoints)
-    are unchanged. Only the middle rows count: a caption band someone added (at most ``MAX_CAPTION``
-    of the height, at the top or the bottom) may have been missed by the content box. None when fewer
-    than ``TEXTURED_CELLS`` cells are clear."""
-    middle = (cells.heights > MAX_CAPTION) & (cells.heights < 1 - MAX_CAPTION)
+    are unchanged. Only the middle rows of both pictures, each as it stands, count: a caption band
+    someone added (at most ``MAX_CAPTION`` of the height, at the top or the bottom) may have been missed
+    by the content box, and a quarter turn puts it at the other's side. None when fewer than
+    ``TEXTURED_CELLS`` cells are clear."""
+    middle = np.all([(heights > MAX_CAPTION) & (heights < 1 - MAX_CAPTION)
+                     for heights in (cells.heights, cells.laid_heights)], axis=0)
     weights = cells.weights[middle]
     means_mine = _cell_means(cells.mine[middle], weights)
     means_theirs = _cell_means(cells.theirs[middle], weights)
