@@ -247,7 +247,9 @@ class Match(NamedTuple):
     ``layout`` is :func:`layout_agreement`, for pictures too flat for keypoints; ``opposed``
     is :func:`opposed_shades` and ``strokes`` :func:`differing_strokes`, None where ``differing`` is
     (``strokes`` also where too few cells have strokes). ``contained`` is ``LaidCells.contained``, None
-    where too few matches fit to lay the two over each other."""
+    where too few matches fit to lay the two over each other. ``askew`` is how many degrees the fitted
+    rotation lies off the nearest quarter turn (a copy is upright, turned a quarter or half; what RANSAC
+    fits to a handful of chance matches turns any way), None where nothing fits."""
 
     inliers: int
     matches: int
@@ -258,6 +260,7 @@ class Match(NamedTuple):
     opposed: float | None = None
     strokes: float | None = None
     contained: float | None = None
+    askew: float | None = None
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
@@ -286,12 +289,19 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
         return Match(0, len(good), len(a), len(b), layout=layout)
     inliers = int(inlying.sum())
+    askew = _off_quarter_turns(fit)
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
-        return Match(inliers, len(good), len(a), len(b), layout=layout)
+        return Match(inliers, len(good), len(a), len(b), layout=layout, askew=askew)
     cells = laid_cells(a, b, laid)
     return Match(inliers, len(good), len(a), len(b), differing_cells(cells), layout, opposed_shades(cells),
-                 differing_strokes(cells), cells.contained)
+                 differing_strokes(cells), cells.contained, askew)
+
+
+def _off_quarter_turns(fit: np.ndarray) -> float:
+    """Degrees a rotation-scale-shift ``fit`` turns away from the nearest multiple of 90."""
+    degrees = float(np.degrees(np.arctan2(fit[1, 0], fit[0, 0])))
+    return abs((degrees + 45.0) % 90.0 - 45.0)
 
 
 def _laying(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:

@@ -549,6 +549,17 @@ without a layout: copies fit 4 to 11 inliers (unseen, 11 pairs), different pictu
 78 of 83. With a layout (dev at 0.56, unseen, series; every pair tried as drawn and mirrored), pairs
 that only such a fit let through: copies 0, 0 and 5 (quarter-size pictograms, enlarged to a blur),
 different pictures 84, 6 and 2; two shots of one scene, each beside a stranger's (bench/shots.py)."""
+ASKEW = 2.0
+"""A fit of under ``ALIGNED_INLIERS`` between two detailed pictures (``EXPECTED_KEYPOINTS``) shows no copy
+when its rotation lies more than this many degrees off a quarter turn (``Match.askew``): a copy stands
+upright, turned a quarter or a half, and even its weak fits find that, while what RANSAC fits to a
+handful of chance matches turns any way, and the coarse layouts that judged such a fit do not see two
+drawings on white (a golf flag and a rocket: 4 of 9 matches fitting, turned 13 degrees). Recorded
+matches of a ``duplicates()`` run each (dev at 0.56, series, colour variants probe), every pair a weak
+fit let through, matched again as drawn and mirrored: fits of 9-11 inliers between copies, 62 of 64
+within 2 degrees; of 4-5 inliers, 23 of 41 (the rest chance fits of copies whose other fit stands);
+pairs with a fit of 4 or more inliers within 2 degrees either way: copies 95 of 99 (a quarter-size
+copy's blur), different pictures 51 of 94."""
 DETAILS_DIFFER = 0.6
 """A pair whose keypoints fit one transform is still not a copy when, laid over each other by it, more
 than this share of their textured cells differ (:func:`~lookalike.embedder.keypoints.differing_cells`):
@@ -1347,7 +1358,8 @@ def geometry_disagrees(match: Match) -> bool:
     """Both pictures have the keypoints to show it (``EXPECTED_KEYPOINTS``), and too few of them match
     under one transform for one to be a copy of the other (``CHANCE_FIT``; ``INLIER_SHARE``,
     ``MATCH_SHARE``: with only a handful of matches, most of which fit, or with a fit of under
-    ``ALIGNED_INLIERS``, the layouts judge); or they do, and the details the transform lays over each
+    ``ALIGNED_INLIERS``, the layouts judge, and such a fit turned off the quarter turns, ``ASKEW``, is
+    chance); or they do, and the details the transform lays over each
     other differ (``DETAILS_DIFFER``) or their light and dark parts are the other way round
     (``SHADES_OPPOSED``) or the strokes along their lines differ (``STROKES_DIFFER``: other text in one
     layout) or neither lies inside the other (``CONTAINED``: two shots of one scene); or one is too flat
@@ -1356,14 +1368,16 @@ def geometry_disagrees(match: Match) -> bool:
 
     fewest = min(match.keypoints_a, match.keypoints_b)
     laid_apart = match.layout is not None and match.layout < LAYOUT_AGREEMENT
+    weak = match.inliers < ALIGNED_INLIERS  # a fit that may be chance
+    askew = weak and match.askew is not None and match.askew > ASKEW
     if fewest < EXPECTED_KEYPOINTS:
         placed_apart = laid_apart
     elif match.inliers <= CHANCE_FIT:  # no evidence of a copy, however alike their layouts
         placed_apart = True
     elif match.inliers < INLIER_SHARE * fewest:
-        placed_apart = match.inliers < MATCH_SHARE * match.matches or laid_apart
+        placed_apart = match.inliers < MATCH_SHARE * match.matches or laid_apart or askew
     else:
-        placed_apart = match.inliers < ALIGNED_INLIERS and laid_apart  # a fit that may be chance
+        placed_apart = laid_apart and weak or askew
     shaded_apart = match.opposed is not None and match.opposed > SHADES_OPPOSED
     stroked_apart = match.strokes is not None and match.strokes > STROKES_DIFFER
     detailed_apart = match.differing is not None and match.differing > DETAILS_DIFFER
