@@ -1379,7 +1379,7 @@ def geometry_disagrees(match: Match) -> bool:
     elif match.inliers < INLIER_SHARE * fewest:
         placed_apart = match.inliers < MATCH_SHARE * match.matches or laid_apart or askew
     else:
-        placed_apart = laid_apart and weak or askew
+        placed_apart = weak and (laid_apart or askew)
     shaded_apart = match.opposed is not None and match.opposed > SHADES_OPPOSED
     stroked_apart = match.strokes is not None and match.strokes > STROKES_DIFFER
     detailed_apart = match.differing is not None and match.differing > DETAILS_DIFFER
