@@ -393,9 +393,10 @@ def test_each_image_has_at_most_its_best_pairs_read_again_the_rest_are_dropped(t
     assert geometric_look(pairs, 0.64, versions(500, 300), CountingFiles()) == kept  # all border at 16x16
 
 
-def _screenshot(photo: Path, path: Path) -> Path:
-    """A photo viewer's window around ``photo``: title bar, toolbar, a side panel of file names. Two such
-    screenshots share every detail of the window and none of the photo's, which has most of them."""
+def _screenshot(photo: Path, path: Path, panel: tuple[int, int] = (700, 540)) -> Path:
+    """A photo viewer's window around ``photo`` (shown at ``panel``): title bar, toolbar, a side panel of
+    file names. Two such screenshots share every detail of the window and none of the photo's, which
+    has most of them."""
     window = Image.new("RGB", (900, 640), (236, 236, 236))
     draw = ImageDraw.Draw(window)
     draw.rectangle((0, 0, 900, 36), fill=(48, 52, 60))
@@ -406,7 +407,7 @@ def _screenshot(photo: Path, path: Path) -> Path:
     for i in range(8):
         draw.text((12, 96 + 29 * i), f"IMG_{4021 + i}.jpg", fill=(30, 30, 30), font_size=16)
     with Image.open(photo) as opened:
-        window.paste(opened.convert("RGB").resize((700, 540)), (190, 90))
+        window.paste(opened.convert("RGB").resize(panel), (190, 90))
     window.save(path, quality=90)
     return path
 
@@ -429,6 +430,30 @@ def test_screenshots_of_one_program_around_different_photos_are_not_copies(copie
         patch.setattr(duplicates, "DETAILS_DIFFER", 1.0)
         patch.setattr(duplicates, "SHADES_OPPOSED", 1.0)  # (the photos' light and dark parts differ too)
         assert not verdict(cat, espresso, files)
+
+
+def test_each_picture_is_laid_over_the_other_and_the_larger_share_of_differing_cells_counts(copies, tmp_path):
+    """Laid one way only, cut into one picture's cells, the cells of that grid may straddle what the
+    other's split: two screenshots of one program on the dev set, cut to 80 % of their width, had 0.60
+    of their cells differing one way, where 0.60 passes, and 0.66 the other. Here a screenshot beside a
+    small one of the same program around another photo: 0.60 and 0.69 of the cells, and the strokes
+    differing in 0.89 and 0.98 of them, where 0.9 passes."""
+    from lookalike.embedder import keypoints
+    from lookalike.index.duplicates import STROKES_DIFFER
+
+    big = _screenshot(copies["cameraman", "original"], tmp_path / "big.jpg", panel=(500, 385))
+    other = _screenshot(copies["rocket", "original"], tmp_path / "other.jpg", panel=(500, 385))
+    with Image.open(other) as opened:
+        opened.resize((270, 192)).save(tmp_path / "small.jpg", quality=90)
+    a, b = file_keypoints(str(big)), file_keypoints(str(tmp_path / "small.jpg"))
+    both_ways = matched_keypoints(a, b)
+    assert both_ways.differing > DETAILS_DIFFER and both_ways.strokes > STROKES_DIFFER
+    with pytest.MonkeyPatch.context() as patch:  # laid one way only, as before
+        patch.setattr(keypoints, "_either_way", lambda measure, first, _: measure(first))
+        one_way = matched_keypoints(a, b)
+    assert one_way.differing <= DETAILS_DIFFER and one_way.strokes <= STROKES_DIFFER
+    assert one_way._replace(differing=None, strokes=None, opposed=None) == both_ways._replace(
+        differing=None, strokes=None, opposed=None)
 
 
 def _page(number: int, path: Path, turn: int = 0) -> Path:
