@@ -994,12 +994,20 @@ def pair_scores(similarities: np.ndarray, densities_a: np.ndarray, densities_b: 
     return similarities - capped
 
 
+def coloured(traits: Traits | None) -> bool:
+    """Whether a picture has colours to tell: colourful (``COLOURFUL``) and not greyscale. Mean
+    saturation alone counts JPEG noise in near-black pixels as colour (a dark terminal screenshot, grey
+    to the eye and to the greyscale test on chroma: 0.13, three times ``COLOURFUL``), and so took a
+    grey picture's brightened or cropped copy for one that gained colours (unseen set, bench/unseen.py)."""
+    return traits is not None and not traits.greyscale and traits.colourfulness >= COLOURFUL
+
+
 def other_colours(a: Traits | None, b: Traits | None) -> bool:
     """The second look: two colourful pictures whose hues differ, a recoloured design, not a copy.
 
     Greyscale (or unknown) on either side says nothing: a greyscale copy has lost its colours.
     """
-    if a is None or b is None or min(a.colourfulness, b.colourfulness) < COLOURFUL:
+    if not (coloured(a) and coloured(b)):
         return False
     distance = colour_distance(a.colours, b.colours)
     return distance is not None and distance > COLOUR_MAX
@@ -1017,7 +1025,7 @@ def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, floa
     original, the best scoring: colourful, and with the grey one's luminance (``GREY_MATCH``; a grey
     picture drawn grey matches no colour picture's)."""
     originals = [(record, found) for record, found in matches
-                 if record.traits is not None and record.traits.colourfulness >= COLOURFUL
+                 if coloured(record.traits)
                  and luminance_difference(grey.traits.thumbnail, record.traits.thumbnail) <= GREY_MATCH]
     return max(originals, key=lambda match: match[1])[0] if originals else None
 
@@ -1056,7 +1064,7 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     """
     if keeper.traits is None or copy.traits is None:
         return False
-    if keeper.traits.greyscale and copy.traits.colourfulness >= COLOURFUL:
+    if keeper.traits.greyscale and coloured(copy.traits):
         return True
     if not copy.traits.greyscale:
         return False
@@ -1065,20 +1073,20 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
         mine, theirs = colour_original(keeper, keeper_rivals), colour_original(copy, rivals)
         if mine is not None and theirs is not None and other_colouring(mine, theirs):
             return True
-    colourless_keeper = keeper.traits.colourfulness < COLOURFUL
+    colourless_keeper = not coloured(keeper.traits)
     own = math.nan  # measured at the first rival of another colouring: most copies have none
 
     for other, other_score in rivals:
         traits = other.traits
-        if traits is None or not ((traits.colourfulness < COLOURFUL) != colourless_keeper
+        if traits is None or not (coloured(traits) == colourless_keeper
                                   or other_colouring(keeper, other)):
             continue
         if math.isnan(own):
             own = min([luminance_difference(copy.traits.thumbnail, member.traits.thumbnail) for member in kin
-                       if member.traits is not None and member.traits.colourfulness >= COLOURFUL]
+                       if coloured(member.traits)]
                       + [luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)])
         theirs = luminance_difference(copy.traits.thumbnail, traits.thumbnail)
-        if traits.colourfulness >= COLOURFUL and not math.isinf(min(own, theirs)):
+        if coloured(traits) and not math.isinf(min(own, theirs)):
             siblings = colourless_keeper and luminance_difference(
                 keeper.traits.thumbnail, traits.thumbnail) < LUMINANCE_TIE  # both its greyscale copies
             if theirs < own + LUMINANCE_TIE and not siblings:
