@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from lookalike.embedder.traits import Traits, image_traits
+from lookalike.embedder.traits import COLOURFUL, Traits, image_traits
 from lookalike.index.duplicates import (
     COLOUR_MARGIN,
     DEFAULT_POLICY,
@@ -34,6 +34,7 @@ from lookalike.index.duplicates import (
     could_be_unframed,
     density,
     exact_groups,
+    has_colours,
     inversions,
     luminance_difference,
     missing_hues,
@@ -380,6 +381,40 @@ def test_a_grey_copy_stays_with_its_original_when_a_brightened_copy_is_kept():
     pairs = [Pair(1, 2, 0.95), Pair(1, 3, 0.80), Pair(2, 3, 0.85), Pair(3, 4, 0.95), Pair(4, 5, 0.85)]
     clusters = build_clusters(records, pairs)
     assert {c.keeper.id: sorted(m.id for m in c.copies) for c in clusters} == {1: [2, 3], 5: [4]}
+
+
+def dark_screenshot(image_id: int, brighter: float = 1.0, crop: int = 0) -> ImageRecord:
+    """A terminal screenshot, grey text on black, with the faint chroma JPEG leaves in near-black pixels
+    (a channel or two off by a few levels), read by the indexer's own traits."""
+    rng = np.random.default_rng(12)
+    screen = np.zeros((240, 320), np.int16)
+    for row in range(20, 220, 16):  # lines of "text"
+        starts = rng.integers(10, 200, 3)
+        for start in starts:
+            screen[row:row + 8, start:start + rng.integers(20, 100)] = 170
+    pixels = np.repeat(screen[..., None], 3, axis=2) + rng.integers(0, 4, (240, 320, 3))
+    picture = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    picture = ImageEnhance.Brightness(picture).enhance(brighter).crop((crop, crop, 320 - crop, 240 - crop))
+    return ImageRecord(image_id, f"/photos/{image_id}.jpg", *picture.size, 1000, 0.0,
+                       traits=image_traits(picture))
+
+
+def test_a_grey_screenshots_copies_have_not_gained_colour_from_noise_in_its_black():
+    """Mean saturation counts a near-black pixel one level off grey as strongly coloured, so a dark
+    grey screenshot and its brightened or cropped copies all measure "colourful" though grey to the eye
+    and to the greyscale test; the copies were turned away as having gained colours the grey keeper
+    lacks (unseen set: a terminal game's brightened, cropped, mirrored and bordered copies)."""
+    keeper, brightened = dark_screenshot(1), dark_screenshot(2, brighter=1.5)
+    cropped = dark_screenshot(3, crop=30)
+    for picture in (keeper, brightened, cropped):
+        assert picture.traits.greyscale and picture.traits.colourfulness >= COLOURFUL
+        assert not has_colours(picture.traits)
+    assert not colour_conflict(keeper, brightened, 0.79, [])
+    assert not colour_conflict(keeper, cropped, 0.79, [])
+    [cluster] = build_clusters([keeper, brightened, cropped], [Pair(1, 2, 0.97), Pair(1, 3, 0.95),
+                                                               Pair(2, 3, 0.93)])
+    assert sorted(m.id for m in cluster.members) == [1, 2, 3]
+    assert colour_conflict(keeper, coloured(4, BLUE), 0.9, [])  # a copy in colour still cannot be its
 
 
 def test_a_grey_picture_turned_away_by_a_colour_cluster_still_rivals_its_own_copies():

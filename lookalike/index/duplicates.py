@@ -994,7 +994,7 @@ def pair_scores(similarities: np.ndarray, densities_a: np.ndarray, densities_b: 
     return similarities - capped
 
 
-def coloured(traits: Traits | None) -> bool:
+def has_colours(traits: Traits | None) -> bool:
     """Whether a picture has colours to tell: colourful (``COLOURFUL``) and not greyscale. Mean
     saturation alone counts JPEG noise in near-black pixels as colour (a dark terminal screenshot, grey
     to the eye and to the greyscale test on chroma: 0.13, three times ``COLOURFUL``), and so took a
@@ -1007,7 +1007,7 @@ def other_colours(a: Traits | None, b: Traits | None) -> bool:
 
     Greyscale (or unknown) on either side says nothing: a greyscale copy has lost its colours.
     """
-    if not (coloured(a) and coloured(b)):
+    if not (has_colours(a) and has_colours(b)):
         return False
     distance = colour_distance(a.colours, b.colours)
     return distance is not None and distance > COLOUR_MAX
@@ -1025,7 +1025,7 @@ def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, floa
     original, the best scoring: colourful, and with the grey one's luminance (``GREY_MATCH``; a grey
     picture drawn grey matches no colour picture's)."""
     originals = [(record, found) for record, found in matches
-                 if coloured(record.traits)
+                 if has_colours(record.traits)
                  and luminance_difference(grey.traits.thumbnail, record.traits.thumbnail) <= GREY_MATCH]
     return max(originals, key=lambda match: match[1])[0] if originals else None
 
@@ -1064,7 +1064,7 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
     """
     if keeper.traits is None or copy.traits is None:
         return False
-    if keeper.traits.greyscale and coloured(copy.traits):
+    if keeper.traits.greyscale and has_colours(copy.traits):
         return True
     if not copy.traits.greyscale:
         return False
@@ -1073,20 +1073,20 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
         mine, theirs = colour_original(keeper, keeper_rivals), colour_original(copy, rivals)
         if mine is not None and theirs is not None and other_colouring(mine, theirs):
             return True
-    colourless_keeper = not coloured(keeper.traits)
+    colourless_keeper = not has_colours(keeper.traits)
     own = math.nan  # measured at the first rival of another colouring: most copies have none
 
     for other, other_score in rivals:
         traits = other.traits
-        if traits is None or not (coloured(traits) == colourless_keeper
+        if traits is None or not (has_colours(traits) == colourless_keeper
                                   or other_colouring(keeper, other)):
             continue
         if math.isnan(own):
             own = min([luminance_difference(copy.traits.thumbnail, member.traits.thumbnail) for member in kin
-                       if coloured(member.traits)]
+                       if has_colours(member.traits)]
                       + [luminance_difference(copy.traits.thumbnail, keeper.traits.thumbnail)])
         theirs = luminance_difference(copy.traits.thumbnail, traits.thumbnail)
-        if coloured(traits) and not math.isinf(min(own, theirs)):
+        if has_colours(traits) and not math.isinf(min(own, theirs)):
             siblings = colourless_keeper and luminance_difference(
                 keeper.traits.thumbnail, traits.thumbnail) < LUMINANCE_TIE  # both its greyscale copies
             if theirs < own + LUMINANCE_TIE and not siblings:
