@@ -870,6 +870,28 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_but_a_darker_copy_
     assert inversions([light, light], [on_dark, darker]).tolist() == [True, False]
 
 
+def test_a_caption_band_over_a_dark_photo_does_not_make_it_a_dark_mode():
+    """A nebula, a soft glow on black (its black read as a frame), and its copy with a white caption
+    band along the bottom (an eighth of it), framed alike: the band lifts the mean lightness four times
+    and rules the thumbnail, so the two never correlate, as a drawing moved onto a dark background does
+    not; but the typical (median) lightness stays where it was (``LIGHTNESS_SHIFT``). Unseen set: four
+    nebulae and a constellation drawing had their captioned copies apart (failed on fac21b0)."""
+    y, x = np.mgrid[0:256, 0:256]
+    glow = 200 * np.exp(-((x - 140) ** 2 + (y - 120) ** 2) / (2 * 25.0**2))
+    near = (np.abs(x - 140) < 70) & (np.abs(y - 120) < 60)
+    stars = (np.random.default_rng(13).random((256, 256)) > 0.99) & near
+    photo = np.clip(glow + 255 * stars, 0, 255)
+    nebula = Image.fromarray(np.stack([photo, photo * 0.8, photo * 0.9], axis=-1).astype(np.uint8), "RGB")
+    captioned = nebula.copy()
+    draw = ImageDraw.Draw(captioned)
+    draw.rectangle((0, 224, 256, 256), fill="white")
+    draw.text((10, 229), "so true", fill="black", font_size=20)
+    original, copy = (ImageRecord(i, f"/photos/{i}.jpg", 256, 256, 1000, 0.0, traits=image_traits(p))
+                      for i, p in enumerate((nebula, captioned), 1))
+    assert original.framed and copy.framed and original.content_pixels == copy.content_pixels
+    assert not inversions([original], [copy])[0]
+
+
 def test_a_blank_page_is_a_duplicate_of_blank_pages_only():
     """The model can embed a faint drawing exactly as a blank page (its lines vanish at 260 pixels)."""
     from lookalike.embedder.traits import THUMBNAIL_SIDE

@@ -338,6 +338,14 @@ LIGHTNESS_RATIO = 0.55
 times is 0.625 as light. Dev set, the 81 copy pairs compared for inversion that correlate under 0.3 in
 every alignment (crops, captions): 0.69 as light at least; drawings on white moved onto a dark
 background (bench/colour_variants.py), their brightened copies included: 0.15-0.51."""
+LIGHTNESS_SHIFT = 32
+"""See :func:`inversions`: a background turned dark moves the typical (median) lightness of the
+thumbnail by at least this much (out of 255), not only its mean. A caption band over a dark photo (an
+eighth of it, white) lifts the mean up to four times and rules the thumbnail, so the two never
+correlate, yet leaves the median within 8; a dark game's brightened copy beside its crop, within 27
+(unseen set, bench/unseen.py: 25 pairs of copies taken for a dark mode, their recall for captions 202 ->
+206 of 221, nothing merged). Colour variants probe: of 1,375 pairs of two variants that only the
+lightness ratio caught, 116 have medians closer than this, and no cluster changed."""
 
 TINT_CHROMA = 12.0
 TINT_CELLS = 4
@@ -1109,9 +1117,10 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
     they correlate in any alignment; between pictures framed alike (``FRAMED_ALIKE``: a drawing on its
     own background, a screenshot with its bars), also correlating under ``FRAMED_AGREEMENT`` in every
     one. Or, between either, their thumbnails correlate under ``FRAMED_AGREEMENT`` in every alignment
-    and one is on average less than ``LIGHTNESS_RATIO`` as light as the other (a background turned
-    dark). A frame added to one picture only shifts its thumbnail and can anti-correlate a true copy:
-    such pairs are not compared. Unknown traits or thumbnails say nothing. In numpy: every pair is checked.
+    and one is on average less than ``LIGHTNESS_RATIO`` as light as the other, its typical lightness
+    ``LIGHTNESS_SHIFT`` away (a background turned dark, not a caption band over a dark photo). A frame
+    added to one picture only shifts its thumbnail and can anti-correlate a true copy: such pairs are
+    not compared. Unknown traits or thumbnails say nothing. In numpy: every pair is checked.
     """
 
     def framing(record: ImageRecord | None) -> tuple[float, float]:
@@ -1134,7 +1143,8 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
         lowest, highest = aligned_correlation_range(thumbnails_a, thumbnails_b, rows, rows)
         opposite = np.where(unframed[compared], -lowest > highest, highest < FRAMED_AGREEMENT)
         mean_a, mean_b = thumbnails_a.mean(axis=1), thumbnails_b.mean(axis=1)
-        darkened = np.minimum(mean_a, mean_b) < LIGHTNESS_RATIO * np.maximum(mean_a, mean_b)
+        darkened = (np.minimum(mean_a, mean_b) < LIGHTNESS_RATIO * np.maximum(mean_a, mean_b)) & (
+            np.abs(np.median(thumbnails_a, axis=1) - np.median(thumbnails_b, axis=1)) >= LIGHTNESS_SHIFT)
         found[compared] = ((lowest < -INVERSION) & opposite) | ((highest < FRAMED_AGREEMENT) & darkened)
     return found
 
