@@ -362,10 +362,10 @@ class Store:
                 raise
             conn.execute("COMMIT")
         except sqlite3.OperationalError as e:
+            if conn.in_transaction:  # a COMMIT that failed leaves it open
+                conn.execute("ROLLBACK")
             if not _out_of_space(e, self.directory):
                 raise
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise NoSpace(
                 f"no space left on the disk of {display(self.directory)}: nothing after the last commit "
                 "was written; free some space and run the command again"
