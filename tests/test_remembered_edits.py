@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 import lookalike
+from lookalike.embedder.traits import TRAITS_VERSION
 from lookalike.index.review import recentre
 from lookalike.index.store import BUSY_TIMEOUT_S, WriterLock
 from tests.duplicate_photos import THRESHOLD, second_look_photos, tree_digest
@@ -77,7 +78,7 @@ def test_a_second_run_embeds_no_edited_picture_again_and_finds_the_same_clusters
     assert sum(embedded) == 5  # a cameraman turned both ways, the cat shrunk, the espresso greyed, a rocket
     assert remembered(collection) == {  # cropped
         ("cameraman-turned.jpg", "turned"), ("cat.jpg", scaled_to(photos / "cat-tiny.jpg")),
-        ("espresso.jpg", "grey"), ("rocket-bordered.jpg", "unframed")}
+        ("espresso.jpg", "grey"), ("rocket-bordered.jpg", f"unframed {TRAITS_VERSION}")}
     embedded.clear()
     assert collection.duplicates(THRESHOLD) == first  # every similarity to the last bit
     assert embedded == []
@@ -176,7 +177,8 @@ def test_against_another_index_only_my_pictures_edits_are_remembered_and_theirs_
         mine.add([mine_folder])
         first = mine.duplicates(THRESHOLD, against=tmp_path / "archive")
         assert {Path(c.keeper.path).name: [Path(m.path).name for m in c.copies] for c in first} == FOUND
-        assert remembered(mine) == {("cameraman-turned.jpg", "turned"), ("rocket-bordered.jpg", "unframed")}
+        assert remembered(mine) == {("cameraman-turned.jpg", "turned"),
+                                    ("rocket-bordered.jpg", f"unframed {TRAITS_VERSION}")}
         embedded = passes(mine, monkeypatch)
         assert mine.duplicates(THRESHOLD, against=tmp_path / "archive") == first
         assert embedded == [1, 1]  # the archive's cat shrunk and espresso greyed, again

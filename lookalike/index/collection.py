@@ -136,9 +136,10 @@ class IndexInfo:
 
 class Edit(NamedTuple):
     """An edited picture to embed for a second look: ``row``'s file decoded at ``min_size`` or more (None:
-    the model's input size) and changed by ``change``. ``name`` says which edit ("grey", "unframed",
-    "scaled WxH"): with the row's id, the key its vector is remembered under in the index when ``store``,
-    the row's, is this collection's (another index is only read)."""
+    the model's input size) and changed by ``change``. ``name`` says which edit ("grey", "scaled WxH",
+    "unframed" and the ``TRAITS_VERSION``): with the row's id, the key its vector is remembered under in
+    the index when ``store``, the row's, is this collection's (another index is only read). An edit made
+    otherwise by a later release takes another name, so that vectors made the old way are not read."""
 
     row: ImageRow
     store: Store
@@ -900,13 +901,14 @@ class Collection:
         similarity kept. ``theirs`` are rows of ``targets``. Unreadable files leave their pair as it was."""
         if not pairs:
             return []
-        from lookalike.embedder.traits import content_crop
+        from lookalike.embedder.traits import TRAITS_VERSION, content_crop
 
         def framed_first(a: ImageRow, b: ImageRow) -> tuple[ImageRow, ImageRow, Store]:
             return (a, b, self.store) if ImageRecord.of(a).framed else (b, a, targets)
 
         sides = [framed_first(mine[p.a], theirs[p.b]) for p in pairs]
-        embedded = self._embedded_edits({framed.path: Edit(framed, store, "unframed", None, content_crop)
+        name = f"unframed {TRAITS_VERSION}"  # where the content ends is a trait: found better by releases
+        embedded = self._embedded_edits({framed.path: Edit(framed, store, name, None, content_crop)
                                          for framed, _, store in sides})
         return [Pair(p.a, p.b, max(p.similarity,
                                    float(embedded[framed.path] @ vectors.normalized(plain.vector)[0])))
