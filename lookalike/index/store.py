@@ -535,6 +535,12 @@ class Store:
             return False
         return True
 
+    def forget_edited_vectors(self) -> int:
+        """Drop every remembered edited picture's vector (:meth:`remember_edited_vectors`): a benchmark
+        timing the second looks starts cold; nothing else is touched. Returns how many went."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM edited_vectors").rowcount
+
     # -- reading -----------------------------------------------------------------------------------
 
     def _rows(self, where: str, params: Sequence[Any], vector: bool) -> list[ImageRow]:
