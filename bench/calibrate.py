@@ -245,13 +245,15 @@ def phashes(paths: list[str]) -> dict[str, imagehash.ImageHash]:
 
 
 def _open_index(directory: Path, folder: Path, model: str):
-    """The half's index in the cache; rebuilt when the library can no longer open or update it."""
+    """The half's index in the cache, its remembered second looks forgotten; rebuilt when the library can
+    no longer open or update it."""
     for attempt in range(2):
         try:
             col = lookalike.open(directory, model=model)
             summary = col.add([folder], prune=True)
             if summary.failed:
                 raise RuntimeError(f"{summary.failed} files failed to index: {summary.failures[:3]}")
+            col.store.forget_edited_vectors()  # the second looks' timings start cold, as a first run's
             return col
         except WriterBusy:
             raise  # another run is indexing this half right now: never delete its index

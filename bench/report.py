@@ -61,9 +61,11 @@ def constants(module: ModuleType, **values: object) -> Iterator[None]:
 
 def clustered(col, settings: dict[str, object], threshold: float | None = None) -> tuple[list, float]:
     """``col.duplicates(threshold)`` with ``settings`` in place of lookalike.index.duplicates' constants
-    (a mode beside the product, on one index), and the seconds it took."""
+    (a mode beside the product, on one index), and the seconds it took: each run as a first one, the
+    second looks' remembered vectors forgotten."""
     from lookalike.index import duplicates
 
+    col.store.forget_edited_vectors()
     with constants(duplicates, **settings):
         started = time.perf_counter()
         clusters = col.duplicates(threshold)

@@ -94,3 +94,21 @@ def same_layout_photos(folder: Path) -> Path:
     mixed = np.clip(layout + 1.5 * detail[:, :, None], 0, 255).astype(np.uint8)
     Image.fromarray(mixed).save(folder / "cat-layout.jpg", quality=90)
     return folder
+
+
+def second_look_photos(folder: Path) -> Path:
+    """Four photos and a copy of each that only a second look finds, each look once: the cameraman
+    turned a quarter, the cat at a quarter size, the espresso in greyscale, the rocket in a wide border."""
+    folder.mkdir()
+    for name in ("cameraman", "cat", "espresso", "rocket"):
+        shutil.copy2(DATA / f"{name}.jpg", folder / f"{name}.jpg")
+    with Image.open(DATA / "cameraman.jpg") as image:
+        image.rotate(90, expand=True).save(folder / "cameraman-turned.jpg", quality=60)
+    with Image.open(DATA / "cat.jpg") as image:
+        image.resize((image.width // 4, image.height // 4)).save(folder / "cat-tiny.jpg", quality=70)
+    with Image.open(DATA / "espresso.jpg") as image:
+        ImageOps.grayscale(image).convert("RGB").save(folder / "espresso-grey.jpg", quality=90)
+    with Image.open(DATA / "rocket.jpg") as image:
+        ImageOps.expand(image, border=image.width // 3, fill=(20, 20, 20)).save(
+            folder / "rocket-bordered.jpg", quality=85)
+    return folder

@@ -325,7 +325,7 @@ def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_ali
         rows = {row.id: row for row in col.store.get_many([1, 2], vector=True)}
         a, b = (rows[i].vector / np.linalg.norm(rows[i].vector) for i in (1, 2))
         plain = float(a @ b)
-        (looked,) = col._scaled_pairs([Pair(1, 2, plain)], rows, rows)
+        (looked,) = col._scaled_pairs([Pair(1, 2, plain)], rows, rows, col.store)
         assert looked.similarity >= plain and looked.similarity > 0.99
 
 
@@ -346,13 +346,13 @@ def test_a_bordered_copy_is_compared_by_its_content_and_joins_its_original(tmp_p
         assert plain < THRESHOLD
         by_id = {row.id: row for row in rows.values()}
         pair = Pair(rows["rocket.jpg"].id, rows["rocket-bordered.jpg"].id, plain)
-        (looked,) = col._unframed_pairs([pair], by_id, by_id)
+        (looked,) = col._unframed_pairs([pair], by_id, by_id, col.store)
         assert looked.similarity > 0.99
         clusters = col.duplicates(THRESHOLD)
         assert {Path(c.keeper.path).name: [Path(m.path).name for m in c.copies] for c in clusters} == {
             "rocket.jpg": ["rocket-bordered.jpg"]}  # and the keeper is the picture without the border
         (photos / "rocket-bordered.jpg").unlink()  # gone since indexing: the look cannot crop it
-        assert col._unframed_pairs([pair], by_id, by_id) == []
+        assert col._unframed_pairs([pair], by_id, by_id, col.store) == []
         assert col.duplicates(THRESHOLD) == []  # nothing assumed for a file the look could not read
 
 

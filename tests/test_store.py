@@ -264,3 +264,103 @@ def test_the_schema_itself_refuses_a_second_row_for_a_path(store):
         store.db.conn.execute(
             "INSERT INTO images (path_bytes, path, size, mtime, digest, indexed_at, labels, vector) "
             "SELECT path_bytes, path, size, mtime, digest, indexed_at, labels, vector FROM images")
+
+
+# -- the edited pictures' vectors the duplicates' second looks remember ------------------------------
+
+
+def digest(seed: int) -> str:
+    """The content digest ``image(path, seed)`` gives its row."""
+    return f"{seed:064x}"
+
+
+def test_edited_pictures_vectors_come_back_exactly_for_the_content_they_were_made_from(store):
+    a, b = store.upsert([image("/p/a.jpg", 1), image("/p/b.jpg", 2)])
+    rng = np.random.default_rng(0)
+    turned, grey = (rng.standard_normal(shape).astype(np.float32) for shape in [(2, 8), (1, 8)])
+    assert store.remember_edited_vectors({
+        (a, "turned"): (digest(1), turned), (a, "grey"): (digest(1), grey),
+        (b, "grey"): (digest(9), grey),  # made from content b no longer has: not written
+    })
+    found = store.edited_vectors([(a, "turned"), (a, "grey"), (b, "grey"), (a, "unframed")])
+    assert set(found) == {(a, "turned"), (a, "grey")}
+    np.testing.assert_array_equal(found[a, "turned"], turned)  # float32, bit for bit, as many as written
+    np.testing.assert_array_equal(found[a, "grey"], grey)
+    assert found[a, "turned"].dtype == np.float32 and store.generation == 1  # the images' vectors unchanged
+
+
+def test_a_remembered_vector_of_other_content_is_ignored_and_replaced(store):
+    (a,) = store.upsert([image("/p/a.jpg", 1)])
+    # Whatever put it there (a copied index, a hand-made entry): the digest says another file's.
+    store.db.conn.execute("INSERT INTO edited_vectors VALUES (?, 'grey', ?, ?)",
+                          (a, digest(9), np.zeros(8, "<f4").tobytes()))
+    assert store.edited_vectors([(a, "grey")]) == {}
+    assert store.remember_edited_vectors({(a, "grey"): (digest(1), np.ones((1, 8), np.float32))})
+    np.testing.assert_array_equal(store.edited_vectors([(a, "grey")])[a, "grey"], np.ones((1, 8)))
+
+
+def test_an_image_indexed_again_with_other_content_or_removed_loses_its_remembered_vectors(store):
+    a, b = store.upsert([image("/p/a.jpg", 1), image("/p/b.jpg", 2)])
+    vector = np.ones((1, 8), np.float32)
+    store.remember_edited_vectors({(a, "grey"): (digest(1), vector), (b, "grey"): (digest(2), vector)})
+    store.upsert([image("/p/a.jpg", 1)])  # indexed again with the same content: still good
+    assert set(store.edited_vectors([(a, "grey"), (b, "grey")])) == {(a, "grey"), (b, "grey")}
+    store.upsert([image("/p/a.jpg", 3)])  # other content, the same row id
+    store.delete([b])
+    assert store.db.conn.execute("SELECT count(*) FROM edited_vectors").fetchone() == (0,)
+
+
+def test_forgetting_the_remembered_vectors_leaves_the_images_alone(store):
+    """What a benchmark timing the second looks does first: the next run embeds them all again."""
+    a, b = store.upsert([image("/p/a.jpg", 1), image("/p/b.jpg", 2)])
+    vector = np.ones((1, 8), np.float32)
+    store.remember_edited_vectors({(a, "grey"): (digest(1), vector), (b, "turned"): (digest(2), vector)})
+    generation = store.generation
+    assert store.forget_edited_vectors() == 2
+    assert store.edited_vectors([(a, "grey"), (b, "turned")]) == {}
+    assert store.count() == 2 and store.generation == generation
+
+
+def test_remembering_never_waits_for_a_writer_and_gives_up_on_an_index_it_cannot_write(tmp_path):
+    with Store.open(tmp_path) as store:
+        (a,) = store.upsert([image("/p/a.jpg", 1)])
+        entry = {(a, "grey"): (digest(1), np.ones((1, 8), np.float32))}
+        with WriterLock(tmp_path) as other:  # another writer, as another process's would be
+            other.acquire()
+            started = time.monotonic()
+            assert not store.remember_edited_vectors(entry)
+            assert time.monotonic() - started < 1
+        store.db.conn.execute("PRAGMA query_only = ON")  # SQLite refuses every write, as on a read-only file
+        assert not store.remember_edited_vectors(entry)
+        store.db.conn.execute("PRAGMA query_only = OFF")
+        pages = store.db.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.db.conn.execute(f"PRAGMA max_page_count = {pages}")  # a full disk, as SQLite sees one
+        many = {(a, f"scaled {n}x1"): (digest(1), np.ones((1, 8), np.float32)) for n in range(2000)}
+        assert not store.remember_edited_vectors(many)
+        assert not store.db.conn.in_transaction and store.edited_vectors(many) == {}
+        assert store.remember_edited_vectors(entry)  # and the lock is free again
+        assert set(store.edited_vectors(entry)) == set(entry)
+
+
+def test_remembering_killed_half_way_leaves_nothing_of_it(tmp_path):
+    Store.open(tmp_path).close()
+    script = (
+        "import os, numpy as np\nfrom lookalike.index.store import Store, NewImage\n"
+        f"s = Store.open({str(tmp_path)!r})\n"
+        "(a,) = s.upsert([NewImage('/p/a.jpg', 1, 1.0, 'd', 1, 1, 'PNG', [], np.ones(8, np.float32))])\n"
+        "s.remember_edited_vectors({(a, 'grey'): ('d', np.ones((1, 8), np.float32))})\n"
+        "written = []\n"
+        "def killed_at_the_second(sql):\n"
+        "    written.append(sql.startswith('INSERT OR REPLACE INTO edited_vectors'))\n"
+        "    if sum(written) == 2:\n"
+        "        os.kill(os.getpid(), 9)\n"
+        "s.db.conn.set_trace_callback(killed_at_the_second)\n"
+        "s.remember_edited_vectors({(a, 'turned'): ('d', np.ones((2, 8), np.float32)),\n"
+        "                           (a, 'unframed'): ('d', np.ones((1, 8), np.float32))})\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    with Store.open(tmp_path) as store:
+        (a,) = store.file_states().values()
+        keys = [(a.id, "grey"), (a.id, "turned"), (a.id, "unframed")]
+        assert set(store.edited_vectors(keys)) == {(a.id, "grey")}
+        assert store.db.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

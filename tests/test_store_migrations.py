@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lookalike.errors import NoSpace
-from lookalike.index.store import DB_NAME, SCHEMA_VERSION, NewImage, Store
+from lookalike.index.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, NewImage, Store
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -80,6 +80,39 @@ def test_an_index_from_the_previous_release_upgrades_in_place_without_re_embeddi
 def image(path: str, seed: int) -> NewImage:
     vector = np.random.default_rng(seed).normal(size=8).astype(np.float32)
     return NewImage(path, 10, 1.0, f"d{seed}", 8, 8, "PNG", [], vector)
+
+
+def index_at(directory: Path, version: int, images: list[NewImage]) -> Path:
+    """An index as the release with schema ``version`` left it: the first schema and the released steps
+    up to ``version`` (never edited since), then ``images`` written."""
+    directory.mkdir(parents=True)
+    store = Store(directory, sqlite3.connect(directory / DB_NAME, isolation_level=None))
+    store.db.enable_wal()
+    store._create_schema()
+    for step in range(1, version):
+        with store._write() as conn:
+            MIGRATIONS[step - 1](conn)
+            store._set_meta("schema_version", step + 1)
+    store.upsert(images)
+    store.close()
+    return directory
+
+
+def test_an_index_of_schema_6_gains_the_edited_pictures_vectors_in_place_without_re_embedding(tmp_path):
+    index = index_at(tmp_path / "index", 6, [image("/p/a.jpg", 1), image("/p/b.jpg", 2)])
+    raw = sqlite3.connect(index / DB_NAME)
+    assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("6",)
+    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'edited_vectors'").fetchone() == (0,)
+    raw.close()
+    with Store.open(index) as store:
+        assert store.get_meta("schema_version") == SCHEMA_VERSION == 7
+        assert "edited_vectors" in store.db.table_names() and store.generation == 1
+        a = store.get_by_path("/p/a.jpg")
+        np.testing.assert_array_equal(a.vector, image("/p/a.jpg", 1).vector)  # not re-embedded
+        assert store.edited_vectors([(a.id, "grey")]) == {}  # nothing remembered yet
+        assert store.remember_edited_vectors({(a.id, "grey"): (a.digest, np.ones((1, 8), np.float32))})
+        store.delete([a.id])  # and its entries go with its row
+        assert store.db.conn.execute("SELECT count(*) FROM edited_vectors").fetchone() == (0,)
 
 
 def test_file_names_that_are_not_utf8_are_kept_byte_for_byte(tmp_path):

@@ -14,7 +14,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -132,6 +132,20 @@ class IndexInfo:
     disk_bytes: int
     created: str | None
     stale_traits: int = 0  # images whose traits an index run will find again (``TRAITS_VERSION``)
+
+
+class Edit(NamedTuple):
+    """An edited picture to embed for a second look: ``row``'s file decoded at ``min_size`` or more (None:
+    the model's input size) and changed by ``change``. ``name`` says which edit ("grey", "scaled WxH",
+    "unframed" and the ``TRAITS_VERSION``): with the row's id, the key its vector is remembered under in
+    the index when ``store``, the row's, is this collection's (another index is only read). An edit made
+    otherwise by a later release takes another name, so that vectors made the old way are not read."""
+
+    row: ImageRow
+    store: Store
+    name: str
+    min_size: int | None
+    change: Callable[[PILImage], PILImage]
 
 
 class Collection:
@@ -537,10 +551,7 @@ class Collection:
         except OSError as e:
             reason = "replaced by a symlink" if e.errno == errno.ELOOP else (e.strerror or str(e)).lower()
             raise StaleFile(f"the file of image {id} is gone or unreadable: {reason}") from None
-        st = os.fstat(fd)
-        same = (stat.S_ISREG(st.st_mode) and st.st_size == row.size and abs(st.st_mtime - row.mtime) < 1e-3
-                and (row.inode is None or (st.st_dev, st.st_ino) == (row.device, row.inode)))
-        if not same:
+        if not _as_indexed(row, os.fstat(fd)):
             os.close(fd)
             raise StaleFile(f"the file of image {id} changed since it was indexed")
         os.set_blocking(fd, True)
@@ -809,8 +820,9 @@ class Collection:
         variants = self._orientation_vectors({p.a for p in turns})
         best: dict[tuple[int, int], Pair] = {}
         for p in [*recheck_orientations(turns, -1.0, variants, {i: r.vector for i, r in theirs.items()}),
-                  *self._scaled_pairs(scales, mine, theirs), *self._greyed_pairs(greyed, mine, theirs),
-                  *self._unframed_pairs(unframe, mine, theirs)]:
+                  *self._scaled_pairs(scales, mine, theirs, targets),
+                  *self._greyed_pairs(greyed, mine, theirs, targets),
+                  *self._unframed_pairs(unframe, mine, theirs, targets)]:
             if (p.a, p.b) not in best or p.similarity > best[p.a, p.b].similarity:
                 best[p.a, p.b] = p
         return [p for p in best.values() if good(p)]
@@ -842,110 +854,148 @@ class Collection:
                     matrix[np.searchsorted(ids, row.id)] = np.frombuffer(thumbnail, dtype=np.uint8)
         return matrix
 
-    def _scaled_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
-                      theirs: dict[int, ImageRow]) -> list[Pair]:
+    def _scaled_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow], theirs: dict[int, ImageRow],
+                      targets: Store) -> list[Pair]:
         """The scale second look (``SCALE_RATIO``): each pair's larger picture shrunk to the smaller one's
         size and embedded again, against the smaller one's stored vector; the best similarity kept.
-        Unreadable files leave their pair as it was."""
+        ``theirs`` are rows of ``targets``. Unreadable files leave their pair as it was."""
         from PIL import Image as PILImage
 
-        jobs, targets = {}, {}
+        jobs, smaller = {}, {}
         for p in pairs:
             a, b = mine[p.a], theirs[p.b]
-            large, small = (a, b) if a.width * a.height >= b.width * b.height else (b, a)
-            size = (max(1, small.width), max(1, small.height))
-            jobs[p.a, p.b] = (large.path, max(small.width, small.height),
-                              lambda picture, size=size: picture.resize(size, PILImage.Resampling.LANCZOS))
-            targets[p.a, p.b] = vectors.normalized(small.vector)[0]
+            mine_larger = a.width * a.height >= b.width * b.height
+            large, small = (a, b) if mine_larger else (b, a)
+            width, height = max(1, small.width), max(1, small.height)
+            jobs[p.a, p.b] = Edit(
+                large, self.store if mine_larger else targets, f"scaled {width}x{height}",
+                max(small.width, small.height),
+                lambda picture, size=(width, height): picture.resize(size, PILImage.Resampling.LANCZOS))
+            smaller[p.a, p.b] = vectors.normalized(small.vector)[0]
         embedded = self._embedded_edits(jobs)
-        return [Pair(p.a, p.b, max(p.similarity, float(embedded[p.a, p.b] @ targets[p.a, p.b])))
+        return [Pair(p.a, p.b, max(p.similarity, float(embedded[p.a, p.b] @ smaller[p.a, p.b])))
                 for p in pairs if (p.a, p.b) in embedded]
 
-    def _greyed_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
-                      theirs: dict[int, ImageRow]) -> list[Pair]:
+    def _greyed_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow], theirs: dict[int, ImageRow],
+                      targets: Store) -> list[Pair]:
         """The greyscale second look: each pair's colour picture turned grey and embedded again (once
         however many grey pictures it pairs with), against the grey one's stored vector; the best
         similarity kept. The model sees colour, so a greyscale copy's plain similarity to its original is
-        often under 0.85; greyed alike, 0.97 or more. Unreadable files leave their pair as it was."""
+        often under 0.85; greyed alike, 0.97 or more. ``theirs`` are rows of ``targets``. Unreadable files
+        leave their pair as it was."""
         if not pairs:
             return []
-        sides = [(mine[p.a], theirs[p.b]) if mine[p.a].traits.greyscale else (theirs[p.b], mine[p.a])
-                 for p in pairs]
-        size = self.embedder.input_size
-        embedded = self._embedded_edits(
-            {colour.path: (colour.path, size, lambda picture: picture.convert("L")) for _, colour in sides})
+        sides = [(mine[p.a], theirs[p.b], targets) if mine[p.a].traits.greyscale
+                 else (theirs[p.b], mine[p.a], self.store) for p in pairs]
+        embedded = self._embedded_edits({colour.path: Edit(colour, store, "grey", None,
+                                                           lambda picture: picture.convert("L"))
+                                         for _, colour, store in sides})
         return [Pair(p.a, p.b, max(p.similarity,
                                    float(embedded[colour.path] @ vectors.normalized(grey.vector)[0])))
-                for p, (grey, colour) in zip(pairs, sides, strict=True) if colour.path in embedded]
+                for p, (grey, colour, _) in zip(pairs, sides, strict=True) if colour.path in embedded]
 
-    def _unframed_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow],
-                        theirs: dict[int, ImageRow]) -> list[Pair]:
+    def _unframed_pairs(self, pairs: Sequence[Pair], mine: dict[int, ImageRow], theirs: dict[int, ImageRow],
+                        targets: Store) -> list[Pair]:
         """The frame look (``FRAMED``): each pair's framed picture cropped to its content and embedded
         again (once however many pictures it pairs with), against the other's stored vector; the best
-        similarity kept. Unreadable files leave their pair as it was."""
+        similarity kept. ``theirs`` are rows of ``targets``. Unreadable files leave their pair as it was."""
         if not pairs:
             return []
-        from lookalike.embedder.traits import content_crop
+        from lookalike.embedder.traits import TRAITS_VERSION, content_crop
 
-        def framed_first(a: ImageRow, b: ImageRow) -> tuple[ImageRow, ImageRow]:
-            return (a, b) if ImageRecord.of(a).framed else (b, a)
+        def framed_first(a: ImageRow, b: ImageRow) -> tuple[ImageRow, ImageRow, Store]:
+            return (a, b, self.store) if ImageRecord.of(a).framed else (b, a, targets)
 
         sides = [framed_first(mine[p.a], theirs[p.b]) for p in pairs]
-        embedded = self._embedded_edits({framed.path: (framed.path, self.embedder.input_size, content_crop)
-                                         for framed, _ in sides})
+        name = f"unframed {TRAITS_VERSION}"  # where the content ends is a trait: found better by releases
+        embedded = self._embedded_edits({framed.path: Edit(framed, store, name, None, content_crop)
+                                         for framed, _, store in sides})
         return [Pair(p.a, p.b, max(p.similarity,
                                    float(embedded[framed.path] @ vectors.normalized(plain.vector)[0])))
-                for p, (framed, plain) in zip(pairs, sides, strict=True) if framed.path in embedded]
+                for p, (framed, plain, _) in zip(pairs, sides, strict=True) if framed.path in embedded]
 
-    def _embedded_edits(self, jobs: dict[Any, tuple[str, int, Callable[[PILImage], PILImage]]]
-                        ) -> dict[Any, np.ndarray]:
-        """``{key: (path, min_size, edit)}`` -> ``{key: unit vector}``: each file opened (decoded at
-        ``min_size`` or more), edited and embedded again, a batch at a time; the second looks that change
-        the picture before comparing it. Unreadable files are left out."""
+    def _embedded_edits(self, jobs: Mapping[Any, Edit]) -> dict[Any, np.ndarray]:
+        """``{key: edit}`` -> ``{key: unit vector}``: each file opened, edited and embedded again, a batch at
+        a time, unless the index remembers it (:meth:`_remembered`); the second looks that change the
+        picture before comparing it. Unreadable files are left out."""
         from lookalike.embedder.embedder import l2_normalise
         from lookalike.embedder.images import open_image, preprocess
 
-        if not jobs:
-            return {}
-        embedder = self.embedder
-        keys = list(jobs)
-        found: dict[Any, np.ndarray] = {}
-        for start in range(0, len(keys), ORIENTATION_BATCH):
-            batch = []
-            for key in keys[start : start + ORIENTATION_BATCH]:
-                path, min_size, edit = jobs[key]
-                try:
-                    picture = open_image(path, min_size=min_size)
-                except ImageError:
-                    continue
-                batch.append((key, preprocess(edit(picture).convert("RGB"), embedder.input_size)))
-            if batch:
-                features, _ = embedder.embed_pixels(np.stack([pixels for _, pixels in batch]))
-                found.update(zip((key for key, _ in batch), l2_normalise(features), strict=True))
-        return found
+        def embed(keys: list[Any]) -> dict[Any, np.ndarray]:
+            embedder = self.embedder
+            found: dict[Any, np.ndarray] = {}
+            for start in range(0, len(keys), ORIENTATION_BATCH):
+                batch = []
+                for key in keys[start : start + ORIENTATION_BATCH]:
+                    job = jobs[key]
+                    min_size = embedder.input_size if job.min_size is None else job.min_size
+                    try:
+                        picture = open_image(job.row.path, min_size=min_size)
+                    except ImageError:
+                        continue
+                    batch.append((key, preprocess(job.change(picture).convert("RGB"), embedder.input_size)))
+                if batch:
+                    features, _ = embedder.embed_pixels(np.stack([pixels for _, pixels in batch]))
+                    found.update(zip((key for key, _ in batch), l2_normalise(features)[:, None], strict=True))
+            return found
+
+        memos = {key: (job.row, job.name) if job.store is self.store else None for key, job in jobs.items()}
+        return {key: vector for key, (vector,) in self._remembered(memos, embed).items()}
 
     def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        """Quarter-turned embeddings of indexed images, from their files; unreadable ones left out."""
+        """Quarter-turned embeddings of indexed images [turns, dim], from their files unless the index
+        remembers them (:meth:`_remembered`); unreadable ones left out."""
         from lookalike.embedder.embedder import l2_normalise
         from lookalike.embedder.images import load_image
 
-        embedder = self.embedder
         with self._lock:
-            rows = self.store.get_many(sorted(ids))
-        found: dict[int, np.ndarray] = {}
-        for start in range(0, len(rows), ORIENTATION_BATCH):
-            batch = []
-            for row in rows[start : start + ORIENTATION_BATCH]:
-                try:
-                    pixels = load_image(row.path, embedder.input_size).pixels
-                except ImageError:
-                    continue  # gone or changed since indexing: its pair simply stays below the threshold
-                batch.append((row.id, orientation_pixels(pixels)))
-            if batch:
-                features, _ = embedder.embed_pixels(np.concatenate([pixels for _, pixels in batch]))
-                turned = l2_normalise(features).reshape(len(batch), -1, features.shape[-1])
-                found.update(zip((image_id for image_id, _ in batch), turned, strict=True))
-        return found
+            rows = {row.id: row for row in self.store.get_many(sorted(ids))}
+
+        def embed(keys: list[int]) -> dict[int, np.ndarray]:
+            embedder = self.embedder
+            found: dict[int, np.ndarray] = {}
+            for start in range(0, len(keys), ORIENTATION_BATCH):
+                batch = []
+                for image_id in keys[start : start + ORIENTATION_BATCH]:
+                    try:
+                        pixels = load_image(rows[image_id].path, embedder.input_size).pixels
+                    except ImageError:
+                        continue  # gone or changed since indexing: its pair simply stays below the threshold
+                    batch.append((image_id, orientation_pixels(pixels)))
+                if batch:
+                    features, _ = embedder.embed_pixels(np.concatenate([pixels for _, pixels in batch]))
+                    turned = l2_normalise(features).reshape(len(batch), -1, features.shape[-1])
+                    found.update(zip((image_id for image_id, _ in batch), turned, strict=True))
+            return found
+
+        return self._remembered({image_id: (row, "turned") for image_id, row in rows.items()}, embed)
+
+    def _remembered(self, memos: Mapping[Any, tuple[ImageRow, str] | None],
+                    embed: Callable[[list[Any]], dict[Any, np.ndarray]]) -> dict[Any, np.ndarray]:
+        """Edited pictures' vectors [n, dim] by key: those the index remembers read (``memos``: each key's
+        row and edit name, None for another index's picture), the others ``embed``-ed (the model loaded
+        only then) and remembered, best effort (:meth:`Store.remember_edited_vectors`). They depend only
+        on the file's content and the model, so a second run, after a review, embeds none of them again;
+        the result never depends on whether remembering worked. A file gone or changed since it was
+        indexed (:func:`_as_indexed`) is read as it is now, and what it gives is not remembered."""
+
+        def as_indexed(row: ImageRow) -> bool:
+            try:
+                return _as_indexed(row, os.lstat(row.path))
+            except OSError:
+                return False
+
+        kept = {key: memo for key, memo in memos.items() if memo is not None and as_indexed(memo[0])}
+        with self._lock:
+            known = self.store.edited_vectors((row.id, edit) for row, edit in kept.values())
+        found = {key: known[row.id, edit] for key, (row, edit) in kept.items() if (row.id, edit) in known}
+        missing = [key for key in memos if key not in found]
+        made = embed(missing) if missing else {}
+        fresh = {(row.id, edit): (row.digest, made[key]) for key, (row, edit) in kept.items() if key in made}
+        if fresh:
+            with self._lock:
+                self.store.remember_edited_vectors(fresh)
+        return {**found, **made}
 
     def _matches(self, other: Path, threshold: float, exact_only: bool) -> list[Cluster]:
         """Two-set mode: my images against another index (only read) or a folder (a throwaway index)."""
@@ -1103,6 +1153,13 @@ def _pixel_size(path: str) -> tuple[int, int]:
     except (ImageError, OSError, ValueError, PILImage.DecompressionBombError):
         return 0, 0
     return (height, width) if turned else (width, height)
+
+
+def _as_indexed(row: ImageRow, st: os.stat_result) -> bool:
+    """Whether ``st`` is still the file ``row`` indexed: a regular file of its size and mtime (what the
+    indexer takes for unchanged, unread) and, where recorded, its device and inode."""
+    return (stat.S_ISREG(st.st_mode) and st.st_size == row.size and abs(st.st_mtime - row.mtime) < 1e-3
+            and (row.inode is None or (st.st_dev, st.st_ino) == (row.device, row.inode)))
 
 
 def _digest_or_none(path: str) -> str | None:

@@ -14,6 +14,10 @@ was indexed, so a path later swapped for another file (or a link) is noticed.
 
 The schema changes only through :data:`MIGRATIONS`, ordered steps applied in place under the writer
 lock when an older index is opened; an index is never "re-created" and nothing is re-embedded.
+
+Besides that truth the index keeps one derived table, ``edited_vectors``: the vectors of edited pictures
+the duplicates' second looks embedded (a picture turned, greyed, cropped or shrunk), so the next run
+does not embed them again. Readers write it, best effort: losing it costs only time.
 """
 
 from __future__ import annotations
@@ -69,6 +73,16 @@ in place."""
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
+SQLITE_UNWRITABLE = frozenset({
+    3,  # SQLITE_PERM
+    5,  # SQLITE_BUSY: another connection kept writing past the busy timeout
+    6,  # SQLITE_LOCKED
+    8,  # SQLITE_READONLY: a read-only file, directory or mount
+    SQLITE_IOERR,
+    14,  # SQLITE_CANTOPEN: the journal cannot be created
+})
+"""What a best-effort write (:meth:`Store.remember_edited_vectors`) gives up on: the index cannot be
+written now, which a reader's result must not depend on."""
 
 
 def now() -> str:
@@ -362,10 +376,10 @@ class Store:
                 raise
             conn.execute("COMMIT")
         except sqlite3.OperationalError as e:
+            if conn.in_transaction:  # a COMMIT that failed leaves it open
+                conn.execute("ROLLBACK")
             if not _out_of_space(e, self.directory):
                 raise
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise NoSpace(
                 f"no space left on the disk of {display(self.directory)}: nothing after the last commit "
                 "was written; free some space and run the command again"
@@ -497,6 +511,36 @@ class Store:
                 self._bump_generation()
         return removed
 
+    def remember_edited_vectors(self, entries: Mapping[tuple[int, str], tuple[str, np.ndarray]]) -> bool:
+        """Keep the vectors of edited pictures (``{(image id, edit): (digest, vector)}``, the digest of the
+        content they were made from) for the next duplicates run, in one transaction, replacing older
+        ones; an entry whose image is gone or holds other content by now is not written.
+
+        Best effort, for readers: written only if the writer lock is free at once and the index can be
+        written now (not busy, full or read-only); returns whether it was. Nothing depends on it.
+        """
+        rows = [(edit, np.ascontiguousarray(vector, dtype="<f4").tobytes(), int(image_id), digest)
+                for (image_id, edit), (digest, vector) in entries.items()]
+        if not rows:
+            return True
+        try:
+            with self.writer(wait=0), self._write() as conn:
+                conn.executemany("INSERT OR REPLACE INTO edited_vectors (image_id, edit, digest, vector) "
+                                 "SELECT id, ?, digest, ? FROM images WHERE id = ? AND digest = ?", rows)
+        except (WriterBusy, NoSpace, OSError):  # OSError: the lock file cannot be opened for writing
+            return False
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", 0) & 0xFF not in SQLITE_UNWRITABLE:
+                raise
+            return False
+        return True
+
+    def forget_edited_vectors(self) -> int:
+        """Drop every remembered edited picture's vector (:meth:`remember_edited_vectors`): a benchmark
+        timing the second looks starts cold; nothing else is touched. Returns how many went."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM edited_vectors").rowcount
+
     # -- reading -----------------------------------------------------------------------------------
 
     def _rows(self, where: str, params: Sequence[Any], vector: bool) -> list[ImageRow]:
@@ -599,6 +643,25 @@ class Store:
                     matrix[row_of[image_id]] = np.frombuffer(thumbnail, dtype=np.uint8)
                     recorded[row_of[image_id]] = True
         return matrix, recorded
+
+    def edited_vectors(self, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], np.ndarray]:
+        """The vectors remembered (:meth:`remember_edited_vectors`) under these (image id, edit) keys, each
+        [n, vector size] float32 as written; only those made from the content the image has now (a file
+        indexed again since has another digest)."""
+        wanted = set(keys)
+        ids = sorted({image_id for image_id, _ in wanted})
+        found: dict[tuple[int, str], np.ndarray] = {}
+        dim = self.vector_size
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[start:start + 500]
+            for image_id, edit, vector in self.db.conn.execute(
+                "SELECT e.image_id, e.edit, e.vector FROM edited_vectors AS e JOIN images AS i ON "
+                f"i.id = e.image_id AND i.digest = e.digest WHERE i.id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                if (image_id, edit) in wanted:
+                    found[image_id, edit] = np.frombuffer(vector, dtype="<f4").reshape(-1, dim)
+        return found
 
     def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids int64, vectors float32 [n, dim]) in id order, chunk by chunk: rebuilding FAISS, no model."""
@@ -738,12 +801,31 @@ def _v6_tints(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE images ADD COLUMN tint BLOB")
 
 
+def _v7_edited_vectors(conn: sqlite3.Connection) -> None:
+    """Version 7: the vectors of edited pictures the duplicates' second looks embedded (a picture turned
+    a quarter, greyed, cropped to its content, shrunk to another's size), by image and edit, with the
+    digest of the content they were made from: they depend on nothing else (the model is the index's),
+    so a second run, after a review, reads them instead of embedding them again. Derived data: dropping
+    the table loses only time. Triggers drop an image's entries when its row goes or is indexed again
+    with other content, in the same transaction, whichever code path deletes or re-indexes it."""
+    for statement in (
+        "CREATE TABLE edited_vectors (image_id INTEGER NOT NULL, edit TEXT NOT NULL, digest TEXT NOT NULL, "
+        "vector BLOB NOT NULL, PRIMARY KEY (image_id, edit))",
+        "CREATE TRIGGER edited_vectors_of_deleted AFTER DELETE ON images BEGIN "
+        "DELETE FROM edited_vectors WHERE image_id = old.id; END",
+        "CREATE TRIGGER edited_vectors_of_changed AFTER UPDATE OF digest ON images "
+        "WHEN new.digest IS NOT old.digest BEGIN DELETE FROM edited_vectors WHERE image_id = old.id; END",
+    ):
+        conn.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v2_exact_paths_and_identity,  # 1 -> 2
     _v3_traits,  # 2 -> 3
     _v4_thumbnails,  # 3 -> 4
     _v5_traits_version,  # 4 -> 5
     _v6_tints,  # 5 -> 6
+    _v7_edited_vectors,  # 6 -> 7
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
