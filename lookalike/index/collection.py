@@ -918,26 +918,15 @@ class Collection:
         """``{key: edit}`` -> ``{key: unit vector}``: each file opened, edited and embedded again, a batch at
         a time, unless the index remembers it (:meth:`_remembered`); the second looks that change the
         picture before comparing it. Unreadable files are left out."""
-        from lookalike.embedder.embedder import l2_normalise
         from lookalike.embedder.images import open_image, preprocess
 
+        def pixels_of(key: Any) -> np.ndarray:
+            job, size = jobs[key], self.embedder.input_size
+            picture = open_image(job.row.path, min_size=size if job.min_size is None else job.min_size)
+            return preprocess(job.change(picture).convert("RGB"), size)[None]
+
         def embed(keys: list[Any]) -> dict[Any, np.ndarray]:
-            embedder = self.embedder
-            found: dict[Any, np.ndarray] = {}
-            for start in range(0, len(keys), ORIENTATION_BATCH):
-                batch = []
-                for key in keys[start : start + ORIENTATION_BATCH]:
-                    job = jobs[key]
-                    min_size = embedder.input_size if job.min_size is None else job.min_size
-                    try:
-                        picture = open_image(job.row.path, min_size=min_size)
-                    except ImageError:
-                        continue
-                    batch.append((key, preprocess(job.change(picture).convert("RGB"), embedder.input_size)))
-                if batch:
-                    features, _ = embedder.embed_pixels(np.stack([pixels for _, pixels in batch]))
-                    found.update(zip((key for key, _ in batch), l2_normalise(features)[:, None], strict=True))
-            return found
+            return self._embedded_in_batches(keys, pixels_of)
 
         memos = {key: (job.row, job.name) if job.store is self.store else None for key, job in jobs.items()}
         return {key: vector for key, (vector,) in self._remembered(memos, embed).items()}
@@ -945,30 +934,36 @@ class Collection:
     def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """Quarter-turned embeddings of indexed images [turns, dim], from their files unless the index
         remembers them (:meth:`_remembered`); unreadable ones left out."""
-        from lookalike.embedder.embedder import l2_normalise
         from lookalike.embedder.images import load_image
 
         with self._lock:
             rows = {row.id: row for row in self.store.get_many(sorted(ids))}
 
         def embed(keys: list[int]) -> dict[int, np.ndarray]:
-            embedder = self.embedder
-            found: dict[int, np.ndarray] = {}
-            for start in range(0, len(keys), ORIENTATION_BATCH):
-                batch = []
-                for image_id in keys[start : start + ORIENTATION_BATCH]:
-                    try:
-                        pixels = load_image(rows[image_id].path, embedder.input_size).pixels
-                    except ImageError:
-                        continue  # gone or changed since indexing: its pair simply stays below the threshold
-                    batch.append((image_id, orientation_pixels(pixels)))
-                if batch:
-                    features, _ = embedder.embed_pixels(np.concatenate([pixels for _, pixels in batch]))
-                    turned = l2_normalise(features).reshape(len(batch), -1, features.shape[-1])
-                    found.update(zip((image_id for image_id, _ in batch), turned, strict=True))
-            return found
+            # a file gone or changed since indexing leaves its pair below the threshold
+            return self._embedded_in_batches(keys, lambda image_id: orientation_pixels(
+                load_image(rows[image_id].path, self.embedder.input_size).pixels))
 
         return self._remembered({image_id: (row, "turned") for image_id, row in rows.items()}, embed)
+
+    def _embedded_in_batches(self, keys: list[Any], pixels_of: Callable[[Any], np.ndarray]
+                             ) -> dict[Any, np.ndarray]:
+        """``{key: unit vectors [n, dim]}`` of each key's preprocessed pictures (``pixels_of``: [n, side,
+        side, 3]; an unreadable file, ImageError, leaves its key out), ``ORIENTATION_BATCH`` keys a run of
+        the model."""
+        from lookalike.embedder.embedder import l2_normalise
+
+        found: dict[Any, np.ndarray] = {}
+        for start in range(0, len(keys), ORIENTATION_BATCH):
+            batch = []
+            for key in keys[start : start + ORIENTATION_BATCH]:
+                with contextlib.suppress(ImageError):
+                    batch.append((key, pixels_of(key)))
+            if batch:
+                features, _ = self.embedder.embed_pixels(np.concatenate([pixels for _, pixels in batch]))
+                found.update(zip((key for key, _ in batch), l2_normalise(features).reshape(
+                    len(batch), -1, features.shape[-1]), strict=True))
+        return found
 
     def _remembered(self, memos: Mapping[Any, tuple[ImageRow, str] | None],
                     embed: Callable[[list[Any]], dict[Any, np.ndarray]]) -> dict[Any, np.ndarray]:
