@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/series.py
 	$(BIN)/python bench/tiny_search.py
 	$(BIN)/python bench/looks_cost.py
+	$(BIN)/python bench/remembered.py
 	$(BIN)/python bench/colour_checks.py
 	$(BIN)/python bench/versions.py
 	$(BIN)/python bench/backups.py
