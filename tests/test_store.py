@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,18 +234,23 @@ def test_readers_keep_reading_while_a_write_transaction_is_open(tmp_path):
         assert reader.get_by_path("/p/a.jpg").size == 1
 
 
+def killed(index: Path, script: str) -> None:
+    """Run ``script`` in a process of its own with ``s``, the store of ``index``, open; it must end by
+    SIGKILL, as a crash does."""
+    preamble = ("import os, numpy as np\nfrom lookalike.index.store import Store, NewImage\n"
+                f"s = Store.open({str(index)!r})\n")
+    assert subprocess.run([sys.executable, "-c", preamble + script]).returncode == -9
+
+
 def test_a_killed_batch_leaves_nothing_behind(tmp_path):
     Store.open(tmp_path).close()
-    script = (
-        "import os, numpy as np\nfrom lookalike.index.store import Store, NewImage\n"
-        f"s = Store.open({str(tmp_path)!r})\n"
+    killed(tmp_path, (
         "v = np.ones(8, np.float32)\n"
         "s.upsert([NewImage('/p/committed.jpg', 1, 1.0, 'd', 1, 1, 'PNG', [], v)])\n"
         "s.db.conn.execute('BEGIN IMMEDIATE')\n"
         "s.db.conn.execute(\"INSERT INTO failures VALUES (x'00', '/p/half.jpg', 'x', 'y')\")\n"
         "os.kill(os.getpid(), 9)\n"
-    )
-    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    ))
     with Store.open(tmp_path) as store:
         assert list(store.file_states()) == ["/p/committed.jpg"] and store.failure_count() == 0
         assert store.db.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -344,9 +350,7 @@ def test_remembering_never_waits_for_a_writer_and_gives_up_on_an_index_it_cannot
 
 def test_remembering_killed_half_way_leaves_nothing_of_it(tmp_path):
     Store.open(tmp_path).close()
-    script = (
-        "import os, numpy as np\nfrom lookalike.index.store import Store, NewImage\n"
-        f"s = Store.open({str(tmp_path)!r})\n"
+    killed(tmp_path, (
         "(a,) = s.upsert([NewImage('/p/a.jpg', 1, 1.0, 'd', 1, 1, 'PNG', [], np.ones(8, np.float32))])\n"
         "s.remember_edited_vectors({(a, 'grey'): ('d', np.ones((1, 8), np.float32))})\n"
         "written = []\n"
@@ -357,8 +361,7 @@ def test_remembering_killed_half_way_leaves_nothing_of_it(tmp_path):
         "s.db.conn.set_trace_callback(killed_at_the_second)\n"
         "s.remember_edited_vectors({(a, 'turned'): ('d', np.ones((2, 8), np.float32)),\n"
         "                           (a, 'unframed'): ('d', np.ones((1, 8), np.float32))})\n"
-    )
-    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    ))
     with Store.open(tmp_path) as store:
         (a,) = store.file_states().values()
         keys = [(a.id, "grey"), (a.id, "turned"), (a.id, "unframed")]

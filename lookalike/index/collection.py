@@ -925,10 +925,8 @@ class Collection:
             picture = open_image(job.row.path, min_size=size if job.min_size is None else job.min_size)
             return preprocess(job.change(picture).convert("RGB"), size)[None]
 
-        def embed(keys: list[Any]) -> dict[Any, np.ndarray]:
-            return self._embedded_in_batches(keys, pixels_of)
-
         memos = {key: (job.row, job.name) if job.store is self.store else None for key, job in jobs.items()}
+        embed = partial(self._embedded_in_batches, pixels_of=pixels_of)
         return {key: vector for key, (vector,) in self._remembered(memos, embed).items()}
 
     def _orientation_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
