@@ -189,7 +189,7 @@ def run(n: int, dim: int, nprobes: list[int], threshold: float, seed: int) -> li
         # As Collection._near_pairs: score; pairs short of the threshold that the shapes allow join the looks.
         density_by_id = np.full(n, np.nan)
         density_by_id[list(densities)] = list(densities.values())
-        pairs, short = split_at_threshold(found, density_by_id, threshold, look)
+        pairs, short, _ = split_at_threshold(found, density_by_id, threshold, look)
         looks = PairArrays.concat([looks, short]).unordered()  # a pair can come from both sides' searches
         involved = {p.a for p in pairs} | {p.b for p in pairs} | exact | {g[0] for g in groups
                                                                          if set(g) & exact}

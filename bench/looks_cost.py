@@ -1,6 +1,6 @@
 """What second looks cost on the dev half, beside the product without them, side by side in one run.
 
-Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare looks|checks]`` (after
+Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare looks|checks|thumbnails|keypoints]`` (after
 bench/calibrate.py has indexed the dev half). Each comparison writes its own section of
 docs/benchmarks.md:
 
@@ -12,6 +12,8 @@ docs/benchmarks.md:
   (``CHECKS_BEFORE``).
 - ``thumbnails`` ("## Thumbnails do not vouch"): the geometric check reading pairs whose stored
   thumbnails agree too, against the check as it was before (:func:`thumbnails_vouching`).
+- ``keypoints`` ("## The keypoint look"): pairs that only their density held under the threshold
+  matched by their files (``VOUCHED_PAIRS``), against no such look.
 
 ``duplicates()`` at the default runs with and without, alternating, the median of the rounds each, in
 one process on one index: the ratio is the number to trust on a shared machine.
@@ -64,6 +66,8 @@ COMPARISONS = {
                "and the chance fit", CHECKS_BEFORE),
     "thumbnails": ("## Thumbnails do not vouch", "pairs whose stored thumbnails agree read too",
                    ({"geometric_look": thumbnails_vouching}, {})),
+    "keypoints": ("## The keypoint look", "the keypoint look (pairs only their density held under the "
+                  "threshold, matched by their files)", ({}, {"VOUCHED_PAIRS": 0})),
 }
 
 

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 import lookalike
+from lookalike.index import collection as collection_module
 from lookalike.index.collection import REFRESHING
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair, PairArrays
 from tests.duplicate_photos import (
@@ -311,6 +312,44 @@ def test_random_textures_the_model_finds_near_identical_stay_apart_but_a_copy_jo
         clusters = col.duplicates()
     assert {Path(c.keeper.path).name: [Path(m.path).name for m in c.copies] for c in clusters} == {
         "texture00.jpg": ["texture00-half.jpg"]}
+
+
+def _star_field(seed: int, width: int = 640, height: int = 480) -> Image.Image:
+    """A night sky: a faint coloured cloud and 400 stars of every brightness and size, placed at random."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    x, y, radius = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height, rng.uniform(60, 140)
+    cloud = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * radius**2))
+    sky = cloud[..., None] * rng.uniform(0.3, 1.0, 3) * 120
+    for x, y, brightness, size in zip(rng.uniform(0, width, 400), rng.uniform(0, height, 400),
+                                      rng.uniform(60, 255, 400), rng.uniform(0.6, 2.2, 400), strict=True):
+        around = slice(max(0, int(y - 4 * size)), int(y + 4 * size) + 1), \
+            slice(max(0, int(x - 4 * size)), int(x + 4 * size) + 1)
+        star = np.exp(-((xs[around] - x) ** 2 + (ys[around] - y) ** 2) / (2 * size**2)) * brightness
+        sky[around] += star[..., None]
+    return Image.fromarray(sky.clip(0, 255).astype(np.uint8))
+
+
+@pytest.mark.slow
+def test_copies_the_crowd_holds_under_the_threshold_join_when_their_keypoints_vouch(tmp_path, monkeypatch):
+    """Thirty skies: EfficientNet-Lite2 finds them alike (cosine about 0.9), so each one's density
+    discounts its own copies too: a copy cropped to two thirds (cosine 0.88) and one at three quarters
+    of the size (0.94) score 0.57 and 0.61. Their stars fit the original's, every one where it was: the
+    keypoint look joins them. The other skies, as alike to the model, fit none and stay apart."""
+    folder = tmp_path / "sky"
+    folder.mkdir()
+    for seed in range(30):
+        _star_field(seed).save(folder / f"sky{seed:02d}.jpg", quality=92)
+    with Image.open(folder / "sky00.jpg") as sky:
+        sky.crop((110, 80, 560, 420)).save(folder / "sky00-cropped.jpg", quality=85)
+        sky.resize((480, 360), Image.Resampling.LANCZOS).save(folder / "sky00-smaller.jpg", quality=50)
+    with lookalike.open(tmp_path / "index", model="efficientnet-lite2") as col:
+        col.add([folder])
+        clusters = {Path(c.keeper.path).name: sorted(Path(m.path).name for m in c.copies)
+                    for c in col.duplicates()}
+        assert clusters == {"sky00.jpg": ["sky00-cropped.jpg", "sky00-smaller.jpg"]}
+        monkeypatch.setattr(collection_module, "VOUCHED_PAIRS", 0)  # the look off: the crowd holds them
+        assert col.duplicates() == []
 
 
 def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_alike(tmp_path, tf1_module):

@@ -993,12 +993,14 @@ def test_found_pairs_are_scored_in_bulk_and_the_short_ones_offered_for_a_look_if
     def look(a: np.ndarray, b: np.ndarray, sims: np.ndarray) -> np.ndarray:
         return np.array([(x, y) in turned for x, y in zip(a.tolist(), b.tolist(), strict=True)])
 
-    sure, short = split_at_threshold(found, density, 0.64, look)
+    sure, short, held = split_at_threshold(found, density, 0.64, look)
     # 1~2 scores its cosine; 1~3 loses (0.77 - 0.57) / 2 to image 3's crowd; 3~9 takes 9 at the prior.
     assert [(p.a, p.b) for p in sure] == [(1, 2)]
     assert sure[0].score == pytest.approx(0.70)
     assert list(zip(short.a.tolist(), short.b.tolist(), strict=True)) == [(2, 3)]
     assert pair_score(0.70, DENSITY_PRIOR, 0.77) == pytest.approx(0.60)
+    # Only the crowd held 1~3 under the threshold (its cosine reaches it): the keypoint look's to judge.
+    assert list(zip(held.a.tolist(), held.b.tolist(), strict=True)) == [(1, 3)]
 
 
 def test_pixels_agree_for_the_same_picture_turned_or_mirrored_but_not_for_another():

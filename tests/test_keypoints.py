@@ -22,9 +22,13 @@ from lookalike.index.duplicates import (
     EXPECTED_KEYPOINTS,
     GEOMETRY_BAND,
     GEOMETRY_PAIRS,
+    SAME_DETAILS,
+    SURE_FIT,
     ImageRecord,
     Pair,
     files_unlike,
+    files_vouch,
+    fit_vouches,
     geometric_look,
     geometry_disagrees,
     second_look,
@@ -650,3 +654,36 @@ def test_a_chance_mirrored_fit_does_not_overrule_a_fit_that_showed_another_pictu
     flat = Match(4, 11, 47, 115, layout=1.0)  # brightened beside captioned: 47 and 115 keypoints
     assert geometry_disagrees(blurred) and not geometry_disagrees(flat)
     assert files_unlike([("brighter.jpg", "caption.jpg")], _Matches(blurred, flat)) == [False]
+
+
+@pytest.mark.parametrize("photo", ["cat", "espresso", "rocket", "cameraman"])
+def test_the_files_of_a_copy_vouch_for_it_where_the_density_held_it_under(copies, photo):
+    """The keypoint look: a copy keeping every detail where the original has it fits hundreds of
+    keypoints, shrunk, cropped, mirrored, turned, brightened, greyed, framed or captioned. Another photo
+    with as many keypoints fits none of them."""
+    kinds = ["half size", "crop", "mirror", "quarter turn", "brighter", "greyscale", "border", "caption"]
+    files = KeypointFiles()
+    assert files_vouch([(str(copies[photo, "original"]), str(copies[photo, kind])) for kind in kinds],
+                       files) == [True] * len(kinds)
+    others = [other for other in ("cat", "espresso", "rocket", "cameraman") if other != photo]
+    assert files_vouch([(str(copies[photo, "original"]), str(copies[other, "half size"]))
+                        for other in others], files) == [False] * len(others)
+
+
+def test_only_a_sure_fit_of_the_same_details_vouches():
+    """Recorded from bench/unseen.py and bench/shots.py: what a fit must show before it overrules the
+    density, beyond what the geometric check lets through."""
+    copy = Match(243, 244, 1000, 1000, differing=0.0, layout=0.97, opposed=0.0, strokes=0.0, contained=1.0)
+    assert fit_vouches(copy)
+    # A game's background beside a screen of the game drawn over it: 237 keypoints fit, but the pieces
+    # drawn over it differ in 0.19 of the cells; the geometric check lets it through, the look does not.
+    screen = Match(237, 245, 1000, 1000, differing=0.19, layout=0.61, opposed=0.06, strokes=0.27,
+                   contained=1.0)
+    assert not geometry_disagrees(screen) and screen.differing > SAME_DETAILS and not fit_vouches(screen)
+    weak = Match(SURE_FIT - 1, 40, 400, 400, differing=0.0, layout=0.9, opposed=0.0, strokes=0.0,
+                 contained=1.0)
+    assert not geometry_disagrees(weak) and not fit_vouches(weak)  # enough to lay them over, not to vouch
+    shots = Match(300, 320, 1000, 1000, differing=0.0, layout=0.9, opposed=0.0, strokes=0.0, contained=0.75)
+    assert not fit_vouches(shots)  # two shots of one scene: each shows what the other does not
+    assert not fit_vouches(Match(0, 0, 40, 40, layout=0.99))  # flat pictures: layouts never vouch
+    assert not fit_vouches(None)  # a file that no longer reads

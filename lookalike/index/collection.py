@@ -40,6 +40,7 @@ from lookalike.index.duplicates import (
     GREY_MATCH,
     PIXEL_AGREEMENT,
     TINY,
+    VOUCHED_PAIRS,
     Cluster,
     ImageRecord,
     KeeperPolicy,
@@ -47,6 +48,7 @@ from lookalike.index.duplicates import (
     PairArrays,
     ShapeTest,
     aligned_correlations,
+    best_per_image,
     build_clusters,
     build_matches,
     by_id,
@@ -54,11 +56,13 @@ from lookalike.index.duplicates import (
     could_be_scaled,
     could_be_turned,
     density,
+    files_vouch,
     frame_test,
     luminance_difference,
     luminance_differences,
     orientation_pixels,
     pair_score,
+    pair_scores,
     pixel_neighbours,
     recheck_orientations,
     second_look,
@@ -593,8 +597,9 @@ class Collection:
         """Exact and near-duplicate clusters: a keeper each (by ``policy``), its copies with their similarity.
 
         A pipeline: search (every image's neighbours and density) -> score (cosine less density) ->
-        second looks (quarter turns, tiny and greyscale copies; other colours) -> group (around the
-        most central image) -> keep (the policy chooses among the members; every copy is checked against it).
+        second looks (quarter turns, tiny and greyscale copies; keypoints where only the density held a
+        pair under; other colours) -> group (around the most central image) -> keep (the policy chooses
+        among the members; every copy is checked against it).
         ``threshold`` is the score a copy needs against its keeper (default: the calibrated
         ``DEFAULT_THRESHOLD``). ``against`` another index directory or an image folder asks "which of
         my images are already there?": the other set's file is the keeper, mine are the copies. Another
@@ -610,16 +615,17 @@ class Collection:
             return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
         pairs: list[Pair] = []
         densities: dict[int, float] = {}
+        keypoints = _keypoint_files()
         if not exact_only:
             with self._lock:
                 index = self._current_vectors() if self.store.count() else None
             if index is not None:
-                pairs = self._near_pairs(similar_pair_arrays, index, self.store, threshold, densities)
+                pairs = self._near_pairs(similar_pair_arrays, index, self.store, threshold, densities,
+                                         keypoints)
         with self._lock:
             twins = self.store.shared_digest_ids()
             records = _records(self.store, [*twins, *(i for p in pairs for i in (p.a, p.b))])
         records = _with_traits(records)
-        keypoints = _keypoint_files()
         pairs = second_look(pairs, threshold, records, keypoints=keypoints)
         verify = self._verifier(threshold, densities, records, keypoints) if pairs else None
         return build_clusters(records, pairs, keeper_policy, verify)
@@ -661,7 +667,8 @@ class Collection:
         return verify
 
     def _near_pairs(self, find: Callable[..., tuple[PairArrays, PairArrays]], index: vectors.VectorIndex,
-                    targets: Store, threshold: float, densities: dict[int, float]) -> list[Pair]:
+                    targets: Store, threshold: float, densities: dict[int, float],
+                    keypoints: KeypointFiles) -> list[Pair]:
         """Scored pairs at the threshold, plus those a second look (:meth:`_second_looks`) brings to it.
 
         ``find`` searches my vectors against ``index``, whose ids are rows of ``targets`` (this store,
@@ -702,8 +709,9 @@ class Collection:
         for image_id, value in densities.items():
             if image_id < len(density_by_id):
                 density_by_id[image_id] = value
-        sure, short = split_at_threshold(PairArrays.concat(found), density_by_id, threshold,
-                                         shaped_for_a_look, across)
+        sure, short, held = split_at_threshold(PairArrays.concat(found), density_by_id, threshold,
+                                               shaped_for_a_look, across)
+        vouched = self._vouched_pairs(held, density_by_id, targets, threshold, keypoints)
         with self._lock:
             tiny = self._tiny_candidates(targets, my_shapes, their_shapes)
             candidates = PairArrays.concat([*looks, short, tiny])
@@ -718,8 +726,32 @@ class Collection:
             theirs = mine if across else densities.get(p.b)
             return Pair(p.a, p.b, p.similarity, pair_score(p.similarity, mine, theirs))
 
-        return sure + [scored(p) for p in self._second_looks(candidates, targets,
-                                                             lambda p: scored(p).score >= threshold, framed)]
+        return sure + vouched + [scored(p) for p in self._second_looks(candidates, targets,
+                                                                       lambda p: scored(p).score >= threshold,
+                                                                       framed)]
+
+    def _vouched_pairs(self, held: PairArrays, density_by_id: np.ndarray, targets: Store, threshold: float,
+                       keypoints: KeypointFiles) -> list[Pair]:
+        """The keypoint look (``VOUCHED_PAIRS``): of the pairs (my ``a``, ``targets``' ``b``) their
+        density alone holds under the threshold, each image's best whose files vouch for one picture
+        (:func:`files_vouch`), scored at the threshold; the colour checks and the geometric check still
+        judge them like any pair. Across two sets an archive image is scored with its query's density."""
+        across = targets is not self.store
+        if not len(held) or not VOUCHED_PAIRS:
+            return []
+        mine = by_id(density_by_id, held.a, np.nan)
+        scores = pair_scores(held.sims, mine, mine if across else by_id(density_by_id, held.b, np.nan))
+        numbered = zip(held.a.tolist(), held.b.tolist(), scores.tolist(), strict=True)
+        best = sorted(best_per_image(((n, (0, a), (int(across), b), score)  # ids of two sets kept apart
+                                      for n, (a, b, score) in enumerate(numbered)), VOUCHED_PAIRS))
+        held = held.take(np.array(best, dtype=np.int64))
+        with self._lock:
+            my_paths = {r.id: r.path for r in self.store.get_many(np.unique(held.a).tolist())}
+            their_paths = {r.id: r.path for r in targets.get_many(np.unique(held.b).tolist())}
+        pairs = [p for p in held.pairs() if p.a in my_paths and p.b in their_paths]
+        vouched = files_vouch([(my_paths[p.a], their_paths[p.b]) for p in pairs], keypoints)
+        return [Pair(p.a, p.b, p.similarity, threshold)
+                for p, sure in zip(pairs, vouched, strict=True) if sure]
 
     def _tiny_candidates(self, targets: Store, my_shapes: np.ndarray, their_shapes: np.ndarray) -> PairArrays:
         """My tiny pictures (``TINY``) with the ``targets``' larger ones whose thumbnails match theirs and
@@ -1021,7 +1053,7 @@ class Collection:
         if compare:
             index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
             across = partial(similar_pair_arrays, self_search=False)
-            pairs = self._near_pairs(across, index, archive, threshold, {})
+            pairs = self._near_pairs(across, index, archive, threshold, {}, _keypoint_files())
         theirs = _records(archive, [*twins, *(p.b for p in pairs)])
         found = {r.digest for r in theirs.values()}
         twins = [i for i, digest in mine.items() if digest in found]

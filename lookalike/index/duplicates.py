@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -635,6 +635,28 @@ LUMINANCE_TIE = 2.0
 (:func:`luminance_difference`) are both its possible originals (a recolouring that kept the
 luminance): it is not moved for either. JPEG re-encoding moves a greyscale copy about 0.1-0.2 from its
 original's (dev set)."""
+
+
+SURE_FIT = 30
+SAME_DETAILS = 0.1
+VOUCHED_PAIRS = 16
+"""The keypoint look. The density discount is a guess from the vectors alone: a photograph among others
+of its kind (nebulae, one panorama's tiles, one game's screens) sits in a crowd, and its re-encoded,
+shrunk or cropped copies are discounted with it (bench/unseen.py: copies at cosine 0.80-0.92 with their
+original, densities 0.80-0.87, scores 0.55-0.63; 185 of its 2,210 copies missed that way). So where the
+density alone holds a pair under the threshold (its cosine reaches the threshold), each image's
+``VOUCHED_PAIRS`` best such pairs are matched by their files, and those whose keypoints show one
+picture join at the threshold (:func:`fit_vouches`): ``SURE_FIT`` keypoints or more fitting one
+transform, and laid over each other at most ``SAME_DETAILS`` of their textured cells differing, besides
+every test of :func:`geometry_disagrees`. Held pairs scoring 0.50-0.64, each image's 16 best: dev, 419 of
+580 pairs of copies vouched for and 424 of 3,385 pairs of different pictures, every one a design in other
+colours (balloons, light bulbs), which the colour checks still judge; bench/series.py, 3,243 of 5,144 and
+197 of 16,961 (flags of one design, a pictogram with one part changed); unseen, 1,464 of 1,723 and none of
+10,484 (a game's background beside its screens with the pieces drawn over it fits 200 keypoints, but 0.19
+of its cells differ). 20 inliers vouch for more pairs of different pictures in the series (271), 40 for
+fewer copies; 0.05 of the cells for fewer copies (dev 405), 0.2 for a game's screens (unseen 52). Each
+image's pairs are bounded as the geometric check's are (``GEOMETRY_PAIRS``): at most this many files
+matched per image, whatever the crowd."""
 
 
 ShapeTest = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -1428,10 +1450,28 @@ def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int
     return [p for i, p in enumerate(pairs) if i not in dropped]
 
 
-def best_per_image(pairs: Iterable[tuple[int, str, str, float]], limit: int) -> set[int]:
+def fit_vouches(match: Match | None) -> bool:
+    """Whether a keypoint match shows one picture beyond what the vectors' density doubts: a fit no chance
+    gives (``SURE_FIT``), details the same nearly everywhere once laid over each other (``SAME_DETAILS``),
+    and nothing else :func:`geometry_disagrees` with (contained, shades, strokes)."""
+    return (match is not None and match.inliers >= SURE_FIT and match.differing is not None
+            and match.differing <= SAME_DETAILS and not geometry_disagrees(match))
+
+
+def files_vouch(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles) -> list[bool]:
+    """For each pair of files, whether their keypoints vouch for one picture (:func:`fit_vouches`) as
+    drawn or, the way a mirrored copy would, mirrored; a file that does not read vouches for nothing."""
+    vouched = [fit_vouches(found) for found in keypoints.match(pairs)]
+    rest = [i for i, sure in enumerate(vouched) if not sure]
+    for i, found in zip(rest, keypoints.match([pairs[i] for i in rest], mirrored=True), strict=True):
+        vouched[i] = fit_vouches(found)
+    return vouched
+
+
+def best_per_image(pairs: Iterable[tuple[int, Hashable, Hashable, float]], limit: int) -> set[int]:
     """Of pairs (number, one image, the other, score), the numbers of those among the ``limit``
     best-scoring pairs of either of their images."""
-    by_image: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    by_image: dict[Hashable, list[tuple[float, int]]] = defaultdict(list)
     for number, a, b, score in pairs:
         by_image[a].append((score, number))
         by_image[b].append((score, number))
@@ -1554,16 +1594,18 @@ def similar_pair_arrays(
 
 def split_at_threshold(
     pairs: PairArrays, density_by_id: np.ndarray, threshold: float, look: ShapeTest, across: bool = False,
-) -> tuple[list[Pair], PairArrays]:
+) -> tuple[list[Pair], PairArrays, PairArrays]:
     """Score found pairs (:func:`pair_scores`, densities from a table indexed by id, NaN unknown) into
-    (the scored pairs at the threshold, the rest that ``look`` accepts for a second look), in numpy:
+    (the scored pairs at the threshold, the rest that ``look`` accepts for a second look, the rest whose
+    cosine alone reaches the threshold: held under it by their density, for the keypoint look), in numpy:
     a million images have tens of millions of neighbours under the threshold. ``across``: ``b`` is in
     another set, scored with its query's density."""
     mine = by_id(density_by_id, pairs.a, np.nan)
     scores = pair_scores(pairs.sims, mine, mine if across else by_id(density_by_id, pairs.b, np.nan))
     sure = scores >= threshold
     short = pairs.take(~sure)
-    return pairs.take(sure).pairs(scores[sure]), short.take(look(short.a, short.b, short.sims))
+    return (pairs.take(sure).pairs(scores[sure]), short.take(look(short.a, short.b, short.sims)),
+            short.take(short.sims >= threshold))
 
 
 def by_id(table: np.ndarray, ids: np.ndarray, missing: float) -> np.ndarray:
