@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, ImageFilter, ImageOps
 
 import lookalike
+from lookalike.embedder.keypoints import KeypointFiles
 from lookalike.index import collection as collection_module
 from lookalike.index.collection import REFRESHING
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair, PairArrays
@@ -350,6 +351,40 @@ def test_copies_the_crowd_holds_under_the_threshold_join_when_their_keypoints_vo
         assert clusters == {"sky00.jpg": ["sky00-cropped.jpg", "sky00-smaller.jpg"]}
         monkeypatch.setattr(collection_module, "VOUCHED_PAIRS", 0)  # the look off: the crowd holds them
         assert col.duplicates() == []
+
+
+def test_the_keypoint_look_vouches_across_two_sets_for_a_copy_only_and_never_for_a_file_gone(tmp_path,
+                                                                                              tf1_module):
+    """Pairs their density held under the threshold (here handed over as the search would): a half-size
+    copy in the archive fits the photo's keypoints and joins at the threshold; another photo does not.
+    My ids and the archive's are counted apart, though both sets number their images from 1."""
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    for name in ("rocket.jpg", "cat.jpg"):
+        shutil.copy2(DATA / name, mine / name)
+    shutil.copy2(DATA / "espresso.jpg", theirs / "espresso.jpg")
+    with Image.open(DATA / "rocket.jpg") as image:
+        image.resize((image.width // 2, image.height // 2)).save(theirs / "rocket-half.jpg", quality=80)
+    with lookalike.open(tmp_path / "mine-index", model=str(tf1_module)) as col, \
+            lookalike.open(tmp_path / "archive", model=str(tf1_module)) as archive:
+        col.add([mine])
+        archive.add([theirs])
+        my_id = {Path(r.path).name: r.id for r in col.store.get_many([1, 2])}
+        their_id = {Path(r.path).name: r.id for r in archive.store.get_many([1, 2])}
+        held = PairArrays(np.array([my_id[name] for name in ("rocket.jpg", "rocket.jpg", "cat.jpg")]),
+                          np.array([their_id[name] for name in ("rocket-half.jpg", "espresso.jpg",
+                                                                "espresso.jpg")]),
+                          np.array([0.9, 0.9, 0.9], dtype=np.float32))
+        crowded = np.full(3, 0.9)  # dense enough to hold a pair at cosine 0.9 under the threshold
+
+        def vouched() -> list[tuple[int, int, float | None]]:
+            return [(p.a, p.b, p.score) for p in col._vouched_pairs(held, crowded, archive.store, 0.64,
+                                                                    KeypointFiles())]
+
+        assert vouched() == [(my_id["rocket.jpg"], their_id["rocket-half.jpg"], 0.64)]
+        (theirs / "rocket-half.jpg").unlink()  # gone since indexing: nothing to match, nothing assumed
+        assert vouched() == []
 
 
 def test_the_scale_second_look_compares_a_tiny_copy_with_its_original_shrunk_alike(tmp_path, tf1_module):
