@@ -1043,6 +1043,7 @@ class Collection:
         """My images against ``archive``'s. A file that is itself part of the archive (the same file,
         reached by any path) is never a copy: it is what the archive holds, not a duplicate of it."""
         pairs: list[Pair] = []
+        keypoints = _keypoint_files()  # each file described once, for the keypoint look and the check
         with self._lock:
             mine = self.store.digests()
             compare = not exact_only and self.store.count() and archive.count()
@@ -1053,7 +1054,7 @@ class Collection:
         if compare:
             index, _ = vectors.load_or_rebuild(archive)  # a reader: never saved into their index
             across = partial(similar_pair_arrays, self_search=False)
-            pairs = self._near_pairs(across, index, archive, threshold, {}, _keypoint_files())
+            pairs = self._near_pairs(across, index, archive, threshold, {}, keypoints)
         theirs = _records(archive, [*twins, *(p.b for p in pairs)])
         found = {r.digest for r in theirs.values()}
         twins = [i for i, digest in mine.items() if digest in found]
@@ -1062,7 +1063,7 @@ class Collection:
         archive_files = archive.file_identities()
         queries = {i: r for i, r in queries.items() if not r.is_one_of(archive_files)}
         pairs = second_look([p for p in pairs if p.a in queries and p.b in theirs], threshold,
-                            _with_traits(queries), _with_traits(theirs), _keypoint_files())
+                            _with_traits(queries), _with_traits(theirs), keypoints)
         return build_matches(queries.values(), theirs.values(), pairs)
 
     def _check_same_model(self, archive: Store) -> None:
