@@ -22,6 +22,7 @@ from lookalike.embedder.keypoints import KeypointFiles
 from lookalike.index import collection as collection_module
 from lookalike.index.collection import REFRESHING
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair, PairArrays
+from lookalike.index.review import recentre
 from tests.duplicate_photos import (
     EXPECTED,
     THRESHOLD,
@@ -349,6 +350,9 @@ def test_copies_the_crowd_holds_under_the_threshold_join_when_their_keypoints_vo
         clusters = {Path(c.keeper.path).name: sorted(Path(m.path).name for m in c.copies)
                     for c in col.duplicates()}
         assert clusters == {"sky00.jpg": ["sky00-cropped.jpg", "sky00-smaller.jpg"]}
+        (cluster,) = col.duplicates()
+        review = recentre(col, cluster.keeper.id, [m.id for m in cluster.copies])  # the browser review agrees
+        assert review.below == () and review.unlike == ()
         monkeypatch.setattr(collection_module, "VOUCHED_PAIRS", 0)  # the look off: the crowd holds them
         assert col.duplicates() == []
 

@@ -30,6 +30,7 @@ from lookalike.index.duplicates import (
     PairArrays,
     _cluster,
     colour_conflict,
+    files_vouch,
     pair_score,
     second_look,
 )
@@ -78,7 +79,8 @@ def recentre(
     """The cluster of ``keeper_id`` and ``member_ids`` with each member's similarity to that keeper.
 
     Similarities come from the stored vectors (cosine), with the second looks clustering gives
-    pairs from ``LOOK_FLOOR`` up; byte-identical files are 1.0. Raises ImageNotFound for
+    pairs from ``LOOK_FLOOR`` up, and scores with the keypoint look where only the density holds a
+    member under (:func:`files_vouch`); byte-identical files are 1.0. Raises ImageNotFound for
     an id not in the index, InvalidOption when the keeper is among the members or the threshold is
     outside (0, 1].
     """
@@ -104,12 +106,17 @@ def recentre(
     good = lambda p: pair_score(p.similarity, densities.get(keeper_id), densities.get(p.a)) >= threshold  # noqa: E731
     for p in collection._second_looks(PairArrays.of(looks), collection.store, good):
         similarity[p.a] = max(similarity[p.a], p.similarity)
+    keypoints = KeypointFiles()
+    held = [i for i in ids if score(i) < threshold <= similarity[i]]  # only the density holds them under
+    vouched = {i for i, sure in zip(held, files_vouch([(records[i].path, records[keeper_id].path)
+                                                       for i in held], keypoints), strict=True) if sure}
+    scores = {i: threshold if i in vouched else score(i) for i in ids}
 
     cluster = _cluster(records[keeper_id], ((records[i], s) for i, s in similarity.items()))
-    below = tuple(c.id for c in cluster.copies if not c.exact and score(c.id) < threshold)
-    reaching = [Pair(keeper_id, c.id, c.similarity, score(c.id)) for c in cluster.copies
+    below = tuple(c.id for c in cluster.copies if not c.exact and scores[c.id] < threshold)
+    reaching = [Pair(keeper_id, c.id, c.similarity, scores[c.id]) for c in cluster.copies
                 if not c.exact and c.id not in below]
-    passed = {p.b for p in second_look(reaching, threshold, records, keypoints=KeypointFiles())}
+    passed = {p.b for p in second_look(reaching, threshold, records, keypoints=keypoints)}
     greys = [i for i in (keeper_id, *(p.b for p in reaching))
              if records[i].traits is not None and records[i].traits.greyscale]
     rivals = _rivals(collection, greys, {keeper_id, *ids}, threshold, densities)
