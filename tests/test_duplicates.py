@@ -276,6 +276,20 @@ def test_one_better_match_elsewhere_does_not_take_a_copy_from_its_keeper():
     assert found == [(1, [2, 3, 7]), (4, [5, 6, 8])]
 
 
+def test_pairs_the_keypoint_look_scored_alike_go_by_similarity():
+    # The kiwi's cluster as above, and a mince pie's (7, copies 8 and 9); 6 is the pie's bordered copy.
+    # In a crowd, the keypoint look vouched for 6 beside the kiwi (0.7) and beside the pie's images (0.8),
+    # all scored at the threshold: the pie's images match it better, so it goes with them.
+    records = [pictured(i, (100, 100), (100, 100), quality=95 if i in (1, 7) else 80) for i in range(1, 10)]
+    vouched = 0.64
+    pairs = [Pair(1, i, 0.9) for i in (2, 3, 4, 5)] + [Pair(2, 3, 0.9), Pair(4, 5, 0.9),
+                                                        Pair(7, 8, 0.9), Pair(7, 9, 0.9), Pair(8, 9, 0.9)]
+    pairs += [Pair(1, 6, 0.7, vouched)] + [Pair(i, 6, 0.8, vouched) for i in (7, 8, 9)]
+    kiwi, pie = sorted(build_clusters(records, pairs), key=lambda c: c.keeper.id)
+    assert (kiwi.keeper.id, sorted(m.id for m in kiwi.copies)) == (1, [2, 3, 4, 5])
+    assert (pie.keeper.id, sorted(m.id for m in pie.copies)) == (7, [6, 8, 9])
+
+
 BLUE = Traits(100, 100, False, 90, bytes([0] * 10 + [255] + [0] * 5), 0.6)
 GREEN = Traits(100, 100, False, 90, bytes([0] * 5 + [255] + [0] * 10), 0.6)
 GREY = Traits(100, 100, True, 90, b"", 0.0)

@@ -261,7 +261,10 @@ DEFAULT_THRESHOLD = 0.64
 two images count as near-duplicates. Chosen on the dev half of bench/dupset.py's set (highest F1 with
 precision >= 0.97, no hard-negative family merged and no cluster mixing two originals: F1 0.978,
 precision 1.000; 0.60 merges no family either, F1 0.980, but mixes 3 clusters, precision 0.992); the
-test half is only reported: docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py)."""
+test half is only reported: docs/benchmarks.md, "Duplicate threshold calibration" (bench/calibrate.py).
+Checked again after the keypoint look (``VOUCHED_PAIRS``), 0.58-0.68: still the choice (F1 0.983,
+precision 1.000, no cluster mixed); 0.62 reaches F1 0.985 but mixes a cluster, 0.66 mixes one too (a lit
+bulb's bordered copy beside the brighter-lit bulb, which its keypoints cannot tell from a brightened copy)."""
 
 DENSITY_RANKS = (10, 20)
 """Neighbours (by rank, the image itself and its own versions left out: ``SAME_PICTURE``) whose mean
@@ -1657,14 +1660,16 @@ def _cluster(keeper: ImageRecord, copies: Iterable[tuple[ImageRecord, float]]) -
 Verify = Callable[[int, int], "Pair | None"]
 
 
-def better_elsewhere(neighbours: Mapping[int, Pair], rank: float, *taken: set[int]) -> bool:
+def better_elsewhere(neighbours: Mapping[int, Pair], keeper_pair: Pair, *taken: set[int]) -> bool:
     """Whether ``BETTER_ELSEWHERE`` images in none of the ``taken`` sets (this cluster's members, those
-    placed in earlier clusters) match a candidate copy better than the keeper does (``rank``): it is then
-    another picture's copy, left free for that picture's cluster. One better match is not enough: two
-    quarter turns of two flags match each other better than their own keepers, and would leave both
-    pictures for a cluster of the two."""
-    better = sum(pair.rank > rank for other, pair in neighbours.items()
-                 if not any(other in images for images in taken))
+    placed in earlier clusters) match a candidate copy better than the keeper does (``keeper_pair``): it
+    is then another picture's copy, left free for that picture's cluster. One better match is not enough:
+    two quarter turns of two flags match each other better than their own keepers, and would leave both
+    pictures for a cluster of the two. Equal scores go by similarity: the keypoint look scores every pair
+    it vouches for at the threshold, and a lit bulb's bordered copy vouched for beside the brighter-lit
+    bulb (dev, at 0.66) is nearer its own picture's copies."""
+    better = sum((pair.rank, pair.similarity) > (keeper_pair.rank, keeper_pair.similarity)
+                 for other, pair in neighbours.items() if not any(other in images for images in taken))
     return better >= BETTER_ELSEWHERE
 
 
@@ -1713,7 +1718,7 @@ def _copies_of(keeper: ImageRecord, members: set[int], adjacent: Mapping[int, Ma
         if pair is not None:
             verified[image_id] = pair
     candidates = {i: pair for i, pair in verified.items()
-                  if not better_elsewhere(adjacent.get(i, {}), pair.rank, members, placed)}
+                  if not better_elsewhere(adjacent.get(i, {}), pair, members, placed)}
     accepted = colours_agreeing(keeper, candidates, adjacent, set(copies), by_id)
     copies.update((i, candidates[i].similarity) for i in accepted)
     for image_id in sorted(members - {keeper.id} - set(copies)):
