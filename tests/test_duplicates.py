@@ -48,7 +48,7 @@ from lookalike.index.duplicates import (
     similar_pair_arrays,
     similar_pairs,
     split_at_threshold,
-    turned_unturned,
+    turned_against_shape,
     worth_a_look,
 )
 from lookalike.index.vectors import VectorIndex
@@ -715,12 +715,14 @@ def _flag(*stripes: tuple[int, int, int], disc: tuple[int, int, int] | None = No
     return picture
 
 
-def test_a_landscape_picture_that_lines_up_with_another_only_turned_is_another_picture(tmp_path):
+def test_a_picture_that_lines_up_with_another_only_in_a_turn_its_shape_rules_out_is_another_picture(
+        tmp_path):
     """Bolivia's flag is Guinea's turned a quarter: the same red, yellow and green stripes, across in one
     and upright in the other, and both wider than high. A turned copy of Guinea's flag stands upright:
-    its shape turned with it. Squares say nothing (a square pictogram turned is a turned copy to every
-    check), and neither does a design that lines up as drawn as well (an ellipse as wide and high as
-    its picture, a disc once squeezed square)."""
+    its shape turned with it, and so it is another picture beside Bolivia's, which it lines up with as
+    drawn. Squares say nothing (a square pictogram turned is a turned copy to every check), and neither
+    does a design that lines up as drawn as well (an ellipse as wide and high as its picture, a disc
+    once squeezed square)."""
     red, yellow, green = (213, 43, 30), (249, 228, 0), (0, 122, 61)
     bolivia = _flag(red, yellow, green)
     guinea = bolivia.rotate(90, expand=True).resize(bolivia.size)  # red at the left
@@ -728,16 +730,19 @@ def test_a_landscape_picture_that_lines_up_with_another_only_turned_is_another_p
     ImageDraw.Draw(disc).ellipse((75, 50, 225, 150), fill=red)
     pictures = {1: bolivia, 2: guinea, 3: guinea.rotate(-90, expand=True), 4: ImageOps.mirror(guinea),
                 5: guinea.resize((240, 160)), 6: bolivia.resize((200, 200)), 7: guinea.resize((200, 200)),
-                8: disc, 9: disc.rotate(90, expand=True).resize(disc.size)}
+                8: disc, 9: disc.rotate(90, expand=True).resize(disc.size),
+                10: bolivia.rotate(90, expand=True)}
     records = {i: _jpeg_record(tmp_path, i, picture) for i, picture in pictures.items()}
     assert (records[3].width, records[3].height) == (200, 300)
-    pairs = [(1, 2), (2, 3), (2, 4), (2, 5), (6, 7), (8, 9), (2, 1)]
-    found = turned_unturned([records[a] for a, _ in pairs], [records[b] for _, b in pairs])
-    assert found.tolist() == [True, False, False, False, False, False, True]
+    pairs = {(1, 2): True, (2, 1): True, (1, 3): True, (2, 10): True,  # one turned, but not its shape
+             (2, 3): False, (2, 4): False, (2, 5): False, (1, 10): False,  # copies: turned, mirrored...
+             (6, 7): False, (8, 9): False}  # squares; a design that lines up either way
+    found = turned_against_shape([records[a] for a, _ in pairs], [records[b] for _, b in pairs])
+    assert dict(zip(pairs, found.tolist(), strict=True)) == pairs
     kept = second_look([Pair(1, 2, 0.9, 0.9), Pair(2, 3, 0.9, 0.9), Pair(6, 7, 0.9, 0.9)], 0.64, records)
     assert [(p.a, p.b) for p in kept] == [(2, 3), (6, 7)]
     unknown = dataclasses.replace(records[2], traits=None)
-    assert not turned_unturned([records[1]], [unknown])[0]
+    assert not turned_against_shape([records[1]], [unknown])[0]
 
 
 def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_but_copies_keep_theirs(

@@ -428,12 +428,12 @@ quarter-size copy's first 8 (its other copies come first; dev set: rank up to 31
 TURN_TOLERANCE = 0.25  # how far width/height ratios may be from swapped and still count as a turn
 ORIENTED = 0.1
 """A picture at least this much wider than high (width / height >= 1.1), or as much higher than wide,
-has an orientation a quarter turn swaps: see :func:`turned_unturned`."""
+has an orientation a quarter turn swaps and other copies keep: see :func:`turned_against_shape`."""
 TURN_MARGIN = 0.05
-""":func:`turned_unturned`: the quarter-turned alignment must beat every alignment that keeps the shape
-(as drawn, mirrored, upside down) by this much. Symmetric designs line up nearly as well either way;
-so may a brightened copy whose clipped colours shift its thumbnail (series set: a flag's brightened
-copy lined up 0.02 better turned than as drawn)."""
+""":func:`turned_against_shape`: the alignments the shapes rule out (quarter turns, or those that keep the
+picture's orientation: as drawn, mirrored, upside down) must beat every other by this much. Symmetric
+designs line up nearly as well either way; so may a brightened copy whose clipped colours shift its
+thumbnail (series set: a flag's brightened copy lined up 0.02 better turned than as drawn)."""
 
 SCALE_RATIO = 6.0
 """Close neighbours one of which has this many times the other's pixels (a quarter-size copy has 16)
@@ -1182,32 +1182,35 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
     return found
 
 
-def turned_unturned(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
-    """For each pair (``a[i]``, ``b[i]``), whether their luminance thumbnails line up only as turned a
-    quarter (``PIXEL_AGREEMENT``, ``TURN_MARGIN`` better than in any shape-keeping alignment) though both
-    pictures have one orientation (``ORIENTED``: both landscape, or both portrait). A turned copy swaps
-    its width and height; a landscape picture that is another landscape one's quarter turn is another
-    design: Bolivia's flag (red, yellow and green stripes across) beside Guinea's (the same stripes
-    upright), an up arrow beside a right one on a wide sign. The thumbnails squeeze every picture to a
-    square, so only the shapes can tell. Squares and near-squares, and unknown thumbnails, say nothing.
-    Dev and unseen sets, pairs from cosine 0.5: no pair of one picture's copies flagged; series set:
-    8,936 pairs of distinct flags and pictograms."""
-    def shape(record: ImageRecord | None) -> int:
+def turned_against_shape(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
+    """For each pair (``a[i]``, ``b[i]``), whether their luminance thumbnails line up only in alignments
+    their shapes rule out (``PIXEL_AGREEMENT``, ``TURN_MARGIN`` better than in any other): turned a
+    quarter though both pictures have one orientation (``ORIENTED``: both landscape, or both portrait),
+    or unturned though one is landscape and the other portrait. A turned copy swaps its width and height
+    and a copy as drawn keeps its orientation; but a landscape picture that is another landscape one's
+    quarter turn is another design: Bolivia's flag (red, yellow and green stripes across) beside Guinea's
+    (the same stripes upright), and Bolivia's flag turned upright beside Guinea's at its own shape. The
+    thumbnails squeeze every picture to a square, so only the shapes can tell. Squares and near-squares,
+    and unknown thumbnails, say nothing. Dev and unseen sets, pairs from cosine 0.5: no pair of one
+    picture's copies flagged; series set: 11,783 pairs of distinct flags and pictograms."""
+    def orientation(record: ImageRecord | None) -> int:
         if record is None or min(record.width, record.height) <= 0:
             return 0
         ratio = record.width / record.height
         return 1 if ratio >= 1 + ORIENTED else -1 if ratio <= 1 / (1 + ORIENTED) else 0
 
-    orientation_a = np.array([shape(x) for x in a], dtype=np.int8)
-    orientation_b = np.array([shape(y) for y in b], dtype=np.int8)
-    compared = np.flatnonzero((orientation_a != 0) & (orientation_a == orientation_b))
+    orientation_a = np.array([orientation(x) for x in a], dtype=np.int8)
+    orientation_b = np.array([orientation(y) for y in b], dtype=np.int8)
+    compared = np.flatnonzero(orientation_a * orientation_b != 0)
     found = np.zeros(len(a), dtype=bool)
     if len(compared):
         alignments, valid = _alignments(thumbnail_matrix([_thumbnail(a[i]) for i in compared]),
                                         thumbnail_matrix([_thumbnail(b[i]) for i in compared]))
         turned = alignments[[2, 3, 6, 7]].max(axis=0)  # _aligned_views: a quarter turn either way
         kept = alignments[[0, 1, 4, 5]].max(axis=0)
-        found[compared] = valid & (turned >= PIXEL_AGREEMENT) & (turned > kept + TURN_MARGIN)
+        swapped = orientation_a[compared] != orientation_b[compared]
+        ruled_out, allowed = np.where(swapped, kept, turned), np.where(swapped, turned, kept)
+        found[compared] = valid & (ruled_out >= PIXEL_AGREEMENT) & (ruled_out > allowed + TURN_MARGIN)
     return found
 
 
@@ -1421,7 +1424,7 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
     """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
     other colours (:func:`other_colours`, :func:`recoloured_tints`, :func:`missing_hues`), a picture and
     its negative (:func:`inversions`), a blank page beside a picture (:func:`blank_beside_content`) or a
-picture turned a quarter without its shape turning (:func:`turned_unturned`);
+picture turned a quarter without its shape turning, or the other way round (:func:`turned_against_shape`);
     sure pairs pass untouched, so the cost stays with the few near the threshold. With ``keypoints``,
     those left are verified geometrically too (:func:`geometric_look`). Across two sets, ``b`` is looked
     up in ``theirs``."""
@@ -1430,7 +1433,7 @@ picture turned a quarter without its shape turning (:func:`turned_unturned`);
     mine_of = [records.get(p.a) for p in pairs]
     theirs_of = [theirs.get(p.b) for p in pairs]
     unlike = (inversions(mine_of, theirs_of) | blank_beside_content(mine_of, theirs_of)
-              | turned_unturned(mine_of, theirs_of) | recoloured_tints(mine_of, theirs_of)
+              | turned_against_shape(mine_of, theirs_of) | recoloured_tints(mine_of, theirs_of)
               | missing_hues(mine_of, theirs_of))
     kept = [p for p, a, b, pixels_differ in zip(pairs, mine_of, theirs_of, unlike, strict=True)
             if p.rank >= threshold + COLOUR_MARGIN
