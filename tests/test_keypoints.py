@@ -211,6 +211,22 @@ def test_flat_drawings_of_the_same_colours_in_another_layout_are_not_copies(tmp_
         assert not verdict(one, other, files)
 
 
+def test_a_flat_flag_lines_up_turned_only_with_a_picture_whose_shape_is_turned(tmp_path):
+    """Bolivia's flag, stripes across, beside Guinea's, the same stripes upright, both wider than high:
+    one layout turned a quarter, but a turned copy would stand upright. A quarter-turned copy of the
+    first, upright, keeps its layout turned (``test_a_flat_pictures_copies_keep_its_layout``)."""
+    across = _tricolour([RED, (249, 228, 0), GREEN], tmp_path / "across.png")
+    with Image.open(across) as opened:
+        opened.rotate(90, expand=True).resize(opened.size).save(tmp_path / "upright.png")
+        opened.rotate(90, expand=True).save(tmp_path / "turned.png")
+    files = KeypointFiles()
+    shaped, turned = files.match([(str(across), str(tmp_path / "upright.png")),
+                                  (str(across), str(tmp_path / "turned.png"))])
+    assert shaped.layout < 0.5 < 0.95 < turned.layout
+    assert verdict(across, tmp_path / "upright.png", files)
+    assert not verdict(across, tmp_path / "turned.png", files)
+
+
 def test_a_flag_with_its_white_band_turned_dark_is_not_a_copy(tmp_path):
     """Blue, black and white, and the white turned dark grey: the shades keep their order top to bottom,
     so some crop of one correlates with the other, but at an eighth of the contrast no copy is.
