@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
-from lookalike.embedder.traits import MAX_CAPTION, content_box, thumbnail_pixels
+from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
 
 SIDE = 512  # long side the keypoints are found at: small copies are scaled up to it
@@ -61,7 +61,6 @@ ALIGNED_INLIERS = 12  # fewer inliers and the fit may be chance: details are not
 TEXTURED_CELLS = 8  # fewer textured cells in the shared part: too little to compare
 LAYOUT_GRID = 5  # cells a side of the coarse layout flat pictures are compared by (8: copies less alike)
 LAYOUT_CROPS = (1.0, 0.87, 0.75)  # share of a side a copy may keep: a crop of up to 25 % (as MAX_SCALE)
-LAYOUT_ORIENTED = 0.1  # wider than high by this (or higher than wide): a turn swaps it, other copies keep it
 LAYOUT_FLAT = 2.0  # a layout spread less than this (0-255) is blank: it says nothing
 LAYOUT_COLOURFUL = 8.0  # opponent colours spread less than this: too faint to compare (JPEG tints them)
 LAYOUT_GAIN = 3.0
@@ -190,6 +189,7 @@ def _views(grids: np.ndarray) -> np.ndarray:
 _WINDOWS = [(left, top, share_x, share_y) for share_x in LAYOUT_CROPS for share_y in LAYOUT_CROPS
             for left in ((0.0, 0.5, 1.0) if share_x < 1 else (0.0,))
             for top in ((0.0, 0.5, 1.0) if share_y < 1 else (0.0,))]
+_WINDOW_SHARES = np.array([(share_x, share_y) for *_, share_x, share_y in _WINDOWS])  # [windows, 2]
 
 
 def content_layout(pixels: np.ndarray, content: tuple[int, int, int, int]) -> Layout:
@@ -214,14 +214,6 @@ def content_layout(pixels: np.ndarray, content: tuple[int, int, int, int]) -> La
     return Layout(shades, colours, contrasts, bool(spread[0] < LAYOUT_FLAT), framed)
 
 
-def _orientation(width: float, height: float) -> int:
-    """1 for landscape, -1 for portrait (``LAYOUT_ORIENTED``), 0 for near-square or unknown."""
-    if min(width, height) <= 0:
-        return 0
-    ratio = width / height
-    return 1 if ratio >= 1 + LAYOUT_ORIENTED else -1 if ratio <= 1 / (1 + LAYOUT_ORIENTED) else 0
-
-
 def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
     """How well the two pictures' coarse layouts agree at best: either one cropped as a copy may be
     (``LAYOUT_CROPS``; between unframed pictures, windows of the other whole's contrast only:
@@ -243,12 +235,12 @@ def layout_agreement(a: Keypoints, b: Keypoints) -> float | None:
         found = np.minimum.reduce([np.float32(kind[cropped][1]) @ np.float32(kind[whole][0]).T
                                    for kind in kinds])  # [windows, views]
         top, bottom, left, right = sides[whole].content
-        whole_way = _orientation(right - left, bottom - top)
+        whole_way = orientations(right - left, bottom - top)
         top, bottom, left, right = sides[cropped].content
-        windows_way = np.array([_orientation((right - left) * share_x, (bottom - top) * share_y)
-                                for _, _, share_x, share_y in _WINDOWS])
-        turned = np.array([False, False, True, True, False, False, True, True])  # _views' order
-        ruled_out = (windows_way * whole_way)[:, None] * np.where(turned, 1, -1)[None, :] > 0
+        share_x, share_y = _WINDOW_SHARES.T
+        windows_way = orientations((right - left) * share_x, (bottom - top) * share_y)
+        relation = (windows_way * whole_way)[:, None]  # 1: one orientation, -1: swapped, 0: a near-square
+        ruled_out = np.where(TURNED_VIEWS, relation > 0, relation < 0)  # [windows, views]
         found = np.where(ruled_out, -1.0, found)
         if not contrast_counts:
             return float(found.max())

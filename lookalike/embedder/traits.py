@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from PIL import Image
 
 THUMB = 128
@@ -39,6 +40,23 @@ TRAITS_VERSION = 3
 traits it holds are stale (read again from the file; ``lookalike index`` refreshes them in place).
 2: a caption band over a drawing on white takes its blended edge lines and leaves the drawing alone.
 3: the colours where they are (``Traits.tint``)."""
+
+
+ORIENTED = 0.1
+"""A picture at least this much wider than high (width / height >= 1.1), or as much higher than wide,
+has an orientation that a quarter turn swaps and every other copy keeps (:func:`orientations`)."""
+TURNED_VIEWS = np.array([False, True, False, True]).repeat(2)
+"""Which of the eight views of a square grid (quarter turns 0-3, each as drawn then mirrored: the order
+the thumbnail and layout comparisons use) are turned a quarter, and so swap a picture's shape."""
+
+
+def orientations(widths: ArrayLike, heights: ArrayLike) -> np.ndarray:
+    """1 for landscape, -1 for portrait (``ORIENTED``), 0 for near-square or an unknown size."""
+    widths, heights = np.asarray(widths, dtype=np.float64), np.asarray(heights, dtype=np.float64)
+    known = np.minimum(widths, heights) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(known, widths / heights, 1.0)
+    return np.where(ratio >= 1 + ORIENTED, 1, np.where(ratio <= 1 / (1 + ORIENTED), -1, 0)).astype(np.int8)
 
 
 @dataclass(frozen=True)

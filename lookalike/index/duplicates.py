@@ -43,10 +43,12 @@ from lookalike.embedder.traits import (
     COLOURFUL,
     THUMBNAIL_SIDE,
     TINT_SIDE,
+    TURNED_VIEWS,
     Traits,
     across_channels,
     colour_distance,
     hue_sixths,
+    orientations,
     thumbnail_matrix,
     thumbnail_signals,
     tint_colours,
@@ -426,9 +428,6 @@ LOOK_K = 32
 """How deep in an image's neighbours the second looks reach. An original is often not among its
 quarter-size copy's first 8 (its other copies come first; dev set: rank up to 31)."""
 TURN_TOLERANCE = 0.25  # how far width/height ratios may be from swapped and still count as a turn
-ORIENTED = 0.1
-"""A picture at least this much wider than high (width / height >= 1.1), or as much higher than wide,
-has an orientation a quarter turn swaps and other copies keep: see :func:`turned_against_shape`."""
 TURN_MARGIN = 0.05
 """:func:`turned_against_shape`: the alignments the shapes rule out (quarter turns, or those that keep the
 picture's orientation: as drawn, mirrored, upside down) must beat every other by this much. Symmetric
@@ -1185,7 +1184,7 @@ def inversions(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None])
 def turned_against_shape(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None]) -> np.ndarray:
     """For each pair (``a[i]``, ``b[i]``), whether their luminance thumbnails line up only in alignments
     their shapes rule out (``PIXEL_AGREEMENT``, ``TURN_MARGIN`` better than in any other): turned a
-    quarter though both pictures have one orientation (``ORIENTED``: both landscape, or both portrait),
+    quarter though both pictures have one orientation (:func:`~lookalike.embedder.traits.orientations`),
     or unturned though one is landscape and the other portrait. A turned copy swaps its width and height
     and a copy as drawn keeps its orientation; but a landscape picture that is another landscape one's
     quarter turn is another design: Bolivia's flag (red, yellow and green stripes across) beside Guinea's
@@ -1193,21 +1192,17 @@ def turned_against_shape(a: Sequence[ImageRecord | None], b: Sequence[ImageRecor
     thumbnails squeeze every picture to a square, so only the shapes can tell. Squares and near-squares,
     and unknown thumbnails, say nothing. Dev and unseen sets, pairs from cosine 0.5: no pair of one
     picture's copies flagged; series set: 11,783 pairs of distinct flags and pictograms."""
-    def orientation(record: ImageRecord | None) -> int:
-        if record is None or min(record.width, record.height) <= 0:
-            return 0
-        ratio = record.width / record.height
-        return 1 if ratio >= 1 + ORIENTED else -1 if ratio <= 1 / (1 + ORIENTED) else 0
+    def shapes(records: Sequence[ImageRecord | None]) -> np.ndarray:
+        sizes = np.array([(r.width, r.height) if r else (0, 0) for r in records]).reshape(-1, 2)
+        return orientations(sizes[:, 0], sizes[:, 1])
 
-    orientation_a = np.array([orientation(x) for x in a], dtype=np.int8)
-    orientation_b = np.array([orientation(y) for y in b], dtype=np.int8)
+    orientation_a, orientation_b = shapes(a), shapes(b)
     compared = np.flatnonzero(orientation_a * orientation_b != 0)
     found = np.zeros(len(a), dtype=bool)
     if len(compared):
         alignments, valid = _alignments(thumbnail_matrix([_thumbnail(a[i]) for i in compared]),
                                         thumbnail_matrix([_thumbnail(b[i]) for i in compared]))
-        turned = alignments[[2, 3, 6, 7]].max(axis=0)  # _aligned_views: a quarter turn either way
-        kept = alignments[[0, 1, 4, 5]].max(axis=0)
+        turned, kept = alignments[TURNED_VIEWS].max(axis=0), alignments[~TURNED_VIEWS].max(axis=0)
         swapped = orientation_a[compared] != orientation_b[compared]
         ruled_out, allowed = np.where(swapped, kept, turned), np.where(swapped, turned, kept)
         found[compared] = valid & (ruled_out >= PIXEL_AGREEMENT) & (ruled_out > allowed + TURN_MARGIN)
@@ -1424,7 +1419,8 @@ def second_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int, I
     """Drop borderline pairs (score under threshold + ``COLOUR_MARGIN``) that are the same design in
     other colours (:func:`other_colours`, :func:`recoloured_tints`, :func:`missing_hues`), a picture and
     its negative (:func:`inversions`), a blank page beside a picture (:func:`blank_beside_content`) or a
-picture turned a quarter without its shape turning, or the other way round (:func:`turned_against_shape`);
+    picture turned a quarter without its shape turning, or the other way round
+    (:func:`turned_against_shape`);
     sure pairs pass untouched, so the cost stays with the few near the threshold. With ``keypoints``,
     those left are verified geometrically too (:func:`geometric_look`). Across two sets, ``b`` is looked
     up in ``theirs``."""
