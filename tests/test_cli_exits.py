@@ -258,8 +258,9 @@ def test_duplicates_move_with_a_problem_is_partial_and_undo_is_clean(tmp_path, t
 
 
 def test_ctrl_c_in_a_real_process_is_one_line_130_and_keeps_what_was_committed(tmp_path, tf1_module):
-    """SIGINT mid-run (the process is the subject: the signal must reach the app, not a TF thread). Enough
-    pictures that the run is still going when a loaded machine first lets the test read the index."""
+    """SIGINT mid-run (the process is the subject: the signal must reach the app, not a TF thread). The
+    indexer is held (SIGSTOP) while the test reads the index and signals it, so on a loaded machine it
+    cannot finish its pictures between the first commit the test sees and the signal."""
     folder = tmp_path / "many"
     folder.mkdir()
     for seed in range(PICTURES := 1000):
@@ -269,16 +270,21 @@ def test_ctrl_c_in_a_real_process_is_one_line_130_and_keeps_what_was_committed(t
             "--commit-every", "20", "--batch-size", "10", "--quiet"]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     committed, deadline = 0, time.monotonic() + 120
-    while committed == 0 and process.poll() is None and time.monotonic() < deadline:
+    while process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
         if not (index / "lookalike.db").exists():
             continue  # connecting would create it under the indexer
+        process.send_signal(signal.SIGSTOP)
         try:
             with sqlite3.connect(index / "lookalike.db", timeout=1) as db:
                 committed = db.execute("SELECT count(*) FROM images").fetchone()[0]
         except sqlite3.OperationalError:
-            pass
-    process.send_signal(signal.SIGINT)
+            pass  # held while it had the database locked: let it go on and look again
+        if committed:
+            break
+        process.send_signal(signal.SIGCONT)
+    process.send_signal(signal.SIGINT)  # pending while held: it lands as soon as the indexer goes on
+    process.send_signal(signal.SIGCONT)
     out, err = process.communicate(timeout=120)
     assert 0 < committed < PICTURES, "the signal must land mid-run"
     assert (process.returncode, out, err.decode().splitlines()[-1:]) == (130, b"", ["interrupted"])
