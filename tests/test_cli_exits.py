@@ -257,6 +257,33 @@ def test_duplicates_move_with_a_problem_is_partial_and_undo_is_clean(tmp_path, t
     assert os.path.exists(changed)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped one
+def test_a_ctrl_c_that_python_drops_in_a_finaliser_still_ends_the_command_interrupted(
+        tmp_path, tf1_module, monkeypatch):
+    """A KeyboardInterrupt raised while a ``__del__`` runs is printed as "Exception ignored" and
+    dropped; the command must still end "interrupted", 130, not 0 as if nothing had happened."""
+    index = tmp_path / "index"
+    photo_folder(tmp_path / "photos")
+    assert run("index", tmp_path / "photos", "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    from lookalike.index.collection import Collection
+
+    class InterruptedWhileFinalised:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, inside the finaliser
+
+    original_info = Collection.info
+
+    def info(self):
+        InterruptedWhileFinalised()  # finalised at once: the interrupt lands inside __del__
+        return original_info(self)
+
+    monkeypatch.setattr(Collection, "info", info)
+    result = run("info", "--index", index)
+    assert (result.exit_code, result.stderr.splitlines()[-1:]) == (exits.INTERRUPTED, ["interrupted"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+
+
 def test_ctrl_c_in_a_real_process_is_one_line_130_and_keeps_what_was_committed(tmp_path, tf1_module):
     """SIGINT mid-run (the process is the subject: the signal must reach the app, not a TF thread). The
     indexer is held (SIGSTOP) while the test reads the index and signals it, so on a loaded machine it

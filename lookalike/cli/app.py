@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -35,7 +36,11 @@ class LookalikeGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context):
         try:
-            return super().invoke(ctx)
+            with remembered_interrupts() as interrupts:
+                result = super().invoke(ctx)
+            if interrupts:
+                raise KeyboardInterrupt  # one Python dropped on the way (see remembered_interrupts)
+            return result
         except (typer.Exit, typer.Abort):
             raise  # typer's own signals (RuntimeErrors, like FAISS's errors)
         except KeyboardInterrupt:
@@ -47,6 +52,30 @@ class LookalikeGroup(TyperGroup):
                 raise  # a bug: its traceback is the report
             typer.echo(f"error: {exits.message(failure)}", err=True)
             raise typer.Exit(exits.status(failure)) from None
+
+
+@contextlib.contextmanager
+def remembered_interrupts():
+    """Count every Ctrl-C while a command runs, and raise it as usual. Python drops a KeyboardInterrupt
+    raised while a finaliser (``__del__``) or a C callback runs, printing "Exception ignored": a Ctrl-C
+    landing there was lost and the command ran on to exit 0. With the count, the command still ends
+    "interrupted", 130. Left alone where Ctrl-C is ignored (a background job of a script) or handled
+    by someone else, and outside the main thread, where no handler can be set."""
+    count: list[int] = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield count
+        return
+
+    def interrupted(signum: int, frame: object) -> None:
+        count.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield count
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class LookalikeCommand(TyperCommand):
