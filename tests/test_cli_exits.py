@@ -258,8 +258,9 @@ def test_duplicates_move_with_a_problem_is_partial_and_undo_is_clean(tmp_path, t
 
 
 def _interruptible() -> None:
-    """In a child before it starts: Ctrl-C as a terminal delivers it, not ignored or blocked as it may be
-    in this test process (in some whole-suite runs it was, and the child inherited that)."""
+    """In a child before it starts: Ctrl-C as a terminal delivers it. A test run a script started in the
+    background (``pytest &``) ignores SIGINT, as POSIX shells do for asynchronous commands, and a child
+    inherits that: it ran on to exit 0 and the test failed, only when run that way."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
@@ -269,7 +270,7 @@ def test_a_ctrl_c_that_python_drops_in_a_finaliser_still_ends_the_command_interr
         tmp_path, tf1_module, monkeypatch):
     """A KeyboardInterrupt raised while a ``__del__`` runs is printed as "Exception ignored" and
     dropped; the command must still end "interrupted", 130, not 0 as if nothing had happened. Ctrl-C
-    as a terminal gives it, whatever else in this test process did with SIGINT."""
+    as a terminal gives it, even in a test run started in the background (see :func:`_interruptible`)."""
     index = tmp_path / "index"
     photo_folder(tmp_path / "photos")
     assert run("index", tmp_path / "photos", "--index", index, "--model", tf1_module, "-q").exit_code == 0
