@@ -258,9 +258,9 @@ def test_duplicates_move_with_a_problem_is_partial_and_undo_is_clean(tmp_path, t
 
 
 def _interruptible() -> None:
-    """In a child before it starts: Ctrl-C as a terminal delivers it. A test run a script started in the
-    background (``pytest &``) ignores SIGINT, as POSIX shells do for asynchronous commands, and a child
-    inherits that: it ran on to exit 0 and the test failed, only when run that way."""
+    """In a child before it starts: Ctrl-C as a terminal delivers it. A test run that a script started in
+    the background (``pytest &``) ignores SIGINT, as POSIX shells make asynchronous commands do, and a
+    child inherits that: it ran on to exit 0 and the test failed, only when run that way."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 

@@ -748,9 +748,9 @@ def test_a_picture_that_lines_up_with_another_only_in_a_turn_its_shape_rules_out
 def test_a_flag_with_arms_over_its_stripes_is_another_picture_than_the_plain_flag_turned(tmp_path):
     """Bolivia's state flag has its arms over the middle of the stripes: beside Guinea's flag it lines
     up turned at 0.80 only (the arms cover what the stripes share), under the 0.85 at which thumbnails
-    vouch for a copy, yet far better than it lines up at its own shape (0.32). A copy of either keeps the
-    alignment its shape allows: cropped, captioned, bordered, brightened, shrunk or turned with its shape,
-    the flag with arms is never taken for a turn its shape rules out."""
+    vouch for a copy, yet far better than it lines up at its own shape (0.32). Its copies keep the
+    alignment their shapes allow: cropped, captioned, bordered, brightened, shrunk, mirrored or turned
+    with its shape, the flag with arms is never taken for a turn its shape rules out."""
     red, yellow, green = (213, 43, 30), (249, 228, 0), (0, 122, 61)
     plain = _flag(red, yellow, green)
     guinea = plain.rotate(90, expand=True).resize(plain.size)

@@ -439,7 +439,8 @@ shift its thumbnail (series set: 0.02 better turned than as drawn), and a captio
 shifts a copy's thumbnail out of line as drawn (0.1-0.3) while a symmetric design (a chessboard, a
 game board) lines up turned by chance. Pairs of one picture's images from cosine 0.5, flagged at
 (0.75, 0.2): dev 0 of 6,281, unseen 0 of 8,550, series 0 of 14,194; at (0.7, 0.2) dev 6 (captioned
-copies of a chessboard and of a boot screen), unseen 1; at (0.75, 0.1) unseen 2, series 1 (crops)."""
+copies of a chessboard and of a boot screen), unseen 1; at (0.75, 0.1) unseen 2, series 1 (each a
+captioned copy beside a brightened or a cropped one)."""
 
 SCALE_RATIO = 6.0
 """Close neighbours one of which has this many times the other's pixels (a quarter-size copy has 16)
