@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from lookalike.embedder.traits import COLOURFUL, Traits, image_traits
+from lookalike.embedder.traits import COLOURFUL, TINT_SIDE, Traits, image_traits
 from lookalike.index.duplicates import (
     COLOUR_MARGIN,
     DEFAULT_POLICY,
@@ -822,6 +822,39 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
     # mostly white, black, grey or cream; a drawing's white surround is a frame to the content box).
     blue_frame = record(ImageOps.expand(pictures["japan"], 40, (0, 80, 200)))
     assert missing_hues([originals["japan"]], [blue_frame])[0]
+
+
+def test_a_page_margin_is_too_thin_a_band_to_have_covered_a_stripe(tmp_path):
+    """A flag drawn on a page keeps a strip of the page below it, and the content box takes that strip
+    for a caption band, which may have covered a colour. But a band can hide no more of the picture
+    than itself (and a row of colour cells it ends in): Austria's red, white and red, with a margin a
+    twentieth of its height, is not Luxembourg's red, white and light blue, whose blue fills a third.
+    A caption as high as a fifth of the picture still lets a colour it may have covered go missing, and
+    neither the flag's copies nor Luxembourg's lose a colour beside their originals. Real JPEG files."""
+    red, white, blue = (223, 1, 0), (255, 255, 255), (0, 151, 254)
+    ids = iter(range(1, 100))
+
+    def record(picture: Image.Image) -> ImageRecord:
+        return _jpeg_record(tmp_path, next(ids), picture)
+
+    def on_a_page(picture: Image.Image) -> Image.Image:
+        page = Image.new("RGB", (picture.width, picture.height + 12), white)
+        page.paste(picture)
+        return page
+
+    austria, luxembourg = on_a_page(_flag(red, white, red)), on_a_page(_flag(red, white, blue))
+    captioned = austria.copy()
+    ImageDraw.Draw(captioned).rectangle((0, captioned.height * 4 // 5, 300, captioned.height), fill=(0, 0, 0))
+    margined, other, covered = record(austria), record(luxembourg), record(captioned)
+    assert margined.banded and 1 / 18 < margined.coverable - 1 / TINT_SIDE < 1 / 16
+    assert missing_hues([margined], [other])[0] and missing_hues([other], [margined])[0]
+    assert covered.banded and not missing_hues([other], [covered])[0]  # the band may hide the stripe
+    for picture, original in ((austria, margined), (luxembourg, other)):
+        copies = [record(ImageEnhance.Brightness(picture).enhance(1.5)), record(picture.resize((75, 52))),
+                  record(picture.crop((20, 15, 280, 200))), record(ImageOps.mirror(picture)),
+                  record(ImageOps.expand(picture, 30, white))]
+        assert not missing_hues([original] * len(copies), copies).any()
+        assert not missing_hues(copies, [original] * len(copies)).any()
 
 
 def test_a_brightened_copy_of_a_picture_made_of_small_colours_is_not_recoloured(monkeypatch):

@@ -100,6 +100,15 @@ class ImageRecord:
                                                        or traits.content_height >= UNFRAMED * self.height)
 
     @property
+    def coverable(self) -> float:
+        """The share of a picture that its caption band may have covered in the original, 0 when not
+        banded: the band's own share and one row of the colour grid (``TINT_SIDE``), whose cells a band
+        ending inside them may have covered all but a trace too faint to count."""
+        if not self.banded:
+            return 0.0
+        return 1.0 - self.content_pixels / self.pixels + 1.0 / TINT_SIDE
+
+    @property
     def framed(self) -> bool:
         """Inside an added border or caption band (``FRAMED``), which its thumbnail shares with every
         picture framed alike."""
@@ -405,10 +414,12 @@ of one original scoring 0.6 and up, neither greyscale (bench/missing_hues.py): d
 series 14,065, the colour probes 1,469, each picture beside its middle 80 % crop 332: none flagged; with
 a hue over a tenth of the cells at chroma 30, traces from 15, pale from 130, one (a crop that cut a
 colour away, hence a fifth), and 4 more once a banded picture may lack a colour (caption bands over a
-colour part, hence ``ImageRecord.banded``); with pale cells counted, 8 (a brightened flag whose pale
-blue turned white). Pairs of different pictures (from 0.6) that no other colour look caught, flagged: dev
-240 of 2,027, unseen 856 of 19,146, series 46,373 of 303,082 (Luxembourg's flag beside Austria's: the
-light blue stripe), the colour probes 66 of 1,125. The picture with the colour may be framed: a frame
+colour part, hence ``ImageRecord.banded``, bounded by the band's height: ``ImageRecord.coverable``); with
+pale cells counted, 8 (a brightened flag whose pale blue turned white). Pairs of different pictures (from
+0.6) that no other colour look caught, flagged: dev 261 of 2,028, unseen 944 of 19,982, series 68,775 of
+303,943 (Luxembourg's flag beside Austria's: the light blue stripe), the colour probes 66 of 1,128;
+before the band was bounded (any banded picture might lack any colour), 240, 874, 46,578 and 66. The
+picture with the colour may be framed: a frame
 could be that colour, but a drawing's white surround and a flag's white margin are frames to the
 content box too, and requiring both unframed lost most of the catches in a trial; a coloured frame
 around a picture lacking its colour is the loss taken."""
@@ -1347,9 +1358,13 @@ def missing_hues(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None
     green (Japan's flag and Bangladesh's), nor red, white and blue red and white, though the hue
     histograms, which weigh colour against colour and not against the white, share most of their hues,
     and the thumbnails do not line up for :func:`recoloured_tints` to compare cell by cell. The picture
-    lacking the colour must not be banded (``ImageRecord.banded``) unless the other lacks one of its own:
-    a caption band may have covered it, where a border all round covers nothing. Unknown tints or
-    thumbnails and grey pictures say nothing. Each picture's hues are read once, ``chunk`` at a time."""
+    lacking the colour may be banded (``ImageRecord.banded``): a caption band may have covered it, where a
+    border all round covers nothing. So the colour must fill more of the other than the band could have
+    covered (``ImageRecord.coverable``), or the other lack one of its own: a flag drawn on a page keeps a
+    strip of the page under it, about a twentieth of its height, which is taken for a band but hides no
+    stripe (series set: Austria's flag beside Luxembourg's, whose light blue fills a quarter). Unknown
+    tints or thumbnails and grey pictures say nothing. Each picture's hues are read once, ``chunk`` at a
+    time."""
     readable = {id(r): r for r in (*a, *b) if _gridded(r)}
     row_of = {key: row for row, key in enumerate(readable)}
     pictures = list(readable.values())
@@ -1358,16 +1373,18 @@ def missing_hues(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None
     for start in range(0, len(pictures), chunk):
         part = slice(start, start + chunk)
         areas[part], traces[part] = _hue_areas(pictures[part])
-    banded = np.array([r.banded for r in pictures], dtype=bool)
+    coverable = np.array([r.coverable for r in pictures])[:, None]
     compared = [(i, row_of[id(x)], row_of[id(y)]) for i, (x, y) in enumerate(zip(a, b, strict=True))
                 if id(x) in row_of and id(y) in row_of]
     found = np.zeros(len(a), dtype=bool)
     if not compared:
         return found
     pairs, mine, theirs = np.array(compared).T
-    a_only = ((areas[mine] >= HUE_AREA) & ~traces[theirs]).any(axis=1)
-    b_only = ((areas[theirs] >= HUE_AREA) & ~traces[mine]).any(axis=1)
-    found[pairs] = (a_only & b_only) | (a_only & ~banded[theirs]) | (b_only & ~banded[mine])
+    a_lacks = (areas[mine] >= HUE_AREA) & ~traces[theirs]
+    b_lacks = (areas[theirs] >= HUE_AREA) & ~traces[mine]
+    a_only, b_only = a_lacks.any(axis=1), b_lacks.any(axis=1)
+    uncovered = (a_lacks & (areas[mine] > coverable[theirs])) | (b_lacks & (areas[theirs] > coverable[mine]))
+    found[pairs] = (a_only & b_only) | uncovered.any(axis=1)
     return found
 
 
