@@ -803,6 +803,9 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
     # A border all round covers nothing: Mali's flag in one still lacks Chad's blue (Chad's yellow is
     # within 60 degrees of Mali's green, so only the blue tells). A caption band might have covered it.
     assert missing_hues([originals["chad"]], [record(ImageOps.expand(pictures["mali"], 40, white))])[0]
+    # Nor does a border dilute a colour: Chad's blue fills a third of the flag in a wide frame, though
+    # a seventh of its colour grid.
+    assert missing_hues([record(ImageOps.expand(pictures["chad"], 50, white))], [originals["mali"]])[0]
     assert not missing_hues([originals["chad"]], [record(captioned(pictures["mali"]))])[0]
     flags = {1: originals["japan"], 2: originals["bangladesh"]}
     assert second_look([Pair(1, 2, 0.95, 0.95)], 0.64, flags) == []

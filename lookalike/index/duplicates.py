@@ -405,24 +405,25 @@ HUE_AREA = 0.2
 HUE_CHROMA = 40.0
 TRACE_CHROMA = 20.0
 PALE = 100.0
-"""See :func:`missing_hues`: a hue fills a picture's area when at least ``HUE_AREA`` of its colour cells
-(``tint_grid``, rebuilt as RGB) are clearly of it (channels spread by ``HUE_CHROMA`` out of 255, within 30
-degrees of it) and not pale (darkest channel under ``PALE``: brightened twice over, the bench brightens
-1.3-1.6 times, such a cell stays coloured; a pale blue brightened turns white). The other picture has no
-trace of it when not one of its cells is within 60 degrees of it at ``TRACE_CHROMA``. Pairs of pictures
-of one original scoring 0.6 and up, neither greyscale (bench/missing_hues.py): dev 6,038, unseen 7,871,
-series 14,065, the colour probes 1,469, each picture beside its middle 80 % crop 332: none flagged; with
-a hue over a tenth of the cells at chroma 30, traces from 15, pale from 130, one (a crop that cut a
-colour away, hence a fifth), and 4 more once a banded picture may lack a colour (caption bands over a
-colour part, hence ``ImageRecord.banded``, bounded by the band's height: ``ImageRecord.coverable``); with
-pale cells counted, 8 (a brightened flag whose pale blue turned white). Pairs of different pictures (from
-0.6) that no other colour look caught, flagged: dev 261 of 2,028, unseen 944 of 19,982, series 68,775 of
-303,943 (Luxembourg's flag beside Austria's: the light blue stripe), the colour probes 66 of 1,128;
-before the band was bounded (any banded picture might lack any colour), 240, 874, 46,578 and 66. The
-picture with the colour may be framed: a frame
-could be that colour, but a drawing's white surround and a flag's white margin are frames to the
-content box too, and requiring both unframed lost most of the catches in a trial; a coloured frame
-around a picture lacking its colour is the loss taken."""
+"""See :func:`missing_hues`: a hue fills a picture's area when colour cells filling at least ``HUE_AREA`` of
+its own content (``tint_grid``, rebuilt as RGB; inside an added border or band) are clearly of it (channels
+spread by ``HUE_CHROMA`` out of 255, within 30 degrees of it) and not pale (darkest channel under ``PALE``:
+brightened twice over, the bench brightens 1.3-1.6 times, such a cell stays coloured; a pale blue brightened
+turns white). The other picture has no trace of it when not one of its cells is within 60 degrees of it at
+``TRACE_CHROMA``. Pairs of pictures of one original scoring 0.6 and up, neither greyscale
+(bench/missing_hues.py): dev 6,038, unseen 7,871, series 14,065, the colour probes 1,469, each picture
+beside its middle 80 % crop 332: none flagged; with a hue over a tenth of the cells at chroma 30, traces
+from 15, pale from 130, two (a crop that cut a colour away, hence a fifth; a bordered copy of a drawing
+beside its brightened copy, whose faint colour turned white), and 6 more once a banded picture may lack a
+colour (caption bands over a colour part, hence ``ImageRecord.banded``, bounded by the band's height:
+``ImageRecord.coverable``); with pale cells counted, 9 (a brightened flag whose pale blue turned white).
+Pairs of different pictures (from 0.6) that no other colour look caught, flagged: dev 286 of 2,028, unseen
+992 of 19,982, series 77,832 of 303,943 (Luxembourg's flag beside Austria's: the light blue stripe), the
+colour probes 66 of 1,128; before the band was bounded (any banded picture might lack any colour) and areas
+were shares of the content (they were of the whole grid), 240, 874, 46,578 and 66. The picture with the
+colour may be framed: a frame could be that colour, but a drawing's white surround and a flag's white margin
+are frames to the content box too, and requiring both unframed lost most of the catches in a trial; a
+coloured frame around a picture lacking its colour is the loss taken."""
 
 BLANK = 2.0
 """A luminance thumbnail (0-255) spread less than this (standard deviation) is a blank picture: JPEG
@@ -1389,9 +1390,12 @@ def missing_hues(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None
 
 
 def _hue_areas(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """For pictures with recorded tints and thumbnails, the share of their colour cells clearly of each
-    of the six primary and secondary hues [n, 6] (``HUE_CHROMA``, ``PALE``), and whether any cell has a
-    trace of it (``TRACE_CHROMA``) [n, 6]."""
+    """For pictures with recorded tints and thumbnails, the share of their own content (inside an added
+    border or caption band, ``content_pixels``) that colour cells clearly of each of the six primary and
+    secondary hues fill [n, 6] (``HUE_CHROMA``, ``PALE``), and whether any cell has a trace of it
+    (``TRACE_CHROMA``) [n, 6]. A frame dilutes the grid: in a copy with a border a sixth as wide as its
+    side, a stripe filling a third of the picture fills a seventh of the grid, and Chad's blue, beside
+    a caption band, 0.19 of it. Content under a quarter of the picture counts as a quarter."""
     thumbnails = thumbnail_matrix([_thumbnail(r) for r in records]).astype(np.float32)
     tints = np.frombuffer(b"".join(_tint(r) for r in records), dtype=np.int8)
     cells = np.clip(tint_colours(thumbnails.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE),
@@ -1402,7 +1406,8 @@ def _hue_areas(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
     turn = np.abs((hue_sixths(cells)[..., None] - np.arange(6) + 3) % 6 - 3)  # sixths from each hue
     clear = (chroma >= HUE_CHROMA) & (turn <= 0.5) & (darkest[..., None] < PALE)
     traced = (chroma >= TRACE_CHROMA) & (turn <= 1.0)
-    return clear.mean(axis=1), traced.any(axis=1)
+    content = np.array([min(1.0, r.content_pixels / r.pixels) if r.pixels else 1.0 for r in records])
+    return clear.mean(axis=1) / np.maximum(content, 0.25)[:, None], traced.any(axis=1)
 
 
 def _gridded(record: ImageRecord | None) -> bool:
