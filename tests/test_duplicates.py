@@ -804,8 +804,15 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
     # within 60 degrees of Mali's green, so only the blue tells). A caption band might have covered it.
     assert missing_hues([originals["chad"]], [record(ImageOps.expand(pictures["mali"], 40, white))])[0]
     # Nor does a border dilute a colour: Chad's blue fills a third of the flag in a wide frame, though
-    # a seventh of its colour grid.
+    # a seventh of its colour grid. An unknown content box is the whole picture, not a sliver of it: a
+    # blue patch a twelfth of the picture stays too small to tell.
     assert missing_hues([record(ImageOps.expand(pictures["chad"], 50, white))], [originals["mali"]])[0]
+    patched = pictures["red over white"].copy()
+    ImageDraw.Draw(patched).rectangle((200, 120, 279, 179), fill=blue)
+    unboxed = record(patched)
+    unboxed = dataclasses.replace(unboxed, traits=dataclasses.replace(unboxed.traits, content_width=0,
+                                                                      content_height=0))
+    assert not missing_hues([unboxed], [originals["red over white"]])[0]
     assert not missing_hues([originals["chad"]], [record(captioned(pictures["mali"]))])[0]
     flags = {1: originals["japan"], 2: originals["bangladesh"]}
     assert second_look([Pair(1, 2, 0.95, 0.95)], 0.64, flags) == []

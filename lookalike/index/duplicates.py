@@ -1406,7 +1406,8 @@ def _hue_areas(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
     turn = np.abs((hue_sixths(cells)[..., None] - np.arange(6) + 3) % 6 - 3)  # sixths from each hue
     clear = (chroma >= HUE_CHROMA) & (turn <= 0.5) & (darkest[..., None] < PALE)
     traced = (chroma >= TRACE_CHROMA) & (turn <= 1.0)
-    content = np.array([min(1.0, r.content_pixels / r.pixels) if r.pixels else 1.0 for r in records])
+    content = np.array([r.content_pixels / r.pixels if 0 < r.content_pixels < r.pixels else 1.0
+                        for r in records])
     return clear.mean(axis=1) / np.maximum(content, 0.25)[:, None], traced.any(axis=1)
 
 
