@@ -100,13 +100,16 @@ class ImageRecord:
                                                        or traits.content_height >= UNFRAMED * self.height)
 
     @property
+    def content_share(self) -> float:
+        """The share of the picture's pixels that its own content keeps; 1.0 when unknown."""
+        return self.content_pixels / self.pixels if 0 < self.content_pixels < self.pixels else 1.0
+
+    @property
     def coverable(self) -> float:
         """The share of a picture that its caption band may have covered in the original, 0 when not
         banded: the band's own share and one row of the colour grid (``TINT_SIDE``), whose cells a band
         ending inside them may have covered all but a trace too faint to count."""
-        if not self.banded:
-            return 0.0
-        return 1.0 - self.content_pixels / self.pixels + 1.0 / TINT_SIDE
+        return 1.0 - self.content_share + 1.0 / TINT_SIDE if self.banded else 0.0
 
     @property
     def framed(self) -> bool:
@@ -1406,8 +1409,7 @@ def _hue_areas(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
     turn = np.abs((hue_sixths(cells)[..., None] - np.arange(6) + 3) % 6 - 3)  # sixths from each hue
     clear = (chroma >= HUE_CHROMA) & (turn <= 0.5) & (darkest[..., None] < PALE)
     traced = (chroma >= TRACE_CHROMA) & (turn <= 1.0)
-    content = np.array([r.content_pixels / r.pixels if 0 < r.content_pixels < r.pixels else 1.0
-                        for r in records])
+    content = np.array([r.content_share for r in records])
     return clear.mean(axis=1) / np.maximum(content, 0.25)[:, None], traced.any(axis=1)
 
 
