@@ -1397,8 +1397,9 @@ def _hue_areas(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
     border or caption band, ``content_pixels``) that colour cells clearly of each of the six primary and
     secondary hues fill [n, 6] (``HUE_CHROMA``, ``PALE``), and whether any cell has a trace of it
     (``TRACE_CHROMA``) [n, 6]. A frame dilutes the grid: in a copy with a border a sixth as wide as its
-    side, a stripe filling a third of the picture fills a seventh of the grid, and Chad's blue, beside
-    a caption band, 0.19 of it. Content under a quarter of the picture counts as a quarter."""
+    side, a stripe filling a third of the picture fills a seventh of the grid. Only a detected frame is
+    left out (a caption band the content box misses still dilutes). Content under a quarter of the
+    picture counts as a quarter."""
     thumbnails = thumbnail_matrix([_thumbnail(r) for r in records]).astype(np.float32)
     tints = np.frombuffer(b"".join(_tint(r) for r in records), dtype=np.int8)
     cells = np.clip(tint_colours(thumbnails.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE),
