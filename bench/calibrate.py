@@ -253,7 +253,7 @@ def _open_index(directory: Path, folder: Path, model: str):
             summary = col.add([folder], prune=True)
             if summary.failed:
                 raise RuntimeError(f"{summary.failed} files failed to index: {summary.failures[:3]}")
-            col.store.forget_edited_vectors()  # the second looks' timings start cold, as a first run's
+            col.store.forget_remembered()  # the second looks' timings start cold, as a first run's
             return col
         except WriterBusy:
             raise  # another run is indexing this half right now: never delete its index

@@ -166,7 +166,7 @@ def main() -> None:
     started = time.perf_counter()
     with lookalike.open(root / f"index-{args.model}", model=args.model) as col:
         col.add([folder], prune=True)
-        col.store.forget_edited_vectors()  # timed as a first run
+        col.store.forget_remembered()  # timed as a first run
         indexed = time.perf_counter() - started
         started = time.perf_counter()
         clusters = col.duplicates()

@@ -84,7 +84,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for mode in seconds:
             off = before if mode == "without" else ({}, {})
-            dev.collection.store.forget_edited_vectors()  # every round embeds its second looks again
+            dev.collection.store.forget_remembered()  # every round embeds its second looks again
             with constants(duplicates, **off[0]), constants(collection, **off[1]):
                 started = time.perf_counter()
                 results[mode] = evaluate(dev, product(DEFAULT_THRESHOLD))

@@ -65,7 +65,7 @@ def clustered(col, settings: dict[str, object], threshold: float | None = None) 
     second looks' remembered vectors forgotten."""
     from lookalike.index import duplicates
 
-    col.store.forget_edited_vectors()
+    col.store.forget_remembered()
     with constants(duplicates, **settings):
         started = time.perf_counter()
         clusters = col.duplicates(threshold)

@@ -1,7 +1,8 @@
 """Second looks remembered: the vectors of the edited pictures a duplicates run embeds (a picture turned,
-shrunk, greyed, cropped to its content) are kept in the index, so the next run (after a review, with
-``--move-to``; the review page reloading) embeds none of them again and finds exactly the same clusters.
-Real SQLite files, real images, the tiny test model (see test_collection_duplicates.py)."""
+shrunk, greyed, cropped to its content) and how the files' keypoints matched are kept in the index, so
+the next run (after a review, with ``--move-to``; the review page reloading) embeds none of them again,
+reads no file for its keypoints, and finds exactly the same clusters. Real SQLite files, real images,
+the tiny test model (see test_collection_duplicates.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 
 import lookalike
+from lookalike.embedder import keypoints
 from lookalike.embedder.traits import TRAITS_VERSION
 from lookalike.index.review import recentre
 from lookalike.index.store import BUSY_TIMEOUT_S, WriterLock
@@ -123,6 +125,68 @@ def test_a_file_changed_or_gone_since_indexing_is_read_as_it_is_now(collection, 
     assert "rocket.jpg" not in named(collection.duplicates(THRESHOLD))
 
 
+def described(monkeypatch) -> list[str]:
+    """The file names whose keypoints are found from now on (each file read and described)."""
+    names: list[str] = []
+    find = keypoints._file_keypoints
+
+    def counted(key):
+        names.append(Path(key[0]).name)
+        return find(key)
+
+    monkeypatch.setattr(keypoints, "_file_keypoints", counted)
+    return names
+
+
+def matched(col) -> set[tuple[str, str]]:
+    """The pairs of files whose keypoint matches the index remembers, by name."""
+    return {(Path(a).name, Path(b).name) for a, b in col.store.db.conn.execute(
+        "SELECT a.path, b.path FROM keypoint_matches AS m JOIN images AS a ON a.id = m.image_a "
+        "JOIN images AS b ON b.id = m.image_b")}
+
+
+def test_a_second_run_reads_no_file_for_its_keypoints(collection, photos, tmp_path, monkeypatch):
+    files = described(monkeypatch)
+    first = collection.duplicates(THRESHOLD)
+    assert files and ("cameraman.jpg", "cameraman-turned.jpg") in matched(collection) | {
+        (b, a) for a, b in matched(collection)}
+    files.clear()
+    assert collection.duplicates(THRESHOLD) == first
+    assert files == []
+    with lookalike.open(tmp_path / "index") as again:  # another process, the next day
+        assert again.duplicates(THRESHOLD) == first
+    assert files == []
+
+
+def test_keypoints_are_matched_again_for_a_file_changed_since_and_after_the_matching_code_changed(
+        collection, photos, monkeypatch):
+    """A file whose size, mtime or inode changed since indexing is read as it is now, and what it gives
+    is not kept; other matching code (an upgrade) measures every pair again rather than trust old ones."""
+    first = collection.duplicates(THRESHOLD)
+    pairs_kept = matched(collection)
+    os.utime(photos / "rocket-bordered.jpg", (1_000_000_000, 1_000_000_000))
+    files = described(monkeypatch)
+    assert collection.duplicates(THRESHOLD) == first
+    partners = {b for a, b in pairs_kept if a == "rocket-bordered.jpg"} | {
+        a for a, b in pairs_kept if b == "rocket-bordered.jpg"}
+    assert "rocket-bordered.jpg" in files and set(files) <= {"rocket-bordered.jpg", *partners}
+    assert matched(collection) == pairs_kept
+    files.clear()
+    monkeypatch.setattr(keypoints, "matching_code", lambda: "an upgrade")
+    assert collection.duplicates(THRESHOLD) == first
+    assert {"cameraman.jpg", "cat.jpg", "espresso.jpg", "rocket.jpg"} <= set(files)
+
+
+def test_a_file_indexed_again_with_other_content_forgets_its_matches(collection, photos):
+    collection.duplicates(THRESHOLD)
+    assert any("espresso.jpg" in pair for pair in matched(collection))
+    with Image.open(photos / "espresso.jpg") as image:
+        image.load()
+    image.save(photos / "espresso.jpg", quality=80)  # edited in place
+    assert collection.add([photos]).updated == 1
+    assert not any("espresso.jpg" in pair for pair in matched(collection))
+
+
 def test_moved_copies_take_their_remembered_vectors_with_them(collection, photos, tmp_path):
     shrunk = scaled_to(photos / "cat-tiny.jpg")
     collection.move_duplicates(collection.duplicates(THRESHOLD), tmp_path / "quarantine")
@@ -138,7 +202,7 @@ def test_while_another_process_writes_a_run_waits_for_nothing_and_remembers_noth
         started = time.monotonic()
         clusters = collection.duplicates(THRESHOLD)
         assert time.monotonic() - started < BUSY_TIMEOUT_S
-        assert remembered(collection) == set()
+        assert remembered(collection) == set() and matched(collection) == set()
     assert named(clusters) == FOUND
     assert collection.duplicates(THRESHOLD) == clusters  # once free: the same clusters, now remembered
     assert len(remembered(collection)) == 4
@@ -155,7 +219,8 @@ def test_an_index_that_cannot_be_written_still_gives_the_clusters(collection, mo
 
         monkeypatch.setattr(WriterLock, "acquire", read_only)  # not even the lock file opens for writing
     clusters = collection.duplicates(THRESHOLD)
-    assert named(clusters) == FOUND and remembered(collection) == set() and not conn.in_transaction
+    assert named(clusters) == FOUND and remembered(collection) == set() and matched(collection) == set()
+    assert not conn.in_transaction
     conn.execute("PRAGMA query_only = OFF")
     monkeypatch.undo()
     assert collection.duplicates(THRESHOLD) == clusters

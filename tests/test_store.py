@@ -316,14 +316,39 @@ def test_an_image_indexed_again_with_other_content_or_removed_loses_its_remember
     assert store.db.conn.execute("SELECT count(*) FROM edited_vectors").fetchone() == (0,)
 
 
-def test_forgetting_the_remembered_vectors_leaves_the_images_alone(store):
-    """What a benchmark timing the second looks does first: the next run embeds them all again."""
+def test_keypoint_matches_are_remembered_by_pair_side_and_code_version(store):
+    """How two files' keypoints matched, read back only for the same images, the same side mirrored and
+    the same matching code; an image indexed again with other content, or gone, takes its pairs along."""
+    a, b, c = store.upsert([image("/p/a.jpg", 1), image("/p/b.jpg", 2), image("/p/c.jpg", 3)])
+    fields = [120, 130, 500, 480, 0.02, 0.97, None, 0.1, 1.0, 0.01]
+    assert store.remember_keypoint_matches("v1", {
+        (a, b, False): (digest(1), digest(2), fields),
+        (a, b, True): (digest(1), digest(2), [3, 40, 500, 480]),
+        (a, c, False): (digest(1), digest(9), fields),  # c holds other content by now: not written
+    })
+    assert store.keypoint_matches("v1", [(a, b, False), (a, b, True), (b, a, False), (a, c, False)]) == {
+        (a, b, False): fields, (a, b, True): [3, 40, 500, 480]}
+    assert store.keypoint_matches("v2", [(a, b, False)]) == {}  # matched by other code: measured again
+    store.upsert([image("/p/a.jpg", 1)])  # indexed again with the same content: still good
+    assert len(store.keypoint_matches("v1", [(a, b, False), (a, b, True)])) == 2
+    store.upsert([image("/p/b.jpg", 4)])  # other content, the same row id
+    assert store.keypoint_matches("v1", [(a, b, False), (a, b, True)]) == {}
+    store.remember_keypoint_matches("v1", {(c, a, False): (digest(3), digest(1), fields)})
+    store.delete([a])
+    assert store.db.conn.execute("SELECT count(*) FROM keypoint_matches").fetchone() == (0,)
+
+
+def test_forgetting_what_was_remembered_leaves_the_images_alone(store):
+    """What a benchmark timing the second looks does first: the next run embeds and matches them all
+    again."""
     a, b = store.upsert([image("/p/a.jpg", 1), image("/p/b.jpg", 2)])
     vector = np.ones((1, 8), np.float32)
     store.remember_edited_vectors({(a, "grey"): (digest(1), vector), (b, "turned"): (digest(2), vector)})
+    store.remember_keypoint_matches("v1", {(a, b, False): (digest(1), digest(2), [40, 50, 300, 300])})
     generation = store.generation
-    assert store.forget_edited_vectors() == 2
+    assert store.forget_remembered() == 3
     assert store.edited_vectors([(a, "grey"), (b, "turned")]) == {}
+    assert store.keypoint_matches("v1", [(a, b, False)]) == {}
     assert store.count() == 2 and store.generation == generation
 
 
@@ -344,6 +369,9 @@ def test_remembering_never_waits_for_a_writer_and_gives_up_on_an_index_it_cannot
         many = {(a, f"scaled {n}x1"): (digest(1), np.ones((1, 8), np.float32)) for n in range(2000)}
         assert not store.remember_edited_vectors(many)
         assert not store.db.conn.in_transaction and store.edited_vectors(many) == {}
+        matches = {(a, a, True): (digest(1), digest(1), [1] * 2000)}  # the same full disk for a match
+        assert not store.remember_keypoint_matches("v1", matches)
+        assert not store.db.conn.in_transaction and store.keypoint_matches("v1", matches) == {}
         assert store.remember_edited_vectors(entry)  # and the lock is free again
         assert set(store.edited_vectors(entry)) == set(entry)
 

@@ -105,7 +105,7 @@ def test_an_index_of_schema_6_gains_the_edited_pictures_vectors_in_place_without
     assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'edited_vectors'").fetchone() == (0,)
     raw.close()
     with Store.open(index) as store:
-        assert store.get_meta("schema_version") == SCHEMA_VERSION == 7
+        assert store.get_meta("schema_version") == SCHEMA_VERSION
         assert "edited_vectors" in store.db.table_names() and store.generation == 1
         a = store.get_by_path("/p/a.jpg")
         np.testing.assert_array_equal(a.vector, image("/p/a.jpg", 1).vector)  # not re-embedded
@@ -113,6 +113,17 @@ def test_an_index_of_schema_6_gains_the_edited_pictures_vectors_in_place_without
         assert store.remember_edited_vectors({(a.id, "grey"): (a.digest, np.ones((1, 8), np.float32))})
         store.delete([a.id])  # and its entries go with its row
         assert store.db.conn.execute("SELECT count(*) FROM edited_vectors").fetchone() == (0,)
+
+
+def test_an_index_of_schema_7_gains_the_keypoint_matches_in_place(tmp_path):
+    index = index_at(tmp_path / "index", 7, [image("/p/a.jpg", 1), image("/p/b.jpg", 2)])
+    with Store.open(index) as store:
+        assert store.get_meta("schema_version") == SCHEMA_VERSION == 8
+        a, b = store.get_by_path("/p/a.jpg"), store.get_by_path("/p/b.jpg")
+        np.testing.assert_array_equal(a.vector, image("/p/a.jpg", 1).vector)  # not re-embedded
+        assert store.keypoint_matches("v1", [(a.id, b.id, False)]) == {}  # nothing remembered yet
+        assert store.remember_keypoint_matches("v1", {(a.id, b.id, False): (a.digest, b.digest, [40, 50])})
+        assert store.keypoint_matches("v1", [(a.id, b.id, False)]) == {(a.id, b.id, False): [40, 50]}
 
 
 def test_file_names_that_are_not_utf8_are_kept_byte_for_byte(tmp_path):

@@ -27,12 +27,16 @@ common.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -479,22 +483,57 @@ def opposed_shades(cells: LaidCells) -> float | None:
     return float((mine_step * theirs_step < 0)[clear].mean())
 
 
+@cache
+def matching_code() -> str:
+    """What measures a :class:`Match`, for matches kept between runs (:class:`MatchMemory`): a digest of
+    this module's source and of the decoding and content box it reads the files through. Any change to
+    that code forgets the matches kept rather than trusting them; a version number bumped by hand would
+    be forgotten in some change, and old measurements would silently decide."""
+    digest = hashlib.sha256()
+    for name in (__name__, "lookalike.embedder.images", "lookalike.embedder.traits"):
+        digest.update(Path(sys.modules[name].__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class MatchMemory(Protocol):
+    """Where matches measured in an earlier run are kept (an index keeps its images' pairs): a
+    :class:`KeypointFiles` reads them instead of reading and describing the files again, most of a
+    second clean-up run's time."""
+
+    def recall(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> Mapping[int, Match]:
+        """The matches kept for these pairs of files (the second mirrored or not), by position."""
+
+    def keep(self, pairs: Sequence[tuple[str, str]], mirrored: bool, found: Sequence[Match | None]) -> None:
+        """Keep what matching these pairs found (None: a file did not read), as far as it can."""
+
+
 class KeypointFiles:
     """Keypoints of image files for matching pairs of them, several files and pairs at a time.
 
     Keyed by path, with the most recently used ``capacity`` files kept (at most about 130 KB each): one
     clean-up run reads a file once however many pairs it is in, while memory stays bounded however large
     the collection. The mirror image's keypoints are found only when asked for (a pair that does not match
-    as it is drawn), so most files are described once."""
+    as it is drawn), so most files are described once. With a ``memory``, pairs matched in an earlier run
+    are read from it, and those matched now are kept in it."""
 
-    def __init__(self, capacity: int = CACHED_FILES) -> None:
+    def __init__(self, capacity: int = CACHED_FILES, memory: MatchMemory | None = None) -> None:
         self._found: OrderedDict[tuple[str, bool], Keypoints | None] = OrderedDict()
         self._workers = min(4, os.cpu_count() or 1)
         self._capacity = max(capacity, 2 * MATCH_CHUNK)  # a chunk's files always fit
+        self._memory = memory
 
     def match(self, pairs: Sequence[tuple[str, str]], mirrored: bool = False) -> list[Match | None]:
         """:func:`matched_keypoints` for each pair of files, the second mirrored if asked; None where a
         file does not read. Decoding, ORB and matching release the GIL: threads share the work."""
+        known = self._memory.recall(pairs, mirrored) if self._memory is not None else {}
+        rest = [i for i in range(len(pairs)) if i not in known]
+        matched = self._match_files([pairs[i] for i in rest], mirrored)
+        if self._memory is not None and rest:
+            self._memory.keep([pairs[i] for i in rest], mirrored, matched)
+        found = {**known, **dict(zip(rest, matched, strict=True))}
+        return [found[i] for i in range(len(pairs))]
+
+    def _match_files(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> list[Match | None]:
         found: list[Match | None] = []
         with ThreadPoolExecutor(self._workers) as pool:
             for start in range(0, len(pairs), MATCH_CHUNK):

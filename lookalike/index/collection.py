@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     from lookalike.embedder import Embedder, Fingerprint
-    from lookalike.embedder.keypoints import KeypointFiles
+    from lookalike.embedder.keypoints import KeypointFiles, Match
     from lookalike.engines import Engine
 
 COMMIT_EVERY = 256  # images per SQLite transaction: the unit a killed run loses at most
@@ -615,7 +615,7 @@ class Collection:
             return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
         pairs: list[Pair] = []
         densities: dict[int, float] = {}
-        keypoints = _keypoint_files()
+        keypoints = self._keypoint_files()
         if not exact_only:
             with self._lock:
                 index = self._current_vectors() if self.store.count() else None
@@ -872,6 +872,13 @@ class Collection:
                                          np.searchsorted(theirs, pairs.b))
         return pairs.take(agreement >= PIXEL_AGREEMENT)
 
+    def _keypoint_files(self) -> KeypointFiles:
+        """A fresh keypoint cache for one run of pair checks (OpenCV imported only now) that reads the
+        matches this index remembers and keeps those it makes (:class:`_IndexedMatches`)."""
+        from lookalike.embedder.keypoints import KeypointFiles
+
+        return KeypointFiles(memory=_IndexedMatches(self.store, self._lock))
+
     @staticmethod
     def _thumbnails(store: Store, ids: np.ndarray) -> np.ndarray:
         """``ids``' thumbnails; those of rows indexed before schema 4 read from their files (a file
@@ -1043,7 +1050,7 @@ class Collection:
         """My images against ``archive``'s. A file that is itself part of the archive (the same file,
         reached by any path) is never a copy: it is what the archive holds, not a duplicate of it."""
         pairs: list[Pair] = []
-        keypoints = _keypoint_files()  # each file described once, for the keypoint look and the check
+        keypoints = self._keypoint_files()  # each file described once, for the keypoint look and the check
         with self._lock:
             mine = self.store.digests()
             compare = not exact_only and self.store.count() and archive.count()
@@ -1138,11 +1145,50 @@ class Collection:
         self.close()
 
 
-def _keypoint_files() -> KeypointFiles:
-    """A fresh keypoint cache for one run of pair checks (OpenCV imported only now)."""
-    from lookalike.embedder.keypoints import KeypointFiles
+class _IndexedMatches:
+    """The index's memory of keypoint matches (a :class:`~lookalike.embedder.keypoints.MatchMemory`):
+    reading and describing the files is most of a second duplicates run's time, and a match depends only
+    on the two files' content and the matching code (:func:`~lookalike.embedder.keypoints.matching_code`).
+    Only pairs of this index's images whose files are as they were indexed (:func:`_as_indexed`) are read
+    or kept: a file changed since is matched as it is now, and not kept; nor is a file that did not read.
+    Keeping is best effort (:meth:`Store.remember_keypoint_matches`); the result never depends on it."""
 
-    return KeypointFiles()
+    def __init__(self, store: Store, lock: threading.RLock) -> None:
+        from lookalike.embedder.keypoints import matching_code
+
+        self._store, self._lock, self._code = store, lock, matching_code()
+        self._rows: dict[str, ImageRow | None] = {}
+
+    def recall(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> dict[int, Match]:
+        from lookalike.embedder.keypoints import Match
+
+        keys = self._keys(pairs, mirrored)
+        with self._lock:
+            known = self._store.keypoint_matches(self._code, (key for key in keys if key is not None))
+        return {i: Match(*known[key]) for i, key in enumerate(keys) if key in known}
+
+    def keep(self, pairs: Sequence[tuple[str, str]], mirrored: bool, found: Sequence[Match | None]) -> None:
+        entries = {key: (self._rows[a].digest, self._rows[b].digest, tuple(match))
+                   for key, (a, b), match in zip(self._keys(pairs, mirrored), pairs, found, strict=True)
+                   if key is not None and match is not None}
+        if entries:
+            with self._lock:
+                self._store.remember_keypoint_matches(self._code, entries)
+
+    def _keys(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> list[tuple[int, int, bool] | None]:
+        rows = [(self._row(a), self._row(b)) for a, b in pairs]
+        return [(a.id, b.id, mirrored) if a is not None and b is not None else None for a, b in rows]
+
+    def _row(self, path: str) -> ImageRow | None:
+        """This index's row for ``path`` while its file is as indexed; looked at once a run."""
+        if path not in self._rows:
+            with self._lock:
+                row = self._store.get_by_path(path, vector=False)
+            try:
+                self._rows[path] = row if row is not None and _as_indexed(row, os.lstat(path)) else None
+            except OSError:
+                self._rows[path] = None
+        return self._rows[path]
 
 
 def _records(store: Store, ids: Iterable[int]) -> dict[int, ImageRecord]:

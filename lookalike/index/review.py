@@ -84,8 +84,6 @@ def recentre(
     an id not in the index, InvalidOption when the keeper is among the members or the threshold is
     outside (0, 1].
     """
-    from lookalike.embedder.keypoints import KeypointFiles
-
     ids, threshold = _check(keeper_id, member_ids, threshold)
     with collection._lock:
         rows = {row.id: row for row in collection.store.get_many([keeper_id, *ids], vector=True)}
@@ -106,7 +104,7 @@ def recentre(
     good = lambda p: pair_score(p.similarity, densities.get(keeper_id), densities.get(p.a)) >= threshold  # noqa: E731
     for p in collection._second_looks(PairArrays.of(looks), collection.store, good):
         similarity[p.a] = max(similarity[p.a], p.similarity)
-    keypoints = KeypointFiles()
+    keypoints = collection._keypoint_files()
     held = [i for i in ids if score(i) < threshold <= similarity[i]]  # only the density holds them under
     vouched = {i for i, sure in zip(held, files_vouch([(records[i].path, records[keeper_id].path)
                                                        for i in held], keypoints), strict=True) if sure}

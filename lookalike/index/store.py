@@ -15,9 +15,10 @@ was indexed, so a path later swapped for another file (or a link) is noticed.
 The schema changes only through :data:`MIGRATIONS`, ordered steps applied in place under the writer
 lock when an older index is opened; an index is never "re-created" and nothing is re-embedded.
 
-Besides that truth the index keeps one derived table, ``edited_vectors``: the vectors of edited pictures
-the duplicates' second looks embedded (a picture turned, greyed, cropped or shrunk), so the next run
-does not embed them again. Readers write it, best effort: losing it costs only time.
+Besides that truth the index keeps two derived tables of what the duplicates' second looks found, so
+the next run does not find it again: ``edited_vectors``, the vectors of edited pictures they embedded (a
+picture turned, greyed, cropped or shrunk), and ``keypoint_matches``, how two files' keypoints matched.
+Readers write them, best effort: losing them costs only time.
 """
 
 from __future__ import annotations
@@ -519,14 +520,33 @@ class Store:
         Best effort, for readers: written only if the writer lock is free at once and the index can be
         written now (not busy, full or read-only); returns whether it was. Nothing depends on it.
         """
-        rows = [(edit, np.ascontiguousarray(vector, dtype="<f4").tobytes(), int(image_id), digest)
-                for (image_id, edit), (digest, vector) in entries.items()]
+        return self._write_if_free(
+            "INSERT OR REPLACE INTO edited_vectors (image_id, edit, digest, vector) "
+            "SELECT id, ?, digest, ? FROM images WHERE id = ? AND digest = ?",
+            [(edit, np.ascontiguousarray(vector, dtype="<f4").tobytes(), int(image_id), digest)
+             for (image_id, edit), (digest, vector) in entries.items()])
+
+    def remember_keypoint_matches(self, version: str,
+                                  entries: Mapping[tuple[int, int, bool], tuple[str, str, Sequence]]) -> bool:
+        """Keep how two files' keypoints matched (``{(image a, image b, b mirrored): (digest of a, digest
+        of b, the match's fields)}``, the digests of the content matched) for the next duplicates run,
+        found by the code ``version`` names, replacing older ones; an entry whose images are gone or hold
+        other content by now is not written. Best effort, as :meth:`remember_edited_vectors`."""
+        return self._write_if_free(
+            "INSERT OR REPLACE INTO keypoint_matches (image_a, image_b, mirrored, version, match) "
+            "SELECT a.id, b.id, ?, ?, ? FROM images AS a JOIN images AS b "
+            "ON a.id = ? AND a.digest = ? AND b.id = ? AND b.digest = ?",
+            [(int(mirrored), version, json.dumps(list(fields)), int(a), digest_a, int(b), digest_b)
+             for (a, b, mirrored), (digest_a, digest_b, fields) in entries.items()])
+
+    def _write_if_free(self, statement: str, rows: list[tuple]) -> bool:
+        """``statement`` for each of ``rows`` in one transaction, only if the writer lock is free at once
+        and the index can be written now (not busy, full or read-only): whether it was."""
         if not rows:
             return True
         try:
             with self.writer(wait=0), self._write() as conn:
-                conn.executemany("INSERT OR REPLACE INTO edited_vectors (image_id, edit, digest, vector) "
-                                 "SELECT id, ?, digest, ? FROM images WHERE id = ? AND digest = ?", rows)
+                conn.executemany(statement, rows)
         except (WriterBusy, NoSpace, OSError):  # OSError: the lock file cannot be opened for writing
             return False
         except sqlite3.OperationalError as e:
@@ -535,11 +555,13 @@ class Store:
             return False
         return True
 
-    def forget_edited_vectors(self) -> int:
-        """Drop every remembered edited picture's vector (:meth:`remember_edited_vectors`): a benchmark
-        timing the second looks starts cold; nothing else is touched. Returns how many went."""
+    def forget_remembered(self) -> int:
+        """Drop everything the second looks remembered (:meth:`remember_edited_vectors`,
+        :meth:`remember_keypoint_matches`): a benchmark timing them starts cold; nothing else is touched.
+        Returns how many entries went."""
         with self._write() as conn:
-            return conn.execute("DELETE FROM edited_vectors").rowcount
+            return (conn.execute("DELETE FROM edited_vectors").rowcount
+                    + conn.execute("DELETE FROM keypoint_matches").rowcount)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -661,6 +683,25 @@ class Store:
             ):
                 if (image_id, edit) in wanted:
                     found[image_id, edit] = np.frombuffer(vector, dtype="<f4").reshape(-1, dim)
+        return found
+
+    def keypoint_matches(self, version: str, keys: Iterable[tuple[int, int, bool]]
+                         ) -> dict[tuple[int, int, bool], list]:
+        """The matches remembered (:meth:`remember_keypoint_matches`) under these (image a, image b, b
+        mirrored) keys, each as the list of the match's fields written; only those the code ``version``
+        names found (older code may have measured otherwise; the images' content is the same, or the
+        triggers of schema 8 would have dropped them)."""
+        wanted = set(keys)
+        found: dict[tuple[int, int, bool], list] = {}
+        firsts = sorted({a for a, _, _ in wanted})
+        for start in range(0, len(firsts), 500):  # stay under SQLite's bound-parameter limit
+            chunk = firsts[start:start + 500]
+            for a, b, mirrored, fields in self.db.conn.execute(
+                "SELECT image_a, image_b, mirrored, match FROM keypoint_matches "
+                f"WHERE version = ? AND image_a IN ({','.join('?' * len(chunk))})", [version, *chunk],
+            ):
+                if (a, b, bool(mirrored)) in wanted:
+                    found[a, b, bool(mirrored)] = json.loads(fields)
         return found
 
     def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -819,6 +860,25 @@ def _v7_edited_vectors(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v8_keypoint_matches(conn: sqlite3.Connection) -> None:
+    """Version 8: how two files' keypoints matched in the duplicates' geometric check and keypoint look,
+    by the pair of images (the second mirrored or not) and the version of the code that matched them:
+    reading and describing the files is most of a second run's time. Derived data, as ``edited_vectors``;
+    triggers drop a pair's entries when either image's row goes or is indexed again with other content."""
+    statements = ["CREATE TABLE keypoint_matches (image_a INTEGER NOT NULL, image_b INTEGER NOT NULL, "
+                  "mirrored INTEGER NOT NULL, version TEXT NOT NULL, match TEXT NOT NULL, "
+                  "PRIMARY KEY (image_a, image_b, mirrored))",
+                  "CREATE INDEX keypoint_matches_by_b ON keypoint_matches (image_b)"]
+    for side in ("a", "b"):
+        gone = f"DELETE FROM keypoint_matches WHERE image_{side} = old.id; END"
+        statements += [f"CREATE TRIGGER keypoint_matches_of_deleted_{side} AFTER DELETE ON images "
+                       f"BEGIN {gone}",
+                       f"CREATE TRIGGER keypoint_matches_of_changed_{side} AFTER UPDATE OF digest ON images "
+                       f"WHEN new.digest IS NOT old.digest BEGIN {gone}"]
+    for statement in statements:
+        conn.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v2_exact_paths_and_identity,  # 1 -> 2
     _v3_traits,  # 2 -> 3
@@ -826,6 +886,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v5_traits_version,  # 4 -> 5
     _v6_tints,  # 5 -> 6
     _v7_edited_vectors,  # 6 -> 7
+    _v8_keypoint_matches,  # 7 -> 8
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
