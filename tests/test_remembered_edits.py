@@ -177,6 +177,16 @@ def test_keypoints_are_matched_again_for_a_file_changed_since_and_after_the_matc
     assert {"cameraman.jpg", "cat.jpg", "espresso.jpg", "rocket.jpg"} <= set(files)
 
 
+def test_matching_code_whose_source_cannot_be_read_trusts_no_match_kept(monkeypatch):
+    assert keypoints.matching_code() == keypoints.matching_code()  # the same code, the same name
+    keypoints.matching_code.cache_clear()
+    monkeypatch.setattr(keypoints, "__file__", None)  # a frozen build: no source file to read
+    try:
+        assert keypoints.matching_code().startswith("unknown ")
+    finally:
+        keypoints.matching_code.cache_clear()
+
+
 def test_a_file_indexed_again_with_other_content_forgets_its_matches(collection, photos):
     collection.duplicates(THRESHOLD)
     assert any("espresso.jpg" in pair for pair in matched(collection))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -488,10 +489,14 @@ def matching_code() -> str:
     """What measures a :class:`Match`, for matches kept between runs (:class:`MatchMemory`): a digest of
     this module's source and of the decoding and content box it reads the files through. Any change to
     that code forgets the matches kept rather than trusting them; a version number bumped by hand would
-    be forgotten in some change, and old measurements would silently decide."""
+    be forgotten in some change, and old measurements would silently decide. Where that source cannot be
+    read (a frozen build), a name no run shares: nothing kept is trusted."""
     digest = hashlib.sha256()
-    for name in (__name__, "lookalike.embedder.images", "lookalike.embedder.traits"):
-        digest.update(Path(sys.modules[name].__file__).read_bytes())
+    try:
+        for name in (__name__, "lookalike.embedder.images", "lookalike.embedder.traits"):
+            digest.update(Path(sys.modules[name].__file__).read_bytes())
+    except (OSError, TypeError):  # TypeError: a module without a file
+        return f"unknown {uuid.uuid4()}"
     return digest.hexdigest()[:16]
 
 
