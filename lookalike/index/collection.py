@@ -1011,13 +1011,7 @@ class Collection:
         the result never depends on whether remembering worked. A file gone or changed since it was
         indexed (:func:`_as_indexed`) is read as it is now, and what it gives is not remembered."""
 
-        def as_indexed(row: ImageRow) -> bool:
-            try:
-                return _as_indexed(row, os.lstat(row.path))
-            except OSError:
-                return False
-
-        kept = {key: memo for key, memo in memos.items() if memo is not None and as_indexed(memo[0])}
+        kept = {key: memo for key, memo in memos.items() if memo is not None and _file_as_indexed(memo[0])}
         with self._lock:
             known = self.store.edited_vectors((row.id, edit) for row, edit in kept.values())
         found = {key: known[row.id, edit] for key, (row, edit) in kept.items() if (row.id, edit) in known}
@@ -1184,10 +1178,7 @@ class _IndexedMatches:
         if path not in self._rows:
             with self._lock:
                 row = self._store.get_by_path(path, vector=False)
-            try:
-                self._rows[path] = row if row is not None and _as_indexed(row, os.lstat(path)) else None
-            except OSError:
-                self._rows[path] = None
+            self._rows[path] = row if row is not None and _file_as_indexed(row) else None
         return self._rows[path]
 
 
@@ -1232,6 +1223,15 @@ def _as_indexed(row: ImageRow, st: os.stat_result) -> bool:
     indexer takes for unchanged, unread) and, where recorded, its device and inode."""
     return (stat.S_ISREG(st.st_mode) and st.st_size == row.size and abs(st.st_mtime - row.mtime) < 1e-3
             and (row.inode is None or (st.st_dev, st.st_ino) == (row.device, row.inode)))
+
+
+def _file_as_indexed(row: ImageRow) -> bool:
+    """Whether the file at ``row``'s path is still the one it indexed (:func:`_as_indexed`); not if it is
+    gone or cannot be looked at."""
+    try:
+        return _as_indexed(row, os.lstat(row.path))
+    except OSError:
+        return False
 
 
 def _digest_or_none(path: str) -> str | None:
