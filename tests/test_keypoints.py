@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from lookalike.embedder.keypoints import KeypointFiles, Match, file_keypoints, matched_keypoints
+from lookalike.embedder.keypoints import (
+    RATIO,
+    KeypointFiles,
+    Match,
+    file_keypoints,
+    matched_keypoints,
+    ratio_tested,
+)
 from lookalike.index.duplicates import (
     ASKEW,
     CHANCE_FIT,
@@ -332,6 +339,32 @@ def test_a_weak_fit_turned_off_the_quarter_turns_is_chance():
 def test_the_same_pair_gets_the_same_answer_every_time(copies):
     a, b = file_keypoints(str(copies["rocket", "original"])), file_keypoints(str(copies["rocket", "crop"]))
     assert len({matched_keypoints(a, b) for _ in range(5)}) == 1
+
+
+def brute_force_ratio_test(mine: np.ndarray, theirs: np.ndarray) -> tuple[list[int], list[int]]:
+    """The ratio test spelt out: every Hamming distance, one loop, a dict for the nearest per target."""
+    bits = np.unpackbits(mine[:, None, :] ^ theirs[None, :, :], axis=2).sum(axis=2)
+    closest: dict[int, tuple[int, int]] = {}  # target -> (distance, query), in the order first matched
+    for query, row in enumerate(bits):
+        first, second = np.sort(row)[:2]
+        target = int(np.argmin(row))
+        if first < RATIO * second and (target not in closest or first < closest[target][0]):
+            closest[target] = (int(first), query)
+    return [query for _, query in closest.values()], list(closest)
+
+
+@pytest.mark.parametrize("distinct_values", [256, 4])  # 4: many equal distances, ties everywhere
+def test_matches_are_the_ratio_tested_nearest_one_per_keypoint_in_the_order_first_matched(distinct_values):
+    rng = np.random.default_rng(distinct_values)
+    mine = rng.integers(0, distinct_values, (300, 32), dtype=np.uint8)
+    mine[200:260] = mine[:60] ^ rng.integers(0, 2, (60, 32), dtype=np.uint8)  # two near one target
+    theirs = np.concatenate([mine[:120] ^ rng.integers(0, 2, (120, 32), dtype=np.uint8),  # near copies
+                             rng.integers(0, distinct_values, (200, 32), dtype=np.uint8)])
+    theirs[5] = theirs[7]  # two equal targets: neither is clearly nearest
+    theirs = theirs[rng.permutation(len(theirs))]  # targets first matched in no order of their own
+    queries, targets = ratio_tested(mine, theirs)
+    assert (queries.tolist(), targets.tolist()) == brute_force_ratio_test(mine, theirs)
+    assert len(queries) > 50
 
 
 def record(image_id: int, path: Path) -> ImageRecord:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import cv2
+import faiss
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -280,6 +281,28 @@ class Match(NamedTuple):
     askew: float | None = None
 
 
+def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matches of two sets of ORB descriptors [n, 32] as indices into each: every descriptor of
+    ``mine`` whose nearest of ``theirs`` (Hamming distance) is clearly nearer than the second nearest
+    (Lowe's ``RATIO``), then one match per descriptor of ``theirs``, its nearest (of equals, the first):
+    several onto one point fit any transform that shrinks them together. In the order ``theirs`` are
+    first matched, so RANSAC, which draws by position, gives one pair the same answer every run.
+
+    Exact search with FAISS's ``knn_hamming``, which returns arrays: OpenCV's matcher finds the same
+    matches but hands each over as a Python object; a first run's pairs on the dev set match in a
+    quarter less time this way (docs/benchmarks.md, "Keypoint matching")."""
+    distances, nearest = faiss.knn_hamming(np.ascontiguousarray(mine), np.ascontiguousarray(theirs), 2)
+    queries = np.flatnonzero(distances[:, 0] < RATIO * distances[:, 1])
+    targets = nearest[queries, 0]
+    by_target = np.lexsort((queries, distances[queries, 0], targets))  # each target's nearest first
+    firsts = np.ones(len(by_target), bool)
+    firsts[1:] = targets[by_target[1:]] != targets[by_target[:-1]]
+    kept = by_target[firsts]  # one per target, in target order
+    _, first_seen = np.unique(targets, return_index=True)
+    order = np.argsort(first_seen, kind="stable")
+    return queries[kept][order], targets[kept][order]
+
+
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
@@ -289,31 +312,23 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
         return Match(0, 0, len(a), len(b), layout=layout)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    good = [best for best, second in (m for m in matcher.knnMatch(a.descriptors, b.descriptors, k=2)
-                                      if len(m) == 2) if best.distance < RATIO * second.distance]
-    closest: dict[int, cv2.DMatch] = {}  # one match per keypoint of b: several onto one point fit any
-    for m in good:                        # transform that shrinks them together
-        if m.trainIdx not in closest or m.distance < closest[m.trainIdx].distance:
-            closest[m.trainIdx] = m
-    good = list(closest.values())
-    if len(good) < 3:
-        return Match(0, len(good), len(a), len(b), layout=layout)
-    source = a.points[[m.queryIdx for m in good]]
-    target = b.points[[m.trainIdx for m in good]]
+    mine, theirs = ratio_tested(a.descriptors, b.descriptors)
+    if len(mine) < 3:
+        return Match(0, len(mine), len(a), len(b), layout=layout)
+    source, target = a.points[mine], b.points[theirs]
     cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
     fit, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
-        return Match(0, len(good), len(a), len(b), layout=layout)
+        return Match(0, len(mine), len(a), len(b), layout=layout)
     inliers = int(inlying.sum())
     askew = _off_quarter_turns(fit)
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
-        return Match(inliers, len(good), len(a), len(b), layout=layout, askew=askew)
+        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew)
     cells = laid_cells(a, b, laid)
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
-    return Match(inliers, len(good), len(a), len(b), _either_way(differing_cells, cells, back), layout,
+    return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
                  cells.contained, askew)
 
