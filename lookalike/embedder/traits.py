@@ -197,8 +197,10 @@ def content_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
     return _peel_frames(pixels, box) if text_top or text_bottom else box  # a plain bar may be the ground
 
 
-def _uniform_share(line: np.ndarray, colour: np.ndarray) -> float:
-    return float((np.abs(line - colour).max(axis=-1) <= UNIFORM_TOLERANCE).mean())
+def _uniform_share(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The share of each line's pixels [..., w, 3] within ``UNIFORM_TOLERANCE`` of ``colour`` (of one
+    line, a single number): all of a band's lines at once, a Python loop no more."""
+    return (np.abs(lines - colour).max(axis=-1) <= UNIFORM_TOLERANCE).mean(axis=-1)
 
 
 def _edge(lines: np.ndarray, colour: np.ndarray) -> float:
@@ -248,7 +250,7 @@ def caption_band(lines: np.ndarray, limit: int) -> tuple[int, bool]:
     if len(lines) < 3 or limit < 1:
         return 0, False
     colour = np.median(lines[0], axis=0)
-    shares = np.array([_uniform_share(line, colour) for line in lines[:limit + 2]])
+    shares = _uniform_share(lines[:limit + 2], colour)
     taken = next((i for i, share in enumerate(shares) if share < CAPTION_SHARE), len(shares))
     if taken > limit or taken < 2 or taken >= len(lines) - 2 or _edge(lines[taken:], colour) < EDGE_SHARE:
         return 0, False
