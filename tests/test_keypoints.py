@@ -402,9 +402,45 @@ def test_memory_stays_bounded_files_forgotten_are_read_again_with_the_same_answe
     pairs = [(a, b) for a in photos for b in photos if a != b] + [(photos[0], str(copies["cat", "crop"]))]
     everything = KeypointFiles().match(pairs)
     monkeypatch.setattr(keypoints, "MATCH_CHUNK", 1)
-    bounded = KeypointFiles(capacity=2)
+    one_file = max(found.nbytes for found in map(file_keypoints, photos))
+    bounded = KeypointFiles(budget=one_file)
     assert bounded.match(pairs) == everything
-    assert len(bounded._found) == 2
+    assert len(bounded._found) == 2  # the last pair's two files: a pair's files stay while it is matched
+
+
+def test_a_file_asked_for_in_several_batches_is_described_once_while_it_fits(copies, monkeypatch):
+    """The checks ask in batches (as drawn, then mirrored; each look its own), each in no order of
+    files: within the budget nothing is read twice, however many batches name a file."""
+    from lookalike.embedder import keypoints
+
+    described: list[tuple[str, bool]] = []
+    find = keypoints._file_keypoints
+    monkeypatch.setattr(keypoints, "_file_keypoints", lambda key: described.append(key) or find(key))
+    monkeypatch.setattr(keypoints, "MATCH_CHUNK", 2)
+    photos = [str(copies[name, kind]) for name in ("cat", "rocket")
+              for kind in ("original", "crop", "mirror")]
+    files = KeypointFiles()
+    for pairs in ([(photos[0], photos[1]), (photos[3], photos[4]), (photos[0], photos[3])],
+                  [(photos[4], photos[1]), (photos[1], photos[0])], [(photos[0], photos[2])]):
+        files.match(pairs)
+        files.match(pairs, mirrored=True)
+    assert sorted(described) == sorted(set(described))
+    assert files._bytes == sum(found.nbytes for found in files._found.values() if found is not None)
+
+
+@pytest.mark.parametrize(("limit", "budget"), [("2147483648\n", 256 << 20), ("max\n", None), (None, None)])
+def test_the_cache_takes_an_eighth_of_a_containers_memory_limit_at_most(tmp_path, monkeypatch, limit, budget):
+    """In a container held to 2 GiB on a larger host the machine's count shows the host's memory: the
+    limit decides. "max" (no limit) or no limit file leaves the machine's memory, up to CACHE_BYTES."""
+    from lookalike.embedder import keypoints
+
+    limit_file = tmp_path / "memory.max"
+    if limit is not None:
+        limit_file.write_text(limit)
+    monkeypatch.setattr(keypoints, "CGROUP_LIMITS", (str(limit_file), str(tmp_path / "gone")))
+    machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert keypoints.cache_budget() == (budget or min(keypoints.CACHE_BYTES, machine // 8))
+    assert KeypointFiles()._budget == keypoints.cache_budget()
 
 
 def test_each_image_has_at_most_its_best_pairs_read_again_the_rest_are_dropped(tmp_path):
