@@ -73,6 +73,39 @@ def test_table_names_keeper_and_copies_with_similarity_and_reclaimable_bytes(ind
     assert turned[0] == "copy" and float(turned[1]) >= THRESHOLD
 
 
+def test_quiet_leaves_out_the_progress_bar_and_nothing_else(indexed):
+    index, _, _ = indexed
+    loud, quiet = duplicates(index), duplicates(index, "--quiet")
+    assert loud.exit_code == quiet.exit_code == 0
+    assert quiet.stdout == loud.stdout
+
+
+def test_on_a_terminal_each_step_and_each_batch_starts_the_bar_again(monkeypatch):
+    """A rate and time left carried from one step (or batch) into the next would mislead."""
+    import sys
+
+    from rich.progress import Progress
+
+    from lookalike.cli.progress import progress_bar
+
+    started, went_on = [], []
+    monkeypatch.setattr(Progress, "reset", lambda self, task, **how: started.append(
+        (how["description"], how["completed"], how["total"])))
+    monkeypatch.setattr(Progress, "update", lambda self, task, **how: went_on.append(
+        (how["description"], how["completed"], how["total"])))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    search, edits = "finding pairs", "embedding edited pictures"
+    with progress_bar(unit="") as progress:
+        for done, total, step in [(1, 10, search), (10, 10, search), (16, 40, edits), (40, 40, edits),
+                                  (16, 20, edits), (20, 20, edits), (32, 99, edits)]:  # batches of their own
+            progress(done, total, step=step)
+    assert started == [(search, 1, 10), (edits, 16, 40), (edits, 16, 20), (edits, 32, 99)]
+    assert went_on == [(search, 10, 10), (edits, 40, 40), (edits, 20, 20)]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with progress_bar() as progress:
+        assert progress is None  # a pipe or a log file gets no bar
+
+
 def test_json_csv_and_an_html_report_with_every_cluster(indexed, tmp_path):
     index, files, _ = indexed
     page = tmp_path / "report.html"

@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter, ImageOps
 import lookalike
 from lookalike.embedder.keypoints import KeypointFiles
 from lookalike.index import collection as collection_module
-from lookalike.index.collection import REFRESHING
+from lookalike.index.collection import EDITING, MATCHING, REFRESHING, SEARCHING
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair, PairArrays
 from lookalike.index.review import recentre
 from tests.duplicate_photos import (
@@ -66,6 +66,29 @@ def test_each_cluster_keeps_the_original_and_lists_its_copies(collection, files)
         (copy,) = by_keeper[name].copies
         assert not copy.exact and THRESHOLD <= copy.similarity <= 1.0 + 1e-6
         assert by_keeper[name].reclaimable == copy.size == files[Path(copy.path).stem].stat().st_size
+
+
+def test_a_run_tells_its_progress_step_by_step_and_finds_the_same_clusters(collection, files):
+    """A first run on thousands of images takes minutes: the caller hears each step (the vector
+    search, the edited pictures embedded, the keypoints matched), each batch counted to its end."""
+    collection.store.forget_remembered()  # a first run: edited pictures embedded, files matched
+    heard: list[tuple[int, int, str]] = []
+    clusters = collection.duplicates(THRESHOLD, progress=lambda done, total, step: heard.append(
+        (done, total, step)))
+    assert named(clusters, files) == EXPECTED
+    assert {step for *_, step in heard} == {SEARCHING, EDITING, MATCHING}
+    assert heard[0][2] == SEARCHING and heard[0][1] == collection.store.count()
+    batches: list[list[tuple[int, int, str]]] = []
+    for report in heard:  # a batch: one step, counting up to its total
+        if not batches or report[2] != batches[-1][-1][2] or report[0] <= batches[-1][-1][0]:
+            batches.append([])
+        batches[-1].append(report)
+    for batch in batches:
+        assert all(0 < done <= total for done, total, _ in batch)
+        assert batch[-1][0] == batch[-1][1]
+    heard.clear()
+    assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
+    assert heard == []  # the next run, not asked, tells no one
 
 
 def test_a_turned_copy_is_found_by_the_orientation_check(collection, files):

@@ -287,7 +287,7 @@ def index_command(
       lookalike index ~/Pictures ~/Phone --prune --model efficientnet-lite2
     """
     from lookalike.cli import output
-    from lookalike.cli.progress import embedding_progress
+    from lookalike.cli.progress import progress_bar
 
     if engine is None and (address or workers or gpus_per_worker):
         raise InvalidOption("--engine", "--address, --workers and --gpus-per-worker need --engine ray")
@@ -298,7 +298,7 @@ def index_command(
 
             runner = make_engine(engine, model=model_for(collection, model), address=address,
                                  workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size)
-        with embedding_progress(enabled=not quiet) as progress:
+        with progress_bar(enabled=not quiet) as progress:
             summary = collection.add(
                 paths,
                 prune=prune,
@@ -460,6 +460,7 @@ def duplicates(
     ] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Delete copies for good (asks first).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Duplicate images: each original to keep, with its copies.
 
@@ -472,6 +473,7 @@ def duplicates(
       lookalike duplicates --move-to ~/quarantine
     """
     from lookalike.cli import output
+    from lookalike.cli.progress import progress_bar
 
     if move_to and delete:
         raise InvalidOption("--move-to", "choose --move-to or --delete, not both")
@@ -481,23 +483,25 @@ def duplicates(
         if not exact and (stale := collection.stale_traits()):
             typer.echo(f"note: {stale} images have traits from an older lookalike, read from their files on "
                        "every run: `lookalike index FOLDER` refreshes them once", err=True)
-        clusters = collection.duplicates(threshold, policy=keep, against=against, exact_only=exact)
+        with progress_bar(enabled=not quiet, unit="") as progress:
+            clusters = collection.duplicates(threshold, policy=keep, against=against, exact_only=exact,
+                                             progress=progress)
         output.duplicate_clusters(clusters, as_json=as_json, as_csv=as_csv)
         if html:
             from lookalike.index.report import html_report
 
             typer.echo(f"report: {display(html_report(clusters, html))}", err=True)
-        quiet = as_json or as_csv  # scripts read stdout: action summaries go to stderr
+        to_stderr = as_json or as_csv  # scripts read stdout: action summaries go to stderr
         result = None
         if move_to and clusters:
             result = collection.move_duplicates(clusters, move_to)
-            output.moved(result, err=quiet)
+            output.moved(result, err=to_stderr)
         elif delete and clusters:
             copies = sum(len(c.copies) for c in clusters)
             if not yes and not typer.confirm(f"Delete {copies} copies for good?", err=True):
                 raise typer.Exit(1)
             result = collection.delete_duplicates(clusters)
-            output.deleted(result, err=quiet)
+            output.deleted(result, err=to_stderr)
     if result is not None:
         done = len(result.moved if move_to else result.deleted)
         raise typer.Exit(exits.batch_status(done, len(result.problems)))

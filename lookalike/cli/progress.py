@@ -18,28 +18,37 @@ from rich.progress import (
 
 
 class RateColumn(TextColumn):
-    def __init__(self) -> None:
+    def __init__(self, unit: str) -> None:
         super().__init__("")
+        self.unit = f" {unit}/s" if unit else "/s"
 
     def render(self, task):
         speed = task.finished_speed or task.speed
-        return f"{speed:5.1f} img/s" if speed else "  ... img/s"
+        return f"{speed:5.1f}{self.unit}" if speed else f"  ...{self.unit}"
 
 
 @contextmanager
-def embedding_progress(enabled: bool = True) -> Iterator[Callable[..., None] | None]:
-    """Yields a ``progress(done, total, step=...)`` callback for ``Collection.add``, or None when quiet."""
+def progress_bar(enabled: bool = True, unit: str = "img") -> Iterator[Callable[..., None] | None]:
+    """Yields a ``progress(done, total, step=...)`` callback for ``Collection.add`` or
+    ``Collection.duplicates``, or None when quiet. A step that starts (another step, or the next batch of
+    one) starts the bar again, its rate and time left with it: carried over, they would mislead."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        RateColumn(), TimeRemainingColumn(),
+        RateColumn(unit), TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("embedding", total=None)
+        task = bar.add_task("", total=None)
+        last = ("", 0, 0)
 
         def update(done: int, total: int, step: str = "embedding") -> None:
-            bar.update(task, completed=done, total=total, description=step)
+            nonlocal last
+            if step != last[0] or done < last[1] or total != last[2]:
+                bar.reset(task, total=total, completed=done, description=step)
+            else:
+                bar.update(task, completed=done, total=total, description=step)
+            last = (step, done, total)
 
         yield update

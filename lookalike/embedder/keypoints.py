@@ -547,14 +547,17 @@ class KeypointFiles:
     one clean-up run reads a file once however many pairs it is in, while memory stays bounded however
     large the collection. The mirror image's keypoints are found only when asked for (a pair that does
     not match as it is drawn), so most files are described once. With a ``memory``, pairs matched in an
-    earlier run are read from it, and those matched now are kept in it."""
+    earlier run are read from it, and those matched now are kept in it. ``progress(done, total)`` hears
+    how many of a batch's pairs read from files are matched, a chunk at a time."""
 
-    def __init__(self, budget: int | None = None, memory: MatchMemory | None = None) -> None:
+    def __init__(self, budget: int | None = None, memory: MatchMemory | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self._found: OrderedDict[tuple[str, bool], Keypoints | None] = OrderedDict()
         self._bytes = 0
         self._budget = cache_budget() if budget is None else budget
         self._workers = min(4, os.cpu_count() or 1)
         self._memory = memory
+        self._progress = progress
 
     def match(self, pairs: Sequence[tuple[str, str]], mirrored: bool = False) -> list[Match | None]:
         """:func:`matched_keypoints` for each pair of files, the second mirrored if asked; None where a
@@ -574,6 +577,8 @@ class KeypointFiles:
                 chunk = [(a, b, mirrored) for a, b in pairs[start:start + MATCH_CHUNK]]
                 self._describe([key for a, b, _ in chunk for key in ((a, False), (b, mirrored))], pool)
                 found.extend(pool.map(self._match_one, chunk))
+                if self._progress:
+                    self._progress(len(found), len(pairs))
         return found
 
     def _describe(self, keys: list[tuple[str, bool]], pool: ThreadPoolExecutor) -> None:

@@ -7,6 +7,7 @@ This is the library API the CLI and the HTTP service call as is: ``lookalike.ope
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import errno
 import os
@@ -94,6 +95,13 @@ Progress = Callable[..., None]
 """``progress(done, total)`` while images are embedded; ``progress(done, total, step=REFRESHING)`` while
 the traits of unchanged files are found again, a step of its own (an upgraded library reads each file)."""
 REFRESHING = "finding traits again"
+SEARCHING, EDITING, MATCHING = "finding pairs", "embedding edited pictures", "matching keypoints"
+"""The steps a duplicates run reports, each ``progress(done, total, step=...)`` (vectors searched, edited
+pictures embedded, pairs matched), a step again for each batch of work: a first run on thousands of
+images takes minutes, silent until now."""
+_RUN_PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("progress", default=None)
+"""The running duplicates call's ``progress``, for the steps deep inside it; a context variable, so a
+run in another thread (the HTTP service's review) reports only to its own caller."""
 
 
 def default_directory() -> Path:
@@ -593,6 +601,7 @@ class Collection:
         policy: str = str(DEFAULT_POLICY),
         against: str | Path | None = None,
         exact_only: bool = False,
+        progress: Progress | None = None,
     ) -> list[Cluster]:
         """Exact and near-duplicate clusters: a keeper each (by ``policy``), its copies with their similarity.
 
@@ -605,12 +614,22 @@ class Collection:
         my images are already there?": the other set's file is the keeper, mine are the copies. Another
         index is only read; a folder is indexed with this collection's model into a temporary index
         that is deleted afterwards. ``exact_only`` compares content digests alone: no model, no vectors.
+        ``progress(done, total, step=...)`` is told how each step (``SEARCHING``, ``EDITING``,
+        ``MATCHING``) goes.
         Raises InvalidOption for an unknown policy or a threshold outside (0, 1].
         """
         keeper_policy = KeeperPolicy.parse(policy)
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         if not 0 < threshold <= 1:
             raise InvalidOption("--threshold", f"threshold must be in (0, 1], not {threshold}")
+        reporting = _RUN_PROGRESS.set(progress)
+        try:
+            return self._duplicates(threshold, keeper_policy, against, exact_only)
+        finally:
+            _RUN_PROGRESS.reset(reporting)
+
+    def _duplicates(self, threshold: float, keeper_policy: KeeperPolicy, against: str | Path | None,
+                    exact_only: bool) -> list[Cluster]:
         if against is not None:
             return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
         pairs: list[Pair] = []
@@ -684,6 +703,7 @@ class Collection:
             their_shapes, their_greys, their_contents = (targets.shapes(), targets.greyscale(),
                                                          targets.content_shapes()) if across \
                 else (my_shapes, my_greys, my_contents)
+            vectors_in_all = self.store.count()
 
         framed = frame_test(my_shapes, my_contents, their_shapes, their_contents)
 
@@ -694,6 +714,7 @@ class Collection:
         found: list[PairArrays] = []
         looks: list[PairArrays] = []
         chunks = self.store.iter_vectors(PAIR_CHUNK)
+        searched, report = 0, _RUN_PROGRESS.get()
         while True:
             # The collection lock is held a chunk at a time, so searches from other threads (the HTTP
             # service) go on between chunks instead of waiting for the whole run.
@@ -705,6 +726,9 @@ class Collection:
                                          by_density=True, look=shaped_for_a_look)
                 found.append(pairs)
                 looks.append(candidates)
+            if report:
+                searched += len(ids)
+                report(searched, vectors_in_all, step=SEARCHING)
         density_by_id = np.full(len(my_shapes), np.nan)
         for image_id, value in densities.items():
             if image_id < len(density_by_id):
@@ -877,7 +901,9 @@ class Collection:
         matches this index remembers and keeps those it makes (:class:`_IndexedMatches`)."""
         from lookalike.embedder.keypoints import KeypointFiles
 
-        return KeypointFiles(memory=_IndexedMatches(self.store, self._lock))
+        report = _RUN_PROGRESS.get()
+        return KeypointFiles(memory=_IndexedMatches(self.store, self._lock),
+                             progress=partial(report, step=MATCHING) if report else None)
 
     @staticmethod
     def _thumbnails(store: Store, ids: np.ndarray) -> np.ndarray:
@@ -991,6 +1017,7 @@ class Collection:
         from lookalike.embedder.embedder import l2_normalise
 
         found: dict[Any, np.ndarray] = {}
+        report = _RUN_PROGRESS.get()
         for start in range(0, len(keys), ORIENTATION_BATCH):
             batch = []
             for key in keys[start : start + ORIENTATION_BATCH]:
@@ -1000,6 +1027,8 @@ class Collection:
                 features, _ = self.embedder.embed_pixels(np.concatenate([pixels for _, pixels in batch]))
                 found.update(zip((key for key, _ in batch), l2_normalise(features).reshape(
                     len(batch), -1, features.shape[-1]), strict=True))
+            if report:
+                report(min(start + ORIENTATION_BATCH, len(keys)), len(keys), step=EDITING)
         return found
 
     def _remembered(self, memos: Mapping[Any, tuple[ImageRow, str] | None],
@@ -1037,7 +1066,7 @@ class Collection:
             Collection(Store.open(tmp), None, self._cache_dir, "auto") as scratch,
         ):
             scratch._embedder = self.embedder  # the same model, loaded once
-            scratch.add([other])
+            scratch.add([other], progress=_RUN_PROGRESS.get())  # the folder is embedded first
             return self._match_store(scratch.store, threshold, exact_only)
 
     def _match_store(self, archive: Store, threshold: float, exact_only: bool) -> list[Cluster]:
