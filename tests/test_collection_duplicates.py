@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter, ImageOps
 import lookalike
 from lookalike.embedder.keypoints import KeypointFiles
 from lookalike.index import collection as collection_module
-from lookalike.index.collection import EDITING, MATCHING, REFRESHING, SEARCHING
+from lookalike.index.collection import EDITING, EMBEDDING_OTHERS, MATCHING, REFRESHING, SEARCHING
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair, PairArrays
 from lookalike.index.review import recentre
 from tests.duplicate_photos import (
@@ -284,6 +284,11 @@ def test_against_a_folder_uses_a_throwaway_index_exact_mode_no_model(tmp_path, t
         "cameraman": {"cameraman-turned.jpg"},
     }
     assert tree_digest(archive) == untouched  # nothing written into the folder
+    heard: list[tuple[int, int, str]] = []
+    again = mine.duplicates(THRESHOLD, against=archive, progress=lambda done, total, step: heard.append(
+        (done, total, step)))
+    assert [c.keeper.path for c in again] == [c.keeper.path for c in clusters]
+    assert heard[0][2] == EMBEDDING_OTHERS and (len(EXPECTED), len(EXPECTED), EMBEDDING_OTHERS) in heard
 
     exact = lookalike.open(mine.directory).duplicates(against=archive, exact_only=True)
     assert [(c.keeper.path, c.copies[0].path, c.keeper.width) for c in exact] == [

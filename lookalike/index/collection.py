@@ -99,6 +99,7 @@ SEARCHING, EDITING, MATCHING = "finding pairs", "embedding edited pictures", "ma
 """The steps a duplicates run reports, each ``progress(done, total, step=...)`` (vectors searched, edited
 pictures embedded, pairs matched), a step again for each batch of work: a first run on thousands of
 images takes minutes, silent until now."""
+EMBEDDING_OTHERS = "embedding the other folder"  # --against a folder: indexed first, a step of its own
 _RUN_PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("progress", default=None)
 """The running duplicates call's ``progress``, for the steps deep inside it; a context variable, so a
 run in another thread (the HTTP service's review) reports only to its own caller."""
@@ -615,7 +616,7 @@ class Collection:
         index is only read; a folder is indexed with this collection's model into a temporary index
         that is deleted afterwards. ``exact_only`` compares content digests alone: no model, no vectors.
         ``progress(done, total, step=...)`` is told how each step (``SEARCHING``, ``EDITING``,
-        ``MATCHING``) goes.
+        ``MATCHING``; ``EMBEDDING_OTHERS`` first, against a folder) goes.
         Raises InvalidOption for an unknown policy or a threshold outside (0, 1].
         """
         keeper_policy = KeeperPolicy.parse(policy)
@@ -1066,7 +1067,10 @@ class Collection:
             Collection(Store.open(tmp), None, self._cache_dir, "auto") as scratch,
         ):
             scratch._embedder = self.embedder  # the same model, loaded once
-            scratch.add([other], progress=_RUN_PROGRESS.get())  # the folder is embedded first
+            report = _RUN_PROGRESS.get()
+            embedding = None if report is None else (  # add names only its own steps
+                lambda done, total, step=EMBEDDING_OTHERS: report(done, total, step=step))
+            scratch.add([other], progress=embedding)
             return self._match_store(scratch.store, threshold, exact_only)
 
     def _match_store(self, archive: Store, threshold: float, exact_only: bool) -> list[Cluster]:
