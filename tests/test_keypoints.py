@@ -367,6 +367,31 @@ def test_matches_are_the_ratio_tested_nearest_one_per_keypoint_in_the_order_firs
     assert len(queries) > 50
 
 
+def test_matching_workers_search_on_one_core_each_and_leave_faiss_alone_elsewhere(copies, monkeypatch):
+    """The workers already share the cores; FAISS's own threads in each only contend. The vector search
+    (the caller's thread, the HTTP service's) keeps all of FAISS's threads."""
+    import threading
+
+    import faiss
+
+    from lookalike.embedder import keypoints
+
+    threads_seen: dict[str, int] = {}
+    search = keypoints.ratio_tested
+
+    def watched(mine, theirs):
+        threads_seen[threading.current_thread().name] = faiss.omp_get_max_threads()
+        return search(mine, theirs)
+
+    monkeypatch.setattr(keypoints, "ratio_tested", watched)
+    before = faiss.omp_get_max_threads()
+    photos = [str(copies[name, "original"]) for name in ("cat", "espresso", "rocket")]
+    KeypointFiles().match([(a, b) for a in photos for b in photos if a != b])
+    assert threads_seen and set(threads_seen.values()) == {1}
+    assert threading.current_thread().name not in threads_seen
+    assert faiss.omp_get_max_threads() == before
+
+
 def record(image_id: int, path: Path) -> ImageRecord:
     return ImageRecord(image_id, str(path), 1, 1, 1, 0.0)
 

@@ -302,8 +302,8 @@ def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.n
     first matched, so RANSAC, which draws by position, gives one pair the same answer every run.
 
     Exact search with FAISS's ``knn_hamming``, which returns arrays: OpenCV's matcher finds the same
-    matches but hands each over as a Python object; a first run's pairs on the dev set match in a
-    quarter less time this way (docs/benchmarks.md, "Keypoint matching")."""
+    matches but hands each over as a Python object; a first run's pairs on the dev set match in 0.65
+    of the time this way (docs/benchmarks.md, "Keypoint matching")."""
     distances, nearest = faiss.knn_hamming(np.ascontiguousarray(mine), np.ascontiguousarray(theirs), 2)
     queries = np.flatnonzero(distances[:, 0] < RATIO * distances[:, 1])
     targets = nearest[queries, 0]
@@ -572,7 +572,9 @@ class KeypointFiles:
 
     def _match_files(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> list[Match | None]:
         found: list[Match | None] = []
-        with ThreadPoolExecutor(self._workers) as pool:
+        # Each worker matches on one core: FAISS's OpenMP threads on top of them only contend (on a
+        # busy machine its waiting threads made the search 1.5 to 6 times slower). Set per thread.
+        with ThreadPoolExecutor(self._workers, initializer=faiss.omp_set_num_threads, initargs=(1,)) as pool:
             for start in range(0, len(pairs), MATCH_CHUNK):
                 chunk = [(a, b, mirrored) for a, b in pairs[start:start + MATCH_CHUNK]]
                 self._describe([key for a, b, _ in chunk for key in ((a, False), (b, mirrored))], pool)
