@@ -89,10 +89,11 @@ def test_on_a_terminal_each_step_and_each_batch_starts_the_bar_again(monkeypatch
     from lookalike.cli.progress import progress_bar
 
     started, went_on = [], []
+    reset, update = Progress.reset, Progress.update
     monkeypatch.setattr(Progress, "reset", lambda self, task, **how: started.append(
-        (how["description"], how["completed"], how["total"])))
+        (how["description"], how["completed"], how["total"])) or reset(self, task, **how))
     monkeypatch.setattr(Progress, "update", lambda self, task, **how: went_on.append(
-        (how["description"], how["completed"], how["total"])))
+        (how["description"], how["completed"], how["total"])) or update(self, task, **how))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     search, edits = "finding pairs", "embedding edited pictures"
     with progress_bar(unit="") as progress:

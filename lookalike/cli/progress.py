@@ -41,14 +41,12 @@ def progress_bar(enabled: bool = True, unit: str = "img") -> Iterator[Callable[.
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("", total=None)
-        last = ("", 0, 0)
 
         def update(done: int, total: int, step: str = "embedding") -> None:
-            nonlocal last
-            if step != last[0] or done < last[1] or total != last[2]:
+            (shown,) = bar.tasks
+            if step != shown.description or done < shown.completed or total != shown.total:
                 bar.reset(task, total=total, completed=done, description=step)
             else:
                 bar.update(task, completed=done, total=total, description=step)
-            last = (step, done, total)
 
         yield update
