@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import calibrate  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import machine, search_settings, today, write_section  # noqa: E402
 
 from lookalike.index import duplicates  # noqa: E402
 
@@ -80,7 +80,7 @@ def main() -> None:
              f"left out (>= {duplicates.SAME_PICTURE})": {}}
     rows = []
     for name, settings in modes.items():
-        with constants(duplicates, **settings):
+        with search_settings(**settings):
             cells = []
             for backups in BACKUPS:
                 kept, total = copies_at_threshold(split, backups)

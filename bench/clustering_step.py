@@ -28,7 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from report import machine, today, write_section  # noqa: E402
 
-from lookalike.index import duplicates  # noqa: E402
+from lookalike.index import (
+    duplicates,  # noqa: E402
+    records,  # noqa: E402
+)
 
 SECTION = "## Clustering step: before and after"
 
@@ -46,20 +49,20 @@ def earlier_module(commit: str):
     return module
 
 
-def graph(images: int, seed: int) -> tuple[list[duplicates.ImageRecord], list[duplicates.Pair]]:
+def graph(images: int, seed: int) -> tuple[list[records.ImageRecord], list[records.Pair]]:
     rng = np.random.default_rng(seed)
-    records = [duplicates.ImageRecord(i, f"/photos/{i}.jpg", 1000, 800, 10_000 + i, 0.0)
+    records = [records.ImageRecord(i, f"/photos/{i}.jpg", 1000, 800, 10_000 + i, 0.0)
                for i in range(images)]
     pairs, i = [], 0
     while i < images - 4:
         if rng.random() < 0.05:
             copies = int(rng.integers(1, 4))
-            pairs += [duplicates.Pair(i, i + j, float(rng.uniform(0.90, 0.99))) for j in range(1, copies + 1)]
+            pairs += [records.Pair(i, i + j, float(rng.uniform(0.90, 0.99))) for j in range(1, copies + 1)]
             i += copies + 1
         else:
             i += 1
     background = rng.integers(0, images, (len(pairs) // 3, 2))
-    pairs += [duplicates.Pair(int(a), int(b), float(rng.uniform(0.64, 0.70)))
+    pairs += [records.Pair(int(a), int(b), float(rng.uniform(0.64, 0.70)))
               for a, b in background if a != b]
     return records, pairs
 

@@ -27,17 +27,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report import constants, machine, today, write_section  # noqa: E402
+from report import machine, search_settings, today, write_section  # noqa: E402
 
 from lookalike.embedder.traits import HUE_BINS, THUMBNAIL_SIDE, TINT_SIDE, Traits  # noqa: E402
 from lookalike.index import duplicates  # noqa: E402
-from lookalike.index.duplicates import (  # noqa: E402
-    ImageRecord,
-    Pair,
-    missing_hues,
-    recoloured_tints,
-    second_look,
-)
+from lookalike.index.duplicates import second_look  # noqa: E402
+from lookalike.index.looks import missing_hues, recoloured_tints  # noqa: E402
+from lookalike.index.records import ImageRecord, Pair  # noqa: E402
 
 SECTION = "## Colour checks at scale"
 IMAGES = 20_000  # distinct records the pairs are drawn from
@@ -89,7 +85,7 @@ def main() -> None:
     for count in (int(n) for n in args.pairs.split(",")):
         found = pairs(count, IMAGES)
         threshold = duplicates.DEFAULT_THRESHOLD
-        with constants(duplicates, recoloured_tints=no_grid, missing_hues=no_grid):
+        with search_settings(recoloured_tints=no_grid, missing_hues=no_grid):
             _, before_s = timed(second_look, found, threshold, by_id)
         after, after_s = timed(second_look, found, threshold, by_id)
         mine, theirs = [by_id[p.a] for p in found], [by_id[p.b] for p in found]

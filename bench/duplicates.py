@@ -50,8 +50,6 @@ from lookalike.index.duplicates import (  # noqa: E402
     LOOK_FLOOR,
     LOOK_K,
     PAIR_NPROBE,
-    ImageRecord,
-    Pair,
     PairArrays,
     build_clusters,
     by_id,
@@ -62,6 +60,7 @@ from lookalike.index.duplicates import (  # noqa: E402
     split_at_threshold,
     worth_a_look,
 )
+from lookalike.index.records import ImageRecord, Pair  # noqa: E402
 from lookalike.index.vectors import VectorIndex  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -13,7 +13,7 @@ also taken over the cells that clip in neither picture (every channel, rebuilt f
 and opponent colours, under ``UNCLIPPED``). Only dev originals are used: the test half stays unseen.
 
 The angles alone overlap; so the second table counts the pairs the duplicates' colour check
-(:func:`~lookalike.index.duplicates.recoloured_tints`) tells apart, with and without its test of whether
+(:func:`~lookalike.index.looks.recoloured_tints`) tells apart, with and without its test of whether
 brightening explains a turn (``HUE_TURN``). The third applies edits a user makes to a copy, and
 recolourings, to every colourful dev original (JPEG q90 after each), and counts the pairs it tells apart.
 """
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dupset  # noqa: E402
 from calibrate import load_split  # noqa: E402
 from colour_variants import hue_turned  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import machine, search_settings, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
 from lookalike.embedder.traits import (  # noqa: E402
@@ -47,8 +47,11 @@ from lookalike.embedder.traits import (  # noqa: E402
     thumbnail_matrix,
     tint_colours,
 )
-from lookalike.index import duplicates  # noqa: E402
-from lookalike.index.duplicates import ImageRecord  # noqa: E402
+from lookalike.index import (
+    looks,  # noqa: E402
+    thumbnails,  # noqa: E402
+)
+from lookalike.index.records import ImageRecord  # noqa: E402
 
 SECTION = "## Hue turns in the stored colour grid"
 UNCLIPPED = 180  # a cell's brightest channel under this: brightened 1.3-1.6 times, it did not clip
@@ -113,22 +116,22 @@ def turn_angles(records: list[ImageRecord], pairs: np.ndarray) -> tuple[np.ndarr
     tints = np.frombuffer(b"".join(r.traits.tint for r in records), dtype=np.int8)
     tints = tints.reshape(-1, TINT_SIDE, TINT_SIDE, 2).astype(np.float32) * 2
     a, b = pairs.T
-    alignments, valid = duplicates._alignments(luminance[a].reshape(len(a), -1),
-                                               luminance[b].reshape(len(b), -1))
+    alignments, valid = thumbnails.view_correlations(luminance[a].reshape(len(a), -1),
+                                                     luminance[b].reshape(len(b), -1))
     scores = np.where(valid, alignments, -np.inf)
     view = scores.argmax(axis=0)
-    lined_up = scores.max(axis=0) >= duplicates.PIXEL_AGREEMENT
+    lined_up = scores.max(axis=0) >= thumbnails.PIXEL_AGREEMENT
     rows = np.arange(len(a))
-    theirs_tint = np.stack(duplicates._aligned_views(tints[b]))[view, rows]
-    theirs_luminance = np.stack(duplicates._aligned_views(luminance[b].astype(np.float32)))[view, rows]
+    theirs_tint = np.stack(thumbnails.aligned_views(tints[b]))[view, rows]
+    theirs_luminance = np.stack(thumbnails.aligned_views(luminance[b].astype(np.float32)))[view, rows]
 
     def angle(tint: np.ndarray) -> np.ndarray:
         return np.degrees(np.arctan2(tint[..., 1], tint[..., 0]))
 
     mine_tint = tints[a]
     turned = np.abs((angle(mine_tint) - angle(theirs_tint) + 180) % 360 - 180)
-    coloured = ((np.linalg.norm(mine_tint, axis=-1) >= duplicates.TINT_CHROMA)
-                & (np.linalg.norm(theirs_tint, axis=-1) >= duplicates.TINT_CHROMA))
+    coloured = ((np.linalg.norm(mine_tint, axis=-1) >= looks.TINT_CHROMA)
+                & (np.linalg.norm(theirs_tint, axis=-1) >= looks.TINT_CHROMA))
 
     def clipped(light: np.ndarray, tint: np.ndarray) -> np.ndarray:  # tints back to the stored scale
         return tint_colours(light, tint / 2).max(axis=-1) >= UNCLIPPED
@@ -137,10 +140,10 @@ def turn_angles(records: list[ImageRecord], pairs: np.ndarray) -> tuple[np.ndarr
         theirs_luminance, theirs_tint)
 
     def medians(cells: np.ndarray) -> np.ndarray:
-        enough = cells.sum(axis=(1, 2)) >= duplicates.TINT_CELLS
+        enough = cells.sum(axis=(1, 2)) >= looks.TINT_CELLS
         return np.array([np.median(turned[i][cells[i]]) if enough[i] else np.nan for i in rows])
 
-    judged = lined_up & (coloured.sum(axis=(1, 2)) >= duplicates.TINT_CELLS)
+    judged = lined_up & (coloured.sum(axis=(1, 2)) >= looks.TINT_CELLS)
     return judged, medians(coloured), medians(unclipped)
 
 
@@ -164,7 +167,7 @@ def edited_pairs(originals: list[Path]) -> dict[str, tuple[int, int]]:
             continue
         for name, edit in EDITS.items():
             edited = record(edit(image), name, 20 if name == "JPEG q20" else 90)
-            counts[name][0] += int(duplicates.recoloured_tints([original], [edited])[0])
+            counts[name][0] += int(looks.recoloured_tints([original], [edited])[0])
             counts[name][1] += 1
     return {name: (told, total) for name, (told, total) in counts.items()}
 
@@ -206,9 +209,9 @@ def main() -> None:
             pairs, labels = labelled_pairs(records, picture, kind, design)
             judged, every, unclipped = turn_angles(records, pairs)
             mine, theirs = [records[i] for i in pairs[:, 0]], [records[j] for j in pairs[:, 1]]
-            told = duplicates.recoloured_tints(mine, theirs)
-            with constants(duplicates, HUE_TURN=math.inf):
-                opposed = duplicates.recoloured_tints(mine, theirs)
+            told = looks.recoloured_tints(mine, theirs)
+            with search_settings(HUE_TURN=math.inf):
+                opposed = looks.recoloured_tints(mine, theirs)
             for i in np.flatnonzero(judged):
                 rows.setdefault(labels[i], []).append((every[i], unclipped[i]))
             for i, label in enumerate(labels):

@@ -31,17 +31,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calibrate import evaluate, load_split, product  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import constants, machine, search_settings, today, write_section  # noqa: E402
 from unseen import BEFORE  # noqa: E402
 
-from lookalike.index import collection, duplicates  # noqa: E402
-from lookalike.index.duplicates import DEFAULT_THRESHOLD, SAME_THUMBNAIL, Pair, pixel_agreements  # noqa: E402
+from lookalike.index import (  # noqa: E402
+    collection,
+    geometry,  # noqa: E402
+    )
+from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
+from lookalike.index.geometry import SAME_THUMBNAIL  # noqa: E402
+from lookalike.index.records import Pair  # noqa: E402
+from lookalike.index.thumbnails import pixel_agreements  # noqa: E402
 
 CHECKS_BEFORE = ({"GEOMETRY_BAND": 0.3, "CHANCE_FIT": -1}, {})
 """Duplicates as before every pair was verified and the chance fit."""
 
 
-LOOK = duplicates.geometric_look
+LOOK = geometry.geometric_look
 
 
 def thumbnails_vouching(pairs: list[Pair], threshold: float, records: dict, keypoints,
@@ -51,8 +57,8 @@ def thumbnails_vouching(pairs: list[Pair], threshold: float, records: dict, keyp
     theirs = records if theirs is None else theirs
     pairs = list(pairs)
     known = [i for i, p in enumerate(pairs) if p.a in records and p.b in theirs]
-    agreement = pixel_agreements([duplicates._thumbnail(records[pairs[i].a]) for i in known],
-                                 [duplicates._thumbnail(theirs[pairs[i].b]) for i in known])
+    agreement = pixel_agreements([records.thumbnail_of(records[pairs[i].a]) for i in known],
+                                 [records.thumbnail_of(theirs[pairs[i].b]) for i in known])
     vouched = {i for i, agree in zip(known, agreement, strict=True) if agree >= SAME_THUMBNAIL
                and not (records[pairs[i].a].framed and theirs[pairs[i].b].framed)}
     read = [p for i, p in enumerate(pairs) if i not in vouched]
@@ -85,7 +91,7 @@ def main() -> None:
         for mode in seconds:
             off = before if mode == "without" else ({}, {})
             dev.collection.store.forget_remembered()  # every round embeds its second looks again
-            with constants(duplicates, **off[0]), constants(collection, **off[1]):
+            with search_settings(**off[0]), constants(collection, **off[1]):
                 started = time.perf_counter()
                 results[mode] = evaluate(dev, product(DEFAULT_THRESHOLD))
                 seconds[mode].append(time.perf_counter() - started)

@@ -5,12 +5,12 @@ Run by hand: ``python bench/missing_hues.py`` (after the benches that build and 
 without ``--near-hues`` and ``--muted``, ``bench/shots.py``; a set not built yet is left out). Writes
 "## Missing colours" in docs/benchmarks.md.
 
-:func:`~lookalike.index.duplicates.missing_hues` tells two pictures apart when a colour fills a fifth of
+:func:`~lookalike.index.looks.missing_hues` tells two pictures apart when a colour fills a fifth of
 one and the other has no trace of it. Here every pair of each set's pictures at cosine 0.6 and up
 (stored vectors), neither greyscale, is looked at from the traits stored at indexing, as a duplicate run
 does: pairs of one picture (the files of one folder: an original and its copies, or a variant and its
 copies) must never be flagged; of pairs of different pictures, those flagged that no other colour look
-(:func:`~lookalike.index.duplicates.other_colours`, ``recoloured_tints``, ``inversions``,
+(:func:`~lookalike.index.looks.other_colours`, ``recoloured_tints``, ``inversions``,
 ``blank_beside_content``) flags are the look's gain. Side by side in one run: the product; the look at
 looser settings (a tenth of the cells, chroma 30, traces from 15, pale from 130), for the margin; and
 the product without each of its two guards: pale cells counted (``PALE`` out of reach), and a picture
@@ -33,11 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
-from report import constants, machine, today, write_section  # noqa: E402
+from report import machine, search_settings, today, write_section  # noqa: E402
 
 import lookalike  # noqa: E402
-from lookalike.index import duplicates  # noqa: E402
-from lookalike.index.duplicates import ImageRecord  # noqa: E402
+from lookalike.index import (
+    looks,  # noqa: E402
+)
+from lookalike.index.records import ImageRecord  # noqa: E402
 
 SECTION = "## Missing colours"
 PAIRED = 0.6  # cosine from which pairs are looked at: under the default threshold, so near misses count
@@ -77,10 +79,10 @@ def coloured_pairs(index: Path) -> tuple[list[ImageRecord], list[ImageRecord], n
 
 def other_looks(mine: list[ImageRecord], theirs: list[ImageRecord]) -> np.ndarray:
     """The pairs the second look's other colour checks already tell apart."""
-    hues = np.array([duplicates.other_colours(a.traits, b.traits) for a, b in zip(mine, theirs, strict=True)],
+    hues = np.array([looks.other_colours(a.traits, b.traits) for a, b in zip(mine, theirs, strict=True)],
                     dtype=bool)
-    return (duplicates.inversions(mine, theirs) | duplicates.blank_beside_content(mine, theirs)
-            | duplicates.recoloured_tints(mine, theirs) | hues)
+    return (looks.inversions(mine, theirs) | looks.blank_beside_content(mine, theirs)
+            | looks.recoloured_tints(mine, theirs) | hues)
 
 
 def main() -> None:
@@ -94,17 +96,17 @@ def main() -> None:
             continue
         mine, theirs, same = coloured_pairs(index)
         caught = other_looks(mine, theirs)
-        product = duplicates.missing_hues(mine, theirs)
-        with constants(duplicates, **LOOSER):
-            looser = duplicates.missing_hues(mine, theirs)
-        with constants(duplicates, PALE=256.0):
-            pale_counted = duplicates.missing_hues(mine, theirs)
+        product = looks.missing_hues(mine, theirs)
+        with search_settings(**LOOSER):
+            looser = looks.missing_hues(mine, theirs)
+        with search_settings(PALE=256.0):
+            pale_counted = looks.missing_hues(mine, theirs)
         with mock.patch.object(ImageRecord, "coverable", property(lambda record: float(record.banded))):
-            unbounded = duplicates.missing_hues(mine, theirs)
+            unbounded = looks.missing_hues(mine, theirs)
         with mock.patch.object(ImageRecord, "banded", property(lambda record: False)):
-            bands_ignored = duplicates.missing_hues(mine, theirs)
-            with constants(duplicates, **LOOSER):
-                looser_bands_ignored = duplicates.missing_hues(mine, theirs)
+            bands_ignored = looks.missing_hues(mine, theirs)
+            with search_settings(**LOOSER):
+                looser_bands_ignored = looks.missing_hues(mine, theirs)
         gained = ~same & ~caught
         rows.append(f"| {name} | {int((product & same).sum()):,} of {int(same.sum()):,} "
                     f"| {int((looser & same).sum()):,} | {int((pale_counted & same).sum()):,} "

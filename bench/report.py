@@ -9,7 +9,7 @@ import platform
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -59,14 +59,30 @@ def constants(module: ModuleType, **values: object) -> Iterator[None]:
             setattr(module, name, value)
 
 
-def clustered(col, settings: dict[str, object], threshold: float | None = None) -> tuple[list, float]:
-    """``col.duplicates(threshold)`` with ``settings`` in place of lookalike.index.duplicates' constants
-    (a mode beside the product, on one index), and the seconds it took: each run as a first one, the
-    second looks' remembered vectors forgotten."""
-    from lookalike.index import duplicates
+@contextmanager
+def search_settings(**values: object) -> Iterator[None]:
+    """:func:`constants` over the duplicate search's modules (``lookalike.index``'s duplicates, looks,
+    geometry, thumbnails, records), each name set in every one that holds it: a constant where it is
+    defined, a function also where it is imported and called. A name none of them holds is an error."""
+    from lookalike.index import duplicates, geometry, looks, records, thumbnails
 
+    modules = (duplicates, geometry, looks, records, thumbnails)
+    unknown = [name for name in values if not any(hasattr(m, name) for m in modules)]
+    if unknown:
+        raise AttributeError(f"no module of the duplicate search has {', '.join(unknown)}")
+    with ExitStack() as stack:
+        for module in modules:
+            held = {name: value for name, value in values.items() if hasattr(module, name)}
+            stack.enter_context(constants(module, **held))
+        yield
+
+
+def clustered(col, settings: dict[str, object], threshold: float | None = None) -> tuple[list, float]:
+    """``col.duplicates(threshold)`` with ``settings`` in place of the duplicate search's constants
+    (:func:`search_settings`: a mode beside the product, on one index), and the seconds it took: each
+    run as a first one, the second looks' remembered vectors forgotten."""
     col.store.forget_remembered()
-    with constants(duplicates, **settings):
+    with search_settings(**settings):
         started = time.perf_counter()
         clusters = col.duplicates(threshold)
     return clusters, time.perf_counter() - started

@@ -3,7 +3,7 @@
 Run by hand: ``python bench/tiny_search.py [--sizes 100000,1000000] [--tiny 1000,10000,100000]``.
 Writes "## Tiny copies: the pixel search at scale" in docs/benchmarks.md.
 
-:func:`~lookalike.index.duplicates.pixel_neighbours` compares every tiny picture's luminance thumbnail
+:func:`~lookalike.index.thumbnails.pixel_neighbours` compares every tiny picture's luminance thumbnail
 (``TINY``: under 128 px on its short side, enlarged more than twice by the model) with every picture's,
 because the vector search cannot reach a tiny copy's original (bench/unseen.py). Its cost is tiny
 pictures times all pictures, so it is measured here at the sizes bench/duplicates.py clusters, with
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from report import constants, machine, today, write_section  # noqa: E402
 
-from lookalike.index import duplicates  # noqa: E402
-from lookalike.index.duplicates import PIXEL_K, PIXEL_LISTS, PIXEL_NPROBE, pixel_neighbours  # noqa: E402
+from lookalike.index import thumbnails as stored_thumbnails  # noqa: E402
+from lookalike.index.thumbnails import PIXEL_K, PIXEL_LISTS, PIXEL_NPROBE, pixel_neighbours  # noqa: E402
 
 EXACT_MAX = 10_000  # queries compared with every picture, beyond: only the inverted file
 
@@ -67,7 +67,7 @@ def main() -> None:
             for mode, limit in (("every picture", 10**12), ("inverted file", 0)):
                 if limit and tiny > EXACT_MAX:
                     continue
-                with constants(duplicates, PIXEL_COMPARISONS=limit):
+                with constants(stored_thumbnails, PIXEL_COMPARISONS=limit):
                     started = time.perf_counter()
                     found_rows, found = pixel_neighbours(copies.astype(np.uint8), pictures)
                     seconds = time.perf_counter() - started
@@ -86,7 +86,7 @@ def main() -> None:
         "Grey pictures whose colour original the vector search missed are sought the same way. Each "
         "query compared with every picture, or through an inverted file of the thumbnails "
         f"({PIXEL_LISTS} lists, {PIXEL_NPROBE} visited; the product's way from "
-        f"{duplicates.PIXEL_COMPARISONS:,} comparisons on), on the same thumbnails in one run.",
+        f"{stored_thumbnails.PIXEL_COMPARISONS:,} comparisons on), on the same thumbnails in one run.",
         "",
         "| pictures | tiny or grey pictures | compared with | pixel search | planted originals found | "
         "other matches | peak memory (process) |",

@@ -39,9 +39,9 @@ from calibrate import (  # noqa: E402
     phash_pairs,
     product,
 )
-from report import constants, machine, today, write_section  # noqa: E402
+from report import constants, machine, search_settings, today, write_section  # noqa: E402
 
-from lookalike.index import collection, duplicates  # noqa: E402
+from lookalike.index import collection  # noqa: E402
 from lookalike.index.duplicates import DEFAULT_THRESHOLD  # noqa: E402
 
 SECTION = "## Unseen sources probe"
@@ -137,7 +137,7 @@ def main() -> None:
     split = index_split("unseen", manifest["items"], CACHE / "set" / "unseen", CACHE, args.model)
     indexed = time.perf_counter() - started
     started = time.perf_counter()
-    with constants(duplicates, **BEFORE[0]), constants(collection, **BEFORE[1]):
+    with search_settings(**BEFORE[0]), constants(collection, **BEFORE[1]):
         before = evaluate(split, product(DEFAULT_THRESHOLD))
     before_seconds = time.perf_counter() - started
     started = time.perf_counter()

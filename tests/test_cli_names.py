@@ -20,8 +20,8 @@ from lookalike.cli import output
 from lookalike.embedder.labels import Label
 from lookalike.errors import ImageError
 from lookalike.index.collection import AddSummary, Image, Neighbour, SearchResult, TextHit
-from lookalike.index.duplicates import Cluster, Member
 from lookalike.index.quarantine import DeleteResult, MoveResult, Problem, UndoResult
+from lookalike.index.records import Cluster, Member
 from lookalike.index.store import Failure
 from tests.cli import error_lines, run
 from tests.names import HOSTILE, printable_lines

@@ -21,7 +21,8 @@ import lookalike
 from lookalike.embedder.keypoints import KeypointFiles
 from lookalike.index import collection as collection_module
 from lookalike.index.collection import EDITING, EMBEDDING_OTHERS, MATCHING, REFRESHING, SEARCHING
-from lookalike.index.duplicates import DEFAULT_THRESHOLD, Pair, PairArrays
+from lookalike.index.duplicates import DEFAULT_THRESHOLD, PairArrays
+from lookalike.index.records import Pair
 from lookalike.index.review import recentre
 from tests.duplicate_photos import (
     EXPECTED,
@@ -587,7 +588,7 @@ def test_a_picture_the_model_finds_alike_but_whose_details_lie_elsewhere_is_no_c
     """Geometric verification: the tiny model sees only colour layout, so the cat photo and a picture
     with its colours but the cameraman's details score as copies; their keypoints do not fit one
     transform, so only the real crop is clustered with the photo."""
-    from lookalike.index import duplicates
+    from lookalike.index import geometry
     from lookalike.index.review import recentre
 
     photos = same_layout_photos(tmp_path / "photos")
@@ -600,7 +601,7 @@ def test_a_picture_the_model_finds_alike_but_whose_details_lie_elsewhere_is_no_c
         assert {Path(c.keeper.path).name: {Path(m.path).name for m in c.copies} for c in found} == expected
         cat, layout = (col.get_by_path(photos / name).id for name in ("cat.jpg", "cat-layout.jpg"))
         assert recentre(col, cat, [layout], THRESHOLD).unlike == (layout,)  # the browser review agrees
-        monkeypatch.setattr(duplicates, "EXPECTED_KEYPOINTS", 10**6)  # geometry off: it would be moved
+        monkeypatch.setattr(geometry, "EXPECTED_KEYPOINTS", 10**6)  # geometry off: it would be moved
         found = col.duplicates(THRESHOLD)
         assert {Path(m.path).name for c in found for m in c.copies} >= {"cat-layout.jpg"}
 

@@ -20,37 +20,36 @@ from lookalike.index.duplicates import (
     DENSITY_PRIOR,
     MAX_DISCOUNT,
     NEAR_IDENTICAL,
-    ImageRecord,
     KeeperPolicy,
-    Pair,
     PairArrays,
-    blank_beside_content,
     build_clusters,
     build_matches,
-    colour_conflict,
     could_be_greyed,
     could_be_scaled,
     could_be_turned,
     could_be_unframed,
     density,
     exact_groups,
-    has_colours,
-    inversions,
-    luminance_difference,
-    missing_hues,
     orientation_pixels,
-    other_colours,
     pair_score,
-    pixel_agreements,
-    pixel_neighbours,
-    recoloured_tints,
     second_look,
     similar_pair_arrays,
     similar_pairs,
     split_at_threshold,
-    turned_against_shape,
     worth_a_look,
 )
+from lookalike.index.looks import (
+    blank_beside_content,
+    colour_conflict,
+    has_colours,
+    inversions,
+    missing_hues,
+    other_colours,
+    recoloured_tints,
+    turned_against_shape,
+)
+from lookalike.index.records import ImageRecord, Pair
+from lookalike.index.thumbnails import luminance_difference, pixel_agreements, pixel_neighbours
 from lookalike.index.vectors import VectorIndex
 
 DIM = 32
@@ -677,7 +676,7 @@ def test_a_design_with_its_hues_turned_30_degrees_is_recoloured_but_brightened_c
         assert not recoloured_tints([original] * len(copies), copies).any(), name
         assert recoloured_tints([original] * len(variants), variants).all(), name
         with monkeypatch.context() as without:
-            without.setattr("lookalike.index.duplicates.HUE_TURN", 1000.0)  # only opposed colours count
+            without.setattr("lookalike.index.looks.HUE_TURN", 1000.0)  # only opposed colours count
             assert not recoloured_tints([original] * len(variants), variants).any(), name
 
 
@@ -702,7 +701,7 @@ def test_a_flag_with_one_stripe_in_a_far_colour_is_another_flag_but_its_copies_a
     assert recoloured_tints([original] * len(other), other).all()
     assert recoloured_tints(other, [original] * len(other)).all()
     with monkeypatch.context() as without:
-        without.setattr("lookalike.index.duplicates.PATCH_OPPOSED", 1000.0)  # more than half, as before
+        without.setattr("lookalike.index.looks.PATCH_OPPOSED", 1000.0)  # more than half, as before
         assert not recoloured_tints([original], other[:1]).any()
 
 
@@ -887,7 +886,7 @@ def test_a_brightened_copy_of_a_picture_made_of_small_colours_is_not_recoloured(
     brightened = [record(2 + i, ImageEnhance.Brightness(art).enhance(factor))
                   for i, factor in enumerate((1.2, 1.4, 1.6))]
     assert not recoloured_tints([original] * 3, brightened).any()
-    monkeypatch.setattr("lookalike.index.duplicates.EVEN", math.inf)  # as if a cell were one colour
+    monkeypatch.setattr("lookalike.index.looks.EVEN", math.inf)  # as if a cell were one colour
     assert recoloured_tints([original] * 3, brightened).any()
 
 
@@ -1215,7 +1214,7 @@ def test_many_thumbnails_are_searched_through_an_inverted_file_with_the_same_ans
     """A library of old black-and-white photos has a hundred thousand grey pictures to seek: from
     ``PIXEL_COMPARISONS`` on, each query visits a few lists of an inverted file instead of every
     thumbnail. Here it is made to take 3,000 thumbnails, and finds what comparing everything finds."""
-    from lookalike.index import duplicates
+    from lookalike.index import thumbnails
 
     rng = np.random.default_rng(5)
     coarse = rng.normal(128, 50, (3000, 4, 4))
@@ -1227,8 +1226,8 @@ def test_many_thumbnails_are_searched_through_an_inverted_file_with_the_same_ans
     copies = np.clip(pictures[originals].astype(int) + rng.integers(-8, 9, (6, 256)), 0, 255).astype(np.uint8)
     same = np.array([-1, -1, -1, -1, 1000, -1])  # the fifth query is picture 1000 itself
     exact = pixel_neighbours(copies, pictures, same)
-    monkeypatch.setattr(duplicates, "PIXEL_COMPARISONS", 1000)
-    monkeypatch.setattr(duplicates, "PIXEL_LISTS", 32)
+    monkeypatch.setattr(thumbnails, "PIXEL_COMPARISONS", 1000)
+    monkeypatch.setattr(thumbnails, "PIXEL_LISTS", 32)
     indexed = pixel_neighbours(copies, pictures, same)
     pairs = sorted(zip(*(part.tolist() for part in indexed), strict=True))
     assert pairs == sorted(zip(*(part.tolist() for part in exact), strict=True))

@@ -1,7 +1,7 @@
 """Geometric verification: a copy's details sit where the original's do; another picture's do not.
 
 Real JPEG files from data/ and their copies as people make them; the check itself is
-``lookalike.index.duplicates.geometry_disagrees`` over ``lookalike.embedder.keypoints``.
+``lookalike.index.geometry.geometry_disagrees`` over ``lookalike.embedder.keypoints``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from lookalike.embedder.keypoints import (
     matched_keypoints,
     ratio_tested,
 )
-from lookalike.index.duplicates import (
+from lookalike.index.duplicates import second_look
+from lookalike.index.geometry import (
     ASKEW,
     CHANCE_FIT,
     CONTAINED,
@@ -31,15 +32,13 @@ from lookalike.index.duplicates import (
     GEOMETRY_PAIRS,
     SAME_DETAILS,
     SURE_FIT,
-    ImageRecord,
-    Pair,
     files_unlike,
     files_vouch,
     fit_vouches,
     geometric_look,
     geometry_disagrees,
-    second_look,
 )
+from lookalike.index.records import ImageRecord, Pair
 from tests.photos import DATA
 
 COPIES = {
@@ -204,17 +203,17 @@ def test_a_flat_pictures_copies_keep_its_layout(tmp_path, picture, kind):
 def test_flat_drawings_of_the_same_colours_in_another_layout_are_not_copies(tmp_path):
     """Two tricolours of white, green and red in another order: alike to the model, and too flat for
     keypoints, but their layouts disagree however one is cropped, turned or mirrored."""
-    from lookalike.index import duplicates
+    from lookalike.index import geometry
 
     one = _tricolour([WHITE, GREEN, RED], tmp_path / "one.png")
     other = _tricolour([RED, WHITE, GREEN], tmp_path / "other.png")
     files = KeypointFiles()
     found = files.match([(str(one), str(other))])[0]
     assert max(found.keypoints_a, found.keypoints_b) < EXPECTED_KEYPOINTS
-    assert found.layout < duplicates.LAYOUT_AGREEMENT
+    assert found.layout < geometry.LAYOUT_AGREEMENT
     assert verdict(one, other, files)
     with pytest.MonkeyPatch.context() as patch:  # without the layouts compared, nothing judges the pair
-        patch.setattr(duplicates, "LAYOUT_AGREEMENT", -1.0)
+        patch.setattr(geometry, "LAYOUT_AGREEMENT", -1.0)
         assert not verdict(one, other, files)
 
 
@@ -264,7 +263,7 @@ def test_a_smooth_wallpaper_with_its_colours_swapped_is_not_a_copy(tmp_path):
 
 def test_blank_pictures_have_no_layout_to_judge(tmp_path):
     """A white page against a flag, or against another white page: a blank layout says nothing (blank
-    beside content is :func:`~lookalike.index.duplicates.blank_beside_content`'s to judge)."""
+    beside content is :func:`~lookalike.index.looks.blank_beside_content`'s to judge)."""
     Image.new("RGB", (600, 360), "white").save(tmp_path / "blank.png")
     Image.new("RGB", (300, 300), (250, 250, 250)).save(tmp_path / "blank2.jpg")
     flag = _tricolour([WHITE, GREEN, RED], tmp_path / "flag.png")
@@ -529,7 +528,7 @@ def _screenshot(photo: Path, path: Path, panel: tuple[int, int] = (700, 540)) ->
 def test_screenshots_of_one_program_around_different_photos_are_not_copies(copies, tmp_path):
     """The window's keypoints all fit one transform, so the keypoint shares alone would pass the pair;
     laid over each other, the photos' details differ. A smaller copy of one screenshot still matches."""
-    from lookalike.index import duplicates
+    from lookalike.index import geometry
 
     cat, espresso = _screenshot(copies["cat", "original"], tmp_path / "cat.jpg"), _screenshot(
         copies["espresso", "original"], tmp_path / "espresso.jpg")
@@ -537,12 +536,12 @@ def test_screenshots_of_one_program_around_different_photos_are_not_copies(copie
         opened.resize((600, 427)).save(tmp_path / "cat-smaller.jpg", quality=60)
     files = KeypointFiles()
     shared_window = files.match([(str(cat), str(espresso))])[0]
-    assert shared_window.differing > duplicates.DETAILS_DIFFER
+    assert shared_window.differing > geometry.DETAILS_DIFFER
     assert verdict(cat, espresso, files)
     assert not verdict(cat, tmp_path / "cat-smaller.jpg", files)
     with pytest.MonkeyPatch.context() as patch:  # without the cells compared, the window passes the pair
-        patch.setattr(duplicates, "DETAILS_DIFFER", 1.0)
-        patch.setattr(duplicates, "SHADES_OPPOSED", 1.0)  # (the photos' light and dark parts differ too)
+        patch.setattr(geometry, "DETAILS_DIFFER", 1.0)
+        patch.setattr(geometry, "SHADES_OPPOSED", 1.0)  # (the photos' light and dark parts differ too)
         assert not verdict(cat, espresso, files)
 
 
@@ -553,7 +552,7 @@ def test_each_picture_is_laid_over_the_other_and_the_larger_share_of_differing_c
     small one of the same program around another photo: 0.60 and 0.69 of the cells, and the strokes
     differing in 0.89 and 0.98 of them, where 0.9 passes."""
     from lookalike.embedder import keypoints
-    from lookalike.index.duplicates import STROKES_DIFFER
+    from lookalike.index.geometry import STROKES_DIFFER
 
     big = _screenshot(copies["cameraman", "original"], tmp_path / "big.jpg", panel=(500, 385))
     other = _screenshot(copies["rocket", "original"], tmp_path / "other.jpg", panel=(500, 385))
@@ -590,7 +589,7 @@ def test_pages_of_other_text_in_one_layout_are_not_copies_but_a_pages_copies_are
     """Laid over each other, two pages' cells agree as wholes (the lines line up), so only the strokes
     along the lines tell them apart, whichever way the pages are turned; a page's smaller, recompressed
     or turned copies keep its strokes. (These pairs' keypoint fits happen to lay the lines in line.)"""
-    from lookalike.index import duplicates
+    from lookalike.index import geometry
 
     first, second = (_page(number, tmp_path / f"{number}.png", turn) for number in numbers)
     with Image.open(first) as opened:
@@ -599,12 +598,12 @@ def test_pages_of_other_text_in_one_layout_are_not_copies_but_a_pages_copies_are
         opened.rotate(90, expand=True).save(tmp_path / "turned.jpg", quality=75)
     files = KeypointFiles()
     other_text = files.match([(str(first), str(second))])[0]
-    assert other_text.differing <= duplicates.DETAILS_DIFFER < duplicates.STROKES_DIFFER < other_text.strokes
+    assert other_text.differing <= geometry.DETAILS_DIFFER < geometry.STROKES_DIFFER < other_text.strokes
     assert verdict(first, second, files)
     for copy in ("half.jpg", "q30.jpg", "turned.jpg"):
         assert not verdict(first, tmp_path / copy, files), copy
     with pytest.MonkeyPatch.context() as patch:  # without the strokes compared, the pages pass as a copy
-        patch.setattr(duplicates, "STROKES_DIFFER", 1.0)
+        patch.setattr(geometry, "STROKES_DIFFER", 1.0)
         assert not verdict(first, second, files)
 
 
@@ -692,7 +691,7 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details
     """The drawing's own pixels, keypoints and details are unchanged; its background, half the picture,
     went from white to dark: light and dark the other way round. Its brightened and greyscale copies
     keep them where they were."""
-    from lookalike.index import duplicates
+    from lookalike.index import geometry
 
     light = _diamond(copies["cat", "original"], (255, 255, 255), tmp_path / "light.jpg")
     dark = _diamond(copies["cat", "original"], (30, 30, 40), tmp_path / "dark.jpg")
@@ -701,12 +700,12 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details
         ImageOps.grayscale(opened).save(tmp_path / "grey.jpg", quality=75)
     files = KeypointFiles()
     moved = files.match([(str(light), str(dark))])[0]
-    assert moved.differing <= duplicates.DETAILS_DIFFER and moved.opposed > duplicates.SHADES_OPPOSED
+    assert moved.differing <= geometry.DETAILS_DIFFER and moved.opposed > geometry.SHADES_OPPOSED
     assert verdict(light, dark, files)
     assert not verdict(light, tmp_path / "brighter.jpg", files)
     assert not verdict(tmp_path / "grey.jpg", light, files)
     with pytest.MonkeyPatch.context() as patch:  # without the shades compared, the pair passes
-        patch.setattr(duplicates, "SHADES_OPPOSED", 1.0)
+        patch.setattr(geometry, "SHADES_OPPOSED", 1.0)
         assert not verdict(light, dark, files)
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from lookalike.errors import LookalikeError
 from lookalike.index import quarantine
-from lookalike.index.duplicates import Cluster, Member
 from lookalike.index.quarantine import delete_copies, move_copies, undo
+from lookalike.index.records import Cluster, Member
 
 
 def member(path: Path, similarity: float = 0.95, exact: bool = False) -> Member:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from lookalike.index.duplicates import Cluster, Member
+from lookalike.index.records import Cluster, Member
 from lookalike.index.report import html_report
 
 

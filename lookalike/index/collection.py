@@ -38,18 +38,9 @@ from lookalike.index.duplicates import (
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_DEPTH,
-    GREY_MATCH,
-    PIXEL_AGREEMENT,
-    TINY,
-    VOUCHED_PAIRS,
-    Cluster,
-    ImageRecord,
     KeeperPolicy,
-    Pair,
     PairArrays,
     ShapeTest,
-    aligned_correlations,
-    best_per_image,
     build_clusters,
     build_matches,
     by_id,
@@ -57,22 +48,29 @@ from lookalike.index.duplicates import (
     could_be_scaled,
     could_be_turned,
     density,
-    files_vouch,
     frame_test,
-    luminance_difference,
-    luminance_differences,
     orientation_pixels,
     pair_score,
     pair_scores,
-    pixel_neighbours,
     recheck_orientations,
     second_look,
     similar_pair_arrays,
     split_at_threshold,
     worth_a_look,
 )
+from lookalike.index.geometry import VOUCHED_PAIRS, best_per_image, files_vouch
+from lookalike.index.looks import GREY_MATCH
+from lookalike.index.records import Cluster, ImageRecord, Pair
 from lookalike.index.shards import SHARD_SIZE
 from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, match_labels
+from lookalike.index.thumbnails import (
+    PIXEL_AGREEMENT,
+    TINY,
+    aligned_correlations,
+    luminance_difference,
+    luminance_differences,
+    pixel_neighbours,
+)
 from lookalike.index.walk import FoundFile, Walk, digest_file, open_regular, walk
 from lookalike.paths import FileSet, absolute
 from lookalike.results import Image, Neighbour, SearchResult

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from lookalike.errors import ImageError, NoSpace, QuarantineError
-from lookalike.index.duplicates import Cluster, Member
+from lookalike.index.records import Cluster, Member
 from lookalike.index.walk import QUARANTINE_MARKER, digest_file
 from lookalike.paths import display, same_file
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lookalike.embedder.images import open_image
 from lookalike.errors import ImageError
-from lookalike.index.duplicates import Cluster, Member
+from lookalike.index.records import Cluster, Member
 
 THUMBNAIL_PX = 160
 

@@ -24,17 +24,15 @@ from lookalike.index.duplicates import (
     DEFAULT_THRESHOLD,
     LOOK_FLOOR,
     LOOK_K,
-    Cluster,
-    ImageRecord,
-    Pair,
     PairArrays,
     _cluster,
-    colour_conflict,
-    files_vouch,
     pair_score,
     second_look,
 )
+from lookalike.index.geometry import files_vouch
+from lookalike.index.looks import colour_conflict
 from lookalike.index.quarantine import MoveResult, Problem
+from lookalike.index.records import Cluster, ImageRecord, Pair
 from lookalike.index.vectors import normalized
 
 if TYPE_CHECKING:

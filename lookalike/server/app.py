@@ -55,8 +55,9 @@ from lookalike.errors import (
     WriterBusy,
 )
 from lookalike.index.collection import Collection, Image, IndexInfo, SearchResult, TextHit
-from lookalike.index.duplicates import DEFAULT_POLICY, Cluster
+from lookalike.index.duplicates import DEFAULT_POLICY
 from lookalike.index.quarantine import MoveResult, UndoResult
+from lookalike.index.records import Cluster
 from lookalike.index.review import MAX_MEMBERS, Review, move_copies, recentre
 from lookalike.server.files import Busy, Gate, Thumbnails, declared_pixels, save_upload, tune_malloc
 
