@@ -191,6 +191,68 @@ def _out_of_space(error: sqlite3.DatabaseError, directory: Path) -> bool:
         return False
 
 
+_FIRST_SCHEMA: dict[str, dict[str, type]] = {
+    "images": {
+        "id": int, "path": str, "size": int, "mtime": float, "digest": str,
+        "width": int, "height": int, "format": str, "indexed_at": str,
+        "labels": str, "label_text": str, "top_label": str, "top_probability": float,
+        "vector": bytes,
+    },
+    "failures": {"path": str, "reason": str, "failed_at": str},
+    "meta": {"key": str, "value": str},
+}
+"""The tables of schema 1 and their columns, as :meth:`Store._create_schema` makes them (besides the
+FTS5 tables ``images_fts*``); what a creation killed half way leaves, and what finishing it expects."""
+LITTER = frozenset({"lost+found", "Thumbs.db", "desktop.ini"})
+"""Names that leave a folder empty for a new index, as hidden files do: a new file system's lost+found,
+and what file managers leave in folders they show."""
+
+
+def _check_new_folder(directory: Path, path: Path) -> None:
+    """Refuse (NotAnIndex) to make a new index in a folder holding other files: a ``vectors.json`` there
+    could be someone's, which the index would overwrite. Hidden files and :data:`LITTER` do not count,
+    nor ``path``'s own files when it exists (another process is creating the index this moment); its
+    ``-wal`` without it would be an old index's, which SQLite would replay into the new one."""
+    ours = {LOCK_NAME, *((path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal")
+                        if path.exists() else ())}
+    try:
+        with os.scandir(directory) as entries:
+            others = sorted(e.name for e in entries
+                            if not (e.name.startswith(".") or e.name in LITTER or e.name in ours))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise CollectionError(f"cannot read the folder {display(directory)}: {e.strerror}") from None
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise NotAnIndex(
+            f"{display(directory)} is not a lookalike index and holds other files ({shown}): a new index "
+            "is made only in a new or empty folder (hidden files such as .DS_Store do not count); "
+            "nothing was written")
+
+
+def _database_kind(conn: sqlite3.Connection, path: Path) -> str:
+    """What the database is, read before anything is written to it: "index" (a lookalike index of any
+    schema: from version 1 on it has ``images`` and a ``meta`` table naming its ``schema_version``),
+    "new" (no tables: an empty file), or "unfinished" (schema 1's tables only, no version yet: a
+    creation killed half way, which the caller finishes). Another program's database is NotAnIndex,
+    left exactly as it was: no WAL switched on, no table added or migrated."""
+    tables = {name: {column for (column,) in conn.execute("SELECT name FROM pragma_table_info(?)", (name,))}
+              for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                          "AND name NOT LIKE 'sqlite!_%' ESCAPE '!'")}
+    if not tables:
+        return "new"
+    if "images" in tables and tables.get("meta") == set(_FIRST_SCHEMA["meta"]) and conn.execute(
+            "SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone():
+        return "index"
+    if "images" in tables and all(name.startswith("images_fts") or columns == set(_FIRST_SCHEMA.get(name, ()))
+                                  for name, columns in tables.items()):
+        return "unfinished"
+    shown = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+    raise NotAnIndex(f"{display(path)} is another program's database (tables {shown}), not a lookalike "
+                     "index: it was left as it was; a new index goes in a new or empty folder")
+
+
 class WriterLock:
     """One writer per index directory, across processes: an exclusive ``flock`` on ``write.lock``.
 
@@ -256,22 +318,41 @@ class Store:
 
     @classmethod
     def open(cls, directory: str | Path, *, create: bool = True) -> Store:
-        """Open (and with ``create``, initialise) the store in ``directory``; upgrade an older schema."""
+        """Open (and with ``create``, initialise) the store in ``directory``; upgrade an older schema.
+
+        Nothing is written where no lookalike index is: a new index is made only in a missing or empty
+        folder (:func:`_check_new_folder`), and a database is written only once it is known to be an
+        index (:func:`_database_kind`), so a mistaken ``--index`` overwrites none of someone's files.
+        """
         directory = Path(directory).expanduser().resolve()
         path = directory / DB_NAME
+        there = next(p for p in (directory, *directory.parents) if p.exists())
+        if not there.is_dir():
+            raise NotAnIndex(f"{display(there)} is a file, not a folder: an index is a folder holding "
+                             f"{DB_NAME} (a new one goes in a new or empty folder)")
+        if path.exists() and not path.is_file():
+            raise NotAnIndex(f"{display(path)} is not a file: {display(directory)} is not a lookalike index")
         if not path.exists():
+            _check_new_folder(directory, path)
             if not create:
                 raise NoIndex(directory, DB_NAME)
-            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise CollectionError(f"cannot make the index folder {display(directory)}: "
+                                      f"{e.strerror}") from None
         # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE) below.
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         store = cls(directory, conn)
         try:
+            kind = _database_kind(conn, path)
+            if kind == "new":  # an empty database file: made here, as in a missing or empty folder only
+                _check_new_folder(directory, path)
+            if kind != "index" and not create:
+                raise NotAnIndex(f"{display(path)} is not a lookalike index (no schema)")
             store.db.enable_wal()
             conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable against process crashes
-            if "meta" not in store.db.table_names() or store.get_meta("schema_version") is None:
-                if not create:
-                    raise NotAnIndex(f"{display(path)} is not a lookalike index (no schema)")
+            if kind != "index":
                 with WriterLock(directory) as lock:  # two processes creating at once: one does it
                     lock.acquire(wait=BUSY_TIMEOUT_S)
                     store._create_schema()
@@ -302,21 +383,16 @@ class Store:
         """
         db = self.db
         db["images"].create(
-            {
-                "id": int, "path": str, "size": int, "mtime": float, "digest": str,
-                "width": int, "height": int, "format": str, "indexed_at": str,
-                "labels": str, "label_text": str, "top_label": str, "top_probability": float,
-                "vector": bytes,
-            },
+            _FIRST_SCHEMA["images"],
             pk="id",
             not_null={"path", "size", "mtime", "digest", "indexed_at", "labels", "vector"},
             if_not_exists=True,
         )
         db["images"].create_index(["path"], unique=True, if_not_exists=True)
-        db["failures"].create({"path": str, "reason": str, "failed_at": str}, pk="path", if_not_exists=True)
-        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db["failures"].create(_FIRST_SCHEMA["failures"], pk="path", if_not_exists=True)
+        db["meta"].create(_FIRST_SCHEMA["meta"], pk="key", if_not_exists=True)
         # Labels and paths are both searchable: "tabby" finds cats, "holiday/2019" finds folders.
-        db["images"].enable_fts(["path", "label_text"], create_triggers=True)
+        db["images"].enable_fts(["path", "label_text"], create_triggers=True, replace=True)  # kept if whole
         with self._write():
             if self.get_meta("created") is None:
                 self._set_meta("created", now())

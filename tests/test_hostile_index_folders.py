@@ -1,0 +1,122 @@
+"""``--index`` naming a folder that is not an index: someone's project folder, another program's
+``lookalike.db``, a file. Nothing of theirs is written, and each is one line, status 1; what is a
+lookalike index (of any release, missing its FAISS files, half created) still opens.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lookalike.index.store import DB_NAME, Store
+from tests.cli import error_lines, run
+
+NOT_EMPTY = ("a new index is made only in a new or empty folder (hidden files such as .DS_Store do not "
+             "count); nothing was written")
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` and its bytes: what must not change."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_folder_holding_other_files_is_never_made_an_index(tmp_path, sample_photos):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "vectors.json").write_text('{"my": "precious embeddings"}')  # names an index would write
+    (project / "vectors.faiss").write_bytes(b"my faiss")
+    (project / "notes.txt").write_text("notes")
+    (project / "train.py").write_text("")
+    before = files_in(project)
+
+    for args in (["index", sample_photos[0]], ["info"], ["search", sample_photos[0]], ["duplicates"]):
+        result = run(*args, "--index", project)
+        assert result.exit_code == 1
+        assert error_lines(result) == [
+            f"error: {project} is not a lookalike index and holds other files (notes.txt, train.py, "
+            f"vectors.faiss and 1 more): {NOT_EMPTY}"]
+    assert files_in(project) == before
+
+
+def test_another_programs_sqlite_file_named_lookalike_db_is_refused_and_left_as_it_was(tmp_path,
+                                                                                       sample_photos):
+    app = tmp_path / "app"
+    app.mkdir()
+    conn = sqlite3.connect(app / DB_NAME)
+    conn.execute("CREATE TABLE failures (path TEXT, reason TEXT, failed_at TEXT, customer TEXT)")
+    conn.execute("INSERT INTO failures VALUES ('/x', 'late', '2020', 'ACME Corp')")
+    conn.commit()
+    conn.close()
+    before = files_in(app)
+
+    for args in (["index", sample_photos[0]], ["info"], ["failures"]):
+        result = run(*args, "--index", app)
+        assert result.exit_code == 1
+        assert error_lines(result) == [
+            f"error: {app / DB_NAME} is another program's database (tables failures), not a lookalike index: "
+            "it was left as it was; a new index goes in a new or empty folder"]
+    assert files_in(app) == before  # same bytes: no WAL switched on, no table added, none migrated
+
+
+def test_a_new_index_goes_in_a_missing_or_empty_folder_hidden_files_and_lost_found_aside(
+        tmp_path, sample_photos, tf1_module):
+    disk = tmp_path / "new-disk"  # a fresh file system, shown once in a file manager
+    (disk / "lost+found").mkdir(parents=True)
+    (disk / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    missing = tmp_path / "not" / "yet"
+    for index in (disk, missing):
+        result = run("index", sample_photos[0], "--index", index, "--model", tf1_module, "-q")
+        assert result.exit_code == 0, result.stderr
+        assert (index / DB_NAME).is_file()
+    assert (disk / ".DS_Store").read_bytes() == b"\0\0\0\1Bud1"
+
+
+def test_an_index_that_lost_its_faiss_files_opens_and_rebuilds_them(tmp_path, sample_photos, tf1_module):
+    index = tmp_path / "index"
+    assert run("index", *sample_photos, "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    (index / "vectors.faiss").unlink()
+    (index / "vectors.json").unlink()
+    info = run("info", "--index", index, "--json")
+    assert info.exit_code == 0 and json.loads(info.stdout)["images"] == len(sample_photos)
+    assert run("index", *sample_photos, "--index", index, "-q").exit_code == 0
+    assert (index / "vectors.faiss").is_file() and (index / "vectors.json").is_file()
+
+
+def test_a_creation_killed_before_it_named_its_schema_is_finished_by_the_next_open(tmp_path, monkeypatch):
+    index = tmp_path / "index"
+
+    def killed(self, key, value):
+        if key == "schema_version":
+            raise KeyboardInterrupt  # the tables are there, the version is not: a kill right here
+        original(self, key, value)
+
+    original = Store._set_meta
+    monkeypatch.setattr(Store, "_set_meta", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Store.open(index)
+    monkeypatch.setattr(Store, "_set_meta", original)
+    with Store.open(index) as store:
+        assert store.get_meta("schema_version") == 8 and store.count() == 0
+
+
+def test_a_file_where_the_index_folder_or_its_database_should_be_is_one_line(tmp_path, sample_photos):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes")
+    for args in (["index", sample_photos[0], "--index", notes], ["info", "--index", notes],
+                 ["index", sample_photos[0], "--index", notes / "sub"]):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert error_lines(result) == [  # and no advice to run `index --index` on it
+            f"error: {notes} is a file, not a folder: an index is a folder holding lookalike.db "
+            "(a new one goes in a new or empty folder)"]
+    assert notes.read_text() == "notes"
+
+    odd = tmp_path / "odd"
+    (odd / DB_NAME).mkdir(parents=True)
+    result = run("index", sample_photos[0], "--index", odd)
+    assert result.exit_code == 1
+    assert error_lines(result) == [f"error: {odd / DB_NAME} is not a file: {odd} is not a lookalike index"]
+
