@@ -1,5 +1,6 @@
-"""Our own attack beyond issue 8's list: bind mounts, a really full disk, every control byte in a
-name, a 2 GB file. Mounting needs root (CI runs as root); elsewhere those tests say why they skip.
+"""Our own attack beyond issue 8's list: bind mounts, a really full disk, a read-only mount, every
+control byte in a name, a 2 GB file. Mounting needs root (CI runs as root); elsewhere those tests say
+why they skip.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 import lookalike
+from lookalike.index.store import DB_NAME, Store
 from lookalike.index.vectors import saved_generation
 from tests.cli import error_lines, run
+from tests.duplicate_photos import THRESHOLD
 from tests.photos import DATA, blocks, photo_folder
 
 
@@ -75,6 +78,58 @@ def test_a_really_full_disk_is_one_line_and_the_index_stays_consistent(tmp_path,
         assert saved_generation(index) == col.store.generation
         top = col.search((photos / "blocks3.png").read_bytes(), k=1).neighbours[0]  # FAISS agrees with SQLite
         assert top.image.path == str(photos / "blocks3.png") and top.score > 0.99
+
+
+def test_an_index_on_a_read_only_mount_is_read_as_ever_and_never_written(tmp_path, tf1_module, mounted):
+    """An archive disk or a snapshot: SQLite cannot make the ``-shm`` file reading a WAL index takes, so
+    the index is opened read-only (immutable, the database file being the whole index)."""
+    disk = mounted("-t", "tmpfs", "-o", "size=20m", "tmpfs", target=tmp_path / "archive")
+    photos = photo_folder(disk / "photos", synthetic=2)
+    index = disk / "index"
+    assert run("index", disk / "photos", "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    assert not os.access(index, os.W_OK)
+
+    info = run("info", "--index", index, "--json")
+    assert info.exit_code == 0 and json.loads(info.stdout)["images"] == 10
+    search = run("search", photos["cat"], "--index", index, "-k", "1", "--json")
+    assert search.exit_code == 0, search.stderr
+    assert json.loads(search.stdout)[0]["neighbours"][0]["path"] == str(photos["cat-small"])
+    assert run("find", "blocks", "--index", index).exit_code == 0
+    assert run("failures", "--index", index).exit_code == 0
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy2(photos["cat"], mine / "cat.jpg")
+    assert run("index", mine, "--index", tmp_path / "my-index", "--model", tf1_module, "-q").exit_code == 0
+    against = run("duplicates", "--index", tmp_path / "my-index", "--against", index,
+                  "--threshold", THRESHOLD, "--json")  # "another index is only read"
+    assert against.exit_code == 0, against.stderr
+    (cluster,) = json.loads(against.stdout)
+    assert cluster["keeper"]["path"] == str(photos["cat"])
+    assert cluster["copies"][0]["path"] == str(mine / "cat.jpg")
+
+    written = run("index", disk / "photos", "--index", index, "-q")
+    assert written.exit_code == 1
+    assert error_lines(written) == [f"error: {index} can be read but not written (read-only file system)"]
+
+
+def test_commits_still_in_the_wal_of_a_read_only_index_are_refused_not_missed(tmp_path, mounted):
+    """A snapshot taken while a writer ran, without the ``-shm`` file SQLite reads its ``-wal`` with: the
+    database file alone lacks those commits, so reading it alone would answer from an older index."""
+    disk = mounted("-t", "tmpfs", "-o", "size=5m", "tmpfs", target=tmp_path / "snapshot")
+    (disk / "index").mkdir()
+    with Store.open(tmp_path / "live"):  # open: its creation is still in lookalike.db-wal
+        for name in (DB_NAME, f"{DB_NAME}-wal"):
+            shutil.copy2(tmp_path / "live" / name, disk / "index" / name)
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+
+    result = run("info", "--index", disk / "index")
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        f"error: {disk / 'index'} cannot be written (read-only file system) and its last commits are still "
+        "in lookalike.db-wal, which SQLite cannot read without lookalike.db-shm: open it once where it can "
+        "be written"]
 
 
 def test_every_control_byte_in_a_name_indexes_and_prints_on_one_line(tmp_path, tf1_module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -395,3 +396,27 @@ def test_remembering_killed_half_way_leaves_nothing_of_it(tmp_path):
         keys = [(a.id, "grey"), (a.id, "turned"), (a.id, "unframed")]
         assert set(store.edited_vectors(keys)) == {(a.id, "grey")}
         assert store.db.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_an_index_that_cannot_be_written_is_read_and_refuses_writers_and_upgrades_in_one_line(
+        tmp_path, monkeypatch):
+    """As root every folder can be written, so here the check says it cannot (a real read-only mount:
+    tests/test_hostile_mounts.py); SQLite opens the index with ``mode=ro``."""
+    with Store.open(tmp_path / "index") as store:
+        (a,) = store.upsert([image("/p/a.jpg", 1)])
+    with Store.open(tmp_path / "older") as store:
+        store.set_meta("schema_version", SCHEMA_VERSION - 1)
+    monkeypatch.setattr("lookalike.index.store._unwritable", lambda directory, path: "permission denied")
+
+    with Store.open(tmp_path / "index", create=False) as store:
+        assert store.read_only == "permission denied" and store.get(a).path == "/p/a.jpg"
+        with pytest.raises(CollectionError, match=r"can be read but not written \(permission denied\)$"):
+            store.writer()
+        assert not store.remember_edited_vectors({(a, "grey"): (digest(1), np.ones((1, 8), np.float32))})
+    older = re.escape(f"older lookalike (index schema {SCHEMA_VERSION - 1}) and cannot be written "
+                      "(permission denied) to upgrade it: open it once where it can be written")
+    with pytest.raises(CollectionError, match=f"{older}$"):
+        Store.open(tmp_path / "older")
+    with pytest.raises(CollectionError, match=r"cannot create an index in .*new: permission denied$"):
+        Store.open(tmp_path / "new")
+

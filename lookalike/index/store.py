@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import numpy as np
 from sqlite_utils import Database
@@ -73,6 +74,7 @@ _INSERT_IMAGE = f"""
 in place."""
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
+SQLITE_CANTOPEN = 14  # "unable to open database file": the file, or its journal, cannot be opened or made
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
 SQLITE_UNWRITABLE = frozenset({
     3,  # SQLITE_PERM
@@ -80,7 +82,7 @@ SQLITE_UNWRITABLE = frozenset({
     6,  # SQLITE_LOCKED
     8,  # SQLITE_READONLY: a read-only file, directory or mount
     SQLITE_IOERR,
-    14,  # SQLITE_CANTOPEN: the journal cannot be created
+    SQLITE_CANTOPEN,
 })
 """What a best-effort write (:meth:`Store.remember_edited_vectors`) gives up on: the index cannot be
 written now, which a reader's result must not depend on."""
@@ -253,6 +255,45 @@ def _database_kind(conn: sqlite3.Connection, path: Path) -> str:
                      "index: it was left as it was; a new index goes in a new or empty folder")
 
 
+def _unwritable(directory: Path, path: Path) -> str | None:
+    """Why the index in ``directory`` cannot be written ("read-only file system", "permission denied"),
+    or None when it can: its folder (SQLite makes ``-wal`` and ``-shm`` files there) and its database."""
+    if os.access(directory, os.W_OK) and (not path.exists() or os.access(path, os.W_OK)):
+        return None
+    return "read-only file system" if os.statvfs(directory).f_flag & os.ST_RDONLY else "permission denied"
+
+
+def _connect(path: Path, read_only: str | None) -> sqlite3.Connection:
+    """A connection to the database at ``path``, with SQLite's ``mode=ro`` when it cannot be written.
+
+    Reading a WAL database takes its ``-shm`` file, which SQLite cannot make in a read-only folder. When
+    there is none, no connection is open anywhere (the last one to close removes it) and, without a
+    ``-wal`` of commits the database file lacks, that file alone is the index: it is opened
+    ``immutable`` (no locks, no ``-shm``), which holds while nobody writes it - nobody can where the
+    folder is read-only. Commits left in a ``-wal`` (a writer killed) would be missed: refused.
+    """
+    # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE, :meth:`Store._write`).
+    options: dict[str, Any] = {"timeout": BUSY_TIMEOUT_S, "isolation_level": None, "check_same_thread": False}
+    if not read_only:
+        return sqlite3.connect(path, **options)
+    uri = f"file:{quote(os.fsencode(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, **options)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as e:
+        conn.close()
+        if getattr(e, "sqlite_errorcode", 0) & 0xFF != SQLITE_CANTOPEN:
+            raise
+    wal = path.with_name(f"{path.name}-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise CollectionError(
+            f"{display(path.parent)} cannot be written ({read_only}) and its last commits are still in "
+            f"{wal.name}, which SQLite cannot read without {path.name}-shm: open it once where it can be "
+            "written")
+    return sqlite3.connect(f"{uri}&immutable=1", uri=True, **options)
+
+
 class WriterLock:
     """One writer per index directory, across processes: an exclusive ``flock`` on ``write.lock``.
 
@@ -310,9 +351,10 @@ class WriterLock:
 class Store:
     """The SQLite database of one index directory. Not thread-safe: callers serialise access."""
 
-    def __init__(self, directory: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, directory: Path, conn: sqlite3.Connection, read_only: str | None = None) -> None:
         self.directory = directory
         self.db = Database(conn)
+        self.read_only = read_only  # why the index cannot be written ("read-only file system"), or None
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -323,6 +365,7 @@ class Store:
         Nothing is written where no lookalike index is: a new index is made only in a missing or empty
         folder (:func:`_check_new_folder`), and a database is written only once it is known to be an
         index (:func:`_database_kind`), so a mistaken ``--index`` overwrites none of someone's files.
+        An index that cannot be written (a read-only mount) is opened read-only (:func:`_connect`).
         """
         directory = Path(directory).expanduser().resolve()
         path = directory / DB_NAME
@@ -341,20 +384,25 @@ class Store:
             except OSError as e:
                 raise CollectionError(f"cannot make the index folder {display(directory)}: "
                                       f"{e.strerror}") from None
-        # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE) below.
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        store = cls(directory, conn)
+        unwritable = _unwritable(directory, path)
+        if unwritable and not path.exists():
+            raise CollectionError(f"cannot create an index in {display(directory)}: {unwritable}")
+        try:
+            conn = _connect(path, unwritable)
+        except sqlite3.DatabaseError as e:
+            raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e}") from None
+        store = cls(directory, conn, unwritable)
         try:
             kind = _database_kind(conn, path)
             if kind == "new":  # an empty database file: made here, as in a missing or empty folder only
                 _check_new_folder(directory, path)
             if kind != "index" and not create:
                 raise NotAnIndex(f"{display(path)} is not a lookalike index (no schema)")
-            store.db.enable_wal()
-            conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable against process crashes
+            if not unwritable:
+                store.db.enable_wal()
+                conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable against process crashes
             if kind != "index":
-                with WriterLock(directory) as lock:  # two processes creating at once: one does it
-                    lock.acquire(wait=BUSY_TIMEOUT_S)
+                with store.writer(wait=BUSY_TIMEOUT_S):  # two processes creating at once: one does it
                     store._create_schema()
             store._upgrade()
         except sqlite3.DatabaseError as e:
@@ -409,8 +457,11 @@ class Store:
                 f"{display(self.directory)} was written by a newer lookalike (index schema {version}; this "
                 f"one reads up to {SCHEMA_VERSION}): upgrade lookalike to use it"
             )
-        with WriterLock(self.directory) as lock:
-            lock.acquire(wait=BUSY_TIMEOUT_S)
+        if self.read_only:
+            raise CollectionError(
+                f"{display(self.directory)} was written by an older lookalike (index schema {version}) and "
+                f"cannot be written ({self.read_only}) to upgrade it: open it once where it can be written")
+        with self.writer(wait=BUSY_TIMEOUT_S):
             version = self.get_meta("schema_version")  # another process may have upgraded meanwhile
             while version < SCHEMA_VERSION:
                 with self._write() as conn:
@@ -428,7 +479,10 @@ class Store:
         self.close()
 
     def writer(self, wait: float = 0.0) -> WriterLock:
-        """Take this directory's writer lock: ``with store.writer(wait=5): ...``."""
+        """Take this directory's writer lock: ``with store.writer(wait=5): ...``; an index opened
+        read-only refuses at once, before anything is tried."""
+        if self.read_only:
+            raise CollectionError(f"{display(self.directory)} can be read but not written ({self.read_only})")
         lock = WriterLock(self.directory)
         lock.acquire(wait)
         return lock
@@ -618,8 +672,8 @@ class Store:
     def _write_if_free(self, statement: str, rows: list[tuple]) -> bool:
         """``statement`` for each of ``rows`` in one transaction, only if the writer lock is free at once
         and the index can be written now (not busy, full or read-only): whether it was."""
-        if not rows:
-            return True
+        if not rows or self.read_only:
+            return not rows  # nothing to write, or nowhere to write it
         try:
             with self.writer(wait=0), self._write() as conn:
                 conn.executemany(statement, rows)
