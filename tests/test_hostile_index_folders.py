@@ -1,6 +1,6 @@
 """``--index`` naming a folder that is not an index: someone's project folder, another program's
-``lookalike.db``, a file. Nothing of theirs is written, and each is one line, status 1; what is a
-lookalike index (of any release, missing its FAISS files, half created) still opens.
+``lookalike.db``, a file, hand-edited metadata. Nothing of theirs is written, and each is one line,
+status 1; what is a lookalike index (of any release, missing its FAISS files, half created) still opens.
 """
 
 from __future__ import annotations
@@ -120,3 +120,18 @@ def test_a_file_where_the_index_folder_or_its_database_should_be_is_one_line(tmp
     assert result.exit_code == 1
     assert error_lines(result) == [f"error: {odd / DB_NAME} is not a file: {odd} is not a lookalike index"]
 
+
+@pytest.mark.parametrize("key, stored, line", [
+    ("created", "x", "its meta value 'created' is 'x', not JSON"),
+    ("schema_version", '"abc"', 'its schema version "abc" is none lookalike writes (edited by hand?)'),
+    ("schema_version", "0", "its schema version 0 is none lookalike writes (edited by hand?)"),
+])
+def test_a_damaged_or_hand_edited_meta_table_is_one_line(tmp_path, key, stored, line):
+    index = tmp_path / "index"
+    Store.open(index).close()
+    with sqlite3.connect(index / DB_NAME) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (stored, key))
+    conn.close()
+    result = run("info", "--index", index)
+    assert result.exit_code == 1
+    assert error_lines(result) == [f"error: the index in {index} is damaged: {line}"]

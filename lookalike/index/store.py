@@ -452,7 +452,10 @@ class Store:
         version = self.get_meta("schema_version")
         if version == SCHEMA_VERSION:
             return
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if type(version) is not int or version < 1:  # bool is an int, and "abc" or 0 no version at all
+            raise CollectionError(f"the index in {display(self.directory)} is damaged: its schema version "
+                                  f"{json.dumps(version)} is none lookalike writes (edited by hand?)")
+        if version > SCHEMA_VERSION:
             raise IndexTooNew(
                 f"{display(self.directory)} was written by a newer lookalike (index schema {version}; this "
                 f"one reads up to {SCHEMA_VERSION}): upgrade lookalike to use it"
@@ -528,7 +531,13 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self.db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError):  # written by hand, or damaged: one line, not a JSON traceback
+            raise CollectionError(f"the index in {display(self.directory)} is damaged: its meta value "
+                                  f"{key!r} is {row[0]!r:.40}, not JSON") from None
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store any JSON value, e.g. the model fingerprint as a dict."""
