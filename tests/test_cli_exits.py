@@ -171,6 +171,14 @@ def test_bad_index_type_and_keeper_policy_are_usage_errors(tmp_path, sample_phot
     assert keep.exit_code == 2 and len(error_lines(keep)) == 1 and "bogus" in keep.stderr
 
 
+def test_an_id_beyond_what_the_index_can_hold_is_no_such_image(indexed):
+    index, _, _ = indexed
+    result = run("search", "--id", "99999999999999999999", "--index", index)
+    assert result.exit_code == 1
+    assert error_lines(result) == [
+        f"error: id 99999999999999999999: no image with id 99999999999999999999 in {index}"]
+
+
 # -- batches: every good result, each bad input on stderr, 3 (or 1 when nothing succeeded) -------------
 
 

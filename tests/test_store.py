@@ -420,3 +420,7 @@ def test_an_index_that_cannot_be_written_is_read_and_refuses_writers_and_upgrade
     with pytest.raises(CollectionError, match=r"cannot create an index in .*new: permission denied$"):
         Store.open(tmp_path / "new")
 
+
+def test_an_id_beyond_what_sqlite_can_hold_is_no_image(store):
+    store.upsert([image("/p/a.jpg", 1)])
+    assert store.get(10**20) is None and store.get(-(10**20)) is None

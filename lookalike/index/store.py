@@ -75,6 +75,7 @@ in place."""
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 SQLITE_CANTOPEN = 14  # "unable to open database file": the file, or its journal, cannot be opened or made
+_SQLITE_INTEGERS = range(-(1 << 63), 1 << 63)  # what an INTEGER column (an id) can hold
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
 SQLITE_UNWRITABLE = frozenset({
     3,  # SQLITE_PERM
@@ -716,6 +717,8 @@ class Store:
         return rows
 
     def get(self, id: int, *, vector: bool = True) -> ImageRow | None:
+        if int(id) not in _SQLITE_INTEGERS:  # no row has it, and SQLite cannot even be asked
+            return None
         rows = self._rows("id = ?", (int(id),), vector)
         return rows[0] if rows else None
 
