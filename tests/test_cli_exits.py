@@ -171,6 +171,28 @@ def test_bad_index_type_and_keeper_policy_are_usage_errors(tmp_path, sample_phot
     assert keep.exit_code == 2 and len(error_lines(keep)) == 1 and "bogus" in keep.stderr
 
 
+def test_a_report_or_quarantine_that_cannot_be_made_is_a_usage_error_before_the_run(indexed, tmp_path,
+                                                                                    monkeypatch):
+    index, _, _ = indexed
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    for args, line in [
+        (["--move-to", notes], f"cannot move copies into {notes}: {notes} is a file, not a folder"),
+        (["--move-to", notes / "sub"],
+         f"cannot move copies into {notes / 'sub'}: {notes} is a file, not a folder"),
+        (["--html", folder], f"cannot write the report to {folder}: it is a folder"),
+        (["--html", tmp_path / "missing" / "r.html"],
+         f"cannot write the report to {tmp_path / 'missing' / 'r.html'}: no folder {tmp_path / 'missing'}"),
+    ]:
+        result = run("duplicates", "--index", index, *args)
+        assert result.exit_code == 2 and error_lines(result) == [f"error: {line}"]
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "reports"]  # no half report left, no folder made
+    assert notes.read_text() == "notes" and os.listdir(folder) == []
+
+
 def test_an_id_beyond_what_the_index_can_hold_is_no_such_image(indexed):
     index, _, _ = indexed
     result = run("search", "--id", "99999999999999999999", "--index", index)

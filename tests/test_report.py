@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import errno
 import io
+import os
 import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageOps
 
 from lookalike.index.records import Cluster, Member
@@ -86,3 +89,17 @@ def test_the_page_makes_no_network_requests(sample_photos, tmp_path):
     assert without_thumbnails.count("<img") == 2
     for reference in ("http:", "https:", "url(", "@import", "<link", "<script"):
         assert reference not in without_thumbnails
+
+
+def test_a_report_that_cannot_be_written_leaves_nothing_behind(sample_photos, tmp_path, monkeypatch):
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    (tmp_path / "report.html").write_text("the previous report")
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr("lookalike.index.report.os.replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        html_report(clusters, tmp_path / "report.html")
+    assert os.listdir(tmp_path) == ["report.html"]  # no .report.html.tmp, and the previous one kept
+    assert (tmp_path / "report.html").read_text() == "the previous report"

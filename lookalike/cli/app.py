@@ -479,6 +479,14 @@ def duplicates(
         raise InvalidOption("--move-to", "choose --move-to or --delete, not both")
     if delete and not yes and not sys.stdin.isatty():
         raise LookalikeError("--delete needs --yes when there is no terminal to ask on")
+    if html:
+        from lookalike.index.report import check_target
+
+        check_target(html)
+    if move_to:
+        from lookalike.index.collection import check_quarantine
+
+        check_quarantine(move_to)
     with open_index(index) as collection:
         if not exact and (stale := collection.stale_traits()):
             typer.echo(f"note: {stale} images have traits from an older lookalike, read from their files on "

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lookalike.embedder.images import open_image
-from lookalike.errors import ImageError
+from lookalike.errors import ImageError, InvalidOption
 from lookalike.index.records import Cluster, Member
+from lookalike.paths import display
 
 THUMBNAIL_PX = 160
 
@@ -107,11 +108,35 @@ def render_html(clusters: Iterable[Cluster], title: str = "lookalike: duplicates
     )
 
 
+def check_target(path: str | Path) -> None:
+    """InvalidOption unless a report can be written at ``path``: not a folder, in a folder that exists and
+    can be written. Asked before a duplicates run, which can take minutes, rather than at its end."""
+    target = Path(path).expanduser()
+    folder = target.parent
+    if target.is_dir():
+        problem = "it is a folder"
+    elif not folder.exists():
+        problem = f"no folder {display(folder)}"
+    elif not folder.is_dir():
+        problem = f"{display(folder)} is a file, not a folder"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"{display(folder)} cannot be written"
+    else:
+        return
+    raise InvalidOption("--html", f"cannot write the report to {display(target)}: {problem}")
+
+
 def html_report(clusters: Iterable[Cluster], path: str | Path, title: str = "lookalike: duplicates",
                 px: int = THUMBNAIL_PX) -> Path:
-    """Write the report to ``path`` atomically (a reader never sees half a page) and return the path."""
-    target = Path(path)
+    """Write the report to ``path`` atomically (a reader never sees half a page) and return the path;
+    a write that fails leaves no temporary file behind."""
+    check_target(path)
+    target = Path(path).expanduser()
     temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(render_html(clusters, title, px), encoding="utf-8")
-    os.replace(temporary, target)
+    try:
+        temporary.write_text(render_html(clusters, title, px), encoding="utf-8")
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return target
