@@ -126,14 +126,54 @@ def test_a_quarantine_inside_the_indexed_folder_never_comes_back(photos, open_in
         summary = col.add([photos], prune=True)
         assert (summary.added, summary.removed) == (0, 0)  # the moved copies are not indexed again
         second = col.move_duplicates(col.duplicates(exact_only=True), quarantine)
-        assert second.moved == ()  # nothing renamed in place to "x (1).jpg"
-        col.undo(second.manifest)
+        assert second.moved == () and second.manifest is None  # nothing renamed in place to "x (1).jpg"
         col.undo(first.manifest)
         rows = {image.path for hit in [col.find("photos", 100)] for image in (h.image for h in hit)}
         assert col.info().images == 9 == len(rows)
         assert all(os.path.exists(path) for path in rows)
-    assert sorted(p.name for p in quarantine.iterdir()) == sorted(
-        [".lookalike-quarantine", first.manifest.name, second.manifest.name])
+    assert sorted(p.name for p in quarantine.iterdir()) == [".lookalike-quarantine", first.manifest.name]
+
+
+def test_a_folder_inside_the_quarantine_is_neither_indexed_nor_an_archive(photos, open_index):
+    """Once only the quarantine's top was known: indexed, ``quarantine/sub`` brought moved copies back,
+    and ``--against quarantine/sub --delete`` deleted the originals as copies of the moved ones."""
+    for folder in ("2021/a", "2021/b"):
+        (photos / folder).mkdir(parents=True)
+        shutil.copy2(photos / "espresso.jpg", photos / folder / "espresso copy.jpg")
+    quarantine = photos.parent / "quarantine"
+    before = digests(photos)
+    with open_index() as col:
+        col.add([photos])
+        moved = col.move_duplicates(col.duplicates(exact_only=True), quarantine)
+        inside = next(m.moved_to.parent for m in moved.moved if m.moved_to.parent != quarantine)
+        for exact in (True, False):
+            assert col.duplicates(THRESHOLD, against=inside, exact_only=exact) == []
+        summary = col.add([inside])
+        assert summary.added == 0
+        assert [f.reason for f in col.failures()] == [
+            f"in the quarantine {quarantine}: moved copies are not indexed"]
+        col.undo(moved.manifest)
+    assert digests(photos) == before
+
+
+def test_a_full_index_disk_after_a_move_still_says_what_moved_and_how_to_undo_it(photos, open_index,
+                                                                               monkeypatch):
+    from lookalike.errors import NoSpace
+
+    shutil.copy2(photos / "cat.jpg", photos / "cat copy.jpg")
+    with open_index() as col:
+        col.add([photos])
+
+        def disk_full(paths):
+            raise NoSpace("no space left on the index's disk")
+
+        monkeypatch.setattr(col, "_forget_paths", disk_full)
+        with pytest.raises(NoSpace, match=r"1 copies had been moved into the quarantine \(undo: .*manifest-"):
+            col.move_duplicates(col.duplicates(exact_only=True), photos.parent / "quarantine")
+        [manifest] = (photos.parent / "quarantine").glob("manifest-*.jsonl")
+        monkeypatch.undo()
+        col.undo(manifest)
+    assert (photos / "cat copy.jpg").exists() and (photos / "cat.jpg").exists()
 
 
 def test_undo_with_a_relative_manifest_path_removes_emptied_folders(photos, open_index, tmp_path,

@@ -402,14 +402,14 @@ def test_the_look_drops_borderline_strangers_and_keeps_sure_pairs_and_copies(cop
     pairs = [Pair(1, 2, 0.7, 0.66), Pair(1, 3, 0.7, 0.66), Pair(1, 3, 0.95, threshold + GEOMETRY_BAND + 0.01),
              Pair(1, 4, 0.7, 0.66)]
     kept = geometric_look(pairs, threshold, records, KeypointFiles())
-    assert kept == [pairs[0], pairs[2], pairs[3]]  # a copy; a pair beyond the band; a file gone: kept
+    assert kept == [pairs[0], pairs[2]]  # a copy; a pair beyond the band (a file gone: not verified, dropped)
     assert second_look(pairs, threshold, records, keypoints=KeypointFiles()) == kept
     assert second_look(pairs, threshold, records) == pairs  # no keypoints: no geometric look
 
 
 def test_a_file_that_no_longer_reads_as_an_image_is_not_judged_and_nothing_hangs(copies, tmp_path):
     """Files swapped since indexing: cut short, gone, a FIFO (opening it would wait for a writer), a
-    link to an endless device, a folder. None is judged: the pair keeps its score."""
+    link to an endless device, a folder. None is judged (no match), and nothing waits on a FIFO."""
     (tmp_path / "broken.jpg").write_bytes(copies["cat", "original"].read_bytes()[:200])
     os.mkfifo(tmp_path / "fifo.jpg")
     (tmp_path / "zero.jpg").symlink_to("/dev/zero")

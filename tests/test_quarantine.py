@@ -17,7 +17,16 @@ from lookalike.index.records import Cluster, Member
 
 def member(path: Path, similarity: float = 0.95, exact: bool = False) -> Member:
     st = path.stat()
-    return Member(0, str(path), 100, 100, st.st_size, st.st_mtime, similarity, exact)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Member(0, str(path), 100, 100, st.st_size, st.st_mtime, similarity, exact, digest=digest)
+
+
+def rewrite_in_place(path: Path, data: bytes) -> None:
+    """Other bytes of the same length under the same mtime: what ``cp -p`` of another photo can leave."""
+    st = path.stat()
+    assert len(data) == st.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -82,6 +91,7 @@ def test_a_name_clash_in_the_quarantine_gets_a_new_name_and_nothing_is_overwritt
     earlier = quarantine_dir / "2021/whatsapp/beach.jpg"
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"quarantined last week")
+    (quarantine_dir / ".lookalike-quarantine").touch()  # last week's run made it a quarantine
 
     result = move_copies(clusters, quarantine_dir, root=photos)
     assert earlier.read_bytes() == b"quarantined last week"
@@ -200,6 +210,7 @@ def test_moves_across_file_systems_copy_then_remove(tmp_path, monkeypatch):
     # os.link fails with EXDEV between file systems: the bytes are copied into a new file instead.
     src, dst = tmp_path / "a.jpg", tmp_path / "q" / "a.jpg"
     src.write_bytes(b"photo bytes")
+    dst.parent.mkdir()
 
     def cross_device(*args, **kwargs):
         raise OSError(18, "Invalid cross-device link")
@@ -211,3 +222,142 @@ def test_moves_across_file_systems_copy_then_remove(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError):
         quarantine._move_no_clobber(src, dst)
     assert dst.read_bytes() == b"photo bytes"
+
+
+def test_a_keeper_overwritten_with_another_photo_no_longer_vouches_for_its_copies(library, tmp_path):
+    """The copy may now be the only file of its picture: neither moved nor deleted, whether the keeper
+    changed size or was rewritten byte for byte under its old size and mtime."""
+    photos, clusters = library
+    (photos / "cat.jpg").write_bytes(b"another photo entirely")
+    rewrite_in_place(photos / "beach.jpg", b"b" * len(b"beach original" * 100))
+    before = tree_digest(photos)
+    for act in (lambda: delete_copies(clusters), lambda: move_copies(clusters, tmp_path / "q", root=photos)):
+        result = act()
+        assert {p.reason for p in result.problems} == {
+            f"its keeper {photos / 'beach.jpg'} changed since it was indexed",
+            f"its keeper {photos / 'cat.jpg'} changed since it was indexed"}
+        assert len(result.problems) == 3 and tree_digest(photos) == before
+    assert not (tmp_path / "q").exists()  # nothing moved: no quarantine, no manifest
+
+
+@pytest.mark.parametrize("action", ["move", "delete"])
+def test_a_copy_rewritten_under_its_old_size_and_mtime_is_left_alone(library, tmp_path, action):
+    photos, clusters = library
+    rewritten = photos / "2021/whatsapp/beach.jpg"
+    rewrite_in_place(rewritten, b"x" * len(b"beach resized"))
+    if action == "move":
+        result = move_copies(clusters, tmp_path / "q", root=photos)
+    else:
+        result = delete_copies(clusters)
+    assert [(p.path, p.reason) for p in result.problems] == [(rewritten, "changed since it was indexed")]
+    assert rewritten.read_bytes() == b"x" * len(b"beach resized")
+
+
+def test_a_quarantine_must_be_new_empty_or_a_quarantine_already(library, tmp_path):
+    """Its marker hides the folder from indexing: pointed at the photo folder (or any folder holding other
+    files), nothing is moved and nothing is planted there."""
+    photos, clusters = library
+    before = tree_digest(photos)
+    for folder in (photos, tmp_path, photos / "2021"):
+        with pytest.raises(LookalikeError, match="already holds files and is not a lookalike quarantine"):
+            move_copies(clusters, folder)
+    with pytest.raises(LookalikeError, match="is a file, not a folder"):
+        move_copies(clusters, photos / "unrelated.jpg")
+    with pytest.raises(LookalikeError, match="cannot make the quarantine"):
+        move_copies(clusters, photos / "unrelated.jpg" / "sub")
+    assert tree_digest(photos) == before
+    (tmp_path / "empty").mkdir()
+    assert len(move_copies(clusters, tmp_path / "empty", root=photos).moved) == 3
+
+
+def test_a_file_where_a_copy_needs_a_folder_is_that_copy_s_problem_and_the_run_ends(library, tmp_path):
+    """Once a retry loop: the folder could not be made, read as a name taken, and tried again forever
+    while the manifest grew."""
+    photos, clusters = library
+    q = tmp_path / "q"
+    q.mkdir()
+    (q / ".lookalike-quarantine").touch()
+    (q / "2021").write_text("the user's notes")
+    result = move_copies(clusters, q, root=photos)
+    assert {p.path.relative_to(photos).as_posix() for p in result.problems} == {
+        "2021/whatsapp/beach.jpg", "2021/beach copy.jpg"}
+    assert all(p.reason.startswith("cannot make its folder in the quarantine") for p in result.problems)
+    assert result.originals == [photos / "2022/whatsapp/beach.jpg"]
+    assert (q / "2021").read_text() == "the user's notes"
+    assert len(result.manifest.read_text().splitlines()) == 2  # the header and the one move
+
+
+def test_a_name_too_long_to_number_is_shortened_to_fit(tmp_path):
+    photos, q = tmp_path / "photos", tmp_path / "q"
+    long_name = "é" * 125 + ".jpg"  # 254 bytes: " (1)" would pass the 255-byte limit
+    (photos / "sub").mkdir(parents=True)
+    (photos / "keeper.jpg").write_bytes(b"the keeper")
+    (photos / "sub" / long_name).write_bytes(b"a copy")
+    (q / "sub").mkdir(parents=True)
+    (q / ".lookalike-quarantine").touch()
+    (q / "sub" / long_name).write_bytes(b"moved last week")
+    cluster = Cluster(member(photos / "keeper.jpg", 1.0), (member(photos / "sub" / long_name),))
+    result = move_copies([cluster], q, root=photos)
+    [moved] = result.moved
+    assert moved.moved_to.name.endswith(" (1).jpg") and len(os.fsencode(moved.moved_to.name)) <= 255
+    assert moved.moved_to.read_bytes() == b"a copy"
+    assert (q / "sub" / long_name).read_bytes() == b"moved last week"
+
+
+def test_two_runs_in_one_second_never_share_a_manifest(library, tmp_path, monkeypatch):
+    """A server and the CLI moving into one quarantine: the other run takes the manifest's name between
+    this run's look and its create, and this run goes on under the next name."""
+    photos, clusters = library
+    real_free_name, taken = quarantine._free_name, []
+
+    def taken_meanwhile(target: Path) -> Path:
+        name = real_free_name(target)
+        if name.name.startswith("manifest-") and not taken:
+            name.write_text('{"kind": "lookalike-quarantine", "version": 1}\n')  # the other run's
+            taken.append(name)
+        return name
+
+    monkeypatch.setattr(quarantine, "_free_name", taken_meanwhile)
+    result = move_copies(clusters, tmp_path / "q", root=photos)
+    assert len(result.moved) == 3 and result.manifest != taken[0]
+    assert taken[0].read_text() == '{"kind": "lookalike-quarantine", "version": 1}\n'
+
+
+def test_a_copy_across_file_systems_interrupted_leaves_no_torn_file_at_its_name(tmp_path, monkeypatch):
+    """Killed mid-copy, the bytes so far sit in a hidden partial file, never at the name undo and the
+    user look at; the source is untouched."""
+    src, dst = tmp_path / "a.jpg", tmp_path / "q" / "a.jpg"
+    src.write_bytes(b"photo bytes" * 1000)
+    dst.parent.mkdir()
+
+    def cross_device(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    def killed(fin, fout, length=0):
+        fout.write(fin.read(100))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "link", cross_device)
+    monkeypatch.setattr(quarantine.shutil, "copyfileobj", killed)
+    with pytest.raises(KeyboardInterrupt):
+        quarantine._move_no_clobber(src, dst)
+    assert not dst.exists() and src.read_bytes() == b"photo bytes" * 1000
+    assert list(dst.parent.iterdir()) == []  # and the partial file, here cleaned up, was hidden
+
+
+@pytest.mark.parametrize("line", [
+    '[1, 2]', '42', '{"op": "move", "original": null, "moved_to": "/q/a.jpg", "sha256": "0"}',
+    '{"op": "failed"}', '{"op": "move", "original": "/p/a.jpg", "moved_to": "{q}/a.jpg"}',
+    '{"op": "move", "original": "/p/a.jpg", "moved_to": "/etc/passwd", "sha256": "0"}',
+    '{"op": "rename", "original": "/p/a.jpg", "moved_to": "{q}/a.jpg", "sha256": "0"}',
+])
+def test_a_damaged_or_hand_edited_manifest_is_refused_before_anything_is_put_back(library, tmp_path, line):
+    photos, clusters = library
+    result = move_copies(clusters, tmp_path / "q", root=photos)
+    moved_away = tree_digest(photos)
+    lines = result.manifest.read_text().splitlines()
+    lines.insert(2, line.replace("{q}", str(tmp_path / "q")))
+    result.manifest.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LookalikeError, match="line 3 is not a move this quarantine made"):
+        undo(result.manifest)
+    assert tree_digest(photos) == moved_away

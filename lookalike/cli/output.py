@@ -234,8 +234,8 @@ def _problems(problems) -> None:
 
 
 def moved(result, *, err: bool) -> None:
-    typer.echo(f"moved {len(result.moved)} copies; undo: {command('lookalike', 'undo', result.manifest)}",
-               err=err)
+    undo = f"; undo: {command('lookalike', 'undo', result.manifest)}" if result.manifest else ""
+    typer.echo(f"moved {len(result.moved)} copies{undo}", err=err)
     _problems(result.problems)
 
 

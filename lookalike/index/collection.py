@@ -31,6 +31,7 @@ from lookalike.errors import (
     ImageNotFound,
     InvalidOption,
     ModelMismatchError,
+    NoSpace,
     StaleFile,
 )
 from lookalike.index import quarantine, vectors
@@ -1136,7 +1137,11 @@ class Collection:
         check_quarantine(quarantine_dir)
         with self.store.writer(wait), self._lock:
             result = quarantine.move_copies(clusters, Path(quarantine_dir).expanduser())
-            self._forget_paths(result.originals)
+            try:
+                self._forget_paths(result.originals)
+            except NoSpace as e:  # the files did move: say so, and how to put them back
+                raise NoSpace(f"{e}; {len(result.moved)} copies had been moved into the quarantine "
+                              f"(undo: {display(result.manifest)})") from None
         return result
 
     def delete_duplicates(self, clusters: Iterable[Cluster], *, wait: float = 0.0) -> quarantine.DeleteResult:

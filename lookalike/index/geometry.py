@@ -224,8 +224,8 @@ def geometric_look(pairs: Iterable[Pair], threshold: float, records: Mapping[int
     copy's would be (:func:`geometry_disagrees`): two hand signs, two poses of one figure, two
     screenshots of one program, two pages of other text. Each file is read again, so an image's pairs
     only up to ``GEOMETRY_PAIRS``; the rest are dropped unverified unless their stored thumbnails agree
-    (``SAME_THUMBNAIL``) and not both are framed. An unreadable file or a record missing leaves the pair
-    as it was. Across two sets, ``b`` is looked up in ``theirs``."""
+    (``SAME_THUMBNAIL``) and not both are framed. A record missing leaves the pair as it was; a file that
+    no longer reads drops it (:func:`files_unlike`). Across two sets, ``b`` is looked up in ``theirs``."""
     theirs = records if theirs is None else theirs
     pairs = list(pairs)
     borderline = [(i, records[p.a], theirs[p.b]) for i, p in enumerate(pairs)
@@ -273,14 +273,15 @@ def best_per_image(pairs: Iterable[tuple[int, Hashable, Hashable, float]], limit
 def files_unlike(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles) -> list[bool]:
     """For each pair of files, whether its geometry disagrees (:func:`geometry_disagrees`) as drawn and,
     the way a mirrored copy would match, mirrored too (unless the mirror image fits by chance beside a
-    fit that showed another picture: :func:`chance_beside_fit`); a file that does not read says
-    nothing."""
+    fit that showed another picture: :func:`chance_beside_fit`). A file that no longer reads (gone since
+    it was indexed, or no image now) cannot be verified, so its pairs count as unlike: a report must not
+    show pictures clustered on a check that never ran (strangers around a keeper that is gone)."""
     plain = keypoints.match(pairs)
     unmatched = [i for i, found in enumerate(plain) if found and geometry_disagrees(found)]
     mirrored = keypoints.match([pairs[i] for i in unmatched], mirrored=True)
-    unlike = [False] * len(pairs)
+    unlike = [found is None for found in plain]
     for i, found in zip(unmatched, mirrored, strict=True):
-        unlike[i] = found is not None and (geometry_disagrees(found) or chance_beside_fit(plain[i], found))
+        unlike[i] = found is None or geometry_disagrees(found) or chance_beside_fit(plain[i], found)
     return unlike
 
 

@@ -2,14 +2,18 @@
 
 Safety rules, because these functions touch a person's photos:
 
-- Keepers are never touched; a copy is only acted on while its keeper still exists and the copy
-  still has the size and mtime it was indexed with (otherwise the similarity is stale), is still a
-  regular file (not a link swapped in), and is not the keeper's own file under another name (a hard
-  link, a bind mount: :mod:`lookalike.paths`). Those are shown in reports and never acted on.
-- A quarantine folder carries a marker file (``.lookalike-quarantine``), so indexing a folder that
-  holds it never pulls the moved copies back in, and files already in it are never moved again.
-- Nothing is ever overwritten: moves use a hard link (which fails if the target exists) or an
-  exclusive-create copy across file systems; a name clash gets a new name, ``name (1).jpg``.
+- Keepers are never touched; a copy is only acted on while it and its keeper both still hold what was
+  indexed (size, mtime and content digest: otherwise the similarity is stale, and a keeper overwritten
+  with another photo would leave the copy the only one of its picture), the copy is still a regular
+  file (not a link swapped in), and is not the keeper's own file under another name (a hard link, a
+  bind mount: :mod:`lookalike.paths`). Those are shown in reports and never acted on.
+- A quarantine folder carries a marker file (``.lookalike-quarantine``), so indexing a folder inside it
+  never pulls the moved copies back in, and files already in it are never moved again. So a quarantine
+  is a new or empty folder, or one already a quarantine: the marker would hide any other folder's own
+  photos from indexing.
+- Nothing is ever overwritten: moves use a hard link (which fails if the target exists) or, across file
+  systems, a copy into a hidden partial file that takes its name only while the name is free (a kill
+  leaves the name absent or whole); a name clash gets a new name, ``name (1).jpg``, shortened to fit.
 - The manifest is written *ahead* of each move, one JSON object per line, flushed and fsynced, so
   a crash at any moment leaves a manifest that undoes everything that did move (a torn last line is
   ignored). Undo checks the file system and sha256 of each file, so running it twice is harmless.
@@ -20,12 +24,14 @@ Each function returns what it did, so the caller can keep the index in step.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import json
 import os
 import shutil
 import stat
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +39,15 @@ from typing import IO
 
 from lookalike.errors import ImageError, NoSpace, QuarantineError
 from lookalike.index.records import Cluster, Member
-from lookalike.index.walk import QUARANTINE_MARKER, digest_file
+from lookalike.index.walk import QUARANTINE_MARKER, digest_file, is_quarantine
 from lookalike.paths import display, same_file
 
 MANIFEST_KIND = "lookalike-quarantine"
 MANIFEST_VERSION = 1
+NAME_MAX = 255  # bytes in one file name on the file systems photos live on (ext4, APFS, NTFS, exFAT)
+NAME_TRIES = 1000  # names tried for one copy while other processes take them
+PARTIAL_PREFIX = ".lookalike-partial-"
+NO_LINKS = (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK)  # a hard link cannot be made here
 # Tolerance when comparing a file's mtime with the indexed one (file systems round differently).
 MTIME_SLACK_S = 2.0
 
@@ -60,7 +70,8 @@ class Moved:
 
 @dataclass(frozen=True)
 class MoveResult:
-    manifest: Path
+    manifest: Path | None
+    """What :func:`undo` takes; None when nothing was moved (no manifest is left behind)."""
     moved: tuple[Moved, ...]
     problems: tuple[Problem, ...]
 
@@ -89,11 +100,12 @@ def _now() -> str:
 def _actionable(
     clusters: Iterable[Cluster], quarantine: Path | None = None
 ) -> Iterator[tuple[Member, Path] | Problem]:
-    """Each copy whose keeper is still there and which is still, and only, the file that was indexed."""
+    """Each copy whose keeper is still as indexed and which is still, and only, the file that was indexed
+    (its content digest is compared by the caller, right before acting)."""
     seen: set[Path] = set()
     for cluster in clusters:
         keeper = Path(cluster.keeper.path)
-        keeper_present = keeper.is_file()
+        keeper_changed = _keeper_changed(cluster.keeper) if cluster.copies else None
         for copy in cluster.copies:
             path = Path(copy.path)
             if path in seen or copy.same_file:
@@ -106,8 +118,8 @@ def _actionable(
                 continue
             if not stat.S_ISREG(st.st_mode):
                 yield Problem(path, "no longer a regular file (replaced by a link or a folder)")
-            elif not keeper_present:
-                yield Problem(path, f"its keeper {display(keeper)} is missing")
+            elif keeper_changed:
+                yield Problem(path, keeper_changed)
             elif same_file(path, keeper):
                 yield Problem(path, f"the same file as its keeper {display(keeper)}; left alone")
             elif quarantine is not None and path.is_relative_to(quarantine):
@@ -118,40 +130,94 @@ def _actionable(
                 yield copy, path
 
 
+def _keeper_changed(keeper: Member) -> str | None:
+    """Why ``keeper`` no longer vouches for its copies (gone, not a regular file, other content), or None.
+
+    Its digest is read once a cluster: a photo overwritten with another one at its name would otherwise
+    be the "original" of copies that are now the only ones of their picture."""
+    path = Path(keeper.path)
+    try:
+        st = path.stat()
+        changed = not stat.S_ISREG(st.st_mode) or st.st_size != keeper.size or (
+            abs(st.st_mtime - keeper.mtime) > MTIME_SLACK_S) or (
+            keeper.digest is not None and digest_file(path) != keeper.digest)
+    except FileNotFoundError:
+        return f"its keeper {display(path)} is missing"
+    except (OSError, ImageError):
+        changed = True
+    return f"its keeper {display(path)} changed since it was indexed" if changed else None
+
+
+def _content_changed(copy: Member, digest: str) -> bool:
+    return copy.digest is not None and digest != copy.digest
+
+
 def _free_name(target: Path) -> Path:
-    """``target`` itself if free, else ``stem (1).ext``, ``stem (2).ext``... (checked, not reserved)."""
+    """``target`` itself if free, else ``stem (1).ext``, ``stem (2).ext``... (checked, not reserved),
+    the stem shortened where the number would make the name too long for the file system."""
     candidate, n = target, 0
-    while candidate.exists() or candidate.is_symlink():
+    while os.path.lexists(candidate):
         n += 1
-        candidate = target.with_name(f"{target.stem} ({n}){target.suffix}")
+        candidate = _numbered(target, n)
     return candidate
 
 
+def _numbered(target: Path, n: int) -> Path:
+    ending = os.fsencode(f" ({n}){target.suffix}")
+    stem = os.fsencode(target.stem)[:max(1, NAME_MAX - len(ending))]
+    return target.with_name(os.fsdecode(stem + ending))
+
+
 def _move_no_clobber(src: Path, dst: Path) -> None:
-    """Move a file without ever replacing ``dst``: raise FileExistsError instead.
+    """Move a file into an existing folder without ever replacing ``dst``: raise FileExistsError instead.
 
     ``os.rename`` silently replaces an existing target on POSIX, so a hard link (atomic, fails on an
     existing name) is made and the source unlinked; across file systems, or where hard links are not
-    supported, the bytes are copied into an exclusively created file, fsynced, then the source removed.
+    supported, the bytes are copied (:func:`_copy_no_clobber`), then the source removed.
     """
-    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+        if e.errno not in NO_LINKS:
             raise
-        with open(src, "rb") as fin, open(dst, "xb") as fout:
-            try:
-                shutil.copyfileobj(fin, fout, 1 << 20)
-                fout.flush()
-                os.fsync(fout.fileno())
-                shutil.copystat(src, dst)
-            except BaseException:
-                dst.unlink()  # ours: created exclusively above; never leave half a file behind
-                raise
+        _copy_no_clobber(src, dst)
     os.unlink(src)
+
+
+def _copy_no_clobber(src: Path, dst: Path) -> None:
+    """Copy ``src`` to the free name ``dst`` so that, killed at any moment, ``dst`` is absent or whole.
+
+    The bytes go to a hidden partial file beside ``dst`` (the indexer skips hidden names), fsynced, which
+    then takes ``dst``'s name by a hard link (fails if the name was taken meanwhile) or, on a file system
+    without them, a rename once the name is seen free. A kill leaves at most the partial file."""
+    partial = dst.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    try:
+        with open(src, "rb") as fin, open(partial, "xb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        shutil.copystat(src, partial)
+        try:
+            os.link(partial, dst, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in NO_LINKS:
+                raise
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst)) from None
+            os.rename(partial, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+
+
+def _make_folder(folder: Path, quarantine: Path) -> None:
+    """Make a copy's folder in the quarantine; it must end up a real folder inside it (a file or a link
+    in the way is the copy's problem, not a reason to retry or to leave the quarantine)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not Path(os.path.realpath(folder)).is_relative_to(quarantine):
+        raise OSError(errno.EXDEV, f"{display(folder)} leads out of the quarantine")
 
 
 def _append(log: IO[str], entry: dict) -> None:
@@ -178,26 +244,22 @@ def move_copies(
 
     ``root`` defaults to the deepest folder holding all copies, so ``photos/2021/a.jpg`` lands at
     ``quarantine/2021/a.jpg``. The manifest (``quarantine/manifest-<time>.jsonl``) is what ``undo``
-    reads. Copies outside a given ``root`` are reported, not moved.
+    reads; it is made with the first move, so a run that moves nothing leaves none. Copies outside a
+    given ``root`` are reported, not moved; so is a copy that cannot be placed, and the rest go on.
     """
     quarantine = Path(os.path.realpath(Path(quarantine_dir).expanduser()))
+    _check_quarantine(quarantine)
     candidates, problems = [], []
     for item in _actionable(clusters, quarantine):
         if isinstance(item, Problem):
             problems.append(item)
         else:
-            candidates.append(item[1].absolute())
-    base = Path(root).absolute() if root is not None else _common_root(candidates)
-
-    quarantine.mkdir(parents=True, exist_ok=True)
-    (quarantine / QUARANTINE_MARKER).touch()  # the indexer never walks into this folder
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    manifest = _free_name(quarantine / f"manifest-{stamp}.jsonl")
-    moved = []
-    with open(manifest, "x", encoding="utf-8") as log:
-        _append(log, {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "created": _now(),
-                      "root": str(base), "quarantine": str(quarantine)})
-        for src in candidates:
+            candidates.append((item[0], item[1].absolute()))
+    base = Path(root).absolute() if root is not None else _common_root([path for _, path in candidates])
+    moved: list[Moved] = []
+    with contextlib.ExitStack() as stack:
+        log: IO[str] | None = None
+        for copy, src in candidates:
             if not src.is_relative_to(base):
                 problems.append(Problem(src, f"outside {base}"))
                 continue
@@ -209,30 +271,100 @@ def move_copies(
             except ImageError as e:
                 problems.append(Problem(src, e.reason))
                 continue
-            target = quarantine / src.relative_to(base)
-            while True:
-                dst = _free_name(target)
-                entry = {"op": "move", "original": str(src), "moved_to": str(dst), "size": size,
-                         "sha256": digest, "time": _now()}
-                _append(log, entry)  # written ahead: a crash after the move still leaves it undoable
-                try:
-                    _move_no_clobber(src, dst)
-                except FileExistsError:
-                    _append(log, {"op": "failed", "original": str(src), "moved_to": str(dst),
-                                  "reason": "name taken meanwhile"})
-                    continue
-                except OSError as e:
-                    _append(log, {"op": "failed", "original": str(src), "moved_to": str(dst),
-                                  "reason": e.strerror or str(e)})
-                    problems.append(Problem(src, e.strerror or str(e)))
-                    break
-                moved.append(Moved(src, dst, size, digest))
-                break
-    return MoveResult(manifest, tuple(moved), tuple(problems))
+            if _content_changed(copy, digest):
+                problems.append(Problem(src, "changed since it was indexed"))
+                continue
+            if log is None:
+                log = stack.enter_context(_new_manifest(quarantine, base))
+            failure = _move_one(log, src, quarantine / src.relative_to(base), quarantine, size, digest)
+            if isinstance(failure, Problem):
+                problems.append(failure)
+            else:
+                moved.append(failure)
+    manifest = Path(log.name) if log is not None else None
+    if manifest is not None and not moved:
+        manifest.unlink()  # every move failed: nothing to undo
+    return MoveResult(manifest if moved else None, tuple(moved), tuple(problems))
+
+
+def _move_one(log: IO[str], src: Path, target: Path, quarantine: Path, size: int,
+              digest: str) -> Moved | Problem:
+    """Move ``src`` to ``target`` or the first free name beside it, announced in the manifest first."""
+    try:
+        _make_folder(target.parent, quarantine)
+    except OSError as e:
+        return Problem(src, f"cannot make its folder in the quarantine: {e.strerror or e}")
+    for _ in range(NAME_TRIES):
+        try:
+            dst = _free_name(target)
+        except OSError as e:
+            return Problem(src, f"no name for it in the quarantine: {e.strerror or e}")
+        _append(log, {"op": "move", "original": str(src), "moved_to": str(dst), "size": size,
+                      "sha256": digest, "time": _now()})  # written ahead: a crash after the move is undoable
+        try:
+            _move_no_clobber(src, dst)
+        except FileExistsError:
+            _append(log, {"op": "failed", "original": str(src), "moved_to": str(dst),
+                          "reason": "name taken meanwhile"})
+            continue
+        except OSError as e:
+            _append(log, {"op": "failed", "original": str(src), "moved_to": str(dst),
+                          "reason": e.strerror or str(e)})
+            return Problem(src, e.strerror or str(e))
+        return Moved(src, dst, size, digest)
+    return Problem(src, f"every free name in the quarantine was taken meanwhile ({NAME_TRIES} tries)")
+
+
+def _check_quarantine(quarantine: Path) -> None:
+    """A quarantine is a new or empty folder, or one already a quarantine; refuse anything else before
+    a file is touched (its marker would hide that folder's own photos from indexing for good)."""
+    try:
+        with os.scandir(quarantine) as it:
+            entries = list(it)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        if os.path.lexists(quarantine):
+            raise QuarantineError(f"{display(quarantine)} is a file, not a folder: choose a new folder for "
+                                  "the quarantine") from None
+        raise QuarantineError(f"cannot make the quarantine {display(quarantine)}: part of its path is a "
+                              "file, not a folder") from None
+    except OSError as e:
+        raise QuarantineError(f"cannot use {display(quarantine)} as the quarantine: {e.strerror}") from None
+    if entries and not is_quarantine(entries):
+        raise QuarantineError(f"{display(quarantine)} already holds files and is not a lookalike quarantine: "
+                              "choose a new or empty folder (the quarantine is hidden from indexing, and "
+                              "its files with it)")
+
+
+@contextlib.contextmanager
+def _new_manifest(quarantine: Path, base: Path) -> Iterator[IO[str]]:
+    """The quarantine made and marked, and a manifest of a name no other run holds (two runs in one
+    second, a server and the CLI, each get their own: the name is created exclusively)."""
+    try:
+        quarantine.mkdir(parents=True, exist_ok=True)
+        (quarantine / QUARANTINE_MARKER).touch()  # the indexer never walks into this folder
+    except OSError as e:
+        raise QuarantineError(f"cannot make the quarantine {display(quarantine)}: {e.strerror}") from None
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    while True:
+        manifest = _free_name(quarantine / f"manifest-{stamp}.jsonl")
+        try:
+            log = open(manifest, "x", encoding="utf-8")  # noqa: SIM115 (closed below)
+        except FileExistsError:
+            continue
+        break
+    with log:
+        _append(log, {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "created": _now(),
+                      "root": str(base), "quarantine": str(quarantine)})
+        yield log
 
 
 def _read_manifest(manifest: Path) -> list[dict]:
-    """The move entries that were not marked failed; a torn last line (crash mid-write) is skipped."""
+    """The move entries that were not marked failed; a torn last line (crash mid-write) is skipped.
+
+    Every line is checked before anything is put back, so a damaged or hand-edited manifest is refused
+    whole, never half undone; and only files inside the manifest's own quarantine are ever moved out."""
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -245,10 +377,28 @@ def _read_manifest(manifest: Path) -> list[dict]:
             if number == len(lines) - 1:
                 break
             raise QuarantineError(f"{display(manifest)}: line {number + 1} is not JSON") from None
-    if not entries or entries[0].get("kind") != MANIFEST_KIND:
+    if not entries or not isinstance(entries[0], dict) or entries[0].get("kind") != MANIFEST_KIND:
         raise QuarantineError(f"{display(manifest)} is not a lookalike quarantine manifest")
-    failed = {(e["original"], e["moved_to"]) for e in entries if e.get("op") == "failed"}
-    return [e for e in entries if e.get("op") == "move" and (e["original"], e["moved_to"]) not in failed]
+    quarantine = Path(os.path.realpath(manifest.parent))
+    for number, entry in enumerate(entries[1:], start=2):
+        if not _valid_entry(entry, quarantine):
+            raise QuarantineError(f"{display(manifest)}: line {number} is not a move this quarantine made; "
+                                  "nothing was put back")
+    failed = {(e["original"], e["moved_to"]) for e in entries[1:] if e["op"] == "failed"}
+    return [e for e in entries[1:] if e["op"] == "move" and (e["original"], e["moved_to"]) not in failed]
+
+
+def _valid_entry(entry: object, quarantine: Path) -> bool:
+    """A move (or a failed one) between two absolute paths, the moved file's inside ``quarantine``."""
+    if not isinstance(entry, dict) or entry.get("op") not in ("move", "failed"):
+        return False
+    paths = (entry.get("original"), entry.get("moved_to"))
+    if not all(isinstance(p, str) and os.path.isabs(p) for p in paths):
+        return False
+    if entry["op"] == "move" and not isinstance(entry.get("sha256"), str):
+        return False
+    moved_to = Path(os.path.realpath(os.path.dirname(entry["moved_to"])))
+    return moved_to.is_relative_to(quarantine)
 
 
 def undo(manifest_path: str | Path) -> UndoResult:
@@ -277,6 +427,7 @@ def undo(manifest_path: str | Path) -> UndoResult:
             problems.append(Problem(original, f"{display(moved_to)} changed in the quarantine; left there"))
             continue
         try:
+            original.parent.mkdir(parents=True, exist_ok=True)
             _move_no_clobber(moved_to, original)
         except OSError as e:
             problems.append(Problem(original, e.strerror or str(e)))
@@ -302,11 +453,17 @@ def delete_copies(clusters: Iterable[Cluster]) -> DeleteResult:
         if isinstance(item, Problem):
             problems.append(item)
             continue
-        path = item[1]
+        copy, path = item
         try:
+            if _content_changed(copy, digest_file(path)):
+                problems.append(Problem(path, "changed since it was indexed"))
+                continue
             path.unlink()
         except OSError as e:
             problems.append(Problem(path, e.strerror or str(e)))
+            continue
+        except ImageError as e:
+            problems.append(Problem(path, e.reason))
             continue
         deleted.append(path)
     return DeleteResult(tuple(deleted), tuple(problems))

@@ -118,6 +118,9 @@ class Member:
     exact: bool
     same_file: bool = False
     """The keeper's own file under another name (a hard link): shown, never moved or deleted."""
+    digest: str | None = None
+    """The content digest it was indexed with: before a copy is moved or deleted, the copy and its keeper
+    must still hold what was compared (a same-size rewrite keeps size and mtime close)."""
 
     @property
     def pixels(self) -> int:

@@ -68,7 +68,10 @@ class Walk:
                 st = os.stat(path)
             except OSError as e:
                 raise LookalikeError(f"{display(path)}: {_reason(e, path)}") from None
-            if stat.S_ISDIR(st.st_mode):
+            quarantine = quarantine_holding(path)
+            if quarantine is not None:
+                self.on_skip(path, f"in the quarantine {display(quarantine)}: moved copies are not indexed")
+            elif stat.S_ISDIR(st.st_mode):
                 yield from self._walk_dir(path)
             else:
                 found = self._file(path, st)
@@ -185,6 +188,26 @@ def is_quarantine(entries: Iterable[os.DirEntry]) -> bool:
             except OSError:
                 continue
     return False
+
+
+def quarantine_holding(path: str) -> str | None:
+    """The quarantine ``path`` lies in (a folder holding a marker, itself or any folder above it), or
+    None. Walking stops at a quarantine's own top only; a root named inside it (``quarantine/2021``,
+    one of its files) must not bring moved copies back in, nor serve as an archive they match."""
+    folder = os.path.realpath(path)
+    if not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    while True:
+        try:
+            with os.scandir(folder) as it:
+                if is_quarantine(it):
+                    return folder
+        except OSError:
+            pass
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
 def _is_ancestor(link: str) -> bool:

@@ -177,9 +177,10 @@ class MovedCopy:
 
 @dataclass(frozen=True)
 class MoveReport:
-    """What a move did: ``manifest`` is the name ``POST /duplicates/undo`` (and ``lookalike undo``) takes."""
+    """What a move did: ``manifest`` is the name ``POST /duplicates/undo`` (and ``lookalike undo``) takes;
+    null when nothing moved."""
 
-    manifest: str
+    manifest: str | None
     moved: list[MovedCopy]
     problems: list[LeftAlone]
 
@@ -188,7 +189,7 @@ class MoveReport:
         ids = {copy.path: copy.id for copy in review.cluster.copies}
         moved = [MovedCopy(ids.get(str(m.original)), str(m.original), str(m.moved_to)) for m in result.moved]
         problems = [LeftAlone(str(p.path), p.reason) for p in result.problems]
-        return cls(result.manifest.name, moved, problems)
+        return cls(result.manifest.name if result.manifest else None, moved, problems)
 
 
 @dataclass(frozen=True)
