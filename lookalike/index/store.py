@@ -65,13 +65,18 @@ _INSERT_COLUMNS = ("path_bytes", "path", "size", "mtime", "digest", "width", "he
                    "labels", "label_text", "top_label", "top_probability", "vector", "device", "inode",
                    *TRAIT_FIELDS)
 _INSERT_IMAGE = f"""
-    INSERT INTO images ({", ".join(_INSERT_COLUMNS)}) VALUES ({", ".join("?" * len(_INSERT_COLUMNS))})
+    INSERT INTO images (id, {", ".join(_INSERT_COLUMNS)}) VALUES (?, {", ".join("?" * len(_INSERT_COLUMNS))})
     ON CONFLICT(path_bytes) DO UPDATE SET
         {", ".join(f"{column} = excluded.{column}" for column in _INSERT_COLUMNS if column != "path_bytes")}
     RETURNING id
 """
 """One row per file, the traits' columns taken from ``TRAIT_FIELDS``: a re-indexed file updates its row
-in place."""
+in place and keeps its id; a new one takes the id offered (``LAST_ID``)."""
+LAST_ID = "last_image_id"
+"""The highest image id ever given: a new file gets a higher one, never the id of a file moved or deleted.
+SQLite alone gives max(id) + 1, so the newest files' ids came back to other files, and a request naming
+ids (the page's review moving copies, ``search --id``) that was made before would act on the wrong
+files."""
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 SQLITE_CANTOPEN = 14  # "unable to open database file": the file, or its journal, cannot be opened or made
@@ -589,15 +594,18 @@ class Store:
             if expected is None:
                 self._set_meta("vector_size", dims.pop())
             indexed_at = now()
+            (highest,) = conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()
+            last = max(int(self.get_meta(LAST_ID, 0)), highest)
             for image in images:
+                last += 1
                 labels = [{"name": str(la["name"]), "index": int(la["index"]),
                            "probability": float(la["probability"])} for la in image.labels]
                 top = max(labels, key=lambda la: la["probability"], default=None)
                 (row_id,) = conn.execute(
                     _INSERT_IMAGE,
                     (
-                        to_bytes(image.path), display(image.path), image.size, image.mtime, image.digest,
-                        image.width, image.height, image.format, indexed_at, json.dumps(labels),
+                        last, to_bytes(image.path), display(image.path), image.size, image.mtime,
+                        image.digest, image.width, image.height, image.format, indexed_at, json.dumps(labels),
                         "; ".join(la["name"] for la in labels),
                         top and top["name"], top and top["probability"],
                         np.ascontiguousarray(image.vector, dtype="<f4").tobytes(), image.device, image.inode,
@@ -607,6 +615,7 @@ class Store:
                 ids.append(row_id)
             conn.executemany("DELETE FROM failures WHERE path_bytes = ?",
                              [(to_bytes(image.path),) for image in images])
+            self._set_meta(LAST_ID, last)
             self._bump_generation()
         return ids
 
@@ -1021,6 +1030,13 @@ def _v8_keypoint_matches(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v9_ids_never_reused(conn: sqlite3.Connection) -> None:
+    """Version 9: the highest id given so far is kept (``LAST_ID``), so new files never take the ids of
+    files moved or deleted from now on (those gone before this step cannot be known)."""
+    conn.execute("INSERT INTO meta (key, value) SELECT ?, CAST(coalesce(max(id), 0) AS TEXT) FROM images "
+                 "WHERE true ON CONFLICT(key) DO NOTHING", (LAST_ID,))
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v2_exact_paths_and_identity,  # 1 -> 2
     _v3_traits,  # 2 -> 3
@@ -1029,6 +1045,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v6_tints,  # 5 -> 6
     _v7_edited_vectors,  # 6 -> 7
     _v8_keypoint_matches,  # 7 -> 8
+    _v9_ids_never_reused,  # 8 -> 9
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
