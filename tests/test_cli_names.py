@@ -116,7 +116,7 @@ def test_find_failures_duplicates_and_actions_show_names_readably(capsysbinary):
     output.deleted(DeleteResult((), problems), err=False)
     output.restored(UndoResult((), problems))
     out, err = captured(capsysbinary)
-    undo = "lookalike undo '/q/two\\nlines.jpg/manifest.jsonl'"  # quoted to paste into a shell
+    undo = "lookalike undo $'/q/two\\nlines.jpg/manifest.jsonl'"  # quoted to paste into a shell
     assert printable_lines(out)[0] == f"moved 0 copies; undo: {undo}"
     assert printable_lines(err)[:len(NAMES)] == [
         f"error: /photos/{shown}: its keeper /photos/{shown} is missing" for shown in HOSTILE.values()]
@@ -130,7 +130,7 @@ def test_index_summary_lists_failed_names_readably(capsysbinary):
     out, err = captured(capsysbinary)
     assert printable_lines(out)[0].startswith("added 1, updated 0, unchanged 0, removed 0, failed 6")
     assert printable_lines(err)[:-1] == [f"error: /p/{shown}: empty file" for shown in HOSTILE.values()] + [
-        "see why: lookalike failures --index '/idx/bad\\xffname.jpg'"]
+        "see why: lookalike failures --index $'/idx/bad\\xffname.jpg'"]
 
 
 # -- real files ----------------------------------------------------------------------------------------
@@ -211,3 +211,17 @@ def test_labels_and_errors_name_hostile_files_readably(hostile, tf1_module):
     assert line.startswith(f"error: {broken.parent}/broken\\xff\\x1b.jpg: ")
     as_json = json.loads(run("labels", "--model", tf1_module, "--json", files[NAMES[0]], broken).stdout_bytes)
     assert [os.fsencode(r["path"]) for r in as_json] == [os.fsencode(files[NAMES[0]]), os.fsencode(broken)]
+
+
+@pytest.mark.parametrize("name", NAMES + ["it's $HOME `date` \\back.jpg"])
+def test_the_undo_command_shown_pastes_back_to_the_very_bytes_of_the_manifest_path(name, tmp_path):
+    """The line printed after a move is meant to be pasted into a shell: bash reads each word back to the
+    path's own bytes, undecodable ones and control characters included (once it printed ``\\xff`` as four
+    characters, and the pasted command named a file that does not exist)."""
+    import subprocess
+
+    path = tmp_path / name / "manifest-20261204T101500.jsonl"
+    line = output.command("printf", "%s\\0", path)
+    printed = subprocess.run(["bash", "-c", line], capture_output=True, check=True).stdout
+    assert printed == os.fsencode(path) + b"\0"
+    assert line.isprintable()

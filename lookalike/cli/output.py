@@ -51,9 +51,31 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer.writerows(rows)
 
 
+_ANSI_C = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def command(*words: Any) -> str:
-    """A command line to copy and paste: each word displayed, quoted for the shell when needed."""
-    return " ".join(shlex.quote(display(word)) for word in words)
+    """A command line to copy and paste: each word quoted for the shell when needed, and a word that
+    cannot be shown as it is (undecodable bytes, control characters) in ANSI-C quotes, ``$'\\xff'``,
+    which bash and zsh read back to the very bytes."""
+    return " ".join(_shell_word(os.fsdecode(word) if isinstance(word, bytes) else str(word))
+                    for word in words)
+
+
+def _shell_word(text: str) -> str:
+    if display(text) == text:
+        return shlex.quote(text)
+    out = []
+    for char in text:
+        if 0xDC80 <= ord(char) <= 0xDCFF:  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif char in _ANSI_C:
+            out.append(_ANSI_C[char])
+        elif char in "\\'" or display(char) != char:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+        else:
+            out.append(char)
+    return "$'" + "".join(out) + "'"
 
 
 def error_line(subject: Any, reason: str) -> None:
