@@ -101,7 +101,7 @@ class NoSpace(CollectionError):
 
 
 class QuarantineError(LookalikeError):
-    """A quarantine manifest that cannot be read, or is not one."""
+    """A quarantine manifest that cannot be read, or is not one; a folder copies cannot be moved into."""
 
 
 class ServerUnavailable(LookalikeError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.index.store import DB_NAME, Store
+from lookalike.index.store import DB_NAME, SCHEMA_VERSION, Store
 from tests.cli import error_lines, run
 
 NOT_EMPTY = ("a new index is made only in a new or empty folder (hidden files such as .DS_Store do not "
@@ -99,7 +99,7 @@ def test_a_creation_killed_before_it_named_its_schema_is_finished_by_the_next_op
         Store.open(index)
     monkeypatch.setattr(Store, "_set_meta", original)
     with Store.open(index) as store:
-        assert store.get_meta("schema_version") == 8 and store.count() == 0
+        assert store.get_meta("schema_version") == SCHEMA_VERSION and store.count() == 0
 
 
 def test_a_file_where_the_index_folder_or_its_database_should_be_is_one_line(tmp_path, sample_photos):

@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from lookalike.cli import exits
-from lookalike.errors import ImageError, ImageNotFound, InvalidOption, LookalikeError
+from lookalike.errors import ImageError, ImageNotFound, InvalidOption, LookalikeError, QuarantineError
 from lookalike.paths import display
 
 
@@ -484,9 +484,12 @@ def duplicates(
 
         check_target(html)
     if move_to:
-        from lookalike.index.collection import check_quarantine
+        from lookalike.index.quarantine import check_quarantine
 
-        check_quarantine(move_to)
+        try:
+            check_quarantine(move_to)
+        except QuarantineError as e:  # asked before the run: a wrong argument
+            raise InvalidOption("--move-to", str(e)) from None
     with open_index(index) as collection:
         if not exact and (stale := collection.stale_traits()):
             typer.echo(f"note: {stale} images have traits from an older lookalike, read from their files on "

@@ -1134,7 +1134,6 @@ class Collection:
         Paths under the quarantine mirror the copies' folders; ``result.manifest`` is what :meth:`undo`
         takes. The writer lock is held throughout, so files and index change together.
         """
-        check_quarantine(quarantine_dir)
         with self.store.writer(wait), self._lock:
             result = quarantine.move_copies(clusters, Path(quarantine_dir).expanduser())
             try:
@@ -1369,21 +1368,6 @@ class _BatchWriter:
             if wrote and time.monotonic() - self.last_save > SAVE_EVERY_S:  # readers catch up
                 self.collection._save_vectors(self.index)
                 self.last_save = time.monotonic()
-
-
-def check_quarantine(path: str | Path) -> None:
-    """InvalidOption unless copies can be moved into a folder at ``path``, made if missing: no file where
-    it or a folder above it would be, and the folder that exists can be written. Asked before a
-    duplicates run, which can take minutes, rather than when the first copy moves."""
-    target = Path(os.path.realpath(Path(path).expanduser()))  # where the moves go (quarantine.py's way)
-    there = next(p for p in (target, *target.parents) if p.exists())
-    if not there.is_dir():
-        problem = f"{display(there)} is a file, not a folder"
-    elif not os.access(there, os.W_OK | os.X_OK):
-        problem = f"{display(there)} cannot be written"
-    else:
-        return
-    raise InvalidOption("--move-to", f"cannot move copies into {display(path)}: {problem}")
 
 
 def open_collection(

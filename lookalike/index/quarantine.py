@@ -247,8 +247,7 @@ def move_copies(
     reads; it is made with the first move, so a run that moves nothing leaves none. Copies outside a
     given ``root`` are reported, not moved; so is a copy that cannot be placed, and the rest go on.
     """
-    quarantine = Path(os.path.realpath(Path(quarantine_dir).expanduser()))
-    _check_quarantine(quarantine)
+    quarantine = check_quarantine(quarantine_dir)
     candidates, problems = [], []
     for item in _actionable(clusters, quarantine):
         if isinstance(item, Problem):
@@ -315,26 +314,32 @@ def _move_one(log: IO[str], src: Path, target: Path, quarantine: Path, size: int
     return Problem(src, f"every free name in the quarantine was taken meanwhile ({NAME_TRIES} tries)")
 
 
-def _check_quarantine(quarantine: Path) -> None:
-    """A quarantine is a new or empty folder, or one already a quarantine; refuse anything else before
-    a file is touched (its marker would hide that folder's own photos from indexing for good)."""
+def check_quarantine(quarantine_dir: str | Path) -> Path:
+    """The folder ``quarantine_dir`` names (links resolved), unless copies cannot move into it: a file
+    where it or a folder above it would be, a folder that cannot be written, or one holding other files
+    that is not a quarantine already (its marker would hide that folder's own photos from indexing for
+    good). Asked before a duplicates run, which takes minutes, and again before the first move."""
+    quarantine = Path(os.path.realpath(Path(quarantine_dir).expanduser()))
+    there = next(p for p in (quarantine, *quarantine.parents) if os.path.lexists(p))
+    if not there.is_dir():
+        problem = f"{display(there)} is a file, not a folder"
+    elif not os.access(there, os.W_OK | os.X_OK):
+        problem = f"{display(there)} cannot be written"
+    elif there == quarantine and not _empty_or_quarantine(quarantine):
+        problem = (f"{display(quarantine)} already holds files and is not a lookalike quarantine: choose a "
+                   "new or empty folder (a quarantine is hidden from indexing, and its files with it)")
+    else:
+        return quarantine
+    raise QuarantineError(f"cannot move copies into {display(quarantine_dir)}: {problem}")
+
+
+def _empty_or_quarantine(folder: Path) -> bool:
     try:
-        with os.scandir(quarantine) as it:
+        with os.scandir(folder) as it:
             entries = list(it)
-    except FileNotFoundError:
-        return
-    except NotADirectoryError:
-        if os.path.lexists(quarantine):
-            raise QuarantineError(f"{display(quarantine)} is a file, not a folder: choose a new folder for "
-                                  "the quarantine") from None
-        raise QuarantineError(f"cannot make the quarantine {display(quarantine)}: part of its path is a "
-                              "file, not a folder") from None
-    except OSError as e:
-        raise QuarantineError(f"cannot use {display(quarantine)} as the quarantine: {e.strerror}") from None
-    if entries and not is_quarantine(entries):
-        raise QuarantineError(f"{display(quarantine)} already holds files and is not a lookalike quarantine: "
-                              "choose a new or empty folder (the quarantine is hidden from indexing, and "
-                              "its files with it)")
+    except OSError:
+        return False
+    return not entries or is_quarantine(entries)
 
 
 @contextlib.contextmanager
