@@ -344,6 +344,29 @@ def test_a_copy_across_file_systems_interrupted_leaves_no_torn_file_at_its_name(
     assert list(dst.parent.iterdir()) == []  # and the partial file, here cleaned up, was hidden
 
 
+def test_a_partial_file_left_by_a_killed_copy_is_removed_by_the_next_copy_there(tmp_path, monkeypatch):
+    """kill -9 leaves the hidden partial file (nothing runs to remove it); the next copy into that folder
+    removes it once its process is gone, and leaves a running copy's own partial file alone."""
+    import subprocess
+
+    src, dst = tmp_path / "a.jpg", tmp_path / "q" / "a.jpg"
+    src.write_bytes(b"photo bytes")
+    dst.parent.mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid now names no process
+    killed = dst.parent / f"{quarantine.PARTIAL_PREFIX}{gone.pid}-0123456789ab"
+    running = dst.parent / f"{quarantine.PARTIAL_PREFIX}{os.getpid()}-0123456789ab"
+    killed.write_bytes(b"half a photo")
+    running.write_bytes(b"being copied")
+
+    def cross_device(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    quarantine._move_no_clobber(src, dst)
+    assert sorted(p.name for p in dst.parent.iterdir()) == sorted(["a.jpg", running.name])
+
+
 @pytest.mark.parametrize("line", [
     '[1, 2]', '42', '{"op": "move", "original": null, "moved_to": "/q/a.jpg", "sha256": "0"}',
     '{"op": "failed"}', '{"op": "move", "original": "/p/a.jpg", "moved_to": "{q}/a.jpg"}',

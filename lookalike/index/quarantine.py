@@ -191,7 +191,9 @@ def _copy_no_clobber(src: Path, dst: Path) -> None:
 
     The bytes go to a hidden partial file beside ``dst`` (the indexer skips hidden names), fsynced, which
     then takes ``dst``'s name by a hard link (fails if the name was taken meanwhile) or, on a file system
-    without them, a rename once the name is seen free. A kill leaves at most the partial file."""
+    without them, a rename once the name is seen free. A kill leaves at most the partial file, which the
+    next copy into that folder removes (:func:`_remove_killed_partials`)."""
+    _remove_killed_partials(dst.parent)
     partial = dst.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         with open(src, "rb") as fin, open(partial, "xb") as fout:
@@ -210,6 +212,27 @@ def _copy_no_clobber(src: Path, dst: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial)
+
+
+def _remove_killed_partials(folder: Path) -> None:
+    """Remove the partial files that copies killed mid-way left in ``folder``: ours by their name, and
+    their process gone (a live one may still be copying)."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            pid = entry.name.removeprefix(PARTIAL_PREFIX).split("-")[0]
+            if entry.name.startswith(PARTIAL_PREFIX) and pid.isdigit() and not _running(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def _make_folder(folder: Path, quarantine: Path) -> None:
