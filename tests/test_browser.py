@@ -91,6 +91,31 @@ def page(browser, live_url):
         yield page
 
 
+def framing(url: str):
+    """Another site's page (another port of 127.0.0.1) that shows ``url`` in a frame, as clickjacking does."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    html = f'<!doctype html><iframe src="{url}/" width="800" height="600"></iframe>'
+    return Starlette(routes=[Route("/", lambda _: HTMLResponse(html))])
+
+
+def test_another_site_cannot_show_the_page_in_a_frame(browser, live_url):
+    """Framed (say invisibly, under a decoy), the page's requests would be its own and pass the Origin
+    check: a click through the frame could move files. The browser must refuse to show it at all."""
+    context = browser.new_context()  # the page's policy enforced as a visitor's browser does
+    with running(framing(live_url)) as other:
+        seen = len(REQUESTED)
+        page = context.new_page()
+        page.goto(other, wait_until="load")  # the frame's load included
+        (frame,) = [f for f in page.frames if f != page.main_frame]
+        assert REQUESTED[seen:] == ["/?"]  # the browser asked for the page, then refused to show it
+        assert not frame.url.startswith(live_url)
+        assert frame.evaluate("document.querySelector('#info')") is None
+    context.close()
+
+
 def test_uploading_a_photo_shows_its_labels_and_loaded_thumbnails(page, live_url, tmp_path):
     page.goto(f"{live_url}/#token={TOKEN}")
     assert "token" not in page.url  # taken into localStorage, dropped from the address bar

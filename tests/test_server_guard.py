@@ -119,6 +119,38 @@ def test_a_malformed_allowed_host_is_refused(tf1_module, tmp_path):
         create_app(lookalike.open(tmp_path / "i", model=str(tf1_module)), allowed_hosts=["http://x/"])
 
 
+# -- framing and embedding -------------------------------------------------------------------------
+
+
+def assert_not_embeddable(response: httpx.Response) -> None:
+    """No page of another origin may frame this answer, embed it as an image, or sniff its type."""
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["cross-origin-resource-policy"] == "same-origin"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/health", "/openapi.json", "/info",
+                                  "/images/1", "/images/1/file", "/images/1/thumbnail", "/images/999999"])
+def test_no_other_page_may_frame_the_page_or_embed_a_photo(served, path):
+    """Clickjacking: framed invisibly by another page, the page's own requests would pass the Origin
+    check, so a click there could move files; a photo embedded as <img> elsewhere tells its size."""
+    http, _, _ = served
+    response = http.get(path)
+    assert response.status_code in (200, 404), response.text
+    assert_not_embeddable(response)
+
+
+def test_the_page_keeps_its_own_policy_and_refusals_carry_the_headers_too(served):
+    http, port, _ = served
+    page = http.get("/")
+    assert page.headers.get_list("content-security-policy") == [page.headers["content-security-policy"]]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert_not_embeddable(page)
+    assert_not_embeddable(http.get("/info", headers={"Host": f"evil.example:{port}"}))  # 421
+    assert_not_embeddable(http.post("/search", files=upload(), headers={"Origin": "http://evil.example"}))
+
+
 # -- serve: token off loopback, --model ------------------------------------------------------------
 
 

@@ -8,7 +8,8 @@ what lets concurrent searches share a model batch. The server calls only ``Colle
 for reviewing duplicates :mod:`lookalike.index.review` (a cluster around a keeper a person chose).
 
 Around them: :class:`HostGuard` (Host and Origin checks against DNS rebinding and cross-site
-writes), :class:`BodyLimit` (upload bytes), and a :class:`~lookalike.server.files.Gate` bounding how
+writes), :class:`NotEmbeddable` (no other site may frame the page or embed a photo),
+:class:`BodyLimit` (upload bytes), and a :class:`~lookalike.server.files.Gate` bounding how
 many pictures are decoded at once, with a separate pixel cap on uploads.
 """
 
@@ -37,7 +38,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image as PILImage
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,8 +65,19 @@ from lookalike.server.files import Busy, Gate, Thumbnails, declared_pixels, save
 STATIC = Path(__file__).resolve().parent / "static"
 MULTIPART_SLACK = 64 * 1024
 """Bytes a request body may exceed the upload limit by: multipart boundaries and part headers."""
-PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'"
-"""The page loads nothing from anywhere else, and shows thumbnails as blob: URLs fetched with the token."""
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'"
+)
+"""The page loads nothing from anywhere else, shows thumbnails as blob: URLs fetched with the token, and
+is shown in no frame."""
+NOT_EMBEDDABLE = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+"""Headers on every answer (unless it sets its own): see :class:`NotEmbeddable`."""
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 """Host names always accepted (with the port the server listens on), besides ``allowed_hosts``."""
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -250,7 +262,8 @@ def create_app(
     app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK)
     allowed_hosts = tuple(allowed_hosts)
     parse_allowed_hosts(allowed_hosts)  # a bad name fails here, not at the first request
-    app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)  # added last: runs first
+    app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)
+    app.add_middleware(NotEmbeddable)  # added last: runs first, so even a refusal carries its headers
     _add_error_handlers(app)
     api = APIRouter(dependencies=[Depends(_bearer_check(token))] if token else [], responses=ERRORS)
     limits = _Limits(max_upload_bytes, max_upload_pixels, Gate(running=decodes))
@@ -383,6 +396,34 @@ class HostGuard:
         if referer is not None and not self._from_here(referer, scope):
             return "cross-site request refused: the referring page is not on this server"
         return None
+
+
+class NotEmbeddable:
+    """Every answer says it is for this server's own pages only (:data:`NOT_EMBEDDABLE`).
+
+    Framed by another page (clickjacking), the page's own requests would be same-origin and pass the
+    Origin check: a click made through an invisible frame could move files. So no page may frame it
+    (``X-Frame-Options``, CSP ``frame-ancestors``), no other origin may embed a photo or thumbnail as an
+    ``<img>`` and read its size (``Cross-Origin-Resource-Policy``), and no answer is sniffed into
+    another type than the one it declares.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in NOT_EMBEDDABLE.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, marked)
 
 
 class BodyLimit:
@@ -580,7 +621,7 @@ def _add_routes(api: APIRouter, collection: Collection, upload_dir: Path | None,
         return StreamingResponse(
             _chunks(stream, size),
             media_type=PILImage.MIME.get(found.format.upper(), "application/octet-stream"),
-            headers={"Content-Length": str(size), "X-Content-Type-Options": "nosniff"},
+            headers={"Content-Length": str(size)},
             background=BackgroundTask(stream.close),
         )
 
