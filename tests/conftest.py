@@ -37,3 +37,18 @@ def tiny_embedder(tf1_module):
     from lookalike.embedder import load_embedder
 
     return load_embedder(str(tf1_module))
+
+
+@pytest.fixture
+def icon_decodes(monkeypatch) -> list[int]:
+    """Every icon picture Pillow was asked to decode; none is decoded (the attempt fails instead)."""
+    from PIL import IcoImagePlugin
+
+    asked: list[int] = []
+
+    def frame(self, index: int):
+        asked.append(index)
+        raise AssertionError("Pillow was asked to decode an icon's picture")
+
+    monkeypatch.setattr(IcoImagePlugin.IcoFile, "frame", frame)
+    return asked

@@ -31,9 +31,11 @@ from lookalike.embedder.images import (
     load_image,
     open_image,
     preprocess,
+    read_traits,
 )
 from lookalike.errors import ImageError, LookalikeError
 from tests.blocking import within
+from tests.icons import bitmap_declaring, icon_holding
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
@@ -177,6 +179,48 @@ def test_our_limit_is_checked_before_decoding(tmp_path: Path) -> None:
     assert reason == f"too many pixels (11000 x 10000 > {MAX_PIXELS:,})"
     # Pillow's DecompressionBombWarning (fired above ~89 Mpx) is replaced by our error, not printed.
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [declaring_size(encoded(Image.new("L", (4, 4)), "PNG"), "PNG", 12_000, 12_000),
+     bitmap_declaring(12_000, 12_000)],
+    ids=["png", "bitmap"],
+)
+def test_an_icon_is_refused_from_its_pictures_header_before_pillow_decodes_it(
+    tmp_path: Path, picture: bytes, icon_decodes: list[int]
+) -> None:
+    # Pillow decodes an icon's picture inside Image.open, whatever its directory claims: a 560 KB icon
+    # holding a 12000 x 12000 PNG (under Pillow's own limit) took 576 MB before anything was checked.
+    bomb = tmp_path / "bomb.ico"
+    bomb.write_bytes(icon_holding(picture))
+    assert bomb.stat().st_size < 200
+
+    assert reason_for(bomb) == f"too many pixels (12000 x 12000 > {MAX_PIXELS:,})"
+    for index in (lambda: load_image(bomb, 64), lambda: read_traits(bomb)):  # what indexing decodes
+        with pytest.raises(ImageError, match="too many pixels"):
+            index()
+    assert icon_decodes == []
+
+
+def test_an_icon_whose_picture_header_is_unreadable_is_corrupt(
+    tmp_path: Path, icon_decodes: list[int]
+) -> None:
+    broken = tmp_path / "broken.ico"
+    broken.write_bytes(icon_holding(b"\x89PNG\r\n\x1a\n" + bytes(8)))  # no IHDR where it must be
+    assert reason_for(broken) == "truncated or corrupt image data"
+    assert icon_decodes == []
+
+
+@pytest.mark.parametrize("bitmap_format", ["png", "bmp"])
+def test_an_ordinary_icon_still_decodes(tmp_path: Path, bitmap_format: str) -> None:
+    icon = tmp_path / "favicon.ico"
+    picture = Image.new("RGBA", (48, 48), (*GREEN, 255))
+    picture.save(icon, sizes=[(16, 16), (48, 48)], bitmap_format=bitmap_format)
+    with icon.open("rb") as stream:
+        assert images.icon_size(stream) == (48, 48) and stream.tell() == 0
+    image = open_image(icon)
+    assert image.size == (48, 48) and near(image.getpixel((24, 24)), GREEN)
 
 
 def test_pixel_limit_is_the_module_constant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ import pytest
 from lookalike.server import create_app
 from lookalike.server import files as server_files
 from lookalike.server.files import Busy, Gate, declared_pixels
+from tests.icons import bitmap_declaring, icon_holding
 from tests.serving import indexed_collection, running
 from tests.test_server import png_declaring, upload
 
@@ -27,9 +28,24 @@ def library(tmp_path_factory, tf1_module):
     collection.close()
 
 
-def test_the_header_tells_the_size_without_decoding():
+def test_the_header_tells_the_size_without_decoding(icon_decodes):
     assert declared_pixels(png_declaring(9990, 9990)) == (9990, 9990)
+    assert declared_pixels(icon_holding(png_declaring(9990, 9990))) == (9990, 9990)
+    assert declared_pixels(icon_holding(bitmap_declaring(9990, 9990))) == (9990, 9990)
     assert declared_pixels(b"not an image") is None
+    assert icon_decodes == []  # Pillow would decode an icon's picture only to open it
+
+
+@pytest.mark.parametrize("endpoint", ["/search", "/classify", "/images"])
+def test_an_icon_over_the_pixel_cap_is_413_before_pillow_decodes_it(library, tmp_path, endpoint,
+                                                                    icon_decodes):
+    """A 560 KB icon holding a 12000 x 12000 PNG cost 576 MB a request, outside the decode gate."""
+    app = create_app(library, upload_dir=tmp_path, max_upload_pixels=1_000_000)
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        response = http.post(endpoint, files=upload(icon_holding(png_declaring(2000, 1000)), "bomb.ico"))
+        assert response.status_code == 413, response.text
+        assert "too many pixels for an upload (2000 x 1000 > 1,000,000" in response.json()["error"]
+    assert icon_decodes == [] and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("endpoint", ["/search", "/classify", "/images"])

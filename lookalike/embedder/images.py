@@ -44,6 +44,9 @@ RESAMPLE = Image.Resampling.BICUBIC
 MAX_PIXELS = 100_000_000
 """Pictures with more pixels are refused from their header, before anything is decoded (bomb guard)."""
 
+ICON_SIGNATURE = b"\x00\x00\x01\x00"
+"""How an ICO file starts; Pillow decodes an icon's picture inside ``Image.open`` (see :func:`icon_size`)."""
+
 BACKGROUND = (255, 255, 255)
 """Transparent pixels are composited over white, as an image viewer shows them."""
 
@@ -61,6 +64,8 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _CORRUPT = "truncated or corrupt image data"
 CHANGED = "changed while being read"
 """The reason for a file whose size or time moved during decoding: its pixels may mix two versions."""
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_BMP_INFO_HEADERS = frozenset({40, 52, 56, 64, 108, 124})  # the sizes Pillow reads width and height from
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -163,6 +168,11 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
             stream.seek(start)
         except OSError as exc:  # an I/O error on a failing disk or a vanished network share
             raise ImageError(label, f"cannot read file ({exc.strerror or exc})") from None
+        if head.startswith(ICON_SIGNATURE):  # Pillow decodes it in Image.open: check its size first
+            size = icon_size(stream)
+            if size is None:
+                raise ImageError(label, _CORRUPT)
+            _check_pixels(label, *size)
         try:
             with _pillow_bomb_warning_silenced():  # our own MAX_PIXELS check below replaces the warning
                 image = Image.open(stream, formats=_allowed_formats())
@@ -176,8 +186,7 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
         image_format = image.format or "unknown"
         quality = jpeg_quality(image)  # from the header's tables, before decoding
         width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ImageError(label, f"too many pixels ({width} x {height} > {MAX_PIXELS:,})")
+        _check_pixels(label, width, height)
         try:
             if min_size:
                 # Before the EXIF transpose: draft works on the stored picture and scales both sides alike.
@@ -200,6 +209,55 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
         except Exception as exc:
             raise ImageError(label, _CORRUPT) from exc
     return rgb, (width, height), image_format, quality
+
+
+def _check_pixels(label: str, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageError(label, f"too many pixels ({width} x {height} > {MAX_PIXELS:,})")
+
+
+def icon_size(stream: BinaryIO) -> tuple[int, int] | None:
+    """The size of the largest picture in an ICO file, read from its own headers; None if one is unreadable.
+
+    Pillow's ICO plugin decodes the picture it shows inside ``Image.open``, before anyone can ask its
+    size, and the icon's directory says nothing true about it (one byte a side): a 560 KB icon holding a
+    12000 x 12000 PNG took 576 MB just to be opened. So every entry's PNG header (IHDR) or bitmap header
+    is read here, as Pillow would read it, without decoding anything. The stream is left where it was.
+    """
+    start = stream.tell()
+    try:
+        head = stream.read(6)
+        count = int.from_bytes(head[4:6], "little")
+        directory = stream.read(16 * count)
+        if not head.startswith(ICON_SIGNATURE) or count == 0 or len(directory) < 16 * count:
+            return None
+        sizes = []
+        for entry in range(count):
+            stream.seek(int.from_bytes(directory[16 * entry + 12 : 16 * entry + 16], "little"))  # as Pillow
+            size = _icon_entry_size(stream.read(24))
+            if size is None:
+                return None
+            sizes.append(size)
+        return max(sizes, key=lambda size: size[0] * size[1])
+    finally:
+        stream.seek(start)
+
+
+def _icon_entry_size(header: bytes) -> tuple[int, int] | None:
+    """Width and height of one icon picture from its first bytes: a PNG's IHDR, or a bitmap's header
+    (whose height counts the transparency mask too: Pillow shows half of it)."""
+    if header.startswith(_PNG_SIGNATURE):
+        if len(header) < 24 or header[12:16] != b"IHDR":
+            return None
+        return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    kind = int.from_bytes(header[:4], "little")
+    if kind == 12 and len(header) >= 8:
+        return int.from_bytes(header[4:6], "little"), int.from_bytes(header[6:8], "little") // 2
+    if kind in _BMP_INFO_HEADERS and len(header) >= 12:
+        width = int.from_bytes(header[4:8], "little")
+        height = abs(int.from_bytes(header[8:12], "little", signed=True))
+        return width, height // 2
+    return None
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from PIL import Image as PILImage
 
-from lookalike.embedder.images import IMAGE_EXTENSIONS, open_image
+from lookalike.embedder.images import ICON_SIGNATURE, IMAGE_EXTENSIONS, icon_size, open_image
 from lookalike.errors import ImageError
 
 THUMBNAIL_CACHE = 2048
@@ -74,7 +74,10 @@ def declared_pixels(data: bytes) -> tuple[int, int] | None:
     """Width and height from an upload's header, without decoding it; None when Pillow cannot tell.
 
     Pictures Pillow cannot identify here are left to the full decode, which names what is wrong.
+    An icon is read by :func:`~lookalike.embedder.images.icon_size`: Pillow would decode it to open it.
     """
+    if data.startswith(ICON_SIGNATURE):
+        return icon_size(io.BytesIO(data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
