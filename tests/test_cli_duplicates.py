@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.index.store import WriterLock
 from tests.cli import error_lines, run
 from tests.duplicate_photos import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
 
@@ -145,6 +146,30 @@ def test_move_to_then_undo_restores_every_byte_and_the_index(indexed, tmp_path):
     assert undone.exit_code == 0, undone.stderr
     assert undone.stdout.strip() == "restored 4 files"
     assert tree_digest(tmp_path / "photos") == before
+    assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files)
+
+
+def test_undo_while_another_writer_holds_the_index_says_the_files_are_back_and_indexes_them_next_time(
+    indexed, tmp_path
+):
+    index, files, _ = indexed
+    before = tree_digest(tmp_path / "photos")
+    moved = duplicates(index, "--move-to", tmp_path / "quarantine")
+    manifest = moved.stdout.splitlines()[-1].rsplit(" ", 1)[1]
+    lock = WriterLock(Path(index))
+    lock.acquire()  # what a running `lookalike index` holds
+    try:
+        busy = run("undo", manifest, "--index", index)
+    finally:
+        lock.release()
+    assert busy.exit_code == 3 and busy.stdout == "restored 4 files\n"  # partial: back, not yet indexed
+    lines = error_lines(busy)
+    assert len(lines) == 4 and all("back in place, not indexed yet" in line for line in lines)
+    assert tree_digest(tmp_path / "photos") == before
+
+    again = run("undo", manifest, "--index", index)
+    assert (again.exit_code, again.stderr) == (0, "")
+    assert again.stdout == "restored 0 files; indexed 4 put back earlier\n"
     assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files)
 
 

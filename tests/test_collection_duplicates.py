@@ -20,10 +20,11 @@ from PIL import Image, ImageFilter, ImageOps
 import lookalike
 from lookalike.embedder.keypoints import KeypointFiles
 from lookalike.index import collection as collection_module
-from lookalike.index.collection import EDITING, EMBEDDING_OTHERS, MATCHING, REFRESHING, SEARCHING
+from lookalike.index.collection import EDITING, EMBEDDING_OTHERS, MATCHING, REFRESHING, SEARCHING, Undone
 from lookalike.index.duplicates import DEFAULT_THRESHOLD, PairArrays
 from lookalike.index.records import Pair
 from lookalike.index.review import recentre
+from lookalike.index.store import WriterLock
 from tests.duplicate_photos import (
     EXPECTED,
     THRESHOLD,
@@ -224,6 +225,31 @@ def test_move_then_undo_leaves_every_file_byte_identical_and_the_index_in_step(c
     assert tree_digest(tmp_path / "photos") == before
     assert collection.info().images == count
     assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
+
+
+def test_an_undo_while_another_writer_holds_the_index_puts_files_back_and_a_later_one_indexes_them(
+    collection, files, tmp_path
+):
+    before, count = tree_digest(tmp_path / "photos"), collection.info().images
+    moved = collection.move_duplicates(collection.duplicates(THRESHOLD), tmp_path / "quarantine")
+    back = {m.original for m in moved.moved}
+    lock = WriterLock(collection.directory)
+    lock.acquire()  # what a running `lookalike index` holds
+    try:
+        busy = collection.undo(moved.manifest, wait=0.1)  # no error: the files are back already
+        assert set(busy.restored) == set(busy.unindexed) == back and not busy.problems
+        assert tree_digest(tmp_path / "photos") == before
+        assert collection.info().images == count - 4
+        still = collection.undo(moved.manifest)  # nothing left to put back, but they are not forgotten
+        assert still.restored == () and set(still.unindexed) == back
+    finally:
+        lock.release()
+
+    caught_up = collection.undo(moved.manifest)
+    assert caught_up.restored == () and caught_up.unindexed == () and set(caught_up.caught_up) == back
+    assert collection.info().images == count
+    assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
+    assert collection.undo(moved.manifest) == Undone((), ())  # all done: a third time does nothing
 
 
 def test_a_name_clash_in_the_quarantine_gets_a_new_name(collection, files, tmp_path):

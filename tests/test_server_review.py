@@ -15,6 +15,7 @@ import pytest
 
 import lookalike
 from lookalike.index.store import WriterLock
+from lookalike.server import app as server_app
 from lookalike.server import create_app
 from tests.cli import run
 from tests.duplicate_photos import THRESHOLD, tree_digest
@@ -179,6 +180,32 @@ def test_a_move_while_another_writer_holds_the_index_moves_nothing(served):
         lock.release()
     assert tree_digest(photos) == before and sorted(quarantine.glob("manifest-*")) == manifests
     assert collection.get_by_path(files["rocket-crop"]) is not None
+
+
+def test_an_undo_while_another_writer_holds_the_index_says_what_is_back_and_a_retry_indexes_it(
+    served, monkeypatch
+):
+    """The files go back before the index is written: a busy index is no reason to say "try again"
+    (a retry used to find nothing left to undo, and the files stayed out of the index)."""
+    client, collection, files, photos, _, _ = served
+    before = tree_digest(photos)
+    keeper, copy = id_of(collection, files["cat"]), id_of(collection, files["cat-copy"])
+    report = client.post("/duplicates/move", json={"keeper": keeper, "copies": [copy]}).json()
+    monkeypatch.setattr(server_app, "UNDO_WAIT_S", 0.1)
+    back = str(files["cat-copy"])
+    lock = WriterLock(collection.directory)
+    lock.acquire()  # what a running `lookalike index` holds
+    try:
+        busy = client.post("/duplicates/undo", json={"manifest": report["manifest"]})
+    finally:
+        lock.release()
+    assert busy.status_code == 200, busy.text
+    assert busy.json() == {"restored": [back], "problems": [], "unindexed": [back], "caught_up": []}
+    assert tree_digest(photos) == before and collection.get_by_path(files["cat-copy"]) is None
+
+    again = client.post("/duplicates/undo", json={"manifest": report["manifest"]})
+    assert again.json() == {"restored": [], "problems": [], "unindexed": [], "caught_up": [back]}
+    assert collection.get_by_path(files["cat-copy"]) is not None
 
 
 def test_a_copy_changed_since_indexing_is_left_alone(served):

@@ -538,7 +538,8 @@ def undo(
     with open_index(index) as collection:
         result = collection.undo(manifest)
     output.restored(result)
-    raise typer.Exit(exits.batch_status(len(result.restored), len(result.problems)))
+    done = len(result.restored) + len(result.caught_up)
+    raise typer.Exit(exits.batch_status(done, len(result.problems) + len(result.unindexed)))
 
 
 @app.command(cls=LookalikeCommand)

@@ -267,5 +267,9 @@ def deleted(result, *, err: bool) -> None:
 
 
 def restored(result) -> None:
-    typer.echo(f"restored {len(result.restored)} files")
+    late = f"; indexed {len(result.caught_up)} put back earlier" if result.caught_up else ""
+    typer.echo(f"restored {len(result.restored)} files{late}")
     _problems(result.problems)
+    for path in result.unindexed:
+        error_line(path, "back in place, not indexed yet: another process is writing the index; "
+                         "run this undo again (or lookalike index) when it is done")

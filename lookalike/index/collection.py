@@ -33,6 +33,7 @@ from lookalike.errors import (
     ModelMismatchError,
     NoSpace,
     StaleFile,
+    WriterBusy,
 )
 from lookalike.index import quarantine, vectors
 from lookalike.index.duplicates import (
@@ -123,6 +124,17 @@ class AddSummary:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     refreshed: int = 0  # unchanged files whose traits were found again (``TRAITS_VERSION`` moved on)
+
+
+@dataclass(frozen=True)
+class Undone(quarantine.UndoResult):
+    """What :meth:`Collection.undo` did: the files put back and those left in the quarantine;
+    ``unindexed``: files back in place that the index does not hold yet, because another writer held
+    it for longer than the wait (undoing the same manifest again indexes them, as ``index`` does);
+    ``caught_up``: files an earlier undo put back while the index was busy, indexed by this one."""
+
+    unindexed: tuple[Path, ...] = ()
+    caught_up: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1150,12 +1162,36 @@ class Collection:
             self._forget_paths(result.deleted)
         return result
 
-    def undo(self, manifest: str | Path, *, wait: float = 0.0) -> quarantine.UndoResult:
-        """Put files moved by :meth:`move_duplicates` back, byte-identical, and index them again."""
-        result = quarantine.undo(Path(manifest).expanduser().absolute())
-        if result.restored:
-            self.add(result.restored, wait=wait)
-        return result
+    def undo(self, manifest: str | Path, *, wait: float = 0.0) -> Undone:
+        """Put files moved by :meth:`move_duplicates` back, byte-identical, and index them again.
+
+        The files go back first, so a writer holding the index for longer than ``wait`` seconds is no
+        error (they are back): they come as ``unindexed``. Undoing the manifest again indexes every file
+        it put back that the index still lacks, whichever undo put it back.
+        """
+        path = Path(manifest).expanduser().absolute()
+        result = quarantine.undo(path)
+        earlier = tuple(self._back_but_unindexed(path, result))
+        if result.restored or earlier:
+            try:
+                self.add([*result.restored, *earlier], wait=wait)
+            except WriterBusy:
+                return Undone(result.restored, result.problems, unindexed=(*result.restored, *earlier))
+        return Undone(result.restored, result.problems, caught_up=earlier)
+
+    def _back_but_unindexed(self, manifest: Path, done: quarantine.UndoResult) -> list[Path]:
+        """Files an earlier undo of ``manifest`` put back (the same bytes at the same place) that the
+        index does not hold: that undo found the index busy."""
+        seen = {*done.restored, *(problem.path for problem in done.problems)}
+        found = []
+        for entry in quarantine._read_manifest(manifest):
+            original = Path(entry["original"])
+            if original in seen or Path(entry["moved_to"]).exists():
+                continue
+            seen.add(original)
+            if self.get_by_path(original) is None and _digest_or_none(str(original)) == entry["sha256"]:
+                found.append(original)
+        return found
 
     def _forget_paths(self, paths: Iterable[Path]) -> None:
         """Drop the rows of files that were moved or deleted (the caller holds the writer lock)."""

@@ -55,9 +55,9 @@ from lookalike.errors import (
     StaleFile,
     WriterBusy,
 )
-from lookalike.index.collection import Collection, Image, IndexInfo, SearchResult, TextHit
+from lookalike.index.collection import Collection, Image, IndexInfo, SearchResult, TextHit, Undone
 from lookalike.index.duplicates import DEFAULT_POLICY
-from lookalike.index.quarantine import MoveResult, UndoResult
+from lookalike.index.quarantine import MoveResult
 from lookalike.index.records import Cluster
 from lookalike.index.review import MAX_MEMBERS, Review, move_copies, recentre
 from lookalike.server.files import Busy, Gate, Thumbnails, declared_pixels, save_upload, tune_malloc
@@ -89,7 +89,8 @@ MANIFEST_NAME = r"manifest-[0-9]{8}T[0-9]{6}(?: \([0-9]{1,9}\))?\.jsonl"
 """A manifest the quarantine module names (``manifest-<time>.jsonl``, ``... (1).jsonl``): a name only,
 so a client can never point the server at a path of its choosing."""
 UNDO_WAIT_S = 30.0
-"""How long an undo waits for another writer to index the files it put back (they are back already)."""
+"""How long an undo waits for another writer to index the files it put back (they are back already,
+and are answered as ``unindexed`` after that)."""
 
 STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (ImageError, 400),
@@ -206,15 +207,21 @@ class MoveReport:
 
 @dataclass(frozen=True)
 class UndoReport:
-    """Files put back (and indexed again, under new ids) and those left in the quarantine."""
+    """Files put back (and indexed again, under new ids) and those left in the quarantine.
+
+    ``unindexed``: files back in place that are not indexed yet, because another writer held the index
+    (a running ``lookalike index``); the same undo again indexes them, and lists them in ``caught_up``."""
 
     restored: list[str]
     problems: list[LeftAlone]
+    unindexed: list[str]
+    caught_up: list[str]
 
     @classmethod
-    def of(cls, result: UndoResult) -> UndoReport:
+    def of(cls, result: Undone) -> UndoReport:
         problems = [LeftAlone(str(p.path), p.reason) for p in result.problems]
-        return cls([str(p) for p in result.restored], problems)
+        return cls([str(p) for p in result.restored], problems, [str(p) for p in result.unindexed],
+                   [str(p) for p in result.caught_up])
 
 
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 410, 413, 422, 503)}
@@ -731,5 +738,7 @@ def _add_review_routes(api: APIRouter, collection: Collection, quarantine: Path 
     def undo(request: UndoRequest) -> UndoReport:
         """Put back, byte-identical, what one move put in the quarantine, and index it again (new ids).
 
-        A file that changed in the quarantine, or whose old place is taken, stays there and is listed."""
+        A file that changed in the quarantine, or whose old place is taken, stays there and is listed.
+        When another writer holds the index for longer than the wait, the files are back all the same
+        and are listed in ``unindexed``: the same undo later indexes them."""
         return UndoReport.of(collection.undo(manifest_path(request.manifest), wait=UNDO_WAIT_S))

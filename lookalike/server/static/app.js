@@ -376,10 +376,12 @@ async function undoLastMove() {
   $("undo-button").disabled = true;
   try {
     const result = await postJson("/duplicates/undo", { manifest: move.manifest });
-    rememberMove(null);
-    const count = result.restored.length;
+    const waiting = result.unindexed.length;
+    rememberMove(waiting ? move : null); // files back but not indexed: the same undo indexes them later
+    const count = result.restored.length + result.caught_up.length;
     await findDuplicates();
     $("duplicates-status").textContent = `put back ${count} ${count === 1 ? "file" : "files"}` +
+      (waiting ? `; ${waiting} not indexed yet (another lookalike is writing the index): Undo again later` : "") +
       (result.problems.length ? `; left in the quarantine: ${problemText(result.problems)}` : "") +
       ` · ${$("duplicates-status").textContent}`;
   } catch (error) {
