@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 import sqlite3
 import subprocess
@@ -194,6 +195,14 @@ def test_a_second_writer_gets_a_clear_error(tmp_path):
         with pytest.raises(CollectionError, match=r"is being written by pid \d+.*try again"):
             WriterLock(tmp_path).acquire(wait=0.1)
     WriterLock(tmp_path).acquire()  # released on exit: free again
+
+
+def test_a_writer_whose_pid_is_not_written_is_another_process(tmp_path):
+    Store.open(tmp_path).close()
+    with open(tmp_path / "write.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as flock(1) holds it, writing no pid
+        with pytest.raises(CollectionError, match=r"is being written by another process \(lock"):
+            WriterLock(tmp_path).acquire()
 
 
 def test_a_writer_in_another_process_blocks_us_until_it_exits(tmp_path):

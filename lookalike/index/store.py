@@ -326,10 +326,11 @@ class WriterLock:
                     os.close(fd)
                     raise
                 if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+                    pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
                     os.close(fd)
+                    holder = f"pid {pid}" if pid else "another process"  # its pid is not written yet
                     raise WriterBusy(
-                        f"{self.path.parent} is being written by pid {holder} "
+                        f"{self.path.parent} is being written by {holder} "
                         f"(lock {self.path}); wait for it to finish and try again"
                     ) from None
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
