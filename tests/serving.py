@@ -13,6 +13,7 @@ import uvicorn
 
 import lookalike
 from lookalike.index.collection import Collection
+from lookalike.server.app import MAX_CONNECTIONS, uvicorn_options
 from tests.photos import photo_folder
 
 STARTUP_S = 60.0
@@ -30,12 +31,14 @@ def indexed_collection(root: Path, module: Path, **options) -> Collection:
 
 
 @contextmanager
-def running(app) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields the base URL (the lifespan has run: the model is warm)."""
+def running(app, max_connections: int = MAX_CONNECTIONS) -> Iterator[str]:
+    """Serve ``app`` as ``lookalike serve`` does until the block ends; yields the base URL (the lifespan
+    has run: the model is warm)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options(max_connections))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_S

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import lookalike
 from lookalike.cli.app import app as cli
 from lookalike.server import create_app
+from lookalike.server.app import MAX_CONNECTIONS, uvicorn_options
 from tests.photos import DATA
 from tests.serving import indexed_collection, running
 
@@ -169,11 +170,25 @@ def test_serve_accepts_any_loopback_address_without_a_token(tmp_path, tf1_module
     indexed_collection(tmp_path, tf1_module).close()
     monkeypatch.delenv("LOOKALIKE_TOKEN", raising=False)
     bound = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port: bound.append(host))
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **options: bound.append(host))
     for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
         result = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path / "index"), "--host", host])
         assert result.exit_code == 0, result.output
     assert bound == ["127.0.0.1", "127.0.0.2", "localhost", "::1"]
+
+
+def test_serve_bounds_connections_and_idle_time(tmp_path, tf1_module, monkeypatch):
+    """Slow clients once held 20,000 connections, every file descriptor the server had."""
+    import uvicorn
+
+    indexed_collection(tmp_path, tf1_module).close()
+    settings = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **options: settings.append(options))
+    for extra in ([], ["--max-connections", "7"]):
+        result = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path / "index"), *extra])
+        assert result.exit_code == 0, result.output
+    assert settings == [uvicorn_options(MAX_CONNECTIONS), uvicorn_options(7)]
+    assert settings[1] == {"limit_concurrency": 8, "timeout_keep_alive": 5}  # uvicorn counts its own too
 
 
 @pytest.mark.slow

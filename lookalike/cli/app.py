@@ -580,6 +580,10 @@ def serve(
         int, typer.Option(metavar="N", min=1, max=64,
                           help="Uploads and thumbnails decoded at once (memory bound).")
     ] = 2,
+    max_connections: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Connections served at once; a request on one more "
+                          "gets a 503 at once.")
+    ] = 100,
     batching: Annotated[
         bool, typer.Option(help="Embed concurrent queries in one model batch (slower on 2 cores: see "
                             "docs/benchmarks.md, Service load).")
@@ -596,7 +600,7 @@ def serve(
 
     from lookalike.index.collection import open_collection
     from lookalike.server import create_app
-    from lookalike.server.app import is_loopback
+    from lookalike.server.app import is_loopback, uvicorn_options
 
     if not is_loopback(host) and not token:
         raise typer.BadParameter(
@@ -615,7 +619,7 @@ def serve(
             )
         except ValueError as error:  # a malformed --allowed-host
             raise typer.BadParameter(str(error), param_hint="--allowed-host") from None
-        uvicorn.run(app, host=host, port=port)
+        uvicorn.run(app, host=host, port=port, **uvicorn_options(max_connections))
 
 
 def main() -> None:

@@ -88,6 +88,13 @@ DECODES = 2
 MANIFEST_NAME = r"manifest-[0-9]{8}T[0-9]{6}(?: \([0-9]{1,9}\))?\.jsonl"
 """A manifest the quarantine module names (``manifest-<time>.jsonl``, ``... (1).jsonl``): a name only,
 so a client can never point the server at a path of its choosing."""
+BODY_TIMEOUT_S = 60.0
+"""Longest a request body may take to arrive (20 MB at 2.7 Mbit/s); slower clients get a 408."""
+MAX_CONNECTIONS = 100
+"""Connections served at once by ``lookalike serve``; a request on one more is answered 503 at once."""
+KEEP_ALIVE_S = 5
+"""An idle kept-alive connection is closed after this many seconds."""
+CLOSE = {"Connection": "close"}
 UNDO_WAIT_S = 30.0
 """How long an undo waits for another writer to index the files it put back (they are back already,
 and are answered as ``unindexed`` after that)."""
@@ -237,6 +244,7 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     decodes: int = DECODES,
     quarantine: str | Path | None = None,
+    body_timeout: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """The app serving ``collection``; the caller keeps it open for the app's lifetime and closes it.
 
@@ -248,7 +256,8 @@ def create_app(
     server listens on (``name`` for any port, ``name:port`` for one). ``decodes``: pictures decoded at
     once; more requests queue, and beyond the queue get a 503. ``quarantine``: where
     ``POST /duplicates/move`` moves copies (manifests and all, as ``duplicates --move-to``); without
-    it moving and undoing answer 403.
+    it moving and undoing answer 403. ``body_timeout``: a request body still arriving after this many
+    seconds gets a 408. Serve it with :func:`uvicorn_options`, which bounds connections.
     """
 
     @asynccontextmanager
@@ -266,7 +275,7 @@ def create_app(
         lifespan=warm_model,
         default_response_class=SafeJSONResponse,
     )
-    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK)
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK, timeout=body_timeout)
     allowed_hosts = tuple(allowed_hosts)
     parse_allowed_hosts(allowed_hosts)  # a bad name fails here, not at the first request
     app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)
@@ -290,6 +299,14 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def uvicorn_options(max_connections: int = MAX_CONNECTIONS) -> dict[str, Any]:
+    """uvicorn's settings for serving the app: at most ``max_connections`` connections at once, a request
+    on one more answered 503 at once (20,000 connections each sending an upload slowly once took every
+    file descriptor the server had, and nothing was answered), idle ones closed after KEEP_ALIVE_S."""
+    # uvicorn refuses a request once the open connections, its own included, reach limit_concurrency
+    return {"limit_concurrency": max_connections + 1, "timeout_keep_alive": KEEP_ALIVE_S}
 
 
 def is_loopback(host: str) -> bool:
@@ -434,15 +451,21 @@ class NotEmbeddable:
 
 
 class BodyLimit:
-    """413 for request bodies over ``limit``: at once from Content-Length, else counted as they arrive.
+    """413 for request bodies over ``limit`` bytes: at once from Content-Length, else counted as they
+    arrive; 408 for a body still arriving ``timeout`` seconds after the request came in.
 
-    Starlette's own limiter answers in plain text; this one keeps the JSON error of every other answer.
+    A client sending its body a byte now and then would otherwise hold its connection (and one of the
+    server's ``--max-connections``) as long as it likes. Both answers close the connection, which the
+    client may still be writing to. Starlette's own limiter answers in plain text; this one keeps the
+    JSON error of every other answer.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = BODY_TIMEOUT_S) -> None:
         self.app = app
         self.limit = limit
-        self.message = f"request body larger than {limit:,} bytes"
+        self.timeout = timeout
+        self.too_large = f"request body larger than {limit:,} bytes"
+        self.too_slow = f"request body not received within {timeout:g} s"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -450,17 +473,25 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            await JSONResponse({"error": self.message}, status_code=413)(scope, receive, send)
+            refusal = JSONResponse({"error": self.too_large}, status_code=413, headers=CLOSE)
+            await refusal(scope, receive, send)
             return
         received = 0
+        arriving = True
+        deadline = anyio.current_time() + self.timeout
 
         async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:  # raised inside the endpoint's body parsing: FastAPI passes it on
-                raise HTTPException(413, self.message)
-            return message
+            nonlocal received, arriving
+            if not arriving:  # the body is in: what is left to wait for is the client leaving
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()):
+                message = await receive()
+                arriving = message["type"] == "http.request" and message.get("more_body", False)
+                received += len(message.get("body", b""))
+                if received > self.limit:  # raised inside the endpoint's body parsing: FastAPI passes it on
+                    raise HTTPException(413, self.too_large, headers=CLOSE)
+                return message
+            raise HTTPException(408, self.too_slow, headers=CLOSE)
 
         await self.app(scope, counted, send)
 
