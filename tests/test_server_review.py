@@ -255,6 +255,23 @@ def test_unknown_ids_and_bad_bodies_are_4xx(served):
     assert_error(client.get("/duplicates/cluster", params={"keeper": keeper}), 422)
 
 
+@pytest.mark.parametrize("body", [
+    lambda keeper, copy: {"keeper": True, "copies": [copy]},
+    lambda keeper, copy: {"keeper": keeper, "copies": [True]},
+    lambda keeper, copy: {"keeper": 1.0, "copies": [copy]},
+    lambda keeper, copy: {"keeper": keeper, "copies": [copy], "threshold": "0.5"},
+    lambda keeper, copy: {"keeper": keeper, "copies": [copy], "threshold": True},
+], ids=["true-keeper", "true-copy", "float-keeper", "string-threshold", "true-threshold"])
+def test_a_move_takes_ids_and_thresholds_only_as_json_numbers(served, body):
+    """In lax mode `true` was image 1 and "0.5" a threshold: a move must do only what was meant."""
+    client, collection, files, photos, *_ = served
+    before = tree_digest(photos)
+    keeper, copy = id_of(collection, files["rocket"]), id_of(collection, files["rocket-crop"])
+    assert_error(client.post("/duplicates/move", json=body(keeper, copy)), 422)
+    assert tree_digest(photos) == before
+    assert_error(client.post("/duplicates/undo", json={"manifest": 20261130}), 422, "manifest")
+
+
 def test_every_review_endpoint_needs_the_token(served):
     client, collection, files, _, _, url = served
     keeper = id_of(collection, files["rocket"])

@@ -162,9 +162,12 @@ class QuarantineInfo:
 
 
 class MoveRequest(BaseModel):
-    """Move these copies of ``keeper`` to the quarantine; each must reach ``threshold`` against it."""
+    """Move these copies of ``keeper`` to the quarantine; each must reach ``threshold`` against it.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: ``true`` is no image id and ``"0.5"`` no threshold (a request that moves files takes them
+    only as they are meant)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     keeper: int = Field(ge=1, le=2**63 - 1, description="The image that stays.")
     copies: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
         min_length=1, max_length=MAX_MEMBERS, description="The copies to move (never the keeper).")
@@ -175,7 +178,7 @@ class MoveRequest(BaseModel):
 class UndoRequest(BaseModel):
     """Put back what one move put in the quarantine, named by the manifest the move answered with."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     manifest: str = Field(pattern=f"^{MANIFEST_NAME}$", max_length=100, description=(
         "A manifest name from POST /duplicates/move, e.g. manifest-20261130T081500.jsonl."))
 
