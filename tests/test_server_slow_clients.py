@@ -26,11 +26,11 @@ def library(tmp_path_factory, tf1_module):
 
 
 @contextmanager
-def slow_upload(url: str) -> Iterator[socket.socket]:
+def slow_upload(url: str, path: str = "/search", extra: str = "") -> Iterator[socket.socket]:
     """A connection that has sent an upload's head and the start of its body, and then nothing more."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        head = (f"POST /search HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 100000\r\n"
+        head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 100000\r\n{extra}"
                 "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
         part = '--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
         sock.sendall(head.encode() + part.encode() + b"\xff\xd8")
@@ -51,6 +51,25 @@ def test_a_body_still_arriving_after_the_deadline_gets_408_and_its_connection_cl
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower()
     assert body == b'{"error":"request body not received within 0.5 s"}'
+
+
+@pytest.mark.parametrize(("path", "extra", "status"), [
+    ("/health", "", 405), ("/nowhere", "", 404), ("/search", "Origin: http://evil.example\r\n", 403),
+], ids=["wrong-method", "unknown-path", "cross-site"])
+def test_an_answer_given_before_the_body_is_in_closes_the_connection(library, path, extra, status):
+    """Nothing reads that body, so no deadline would ever end it: the client could drip it for ever."""
+    with running(create_app(library, body_timeout=0.5)) as url, slow_upload(url, path, extra) as sock:
+        response = answer(sock)
+    head = response.partition(b"\r\n\r\n")[0]
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()) and b"connection: close" in head.lower()
+
+
+def test_a_client_that_sends_its_body_at_once_reads_its_answer_on_a_connection_kept_open(library):
+    """Closing on a client still writing can reach it as a reset instead of the answer."""
+    with running(create_app(library, body_timeout=0.5)) as url, httpx.Client(base_url=url) as http:
+        for path, headers in (("/nowhere", {}), ("/search", {"Origin": "http://evil.example"})):
+            response = http.post(path, content=b"x" * 200_000, headers=headers)
+            assert response.status_code in (403, 404) and "connection" not in response.headers
 
 
 def test_beyond_the_connections_allowed_a_request_gets_503_at_once(library):

@@ -278,10 +278,10 @@ def create_app(
         lifespan=warm_model,
         default_response_class=SafeJSONResponse,
     )
-    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK, timeout=body_timeout)
     allowed_hosts = tuple(allowed_hosts)
     parse_allowed_hosts(allowed_hosts)  # a bad name fails here, not at the first request
     app.add_middleware(HostGuard, allowed_hosts=allowed_hosts)
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_SLACK, timeout=body_timeout)
     app.add_middleware(NotEmbeddable)  # added last: runs first, so even a refusal carries its headers
     _add_error_handlers(app)
     api = APIRouter(dependencies=[Depends(_bearer_check(token))] if token else [], responses=ERRORS)
@@ -458,9 +458,11 @@ class BodyLimit:
     arrive; 408 for a body still arriving ``timeout`` seconds after the request came in.
 
     A client sending its body a byte now and then would otherwise hold its connection (and one of the
-    server's ``--max-connections``) as long as it likes. Both answers close the connection, which the
-    client may still be writing to. Starlette's own limiter answers in plain text; this one keeps the
-    JSON error of every other answer.
+    server's ``--max-connections``) as long as it likes: the 408 closes the connection. An answer given
+    before the body is in (a refusal, a 404 that never reads it) waits for the rest of it within the
+    same deadline, so a client still sending reads the answer, not a reset; one still sending at the
+    deadline has its connection closed too. Starlette's own limiter answers in plain text; this one
+    keeps the JSON error of every other answer.
     """
 
     def __init__(self, app: ASGIApp, limit: int, timeout: float = BODY_TIMEOUT_S) -> None:
@@ -474,13 +476,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            refusal = JSONResponse({"error": self.too_large}, status_code=413, headers=CLOSE)
-            await refusal(scope, receive, send)
+            await JSONResponse({"error": self.too_large}, status_code=413)(scope, receive, send)
             return
         received = 0
-        arriving = True
+        arriving = declared not in ("", "0") or "transfer-encoding" in headers
         deadline = anyio.current_time() + self.timeout
 
         async def counted() -> Message:
@@ -492,11 +494,21 @@ class BodyLimit:
                 arriving = message["type"] == "http.request" and message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.limit:  # raised inside the endpoint's body parsing: FastAPI passes it on
-                    raise HTTPException(413, self.too_large, headers=CLOSE)
+                    raise HTTPException(413, self.too_large)
                 return message
             raise HTTPException(408, self.too_slow, headers=CLOSE)
 
-        await self.app(scope, counted, send)
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start" and arriving:
+                try:
+                    while arriving:
+                        await counted()
+                except HTTPException as refused:  # past the limit, uvicorn discards the rest as ever
+                    if refused.status_code == 408:  # still arriving at the deadline
+                        MutableHeaders(scope=message).update(CLOSE)
+            await send(message)
+
+        await self.app(scope, counted, answer)
 
 
 def _bearer_check(token: str):
