@@ -19,8 +19,8 @@ import pytest
 from lookalike.cli import output
 from lookalike.embedder.labels import Label
 from lookalike.errors import ImageError
-from lookalike.index.collection import AddSummary, Image, Neighbour, SearchResult, TextHit
-from lookalike.index.quarantine import DeleteResult, MoveResult, Problem, UndoResult
+from lookalike.index.collection import AddSummary, Image, Neighbour, SearchResult, TextHit, Undone
+from lookalike.index.quarantine import DeleteResult, MoveResult, Problem
 from lookalike.index.records import Cluster, Member
 from lookalike.index.store import Failure
 from tests.cli import error_lines, run
@@ -114,7 +114,7 @@ def test_find_failures_duplicates_and_actions_show_names_readably(capsysbinary):
                      for name in NAMES)
     output.moved(MoveResult(manifest, (), problems), err=False)
     output.deleted(DeleteResult((), problems), err=False)
-    output.restored(UndoResult((), problems))
+    output.restored(Undone((), problems))
     out, err = captured(capsysbinary)
     undo = "lookalike undo $'/q/two\\nlines.jpg/manifest.jsonl'"  # quoted to paste into a shell
     assert printable_lines(out)[0] == f"moved 0 copies; undo: {undo}"
