@@ -1184,7 +1184,7 @@ class Collection:
         index does not hold: that undo found the index busy."""
         seen = {*done.restored, *(problem.path for problem in done.problems)}
         found = []
-        for entry in quarantine._read_manifest(manifest):
+        for entry in quarantine.read_moves(manifest):
             original = Path(entry["original"])
             if original in seen or Path(entry["moved_to"]).exists():
                 continue

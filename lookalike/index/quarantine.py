@@ -388,7 +388,7 @@ def _new_manifest(quarantine: Path, base: Path) -> Iterator[IO[str]]:
         yield log
 
 
-def _read_manifest(manifest: Path) -> list[dict]:
+def read_moves(manifest: Path) -> list[dict]:
     """The move entries that were not marked failed; a torn last line (crash mid-write) is skipped.
 
     Every line is checked before anything is put back, so a damaged or hand-edited manifest is refused
@@ -437,7 +437,7 @@ def undo(manifest_path: str | Path) -> UndoResult:
     """
     manifest = Path(manifest_path).expanduser().absolute()  # relative: emptied folders are still found
     restored, problems = [], []
-    for entry in _read_manifest(manifest):
+    for entry in read_moves(manifest):
         original, moved_to = Path(entry["original"]), Path(entry["moved_to"])
         if not moved_to.exists():
             if not original.exists():
