@@ -98,7 +98,37 @@ def test_cross_site_writes_are_refused(served, headers):
     assert_error(http.post("/images", files=upload(), headers=forged), 403, "cross-site")
     assert_error(http.post("/search", files=upload(), headers=forged), 403, "cross-site")
     assert (set(folder.iterdir()) if folder.exists() else set()) == before
-    assert http.get("/info", headers=forged).status_code == 200  # reads carry no one's authority
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://evil.example"}, {"Origin": "http://localhost:3000"},
+     {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+     {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"},
+     {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}],
+    ids=["script-foreign", "script-other-port", "fetch", "img-other-port", "frame"],
+)
+def test_another_site_s_page_cannot_make_the_server_read_for_it(served, headers):
+    """It could not read the answer, but it could make the server search the whole index as often as
+    it liked (GET /duplicates), or time how long a photo takes to come."""
+    http, _, _ = served
+    for path in ("/duplicates", "/info", "/images/1/file", "/"):
+        assert_error(http.get(path, headers=headers), 403, "cross-site")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+     {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+     {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document",
+      "Referer": "http://evil.example/links.html"},
+     {"Origin": "http://127.0.0.1:{port}"}],
+    ids=["no-browser", "the-page", "typed", "a-link-followed", "own-origin"],
+)
+def test_reads_by_the_page_by_scripts_and_by_links_followed_are_answered(served, headers):
+    http, port, _ = served
+    forged = {name: value.format(port=port) for name, value in headers.items()}
+    assert http.get("/info", headers=forged).status_code == 200
 
 
 @pytest.mark.parametrize(

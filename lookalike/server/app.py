@@ -360,6 +360,11 @@ class HostGuard:
     a POST, PUT, DELETE or PATCH whose Origin is not an accepted host is a 403; without Origin, a
     ``Sec-Fetch-Site`` other than same-origin/none, or a Referer from another host, is refused too.
     Clients that send none of these (curl, scripts) are not browsers and carry no one else's authority.
+
+    *Reads* another site's page makes (its script's fetch, an ``<img>``, a frame) are refused as well
+    (:meth:`_foreign_read`): such a page cannot read the answers, but it could make the server work
+    (``GET /duplicates`` searches the whole index) as often as it likes, or time them. Following a link
+    here from another site (a top-level navigation) is the user's own act, and is answered.
     """
 
     def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = ()) -> None:
@@ -404,10 +409,27 @@ class HostGuard:
             return
         if scope.get("method", "GET") in STATE_CHANGING:
             refused = self._foreign_origin(headers, scope)
-            if refused:
-                await SafeJSONResponse({"error": refused}, status_code=403)(scope, receive, send)
-                return
+        else:
+            refused = self._foreign_read(headers, scope)
+        if refused:
+            await SafeJSONResponse({"error": refused}, status_code=403)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    def _foreign_read(self, headers: Headers, scope: Scope) -> str | None:
+        """Why a read comes from another site's page, or None: a foreign Origin (browsers send one with
+        a script's cross-origin fetch, never with a navigation), or a ``Sec-Fetch-Site`` from another
+        site on anything but a top-level navigation (another port on localhost is another site's page
+        too: ``same-site``)."""
+        origin = headers.get("origin")
+        if origin is not None and not self._from_here(origin, scope):
+            return f"cross-site request refused: origin {origin!r} is not this server"
+        site = headers.get("sec-fetch-site")
+        if site is None or site in ("same-origin", "none"):
+            return None
+        navigation = headers.get("sec-fetch-mode") == "navigate" and headers.get("sec-fetch-dest") in (
+            None, "document")
+        return None if navigation else f"cross-site request refused: Sec-Fetch-Site is {site!r}"
 
     def _foreign_origin(self, headers: Headers, scope: Scope) -> str | None:
         """Why a state-changing request comes from another site, or None when it does not."""
