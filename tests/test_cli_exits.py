@@ -193,6 +193,30 @@ def test_a_report_or_quarantine_that_cannot_be_made_is_a_usage_error_before_the_
     assert notes.read_text() == "notes" and os.listdir(folder) == []
 
 
+def test_a_server_quarantine_that_cannot_be_one_is_refused_at_start(indexed):
+    index, _, _ = indexed
+    folder = index.parent  # holds the photos and the index: no quarantine
+    result = run("serve", "--index", index, "--quarantine", folder)
+    assert result.exit_code == 2
+    assert error_lines(result) == [f"error: cannot move copies into {folder}: {folder} already holds "
+                                   "files and is not a lookalike quarantine: choose a new or empty folder (a "
+                                   "quarantine is hidden from indexing, and its files with it)"]
+
+
+def test_moving_or_deleting_from_an_index_that_cannot_be_written_is_refused_before_the_search(
+        indexed, tmp_path, monkeypatch):
+    from lookalike.index.collection import Collection
+
+    index, _, _ = indexed
+    monkeypatch.setattr(Collection, "read_only", property(lambda self: "read-only file system"))
+    monkeypatch.setattr(Collection, "duplicates", lambda *args, **kwargs: pytest.fail("searched first"))
+    for action in (["--move-to", tmp_path / "q"], ["--delete", "--yes"]):
+        result = run("duplicates", "--index", index, *action)
+        assert result.exit_code == 1
+        assert error_lines(result) == [f"error: {index} can be read but not written (read-only file system): "
+                                       "copies cannot be moved or deleted from it"]
+
+
 def test_an_id_beyond_what_the_index_can_hold_is_no_such_image(indexed):
     index, _, _ = indexed
     result = run("search", "--id", "99999999999999999999", "--index", index)

@@ -156,6 +156,45 @@ def test_a_folder_inside_the_quarantine_is_neither_indexed_nor_an_archive(photos
     assert digests(photos) == before
 
 
+def test_links_into_the_quarantine_never_bring_moved_copies_back(photos, open_index):
+    """Walking stops at the quarantine's top, but a link leads past it: the moved copies came back as
+    originals, and ``--delete --keep shortest-path`` then deleted the photos they were copies of."""
+    for folder in ("a", "b"):
+        (photos / folder).mkdir()
+        shutil.copy2(photos / "espresso.jpg", photos / folder / "espresso copy.jpg")
+    quarantine = photos.parent / "quarantine"
+    before = digests(photos)
+    with open_index() as col:
+        col.add([photos])
+        moved = col.move_duplicates(col.duplicates(exact_only=True), quarantine)
+        [inside, *_] = sorted(m.moved_to for m in moved.moved)
+        (photos / "quarantined folder").symlink_to(inside.parent, target_is_directory=True)
+        (photos / "quarantined.jpg").symlink_to(inside)
+        summary = col.add([photos])
+        assert summary.added == 0
+        assert sorted((f.path, f.reason) for f in col.failures()) == sorted(
+            (str(photos / name), f"leads into the quarantine {quarantine}: moved copies are not indexed")
+            for name in ("quarantined folder", "quarantined.jpg"))
+        assert col.duplicates(exact_only=True) == []
+        (photos / "quarantined folder").unlink()
+        (photos / "quarantined.jpg").unlink()
+        col.undo(moved.manifest)
+    assert digests(photos) == before
+
+
+def test_a_fifo_named_like_a_manifest_never_hangs_the_walk(photos, open_index):
+    """Whether a folder is a quarantine is read from its manifests' first lines: a FIFO by that name, in
+    the folder or above the root, once waited for a writer forever."""
+    os.mkfifo(photos.parent / "manifest-20261204T101500.jsonl")
+    os.mkfifo(photos / "manifest-20261204T101501.jsonl")
+    done = []
+    with open_index() as col:
+        worker = threading.Thread(target=lambda: done.append(col.add([photos])), daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive() and done[0].added == 6
+
+
 def test_a_full_index_disk_after_a_move_still_says_what_moved_and_how_to_undo_it(photos, open_index,
                                                                                monkeypatch):
     from lookalike.errors import NoSpace

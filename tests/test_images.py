@@ -758,3 +758,20 @@ def test_files_changing_under_many_reads_give_pictures_or_image_errors(tmp_path:
         stop.set()
         writer.join()
     assert all(isinstance(o, DecodedImage | ImageError) for o in outcomes), {type(o) for o in outcomes}
+
+
+@pytest.mark.parametrize("image_format", ["ICNS", "BLP"])
+def test_formats_whose_headers_do_not_say_what_they_unpack_are_not_read(tmp_path: Path, image_format: str,
+                                                                        monkeypatch) -> None:
+    """An ICNS icon set said 512 x 512 over a 177 MP PNG, a BLP texture 1 x 1 over a 12000 x 12000 JPEG,
+    each decoded in full past the pixel cap: Pillow opens them, the indexer and the service do not."""
+    from lookalike.server.files import declared_pixels
+
+    path = tmp_path / f"picture.{image_format.lower()}"
+    picture = Image.new("RGB", (32, 32), "red")
+    (picture.convert("P") if image_format == "BLP" else picture).save(path, image_format)
+    with Image.open(path) as opened:  # Pillow itself reads it
+        assert opened.format == image_format
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(path)
+    assert declared_pixels(path.read_bytes()) is None

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -383,3 +384,64 @@ def test_a_damaged_or_hand_edited_manifest_is_refused_before_anything_is_put_bac
     with pytest.raises(LookalikeError, match="line 3 is not a move this quarantine made"):
         undo(result.manifest)
     assert tree_digest(photos) == moved_away
+
+
+def test_a_photo_folder_that_cannot_be_changed_leaves_no_copy_in_the_quarantine(library, tmp_path,
+                                                                                 monkeypatch):
+    """On a read-only mount the copy reached the quarantine, the source stayed, and the manifest went (no
+    move happened): the quarantine filled with copies nothing named. Now the copy is taken back."""
+    photos, clusters = library
+    before = tree_digest(photos)
+    real_unlink = os.unlink
+
+    def read_only_photos(path, *args, **kwargs):
+        if Path(path).is_relative_to(photos):
+            raise OSError(30, "Read-only file system")
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", read_only_photos)
+    result = move_copies(clusters, tmp_path / "q", root=photos)
+    assert result.moved == () and result.manifest is None
+    assert {p.reason for p in result.problems} == {"Read-only file system"} and len(result.problems) == 3
+    assert tree_digest(photos) == before and tree_digest(tmp_path / "q") == {".lookalike-quarantine": ANY}
+
+
+def test_an_undo_from_a_quarantine_that_cannot_be_changed_still_puts_the_files_back(library, tmp_path,
+                                                                                    monkeypatch):
+    photos, clusters = library
+    before = tree_digest(photos)
+    result = move_copies(clusters, tmp_path / "q", root=photos)
+    real_unlink = os.unlink
+
+    def read_only_quarantine(path, *args, **kwargs):
+        if Path(path).is_relative_to(tmp_path / "q"):
+            raise OSError(30, "Read-only file system")
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", read_only_quarantine)
+    restored = undo(result.manifest)
+    assert sorted(restored.restored) == sorted(result.originals) and tree_digest(photos) == before
+    assert {p.reason for p in restored.problems} == {
+        "put back, but its copy stays in the quarantine: Read-only file system"}
+
+
+def test_no_room_for_a_manifest_s_first_line_leaves_no_empty_manifest(library, tmp_path, monkeypatch):
+    from lookalike.errors import NoSpace
+
+    photos, clusters = library
+
+    def disk_full(log, entry):
+        raise NoSpace("no space left for the quarantine manifest")
+
+    monkeypatch.setattr(quarantine, "_append", disk_full)
+    with pytest.raises(NoSpace):
+        move_copies(clusters, tmp_path / "q", root=photos)
+    assert list((tmp_path / "q").glob("manifest-*")) == []
+
+
+def test_a_new_disk_with_only_lost_and_found_and_hidden_files_is_an_empty_quarantine(library, tmp_path):
+    photos, clusters = library
+    disk = tmp_path / "usb"
+    (disk / "lost+found").mkdir(parents=True)
+    (disk / ".DS_Store").write_bytes(b"finder")
+    assert len(move_copies(clusters, disk, root=photos).moved) == 3

@@ -173,3 +173,13 @@ def test_an_index_of_schema_8_never_gives_a_deleted_file_s_id_to_a_new_one(tmp_p
         store.delete([d])
         [e] = store.upsert([image("/p/e.jpg", 6)])
     assert d > ids["/p/c.jpg"] and e > d and again == ids["/p/a.jpg"]
+
+
+@pytest.mark.parametrize("kept", ["null", str(1 << 70), '"seven"'])
+def test_a_damaged_highest_id_falls_back_to_the_ids_there(tmp_path, kept):
+    index = index_at(tmp_path / "index", SCHEMA_VERSION, [image("/p/a.jpg", 1)])
+    with sqlite3.connect(index / DB_NAME) as raw:
+        raw.execute("UPDATE meta SET value = ? WHERE key = 'last_image_id'", (kept,))
+    with Store.open(index) as store:
+        [b] = store.upsert([image("/p/b.jpg", 2)])
+        assert b == store.get_by_path("/p/a.jpg").id + 1

@@ -484,13 +484,11 @@ def duplicates(
 
         check_target(html)
     if move_to:
-        from lookalike.index.quarantine import check_quarantine
-
-        try:
-            check_quarantine(move_to)
-        except QuarantineError as e:  # asked before the run: a wrong argument
-            raise InvalidOption("--move-to", str(e)) from None
+        checked_quarantine(move_to, "--move-to")
     with open_index(index) as collection:
+        if (move_to or delete) and collection.read_only:  # said before the search, which takes minutes
+            raise LookalikeError(f"{display(collection.directory)} can be read but not written "
+                                 f"({collection.read_only}): copies cannot be moved or deleted from it")
         if not exact and (stale := collection.stale_traits()):
             typer.echo(f"note: {stale} images have traits from an older lookalike, read from their files on "
                        "every run: `lookalike index FOLDER` refreshes them once", err=True)
@@ -610,6 +608,8 @@ def serve(
     names = list(allowed_host or [])
     if not is_loopback(host) and host not in ("0.0.0.0", "::"):
         names.append(host)  # the name it was asked to bind answers too
+    if quarantine:
+        checked_quarantine(quarantine, "--quarantine")
     with open_collection(index, create=False, model=model, batching=batching) as collection:
         try:
             app = create_app(
@@ -620,6 +620,16 @@ def serve(
         except ValueError as error:  # a malformed --allowed-host
             raise typer.BadParameter(str(error), param_hint="--allowed-host") from None
         uvicorn.run(app, host=host, port=port, **uvicorn_options(max_connections))
+
+
+def checked_quarantine(path: Path, option: str) -> None:
+    """A folder copies cannot be moved into is a wrong argument, said before any work is done."""
+    from lookalike.index.quarantine import check_quarantine
+
+    try:
+        check_quarantine(path)
+    except QuarantineError as e:
+        raise InvalidOption(option, str(e)) from None
 
 
 def main() -> None:

@@ -57,8 +57,13 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 
 ImageSource = str | Path | bytes | BinaryIO
 
-# Pillow hands EPS files to Ghostscript, which is no place for files from strangers.
-_EXCLUDED_FORMATS = frozenset({"EPS"})
+_READ_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "ICO", "CUR", "HEIF", "AVIF",
+                           "JPEG2000", "PPM", "TGA", "QOI", "PCX", "SGI"})
+"""The formats read: pictures a photo library holds, whose headers say the size their decoders make
+(icons are sized from their own entries: :func:`icon_size`). Left out are the rest of what Pillow opens:
+EPS goes to Ghostscript, which is no place for files from strangers; a BLP texture's header said 1 x 1
+over a 12000 x 12000 JPEG it decoded in full, an ICNS icon set's 512 x 512 over a 177 MP PNG; FITS is
+decoded a pixel at a time in Python."""
 _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _CORRUPT = "truncated or corrupt image data"
@@ -175,7 +180,7 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
             _check_pixels(label, *size)
         try:
             with _pillow_bomb_warning_silenced():  # our own MAX_PIXELS check below replaces the warning
-                image = Image.open(stream, formats=_allowed_formats())
+                image = Image.open(stream, formats=readable_formats())
         except Image.DecompressionBombError as exc:
             raise ImageError(label, _bomb_reason(exc)) from None
         except Image.UnidentifiedImageError:
@@ -362,9 +367,10 @@ def _register_plugins() -> None:
         register_avif()
 
 
-def _allowed_formats() -> list[str]:
+def readable_formats() -> list[str]:
+    """The Pillow formats an image is opened as (:data:`_READ_FORMATS`, those this Pillow has)."""
     Image.init()
-    return [name for name in Image.ID if name not in _EXCLUDED_FORMATS]
+    return [name for name in Image.ID if name in _READ_FORMATS]
 
 
 @contextlib.contextmanager

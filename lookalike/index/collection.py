@@ -1201,6 +1201,11 @@ class Collection:
             self._forget(ids, index)
             self._save_vectors(index)
 
+    @property
+    def read_only(self) -> str | None:
+        """Why this index cannot be written ("read-only file system"), or None when it can."""
+        return self.store.read_only
+
     def close(self) -> None:
         self.store.close()
 

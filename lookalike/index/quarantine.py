@@ -39,6 +39,7 @@ from typing import IO
 
 from lookalike.errors import ImageError, NoSpace, QuarantineError
 from lookalike.index.records import Cluster, Member
+from lookalike.index.store import LITTER
 from lookalike.index.walk import QUARANTINE_MARKER, digest_file, is_quarantine
 from lookalike.paths import display, same_file
 
@@ -168,12 +169,19 @@ def _numbered(target: Path, n: int) -> Path:
     return target.with_name(os.fsdecode(stem + ending))
 
 
-def _move_no_clobber(src: Path, dst: Path) -> None:
+class SourceStays(OSError):
+    """The file reached its new place, but its old one could not be removed (a read-only mount)."""
+
+
+def _move_no_clobber(src: Path, dst: Path, *, keep_if_source_stays: bool = False) -> None:
     """Move a file into an existing folder without ever replacing ``dst``: raise FileExistsError instead.
 
     ``os.rename`` silently replaces an existing target on POSIX, so a hard link (atomic, fails on an
     existing name) is made and the source unlinked; across file systems, or where hard links are not
-    supported, the bytes are copied (:func:`_copy_no_clobber`), then the source removed.
+    supported, the bytes are copied (:func:`_copy_no_clobber`), then the source removed. When the source
+    cannot be removed, ``dst`` (made here) is removed again, so a move that did not happen leaves no
+    copy behind (a read-only photo folder filled the quarantine with copies no manifest named), unless
+    ``keep_if_source_stays`` (an undo: the file is back, only the quarantine keeps a copy): SourceStays.
     """
     try:
         os.link(src, dst, follow_symlinks=False)
@@ -183,7 +191,14 @@ def _move_no_clobber(src: Path, dst: Path) -> None:
         if e.errno not in NO_LINKS:
             raise
         _copy_no_clobber(src, dst)
-    os.unlink(src)
+    try:
+        os.unlink(src)
+    except OSError as e:
+        if keep_if_source_stays:
+            raise SourceStays(e.errno, e.strerror, str(src)) from None
+        with contextlib.suppress(OSError):
+            os.unlink(dst)
+        raise
 
 
 def _copy_no_clobber(src: Path, dst: Path) -> None:
@@ -357,12 +372,15 @@ def check_quarantine(quarantine_dir: str | Path) -> Path:
 
 
 def _empty_or_quarantine(folder: Path) -> bool:
+    """Hidden files and what file systems and managers leave (``LITTER``) do not count, as for a new
+    index: a new disk's lost+found."""
     try:
         with os.scandir(folder) as it:
             entries = list(it)
     except OSError:
         return False
-    return not entries or is_quarantine(entries)
+    return is_quarantine(entries) or not [e for e in entries if not e.name.startswith(".")
+                                          and e.name not in LITTER]
 
 
 @contextlib.contextmanager
@@ -383,8 +401,12 @@ def _new_manifest(quarantine: Path, base: Path) -> Iterator[IO[str]]:
             continue
         break
     with log:
-        _append(log, {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "created": _now(),
-                      "root": str(base), "quarantine": str(quarantine)})
+        try:
+            _append(log, {"kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "created": _now(),
+                          "root": str(base), "quarantine": str(quarantine)})
+        except BaseException:
+            manifest.unlink()  # no room even for its first line: an empty manifest only misleads undo
+            raise
         yield log
 
 
@@ -456,7 +478,10 @@ def undo(manifest_path: str | Path) -> UndoResult:
             continue
         try:
             original.parent.mkdir(parents=True, exist_ok=True)
-            _move_no_clobber(moved_to, original)
+            _move_no_clobber(moved_to, original, keep_if_source_stays=True)
+        except SourceStays as e:
+            problems.append(Problem(original, "put back, but its copy stays in the quarantine: "
+                                              f"{e.strerror}"))
         except OSError as e:
             problems.append(Problem(original, e.strerror or str(e)))
             continue

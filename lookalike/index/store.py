@@ -596,7 +596,8 @@ class Store:
                 self._set_meta("vector_size", dims.pop())
             indexed_at = now()
             (highest,) = conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()
-            last = max(int(self.get_meta(LAST_ID, 0)), highest)
+            kept = self.get_meta(LAST_ID, 0)
+            last = max(kept, highest) if type(kept) is int and kept in _SQLITE_INTEGERS else highest
             for image in images:
                 last += 1
                 labels = [{"name": str(la["name"]), "index": int(la["index"]),

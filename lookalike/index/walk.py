@@ -61,6 +61,7 @@ class Walk:
         self._roots = [os.path.abspath(os.fspath(root)) for root in roots]
         self._visited: set[tuple[int, int]] = set()
         self._yielded: set[str] = set()
+        self._quarantines: dict[str, str | None] = {}  # folders links led to: in a quarantine or not
 
     def __iter__(self) -> Iterator[FoundFile]:
         for path in self._roots:
@@ -68,7 +69,7 @@ class Walk:
                 st = os.stat(path)
             except OSError as e:
                 raise LookalikeError(f"{display(path)}: {_reason(e, path)}") from None
-            quarantine = quarantine_holding(path)
+            quarantine = quarantine_holding(path, self._quarantines)
             if quarantine is not None:
                 self.on_skip(path, f"in the quarantine {display(quarantine)}: moved copies are not indexed")
             elif stat.S_ISDIR(st.st_mode):
@@ -137,6 +138,12 @@ class Walk:
             if image or e.errno == errno.ELOOP:
                 self.on_skip(entry.path, _reason(e, entry.path))
             return None
+        if link and (quarantine := quarantine_holding(entry.path, self._quarantines)) is not None:
+            # Walking stops at a quarantine's top, but a link leads past it: moved copies must not come
+            # back through one (then stand as originals a clean-up deletes)
+            self.on_skip(entry.path, f"leads into the quarantine {display(quarantine)}: moved copies are "
+                                     "not indexed")
+            return None
         if stat.S_ISDIR(st.st_mode):  # a symlinked folder
             if _is_ancestor(entry.path):
                 target = display(os.path.realpath(entry.path))
@@ -181,33 +188,44 @@ def is_quarantine(entries: Iterable[os.DirEntry]) -> bool:
         if entry.name == QUARANTINE_MARKER:
             return True
         if entry.name.startswith(MANIFEST_PREFIX) and entry.name.endswith(MANIFEST_SUFFIX):
-            try:
-                with open(entry.path, "rb") as f:
+            try:  # never blocks: a FIFO by that name would hang the walk
+                with os.fdopen(open_regular(entry.path), "rb") as f:
                     if b'"lookalike-quarantine"' in f.readline(4096):
                         return True
-            except OSError:
+            except (OSError, ImageError):
                 continue
     return False
 
 
-def quarantine_holding(path: str) -> str | None:
-    """The quarantine ``path`` lies in (a folder holding a marker, itself or any folder above it), or
-    None. Walking stops at a quarantine's own top only; a root named inside it (``quarantine/2021``,
-    one of its files) must not bring moved copies back in, nor serve as an archive they match."""
+def quarantine_holding(path: str, known: dict[str, str | None] | None = None) -> str | None:
+    """The quarantine ``path`` lies in (a folder holding a marker, itself or any folder above it, links
+    resolved), or None. Walking stops at a quarantine's own top only; a root named inside it
+    (``quarantine/2021``, one of its files) or a link leading there must not bring moved copies back in,
+    nor serve as an archive they match. ``known`` remembers the folders looked at (one walk's links)."""
     folder = os.path.realpath(path)
     if not os.path.isdir(folder):
         folder = os.path.dirname(folder)
+    looked: list[str] = []
     while True:
+        if known is not None and folder in known:
+            found = known[folder]
+            break
+        looked.append(folder)
         try:
             with os.scandir(folder) as it:
                 if is_quarantine(it):
-                    return folder
+                    found = folder
+                    break
         except OSError:
             pass
         parent = os.path.dirname(folder)
         if parent == folder:
-            return None
+            found = None
+            break
         folder = parent
+    if known is not None:
+        known.update(dict.fromkeys(looked, found))
+    return found
 
 
 def _is_ancestor(link: str) -> bool:

@@ -20,7 +20,13 @@ from typing import BinaryIO
 
 from PIL import Image as PILImage
 
-from lookalike.embedder.images import ICON_SIGNATURE, IMAGE_EXTENSIONS, icon_size, open_image
+from lookalike.embedder.images import (
+    ICON_SIGNATURE,
+    IMAGE_EXTENSIONS,
+    icon_size,
+    open_image,
+    readable_formats,
+)
 from lookalike.errors import ImageError
 
 THUMBNAIL_CACHE = 2048
@@ -81,7 +87,7 @@ def declared_pixels(data: bytes) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as image:
+            with PILImage.open(io.BytesIO(data), formats=readable_formats()) as image:
                 return image.size
     except PILImage.DecompressionBombError as error:  # over twice Pillow's own limit: huge anyway
         match = re.search(r"\((\d+) pixels\)", str(error))
@@ -112,7 +118,7 @@ def save_upload(folder: Path, data: bytes, filename: str | None) -> Path:
     ImageError for anything the indexer could not read back.
     """
     open_image(data, min_size=1)  # the whole bomb-guarded decode: refuse what the indexer would refuse
-    with PILImage.open(io.BytesIO(data)) as image:
+    with PILImage.open(io.BytesIO(data), formats=readable_formats()) as image:
         image_format = image.format or "unknown"
     extension = _extensions_by_format().get(image_format)
     if extension is None:
