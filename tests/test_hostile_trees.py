@@ -134,13 +134,18 @@ def test_a_quarantine_inside_the_indexed_folder_never_comes_back(photos, open_in
     assert sorted(p.name for p in quarantine.iterdir()) == [".lookalike-quarantine", first.manifest.name]
 
 
-def test_a_folder_inside_the_quarantine_is_neither_indexed_nor_an_archive(photos, open_index):
-    """Once only the quarantine's top was known: indexed, ``quarantine/sub`` brought moved copies back,
-    and ``--against quarantine/sub --delete`` deleted the originals as copies of the moved ones."""
+def copies_in_sub_folders(photos: Path) -> Path:
+    """Two copies of a photo in sub-folders, and the quarantine beside the photos they will go to."""
     for folder in ("2021/a", "2021/b"):
         (photos / folder).mkdir(parents=True)
         shutil.copy2(photos / "espresso.jpg", photos / folder / "espresso copy.jpg")
-    quarantine = photos.parent / "quarantine"
+    return photos.parent / "quarantine"
+
+
+def test_a_folder_inside_the_quarantine_is_neither_indexed_nor_an_archive(photos, open_index):
+    """Once only the quarantine's top was known: indexed, ``quarantine/sub`` brought moved copies back,
+    and ``--against quarantine/sub --delete`` deleted the originals as copies of the moved ones."""
+    quarantine = copies_in_sub_folders(photos)
     before = digests(photos)
     with open_index() as col:
         col.add([photos])
@@ -159,10 +164,7 @@ def test_a_folder_inside_the_quarantine_is_neither_indexed_nor_an_archive(photos
 def test_links_into_the_quarantine_never_bring_moved_copies_back(photos, open_index):
     """Walking stops at the quarantine's top, but a link leads past it: the moved copies came back as
     originals, and ``--delete --keep shortest-path`` then deleted the photos they were copies of."""
-    for folder in ("a", "b"):
-        (photos / folder).mkdir()
-        shutil.copy2(photos / "espresso.jpg", photos / folder / "espresso copy.jpg")
-    quarantine = photos.parent / "quarantine"
+    quarantine = copies_in_sub_folders(photos)
     before = digests(photos)
     with open_index() as col:
         col.add([photos])
