@@ -313,11 +313,11 @@ def move_copies(
                 continue
             if log is None:
                 log = stack.enter_context(_new_manifest(quarantine, base))
-            failure = _move_one(log, src, quarantine / src.relative_to(base), quarantine, size, digest)
-            if isinstance(failure, Problem):
-                problems.append(failure)
+            outcome = _move_one(log, src, quarantine / src.relative_to(base), quarantine, size, digest)
+            if isinstance(outcome, Problem):
+                problems.append(outcome)
             else:
-                moved.append(failure)
+                moved.append(outcome)
     manifest = Path(log.name) if log is not None else None
     if manifest is not None and not moved:
         manifest.unlink()  # every move failed: nothing to undo
