@@ -18,6 +18,7 @@ import pytest
 
 import lookalike
 from lookalike.cli import output
+from lookalike.errors import LookalikeError
 from lookalike.index.store import WriterLock
 from tests.photos import DATA, blocks
 
@@ -152,7 +153,8 @@ def test_a_folder_inside_the_quarantine_is_neither_indexed_nor_an_archive(photos
         moved = col.move_duplicates(col.duplicates(exact_only=True), quarantine)
         inside = next(m.moved_to.parent for m in moved.moved if m.moved_to.parent != quarantine)
         for exact in (True, False):
-            assert col.duplicates(THRESHOLD, against=inside, exact_only=exact) == []
+            with pytest.raises(LookalikeError, match=f"is in the quarantine {quarantine}: its files"):
+                col.duplicates(THRESHOLD, against=inside, exact_only=exact)
         summary = col.add([inside])
         assert summary.added == 0
         assert [f.reason for f in col.failures()] == [

@@ -73,7 +73,7 @@ from lookalike.index.thumbnails import (
     luminance_differences,
     pixel_neighbours,
 )
-from lookalike.index.walk import FoundFile, Walk, digest_file, open_regular, walk
+from lookalike.index.walk import FoundFile, Walk, digest_file, open_regular, quarantine_holding, walk
 from lookalike.paths import FileSet, absolute, display
 from lookalike.results import Image, Neighbour, SearchResult
 
@@ -1071,6 +1071,9 @@ class Collection:
                 return self._match_store(archive, threshold, exact_only)
         if not other.is_dir():
             raise CollectionError(f"{other} is neither a lookalike index nor a folder")
+        if (quarantine := quarantine_holding(str(other))) is not None:  # the walk would skip it: say why
+            raise InvalidOption("against", f"{display(other)} is in the quarantine {display(quarantine)}: "
+                                "its files are moved copies, not originals to match against")
         if exact_only:
             return self._match_files(other)
         with (
