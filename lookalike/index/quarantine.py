@@ -125,7 +125,7 @@ def _actionable(
                 yield Problem(path, f"the same file as its keeper {display(keeper)}; left alone")
             elif quarantine is not None and path.is_relative_to(quarantine):
                 yield Problem(path, "already in the quarantine")
-            elif st.st_size != copy.size or abs(st.st_mtime - copy.mtime) > MTIME_SLACK_S:
+            elif not _stat_as_indexed(copy, st):
                 yield Problem(path, "changed since it was indexed")
             else:
                 yield copy, path
@@ -139,8 +139,7 @@ def _keeper_changed(keeper: Member) -> str | None:
     path = Path(keeper.path)
     try:
         st = path.stat()
-        changed = not stat.S_ISREG(st.st_mode) or st.st_size != keeper.size or (
-            abs(st.st_mtime - keeper.mtime) > MTIME_SLACK_S) or (
+        changed = not stat.S_ISREG(st.st_mode) or not _stat_as_indexed(keeper, st) or (
             keeper.digest is not None and digest_file(path) != keeper.digest)
     except FileNotFoundError:
         return f"its keeper {display(path)} is missing"
@@ -149,8 +148,13 @@ def _keeper_changed(keeper: Member) -> str | None:
     return f"its keeper {display(path)} changed since it was indexed" if changed else None
 
 
-def _content_changed(copy: Member, digest: str) -> bool:
-    return copy.digest is not None and digest != copy.digest
+def _stat_as_indexed(member: Member, st: os.stat_result) -> bool:
+    """The size and mtime it was indexed with (file systems round times differently: ``MTIME_SLACK_S``)."""
+    return st.st_size == member.size and abs(st.st_mtime - member.mtime) <= MTIME_SLACK_S
+
+
+def _content_changed(member: Member, digest: str) -> bool:
+    return member.digest is not None and digest != member.digest
 
 
 def _free_name(target: Path) -> Path:
@@ -318,10 +322,9 @@ def move_copies(
                 problems.append(outcome)
             else:
                 moved.append(outcome)
-    manifest = Path(log.name) if log is not None else None
-    if manifest is not None and not moved:
-        manifest.unlink()  # every move failed: nothing to undo
-    return MoveResult(manifest if moved else None, tuple(moved), tuple(problems))
+    if log is not None and not moved:
+        os.unlink(log.name)  # every move failed: nothing to undo
+    return MoveResult(Path(log.name) if moved else None, tuple(moved), tuple(problems))
 
 
 def _move_one(log: IO[str], src: Path, target: Path, quarantine: Path, size: int,
