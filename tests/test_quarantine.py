@@ -345,14 +345,18 @@ def test_a_copy_across_file_systems_interrupted_leaves_no_torn_file_at_its_name(
     assert list(dst.parent.iterdir()) == []  # and the partial file, here cleaned up, was hidden
 
 
-def test_a_partial_file_left_by_a_killed_copy_is_removed_by_the_next_copy_there(tmp_path, monkeypatch):
-    """kill -9 leaves the hidden partial file (nothing runs to remove it); the next copy into that folder
+def test_a_partial_file_left_by_a_killed_copy_is_removed_by_the_next_move_there(tmp_path, monkeypatch):
+    """kill -9 leaves the hidden partial file (nothing runs to remove it); the next move into that folder
     removes it once its process is gone, and leaves a running copy's own partial file alone."""
     import subprocess
 
-    src, dst = tmp_path / "a.jpg", tmp_path / "q" / "a.jpg"
+    photos, q = tmp_path / "photos", tmp_path / "q"
+    src, dst = photos / "a.jpg", q / "a.jpg"
+    (photos / "keeper.jpg").parent.mkdir()
+    (photos / "keeper.jpg").write_bytes(b"the keeper")
     src.write_bytes(b"photo bytes")
     dst.parent.mkdir()
+    (q / ".lookalike-quarantine").touch()
     gone = subprocess.Popen(["true"])
     gone.wait()  # its pid now names no process
     killed = dst.parent / f"{quarantine.PARTIAL_PREFIX}{gone.pid}-0123456789ab"
@@ -364,8 +368,10 @@ def test_a_partial_file_left_by_a_killed_copy_is_removed_by_the_next_copy_there(
         raise OSError(18, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "link", cross_device)
-    quarantine._move_no_clobber(src, dst)
-    assert sorted(p.name for p in dst.parent.iterdir()) == sorted(["a.jpg", running.name])
+    result = move_copies([Cluster(member(photos / "keeper.jpg", 1.0), (member(src),))], q, root=photos)
+    assert result.originals == [src]
+    assert sorted(p.name for p in dst.parent.iterdir() if p.name.startswith(".lookalike-partial")
+                  or p.suffix == ".jpg") == sorted(["a.jpg", running.name])
 
 
 @pytest.mark.parametrize("line", [

@@ -211,8 +211,7 @@ def _copy_no_clobber(src: Path, dst: Path) -> None:
     The bytes go to a hidden partial file beside ``dst`` (the indexer skips hidden names), fsynced, which
     then takes ``dst``'s name by a hard link (fails if the name was taken meanwhile) or, on a file system
     without them, a rename once the name is seen free. A kill leaves at most the partial file, which the
-    next copy into that folder removes (:func:`_remove_killed_partials`)."""
-    _remove_killed_partials(dst.parent)
+    next move or undo into that folder removes (:func:`_remove_killed_partials`)."""
     partial = dst.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         with open(src, "rb") as fin, open(partial, "xb") as fout:
@@ -233,15 +232,17 @@ def _copy_no_clobber(src: Path, dst: Path) -> None:
             os.unlink(partial)
 
 
-def _remove_killed_partials(folder: Path) -> None:
-    """Remove the partial files that copies killed mid-way left in ``folder``: ours by their name, and
-    their process gone (a live one may still be copying)."""
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            pid = entry.name.removeprefix(PARTIAL_PREFIX).split("-")[0]
-            if entry.name.startswith(PARTIAL_PREFIX) and pid.isdigit() and not _running(int(pid)):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+def _remove_killed_partials(folders: Iterable[Path]) -> None:
+    """Remove the partial files that copies killed mid-way left in ``folders`` (a run's destinations, each
+    looked at once, not once a file): ours by their name, and their process gone (a live one may still be
+    copying)."""
+    for folder in folders:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                pid = entry.name.removeprefix(PARTIAL_PREFIX).split("-")[0]
+                if entry.name.startswith(PARTIAL_PREFIX) and pid.isdigit() and not _running(int(pid)):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
 
 def _running(pid: int) -> bool:
@@ -297,6 +298,8 @@ def move_copies(
         else:
             candidates.append((item[0], item[1].absolute()))
     base = Path(root).absolute() if root is not None else _common_root([path for _, path in candidates])
+    _remove_killed_partials({(quarantine / src.relative_to(base)).parent for _, src in candidates
+                             if src.is_relative_to(base)})
     moved: list[Moved] = []
     with contextlib.ExitStack() as stack:
         log: IO[str] | None = None
@@ -462,7 +465,9 @@ def undo(manifest_path: str | Path) -> UndoResult:
     """
     manifest = Path(manifest_path).expanduser().absolute()  # relative: emptied folders are still found
     restored, problems = [], []
-    for entry in read_moves(manifest):
+    moves = read_moves(manifest)
+    _remove_killed_partials({Path(entry["original"]).parent for entry in moves})
+    for entry in moves:
         original, moved_to = Path(entry["original"]), Path(entry["moved_to"])
         if not moved_to.exists():
             if not original.exists():
