@@ -39,8 +39,7 @@ from typing import IO
 
 from lookalike.errors import ImageError, NoSpace, QuarantineError
 from lookalike.index.records import Cluster, Member
-from lookalike.index.store import LITTER
-from lookalike.index.walk import QUARANTINE_MARKER, digest_file, is_quarantine
+from lookalike.index.walk import QUARANTINE_MARKER, digest_file, is_quarantine, someones_names
 from lookalike.paths import display, same_file
 
 MANIFEST_KIND = "lookalike-quarantine"
@@ -378,15 +377,14 @@ def check_quarantine(quarantine_dir: str | Path) -> Path:
 
 
 def _empty_or_quarantine(folder: Path) -> bool:
-    """Hidden files and what file systems and managers leave (``LITTER``) do not count, as for a new
-    index: a new disk's lost+found."""
+    """Hidden files and litter do not count, as for a new index (:func:`someones_names`): a new disk's
+    lost+found."""
     try:
         with os.scandir(folder) as it:
             entries = list(it)
     except OSError:
         return False
-    return is_quarantine(entries) or not [e for e in entries if not e.name.startswith(".")
-                                          and e.name not in LITTER]
+    return is_quarantine(entries) or not someones_names(e.name for e in entries)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,7 @@ from lookalike.embedder.traits import (
     traits_from_stored,
 )
 from lookalike.errors import CollectionError, IndexTooNew, NoIndex, NoSpace, NotAnIndex, WriterBusy
+from lookalike.index.walk import someones_names
 from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
 DB_NAME = "lookalike.db"
@@ -211,22 +212,17 @@ _FIRST_SCHEMA: dict[str, dict[str, type]] = {
 }
 """The tables of schema 1 and their columns, as :meth:`Store._create_schema` makes them (besides the
 FTS5 tables ``images_fts*``); what a creation killed half way leaves, and what finishing it expects."""
-LITTER = frozenset({"lost+found", "Thumbs.db", "desktop.ini"})
-"""Names that leave a folder empty for a new index, as hidden files do: a new file system's lost+found,
-and what file managers leave in folders they show."""
-
-
 def _check_new_folder(directory: Path, path: Path) -> None:
     """Refuse (NotAnIndex) to make a new index in a folder holding other files: a ``vectors.json`` there
-    could be someone's, which the index would overwrite. Hidden files and :data:`LITTER` do not count,
+    could be someone's, which the index would overwrite. Hidden files and litter do not count
+    (:func:`~lookalike.index.walk.someones_names`),
     nor ``path``'s own files when it exists (another process is creating the index this moment); its
     ``-wal`` without it would be an old index's, which SQLite would replay into the new one."""
     ours = {LOCK_NAME, *((path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal")
                         if path.exists() else ())}
     try:
         with os.scandir(directory) as entries:
-            others = sorted(e.name for e in entries
-                            if not (e.name.startswith(".") or e.name in LITTER or e.name in ours))
+            others = sorted(name for name in someones_names(e.name for e in entries) if name not in ours)
     except FileNotFoundError:
         return
     except OSError as e:

@@ -197,6 +197,17 @@ def is_quarantine(entries: Iterable[os.DirEntry]) -> bool:
     return False
 
 
+LITTER = frozenset({"lost+found", "Thumbs.db", "desktop.ini"})
+"""Names that leave a folder empty, as hidden files do: a new file system's lost+found, and what file
+managers leave in folders they show."""
+
+
+def someones_names(names: Iterable[str]) -> list[str]:
+    """The names in a folder that are someone's files (not hidden, not :data:`LITTER`): a folder holding
+    none is empty enough to become a new index or a quarantine."""
+    return [name for name in names if not name.startswith(".") and name not in LITTER]
+
+
 def quarantine_holding(path: str, known: dict[str, str | None] | None = None) -> str | None:
     """The quarantine ``path`` lies in (a folder holding a marker, itself or any folder above it, links
     resolved), or None. Walking stops at a quarantine's own top only; a root named inside it
