@@ -16,6 +16,7 @@ The tree (catch a branch to handle everything under it)::
     |   +-- WriterBusy              another writer holds the index (.retry_after seconds)
     |   +-- NoSpace                 the disk (or quota) is full; nothing committed was lost
     +-- QuarantineError             a manifest that cannot be read or acted on
+    +-- ReportError                 a place an HTML report cannot be written to
     +-- ServerUnavailable           a ``lookalike serve`` that cannot be reached or is busy (.url)
 
 Each class maps to one exit status in :mod:`lookalike.cli.exits` and one HTTP status in
@@ -102,6 +103,11 @@ class NoSpace(CollectionError):
 
 class QuarantineError(LookalikeError):
     """A quarantine manifest that cannot be read, or is not one; a folder copies cannot be moved into."""
+
+
+class ReportError(LookalikeError):
+    """An HTML report cannot be written where asked: a folder is there, or its folder is missing or
+    cannot be written."""
 
 
 class ServerUnavailable(LookalikeError):

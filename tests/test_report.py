@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from lookalike.errors import InvalidOption, ReportError
 from lookalike.index.records import Cluster, Member
 from lookalike.index.report import html_report
 
@@ -103,3 +104,15 @@ def test_a_report_that_cannot_be_written_leaves_nothing_behind(sample_photos, tm
         html_report(clusters, tmp_path / "report.html")
     assert os.listdir(tmp_path) == ["report.html"]  # no .report.html.tmp, and the previous one kept
     assert (tmp_path / "report.html").read_text() == "the previous report"
+
+
+def test_a_place_a_report_cannot_be_written_to_is_refused_in_the_library_s_own_words(sample_photos, tmp_path):
+    """A library caller passed no --html: the error names the place and the reason, not a CLI option
+    (the command line turns it into a usage error about --html: test_cli_exits)."""
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    for target, problem in [(tmp_path, "it is a folder"),
+                            (tmp_path / "missing" / "r.html", f"no folder {tmp_path / 'missing'}")]:
+        with pytest.raises(ReportError) as refused:
+            html_report(clusters, target)
+        assert not isinstance(refused.value, InvalidOption)
+        assert str(refused.value) == f"cannot write the report to {target}: {problem}"

@@ -21,7 +21,14 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from lookalike.cli import exits
-from lookalike.errors import ImageError, ImageNotFound, InvalidOption, LookalikeError, QuarantineError
+from lookalike.errors import (
+    ImageError,
+    ImageNotFound,
+    InvalidOption,
+    LookalikeError,
+    QuarantineError,
+    ReportError,
+)
 from lookalike.paths import display
 
 
@@ -482,9 +489,13 @@ def duplicates(
     if html:
         from lookalike.index.report import check_target
 
-        check_target(html)
+        with refused_as_usage("--html"):
+            check_target(html)
     if move_to:
-        checked_quarantine(move_to, "--move-to")
+        from lookalike.index.quarantine import check_quarantine
+
+        with refused_as_usage("--move-to"):
+            check_quarantine(move_to)
     with open_index(index) as collection:
         if (move_to or delete) and collection.read_only:  # said before the search, which takes minutes
             raise LookalikeError(f"{display(collection.directory)} can be read but not written "
@@ -609,7 +620,10 @@ def serve(
     if not is_loopback(host) and host not in ("0.0.0.0", "::"):
         names.append(host)  # the name it was asked to bind answers too
     if quarantine:
-        checked_quarantine(quarantine, "--quarantine")
+        from lookalike.index.quarantine import check_quarantine
+
+        with refused_as_usage("--quarantine"):
+            check_quarantine(quarantine)
     with open_collection(index, create=False, model=model, batching=batching) as collection:
         try:
             app = create_app(
@@ -622,13 +636,13 @@ def serve(
         uvicorn.run(app, host=host, port=port, **uvicorn_options(max_connections))
 
 
-def checked_quarantine(path: Path, option: str) -> None:
-    """A folder copies cannot be moved into is a wrong argument, said before any work is done."""
-    from lookalike.index.quarantine import check_quarantine
-
+@contextlib.contextmanager
+def refused_as_usage(option: str):
+    """A place the library refuses (a folder copies cannot be moved into, one a report cannot be written
+    to) is a wrong ``option``, asked before any work is done: a usage error, in the library's words."""
     try:
-        check_quarantine(path)
-    except QuarantineError as e:
+        yield
+    except (QuarantineError, ReportError) as e:
         raise InvalidOption(option, str(e)) from None
 
 

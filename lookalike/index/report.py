@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lookalike.embedder.images import open_image
-from lookalike.errors import ImageError, InvalidOption
+from lookalike.errors import ImageError, ReportError
 from lookalike.index.records import Cluster, Member
 from lookalike.paths import display
 
@@ -109,7 +109,7 @@ def render_html(clusters: Iterable[Cluster], title: str = "lookalike: duplicates
 
 
 def check_target(path: str | Path) -> None:
-    """InvalidOption unless a report can be written at ``path``: not a folder, in a folder that exists and
+    """ReportError unless a report can be written at ``path``: not a folder, in a folder that exists and
     can be written. Asked before a duplicates run, which can take minutes, rather than at its end."""
     target = Path(path).expanduser()
     folder = target.parent
@@ -123,7 +123,7 @@ def check_target(path: str | Path) -> None:
         problem = f"{display(folder)} cannot be written"
     else:
         return
-    raise InvalidOption("--html", f"cannot write the report to {display(target)}: {problem}")
+    raise ReportError(f"cannot write the report to {display(target)}: {problem}")
 
 
 def html_report(clusters: Iterable[Cluster], path: str | Path, title: str = "lookalike: duplicates",
