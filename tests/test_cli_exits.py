@@ -178,9 +178,13 @@ def test_a_report_or_quarantine_that_cannot_be_made_is_a_usage_error_before_the_
     notes.write_text("notes")
     folder = tmp_path / "reports"
     folder.mkdir()
+    unplugged = tmp_path / "usb"
+    unplugged.symlink_to(tmp_path / "media" / "usb")
     monkeypatch.chdir(tmp_path)
     for args, line in [
         (["--move-to", notes], f"cannot move copies into {notes}: {notes} is a file, not a folder"),
+        (["--move-to", unplugged], f"cannot move copies into {unplugged}: {unplugged} is a link to "
+                                   f"{tmp_path / 'media' / 'usb'}, which does not exist"),
         (["--move-to", notes / "sub"],
          f"cannot move copies into {notes / 'sub'}: {notes} is a file, not a folder"),
         (["--html", folder], f"cannot write the report to {folder}: it is a folder"),
@@ -189,11 +193,11 @@ def test_a_report_or_quarantine_that_cannot_be_made_is_a_usage_error_before_the_
     ]:
         result = run("duplicates", "--index", index, *args)
         assert result.exit_code == 2 and error_lines(result) == [f"error: {line}"]
-    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "reports"]  # no half report left, no folder made
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "reports", "usb"]  # no half report, no folder made
     assert notes.read_text() == "notes" and os.listdir(folder) == []
 
 
-def test_a_server_quarantine_that_cannot_be_one_is_refused_at_start(indexed):
+def test_a_server_quarantine_that_cannot_be_one_is_refused_at_start(indexed, tmp_path):
     index, _, _ = indexed
     folder = index.parent  # holds the photos and the index: no quarantine
     result = run("serve", "--index", index, "--quarantine", folder)
@@ -201,6 +205,12 @@ def test_a_server_quarantine_that_cannot_be_one_is_refused_at_start(indexed):
     assert error_lines(result) == [f"error: cannot move copies into {folder}: {folder} already holds "
                                    "files and is not a lookalike quarantine: choose a new or empty folder (a "
                                    "quarantine is hidden from indexing, and its files with it)"]
+    unplugged = tmp_path / "usb"
+    unplugged.symlink_to(tmp_path / "media" / "usb")
+    result = run("serve", "--index", index, "--quarantine", unplugged)
+    assert result.exit_code == 2
+    assert error_lines(result) == [f"error: cannot move copies into {unplugged}: {unplugged} is a link to "
+                                   f"{tmp_path / 'media' / 'usb'}, which does not exist"]
 
 
 def test_moving_or_deleting_from_an_index_that_cannot_be_written_is_refused_before_the_search(

@@ -270,6 +270,25 @@ def test_a_quarantine_must_be_new_empty_or_a_quarantine_already(library, tmp_pat
     assert len(move_copies(clusters, tmp_path / "empty", root=photos).moved) == 3
 
 
+def test_a_link_leading_nowhere_is_refused_and_nothing_is_made_where_it_points(library, tmp_path):
+    """A link to a folder on a disk not plugged in: the quarantine would have been made through it, on
+    the disk under the mount point, out of sight."""
+    photos, clusters = library
+    before = tree_digest(photos)
+    link, loop = tmp_path / "quarantine", tmp_path / "loop"
+    link.symlink_to(tmp_path / "usb" / "quarantine")
+    loop.symlink_to(loop)
+    for target, problem in [
+        (link, f"{link} is a link to {tmp_path / 'usb' / 'quarantine'}, which does not exist"),
+        (link / "2024", f"{link} is a link to {tmp_path / 'usb' / 'quarantine'}, which does not exist"),
+        (loop, f"{loop} is a link that cannot be followed: Too many levels of symbolic links"),
+    ]:
+        with pytest.raises(LookalikeError) as refused:
+            move_copies(clusters, target)
+        assert str(refused.value) == f"cannot move copies into {target}: {problem}"
+    assert not (tmp_path / "usb").exists() and tree_digest(photos) == before
+
+
 def test_a_file_where_a_copy_needs_a_folder_is_that_copy_s_problem_and_the_run_ends(library, tmp_path):
     """Once a retry loop: the folder could not be made, read as a name taken, and tried again forever
     while the manifest grew."""

@@ -283,6 +283,16 @@ def test_every_review_endpoint_needs_the_token(served):
                      401)
 
 
+def test_a_quarantine_link_leading_nowhere_is_refused_when_the_app_is_made(served, tmp_path):
+    """Resolved once at the start, the link's missing target would have been made by the first move."""
+    _, collection, *_ = served
+    link = tmp_path / "quarantine"
+    link.symlink_to(tmp_path / "usb" / "quarantine")
+    with pytest.raises(lookalike.QuarantineError, match=f"{link} is a link to .*, which does not exist"):
+        create_app(collection, token=TOKEN, quarantine=link)
+    assert not (tmp_path / "usb").exists()
+
+
 def test_without_a_quarantine_moving_is_off(tmp_path, tf1_module):
     files = review_folder(tmp_path / "photos")
     with lookalike.open(tmp_path / "index", model=str(tf1_module)) as collection:

@@ -361,10 +361,14 @@ def check_quarantine(quarantine_dir: str | Path) -> Path:
     """The folder ``quarantine_dir`` names (links resolved), unless copies cannot move into it: a file
     where it or a folder above it would be, a folder that cannot be written, or one holding other files
     that is not a quarantine already (its marker would hide that folder's own photos from indexing for
-    good). Asked before a duplicates run, which takes minutes, and again before the first move."""
-    quarantine = Path(os.path.realpath(Path(quarantine_dir).expanduser()))
+    good), or a link leading nowhere (the folder would be made where it points, out of sight). Asked
+    before a duplicates run, which takes minutes, and again before the first move."""
+    given = Path(quarantine_dir).expanduser().absolute()
+    quarantine = Path(os.path.realpath(given))
     there = next(p for p in (quarantine, *quarantine.parents) if os.path.lexists(p))
-    if not there.is_dir():
+    if nowhere := _link_leading_nowhere(given):
+        problem = nowhere
+    elif not there.is_dir():
         problem = f"{display(there)} is a file, not a folder"
     elif not os.access(there, os.W_OK | os.X_OK):
         problem = f"{display(there)} cannot be written"
@@ -374,6 +378,19 @@ def check_quarantine(quarantine_dir: str | Path) -> Path:
     else:
         return quarantine
     raise QuarantineError(f"cannot move copies into {display(quarantine_dir)}: {problem}")
+
+
+def _link_leading_nowhere(path: Path) -> str | None:
+    """Why the deepest part of ``path`` that is there is a link to nothing (a missing target, a loop),
+    or None."""
+    there = next(p for p in (path, *path.parents) if os.path.lexists(p))
+    try:
+        os.stat(there)
+    except FileNotFoundError:
+        return f"{display(there)} is a link to {display(os.path.realpath(there))}, which does not exist"
+    except OSError as e:
+        return f"{display(there)} is a link that cannot be followed: {e.strerror}"
+    return None
 
 
 def _empty_or_quarantine(folder: Path) -> bool:

@@ -57,7 +57,7 @@ from lookalike.errors import (
 )
 from lookalike.index.collection import Collection, Image, IndexInfo, SearchResult, TextHit, Undone
 from lookalike.index.duplicates import DEFAULT_POLICY
-from lookalike.index.quarantine import MoveResult
+from lookalike.index.quarantine import MoveResult, check_quarantine
 from lookalike.index.records import Cluster
 from lookalike.index.review import MAX_MEMBERS, Review, move_copies, recentre
 from lookalike.server.files import Busy, Gate, Thumbnails, declared_pixels, save_upload, tune_malloc
@@ -258,9 +258,10 @@ def create_app(
     are decoded. ``allowed_hosts``: Host names accepted besides the loopback names and the address the
     server listens on (``name`` for any port, ``name:port`` for one). ``decodes``: pictures decoded at
     once; more requests queue, and beyond the queue get a 503. ``quarantine``: where
-    ``POST /duplicates/move`` moves copies (manifests and all, as ``duplicates --move-to``); without
-    it moving and undoing answer 403. ``body_timeout``: a request body still arriving after this many
-    seconds gets a 408. Serve it with :func:`uvicorn_options`, which bounds connections.
+    ``POST /duplicates/move`` moves copies (manifests and all, as ``duplicates --move-to``), refused
+    here (QuarantineError) when copies cannot move into it; without it moving and undoing answer 403.
+    ``body_timeout``: a request body still arriving after this many seconds gets a 408. Serve it with
+    :func:`uvicorn_options`, which bounds connections.
     """
 
     @asynccontextmanager
@@ -287,7 +288,7 @@ def create_app(
     api = APIRouter(dependencies=[Depends(_bearer_check(token))] if token else [], responses=ERRORS)
     limits = _Limits(max_upload_bytes, max_upload_pixels, Gate(running=decodes))
     _add_routes(api, collection, Path(upload_dir).absolute() if upload_dir else None, limits)
-    quarantine = Path(os.path.realpath(Path(quarantine).expanduser())) if quarantine else None
+    quarantine = check_quarantine(quarantine) if quarantine else None  # links resolved, and refused now
     _add_review_routes(api, collection, quarantine)
     app.include_router(api)
 
