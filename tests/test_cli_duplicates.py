@@ -149,6 +149,24 @@ def test_move_to_then_undo_restores_every_byte_and_the_index(indexed, tmp_path):
     assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files)
 
 
+def test_a_quarantine_moved_and_renamed_manifests_and_all_is_still_undone(indexed, tmp_path):
+    """Its manifest recorded where the files went under the quarantine's old name: they are read in the
+    manifest's folder now."""
+    index, files, _ = indexed
+    before = tree_digest(tmp_path / "photos")
+    moved = duplicates(index, "--move-to", tmp_path / "quarantine")
+    manifest = Path(moved.stdout.splitlines()[-1].rsplit(" ", 1)[1])
+    archived = tmp_path / "archive" / "duplicates of 2024"
+    archived.parent.mkdir()
+    (tmp_path / "quarantine").rename(archived)
+
+    undone = run("undo", archived / manifest.name, "--index", index)
+    assert (undone.exit_code, undone.stdout, undone.stderr) == (0, "restored 4 files\n", "")
+    assert tree_digest(tmp_path / "photos") == before
+    assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files)
+    assert sorted(p.name for p in archived.iterdir()) == [".lookalike-quarantine", manifest.name]
+
+
 def test_undo_while_another_writer_holds_the_index_says_the_files_are_back_and_indexes_them_next_time(
     indexed, tmp_path
 ):

@@ -411,6 +411,23 @@ def test_a_damaged_or_hand_edited_manifest_is_refused_before_anything_is_put_bac
     assert tree_digest(photos) == moved_away
 
 
+def test_a_moved_quarantine_puts_back_only_files_inside_it(library, tmp_path):
+    """Entries recorded under the quarantine's old folder are read in its new one, and checked there as
+    ever: one that leads out of it ('..') refuses the manifest whole."""
+    photos, clusters = library
+    result = move_copies(clusters, tmp_path / "q", root=photos)
+    moved_away = tree_digest(photos)
+    lines = result.manifest.read_text().splitlines()
+    keeper_by_the_old_way = tmp_path / "q" / ".." / "photos" / "beach.jpg"
+    lines.insert(2, json.dumps({"op": "move", "original": str(tmp_path / "elsewhere.jpg"),
+                                "moved_to": str(keeper_by_the_old_way), "sha256": "0"}))
+    result.manifest.write_text("\n".join(lines) + "\n")
+    (tmp_path / "q").rename(tmp_path / "renamed")
+    with pytest.raises(LookalikeError, match="line 3 is not a move this quarantine made"):
+        undo(tmp_path / "renamed" / result.manifest.name)
+    assert tree_digest(photos) == moved_away
+
+
 def test_a_photo_folder_that_cannot_be_changed_leaves_no_copy_in_the_quarantine(library, tmp_path,
                                                                                  monkeypatch):
     """On a read-only mount the copy reached the quarantine, the source stayed, and the manifest went (no

@@ -435,7 +435,9 @@ def read_moves(manifest: Path) -> list[dict]:
     """The move entries that were not marked failed; a torn last line (crash mid-write) is skipped.
 
     Every line is checked before anything is put back, so a damaged or hand-edited manifest is refused
-    whole, never half undone; and only files inside the manifest's own quarantine are ever moved out."""
+    whole, never half undone; and only files inside the manifest's own quarantine are ever moved out. A
+    quarantine moved or renamed as a whole, manifests and all, is still undone: the files its manifest
+    recorded under the old folder are read in the manifest's folder now."""
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -451,12 +453,24 @@ def read_moves(manifest: Path) -> list[dict]:
     if not entries or not isinstance(entries[0], dict) or entries[0].get("kind") != MANIFEST_KIND:
         raise QuarantineError(f"{display(manifest)} is not a lookalike quarantine manifest")
     quarantine = Path(os.path.realpath(manifest.parent))
+    recorded = entries[0].get("quarantine")
+    if isinstance(recorded, str) and os.path.isabs(recorded) and Path(recorded) != quarantine:
+        entries[1:] = [_moved_along(entry, Path(recorded), quarantine) for entry in entries[1:]]
     for number, entry in enumerate(entries[1:], start=2):
         if not _valid_entry(entry, quarantine):
             raise QuarantineError(f"{display(manifest)}: line {number} is not a move this quarantine made; "
                                   "nothing was put back")
     failed = {(e["original"], e["moved_to"]) for e in entries[1:] if e["op"] == "failed"}
     return [e for e in entries[1:] if e["op"] == "move" and (e["original"], e["moved_to"]) not in failed]
+
+
+def _moved_along(entry: object, recorded: Path, quarantine: Path) -> object:
+    """``entry`` with its file in ``quarantine`` when it was recorded under ``recorded`` (the quarantine's
+    folder when the manifest was written); anything else as it is, for :func:`_valid_entry` to judge."""
+    moved_to = entry.get("moved_to") if isinstance(entry, dict) else None
+    if not isinstance(moved_to, str) or not Path(moved_to).is_relative_to(recorded):
+        return entry
+    return {**entry, "moved_to": str(quarantine / Path(moved_to).relative_to(recorded))}
 
 
 def _valid_entry(entry: object, quarantine: Path) -> bool:
