@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -128,6 +129,28 @@ def test_json_csv_and_an_html_report_with_every_cluster(indexed, tmp_path):
         assert [(f["role"], f["path"]) for f in section] == [("keeper", cluster["keeper"]["path"])] + [
             ("copy", m["path"]) for m in cluster["copies"]]
         assert all(f["thumbnail"] for f in section)
+
+
+def test_two_copies_that_are_one_file_count_its_bytes_once_in_every_output(indexed, tmp_path):
+    """A hard link of a copy is another copy by name only: removing both frees the file's bytes once."""
+    from lookalike.index.report import human_size
+
+    index, files, _ = indexed
+    again = tmp_path / "photos" / "backup" / "cat again.jpg"
+    os.link(files["cat-copy"], again)
+    assert run("index", tmp_path / "photos", "--index", index, "-q").exit_code == 0
+    size, page = files["cat"].stat().st_size, tmp_path / "report.html"
+
+    clusters = json.loads(duplicates(index, "--json", "--html", page).stdout_bytes)
+    (cat,) = [c for c in clusters if c["keeper"]["path"] == str(files["cat"])]
+    assert sorted(m["path"] for m in cat["copies"]) == sorted([str(files["cat-copy"]), str(again)])
+    assert cat["reclaimable"] == size
+    total = human_size(sum(c["reclaimable"] for c in clusters))
+    number, text, report = cat["cluster"], duplicates(index).stdout.splitlines(), page.read_text()
+    assert f"cluster {number}: 2 copies, {human_size(size)} reclaimable" in text
+    assert text[-1] == f"4 clusters, 5 copies, {total} reclaimable"
+    assert f"Cluster {number}: keep 1, 2 copies ({human_size(size)})" in report
+    assert f"4 clusters, 5 copies, {total} reclaimable" in report
 
 
 def test_move_to_then_undo_restores_every_byte_and_the_index(indexed, tmp_path):

@@ -647,7 +647,7 @@ def exact_groups(rows: Iterable[tuple[int, str | None]]) -> list[list[int]]:
 
 def _member(record: ImageRecord, similarity: float, exact: bool, same_file: bool = False) -> Member:
     return Member(record.id, record.path, record.width, record.height, record.size, record.mtime,
-                  similarity, exact, same_file, record.digest)
+                  similarity, exact, same_file, record.digest, record.device, record.inode)
 
 
 def _cluster(keeper: ImageRecord, copies: Iterable[tuple[ImageRecord, float]]) -> Cluster:

@@ -121,10 +121,18 @@ class Member:
     digest: str | None = None
     """The content digest it was indexed with: before a copy is moved or deleted, the copy and its keeper
     must still hold what was compared (a same-size rewrite keeps size and mtime close)."""
+    device: int | None = None
+    inode: int | None = None
+    """With ``device``, what tells hard links of one file apart from copies (None: not known)."""
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    @property
+    def file(self) -> tuple[int | None, int] | str:
+        """The file it is, whatever its name: its device and inode when known, else its path."""
+        return (self.device, self.inode) if self.inode else self.path
 
 
 @dataclass(frozen=True)
@@ -144,8 +152,9 @@ class Cluster:
 
     @property
     def reclaimable(self) -> int:
-        """Bytes freed by removing the copies: what a user weighs before cleaning up."""
-        return sum(c.size for c in self.copies if not c.same_file)
+        """Bytes freed by removing the copies: what a user weighs before cleaning up. Each file counts once
+        (two copies may be hard links of one file), the keeper's own file under another name not at all."""
+        return sum({c.file: c.size for c in self.copies if not c.same_file}.values())
 
 
 def tint_of(record: ImageRecord | None) -> bytes:
