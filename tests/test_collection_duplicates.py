@@ -227,6 +227,19 @@ def test_move_then_undo_leaves_every_file_byte_identical_and_the_index_in_step(c
     assert named(collection.duplicates(THRESHOLD), files) == EXPECTED
 
 
+def test_an_undo_reads_its_manifest_once(collection, tmp_path, monkeypatch):
+    """What is put back and what is looked for among files an earlier undo put back come from one
+    reading: the manifest is not read and checked a second time."""
+    from lookalike.index import quarantine
+
+    moved = collection.move_duplicates(collection.duplicates(THRESHOLD), tmp_path / "quarantine")
+    reads, read_moves = [], quarantine.read_moves
+    monkeypatch.setattr(quarantine, "read_moves",
+                        lambda manifest: reads.append(manifest) or read_moves(manifest))
+    assert len(collection.undo(moved.manifest).restored) == 4
+    assert reads == [moved.manifest]
+
+
 def test_an_undo_while_another_writer_holds_the_index_puts_files_back_and_a_later_one_indexes_them(
     collection, files, tmp_path
 ):

@@ -1173,8 +1173,9 @@ class Collection:
         it put back that the index still lacks, whichever undo put it back.
         """
         path = Path(manifest).expanduser().absolute()
-        result = quarantine.undo(path)
-        earlier = tuple(self._back_but_unindexed(path, result))
+        moves = quarantine.read_moves(path)
+        result = quarantine.undo(path, moves)
+        earlier = tuple(self._back_but_unindexed(moves, result))
         if result.restored or earlier:
             try:
                 self.add([*result.restored, *earlier], wait=wait)
@@ -1182,12 +1183,12 @@ class Collection:
                 return Undone(result.restored, result.problems, unindexed=(*result.restored, *earlier))
         return Undone(result.restored, result.problems, caught_up=earlier)
 
-    def _back_but_unindexed(self, manifest: Path, done: quarantine.UndoResult) -> list[Path]:
-        """Files an earlier undo of ``manifest`` put back (the same bytes at the same place) that the
-        index does not hold: that undo found the index busy."""
+    def _back_but_unindexed(self, moves: list[dict], done: quarantine.UndoResult) -> list[Path]:
+        """Files an earlier undo of a manifest's ``moves`` put back (the same bytes at the same place)
+        that the index does not hold: that undo found the index busy."""
         seen = {*done.restored, *(problem.path for problem in done.problems)}
         found = []
-        for entry in quarantine.read_moves(manifest):
+        for entry in moves:
             original = Path(entry["original"])
             if original in seen or Path(entry["moved_to"]).exists():
                 continue

@@ -486,15 +486,16 @@ def _valid_entry(entry: object, quarantine: Path) -> bool:
     return moved_to.is_relative_to(quarantine)
 
 
-def undo(manifest_path: str | Path) -> UndoResult:
+def undo(manifest_path: str | Path, moves: list[dict] | None = None) -> UndoResult:
     """Put every moved file back where it was, byte-identical; report what cannot be restored.
 
     A file that has reappeared at its original place is never overwritten: that one copy stays in the
     quarantine and is reported, the rest are restored. Emptied quarantine folders are removed.
+    ``moves``: the manifest's :func:`read_moves`, for a caller that needs them too (read once).
     """
     manifest = Path(manifest_path).expanduser().absolute()  # relative: emptied folders are still found
     restored, problems = [], []
-    moves = read_moves(manifest)
+    moves = read_moves(manifest) if moves is None else moves
     _remove_killed_partials({Path(entry["original"]).parent for entry in moves})
     for entry in moves:
         original, moved_to = Path(entry["original"]), Path(entry["moved_to"])
