@@ -765,6 +765,23 @@ def test_a_chance_mirrored_fit_does_not_overrule_a_fit_that_showed_another_pictu
     assert files_unlike([("brighter.jpg", "caption.jpg")], _Matches(blurred, flat)) == [False]
 
 
+def test_a_symmetric_part_fitting_mirrored_does_not_join_two_shots_of_one_scene():
+    """Recorded from bench/shots.py: two shots of a film logo, each keeping 80 % of it. As drawn, 301 of
+    301 matches fit, every detail alike where they overlap, and neither holds the other; mirrored, the
+    logo's symmetric middle fits 40, and that let them through as a mirrored copy. A flag whose stripes
+    repeat (recorded from bench/series.py: a bordered copy beside a mirrored one) fits as well either
+    way, the drawn fit a stripe off: there the mirrored fit still decides."""
+    shots = Match(301, 301, 472, 449, differing=0.0, layout=0.98, opposed=0.0, strokes=0.0, contained=0.75)
+    middle = Match(40, 77, 472, 449, differing=0.21, layout=0.98, opposed=0.07, strokes=0.7, contained=0.98)
+    assert geometry_disagrees(shots) and not geometry_disagrees(middle)
+    assert files_unlike([("first.jpg", "second.jpg")], _Matches(shots, middle)) == [True]
+    stripe_off = Match(171, 175, 327, 272, differing=0.0, layout=0.99, opposed=0.0, strokes=0.0,
+                       contained=0.77)
+    mirrored = Match(170, 176, 327, 272, differing=0.0, layout=0.99, opposed=0.0, strokes=0.0, contained=1.0)
+    assert geometry_disagrees(stripe_off) and not geometry_disagrees(mirrored)
+    assert files_unlike([("border.jpg", "mirror.jpg")], _Matches(stripe_off, mirrored)) == [False]
+
+
 @pytest.mark.parametrize("photo", ["cat", "espresso", "rocket", "cameraman"])
 def test_the_files_of_a_copy_vouch_for_it_where_the_density_held_it_under(copies, photo):
     """The keypoint look: a copy keeping every detail where the original has it fits hundreds of
