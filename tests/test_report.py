@@ -116,3 +116,29 @@ def test_a_place_a_report_cannot_be_written_to_is_refused_in_the_library_s_own_w
             html_report(clusters, target)
         assert not isinstance(refused.value, InvalidOption)
         assert str(refused.value) == f"cannot write the report to {target}: {problem}"
+
+
+def test_a_link_planted_in_the_report_s_folder_is_never_written_through(sample_photos, tmp_path):
+    """Someone who can write the report's folder plants links where a temporary file might go: the
+    report is written into a new file of its own, and the files the links lead to are untouched."""
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the only copy")
+    (tmp_path / ".report.html.tmp").symlink_to(precious)
+    html_report(clusters, tmp_path / "report.html")
+    assert precious.read_text() == "the only copy"
+    assert not (tmp_path / "report.html").is_symlink()
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(os.listdir(tmp_path)) == [".report.html.tmp", "precious.txt", "report.html"]
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_as_the_product_shows_it(sample_photos, tmp_path):
+    """A name with a byte that is no UTF-8 (an old camera's, a Windows share's) appears as ``\\xff``,
+    as on the command line, and its picture is still embedded."""
+    odd = tmp_path / os.fsdecode(b"caf\xe9 \xff.jpg")
+    shutil.copy(sample_photos[1], odd)
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(odd, 0.9),))]
+    page = Page()
+    page.feed(html_report(clusters, tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert any("caf\\xe9 \\xff.jpg" in text for text in page.text)
+    assert len(page.sections[0]["images"]) == 2

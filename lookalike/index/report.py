@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import io
 import os
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def thumbnail_uri(path: str | Path, px: int = THUMBNAIL_PX) -> str | None:
 
 def _figure(member: Member, keeper: bool, px: int) -> str:
     uri = thumbnail_uri(member.path, px)
-    picture = (f'<img src="{uri}" alt="{html.escape(Path(member.path).name)}">' if uri
+    picture = (f'<img src="{uri}" alt="{html.escape(display(Path(member.path).name))}">' if uri
                else "no preview")
     if keeper:
         role = "keep"
@@ -77,7 +78,7 @@ def _figure(member: Member, keeper: bool, px: int) -> str:
         f'<div class="thumb">{picture}</div>'
         f'<figcaption><span class="role">{role}</span><br>'
         f"{member.width}&times;{member.height} &middot; {html.escape(human_size(member.size))}<br>"
-        f'<span class="path">{html.escape(member.path)}</span></figcaption></figure>'
+        f'<span class="path">{html.escape(display(member.path))}</span></figcaption></figure>'
     )
 
 
@@ -129,12 +130,17 @@ def check_target(path: str | Path) -> None:
 def html_report(clusters: Iterable[Cluster], path: str | Path, title: str = "lookalike: duplicates",
                 px: int = THUMBNAIL_PX) -> Path:
     """Write the report to ``path`` atomically (a reader never sees half a page) and return the path;
-    a write that fails leaves no temporary file behind."""
+    a write that fails leaves no temporary file behind. The temporary file is a new one made for this
+    write (``O_EXCL``, a name of its own): a fixed name could be a link someone planted in a shared
+    folder, and writing through it would overwrite the file it leads to."""
     check_target(path)
     target = Path(path).expanduser()
-    temporary = target.with_name(f".{target.name}.tmp")
+    page = render_html(clusters, title, px).encode("utf-8")
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
     try:
-        temporary.write_text(render_html(clusters, title, px), encoding="utf-8")
+        with os.fdopen(handle, "wb") as out:
+            out.write(page)
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
