@@ -69,3 +69,39 @@ def test_a_full_disk_while_saving_the_faiss_file_is_no_space_and_nothing_committ
         assert {os.path.basename(n.image.path) for n in hits} == {p.name for p in sample_photos}
         summary = col.add([photos, later])
         assert summary.added == 0 and summary.failed == 0
+
+
+def test_a_long_lived_reader_never_saves_a_faiss_index_older_than_the_rows(tmp_path, photos, tf1_module,
+                                                                            sample_photos, monkeypatch):
+    """A server (or a notebook) keeps FAISS cached. Meanwhile an index run re-embeds an edited photo,
+    commits, and is stopped before it saves FAISS. When the server next writes (an upload), it must not
+    save its cache, which still holds the photo's old vector under the same id, as current: every
+    process would take that file as current for good."""
+    index_dir = tmp_path / "index"
+    edited = photos / sample_photos[0].name
+    server = lookalike.open(index_dir, model=str(tf1_module))
+    server.add([photos])
+    server.search(edited, k=1)  # FAISS cached
+
+    with lookalike.open(index_dir, model=str(tf1_module)) as run:
+        shutil.copy(sample_photos[1], edited)  # another picture now, under the same name
+        os.utime(edited, (1, 1))
+
+        def stopped(index):
+            raise KeyboardInterrupt  # Ctrl-C right after the run's last commit
+
+        monkeypatch.setattr(run, "_save_vectors", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            run.add([photos])
+
+    upload = tmp_path / "upload.jpg"
+    shutil.copy(sample_photos[2], upload)
+    server.add([upload])
+    server.close()
+
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        row = col.store.get_by_path(edited)
+        hits = col._current_vectors().search(row.vector[None], k=3)[0]
+        found = dict(zip(map(int, hits.ids), map(float, hits.scores), strict=True))
+        assert found.get(row.id) == pytest.approx(1.0, abs=1e-4)  # its new vector, not the old one
+        assert vectors.saved_generation(index_dir) == col.store.generation

@@ -273,7 +273,7 @@ class Collection:
                 # Loaded with nothing to embed too: a damaged or stale FAISS file is rebuilt and saved
                 # now, by the writer, instead of by every search after it.
                 opens = (plan.to_embed and not engine) or prune or (not plan.to_embed and self.store.count())
-                index = self._current_vectors() if opens else None
+                index = self._vectors_to_write() if opens else None
                 changes = bool(plan.to_embed or prune or self._vectors_unsaved)
             writer = _BatchWriter(self, index, known, commit_every)
             if plan.to_embed and engine is not None:  # embedded into shards elsewhere, then loaded
@@ -346,7 +346,7 @@ class Collection:
     def remove_ids(self, ids: Sequence[int], wait: float = 0.0) -> int:
         """Forget images by id (their files are not touched); e.g. after duplicates were moved away."""
         with self.store.writer(wait), self._lock:
-            index = self._current_vectors()
+            index = self._vectors_to_write()
             removed = self._forget(ids, index)
             self._save_vectors(index)
             return removed
@@ -363,7 +363,7 @@ class Collection:
         started = time.perf_counter()
         with self.store.writer(wait):
             with self._lock:
-                index = self._current_vectors() if self.store.vector_size is not None else None
+                index = self._vectors_to_write() if self.store.vector_size is not None else None
             writer = _BatchWriter(self, index, {}, COMMIT_EVERY)
             for path in paths:
                 self._load_shard(Path(path), writer)
@@ -416,7 +416,7 @@ class Collection:
                     f"shard {path} was made with {Fingerprint.from_dict(shard.fingerprint)}; index "
                     f"{self.directory} was built with {Fingerprint.from_dict(stored)}")
             if writer.index is None:
-                writer.index = self._current_vectors()
+                writer.index = self._vectors_to_write()
             taken = []
             for row in shard.rows:
                 found = wanted.get(row.path) if wanted is not None else None
@@ -458,6 +458,16 @@ class Collection:
             self._vectors, self._vectors_unsaved = vectors.load_or_rebuild(self.store, self._index_type)
             self._vectors_generation = generation
         return self._vectors
+
+    def _vectors_to_write(self) -> vectors.VectorIndex:
+        """The FAISS index a writer (holding the writer lock) changes and saves: the cache only when it
+        reflects every committed row, else loaded or refilled from SQLite (:meth:`_current_vectors`).
+        A reader's cache may lag behind another process's commits (a run killed before it saved
+        FAISS): changed and saved stamped with the store's generation, it would pass for current in
+        every process for good, an edited photo searched by its old vector."""
+        if self._vectors is not None and self._vectors_generation != self.store.generation:
+            self._vectors = None
+        return self._current_vectors()
 
     def _dim_hint(self) -> int:
         stored = self.fingerprint
@@ -1201,7 +1211,7 @@ class Collection:
         """Drop the rows of files that were moved or deleted (the caller holds the writer lock)."""
         ids = [row.id for path in paths if (row := self.store.get_by_path(path, vector=False))]
         if ids:
-            index = self._current_vectors()
+            index = self._vectors_to_write()
             self._forget(ids, index)
             self._save_vectors(index)
 
