@@ -237,3 +237,20 @@ def test_the_duplicate_self_search_scores_exactly_and_hides_removed_ids(built, d
                                atol=1e-5)
     sims, labels = built.pair_search().search(x[:10], 5)
     assert not np.isin(labels, ids[:10]).any() and np.all(np.diff(sims, axis=1) <= 0)
+
+
+def test_faiss_says_nothing_on_standard_output_which_a_json_answer_owns(tmp_path, data, capfd, monkeypatch):
+    """FAISS's C++ reports on on-disk lists with printf ("IO_FLAG_ONDISK_SAME_DIR: updating ondisk
+    filename", "resizing"): written to standard output, it broke ``search --json`` and ``--csv``.
+    Built, compacted, saved and loaded, the index leaves standard output as it found it."""
+    monkeypatch.setattr(ondisk, "SEGMENT", 1500)
+    ids, x = data
+    vi = OnDiskIndex.build(tmp_path, chunks_of(ids, x), len(ids), DIM)
+    vi.remove(ids[:20])
+    vi.compact()
+    vi.save(tmp_path, generation=1)
+    VectorIndex.load(tmp_path)
+    print("the answer")
+    out, err = capfd.readouterr()
+    assert out == "the answer\n"
+    assert "ondisk" in err  # FAISS still says it, where messages go

@@ -33,10 +33,14 @@ the lists a query touches. Measured in docs/benchmarks.md, "On-disk IVF-PQ layou
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import secrets
-from collections.abc import Callable, Collection, Iterable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import faiss
@@ -72,6 +76,27 @@ COMPACT_MIN = 50_000  # ...and this many vectors
 RETRAIN_GROWTH = 4  # retrain once the collection has grown or shrunk this many times since training
 
 Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # ids -> (found ids, float vectors)
+
+
+_CHATTER = threading.RLock()
+
+
+@contextlib.contextmanager
+def _faiss_chatter_to_stderr() -> Iterator[None]:
+    """FAISS's C++ reports on on-disk lists with ``printf`` ("IO_FLAG_ONDISK_SAME_DIR: updating ondisk
+    filename", "resizing ... to N bytes"): on standard output, which a ``--json`` or ``--csv`` answer owns
+    and a pipe reads. Standard output is standard error while FAISS works on them (C's buffers flushed
+    before it is given back, so nothing written meanwhile lands on it later)."""
+    with _CHATTER:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        try:
+            yield
+        finally:
+            ctypes.CDLL(None).fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def nlist_for(count: int) -> int:
@@ -182,6 +207,7 @@ class OnDiskIndex:
                    ivf.code_size), np.uint8), empty)
 
     @classmethod
+    @_faiss_chatter_to_stderr()
     def build(cls, directory: str | Path, chunks: Callable[[], Chunks], count: int, dim: int,
               seed: int = 0, train: np.ndarray | None = None) -> OnDiskIndex:
         """Train on a sample of ``chunks()``, encode every chunk into segments, merge them on disk.
@@ -241,6 +267,7 @@ class OnDiskIndex:
             self._ivf.replace_invlists(stacked, False)
             self._ivf.ntotal, self._index.ntotal = saved
 
+    @_faiss_chatter_to_stderr()
     def merge_segments(self, segments: Sequence[Path]) -> None:
         """Merge segment files (and nothing else) into a new base with ``merge_ondisk``; segments deleted."""
         try:
@@ -280,6 +307,7 @@ class OnDiskIndex:
                       np.empty(0, np.int64), self._delta_codes[:0], np.empty(0, np.int64))
         self.fetch = fetch
 
+    @_faiss_chatter_to_stderr()
     def compact(self) -> None:
         """Rewrite the lists: base minus tombstones, plus the delta, into a new ``.ivfdata``."""
         name = self._next_base_name()
@@ -582,6 +610,7 @@ class OnDiskIndex:
         return vi
 
 
+@_faiss_chatter_to_stderr()
 def _read_base(directory: Path, name: str) -> faiss.Index:
     """Read a base header; its ``.ivfdata`` (same directory) is memory-mapped read-only, not read.
 
