@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lookalike
-from lookalike.errors import CollectionError, ModelMismatchError
+from lookalike.errors import CollectionError, InvalidOption, ModelMismatchError
 from lookalike.index.vectors import INDEX_FILE
 from tests.modules import build_tf1_module
 from tests.photos import blocks, photo_folder
@@ -193,3 +193,28 @@ def test_an_index_type_asked_for_once_is_remembered(tmp_path, tf1_module, photos
         assert reopened.info().index_type == "flat"
     with pytest.raises(lookalike.InvalidOption, match="unknown index type"):
         lookalike.open(tmp_path / "ivf-index", index_type="hnsw")
+
+
+def test_arguments_that_would_answer_nothing_silently_are_refused(collection, photos):
+    """A count of matches is a whole number of 1 or more and a cosine score lies in [-1, 1]: before,
+    ``k=-5`` and ``min_score=nan`` answered nothing and ``limit=-1`` all but the last match, silently."""
+    photo = next(iter(photos.values()))
+    for k in (-5, 0, 1.5, True):
+        with pytest.raises(InvalidOption, match="k must be a whole number"):
+            collection.search(photo, k=k)
+    for score in (float("nan"), 5, -1.5):
+        with pytest.raises(InvalidOption, match=r"minimum score must be in \[-1, 1\]"):
+            collection.search_id(1, min_score=score)
+    with pytest.raises(InvalidOption, match="limit must be a whole number"):
+        collection.find("jpg", limit=-1)
+    assert len(collection.search(photo, k=np.int64(2), min_score=-1).neighbours) == 2
+
+
+def test_a_closed_collection_says_so_in_one_line(tmp_path, tf1_module, photos):
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        col.add(tmp_path / "photos")  # one folder, given alone: a path, not a list of its letters
+        assert col.info().images == len(photos)
+    col.close()  # closing again is harmless
+    for use in (col.info, lambda: col.search_id(1), lambda: col.find("jpg")):
+        with pytest.raises(CollectionError, match="was closed: open it again"):
+            use()

@@ -10,6 +10,7 @@ import contextlib
 import contextvars
 import dataclasses
 import errno
+import numbers
 import os
 import stat
 import tempfile
@@ -228,7 +229,7 @@ class Collection:
 
     def add(
         self,
-        paths: Iterable[str | Path],
+        paths: str | Path | Iterable[str | Path],
         *,
         prune: bool = False,
         extensions: Iterable[str] | None = None,
@@ -249,10 +250,11 @@ class Collection:
         from other threads go on while images are embedded, and nothing waits holding a lock.
         Raises WriterBusy when another writer holds the index for longer than ``wait`` seconds.
         With an ``engine`` (:mod:`lookalike.engines`) the embed step makes Parquet shards of
-        ``shard_size`` files, loaded as they come (:meth:`_embed_sharded`).
+        ``shard_size`` files, loaded as they come (:meth:`_embed_sharded`). One path may be given
+        alone: a string is one folder, never its letters.
         """
         started = time.perf_counter()
-        roots = [absolute(p) for p in paths]
+        roots = [absolute(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
         with self.store.writer(wait):
             skipped: list[tuple[str, str]] = []
             walker = Walk(roots, extensions, include_hidden=include_hidden,
@@ -494,6 +496,7 @@ class Collection:
         label: str | None = None,
     ) -> SearchResult:
         """Nearest images to a file or encoded image bytes; an indexed path uses its stored vector."""
+        k = _check_search(k, min_score)
         if self.fingerprint is None and self._model is None:
             raise CollectionError(f"{self.directory} holds no images yet: run 'lookalike index PATH' first")
         if not isinstance(image, bytes):
@@ -507,6 +510,7 @@ class Collection:
     def search_id(
         self, id: int, k: int = 10, *, min_score: float | None = None, label: str | None = None
     ) -> SearchResult:
+        k = _check_search(k, min_score)
         with self._lock:
             row = self.store.get(id)
         if row is None:
@@ -550,6 +554,7 @@ class Collection:
 
     def find(self, text: str, limit: int = 50) -> list[TextHit]:
         """Images whose predicted labels (or paths) match ``text``, surest first."""
+        limit = _check_count("limit", limit, "--limit")
         with self._lock:
             matches = self.store.search_text(text, limit)
         return [TextHit(Image.from_row(m.row), m.label, m.probability) for m in matches]
@@ -1228,6 +1233,24 @@ class Collection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_count(name: str, value: object, option: str) -> int:
+    """A count asked for (neighbours, matches) is a whole number of 1 or more: ``-5`` gave nothing and
+    ``-1`` all but the last, silently. Returned as Python's int (FAISS refuses NumPy's)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidOption(option, f"{name} must be a whole number of 1 or more, not {value!r}")
+    return int(value)
+
+
+def _check_search(k: object, min_score: float | None) -> int:
+    """A search's arguments, refused before anything is embedded: a cosine score lies in [-1, 1], and
+    NaN or 5 matched nothing, silently."""
+    k = _check_count("k", k, "-k")
+    if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, numbers.Real)
+                                  or not -1 <= min_score <= 1):
+        raise InvalidOption("--min-score", f"the minimum score must be in [-1, 1], not {min_score!r}")
+    return k
 
 
 class _IndexedMatches:

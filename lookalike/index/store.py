@@ -476,7 +476,10 @@ class Store:
                     self._set_meta("schema_version", version)
 
     def close(self) -> None:
-        self.db.conn.close()
+        """Close the database; closing twice is harmless, and any use after it is a CollectionError."""
+        if not isinstance(self.db, _Closed):
+            self.db.conn.close()
+            self.db = _Closed(self.directory)
 
     def __enter__(self) -> Store:
         return self
@@ -1047,3 +1050,14 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
 ]
 """Step N upgrades schema N+1 to N+2. Append only: a released step is never edited."""
 SCHEMA_VERSION = len(MIGRATIONS) + 1
+
+
+class _Closed:
+    """What a closed store's database is: every use says, in one line, that the index was closed (a
+    ``with lookalike.open(...)`` block left, ``close()`` called), instead of sqlite3's ProgrammingError."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def __getattr__(self, name: str) -> Any:
+        raise CollectionError(f"the index in {display(self.directory)} was closed: open it again to use it")
