@@ -218,3 +218,30 @@ def test_a_closed_collection_says_so_in_one_line(tmp_path, tf1_module, photos):
     for use in (col.info, lambda: col.search_id(1), lambda: col.find("jpg")):
         with pytest.raises(CollectionError, match="was closed: open it again"):
             use()
+
+
+def test_a_photo_replaced_by_a_copy_of_itself_is_the_file_the_index_serves(collection, tmp_path, photos):
+    """``rsync -a``, ``cp -p`` then ``mv``, a restore from a backup: the same bytes, size and mtime under
+    the same name, but another file (inode). It is not embedded again, and the index now knows the new
+    file, so it is served (it was refused as changed, for good). Another picture put there the same way,
+    at the same size and mtime, is embedded again."""
+    by_size = sorted(photos.values(), key=lambda p: p.stat().st_size)
+    path, smaller = by_size[-1], by_size[0]
+    row = collection.store.get_by_path(path)
+
+    def put_in_its_place(content: bytes) -> None:
+        incoming = tmp_path / "incoming.jpg"
+        incoming.write_bytes(content)
+        os.utime(incoming, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))
+        os.replace(incoming, path)
+
+    put_in_its_place(path.read_bytes())
+    summary = collection.add([tmp_path / "photos"])
+    assert (summary.added, summary.updated, summary.unchanged) == (0, 0, len(photos))
+    handle, image = collection.open_indexed_file(row.id)
+    with handle:
+        assert handle.read() == path.read_bytes() and image.path == str(path)
+
+    put_in_its_place(smaller.read_bytes().ljust(path.stat().st_size, b"\0"))  # bytes after a JPEG's end
+    assert collection.add([tmp_path / "photos"]).updated == 1
+    assert collection.search(smaller, k=1).neighbours[0].score == pytest.approx(1.0, abs=1e-4)

@@ -109,9 +109,9 @@ def test_a_batch_is_all_or_nothing(store):
 
 def test_touching_stats_does_not_change_vectors_or_generation(store):
     store.upsert([image("/p/a.jpg")])
-    store.update_stats([("/p/a.jpg", 123, 42.0)])
+    store.update_stats([("/p/a.jpg", 123, 42.0, 5, 77)])
     state = store.file_states()["/p/a.jpg"]
-    assert (state.size, state.mtime) == (123, 42.0)
+    assert (state.size, state.mtime, state.device, state.inode) == (123, 42.0, 5, 77)
     assert store.generation == 1
 
 

@@ -1370,17 +1370,19 @@ class Plan(NamedTuple):
 
 
 def _plan(found: Sequence[FoundFile], known: dict[str, FileState]) -> Plan:
-    """Split found files by what they need; a changed size or mtime is only a change if the digest is."""
+    """Split found files by what they need; a changed size, mtime or file (another inode under the path)
+    is only a change if the digest is."""
     to_embed, touched, unchanged, stale = [], [], 0, []
     for file in found:
         state = known.get(file.path)
         if state is None:
             to_embed.append(file)
             continue
-        if (state.size, state.mtime) == (file.size, file.mtime):
+        same_file = state.inode is None or (state.device, state.inode) == (file.device, file.inode)
+        if (state.size, state.mtime) == (file.size, file.mtime) and same_file:
             unchanged += 1
         elif state.size == file.size and _digest_or_none(file.path) == state.digest:
-            touched.append((file.path, file.size, file.mtime))
+            touched.append((file.path, file.size, file.mtime, file.device, file.inode))
             unchanged += 1
         else:
             to_embed.append(file)

@@ -148,6 +148,8 @@ class FileState(NamedTuple):
     mtime: float
     digest: str
     traits_current: bool = True  # False: its traits are missing or from an older ``TRAITS_VERSION``
+    device: int | None = None  # the file the path reached when indexed (None: not recorded)
+    inode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -620,11 +622,14 @@ class Store:
             self._bump_generation()
         return ids
 
-    def update_stats(self, changes: Iterable[tuple[str, int, float]]) -> None:
-        """Record a new (size, mtime) for files whose content digest did not change: no re-embedding."""
+    def update_stats(self, changes: Iterable[tuple[str, int, float, int | None, int | None]]) -> None:
+        """Record a new (size, mtime, device, inode) for files whose content digest did not change: no
+        re-embedding. A file replaced by a copy of itself (``rsync -a``, a restore) is a new inode."""
         with self._write() as conn:
-            conn.executemany("UPDATE images SET size = ?, mtime = ? WHERE path_bytes = ?",
-                             [(size, mtime, to_bytes(path)) for path, size, mtime in changes])
+            conn.executemany(
+                "UPDATE images SET size = ?, mtime = ?, device = ?, inode = ? WHERE path_bytes = ?",
+                [(size, mtime, device, inode, to_bytes(path))
+                 for path, size, mtime, device, inode in changes])
 
     def update_traits(self, refreshed: Iterable[tuple[int, Traits]]) -> None:
         """Store traits found again for unchanged files (``TRAITS_VERSION`` moved on): no re-embedding."""
@@ -750,9 +755,9 @@ class Store:
         """Every indexed path with its size, mtime, digest and whether its traits are current: change
         detection for a whole tree at once."""
         return {
-            from_bytes(raw): FileState(id, size, mtime, digest, version == TRAITS_VERSION)
-            for id, raw, size, mtime, digest, version in self.db.conn.execute(
-                "SELECT id, path_bytes, size, mtime, digest, traits_version FROM images"
+            from_bytes(raw): FileState(id, size, mtime, digest, version == TRAITS_VERSION, device, inode)
+            for id, raw, size, mtime, digest, version, device, inode in self.db.conn.execute(
+                "SELECT id, path_bytes, size, mtime, digest, traits_version, device, inode FROM images"
             )
         }
 
