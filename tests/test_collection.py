@@ -245,3 +245,31 @@ def test_a_photo_replaced_by_a_copy_of_itself_is_the_file_the_index_serves(colle
     put_in_its_place(smaller.read_bytes().ljust(path.stat().st_size, b"\0"))  # bytes after a JPEG's end
     assert collection.add([tmp_path / "photos"]).updated == 1
     assert collection.search(smaller, k=1).neighbours[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_photo_rewritten_between_its_decoding_and_its_digest_is_not_stored_half_and_half(
+    tmp_path, tf1_module, monkeypatch
+):
+    """Indexing decodes a file, then digests it. Another program saving a new picture over it in
+    between (same size) left the old picture's vector under the new content's digest, which every later
+    run took as unchanged. The run records it as changed while being read; the next one embeds it."""
+    from lookalike.index import collection as module
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    victim = blocks(folder / "victim.bmp", 1)
+    incoming = blocks(tmp_path / "new.bmp", 2)
+    real_digest = module.digest_file
+
+    def saved_over_just_before(path, *args):
+        if incoming.exists():
+            os.replace(incoming, path)
+        return real_digest(path, *args)
+
+    monkeypatch.setattr(module, "digest_file", saved_over_just_before)
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        first = col.add([folder])
+        assert first.added == 0 and first.failures == [(str(victim), "changed while being read")]
+        assert col.add([folder]).added == 1
+        (nearest,) = col.search(victim.read_bytes(), k=1).neighbours  # the picture the file now holds
+        assert nearest.image.path == str(victim) and nearest.score == pytest.approx(1.0, abs=1e-4)

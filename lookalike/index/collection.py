@@ -1416,7 +1416,7 @@ class _BatchWriter:
             self.batch_failures.append((file.path, result.reason))
         else:
             try:
-                digest = digest_file(file.path)  # after decoding: the content the vector is of
+                digest = digest_file(file.path, (file.size, file.mtime))  # the file decoded, as found
             except ImageError as error:
                 self.batch_failures.append((file.path, error.reason))
             else:

@@ -157,7 +157,7 @@ def build_table(spec: ShardSpec, embedder: Embedder, batch_size: int = 32) -> pa
             error = result.reason
         else:
             try:
-                digest = digest_file(file.path)
+                digest = digest_file(file.path, (file.size, file.mtime))  # the file decoded, as found
             except ImageError as e:
                 error = e.reason
         ok = error is None

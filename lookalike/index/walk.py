@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from lookalike.embedder.images import IMAGE_EXTENSIONS
+from lookalike.embedder.images import CHANGED, IMAGE_EXTENSIONS
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.paths import FileIdentity, display, file_kind, identify
 
@@ -275,10 +275,18 @@ def open_regular(path: str | Path) -> int:
     return fd
 
 
-def digest_file(path: str | Path) -> str:
+def digest_file(path: str | Path, as_found: tuple[int, float] | None = None) -> str:
     """SHA-256 of the content, hex: tells a touched file (same digest) from an edited one.
 
-    Raises ImageError when ``path`` is not a readable regular file (it is never opened otherwise).
+    Raises ImageError when ``path`` is not a readable regular file (it is never opened otherwise), and,
+    with ``as_found`` (the size and mtime the walk saw), when the file is not as found while it is read:
+    indexing decodes a file, then digests it, and a rewrite in between would store one picture's vector
+    under the other's digest, which no later run would ever notice.
     """
     with os.fdopen(open_regular(path), "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if as_found is not None:
+            now = os.fstat(f.fileno())
+            if (now.st_size, now.st_mtime) != as_found:
+                raise ImageError(os.fspath(path), CHANGED)
+    return digest
