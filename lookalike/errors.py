@@ -3,10 +3,10 @@
 The tree (catch a branch to handle everything under it)::
 
     LookalikeError                  every expected failure
-    +-- InvalidOption               a bad argument: unknown keeper policy, index type, threshold
+    +-- InvalidOption               a bad argument: keeper policy, index type, threshold, k, limit, score
     +-- ImageError                  a file or upload that is not a readable image (.source, .reason)
     +-- ModelError                  a model that cannot be found, downloaded or used
-    +-- CollectionError             an index directory that cannot be used as asked
+    +-- CollectionError             an index that cannot be used as asked (closed, say)
     |   +-- NotAnIndex              a database that is not an index
     |   |   +-- NoIndex             no index there at all (.directory): ``lookalike index`` makes one
     |   +-- IndexTooNew             written by a newer lookalike: upgrade the program
