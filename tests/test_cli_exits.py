@@ -227,6 +227,14 @@ def test_moving_or_deleting_from_an_index_that_cannot_be_written_is_refused_befo
                                        "copies cannot be moved or deleted from it"]
 
 
+def test_a_minimum_score_no_cosine_reaches_is_a_usage_error_not_an_empty_answer(indexed):
+    index, _, _ = indexed
+    for score in ("nan", "5"):
+        result = run("search", "--id", "1", "--index", index, "--min-score", score)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert error_lines(result) == [f"error: the minimum score must be in [-1, 1], not {float(score)!r}"]
+
+
 def test_an_id_beyond_what_the_index_can_hold_is_no_such_image(indexed):
     index, _, _ = indexed
     result = run("search", "--id", "99999999999999999999", "--index", index)
