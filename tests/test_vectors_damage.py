@@ -105,3 +105,37 @@ def test_a_long_lived_reader_never_saves_a_faiss_index_older_than_the_rows(tmp_p
         found = dict(zip(map(int, hits.ids), map(float, hits.scores), strict=True))
         assert found.get(row.id) == pytest.approx(1.0, abs=1e-4)  # its new vector, not the old one
         assert vectors.saved_generation(index_dir) == col.store.generation
+
+
+def test_a_reader_catches_up_with_rows_a_stopped_run_never_saved_to_faiss(tmp_path, photos, tf1_module,
+                                                                          sample_photos, monkeypatch):
+    """A server answers from its FAISS copy while another process indexes, catching up at each save.
+    A run stopped before its save leaves no newer file: once the copy has been behind the store for
+    ``STALE_AFTER_S`` (a live run saves every minute), it is caught up from SQLite, so the new photos
+    are searched, not only counted."""
+    from lookalike.index import collection as module
+
+    index_dir = tmp_path / "index"
+    first, *rest = sorted(photos.iterdir())
+    later = tmp_path / "later"
+    later.mkdir()
+    for photo in rest:
+        photo.rename(later / photo.name)
+    server = lookalike.open(index_dir, model=str(tf1_module))
+    server.add([photos])
+    server.search_id(1, k=1)  # FAISS cached
+
+    with lookalike.open(index_dir, model=str(tf1_module)) as run:
+
+        def stopped(index):
+            raise KeyboardInterrupt  # Ctrl-C right after the run's last commit
+
+        monkeypatch.setattr(run, "_save_vectors", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            run.add([later])
+    assert server.info().images == len(sample_photos)
+    assert len(server.search_id(1, k=50).neighbours) == 0  # within the grace: the copy as it was
+
+    monkeypatch.setattr(module, "STALE_AFTER_S", 0.0)
+    assert len(server.search_id(1, k=50).neighbours) == len(sample_photos) - 1
+    server.close()

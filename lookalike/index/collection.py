@@ -88,6 +88,10 @@ if TYPE_CHECKING:
 COMMIT_EVERY = 256  # images per SQLite transaction: the unit a killed run loses at most
 SHARDS_DIR = "shards"  # in the index directory: Parquet shards made by an engine, until loaded
 SAVE_EVERY_S = 60.0  # during a long run, refresh the FAISS file this often for readers
+STALE_AFTER_S = 2 * SAVE_EVERY_S
+"""A reader's FAISS copy behind the store (another process committed) with no newer file saved for this
+long: that writer stopped before its save (a run killed, a full disk), and the copy is caught up from
+SQLite; a live run saves every ``SAVE_EVERY_S``."""
 LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbours that match
 PAIR_CHUNK = 4096  # vectors read from SQLite per duplicate self-search call
 ORIENTATION_BATCH = 16  # images per forward pass of the orientation check (x2 turns)
@@ -191,6 +195,7 @@ class Collection:
         self._embedder: Embedder | None = None
         self._vectors: vectors.VectorIndex | None = None
         self._vectors_generation = -1
+        self._vectors_since = time.monotonic()  # when the cache was last loaded or saved
         self._vectors_unsaved = False  # rebuilt from SQLite (missing, stale or damaged) and not saved yet
         self._lock = threading.RLock()  # one SQLite connection and one FAISS index, many callers
 
@@ -447,12 +452,17 @@ class Collection:
         """The FAISS index: cached; reloaded when a writer saved a newer one; else built from SQLite.
 
         While another process indexes, this keeps answering from the last saved FAISS file (rows are
-        still read from SQLite, so removed images never show) instead of rebuilding at every commit.
+        still read from SQLite, so removed images never show) instead of rebuilding at every commit;
+        but not for longer than ``STALE_AFTER_S`` behind the store without a newer file (that writer
+        stopped before its save: new images would stay out of every search until some writer saved).
         """
         if self._vectors is not None:
             saved = vectors.saved_generation(self.directory)
-            if saved is None or saved <= self._vectors_generation:
+            if (saved is None or saved <= self._vectors_generation) and (
+                    time.monotonic() - self._vectors_since < STALE_AFTER_S
+                    or self._vectors_generation == self.store.generation):
                 return self._vectors
+        self._vectors_since = time.monotonic()
         if self.store.vector_size is None:
             self._vectors, self._vectors_generation = vectors.VectorIndex.empty(self._dim_hint()), -1
         else:
@@ -483,7 +493,7 @@ class Collection:
         if count or self.store.vector_size is not None:
             index.save(self.directory, self.store.generation)
         self._vectors, self._vectors_generation = index, self.store.generation
-        self._vectors_unsaved = False
+        self._vectors_unsaved, self._vectors_since = False, time.monotonic()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -1438,6 +1448,8 @@ class _BatchWriter:
                 self.index.remove(replaced)
                 ids = store.upsert(self.batch)
                 self.index.add(ids, np.stack([row.vector for row in self.batch]))
+                if self.index is self.collection._vectors:  # the cache holds this commit too
+                    self.collection._vectors_generation = store.generation
                 self.updated += len(replaced)
                 self.added += len(self.batch) - len(replaced)
             if self.batch_failures:
