@@ -22,6 +22,25 @@ def photos(tmp_path, sample_photos):
     return folder
 
 
+@pytest.fixture
+def later(tmp_path, photos):
+    """All photos but the first moved to a folder of their own: indexed by a later run."""
+    folder = tmp_path / "later"
+    folder.mkdir()
+    for photo in sorted(photos.iterdir())[1:]:
+        photo.rename(folder / photo.name)
+    return folder
+
+
+def stop_before_saving_faiss(collection, monkeypatch) -> None:
+    """A run stopped (Ctrl-C, kill, a full disk) right after its last commit, before its FAISS save."""
+
+    def stopped(index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collection, "_save_vectors", stopped)
+
+
 def test_a_faiss_file_damaged_inside_at_the_same_size_is_rebuilt_and_searches_stay_right(
     tmp_path, photos, tf1_module, sample_photos
 ):
@@ -44,14 +63,9 @@ def test_a_faiss_file_damaged_inside_at_the_same_size_is_rebuilt_and_searches_st
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_while_saving_the_faiss_file_is_no_space_and_nothing_committed_is_lost(
-    tmp_path, photos, tf1_module, sample_photos
+    tmp_path, photos, later, tf1_module, sample_photos
 ):
     index_dir = tmp_path / "index"
-    first, *rest = sorted(photos.iterdir())
-    later = tmp_path / "later"
-    later.mkdir()
-    for photo in rest:
-        photo.rename(later / photo.name)
     with lookalike.open(index_dir, model=str(tf1_module)) as col:
         col.add([photos])
     before = {name: (index_dir / name).read_bytes() for name in (INDEX_FILE, SIDECAR_FILE)}
@@ -86,11 +100,7 @@ def test_a_long_lived_reader_never_saves_a_faiss_index_older_than_the_rows(tmp_p
     with lookalike.open(index_dir, model=str(tf1_module)) as run:
         shutil.copy(sample_photos[1], edited)  # another picture now, under the same name
         os.utime(edited, (1, 1))
-
-        def stopped(index):
-            raise KeyboardInterrupt  # Ctrl-C right after the run's last commit
-
-        monkeypatch.setattr(run, "_save_vectors", stopped)
+        stop_before_saving_faiss(run, monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             run.add([photos])
 
@@ -107,7 +117,7 @@ def test_a_long_lived_reader_never_saves_a_faiss_index_older_than_the_rows(tmp_p
         assert vectors.saved_generation(index_dir) == col.store.generation
 
 
-def test_a_reader_catches_up_with_rows_a_stopped_run_never_saved_to_faiss(tmp_path, photos, tf1_module,
+def test_a_reader_catches_up_with_rows_a_stopped_run_never_saved_to_faiss(tmp_path, photos, later, tf1_module,
                                                                           sample_photos, monkeypatch):
     """A server answers from its FAISS copy while another process indexes, catching up at each save.
     A run stopped before its save leaves no newer file: once the copy has been behind the store for
@@ -116,21 +126,12 @@ def test_a_reader_catches_up_with_rows_a_stopped_run_never_saved_to_faiss(tmp_pa
     from lookalike.index import collection as module
 
     index_dir = tmp_path / "index"
-    first, *rest = sorted(photos.iterdir())
-    later = tmp_path / "later"
-    later.mkdir()
-    for photo in rest:
-        photo.rename(later / photo.name)
     server = lookalike.open(index_dir, model=str(tf1_module))
     server.add([photos])
     server.search_id(1, k=1)  # FAISS cached
 
     with lookalike.open(index_dir, model=str(tf1_module)) as run:
-
-        def stopped(index):
-            raise KeyboardInterrupt  # Ctrl-C right after the run's last commit
-
-        monkeypatch.setattr(run, "_save_vectors", stopped)
+        stop_before_saving_faiss(run, monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             run.add([later])
     assert server.info().images == len(sample_photos)
