@@ -134,6 +134,18 @@ def test_unreadable_files_are_recorded_and_the_run_goes_on(collection, tmp_path)
     assert collection.info().failures == 1
 
 
+def test_a_failures_limit_is_a_whole_number_of_1_or_more(collection, tmp_path):
+    """SQLite reads ``LIMIT -1`` as no limit at all and refuses 1.5 with a bare IntegrityError: both are
+    refused as ``find`` refuses them."""
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "photos" / "empty.png").write_bytes(b"")
+    assert collection.add([tmp_path / "photos"]).failed == 2
+    assert len(collection.failures(limit=1)) == 1 and len(collection.failures()) == 2
+    for limit in (-1, 0, 1.5, True):
+        with pytest.raises(InvalidOption, match="limit must be a whole number of 1 or more"):
+            collection.failures(limit=limit)
+
+
 def test_an_index_refuses_vectors_from_another_model(collection, tmp_path, tf1_module):
     other = build_tf1_module(tmp_path / "other-model", classes=10)
     col = lookalike.open(collection.directory, model=str(other))

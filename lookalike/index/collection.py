@@ -607,6 +607,8 @@ class Collection:
         return os.fdopen(fd, "rb"), Image.from_row(row)
 
     def failures(self, limit: int | None = None):
+        """The files that could not be indexed, most recent first; all of them without a ``limit``."""
+        limit = None if limit is None else _check_count("limit", limit, "--limit")
         with self._lock:
             return self.store.failures(limit)
 
