@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -114,6 +115,12 @@ def file_kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "folder"
     return "special file"
+
+
+def path_list(paths: PathLike | Iterable[PathLike]) -> list[PathLike]:
+    """The paths a caller gave, one alone or many: a string or bytes is one name, never its letters
+    (or byte values) walked as names of their own."""
+    return [paths] if isinstance(paths, str | bytes | os.PathLike) else list(paths)
 
 
 def absolute(path: PathLike) -> Path:

@@ -232,6 +232,14 @@ def test_a_closed_collection_says_so_in_one_line(tmp_path, tf1_module, photos):
             use()
 
 
+def test_one_folder_given_alone_is_one_folder_whatever_form_its_name_takes(tmp_path, tf1_module, photos):
+    """A name as str, Path or the bytes the kernel sees (what ``os.fsencode`` gives): never a list of its
+    letters, nor of its byte values."""
+    with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
+        assert col.add(os.fsencode(tmp_path / "photos")).added == len(photos)
+        assert col.add(tmp_path / "photos").unchanged == len(photos)
+
+
 def test_a_photo_replaced_by_a_copy_of_itself_is_the_file_the_index_serves(collection, tmp_path, photos):
     """``rsync -a``, ``cp -p`` then ``mv``, a restore from a backup: the same bytes, size and mtime under
     the same name, but another file (inode). It is not embedded again, and the index now knows the new

@@ -75,7 +75,7 @@ from lookalike.index.thumbnails import (
     pixel_neighbours,
 )
 from lookalike.index.walk import FoundFile, Walk, digest_file, open_regular, quarantine_holding, walk
-from lookalike.paths import FileSet, absolute, display
+from lookalike.paths import FileSet, PathLike, absolute, display, path_list
 from lookalike.results import Image, Neighbour, SearchResult
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class Collection:
 
     def add(
         self,
-        paths: str | Path | Iterable[str | Path],
+        paths: PathLike | Iterable[PathLike],
         *,
         prune: bool = False,
         extensions: Iterable[str] | None = None,
@@ -256,10 +256,10 @@ class Collection:
         Raises WriterBusy when another writer holds the index for longer than ``wait`` seconds.
         With an ``engine`` (:mod:`lookalike.engines`) the embed step makes Parquet shards of
         ``shard_size`` files, loaded as they come (:meth:`_embed_sharded`). One path may be given
-        alone: a string is one folder, never its letters.
+        alone: a string (or bytes) is one folder, never its letters.
         """
         started = time.perf_counter()
-        roots = [absolute(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+        roots = [absolute(p) for p in path_list(paths)]
         with self.store.writer(wait):
             skipped: list[tuple[str, str]] = []
             walker = Walk(roots, extensions, include_hidden=include_hidden,
