@@ -149,7 +149,7 @@ def test_loading_a_shard_twice_adds_no_row(folder, tmp_path, tiny_embedder):
     path = shards.write_shard(spec, tiny_embedder, tmp_path / "out")
     index = tmp_path / "index"
     with lookalike.open(index) as col:
-        first = col.load_shards([path])
+        first = col.load_shards(str(path))  # one shard given alone: a path, not a list of its letters
         ids = {p: s.id for p, s in col.store.file_states().items()}
         second = col.load_shards([path, path])
         assert (first.added, first.failed) == (13, 1) and (second.added, second.updated) == (0, 26)

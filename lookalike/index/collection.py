@@ -360,7 +360,7 @@ class Collection:
 
     # -- shards (lookalike.engines): embedded elsewhere, loaded here ---------------------------------
 
-    def load_shards(self, paths: Iterable[str | Path], *, wait: float = 0.0) -> AddSummary:
+    def load_shards(self, paths: PathLike | Iterable[PathLike], *, wait: float = 0.0) -> AddSummary:
         """Load Parquet shards (:mod:`lookalike.index.shards`) into the index, one transaction each.
 
         Rows are upserted by path, so loading a shard again adds no row; failures are recorded. A
@@ -372,8 +372,8 @@ class Collection:
             with self._lock:
                 index = self._vectors_to_write() if self.store.vector_size is not None else None
             writer = _BatchWriter(self, index, {}, COMMIT_EVERY)
-            for path in paths:
-                self._load_shard(Path(path), writer)
+            for path in path_list(paths):
+                self._load_shard(Path(os.fsdecode(path)), writer)
             with self._lock:
                 if writer.index is not None:
                     self._save_vectors(writer.index)
