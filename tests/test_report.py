@@ -142,3 +142,13 @@ def test_a_file_name_that_is_not_utf8_is_shown_as_the_product_shows_it(sample_ph
     page.feed(html_report(clusters, tmp_path / "report.html").read_text(encoding="utf-8"))
     assert any("caf\\xe9 \\xff.jpg" in text for text in page.text)
     assert len(page.sections[0]["images"]) == 2
+
+
+def test_a_title_naming_a_folder_that_is_not_utf8_is_shown_as_the_product_shows_it(sample_photos, tmp_path):
+    """A library caller titles the page after the folder it cleans up: a byte that is no UTF-8 in that
+    name is shown as ``\\xe9``, not a UnicodeEncodeError after the whole duplicates run."""
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    title = "duplicates in " + os.fsdecode(b"caf\xe9")
+    page = Page()
+    page.feed(html_report(clusters, tmp_path / "report.html", title=title).read_text(encoding="utf-8"))
+    assert page.text.count("duplicates in caf\\xe9") == 2  # the window's title and the heading

@@ -86,6 +86,7 @@ def render_html(clusters: Iterable[Cluster], title: str = "lookalike: duplicates
                 px: int = THUMBNAIL_PX) -> str:
     """The report as a string: a summary line, then one section per cluster, keeper first."""
     clusters = list(clusters)
+    title = display(title)  # a caller's title may hold a folder's name, undecodable bytes and all
     copies = sum(len(c.copies) for c in clusters)
     reclaimable = sum(c.reclaimable for c in clusters)
     sections = []
