@@ -681,3 +681,23 @@ def test_keeping_one_colouring_never_moves_the_greyscale_copy_of_another(tmp_pat
             "espresso.jpg", "espresso-green.jpg", "espresso-green-grey.jpg"))
         assert recentre(col, original, [grey], threshold=0.05).unlike == (grey,)
         assert recentre(col, recoloured, [grey], threshold=0.05).unlike == ()
+
+
+def test_a_closed_collection_moves_deletes_and_puts_back_nothing(collection, tmp_path):
+    """A closed index says so before any file is touched: before, the copies were moved, deleted or put
+    back, and only then did forgetting or indexing them fail, leaving the index out of step with them."""
+    before = tree_digest(tmp_path / "photos")
+    clusters = collection.duplicates(THRESHOLD)
+    moved = collection.move_duplicates(clusters[:1], tmp_path / "quarantine")
+    quarantined = tree_digest(tmp_path / "quarantine")
+    collection.close()
+    for use in (lambda: collection.move_duplicates(clusters[1:], tmp_path / "quarantine"),
+                lambda: collection.delete_duplicates(clusters[1:]),
+                lambda: collection.undo(moved.manifest)):
+        with pytest.raises(lookalike.CollectionError, match="was closed: open it again"):
+            use()
+    assert tree_digest(tmp_path / "quarantine") == quarantined
+    assert tree_digest(tmp_path / "photos") != before  # the first move stands, and nothing else moved
+    with lookalike.open(collection.directory) as reopened:
+        assert len(reopened.move_duplicates(clusters[1:], tmp_path / "quarantine").moved) == 3
+        assert len(reopened.undo(moved.manifest).restored) == 1

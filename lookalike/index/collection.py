@@ -1199,6 +1199,7 @@ class Collection:
         error (they are back): they come as ``unindexed``. Undoing the manifest again indexes every file
         it put back that the index still lacks, whichever undo put it back.
         """
+        self.store.check_open()  # the files go back before the writer lock is asked for
         path = Path(manifest).expanduser().absolute()
         moves = quarantine.read_moves(path)
         result = quarantine.undo(path, moves)

@@ -489,9 +489,16 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def check_open(self) -> None:
+        """CollectionError if this store was closed, for a caller about to move, delete or put back files
+        before it first reads the database: the error must come before the files change, not after."""
+        if isinstance(self.db, _Closed):
+            raise self.db.error()
+
     def writer(self, wait: float = 0.0) -> WriterLock:
-        """Take this directory's writer lock: ``with store.writer(wait=5): ...``; an index opened
-        read-only refuses at once, before anything is tried."""
+        """Take this directory's writer lock: ``with store.writer(wait=5): ...``; a closed index, or one
+        opened read-only, refuses at once, before anything is tried."""
+        self.check_open()
         if self.read_only:
             raise CollectionError(f"{display(self.directory)} can be read but not written ({self.read_only})")
         lock = WriterLock(self.directory)
@@ -1064,5 +1071,8 @@ class _Closed:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
+    def error(self) -> CollectionError:
+        return CollectionError(f"the index in {display(self.directory)} was closed: open it again to use it")
+
     def __getattr__(self, name: str) -> Any:
-        raise CollectionError(f"the index in {display(self.directory)} was closed: open it again to use it")
+        raise self.error()
