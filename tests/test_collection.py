@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import lookalike
+from lookalike.embedder import images
 from lookalike.errors import CollectionError, InvalidOption, ModelMismatchError
 from lookalike.index.vectors import INDEX_FILE
 from tests.modules import build_tf1_module
@@ -267,29 +269,56 @@ def test_a_photo_replaced_by_a_copy_of_itself_is_the_file_the_index_serves(colle
     assert collection.search(smaller, k=1).neighbours[0].score == pytest.approx(1.0, abs=1e-4)
 
 
-def test_a_photo_rewritten_between_its_decoding_and_its_digest_is_not_stored_half_and_half(
-    tmp_path, tf1_module, monkeypatch
-):
-    """Indexing decodes a file, then digests it. Another program saving a new picture over it in
-    between (same size) left the old picture's vector under the new content's digest, which every later
-    run took as unchanged. The run records it as changed while being read; the next one embeds it."""
-    from lookalike.index import collection as module
+def renamed_over(path: Path, content: bytes) -> None:
+    """An editor's atomic save of a same-size picture, its mtime kept: a new file under the name."""
+    st = path.stat()
+    incoming = path.parent.parent / "incoming"
+    incoming.write_bytes(content)
+    os.utime(incoming, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(incoming, path)
 
+
+def rewritten_in_place(path: Path, content: bytes) -> None:
+    """A same-size picture written into the file, its mtime set back (cp -p, touch -r, a restore)."""
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.write(content)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("save_over", [renamed_over, rewritten_in_place])
+@pytest.mark.parametrize("read_whole_max", [images.READ_WHOLE_MAX, 0], ids=["in memory", "descriptor"])
+def test_a_photo_saved_over_between_its_decoding_and_its_digest_is_never_stored_half_and_half(
+    tmp_path, tf1_module, monkeypatch, save_over, read_whole_max
+):
+    """Indexing decoded a file, then opened it again to digest it: another picture saved over it in
+    between (same size, mtime kept) left the old picture's vector under the new content's digest, which
+    every later run took as unchanged. Now the digest is of the very bytes decoded, and a file whose
+    inode was touched meanwhile is recorded as changed while being read; the next run embeds it."""
+    monkeypatch.setattr(images, "READ_WHOLE_MAX", read_whole_max)
     folder = tmp_path / "photos"
     folder.mkdir()
     victim = blocks(folder / "victim.bmp", 1)
-    incoming = blocks(tmp_path / "new.bmp", 2)
-    real_digest = module.digest_file
+    old, new = victim.read_bytes(), blocks(tmp_path / "new.bmp", 2).read_bytes()
+    assert len(old) == len(new) and old != new
+    real_sha256 = images._sha256
+    saves = [new]
 
-    def saved_over_just_before(path, *args):
-        if incoming.exists():
-            os.replace(incoming, path)
-        return real_digest(path, *args)
+    def saved_over_then_digested(stream, label):
+        if saves:
+            save_over(victim, saves.pop())
+        return real_sha256(stream, label)
 
-    monkeypatch.setattr(module, "digest_file", saved_over_just_before)
+    monkeypatch.setattr(images, "_sha256", saved_over_then_digested)
     with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
         first = col.add([folder])
-        assert first.added == 0 and first.failures == [(str(victim), "changed while being read")]
-        assert col.add([folder]).added == 1
-        (nearest,) = col.search(victim.read_bytes(), k=1).neighbours  # the picture the file now holds
+        if first.added:  # stored: one picture, the one decoded, under its own digest
+            row = col.store.get_by_path(victim)
+            assert row.digest == hashlib.sha256(old).hexdigest()
+            assert float(row.vector @ col.embedder.embed(old).vector) == pytest.approx(1.0, abs=1e-4)
+        else:
+            assert first.failures == [(str(victim), "changed while being read")]
+        assert col.add([folder]).failures == []
+        assert col.store.get_by_path(victim).digest == hashlib.sha256(new).hexdigest()
+        (nearest,) = col.search(new, k=1).neighbours  # the picture the file now holds
         assert nearest.image.path == str(victim) and nearest.score == pytest.approx(1.0, abs=1e-4)

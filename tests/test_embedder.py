@@ -142,9 +142,9 @@ def test_decoded_images_waiting_for_the_model_are_bounded_whatever_the_batch_siz
     started = []
     load = embedder_module.load_image
 
-    def counting_load(source, size):
+    def counting_load(source, size, **options):
         started.append(source)
-        return load(source, size)
+        return load(source, size, **options)
 
     monkeypatch.setattr(embedder_module, "load_image", counting_load)
     sources = sample_photos * 50

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import os
 import socket
@@ -775,3 +776,73 @@ def test_formats_whose_headers_do_not_say_what_they_unpack_are_not_read(tmp_path
     with pytest.raises(ImageError, match="not an image"):
         open_image(path)
     assert declared_pixels(path.read_bytes()) is None
+
+
+# --- the digest of the bytes decoded ------------------------------------------------------------------
+
+READ_WAYS = [images.READ_WHOLE_MAX, 0]  # files read whole into memory, or decoded from the descriptor
+
+
+@pytest.mark.parametrize("read_whole_max", READ_WAYS, ids=["in memory", "from the descriptor"])
+def test_load_image_digests_exactly_the_file_it_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_whole_max: int
+) -> None:
+    monkeypatch.setattr(images, "READ_WHOLE_MAX", read_whole_max)
+    path = noise_jpeg(tmp_path / "photo.jpg")
+    st = path.stat()
+    decoded = load_image(path, 64, digest=True)
+    assert decoded.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert decoded.file == (str(path), st.st_size, st.st_mtime, st.st_dev, st.st_ino)
+    from_bytes = load_image(path.read_bytes(), 64, digest=True)
+    assert from_bytes.digest == decoded.digest and from_bytes.file is None
+    np.testing.assert_array_equal(from_bytes.pixels, decoded.pixels)
+    assert load_image(path, 64).digest is None  # only when asked: searches need none
+
+
+@pytest.mark.parametrize("read_whole_max", READ_WAYS, ids=["in memory", "from the descriptor"])
+def test_a_file_rewritten_with_its_mtime_set_back_between_decoding_and_digest_is_reported_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_whole_max: int
+) -> None:
+    """Same size, mtime put back (cp -p, touch -r): size and mtime cannot tell; the change time does."""
+    monkeypatch.setattr(images, "READ_WHOLE_MAX", read_whole_max)
+    path = noise_jpeg(tmp_path / "photo.jpg")
+    other = bytes(reversed(path.read_bytes()))
+    real_sha256 = images._sha256
+
+    def rewritten_then_digested(stream: io.BytesIO, label: str) -> str:
+        st = os.stat(path)
+        with open(path, "r+b") as f:
+            f.write(other)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return real_sha256(stream, label)
+
+    monkeypatch.setattr(images, "_sha256", rewritten_then_digested)
+    with pytest.raises(ImageError) as caught:
+        load_image(path, 64, digest=True)
+    assert caught.value.reason == "changed while being read"
+
+
+def test_a_file_over_the_read_whole_cap_is_never_held_in_memory_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A huge uncompressed TIFF (or 10 GB named .jpg) is decoded from its descriptor, then digested from it
+    again: the file's bytes are never in memory at once (tracemalloc sees the Python bytes, not Pillow's
+    pixels, which the decoding needs anyway)."""
+    import tracemalloc
+
+    path = tmp_path / "huge.tif"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (2000, 3000, 3), dtype=np.uint8)).save(path)
+    size = path.stat().st_size  # 18 MB
+
+    def peak_of(call: Callable[[], object]) -> int:
+        tracemalloc.start()
+        try:
+            call()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak_of(lambda: load_image(path, 64, digest=True)) > size  # under the cap: read once, whole
+    monkeypatch.setattr(images, "READ_WHOLE_MAX", size - 1)
+    assert peak_of(lambda: load_image(path, 64, digest=True)) < size // 4
+    assert load_image(path, 64, digest=True).digest == hashlib.sha256(path.read_bytes()).hexdigest()

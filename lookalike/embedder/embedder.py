@@ -17,6 +17,7 @@ from lookalike.embedder.images import PREPROCESSING_VERSION, DecodedImage, load_
 from lookalike.embedder.labels import Label, top_labels
 from lookalike.embedder.traits import Traits
 from lookalike.errors import ImageError
+from lookalike.paths import FileIdentity
 
 TOP_K = 5
 Source = str | Path | bytes
@@ -67,6 +68,8 @@ class Embedding:
     height: int
     format: str
     traits: Traits | None = None
+    digest: str | None = None  # asked for: the SHA-256 of exactly the bytes embedded
+    file: FileIdentity | None = None  # the file a path's bytes were read from, as opened
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -111,10 +114,13 @@ class Embedder:
         batch_size: int = 32,
         workers: int | None = None,
         top_k: int = TOP_K,
+        digests: bool = False,
     ) -> Iterator[tuple[Source, Embedding | ImageError]]:
         """Embeds in input order, decoding in threads while the model runs on the previous batch.
 
         A file that cannot be decoded comes back as its ImageError in its place; the run goes on.
+        ``digests``: each embedding carries the SHA-256 of the bytes decoded (``load_image(digest=True)``),
+        taken in the decoding thread, so an indexer need not open the file again to digest it.
         Memory does not grow with ``batch_size``: batches are capped at ``MAX_BATCH_SIZE`` images and
         the decoded images waiting for the model at :func:`lookahead_images` (two batches, at most
         ``MAX_LOOKAHEAD_BYTES``); full-size decodes in flight are one per worker thread.
@@ -133,7 +139,7 @@ class Embedder:
                     source = next(todo, None)
                     if source is None:
                         return
-                    pending.append((source, pool.submit(load_image, source, self.input_size)))
+                    pending.append((source, pool.submit(load_image, source, self.input_size, digest=digests)))
 
             top_up()
             while pending:
@@ -157,7 +163,8 @@ class Embedder:
         vectors = l2_normalise(features)
         labels = top_labels(logits, top_k) if logits is not None else [[] for _ in images]
         return [
-            Embedding(vector, image_labels, image.width, image.height, image.format, image.traits)
+            Embedding(vector, image_labels, image.width, image.height, image.format, image.traits,
+                      image.digest, image.file)
             for vector, image_labels, image in zip(vectors, labels, images, strict=True)
         ]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hashlib
 import io
 import os
 import re
@@ -23,14 +24,14 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, features
 
 from lookalike.embedder.traits import THUMB, Traits, image_traits, jpeg_quality
 from lookalike.errors import ImageError
-from lookalike.paths import file_kind
+from lookalike.paths import FileIdentity, file_kind
 
 PREPROCESSING_VERSION = "effnet-eval-crop32-bicubic-v1"
 """Names the pipeline in :func:`preprocess`; stored in fingerprints, so bump it with any change there."""
@@ -49,6 +50,12 @@ ICON_SIGNATURE = b"\x00\x00\x01\x00"
 
 BACKGROUND = (255, 255, 255)
 """Transparent pixels are composited over white, as an image viewer shows them."""
+
+READ_WHOLE_MAX = 64 * 2**20
+"""With a digest asked for, a file up to this size is read into memory once and decoded and digested
+from those very bytes. A bigger one (a 10 GB file named .jpg, a huge uncompressed TIFF: no sane photo is
+near this) is not read whole, so memory stays bounded against hostile input: it is decoded from its
+descriptor and then digested from that same descriptor, its change time checked around both."""
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
@@ -100,6 +107,17 @@ class DecodedImage:
     height: int
     format: str
     traits: Traits | None = None  # what the duplicate keeper and second look need (traits.py)
+    digest: str | None = None  # asked for: the SHA-256 of exactly the bytes decoded
+    file: FileIdentity | None = None  # with the digest of a path: the file those bytes came from, as opened
+
+
+class _Decoded(NamedTuple):
+    image: Image.Image  # RGB
+    size: tuple[int, int]  # the original's, as seen
+    format: str
+    quality: int  # a JPEG's, from its tables
+    digest: str | None
+    file: FileIdentity | None
 
 
 def open_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
@@ -113,7 +131,7 @@ def open_image(source: ImageSource, min_size: int | None = None) -> Image.Image:
 
     Raises :class:`ImageError` with a short reason for anything that is not a readable picture.
     """
-    return _decode(source, min_size)[0]
+    return _decode(source, min_size).image
 
 
 def preprocess(image: Image.Image, size: int) -> np.ndarray:
@@ -140,39 +158,43 @@ def preprocess(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32) / np.float32(255.0)
 
 
-def load_image(source: ImageSource, size: int) -> DecodedImage:
-    """Open ``source`` and preprocess it for a model taking ``size x size`` input (see :func:`open_image`)."""
-    image, (width, height), image_format, quality = _decode(source, size)
-    return DecodedImage(pixels=preprocess(image, size), width=width, height=height, format=image_format,
-                        traits=image_traits(image, quality, (width, height)))
+def load_image(source: ImageSource, size: int, *, digest: bool = False) -> DecodedImage:
+    """Open ``source`` and preprocess it for a model taking ``size x size`` input (see :func:`open_image`).
+
+    With ``digest``, the SHA-256 of the very bytes decoded comes with it (and for a path, the file they
+    were read from as it was opened), read once: an index stores a vector with the digest of its own
+    picture even when the file is saved over meanwhile (such a file is refused as changed while read).
+    """
+    decoded = _decode(source, size, digest)
+    (width, height), traits = decoded.size, image_traits(decoded.image, decoded.quality, decoded.size)
+    return DecodedImage(pixels=preprocess(decoded.image, size), width=width, height=height,
+                        format=decoded.format, traits=traits, digest=decoded.digest, file=decoded.file)
 
 
 def read_bytes(source: str | os.PathLike[str]) -> bytes:
     """A file's content, refused with the ImageError decoding it would get (missing, not a regular file,
     empty, changed while read): what a client sends to ``lookalike serve`` instead of decoding it."""
-    with _binary_stream(source) as (stream, _):
-        return stream.read()
+    with _binary_stream(source) as opened:
+        return opened.stream.read()
 
 
 def read_traits(source: ImageSource) -> Traits:
     """A file's :class:`~lookalike.embedder.traits.Traits` alone, decoded at reduced size."""
-    image, size, _, quality = _decode(source, THUMB)
-    return image_traits(image, quality, size)
+    decoded = _decode(source, THUMB)
+    return image_traits(decoded.image, decoded.quality, decoded.size)
 
 
-def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tuple[int, int], str, int]:
-    """Open, guard, draft, decode, orient and convert.
-
-    Returns the RGB image, the original's size as seen, its format and its (JPEG) quality.
-    """
+def _decode(source: ImageSource, min_size: int | None, digest: bool = False) -> _Decoded:
+    """Open, guard, draft, decode, orient and convert; with ``digest``, digest the bytes decoded."""
     _register_plugins()
-    with _binary_stream(source) as (stream, label):
+    with _binary_stream(source, digest) as opened:
+        stream, label = opened.stream, opened.label
         try:
             start = stream.tell()
             head = stream.read(64)
             stream.seek(start)
         except OSError as exc:  # an I/O error on a failing disk or a vanished network share
-            raise ImageError(label, f"cannot read file ({exc.strerror or exc})") from None
+            raise _cannot_read(label, exc) from None
         if head.startswith(ICON_SIGNATURE):  # Pillow decodes it in Image.open: check its size first
             size = icon_size(stream)
             if size is None:
@@ -213,7 +235,7 @@ def _decode(source: ImageSource, min_size: int | None) -> tuple[Image.Image, tup
             raise ImageError(label, "too large to decode (out of memory)") from None
         except Exception as exc:
             raise ImageError(label, _CORRUPT) from exc
-    return rgb, (width, height), image_format, quality
+    return _Decoded(rgb, (width, height), image_format, quality, opened.digest, opened.file)
 
 
 def _check_pixels(label: str, width: int, height: int) -> None:
@@ -265,39 +287,90 @@ def _icon_entry_size(header: bytes) -> tuple[int, int] | None:
     return None
 
 
+@dataclass
+class _Opened:
+    """A seekable, non-empty binary stream to decode and the name to blame in errors; once the caller is
+    done with the stream, with a digest asked for, the SHA-256 of its bytes and the file they came from."""
+
+    stream: BinaryIO
+    label: str
+    digest: str | None = None
+    file: FileIdentity | None = None
+
+
 @contextlib.contextmanager
-def _binary_stream(source: ImageSource) -> Iterator[tuple[BinaryIO, str]]:
-    """A seekable, non-empty binary stream for ``source`` and the name to blame in errors."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        if len(source) == 0:
-            raise ImageError("<bytes>", "empty file")
-        yield io.BytesIO(source), "<bytes>"
-        return
+def _binary_stream(source: ImageSource, digest: bool = False) -> Iterator[_Opened]:
+    """``source`` opened for decoding; with ``digest``, digested after the caller's decode (see
+    :func:`_file_stream`; other sources are in memory, or read into it, and digested from there)."""
     if isinstance(source, str | os.PathLike):
-        label = os.fspath(source)
-        handle, opened = _open_regular_file(label)
-        with handle:
-            if opened.st_size == 0:
-                raise ImageError(label, "empty file")
-            try:
-                yield handle, label
-            except ImageError:
-                if _changed_since(handle, opened):  # the real reason a half-rewritten file fails
-                    raise ImageError(label, CHANGED) from None
-                raise
-            if _changed_since(handle, opened):  # decoded, but maybe from a mix of two versions
-                raise ImageError(label, CHANGED)
+        with _file_stream(os.fspath(source), digest) as opened:
+            yield opened
         return
-    stream = source
-    label = str(getattr(stream, "name", "<stream>"))
-    if not (hasattr(stream, "seekable") and stream.seekable()):
-        stream = io.BytesIO(stream.read())
+    if isinstance(source, bytes | bytearray | memoryview):
+        stream, label = io.BytesIO(source), "<bytes>"
+    else:
+        stream, label = source, str(getattr(source, "name", "<stream>"))
+        if digest or not (hasattr(stream, "seekable") and stream.seekable()):
+            stream = io.BytesIO(stream.read())
     start = stream.tell()
     end = stream.seek(0, io.SEEK_END)
     stream.seek(start)
     if end <= start:
         raise ImageError(label, "empty file")
-    yield stream, label
+    opened = _Opened(stream, label)
+    yield opened
+    if digest:
+        opened.digest = _sha256(stream, label)
+
+
+@contextlib.contextmanager
+def _file_stream(path: str, digest: bool) -> Iterator[_Opened]:
+    """The regular file ``path`` opened for decoding (:func:`_open_regular_file`), refused as changed
+    while being read when its size or mtime moved by the time the caller is done with it.
+
+    With ``digest``, its bytes are read once and digested as decoded: a file up to
+    :data:`READ_WHOLE_MAX` into memory, decoded and digested from there; a bigger one decoded from the
+    descriptor, then digested from that same descriptor. The check then takes in the change time too: a
+    rewrite in place whose mtime was set back (``cp -p``, ``touch -r``, a restore) moves only that, and
+    would give a vector of one picture with the other's digest (a rename over the file, or a chmod, moves
+    it as well: refused alike, and embedded by the next run).
+    """
+    handle, opened = _open_regular_file(path)
+    with handle:
+        if opened.st_size == 0:
+            raise ImageError(path, "empty file")
+        try:
+            stream: BinaryIO = handle
+            if digest and opened.st_size <= READ_WHOLE_MAX:
+                try:
+                    stream = io.BytesIO(handle.read(opened.st_size + 1))  # a file grown since is refused
+                except OSError as exc:
+                    raise _cannot_read(path, exc) from None
+            found = _Opened(stream, path)
+            yield found
+            if digest:
+                found.digest = _sha256(stream, path)
+                found.file = FileIdentity(path, opened.st_size, opened.st_mtime, opened.st_dev, opened.st_ino)
+        except ImageError:
+            if _changed_since(handle, opened):  # the real reason a half-rewritten file fails
+                raise ImageError(path, CHANGED) from None
+            raise
+        if _changed_since(handle, opened, with_ctime=digest):  # decoded, but maybe from two versions
+            raise ImageError(path, CHANGED)
+
+
+def _sha256(stream: BinaryIO, label: str) -> str:
+    """The SHA-256 of the whole of ``stream`` (in memory, or the descriptor decoded from, read again)."""
+    try:
+        stream.seek(0)
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+    except OSError as exc:
+        raise _cannot_read(label, exc) from None
+
+
+def _cannot_read(label: str, exc: OSError) -> ImageError:
+    """An I/O error on a failing disk or a vanished network share, in a few words."""
+    return ImageError(label, f"cannot read file ({exc.strerror or exc})")
 
 
 def _open_regular_file(path: str) -> tuple[BinaryIO, os.stat_result]:
@@ -325,7 +398,7 @@ def _open_regular_file(path: str) -> tuple[BinaryIO, os.stat_result]:
         if exc.errno == errno.ENXIO:  # a socket, or something else with no reader side
             with contextlib.suppress(OSError):
                 raise _not_regular(path, os.stat(path).st_mode) from None
-        raise ImageError(path, f"cannot read file ({exc.strerror or exc})") from None
+        raise _cannot_read(path, exc) from None
     except ValueError as exc:  # a NUL byte in the name
         raise ImageError(path, f"cannot read file ({exc})") from None
     try:
@@ -345,11 +418,14 @@ def _not_regular(path: str, mode: int) -> ImageError:
     return ImageError(path, f"not a regular file ({file_kind(mode)})")
 
 
-def _changed_since(handle: BinaryIO, opened: os.stat_result) -> bool:
-    """Whether the open file's size or modification time moved while it was being read."""
+def _changed_since(handle: BinaryIO, opened: os.stat_result, with_ctime: bool = False) -> bool:
+    """Whether the open file's size or modification time (``with_ctime``: or change time) moved while it
+    was being read."""
     try:
         now = os.fstat(handle.fileno())
     except OSError:
+        return True
+    if with_ctime and now.st_ctime_ns != opened.st_ctime_ns:
         return True
     return (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns)
 

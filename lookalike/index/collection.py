@@ -74,7 +74,15 @@ from lookalike.index.thumbnails import (
     luminance_differences,
     pixel_neighbours,
 )
-from lookalike.index.walk import FoundFile, Walk, digest_file, open_regular, quarantine_holding, walk
+from lookalike.index.walk import (
+    FoundFile,
+    Walk,
+    digest_file,
+    embed_failure,
+    open_regular,
+    quarantine_holding,
+    walk,
+)
 from lookalike.paths import FileSet, PathLike, absolute, display, path_list
 from lookalike.results import Image, Neighbour, SearchResult
 
@@ -82,6 +90,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     from lookalike.embedder import Embedder, Fingerprint
+    from lookalike.embedder.embedder import Embedding
     from lookalike.embedder.keypoints import KeypointFiles, Match
     from lookalike.engines import Engine
 
@@ -290,7 +299,7 @@ class Collection:
                 with self._lock:
                     self._claim_model(embedder.fingerprint)
                 files = {f.path: f for f in plan.to_embed}
-                results = embedder.embed_many(list(files), batch_size=batch_size)
+                results = embedder.embed_many(list(files), batch_size=batch_size, digests=True)
                 for done, (path, result) in enumerate(results, start=1):
                     writer.take(files[path], result)
                     if progress:
@@ -1424,20 +1433,17 @@ class _BatchWriter:
         self.added = self.updated = 0
         self.last_save = time.monotonic()
 
-    def take(self, file: FoundFile, result: Any) -> None:
-        if isinstance(result, ImageError):
-            self.batch_failures.append((file.path, result.reason))
+    def take(self, file: FoundFile, result: Embedding | ImageError) -> None:
+        """One file's embedding (with its digest: ``embed_many(digests=True)``) or failure, in the batch."""
+        reason = embed_failure(file, result)
+        if reason is not None:
+            self.batch_failures.append((file.path, reason))
         else:
-            try:
-                digest = digest_file(file.path, (file.size, file.mtime))  # the file decoded, as found
-            except ImageError as error:
-                self.batch_failures.append((file.path, error.reason))
-            else:
-                self.batch.append(NewImage(
-                    file.path, file.size, file.mtime, digest, result.width, result.height, result.format,
-                    [vars(label) for label in result.labels], result.vector, file.device, file.inode,
-                    result.traits,
-                ))
+            self.batch.append(NewImage(
+                file.path, file.size, file.mtime, result.digest, result.width, result.height, result.format,
+                [vars(label) for label in result.labels], result.vector, file.device, file.inode,
+                result.traits,
+            ))
         if len(self.batch) + len(self.batch_failures) >= self.commit_every:
             self.flush()
 

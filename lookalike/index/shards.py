@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lookalike.embedder.traits import TRAIT_FIELDS, Traits, stored_traits, traits_from_stored
-from lookalike.errors import CollectionError, ImageError
-from lookalike.index.walk import FoundFile, digest_file
+from lookalike.errors import CollectionError
+from lookalike.index.walk import FoundFile, embed_failure
 from lookalike.paths import from_bytes, to_bytes
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def schema(dim: int, fingerprint: Fingerprint | dict[str, Any], name: str) -> pa
 def build_table(spec: ShardSpec, embedder: Embedder, batch_size: int = 32) -> pa.Table:
     """Embed a shard's files: a table with one row per file, in the spec's order, failures included.
 
-    The digest is taken after decoding, as the plain indexer does: it is the content the vector is of.
+    The digest is of the very bytes decoded, as the plain indexer takes it: the content the vector is of.
     """
     import pyarrow as pa
 
@@ -146,21 +146,15 @@ def build_table(spec: ShardSpec, embedder: Embedder, batch_size: int = 32) -> pa
         "path", "size", "mtime", "device", "inode", "digest", "width", "height", "format", "labels",
         "vector", "error", *TRAIT_FIELDS)}
     files = {f.path: f for f in spec.files}
-    results = embedder.embed_many(list(files), batch_size=batch_size)
+    results = embedder.embed_many(list(files), batch_size=batch_size, digests=True)
     dim = embedder.dim
     vectors = np.zeros((len(files), dim), np.float32)
     valid = np.zeros(len(files), bool)
     for row, (path, result) in enumerate(results):
         file = files[path]
-        digest = error = None
-        if isinstance(result, ImageError):
-            error = result.reason
-        else:
-            try:
-                digest = digest_file(file.path, (file.size, file.mtime))  # the file decoded, as found
-            except ImageError as e:
-                error = e.reason
+        error = embed_failure(file, result)
         ok = error is None
+        digest = result.digest if ok else None
         columns["path"].append(to_bytes(file.path))
         columns["size"].append(file.size)
         columns["mtime"].append(file.mtime)

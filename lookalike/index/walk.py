@@ -20,10 +20,14 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lookalike.embedder.images import CHANGED, IMAGE_EXTENSIONS
 from lookalike.errors import ImageError, LookalikeError
 from lookalike.paths import FileIdentity, display, file_kind, identify
+
+if TYPE_CHECKING:
+    from lookalike.embedder.embedder import Embedding
 
 QUARANTINE_MARKER = ".lookalike-quarantine"
 """A file in every quarantine folder's top: the walker passes such folders by."""
@@ -275,18 +279,20 @@ def open_regular(path: str | Path) -> int:
     return fd
 
 
-def digest_file(path: str | Path, as_found: tuple[int, float] | None = None) -> str:
+def digest_file(path: str | Path) -> str:
     """SHA-256 of the content, hex: tells a touched file (same digest) from an edited one.
 
-    Raises ImageError when ``path`` is not a readable regular file (it is never opened otherwise), and,
-    with ``as_found`` (the size and mtime the walk saw), when the file is not as found while it is read:
-    indexing decodes a file, then digests it, and a rewrite in between would store one picture's vector
-    under the other's digest, which no later run would ever notice.
+    Raises ImageError when ``path`` is not a readable regular file (it is never opened otherwise). What
+    indexing stores comes with its digest from the decoding itself (:func:`embed_failure`).
     """
     with os.fdopen(open_regular(path), "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-        if as_found is not None:
-            now = os.fstat(f.fileno())
-            if (now.st_size, now.st_mtime) != as_found:
-                raise ImageError(os.fspath(path), CHANGED)
-    return digest
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def embed_failure(file: FoundFile, result: Embedding | ImageError) -> str | None:
+    """Why an embedded file cannot be stored, or None: its ImageError's reason, or changed while being
+    read when its bytes (embedded with ``digests=True``) came from another version than the walk found:
+    stored under the walk's size and mtime, they would pass as unchanged for good."""
+    if isinstance(result, ImageError):
+        return result.reason
+    return None if result.file == file else CHANGED
