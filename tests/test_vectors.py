@@ -21,6 +21,7 @@ from lookalike.index.vectors import (
     load_or_rebuild,
     normalized,
     rebuild,
+    save_current,
 )
 
 DIM = 16
@@ -194,6 +195,44 @@ def test_a_reembedded_row_makes_the_file_stale_though_the_ids_are_the_same(store
     loaded, rebuilt = load_or_rebuild(store)
     (hits,) = loaded.search(changed, k=1)
     assert rebuilt and hits.ids.tolist() == [1] and hits.scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_copy_follows_the_commits_it_takes_part_in_and_no_other(store, tmp_path):
+    fill(store, clustered(50))
+    copy, generation = rebuild(store)
+    assert copy.generation == generation == store.generation
+    with copy.changing_with(store):
+        copy.add(fill(store, clustered(1, seed=7), start=50), clustered(1, seed=7))
+    assert copy.generation == store.generation == generation + 1
+
+    fill(store, clustered(1, seed=8), start=51)  # another process's commit: this copy did not take it
+    with copy.changing_with(store):
+        copy.add(fill(store, clustered(1, seed=9), start=52), clustered(1, seed=9))
+    assert copy.generation == generation + 1 < store.generation  # behind, and stays behind
+
+    current, _ = rebuild(store)
+    with pytest.raises(NoSpace), current.changing_with(store):
+        current.remove([1])
+        raise NoSpace("the commit failed after the copy changed")
+    assert current.generation == vectors.BEHIND
+
+
+def test_saving_a_copy_behind_the_store_rebuilds_it_instead_of_stamping_it_current(store, tmp_path):
+    """A long-lived process's copy lags behind another process's commits; saved stamped with the store's
+    generation it would pass as current for good, here with a re-embedded row's old vector."""
+    fill(store, clustered(50))
+    stale, _ = rebuild(store)
+    changed = clustered(1, seed=5)
+    (row_id,) = fill(store, changed)  # /p/0.jpg re-embedded elsewhere: same id, new vector
+
+    saved = save_current(stale, store)
+
+    assert saved is not stale and saved.generation == store.generation
+    assert vectors.saved_generation(store.directory) == store.generation
+    loaded, rebuilt = load_or_rebuild(store)
+    (hits,) = loaded.search(changed, k=1)
+    assert not rebuilt and hits.ids.tolist() == [row_id] and hits.scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert save_current(loaded, store) is loaded  # a current copy is saved as it is
 
 
 def test_a_crash_while_saving_leaves_the_previous_file_intact(store, tmp_path, monkeypatch):

@@ -117,6 +117,68 @@ def test_a_long_lived_reader_never_saves_a_faiss_index_older_than_the_rows(tmp_p
         assert vectors.saved_generation(index_dir) == col.store.generation
 
 
+def scored_by_its_stored_vector(col, path) -> float | None:
+    """The score the FAISS copy gives the row of ``path`` searched by its own stored vector (1.0: current)."""
+    row = col.store.get_by_path(path)
+    hits = col._current_vectors().search(row.vector[None], k=3)[0]
+    return dict(zip(map(int, hits.ids), map(float, hits.scores), strict=True)).get(row.id)
+
+
+def test_a_long_lived_reader_that_forgets_images_saves_faiss_with_the_rows_it_never_read(
+    tmp_path, photos, tf1_module, sample_photos, monkeypatch
+):
+    """The server's copy is behind another process's commit (an edited photo re-embedded, that run
+    stopped before its FAISS save) when it writes by another way than indexing: forgetting an image.
+    The saved file holds the edited photo's new vector, in this process and in the next."""
+    index_dir = tmp_path / "index"
+    edited = photos / sample_photos[0].name
+    server = lookalike.open(index_dir, model=str(tf1_module))
+    server.add([photos])
+    server.search(edited, k=1)  # FAISS cached
+    forgotten = server.get_by_path(photos / sample_photos[-1].name).id
+
+    with lookalike.open(index_dir, model=str(tf1_module)) as run:
+        shutil.copy(sample_photos[1], edited)  # another picture now, under the same name
+        os.utime(edited, (1, 1))
+        stop_before_saving_faiss(run, monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            run.add([photos])
+
+    assert server.remove_ids([forgotten]) == 1
+    assert scored_by_its_stored_vector(server, edited) == pytest.approx(1.0, abs=1e-4)
+    server.close()
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        assert vectors.saved_generation(index_dir) == col.store.generation
+        assert scored_by_its_stored_vector(col, edited) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_commit_that_fails_after_the_faiss_copy_changed_leaves_the_copy_to_be_rebuilt(
+    tmp_path, photos, tf1_module, sample_photos, monkeypatch
+):
+    """Re-indexing an edited photo takes its old vector out of the FAISS copy, then commits the new one.
+    When that commit fails (a full disk), the copy lacked a row SQLite still holds yet passed for current:
+    the next save kept the photo out of this process's searches for good."""
+    index_dir = tmp_path / "index"
+    edited = photos / sample_photos[0].name
+    col = lookalike.open(index_dir, model=str(tf1_module))
+    col.add([photos])
+    forgotten = col.get_by_path(photos / sample_photos[-1].name).id
+    shutil.copy(sample_photos[1], edited)
+    os.utime(edited, (1, 1))
+
+    def full_disk(images):
+        raise NoSpace("no space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(col.store, "upsert", full_disk)
+        with pytest.raises(NoSpace):
+            col.add([photos])
+    col.remove_ids([forgotten])  # a later write saves the copy
+
+    assert scored_by_its_stored_vector(col, edited) == pytest.approx(1.0, abs=1e-4)  # the old row, searched
+    col.close()
+
+
 def test_a_reader_catches_up_with_rows_a_stopped_run_never_saved_to_faiss(tmp_path, photos, later, tf1_module,
                                                                           sample_photos, monkeypatch):
     """A server answers from its FAISS copy while another process indexes, catching up at each save.

@@ -202,8 +202,7 @@ class Collection:
         self._index_type = index_type or store.get_meta("index_type") or "auto"
         self._batching = batching
         self._embedder: Embedder | None = None
-        self._vectors: vectors.VectorIndex | None = None
-        self._vectors_generation = -1
+        self._vectors: vectors.VectorIndex | None = None  # carries the store generation it reflects
         self._vectors_since = time.monotonic()  # when the cache was last loaded or saved
         self._vectors_unsaved = False  # rebuilt from SQLite (missing, stale or damaged) and not saved yet
         self._lock = threading.RLock()  # one SQLite connection and one FAISS index, many callers
@@ -289,7 +288,7 @@ class Collection:
                 # Loaded with nothing to embed too: a damaged or stale FAISS file is rebuilt and saved
                 # now, by the writer, instead of by every search after it.
                 opens = (plan.to_embed and not engine) or prune or (not plan.to_embed and self.store.count())
-                index = self._vectors_to_write() if opens else None
+                index = self._current_vectors() if opens else None
                 changes = bool(plan.to_embed or prune or self._vectors_unsaved)
             writer = _BatchWriter(self, index, known, commit_every)
             if plan.to_embed and engine is not None:  # embedded into shards elsewhere, then loaded
@@ -305,6 +304,7 @@ class Collection:
                     if progress:
                         progress(done, len(files))
                 writer.flush()
+                index = writer.index  # a save on the way keeps the copy it saved (maybe rebuilt)
             refreshed = self._refresh_traits(plan.stale, commit_every, progress)
             removed = 0
             if prune:
@@ -355,14 +355,16 @@ class Collection:
     def _forget(self, ids: Sequence[int], index: vectors.VectorIndex | None) -> int:
         if not ids:
             return 0
-        if index is not None:
+        if index is None:
+            return self.store.delete(ids)
+        with index.changing_with(self.store):
             index.remove(ids)
-        return self.store.delete(ids)
+            return self.store.delete(ids)
 
     def remove_ids(self, ids: Sequence[int], wait: float = 0.0) -> int:
         """Forget images by id (their files are not touched); e.g. after duplicates were moved away."""
         with self.store.writer(wait), self._lock:
-            index = self._vectors_to_write()
+            index = self._current_vectors()
             removed = self._forget(ids, index)
             self._save_vectors(index)
             return removed
@@ -379,7 +381,7 @@ class Collection:
         started = time.perf_counter()
         with self.store.writer(wait):
             with self._lock:
-                index = self._vectors_to_write() if self.store.vector_size is not None else None
+                index = self._current_vectors() if self.store.vector_size is not None else None
             writer = _BatchWriter(self, index, {}, COMMIT_EVERY)
             for path in path_list(paths):
                 self._load_shard(Path(os.fsdecode(path)), writer)
@@ -432,7 +434,7 @@ class Collection:
                     f"shard {path} was made with {Fingerprint.from_dict(shard.fingerprint)}; index "
                     f"{self.directory} was built with {Fingerprint.from_dict(stored)}")
             if writer.index is None:
-                writer.index = self._vectors_to_write()
+                writer.index = self._current_vectors()
             taken = []
             for row in shard.rows:
                 found = wanted.get(row.path) if wanted is not None else None
@@ -464,45 +466,31 @@ class Collection:
         still read from SQLite, so removed images never show) instead of rebuilding at every commit;
         but not for longer than ``STALE_AFTER_S`` behind the store without a newer file (that writer
         stopped before its save: new images would stay out of every search until some writer saved).
+        A writer may change a copy behind the store too: saving it rebuilds it (:meth:`_save_vectors`).
         """
         if self._vectors is not None:
-            saved = vectors.saved_generation(self.directory)
-            if (saved is None or saved <= self._vectors_generation) and (
+            saved, generation = vectors.saved_generation(self.directory), self._vectors.generation
+            if (saved is None or saved <= generation) and (
                     time.monotonic() - self._vectors_since < STALE_AFTER_S
-                    or self._vectors_generation == self.store.generation):
+                    or generation == self.store.generation):
                 return self._vectors
         self._vectors_since = time.monotonic()
-        if self.store.vector_size is None:
-            self._vectors, self._vectors_generation = vectors.VectorIndex.empty(self._dim_hint()), -1
+        if self.store.vector_size is None:  # nothing stored yet: an empty copy, at that generation
+            self._vectors = vectors.rebuild(self.store, dim=self._dim_hint())[0]
         else:
-            generation = self.store.generation
             self._vectors, self._vectors_unsaved = vectors.load_or_rebuild(self.store, self._index_type)
-            self._vectors_generation = generation
         return self._vectors
-
-    def _vectors_to_write(self) -> vectors.VectorIndex:
-        """The FAISS index a writer (holding the writer lock) changes and saves: the cache only when it
-        reflects every committed row, else loaded or refilled from SQLite (:meth:`_current_vectors`).
-        A reader's cache may lag behind another process's commits (a run killed before it saved
-        FAISS): changed and saved stamped with the store's generation, it would pass for current in
-        every process for good, an edited photo searched by its old vector."""
-        if self._vectors is not None and self._vectors_generation != self.store.generation:
-            self._vectors = None
-        return self._current_vectors()
 
     def _dim_hint(self) -> int:
         stored = self.fingerprint
         return stored.dim if stored else self.embedder.dim
 
-    def _save_vectors(self, index: vectors.VectorIndex) -> None:
-        """Save FAISS for the generation SQLite is at now; re-shape it first if the size calls for it."""
-        count = self.store.count()
-        if count and not index.suits(count, self._index_type):
-            index, _ = vectors.rebuild(self.store, self._index_type)
-        if count or self.store.vector_size is not None:
-            index.save(self.directory, self.store.generation)
-        self._vectors, self._vectors_generation = index, self.store.generation
+    def _save_vectors(self, index: vectors.VectorIndex) -> vectors.VectorIndex:
+        """Save FAISS for the generation SQLite is at now (:func:`vectors.save_current`: a copy behind
+        it, or of a kind the size no longer calls for, is rebuilt first); the copy saved is the cache."""
+        self._vectors = vectors.save_current(index, self.store, self._index_type)
         self._vectors_unsaved, self._vectors_since = False, time.monotonic()
+        return self._vectors
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -1238,7 +1226,7 @@ class Collection:
         """Drop the rows of files that were moved or deleted (the caller holds the writer lock)."""
         ids = [row.id for path in paths if (row := self.store.get_by_path(path, vector=False))]
         if ids:
-            index = self._vectors_to_write()
+            index = self._current_vectors()
             self._forget(ids, index)
             self._save_vectors(index)
 
@@ -1454,11 +1442,10 @@ class _BatchWriter:
         with self.collection._lock:
             if wrote:
                 replaced = [self.known[row.path].id for row in self.batch if row.path in self.known]
-                self.index.remove(replaced)
-                ids = store.upsert(self.batch)
-                self.index.add(ids, np.stack([row.vector for row in self.batch]))
-                if self.index is self.collection._vectors:  # the cache holds this commit too
-                    self.collection._vectors_generation = store.generation
+                with self.index.changing_with(store):
+                    self.index.remove(replaced)
+                    ids = store.upsert(self.batch)
+                    self.index.add(ids, np.stack([row.vector for row in self.batch]))
                 self.updated += len(replaced)
                 self.added += len(self.batch) - len(replaced)
             if self.batch_failures:
@@ -1467,7 +1454,7 @@ class _BatchWriter:
             self.batch.clear()
             self.batch_failures.clear()
             if wrote and time.monotonic() - self.last_save > SAVE_EVERY_S:  # readers catch up
-                self.collection._save_vectors(self.index)
+                self.index = self.collection._save_vectors(self.index)
                 self.last_save = time.monotonic()
 
 

@@ -53,6 +53,7 @@ from lookalike.index.vectors import (
     SIDECAR_FILE,
     Chunks,
     Hits,
+    StoreCopy,
     _Crc32,
     _fsync,
     _save_atomically,
@@ -149,7 +150,7 @@ def _fill(invlists: faiss.InvertedLists, ids: np.ndarray, codes: np.ndarray, coa
         invlists.add_entries(int(nos[s]), int(e - s), faiss.swig_ptr(ids[s:e]), faiss.swig_ptr(payload[s:e]))
 
 
-class OnDiskIndex:
+class OnDiskIndex(StoreCopy):
     """IVF-PQ over normalised vectors whose ids are SQLite row ids, lists on disk; see the module doc."""
 
     kind = "ondisk"

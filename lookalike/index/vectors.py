@@ -31,6 +31,7 @@ Index policy, from bench/search.py (docs/benchmarks.md, "Search latency and reca
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -207,7 +208,40 @@ def _save_atomically(directory: Path, files: Sequence[tuple[str, Callable[[Path]
                 tmp.unlink(missing_ok=True)
 
 
-class VectorIndex:
+BEHIND = -1
+"""The generation of a copy that reflects no known state of the store: built from vectors handed to it, or
+left half changed by a failed commit. Never the store's own (it counts from 0), so saved it is rebuilt."""
+
+
+class StoreCopy:
+    """What every in-memory FAISS copy (:class:`VectorIndex`, the ondisk layout's ``OnDiskIndex``) knows of
+    the store it mirrors: ``generation``, the store generation whose rows it holds.
+
+    A long-lived process's copy can lag behind another process's commits; changed and then saved stamped
+    with the store's generation, it would pass for current in every process for good (an edited photo
+    searched by its old vector). So a copy moves to a new generation only with a commit it took part in,
+    from the generation it held (:meth:`changing_with`), and :func:`save_current` rebuilds a copy behind
+    the store from SQLite rather than stamp it.
+    """
+
+    generation: int = BEHIND
+
+    @contextlib.contextmanager
+    def changing_with(self, store: Store) -> Iterator[None]:
+        """Around one store commit whose rows the block also adds to or removes from this copy (the caller
+        holds the writer lock: no other commit comes between). A copy that reflected the store before the
+        commit reflects it after; one behind stays behind; a block that fails leaves it behind."""
+        before = store.generation
+        try:
+            yield
+        except BaseException:
+            self.generation = BEHIND
+            raise
+        if self.generation == before:
+            self.generation = store.generation
+
+
+class VectorIndex(StoreCopy):
     """A FAISS index over normalised vectors whose ids are SQLite row ids."""
 
     def __init__(self, index: faiss.Index, kind: IndexKind) -> None:
@@ -405,9 +439,24 @@ def rebuild(store: Store, kind: str = "auto", dim: int | None = None) -> tuple[V
         if choose_kind(count, kind) == "ondisk":
             from lookalike.index.ondisk import OnDiskIndex
 
-            vi = OnDiskIndex.build(store.directory, store_chunks(store), count, dim)
-            return _with_fetch(vi, store), generation  # type: ignore[return-value]
-        return VectorIndex.build(store_chunks(store), count, dim, kind), generation
+            vi = _with_fetch(OnDiskIndex.build(store.directory, store_chunks(store), count, dim), store)
+        else:
+            vi = VectorIndex.build(store_chunks(store), count, dim, kind)
+    vi.generation = generation
+    return vi, generation  # type: ignore[return-value]
+
+
+def save_current(index: VectorIndex, store: Store, kind: str = "auto") -> VectorIndex:
+    """Save ``index`` as the FAISS file of ``store`` at its generation (the caller holds the writer lock);
+    returns the copy saved. A copy behind the store (another process committed since it was read, or a
+    change of it failed) is rebuilt from SQLite first, never stamped current; so is one of a kind the
+    size no longer calls for."""
+    count = store.count()
+    if index.generation != store.generation or (count and not index.suits(count, kind)):
+        index, _ = rebuild(store, kind, index.dim)
+    if count or store.vector_size is not None:
+        index.save(store.directory, index.generation)
+    return index
 
 
 def load_or_rebuild(store: Store, kind: str = "auto", dim: int | None = None) -> tuple[VectorIndex, bool]:
@@ -426,11 +475,13 @@ def load_or_rebuild(store: Store, kind: str = "auto", dim: int | None = None) ->
         return rebuild(store, kind, dim)[0], True
     if not vi.suits(checksum[0], kind):
         return rebuild(store, kind, dim)[0], True
-    if (sidecar["generation"], (sidecar["count"], sidecar["id_sum"])) != (generation, checksum):
+    rebuilt = (sidecar["generation"], (sidecar["count"], sidecar["id_sum"])) != (generation, checksum)
+    if rebuilt:
         with store.snapshot():
+            generation = store.generation
             vi.refill(store_chunks(store))
-        return _with_fetch(vi, store), True
-    return _with_fetch(vi, store), False
+    vi.generation = generation
+    return _with_fetch(vi, store), rebuilt
 
 
 def kind_suits(kind: str, count: int, requested: str = "auto") -> bool:
