@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import sqlite3
 import subprocess
@@ -222,6 +223,20 @@ def test_a_writer_in_another_process_blocks_us_until_it_exits(tmp_path):
         holder.wait()
     with Store.open(tmp_path) as store:  # the kernel released the dead process's lock
         store.writer().release()
+
+
+def test_the_lock_names_its_live_holder_and_no_dead_one(tmp_path):
+    """Readers ask without taking the lock: a released lock, or one a killed writer left its pid in, has
+    no live holder."""
+    Store.open(tmp_path).close()
+    assert WriterLock.live_holder(tmp_path) is None
+    with Store.open(tmp_path) as store, store.writer():
+        assert WriterLock.live_holder(tmp_path) == os.getpid()
+    assert WriterLock.live_holder(tmp_path) is None  # released: emptied
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    (tmp_path / "write.lock").write_text(gone.stdout.strip())  # as a SIGKILL leaves it
+    assert WriterLock.live_holder(tmp_path) is None
 
 
 def test_waiting_for_the_writer_lock_succeeds_once_it_is_released(tmp_path):

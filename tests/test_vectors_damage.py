@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 
 import lookalike
 from lookalike.errors import NoSpace
 from lookalike.index import vectors
+from lookalike.index.store import WriterLock
 from lookalike.index.vectors import INDEX_FILE, SIDECAR_FILE
 
 
@@ -182,9 +186,9 @@ def test_a_commit_that_fails_after_the_faiss_copy_changed_leaves_the_copy_to_be_
 def test_a_reader_catches_up_with_rows_a_stopped_run_never_saved_to_faiss(tmp_path, photos, later, tf1_module,
                                                                           sample_photos, monkeypatch):
     """A server answers from its FAISS copy while another process indexes, catching up at each save.
-    A run stopped before its save leaves no newer file: once the copy has been behind the store for
-    ``STALE_AFTER_S`` (a live run saves every minute), it is caught up from SQLite, so the new photos
-    are searched, not only counted."""
+    A run stopped before its save leaves no newer file: while a live process holds the writer lock, the
+    copy is caught up once it has been behind the store for ``STALE_AFTER_S`` (a live run saves every
+    minute); once none does, at once. So the new photos are searched, not only counted."""
     from lookalike.index import collection as module
 
     index_dir = tmp_path / "index"
@@ -192,13 +196,37 @@ def test_a_reader_catches_up_with_rows_a_stopped_run_never_saved_to_faiss(tmp_pa
     server.add([photos])
     server.search_id(1, k=1)  # FAISS cached
 
-    with lookalike.open(index_dir, model=str(tf1_module)) as run:
+    with lookalike.open(index_dir, model=str(tf1_module)) as run, WriterLock(index_dir) as live_writer:
         stop_before_saving_faiss(run, monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             run.add([later])
-    assert server.info().images == len(sample_photos)
-    assert len(server.search_id(1, k=50).neighbours) == 0  # within the grace: the copy as it was
+        live_writer.acquire()  # still held by a live process (this one): it may save any moment
+        assert server.info().images == len(sample_photos)
+        assert len(server.search_id(1, k=50).neighbours) == 0  # within the grace: the copy as it was
+        with monkeypatch.context() as patch:
+            patch.setattr(module, "STALE_AFTER_S", 0.0)
+            assert len(server.search_id(1, k=50).neighbours) == len(sample_photos) - 1
+    server.close()
 
-    monkeypatch.setattr(module, "STALE_AFTER_S", 0.0)
+
+def test_a_reader_catches_up_at_once_when_the_writer_was_killed(tmp_path, photos, later, tf1_module,
+                                                                sample_photos):
+    """An index run killed with SIGKILL after its last commit, before its FAISS save, leaves its pid in
+    the lock and no newer FAISS file: nobody will save one, so the reader waits out no grace (120 s)."""
+    index_dir = tmp_path / "index"
+    server = lookalike.open(index_dir, model=str(tf1_module))
+    server.add([photos])
+    server.search_id(1, k=1)  # FAISS cached
+    killed_before_saving = (
+        "import os, signal, sys\nimport lookalike\n"
+        "col = lookalike.open(sys.argv[1], model=sys.argv[2])\n"
+        "col._save_vectors = lambda index: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "col.add([sys.argv[3]])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", killed_before_saving, index_dir, tf1_module, later],
+                         capture_output=True, timeout=300)
+    assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
+    assert (index_dir / "write.lock").read_text() != ""  # the dead writer's pid, left behind
+
     assert len(server.search_id(1, k=50).neighbours) == len(sample_photos) - 1
     server.close()

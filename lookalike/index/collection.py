@@ -65,7 +65,7 @@ from lookalike.index.geometry import VOUCHED_PAIRS, best_per_image, files_vouch
 from lookalike.index.looks import GREY_MATCH
 from lookalike.index.records import Cluster, ImageRecord, Pair
 from lookalike.index.shards import SHARD_SIZE
-from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, match_labels
+from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, WriterLock, match_labels
 from lookalike.index.thumbnails import (
     PIXEL_AGREEMENT,
     TINY,
@@ -99,8 +99,9 @@ SHARDS_DIR = "shards"  # in the index directory: Parquet shards made by an engin
 SAVE_EVERY_S = 60.0  # during a long run, refresh the FAISS file this often for readers
 STALE_AFTER_S = 2 * SAVE_EVERY_S
 """A reader's FAISS copy behind the store (another process committed) with no newer file saved for this
-long: that writer stopped before its save (a run killed, a full disk), and the copy is caught up from
-SQLite; a live run saves every ``SAVE_EVERY_S``."""
+long, while a live process holds the writer lock: that writer stopped saving (a full disk, or its pid
+reused after it died), and the copy is caught up from SQLite; a live run saves every ``SAVE_EVERY_S``.
+With no live holder the copy is caught up at once."""
 LABEL_FILTER_POOL = 20  # with --label, look this many times deeper for neighbours that match
 PAIR_CHUNK = 4096  # vectors read from SQLite per duplicate self-search call
 ORIENTATION_BATCH = 16  # images per forward pass of the orientation check (x2 turns)
@@ -465,14 +466,17 @@ class Collection:
         While another process indexes, this keeps answering from the last saved FAISS file (rows are
         still read from SQLite, so removed images never show) instead of rebuilding at every commit;
         but not for longer than ``STALE_AFTER_S`` behind the store without a newer file (that writer
-        stopped before its save: new images would stay out of every search until some writer saved).
-        A writer may change a copy behind the store too: saving it rebuilds it (:meth:`_save_vectors`).
+        stopped before its save: new images would stay out of every search until some writer saved),
+        and not at all once no live writer holds the lock (the writer was killed, or ended without its
+        save: nobody will save a newer file). A writer may change a copy behind the store too: saving
+        it rebuilds it (:meth:`_save_vectors`).
         """
         if self._vectors is not None:
             saved, generation = vectors.saved_generation(self.directory), self._vectors.generation
             if (saved is None or saved <= generation) and (
-                    time.monotonic() - self._vectors_since < STALE_AFTER_S
-                    or generation == self.store.generation):
+                    generation == self.store.generation
+                    or (time.monotonic() - self._vectors_since < STALE_AFTER_S
+                        and WriterLock.live_holder(self.directory) is not None)):
                 return self._vectors
         self._vectors_since = time.monotonic()
         if self.store.vector_size is None:  # nothing stored yet: an empty copy, at that generation
