@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 
+import numpy as np
 import pytest
 
+from lookalike.embedder.embedder import Embedding
+from lookalike.embedder.images import CHANGED
 from lookalike.errors import ImageError, LookalikeError
-from lookalike.index.walk import digest_file, normalize_extensions, walk
+from lookalike.index.walk import digest_file, embed_failure, normalize_extensions, walk
+from lookalike.paths import FileIdentity
 
 
 def touch(path, content: bytes = b"x") -> str:
@@ -190,3 +195,16 @@ def test_the_digest_never_opens_a_fifo(tmp_path):
     os.mkfifo(tmp_path / "swapped.jpg")  # a file swapped for a FIFO after the walk
     with pytest.raises(ImageError, match="not a regular file \\(FIFO\\)"):
         digest_file(tmp_path / "swapped.jpg")
+
+
+def test_an_embedding_is_stored_only_from_the_version_of_the_file_the_walk_found(tmp_path):
+    """Size and mtime as found, or changed while being read; an engine's worker on another machine sees a
+    shared folder under its own device number, which is no change."""
+    path = touch(tmp_path / "a.jpg", b"picture")
+    (found,) = walk([tmp_path])
+    st = os.stat(path)
+    read_as = FileIdentity(path, st.st_size, st.st_mtime, st.st_dev + 1, st.st_ino)
+    embedded = Embedding(np.zeros(4, np.float32), [], 1, 1, "JPEG", digest="d", file=read_as)
+    assert embed_failure(found, embedded) is None
+    assert embed_failure(found, dataclasses.replace(embedded, file=read_as._replace(mtime=1.0))) == CHANGED
+    assert embed_failure(found, ImageError(path, "empty file")) == "empty file"

@@ -292,7 +292,10 @@ def digest_file(path: str | Path) -> str:
 def embed_failure(file: FoundFile, result: Embedding | ImageError) -> str | None:
     """Why an embedded file cannot be stored, or None: its ImageError's reason, or changed while being
     read when its bytes (embedded with ``digests=True``) came from another version than the walk found:
-    stored under the walk's size and mtime, they would pass as unchanged for good."""
+    stored under the walk's size and mtime, they would pass as unchanged for good. Device and inode are
+    not compared: an engine's worker on another machine sees a shared folder under its own device number,
+    and a file swapped for another inode is digested again by the next run anyway."""
     if isinstance(result, ImageError):
         return result.reason
-    return None if result.file == file else CHANGED
+    read = result.file
+    return None if read is not None and (read.size, read.mtime) == (file.size, file.mtime) else CHANGED
