@@ -233,10 +233,17 @@ def test_the_lock_names_its_live_holder_and_no_dead_one(tmp_path):
     with Store.open(tmp_path) as store, store.writer():
         assert WriterLock.live_holder(tmp_path) == os.getpid()
     assert WriterLock.live_holder(tmp_path) is None  # released: emptied
+    with Store.open(tmp_path) as store, store.writer():  # a writer killed with SIGKILL leaves it as it is
+        left = (tmp_path / "write.lock").read_text()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
-    (tmp_path / "write.lock").write_text(gone.stdout.strip())  # as a SIGKILL leaves it
+    dead_pid = gone.stdout.strip()
+    (tmp_path / "write.lock").write_text(left.replace(str(os.getpid()), dead_pid, 1))
     assert WriterLock.live_holder(tmp_path) is None
+    (tmp_path / "write.lock").write_text(dead_pid)  # as a lock from before pid spaces were written
+    assert WriterLock.live_holder(tmp_path) is None
+    (tmp_path / "write.lock").write_text(f"{dead_pid} another-host/pid:[4026531836]")
+    assert WriterLock.live_holder(tmp_path) == int(dead_pid)  # another machine's pid: cannot tell, live
 
 
 def test_waiting_for_the_writer_lock_succeeds_once_it_is_released(tmp_path):

@@ -26,10 +26,12 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -324,7 +326,7 @@ class WriterLock:
                     os.close(fd)
                     raise
                 if time.monotonic() >= deadline:
-                    pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                    pid = os.pread(fd, 32, 0).decode(errors="replace").split(" ")[0].strip()
                     os.close(fd)
                     holder = f"pid {pid}" if pid else "another process"  # its pid is not written yet
                     raise WriterBusy(
@@ -333,7 +335,7 @@ class WriterLock:
                     ) from None
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {_pid_space()}".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
@@ -348,17 +350,21 @@ class WriterLock:
 
     @staticmethod
     def live_holder(directory: str | Path) -> int | None:
-        """The pid of a live process holding ``directory``'s lock, from the pid its holder wrote in it; None
+        """The pid of a live process holding ``directory``'s lock, from what its holder wrote in it; None
         when there is none: the lock released (emptied), or its holder dead (a SIGKILL leaves its pid
-        behind). Read without taking the lock, so no writer is ever kept waiting. A pid reused by another
-        process since reads as live: fit to cut a wait short, not to decide anything else."""
+        behind). Read without taking the lock, so no writer is ever kept waiting. A holder on another
+        machine or in another container (another pid space) cannot be checked and counts as live; so
+        does a pid reused since: fit to cut a wait short, not to decide anything else."""
         try:
             with open(Path(directory) / LOCK_NAME, "rb") as f:
-                pid = int(f.read(32).strip() or 0)
+                pid_text, _, space = f.read(256).decode(errors="replace").strip().partition(" ")
+            pid = int(pid_text or 0)
         except (OSError, ValueError):
             return None
         if pid <= 0:
             return None
+        if space and space != _pid_space():
+            return pid
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -372,6 +378,16 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@functools.cache
+def _pid_space() -> str:
+    """Where this process's pid means something: the machine, and the pid namespace (a container's)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}".replace(" ", "_")
 
 
 class Store:
