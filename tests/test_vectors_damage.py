@@ -156,6 +156,25 @@ def test_a_long_lived_reader_that_forgets_images_saves_faiss_with_the_rows_it_ne
         assert scored_by_its_stored_vector(col, edited) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_a_long_lived_process_indexing_nothing_new_saves_faiss_caught_up_with_a_stopped_run(
+    tmp_path, photos, later, tf1_module, monkeypatch
+):
+    """A run stopped before its FAISS save; the server, its copy behind, then indexes and finds nothing
+    new. As the writer it saves FAISS caught up, rather than leave every reader to rebuild it."""
+    index_dir = tmp_path / "index"
+    server = lookalike.open(index_dir, model=str(tf1_module))
+    server.add([photos])
+    server.search_id(1, k=1)  # FAISS cached
+    with lookalike.open(index_dir, model=str(tf1_module)) as run:
+        stop_before_saving_faiss(run, monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            run.add([later])
+
+    assert server.add([photos, later]).added == 0
+    assert vectors.saved_generation(index_dir) == server.store.generation
+    server.close()
+
+
 def test_a_commit_that_fails_after_the_faiss_copy_changed_leaves_the_copy_to_be_rebuilt(
     tmp_path, photos, tf1_module, sample_photos, monkeypatch
 ):

@@ -290,7 +290,8 @@ class Collection:
                 # now, by the writer, instead of by every search after it.
                 opens = (plan.to_embed and not engine) or prune or (not plan.to_embed and self.store.count())
                 index = self._current_vectors() if opens else None
-                changes = bool(plan.to_embed or prune or self._vectors_unsaved)
+                behind = index is not None and index.generation != self.store.generation  # rebuilt at save
+                changes = bool(plan.to_embed or prune or self._vectors_unsaved or behind)
             writer = _BatchWriter(self, index, known, commit_every)
             if plan.to_embed and engine is not None:  # embedded into shards elsewhere, then loaded
                 index = self._embed_sharded(engine, plan.to_embed, writer, progress, shard_size)
