@@ -74,9 +74,14 @@ def classify(
     k: int = 5,
     cache_dir: str | Path | None = None,
 ) -> Iterator[tuple[str | Path | bytes, list[Label] | ImageError]]:
-    """Top-k ImageNet labels for each image, without an index; unreadable images yield their ImageError."""
+    """Top-k ImageNet labels for each image, without an index; unreadable images yield their ImageError.
+
+    ``k`` is checked here, at the call, not at the first image (InvalidOption, as ``search`` does).
+    """
+    from lookalike.arguments import check_count
     from lookalike.embedder import DEFAULT_MODEL, load_embedder
 
+    k = check_count("k", k, "-k")
     embedder = load_embedder(model or DEFAULT_MODEL, cache_dir)
-    for source, result in embedder.embed_many(images, top_k=k):
-        yield source, result if isinstance(result, ImageError) else result.labels
+    return ((source, result if isinstance(result, ImageError) else result.labels)
+            for source, result in embedder.embed_many(images, top_k=k))

@@ -224,6 +224,23 @@ def test_arguments_that_would_answer_nothing_silently_are_refused(collection, ph
     assert len(collection.search(photo, k=np.int64(2), min_score=-1).neighbours) == 2
 
 
+def test_a_threshold_is_a_number_in_its_range_not_a_bool(collection):
+    """Python takes ``True`` for 1 and lets NaN by: ``duplicates(threshold=True)`` ran at 1.0, silently."""
+    for threshold in (True, False, float("nan"), 0, 1.5, "0.9"):
+        with pytest.raises(InvalidOption, match=r"threshold must be in \(0, 1\]"):
+            collection.duplicates(threshold=threshold)
+    assert collection.duplicates(threshold=np.float32(0.9)) is not None
+
+
+def test_classify_checks_k_at_the_call_not_at_the_first_image(tf1_module, photos):
+    """``lookalike.classify`` is lazy; a bad ``k`` is refused before any model loads or image is read."""
+    for k in (0, -3, 1.5, True):
+        with pytest.raises(InvalidOption, match="k must be a whole number"):
+            lookalike.classify(list(photos.values()), model=str(tf1_module), k=k)
+    [(_, labels), *_] = lookalike.classify(list(photos.values()), model=str(tf1_module), k=2)
+    assert len(labels) == 2
+
+
 def test_a_closed_collection_says_so_in_one_line(tmp_path, tf1_module, photos):
     with lookalike.open(tmp_path / "index", model=str(tf1_module)) as col:
         col.add(tmp_path / "photos")  # one folder, given alone: a path, not a list of its letters

@@ -10,7 +10,6 @@ import contextlib
 import contextvars
 import dataclasses
 import errno
-import numbers
 import os
 import stat
 import tempfile
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
+from lookalike.arguments import check_count, check_score
 from lookalike.embedder.catalog import DEFAULT_MODEL
 from lookalike.embedder.labels import Label
 from lookalike.errors import (
@@ -566,7 +566,7 @@ class Collection:
 
     def find(self, text: str, limit: int = 50) -> list[TextHit]:
         """Images whose predicted labels (or paths) match ``text``, surest first."""
-        limit = _check_count("limit", limit, "--limit")
+        limit = check_count("limit", limit, "--limit")
         with self._lock:
             matches = self.store.search_text(text, limit)
         return [TextHit(Image.from_row(m.row), m.label, m.probability) for m in matches]
@@ -610,7 +610,7 @@ class Collection:
 
     def failures(self, limit: int | None = None):
         """The files that could not be indexed, most recent first; all of them without a ``limit``."""
-        limit = None if limit is None else _check_count("limit", limit, "--limit")
+        limit = None if limit is None else check_count("limit", limit, "--limit")
         with self._lock:
             return self.store.failures(limit)
 
@@ -661,8 +661,7 @@ class Collection:
         """
         keeper_policy = KeeperPolicy.parse(policy)
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-        if not 0 < threshold <= 1:
-            raise InvalidOption("--threshold", f"threshold must be in (0, 1], not {threshold}")
+        threshold = check_score("threshold", threshold, "--threshold", 0, 1, above_low=True)
         reporting = _RUN_PROGRESS.set(progress)
         try:
             return self._duplicates(threshold, keeper_policy, against, exact_only)
@@ -1250,22 +1249,12 @@ class Collection:
         self.close()
 
 
-def _check_count(name: str, value: object, option: str) -> int:
-    """A count asked for (neighbours, matches) is a whole number of 1 or more: ``-5`` gave nothing and
-    ``-1`` all but the last, silently. Returned as Python's int (FAISS refuses NumPy's)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise InvalidOption(option, f"{name} must be a whole number of 1 or more, not {value!r}")
-    return int(value)
-
-
 def _check_search(k: object, min_score: float | None) -> int:
     """A search's arguments, refused before anything is embedded: a cosine score lies in [-1, 1], and
     NaN or 5 matched nothing, silently."""
-    k = _check_count("k", k, "-k")
-    if min_score is not None and (isinstance(min_score, bool) or not isinstance(min_score, numbers.Real)
-                                  or not -1 <= min_score <= 1):
-        raise InvalidOption("--min-score", f"the minimum score must be in [-1, 1], not {min_score!r}")
-    return k
+    if min_score is not None:
+        check_score("the minimum score", min_score, "--min-score", -1, 1)
+    return check_count("k", k, "-k")
 
 
 class _IndexedMatches:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lookalike.arguments import check_score
 from lookalike.errors import ImageNotFound, InvalidOption
 from lookalike.index.duplicates import (
     DEFAULT_THRESHOLD,
@@ -61,8 +62,7 @@ class Review:
 
 def _check(keeper_id: int, member_ids: Iterable[int], threshold: float | None) -> tuple[list[int], float]:
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-    if not 0 < threshold <= 1:
-        raise InvalidOption("threshold", f"threshold must be in (0, 1], not {threshold}")
+    threshold = check_score("threshold", threshold, "threshold", 0, 1, above_low=True)
     ids = list(dict.fromkeys(int(i) for i in member_ids))
     if keeper_id in ids:
         raise InvalidOption("copies", f"image {keeper_id} is the keeper: a keeper is never a copy")

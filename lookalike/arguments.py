@@ -1,0 +1,28 @@
+"""The library's argument checks, in one place: a bad argument is refused as an :class:`InvalidOption`
+before any work, where Python would take it silently (``True`` is 1, ``-1`` a SQLite LIMIT of
+everything, NaN compares false with every bound) and answer wrongly instead."""
+
+from __future__ import annotations
+
+import numbers
+
+from lookalike.errors import InvalidOption
+
+
+def check_count(name: str, value: object, option: str) -> int:
+    """A count asked for (neighbours, matches, labels) is a whole number of 1 or more: ``-5`` gave
+    nothing and ``-1`` all but the last, silently. Returned as Python's int (FAISS refuses NumPy's)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidOption(option, f"{name} must be a whole number of 1 or more, not {value!r}")
+    return int(value)
+
+
+def check_score(name: str, value: object, option: str, low: float, high: float,
+                above_low: bool = False) -> float:
+    """A score or threshold is a real number in [``low``, ``high``] (``(low, high]`` with ``above_low``):
+    not a bool, which Python takes as 0 or 1, nor NaN, which every comparison lets by one way or another."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high
+            or above_low and value == low):
+        interval = f"({low:g}, {high:g}]" if above_low else f"[{low:g}, {high:g}]"
+        raise InvalidOption(option, f"{name} must be in {interval}, not {value!r}")
+    return float(value)
