@@ -19,6 +19,7 @@ import lookalike
 from lookalike.cli.app import app as cli
 from lookalike.server import create_app
 from lookalike.server.app import MAX_CONNECTIONS, uvicorn_options
+from lookalike.server.connections import HeadDeadlineProtocol
 from tests.photos import DATA
 from tests.serving import indexed_collection, running
 
@@ -218,7 +219,8 @@ def test_serve_bounds_connections_and_idle_time(tmp_path, tf1_module, monkeypatc
         result = CliRunner().invoke(cli, ["serve", "--index", str(tmp_path / "index"), *extra])
         assert result.exit_code == 0, result.output
     assert settings == [uvicorn_options(MAX_CONNECTIONS), uvicorn_options(7)]
-    assert settings[1] == {"limit_concurrency": 8, "timeout_keep_alive": 5}  # uvicorn counts its own too
+    assert settings[1] == {"limit_concurrency": 8, "timeout_keep_alive": 5,  # uvicorn counts its own too
+                           "http": HeadDeadlineProtocol}
 
 
 @pytest.mark.slow

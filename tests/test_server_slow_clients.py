@@ -1,4 +1,4 @@
-"""Slow and numerous clients: a bounded number of connections, and a deadline on request bodies.
+"""Slow and numerous clients: a bounded number of connections, and deadlines on request heads and bodies.
 
 20,000 connections each sending an upload a byte now and then once took every file descriptor of the
 server, which then answered nothing. Raw sockets on 127.0.0.1 play those clients here.
@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from lookalike.server import create_app
+from lookalike.server.connections import HeadDeadlineProtocol
 from tests.serving import indexed_collection, running
 
 
@@ -81,3 +82,35 @@ def test_beyond_the_connections_allowed_a_request_gets_503_at_once(library):
         while http.get("/health").status_code != 200:  # the two slow ones are gone: served again
             assert time.monotonic() < deadline, "still refused after the slow clients left"
             time.sleep(0.05)
+
+
+@contextmanager
+def headless(url: str, dribble: bytes = b"") -> Iterator[socket.socket]:
+    """A connection that sends nothing but ``dribble``: a request head's first bytes, never its end."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(dribble)
+        yield sock
+
+
+def test_connections_without_a_request_head_give_their_slots_back(library, monkeypatch):
+    """Sockets that open and send nothing, or a head's first bytes and no more (slowloris), once held
+    every slot for as long as they liked: real clients got 503 for good. Each now has the head deadline
+    (a second here) and is closed after it, and a real client is served again."""
+    monkeypatch.setattr(HeadDeadlineProtocol, "head_timeout", 1.0)
+    with (running(create_app(library), max_connections=2) as url, httpx.Client(base_url=url) as http,
+          headless(url) as silent, headless(url, b"GET /health HTTP/1.1\r\nHost: x") as slow):
+        assert http.get("/health").status_code == 503  # a third connection, while both are open
+        assert answer(silent) == b"" and answer(slow) == b""  # closed by the server, not the 10 s timeout
+        assert http.get("/health").status_code == 200
+
+
+def test_a_kept_alive_connection_serves_request_after_request_past_the_head_deadline(library, monkeypatch):
+    """The deadline is per request head, from when the server waits for it: a client sending requests on
+    one connection for longer than the deadline in all is never cut off."""
+    monkeypatch.setattr(HeadDeadlineProtocol, "head_timeout", 1.0)
+    with running(create_app(library)) as url, httpx.Client(base_url=url) as http:
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:
+            assert http.get("/health").status_code == 200
+            time.sleep(0.3)

@@ -60,6 +60,7 @@ from lookalike.index.duplicates import DEFAULT_POLICY
 from lookalike.index.quarantine import MoveResult, check_quarantine
 from lookalike.index.records import Cluster
 from lookalike.index.review import MAX_MEMBERS, Review, move_copies, recentre
+from lookalike.server.connections import HeadDeadlineProtocol
 from lookalike.server.files import Busy, Gate, Thumbnails, declared_pixels, save_upload, tune_malloc
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -308,9 +309,11 @@ def create_app(
 def uvicorn_options(max_connections: int = MAX_CONNECTIONS) -> dict[str, Any]:
     """uvicorn's settings for serving the app: at most ``max_connections`` connections at once, a request
     on one more answered 503 at once (20,000 connections each sending an upload slowly once took every
-    file descriptor the server had, and nothing was answered), idle ones closed after KEEP_ALIVE_S."""
+    file descriptor the server had, and nothing was answered), idle ones closed after KEEP_ALIVE_S, and
+    one without a whole request head after HEAD_TIMEOUT_S (:mod:`lookalike.server.connections`)."""
     # uvicorn refuses a request once the open connections, its own included, reach limit_concurrency
-    return {"limit_concurrency": max_connections + 1, "timeout_keep_alive": KEEP_ALIVE_S}
+    return {"limit_concurrency": max_connections + 1, "timeout_keep_alive": KEEP_ALIVE_S,
+            "http": HeadDeadlineProtocol}
 
 
 def is_loopback(host: str) -> bool:
