@@ -12,8 +12,8 @@ import lookalike
 
 PACKAGE = Path(lookalike.__file__).parent
 
-LAYERS = {"errors": 0, "paths": 0, "arguments": 0, "embedder": 1, "results": 2, "index": 3, "__init__": 4, "engines": 4,
-          "remote": 4, "server": 5, "cli": 6, "demo": 6}
+LAYERS = {"errors": 0, "paths": 0, "arguments": 0, "embedder": 1, "results": 2, "index": 3, "__init__": 4,
+          "engines": 4, "remote": 4, "server": 5, "cli": 6, "demo": 6}
 """Each part of the package and its height: an import may reach down or across, never up. The package
 itself (``lookalike.open``) is the library's face, over the index: the CLI and the server use it."""
 

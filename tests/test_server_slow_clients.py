@@ -114,3 +114,24 @@ def test_a_kept_alive_connection_serves_request_after_request_past_the_head_dead
         while time.monotonic() - started < 2.5:
             assert http.get("/health").status_code == 200
             time.sleep(0.3)
+
+
+def test_a_pipelined_request_longer_than_the_head_deadline_is_answered(library, monkeypatch):
+    """Two requests sent at once: the second is taken up as the first is answered, and an answer slower
+    than the head deadline is still sent whole, not cut off as if no head had come."""
+    monkeypatch.setattr(HeadDeadlineProtocol, "head_timeout", 0.3)
+    app = create_app(library)
+
+    @app.get("/slow-answer")
+    def slow_answer() -> dict:
+        time.sleep(1.0)
+        return {"slow": True}
+
+    with running(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            heads = "".join(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{close}\r\n"
+                            for path, close in (("/health", ""), ("/slow-answer", "Connection: close\r\n")))
+            sock.sendall(heads.encode())
+            received = answer(sock)
+    assert received.count(b"HTTP/1.1 200") == 2 and b'{"slow":true}' in received

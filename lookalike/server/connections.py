@@ -49,7 +49,9 @@ class HeadDeadlineProtocol(H11Protocol):
             self._head_timer = None
 
     def _head_late(self, cycle_when_waiting: object) -> None:
-        """Close the connection unless a request came since the wait began (a new request cycle)."""
+        """Close the connection unless a request came since the wait began (a new request cycle) or one is
+        still being answered (a pipelined request, taken up as the one before it was answered)."""
         self._head_timer = None
-        if self.cycle is cycle_when_waiting and not self.transport.is_closing():
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self.cycle is cycle_when_waiting and not answering and not self.transport.is_closing():
             self.transport.close()
