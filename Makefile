@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/distinct.py
 	$(BIN)/python bench/unseen.py
 	$(BIN)/python bench/series.py
+	$(BIN)/python bench/originals_only.py
 	$(BIN)/python bench/tiny_search.py
 	$(BIN)/python bench/looks_cost.py
 	$(BIN)/python bench/remembered.py

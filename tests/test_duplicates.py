@@ -781,6 +781,7 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
         "luxembourg": _flag(red, white, blue), "red over white": _flag(red, white),
         "mali": _flag((0, 153, 0), (255, 255, 0), (254, 0, 0)),
         "chad": _flag((1, 0, 102), (255, 255, 0), (254, 0, 0)),
+        "yellow and red": _flag((255, 255, 0), (255, 255, 0), (254, 0, 0)),
         "pale sky over a field": _flag((170, 205, 250), (170, 205, 250), (150, 60, 20)),
     }
     ids = iter(range(1, 100))
@@ -799,9 +800,10 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
     assert missing_hues([originals[y] for _, y in others], [originals[x] for x, _ in others]).all()
     assert missing_hues([originals[y] for _, y in others], [originals[x] for x, _ in others], chunk=1).all()
     assert not other_colours(originals["japan"].traits, originals["bangladesh"].traits)  # what was missed
-    # A border all round covers nothing: Mali's flag in one still lacks Chad's blue (Chad's yellow is
-    # within 60 degrees of Mali's green, so only the blue tells). A caption band might have covered it.
-    assert missing_hues([originals["chad"]], [record(ImageOps.expand(pictures["mali"], 40, white))])[0]
+    # A border all round covers nothing: a yellow and red flag in one still lacks Chad's blue (the only
+    # colour that tells them apart). A caption band might have covered it.
+    assert missing_hues([originals["chad"]], [record(ImageOps.expand(pictures["yellow and red"], 40,
+                                                                     white))])[0]
     # Nor does a border dilute a colour: Chad's blue fills a third of the flag in a wide frame, though
     # a seventh of its colour grid. An unknown content box is the whole picture, not a sliver of it: a
     # blue patch a twelfth of the picture stays too small to tell.
@@ -812,7 +814,10 @@ def test_a_colour_filling_one_picture_that_the_other_lacks_is_another_picture_bu
     unboxed = dataclasses.replace(unboxed, traits=dataclasses.replace(unboxed.traits, content_width=0,
                                                                       content_height=0))
     assert not missing_hues([unboxed], [originals["red over white"]])[0]
-    assert not missing_hues([originals["chad"]], [record(captioned(pictures["mali"]))])[0]
+    assert not missing_hues([originals["chad"]], [record(captioned(pictures["yellow and red"]))])[0]
+    # But a band hides nothing the other picture lacks: Chad's yellow is no trace of Mali's green (60
+    # degrees apart; a trace lies within 45), so a captioned Mali is still told from Chad.
+    assert missing_hues([originals["chad"]], [record(captioned(pictures["mali"]))])[0]
     flags = {1: originals["japan"], 2: originals["bangladesh"]}
     assert second_look([Pair(1, 2, 0.95, 0.95)], 0.64, flags) == []
 
