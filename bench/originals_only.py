@@ -81,7 +81,7 @@ def main() -> None:
         merged.append(f"- {name}: " + ("; ".join(sorted(" + ".join(sorted(pair))
                                                          for pair in ours.wrong_originals)) or "none"))
     body = "\n".join([
-        __doc__.split("\n\n")[1].replace("\n", " "), "", *lines, "",
+        __doc__.split("\n\n")[2].replace("\n", " "), "", *lines, "",
         "Originals the product paired, by set:", "", *merged, "",
         f"`python bench/originals_only.py` on {today()}, {machine()}; model {args.model}; {library_state()}. "
         f"{time.perf_counter() - started:.0f} s in all.",
