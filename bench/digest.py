@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, today, write_section  # noqa: E402
+from report import drop_cache, machine, today, write_section  # noqa: E402
 from samples import jittered_jpegs  # noqa: E402
 
 from lookalike.embedder import load_embedder  # noqa: E402
@@ -45,16 +45,6 @@ before = peak()
 load_image(sys.argv[1], 260, digest=sys.argv[2] == "1")
 print(before, peak())
 """
-
-
-def drop_cache(paths: list[Path]) -> None:
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def warm(paths: list[Path]) -> None:

@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, today, write_section  # noqa: E402
+from report import drop_cache, machine, today, write_section  # noqa: E402
 from search import Space, clustered  # noqa: E402
 
 from lookalike.index import ondisk  # noqa: E402
@@ -60,16 +60,6 @@ def lists_rss() -> float:
         elif inside and line.startswith("Rss:"):
             total += int(line.split()[1])
     return total / 2**20
-
-
-def drop_cache(paths: list[Path]) -> None:
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def du(paths: list[Path]) -> float:

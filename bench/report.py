@@ -86,3 +86,14 @@ def clustered(col, settings: dict[str, object], threshold: float | None = None) 
         started = time.perf_counter()
         clusters = col.duplicates(threshold)
     return clusters, time.perf_counter() - started
+
+
+def drop_cache(paths: list[Path]) -> None:
+    """Evict files from the page cache (written back first), for a cold-cache measurement."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)

@@ -89,6 +89,21 @@ def test_a_full_disk_while_saving_the_faiss_file_is_no_space_and_nothing_committ
         assert summary.added == 0 and summary.failed == 0
 
 
+def server_behind_a_stopped_run(index_dir, photos, edited, other_picture, tf1_module, monkeypatch):
+    """A long-lived process (a server) with FAISS cached, left behind by an index run that re-embedded
+    ``edited`` (now ``other_picture``, same name), committed, and was stopped before its FAISS save."""
+    server = lookalike.open(index_dir, model=str(tf1_module))
+    server.add([photos])
+    server.search(edited, k=1)  # FAISS cached
+    with lookalike.open(index_dir, model=str(tf1_module)) as run:
+        shutil.copy(other_picture, edited)  # another picture now, under the same name
+        os.utime(edited, (1, 1))
+        stop_before_saving_faiss(run, monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            run.add([photos])
+    return server
+
+
 def test_a_long_lived_reader_never_saves_a_faiss_index_older_than_the_rows(tmp_path, photos, tf1_module,
                                                                             sample_photos, monkeypatch):
     """A server (or a notebook) keeps FAISS cached. Meanwhile an index run re-embeds an edited photo,
@@ -97,16 +112,7 @@ def test_a_long_lived_reader_never_saves_a_faiss_index_older_than_the_rows(tmp_p
     process would take that file as current for good."""
     index_dir = tmp_path / "index"
     edited = photos / sample_photos[0].name
-    server = lookalike.open(index_dir, model=str(tf1_module))
-    server.add([photos])
-    server.search(edited, k=1)  # FAISS cached
-
-    with lookalike.open(index_dir, model=str(tf1_module)) as run:
-        shutil.copy(sample_photos[1], edited)  # another picture now, under the same name
-        os.utime(edited, (1, 1))
-        stop_before_saving_faiss(run, monkeypatch)
-        with pytest.raises(KeyboardInterrupt):
-            run.add([photos])
+    server = server_behind_a_stopped_run(index_dir, photos, edited, sample_photos[1], tf1_module, monkeypatch)
 
     upload = tmp_path / "upload.jpg"
     shutil.copy(sample_photos[2], upload)
@@ -136,17 +142,8 @@ def test_a_long_lived_reader_that_forgets_images_saves_faiss_with_the_rows_it_ne
     The saved file holds the edited photo's new vector, in this process and in the next."""
     index_dir = tmp_path / "index"
     edited = photos / sample_photos[0].name
-    server = lookalike.open(index_dir, model=str(tf1_module))
-    server.add([photos])
-    server.search(edited, k=1)  # FAISS cached
+    server = server_behind_a_stopped_run(index_dir, photos, edited, sample_photos[1], tf1_module, monkeypatch)
     forgotten = server.get_by_path(photos / sample_photos[-1].name).id
-
-    with lookalike.open(index_dir, model=str(tf1_module)) as run:
-        shutil.copy(sample_photos[1], edited)  # another picture now, under the same name
-        os.utime(edited, (1, 1))
-        stop_before_saving_faiss(run, monkeypatch)
-        with pytest.raises(KeyboardInterrupt):
-            run.add([photos])
 
     assert server.remove_ids([forgotten]) == 1
     assert scored_by_its_stored_vector(server, edited) == pytest.approx(1.0, abs=1e-4)
