@@ -182,6 +182,30 @@ def test_our_limit_is_checked_before_decoding(tmp_path: Path) -> None:
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
+def with_text_chunks(png: bytes, count: int, inflated: int, after_pixels: bool = False) -> bytes:
+    """``png`` with ``count`` zTXt chunks, each inflating to ``inflated`` bytes, before its pixel data
+    (read by ``Image.open``) or after it (read by decoding)."""
+    payload = b"k\x00\x00" + zlib.compress(b"a" * inflated, 9)
+    crc = struct.pack(">I", zlib.crc32(b"zTXt" + payload))
+    chunk = struct.pack(">I", len(payload)) + b"zTXt" + payload + crc
+    at = png.rindex(b"IEND") - 4 if after_pixels else 33  # after the signature and IHDR
+    return png[:at] + chunk * count + png[at:]
+
+
+@pytest.mark.parametrize("after_pixels", [False, True], ids=["before the pixels", "after the pixels"])
+def test_a_png_whose_text_inflates_past_pillow_s_limits_is_named_for_it(tmp_path: Path, after_pixels: bool
+                                                                       ) -> None:
+    """Text chunks are inflated as they are read, before our pixel check: Pillow stops at 1 MB a chunk and
+    64 MB in all, so a 1 GB text bomb costs little; it is refused as such, not as a damaged file, and an
+    ordinary PNG with text still decodes."""
+    png = encoded(Image.new("RGB", (40, 30), (200, 10, 10)), "PNG")
+    (tmp_path / "ordinary.png").write_bytes(with_text_chunks(png, 3, 1000, after_pixels))
+    assert load_image(tmp_path / "ordinary.png", 32).width == 40
+    for name, count, inflated in (("one-huge.png", 1, 2**30), ("many.png", 80, 900_000)):
+        (tmp_path / name).write_bytes(with_text_chunks(png, count, inflated, after_pixels))
+        assert reason_for(tmp_path / name).startswith("PNG text metadata too large"), name
+
+
 @pytest.mark.parametrize(
     "picture",
     [declaring_size(encoded(Image.new("L", (4, 4)), "PNG"), "PNG", 12_000, 12_000),

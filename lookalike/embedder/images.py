@@ -74,6 +74,7 @@ decoded a pixel at a time in Python."""
 _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _CORRUPT = "truncated or corrupt image data"
+_TEXT_TOO_LARGE = "PNG text metadata too large (over Pillow's limits: 1 MB a chunk, 64 MB in all)"
 CHANGED = "changed while being read"
 """The reason for a file whose size or time moved during decoding: its pixels may mix two versions."""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -208,7 +209,7 @@ def _decode(source: ImageSource, min_size: int | None, digest: bool = False) -> 
         except Image.UnidentifiedImageError:
             raise ImageError(label, _unidentified_reason(head)) from None
         except Exception as exc:  # a plugin choking on a damaged header
-            raise ImageError(label, _CORRUPT) from exc
+            raise ImageError(label, _failure_reason(exc)) from exc
 
         image_format = image.format or "unknown"
         quality = jpeg_quality(image)  # from the header's tables, before decoding
@@ -234,8 +235,18 @@ def _decode(source: ImageSource, min_size: int | None, digest: bool = False) -> 
         except MemoryError:
             raise ImageError(label, "too large to decode (out of memory)") from None
         except Exception as exc:
-            raise ImageError(label, _CORRUPT) from exc
+            raise ImageError(label, _failure_reason(exc)) from exc
     return _Decoded(rgb, (width, height), image_format, quality, opened.digest, opened.file)
+
+
+def _failure_reason(exc: Exception) -> str:
+    """Why Pillow could not read a picture, in a few words. Pillow inflates a PNG's compressed text chunks
+    (zTXt, iTXt) as it reads them, each up to ``PngImagePlugin.MAX_TEXT_CHUNK`` and all of them up to
+    ``MAX_TEXT_MEMORY``, and refuses the file past either: a bomb of text costs at most that (64 MB, under
+    a second), and the file is named for what it is rather than as damaged."""
+    if isinstance(exc, ValueError) and "MAX_TEXT" in str(exc):
+        return _TEXT_TOO_LARGE
+    return _CORRUPT
 
 
 def _check_pixels(label: str, width: int, height: int) -> None:
