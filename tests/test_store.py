@@ -244,6 +244,15 @@ def test_the_lock_names_its_live_holder_and_no_dead_one(tmp_path):
     assert WriterLock.live_holder(tmp_path) is None
     (tmp_path / "write.lock").write_text(f"{dead_pid} another-host/pid:[4026531836]")
     assert WriterLock.live_holder(tmp_path) == int(dead_pid)  # another machine's pid: cannot tell, live
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    (tmp_path / "write.lock").write_text(left.replace(str(os.getpid()), str(killed.pid), 1))
+    assert WriterLock.live_holder(tmp_path) == killed.pid
+    killed.kill()  # SIGKILL, and not reaped yet: a zombie answers kill(pid, 0) but is gone
+    deadline = time.monotonic() + 10
+    while WriterLock.live_holder(tmp_path) is not None:
+        assert time.monotonic() < deadline, "a killed, unreaped writer still counts as live"
+        time.sleep(0.05)
+    killed.wait()
 
 
 def test_waiting_for_the_writer_lock_succeeds_once_it_is_released(tmp_path):

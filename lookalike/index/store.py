@@ -371,13 +371,23 @@ class WriterLock:
             return None
         except PermissionError:
             pass  # alive, another user's
-        return pid
+        return None if _exited(pid) else pid
 
     def __enter__(self) -> WriterLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` is a zombie: a writer killed (SIGKILL) whose parent has not reaped it yet (a shell
+    script, a notebook's subprocess) still answers ``kill(pid, 0)``, but will never save again."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 @functools.cache
