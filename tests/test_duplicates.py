@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import faiss
@@ -41,6 +42,7 @@ from lookalike.index.duplicates import (
 from lookalike.index.looks import (
     blank_beside_content,
     colour_conflict,
+    grey_design,
     has_colours,
     inversions,
     missing_hues,
@@ -631,6 +633,68 @@ def hue_turned(picture: Image.Image, degrees: int) -> Image.Image:
     hsv = np.asarray(picture.convert("HSV")).copy()
     hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(degrees / 360 * 256)) % 256
     return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def _balloon(colour_at: Callable[[np.ndarray], np.ndarray]) -> Image.Image:
+    """A shaded balloon on white (300x400), ``colour_at`` turning its shading (0 dark - 1 lit) into
+    RGB colours [..., 3]."""
+    rows, cols = np.mgrid[0:400, 0:300]
+    inside = ((cols - 150) / 130) ** 2 + ((rows - 190) / 180) ** 2 <= 1
+    shading = np.clip(1.2 - np.hypot(cols - 110, rows - 120) / 200, 0, 1)
+    pixels = np.where(inside[..., None], colour_at(shading), 255)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _greyed(picture: Image.Image, conversion: str) -> Image.Image:
+    """``picture`` made greyscale as common tools make it."""
+    rgb = np.asarray(picture, dtype=np.float64)
+    linear = np.where(rgb <= 10.31, rgb / 3294.6, ((rgb / 255 + 0.055) / 1.055) ** 2.4)
+    light = linear @ np.array([0.2126, 0.7152, 0.0722])
+    grey = {"Rec. 709 (scikit-image)": rgb @ np.array([0.2126, 0.7152, 0.0722]),
+            "average": rgb.mean(axis=-1),
+            "HSL lightness (GIMP's and Photoshop's desaturate)": (rgb.max(axis=-1) + rgb.min(axis=-1)) / 2,
+            "CIE L* (GIMP's luminance)": (116 * np.cbrt(np.maximum(light, 0.008856)) - 16) * 2.55,
+            }[conversion]
+    return Image.fromarray(np.clip(grey + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def test_a_design_drawn_grey_is_not_the_greyscale_copy_of_its_colour_version(tmp_path):
+    """A black balloon beside a blue one, the same drawing: to the model and to the thumbnails'
+    layout it is the blue one's greyscale copy (dev set: cosine 0.83, correlating at 0.98), and with no
+    other picture beside them nothing else told them apart. Its greys do: every common greyscale
+    conversion of the blue balloon is far lighter. Copies made greyscale by any of them, PIL's own
+    included, keep their original's luminance under one; a grey copy that was cropped as well lines up
+    with nothing and is left to the other rules. Read from real JPEG files, as the indexer reads them."""
+    def shaded(dark: tuple[int, int, int], lit: tuple[int, int, int]) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda shading: np.array(dark) + shading[..., None] * (np.array(lit) - np.array(dark))
+
+    blue_design = _balloon(shaded((40, 90, 200), (140, 200, 255)))
+    blue = _jpeg_record(tmp_path, 1, blue_design)
+    black = _jpeg_record(tmp_path, 2, _balloon(shaded((20, 20, 20), (130, 130, 130))))
+    assert black.traits.greyscale and has_colours(blue.traits)
+    assert pixel_agreements([black.traits.thumbnail], [blue.traits.thumbnail])[0] >= 0.85
+    assert grey_design(black, [blue])
+    assert colour_conflict(blue, black, 0.83, [])
+
+    grey = ImageOps.grayscale(blue_design)
+    copies = [_jpeg_record(tmp_path, 3, grey.convert("RGB")),
+              _jpeg_record(tmp_path, 4, ImageOps.mirror(grey).convert("RGB")),
+              _jpeg_record(tmp_path, 5, grey.crop((0, 0, 300, 250)).convert("RGB"))]
+    copies += [_jpeg_record(tmp_path, 6 + i, _greyed(blue_design, conversion)) for i, conversion in enumerate(
+        ["Rec. 709 (scikit-image)", "average", "HSL lightness (GIMP's and Photoshop's desaturate)",
+         "CIE L* (GIMP's luminance)"])]
+    for copy in copies:
+        assert copy.traits.greyscale
+        assert not grey_design(copy, [blue]), copy.path
+        assert not colour_conflict(blue, copy, 0.83, []), copy.path
+    # A greyscale copy of a brightened copy (kept: the largest file) has the original's greys, not the
+    # keeper's: the original, a member too, vouches for it.
+    brightened = _jpeg_record(tmp_path, 10, ImageEnhance.Brightness(blue_design).enhance(1.6))
+    assert grey_design(copies[0], [brightened])
+    assert not colour_conflict(brightened, copies[0], 0.83, [], kin=[blue])
+    # Unrecorded thumbnails or colour grids say nothing.
+    unknown = dataclasses.replace(blue, traits=dataclasses.replace(blue.traits, tint=b""))
+    assert not grey_design(black, [unknown])
 
 
 def _jpeg_record(folder: Path, image_id: int, picture: Image.Image) -> ImageRecord:

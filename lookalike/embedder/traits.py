@@ -316,6 +316,27 @@ def tint_colours(thumbnail: np.ndarray, tint: np.ndarray) -> np.ndarray:
     return np.stack([green + red_green, green, green + red_green / 2 - yellow_blue], axis=-1)
 
 
+def greyed_cells(thumbnail: np.ndarray, tint: np.ndarray) -> np.ndarray:
+    """The colour grid's cells [n, 5, side, side] (:func:`tint_colours`) as the common greyscale
+    conversions would turn them: Rec. 601 luma (PIL, OpenCV), Rec. 709 luma (scikit-image), the
+    channels' plain average, HSL lightness (the desaturate of GIMP and Photoshop), CIE L* (GIMP's
+    luminance; 0-100 read as 0-255). A greyscale copy keeps its original's luminance under one of them;
+    a design drawn grey beside its colour version (a black balloon beside a blue one) keeps none. Cells
+    are averages, so the formulas that are not linear in the channels are met within a few levels: made
+    from the dev, unseen and series originals at full size, HSL copies stay within 10 of theirs, L* ones
+    within 18; the linear ones within 1."""
+    rgb = np.clip(tint_colours(thumbnail, tint), 0, 255)
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    linear = np.where(rgb <= 10.31, rgb / 3294.6, ((rgb / 255 + 0.055) / 1.055) ** 2.4)  # sRGB decoded
+    light = linear[..., 0] * 0.2126 + linear[..., 1] * 0.7152 + linear[..., 2] * 0.0722
+    lightness = np.where(light > 216 / 24389, np.cbrt(light), (24389 / 27 * light + 16) / 116) * 116 - 16
+    return np.stack([0.299 * red + 0.587 * green + 0.114 * blue,
+                     0.2126 * red + 0.7152 * green + 0.0722 * blue,
+                     (red + green + blue) / 3,
+                     (across_channels(np.maximum, rgb) + across_channels(np.minimum, rgb)) / 2,
+                     lightness * 2.55], axis=1)
+
+
 def colour_distance(a: bytes, b: bytes) -> float | None:
     """1 - intersection of two hue histograms (0: the same hues, 1: none shared); None if either is grey."""
     if not a or not b:

@@ -23,6 +23,7 @@ from lookalike.embedder.traits import (
     Traits,
     across_channels,
     colour_distance,
+    greyed_cells,
     hue_sixths,
     orientations,
     thumbnail_matrix,
@@ -34,6 +35,7 @@ from lookalike.index.thumbnails import (
     aligned_correlation_range,
     aligned_views,
     luminance_difference,
+    pixel_agreements,
     view_correlations,
 )
 
@@ -184,6 +186,15 @@ luminance): it is not moved for either. JPEG re-encoding moves a greyscale copy 
 original's (dev set)."""
 
 
+GREY_DESIGN = 20.0
+"""See :func:`grey_design`: a grey picture lined up with a colour one (``PIXEL_AGREEMENT``) is its
+greyscale copy only within this of its luminance under one of the common conversions
+(:func:`~lookalike.embedder.traits.greyed_cells`, mean absolute difference out of 255, the best of the
+eight turns and mirrors). Greyscale copies (Rec. 601) beside the nearest colour picture of their own
+original that lines up with them: dev 1.7 at most, unseen 9.1 (a cropped copy), series 0.9, the colour
+probes 4.9; copies made by the five conversions from 636 colour originals (dev, unseen, series): 18 at
+most (L*). The black balloon beside the blue one: 26.8 (dev originals, bench/originals_only.py)."""
+
 def has_colours(traits: Traits | None) -> bool:
     """Whether a picture has colours to tell: colourful (``COLOURFUL``) and not greyscale. Mean
     saturation alone counts JPEG noise in near-black pixels as colour (a dark terminal screenshot, grey
@@ -209,6 +220,29 @@ def other_colouring(a: ImageRecord, b: ImageRecord) -> bool:
     return (other_colours(a.traits, b.traits) or bool(recoloured_tints([a], [b])[0])
             or bool(missing_hues([a], [b])[0]))
 
+
+def grey_design(grey: ImageRecord, colours: Sequence[ImageRecord]) -> bool:
+    """Whether a grey picture is a design drawn grey, not a greyscale copy of any of ``colours``: it
+    lines up with one of them (``PIXEL_AGREEMENT``) yet none of them, greyed by any common conversion,
+    has its luminance (``GREY_DESIGN``). The model and the layout cannot tell a black balloon from a blue
+    one's greyscale copy (cosine 0.83, thumbnails correlating at 0.98); the greys they turn to can. A
+    grey copy that lines up with none (cropped or captioned as well) is left to the other rules, and so
+    is any picture whose thumbnail or colour grid is unrecorded."""
+    members = [c for c in colours if has_colours(c.traits) and _gridded(c)]
+    if not members or len(thumbnail_of(grey)) != THUMBNAIL_SIDE * THUMBNAIL_SIDE:
+        return False
+    cell = THUMBNAIL_SIDE // TINT_SIDE
+    mine = thumbnail_matrix([thumbnail_of(grey)]).reshape(TINT_SIDE, cell, TINT_SIDE, cell).mean(axis=(1, 3))
+    thumbnails = thumbnail_matrix([thumbnail_of(c) for c in members]).astype(np.float32)
+    tints = np.frombuffer(b"".join(tint_of(c) for c in members), dtype=np.int8).astype(np.float32)
+    greyed = greyed_cells(thumbnails.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE),
+                          tints.reshape(-1, TINT_SIDE, TINT_SIDE, 2))  # [members, formulas, side, side]
+    flat = greyed.reshape(-1, TINT_SIDE, TINT_SIDE)
+    nearest = np.min([np.abs(view - mine).mean(axis=(1, 2)) for view in aligned_views(flat)])
+    if nearest <= GREY_DESIGN:
+        return False
+    return bool((pixel_agreements([thumbnail_of(grey)] * len(members), [thumbnail_of(c) for c in members])
+                 >= PIXEL_AGREEMENT).any())
 
 def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, float]]) -> ImageRecord | None:
     """The colour picture among a grey one's ``matches`` (pictures with their scores) that could be its
@@ -258,6 +292,9 @@ def colour_conflict(keeper: ImageRecord, copy: ImageRecord, score: float,
         return True
     if not copy.traits.greyscale:
         return False
+    kin = list(kin)
+    if has_colours(keeper.traits) and grey_design(copy, [keeper, *kin]):
+        return True
     rivals = list(rivals)
     if keeper.traits.greyscale:
         mine, theirs = colour_original(keeper, keeper_rivals), colour_original(copy, rivals)
