@@ -15,6 +15,7 @@ The tree (catch a branch to handle everything under it)::
     |   +-- StaleFile               the indexed file is gone or is no longer the file that was indexed
     |   +-- WriterBusy              another writer holds the index (.retry_after seconds)
     |   +-- NoSpace                 the disk (or quota) is full; nothing committed was lost
+    |   +-- IndexDamaged            SQLite finds the index database malformed past its first pages
     +-- QuarantineError             a manifest that cannot be read or acted on
     +-- ReportError                 a place an HTML report cannot be written to
     +-- ServerUnavailable           a ``lookalike serve`` that cannot be reached or is busy (.url)
@@ -24,6 +25,8 @@ Each class maps to one exit status in :mod:`lookalike.cli.exits` and one HTTP st
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class LookalikeError(Exception):
@@ -99,6 +102,21 @@ class WriterBusy(CollectionError):
 
 class NoSpace(CollectionError):
     """The disk or quota filled up while writing; everything committed before is intact."""
+
+
+class IndexDamaged(CollectionError):
+    """The index database is damaged where a command read it (SQLite: "database disk image is
+    malformed"), though it opened: a disk error, a partial copy, a hand edit. Nothing more is read from
+    it or written to it by that command; restore it from a backup, or move the folder aside and index
+    again. ``reason`` is SQLite's own words."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        from lookalike.paths import display
+
+        self.reason = reason
+        path = Path(path)
+        super().__init__(f"the index in {display(path.parent)} is damaged ({path.name}: {reason}): "
+                         "restore it from a backup, or move the folder aside and index your folders again")
 
 
 class QuarantineError(LookalikeError):

@@ -135,3 +135,37 @@ def test_a_damaged_or_hand_edited_meta_table_is_one_line(tmp_path, key, stored, 
     result = run("info", "--index", index)
     assert result.exit_code == 1
     assert error_lines(result) == [f"error: the index in {index} is damaged: {line}"]
+
+
+def zero_page_of(database: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with zeros, as a disk error or a torn copy leaves it: the
+    database still opens (its header and schema are whole), and the damage shows only when read."""
+    with sqlite3.connect(database) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    conn.close()
+    with open(database, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(bytes(page_size))
+
+
+def test_an_index_damaged_past_what_opening_reads_is_one_line_for_every_command(tmp_path, sample_photos,
+                                                                                 tf1_module):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sample_photos:
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    index = tmp_path / "index"
+    assert run("index", photos, "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    zero_page_of(index / DB_NAME, "images")
+    before = files_in(index)
+
+    line = (f"error: the index in {index} is damaged ({DB_NAME}: database disk image is malformed): restore "
+            "it from a backup, or move the folder aside and index your folders again")
+    for args in (["info"], ["find", "cat"], ["search", sample_photos[0]], ["search", "--id", "1"],
+                 ["duplicates"], ["index", photos]):
+        result = run(*args, "--index", index)
+        assert (result.exit_code, error_lines(result)) == (1, [line]), args
+    after = files_in(index)
+    assert after.get(f"{DB_NAME}-wal", b"") == b""  # nothing written over the damage
+    assert {name: data for name, data in after.items() if not name.startswith(f"{DB_NAME}-")} == before

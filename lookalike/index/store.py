@@ -52,7 +52,15 @@ from lookalike.embedder.traits import (
     stored_traits,
     traits_from_stored,
 )
-from lookalike.errors import CollectionError, IndexTooNew, NoIndex, NoSpace, NotAnIndex, WriterBusy
+from lookalike.errors import (
+    CollectionError,
+    IndexDamaged,
+    IndexTooNew,
+    NoIndex,
+    NoSpace,
+    NotAnIndex,
+    WriterBusy,
+)
 from lookalike.index.walk import someones_names
 from lookalike.paths import FileSet, display, from_bytes, to_bytes
 
@@ -82,7 +90,9 @@ ids (the page's review moving copies, ``search --id``) that was made before woul
 files."""
 SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or its index gives
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
+SQLITE_CORRUPT = 11  # "database disk image is malformed": a page that is no valid b-tree page
 SQLITE_CANTOPEN = 14  # "unable to open database file": the file, or its journal, cannot be opened or made
+SQLITE_NOTADB = 26  # "file is not a database": the header (or a page it leads to) is junk
 _SQLITE_INTEGERS = range(-(1 << 63), 1 << 63)  # what an INTEGER column (an id) can hold
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
 SQLITE_UNWRITABLE = frozenset({
@@ -269,6 +279,74 @@ def _unwritable(directory: Path, path: Path) -> str | None:
     return "read-only file system" if os.statvfs(directory).f_flag & os.ST_RDONLY else "permission denied"
 
 
+def _damage(error: sqlite3.DatabaseError, path: Path) -> IndexDamaged | None:
+    """The IndexDamaged ``error`` stands for, or None: SQLite's corrupt and not-a-database codes, or a
+    text value whose bytes are no longer UTF-8 (a flipped bit in a stored reason or label)."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or "Could not decode to UTF-8" in str(error):
+        return IndexDamaged(path, str(error).split(" with text ")[0])
+    return None
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose damaged-database errors are :class:`IndexDamaged`.
+
+    A database damaged past the pages read at opening (a disk error, a partial copy) opens as ever; its
+    damage shows only when a command reaches a bad page, and came out as sqlite3's DatabaseError: a
+    traceback on the command line and a plain-text 500 from the server. Every statement and every row
+    of :class:`Store` goes through here, so each becomes one line ("... is damaged ...: restore it from a
+    backup, ...") wherever the bad page lies."""
+
+    def _translated(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except sqlite3.DatabaseError as e:
+            damage = _damage(e, self.connection.path)
+            if damage is None:
+                raise
+            raise damage from None
+
+    def execute(self, *args: Any) -> _Cursor:
+        return self._translated(super().execute, *args)
+
+    def executemany(self, *args: Any) -> _Cursor:
+        return self._translated(super().executemany, *args)
+
+    def executescript(self, *args: Any) -> _Cursor:
+        return self._translated(super().executescript, *args)
+
+    def fetchone(self) -> Any:
+        return self._translated(super().fetchone)
+
+    def fetchmany(self, *args: Any) -> list[Any]:
+        return self._translated(super().fetchmany, *args)
+
+    def fetchall(self) -> list[Any]:
+        return self._translated(super().fetchall)
+
+    def __next__(self) -> Any:
+        return self._translated(super().__next__)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements run on :class:`_Cursor` (``sqlite3.Connection.execute`` makes its
+    cursor in C, past any ``cursor`` override) and that knows its database's path for the message."""
+
+    path: Path
+
+    def cursor(self, factory: Any = _Cursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, *args: Any) -> Any:  # type: ignore[override]
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> Any:  # type: ignore[override]
+        return self.cursor().executemany(*args)
+
+    def executescript(self, *args: Any) -> Any:  # type: ignore[override]
+        return self.cursor().executescript(*args)
+
+
 def _connect(path: Path, read_only: str | None) -> sqlite3.Connection:
     """A connection to the database at ``path``, with SQLite's ``mode=ro`` when it cannot be written.
 
@@ -279,11 +357,16 @@ def _connect(path: Path, read_only: str | None) -> sqlite3.Connection:
     folder is read-only. Commits left in a ``-wal`` (a writer killed) would be missed: refused.
     """
     # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE, :meth:`Store._write`).
-    options: dict[str, Any] = {"timeout": BUSY_TIMEOUT_S, "isolation_level": None, "check_same_thread": False}
+    def connect(target: str | Path, **uri: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
+                               factory=_Connection, **uri)
+        conn.path = path
+        return conn
+
     if not read_only:
-        return sqlite3.connect(path, **options)
+        return connect(path)
     uri = f"file:{quote(os.fsencode(path))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, **options)
+    conn = connect(uri, uri=True)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
@@ -297,7 +380,7 @@ def _connect(path: Path, read_only: str | None) -> sqlite3.Connection:
             f"{display(path.parent)} cannot be written ({read_only}) and its last commits are still in "
             f"{wal.name}, which SQLite cannot read without {path.name}-shm: open it once where it can be "
             "written")
-    return sqlite3.connect(f"{uri}&immutable=1", uri=True, **options)
+    return connect(f"{uri}&immutable=1", uri=True)
 
 
 class WriterLock:
@@ -441,6 +524,8 @@ class Store:
             raise CollectionError(f"cannot create an index in {display(directory)}: {unwritable}")
         try:
             conn = _connect(path, unwritable)
+        except IndexDamaged as e:  # damaged where opening reads: not known to be an index at all
+            raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e.reason}") from None
         except sqlite3.DatabaseError as e:
             raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e}") from None
         store = cls(directory, conn, unwritable)
@@ -457,6 +542,9 @@ class Store:
                 with store.writer(wait=BUSY_TIMEOUT_S):  # two processes creating at once: one does it
                     store._create_schema()
             store._upgrade()
+        except IndexDamaged as e:
+            conn.close()
+            raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e.reason}") from None
         except sqlite3.DatabaseError as e:
             conn.close()
             if "fts5" in str(e).lower():
