@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import errno
+import functools
 import io
 import os
 import re
 import shutil
+import socket
+import stat
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -152,3 +156,52 @@ def test_a_title_naming_a_folder_that_is_not_utf8_is_shown_as_the_product_shows_
     page = Page()
     page.feed(html_report(clusters, tmp_path / "report.html", title=title).read_text(encoding="utf-8"))
     assert page.text.count("duplicates in caf\\xe9") == 2  # the window's title and the heading
+
+
+def read_all_from(open_reader) -> tuple[threading.Thread, list[bytes]]:
+    """A thread reading what ``open_reader()`` gives until its end (the read side of a pipe)."""
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open_reader() as reader:
+            got.append(reader.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_a_pipe_named_for_the_report_is_written_into_never_replaced(sample_photos, tmp_path):
+    """``--html`` at a FIFO or a process substitution (``--html >(gzip > r.gz)``, a /dev/fd link to a
+    pipe) writes the page into the pipe. The atomic write's rename put a regular file where a FIFO was
+    (run as root, where the device /dev/full was), and made nothing at all where /dev/fd is."""
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    thread, got = read_all_from(functools.partial(fifo.open, "rb"))
+    assert html_report(clusters, fifo) == fifo
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # before joining: a replaced FIFO never gets its writer
+    thread.join()
+    assert got[0].startswith(b"<!DOCTYPE html>") and got[0].endswith(b"</html>\n")
+    assert sorted(os.listdir(tmp_path)) == ["report.fifo"]
+
+    read_end, write_end = os.pipe()
+    thread, got = read_all_from(functools.partial(os.fdopen, read_end, "rb"))
+    try:
+        html_report(clusters, f"/proc/self/fd/{write_end}")
+    finally:
+        os.close(write_end)
+    thread.join()
+    assert got[0].startswith(b"<!DOCTYPE html>") and got[0].endswith(b"</html>\n")
+
+
+def test_a_socket_or_a_place_no_file_can_be_made_is_a_report_error(sample_photos, tmp_path):
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(tmp_path / "report.sock"))
+        with pytest.raises(ReportError, match="report.sock: it is a socket$"):
+            html_report(clusters, tmp_path / "report.sock")
+    assert stat.S_ISSOCK(os.lstat(tmp_path / "report.sock").st_mode)
+    if os.access("/proc", os.W_OK):  # root: /proc lets the check pass, and refuses the file itself
+        with pytest.raises(ReportError, match=r"^cannot write the report to /proc/version: "):
+            html_report(clusters, "/proc/version")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import html
 import io
 import os
+import stat
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,13 +112,40 @@ def render_html(clusters: Iterable[Cluster], title: str = "lookalike: duplicates
     )
 
 
+def _written_through(target: Path) -> str | None:
+    """What ``target`` is when the report must be written into it rather than replace it: an existing
+    pipe, terminal or device (``--html /dev/stdout``, ``--html >(gzip > r.gz)``, a FIFO), by its kind;
+    None for a regular file, a folder or nothing there.
+
+    Replacing such a name (the atomic write's rename) put a regular file where the pipe or device was:
+    run as root, ``--html /dev/full`` replaced the system's ``/dev/full``, and ``/dev/stdout`` would go
+    the same way; a process substitution's ``/dev/fd/63`` sits in a folder no file can be made in.
+    """
+    try:
+        mode = target.stat().st_mode  # through links: /dev/stdout leads to /proc/self/fd/1, then a pipe
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a terminal or device")
+
+
 def check_target(path: str | Path) -> None:
     """ReportError unless a report can be written at ``path``: not a folder, in a folder that exists and
-    can be written. Asked before a duplicates run, which can take minutes, rather than at its end."""
+    can be written, or an existing pipe, terminal or device that can be written. Asked before a
+    duplicates run, which can take minutes, rather than at its end."""
     target = Path(path).expanduser()
     folder = target.parent
+    through = _written_through(target)
     if target.is_dir():
         problem = "it is a folder"
+    elif through == "a socket":
+        problem = "it is a socket"
+    elif through:
+        if os.access(target, os.W_OK):
+            return
+        problem = f"{through} that cannot be written"
     elif not folder.exists():
         problem = f"no folder {display(folder)}"
     elif not folder.is_dir():
@@ -133,12 +162,25 @@ def html_report(clusters: Iterable[Cluster], path: str | Path, title: str = "loo
     """Write the report to ``path`` atomically (a reader never sees half a page) and return the path;
     a write that fails leaves no temporary file behind. The temporary file is a new one made for this
     write (``O_EXCL``, a name of its own): a fixed name could be a link someone planted in a shared
-    folder, and writing through it would overwrite the file it leads to."""
+    folder, and writing through it would overwrite the file it leads to.
+
+    An existing pipe, terminal or device at ``path`` is written into, never replaced
+    (:func:`_written_through`). A place that refuses the file (``/proc``) is a ReportError; a full disk
+    stays the OSError it is, which the command line reports as such."""
     check_target(path)
     target = Path(path).expanduser()
     page = render_html(clusters, title, px).encode("utf-8")
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    try:
+        if _written_through(target):
+            with open(target, "wb") as out:
+                out.write(page)
+            return target
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ReportError(f"cannot write the report to {display(target)}: {e.strerror}") from None
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(page)
