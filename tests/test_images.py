@@ -168,6 +168,34 @@ def test_pixel_bomb_is_refused_from_its_header(tmp_path: Path, image_format: str
     assert reason == f"too many pixels (900,000,000 > {MAX_PIXELS:,})"
 
 
+def progressive_jpeg_repeating_its_last_scan(times: int) -> bytes:
+    """A flat grey progressive JPEG whose last scan (a few dozen bytes: one run of empty blocks) is
+    repeated ``times`` more times before its end: each repeat costs libjpeg a pass over every block."""
+    data = encoded(Image.new("L", (1000, 1000), 128), "JPEG", progressive=True)
+    last_scan = data[data.rindex(b"\xff\xda"):-2]
+    assert len(last_scan) < 100 and data.endswith(b"\xff\xd9")
+    return data[:-2] + last_scan * times + b"\xff\xd9"
+
+
+def test_a_progressive_jpeg_of_too_many_scans_is_refused_before_decoding(tmp_path: Path) -> None:
+    """Thousands of tiny scans make a small file that takes minutes to decode (20,000 scans of a
+    4000 x 4000 picture: 1.1 MB, 20 s); it is refused from a count of its markers instead."""
+    from lookalike.embedder.images import MAX_JPEG_SCANS
+
+    ordinary = progressive_jpeg_repeating_its_last_scan(0)
+    assert open_image(ordinary).size == (1000, 1000)
+    assert open_image(progressive_jpeg_repeating_its_last_scan(MAX_JPEG_SCANS - 20)).size == (1000, 1000)
+
+    slow = tmp_path / "slow.jpg"
+    slow.write_bytes(progressive_jpeg_repeating_its_last_scan(MAX_JPEG_SCANS))
+    assert slow.stat().st_size < 50_000
+    reason = f"too many scans (a progressive JPEG of over {MAX_JPEG_SCANS})"
+    assert reason_for(slow) == reason
+    assert reason_for(slow.read_bytes()) == reason  # an upload
+    with pytest.raises(ImageError, match=r"too many scans"):
+        load_image(slow, 64, digest=True)
+
+
 def test_our_limit_is_checked_before_decoding(tmp_path: Path) -> None:
     # 110 Mpx is above MAX_PIXELS but below Pillow's own hard limit: only our header check can catch it.
     # The pixel data is a 4x4 picture's, so any attempt to decode would say "corrupt" instead.

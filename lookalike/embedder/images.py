@@ -45,6 +45,13 @@ RESAMPLE = Image.Resampling.BICUBIC
 MAX_PIXELS = 100_000_000
 """Pictures with more pixels are refused from their header, before anything is decoded (bomb guard)."""
 
+MAX_JPEG_SCANS = 500
+"""A progressive JPEG with more scans (markers ``FF DA``) is refused before it is decoded. libjpeg
+passes over every block of the picture for each scan, however few bytes the scan holds: a flat 4000 x 4000
+JPEG repeating its 53-byte scan 20,000 times (1.1 MB) took 20 s to decode, so a 20 MB upload held a
+decode slot for minutes. Encoders write about 10 scans; 500 is the limit libjpeg-turbo's documentation
+suggests (``TJPARAM_SCANLIMIT``)."""
+
 ICON_SIGNATURE = b"\x00\x00\x01\x00"
 """How an ICO file starts; Pillow decodes an icon's picture inside ``Image.open`` (see :func:`icon_size`)."""
 
@@ -215,6 +222,8 @@ def _decode(source: ImageSource, min_size: int | None, digest: bool = False) -> 
         quality = jpeg_quality(image)  # from the header's tables, before decoding
         width, height = image.size
         _check_pixels(label, width, height)
+        if image_format == "JPEG" and image.info.get("progressive"):
+            _check_scans(label, stream, start)
         try:
             if min_size:
                 # Before the EXIF transpose: draft works on the stored picture and scales both sides alike.
@@ -252,6 +261,27 @@ def _failure_reason(exc: Exception) -> str:
 def _check_pixels(label: str, width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageError(label, f"too many pixels ({width} x {height} > {MAX_PIXELS:,})")
+
+
+def _check_scans(label: str, stream: BinaryIO, start: int) -> None:
+    """ImageError when the JPEG in ``stream`` (from ``start``) holds over :data:`MAX_JPEG_SCANS` scans.
+
+    Counted as the ``FF DA`` byte pairs of the file: inside entropy-coded data every ``FF`` is followed by
+    ``00`` or a restart marker, so only markers (and at most a few chance pairs in metadata) count. Read
+    in blocks, stopping at the limit; the stream is left where it was."""
+    at = stream.tell()
+    stream.seek(start)
+    count, last = 0, b""
+    try:
+        while block := stream.read(1 << 20):
+            count += (last + block).count(b"\xff\xda")  # a pair split between two blocks counts once
+            if count > MAX_JPEG_SCANS:
+                raise ImageError(label, f"too many scans (a progressive JPEG of over {MAX_JPEG_SCANS})")
+            last = block[-1:]
+    except OSError as exc:
+        raise _cannot_read(label, exc) from None
+    finally:
+        stream.seek(at)
 
 
 def icon_size(stream: BinaryIO) -> tuple[int, int] | None:
