@@ -26,3 +26,12 @@ def check_score(name: str, value: object, option: str, low: float, high: float,
         interval = f"({low:g}, {high:g}]" if above_low else f"[{low:g}, {high:g}]"
         raise InvalidOption(option, f"{name} must be in {interval}, not {value!r}")
     return float(value)
+
+
+def check_wait(value: object, option: str = "wait") -> float:
+    """How long to wait for another writer is a number of seconds, 0 or more (``inf``: for as long as it
+    takes). NaN compared false with the deadline forever: a writer asked to wait NaN seconds for a busy
+    index spun at full CPU and never gave up; a negative wait is no wait anyone means."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise InvalidOption(option, f"the wait must be a number of seconds, 0 or more, not {value!r}")
+    return float(value)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.errors import CollectionError, IndexTooNew, NotAnIndex
+from lookalike.errors import CollectionError, IndexTooNew, InvalidOption, NotAnIndex
 from lookalike.index.store import DB_NAME, SCHEMA_VERSION, NewImage, Store, WriterLock, match_labels
+from tests.cli import error_lines, run
 
 
 def image(path: str, seed: int = 0, labels=(), size: int = 100, dim: int = 8) -> NewImage:
@@ -464,3 +465,20 @@ def test_an_index_that_cannot_be_written_is_read_and_refuses_writers_and_upgrade
 def test_an_id_beyond_what_sqlite_can_hold_is_no_image(store):
     store.upsert([image("/p/a.jpg", 1)])
     assert store.get(10**20) is None and store.get(-(10**20)) is None
+
+
+@pytest.mark.parametrize("wait", [float("nan"), -1, -0.5, True, "5"])
+def test_a_wait_that_is_no_number_of_seconds_is_refused_before_the_lock_is_tried(tmp_path, wait):
+    """NaN never reaches a deadline: a writer waiting NaN seconds for a busy index spun at full CPU
+    forever (``lookalike index --wait nan``); it is refused at once, as the other arguments are."""
+    with Store.open(tmp_path) as store:
+        with pytest.raises(InvalidOption, match="the wait must be a number of seconds, 0 or more"):
+            store.writer(wait=wait)
+        with store.writer(wait=float("inf")):  # as long as it takes: asked for, and free at once here
+            pass
+
+
+def test_index_with_a_nan_wait_is_a_usage_error(tmp_path, sample_photos):
+    result = run("index", sample_photos[0].parent, "--index", tmp_path / "index", "--wait", "nan")
+    assert result.exit_code == 2
+    assert error_lines(result) == ["error: the wait must be a number of seconds, 0 or more, not nan"]

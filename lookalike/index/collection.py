@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
-from lookalike.arguments import check_count, check_score
+from lookalike.arguments import check_count, check_score, check_wait
 from lookalike.embedder.catalog import DEFAULT_MODEL
 from lookalike.embedder.labels import Label
 from lookalike.errors import (
@@ -1201,6 +1201,7 @@ class Collection:
         it put back that the index still lacks, whichever undo put it back.
         """
         self.store.check_open()  # the files go back before the writer lock is asked for
+        check_wait(wait)  # and so is a bad wait refused before they go
         path = Path(manifest).expanduser().absolute()
         moves = quarantine.read_moves(path)
         result = quarantine.undo(path, moves)

@@ -44,6 +44,7 @@ from urllib.parse import quote
 import numpy as np
 from sqlite_utils import Database
 
+from lookalike.arguments import check_wait
 from lookalike.embedder.traits import (
     THUMBNAIL_SIDE,
     TRAIT_FIELDS,
@@ -633,6 +634,7 @@ class Store:
     def writer(self, wait: float = 0.0) -> WriterLock:
         """Take this directory's writer lock: ``with store.writer(wait=5): ...``; a closed index, or one
         opened read-only, refuses at once, before anything is tried."""
+        wait = check_wait(wait)
         self.check_open()
         if self.read_only:
             raise CollectionError(f"{display(self.directory)} can be read but not written ({self.read_only})")
