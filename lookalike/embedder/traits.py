@@ -303,14 +303,19 @@ def across_channels(combine: np.ufunc, colours: np.ndarray) -> np.ndarray:
     return combine(combine(colours[..., 0], colours[..., 1]), colours[..., 2])
 
 
+def cell_luminance(thumbnail: np.ndarray, side: int = TINT_SIDE) -> np.ndarray:
+    """Luminance thumbnails [n, THUMBNAIL_SIDE, THUMBNAIL_SIDE] averaged over the colour grid's cells
+    [n, side, side]: the luminance each cell of :func:`tint_grid` was laid over."""
+    cells = thumbnail.shape[-1] // side
+    return thumbnail.reshape(-1, side, cells, side, cells).mean(axis=(2, 4))
+
+
 def tint_colours(thumbnail: np.ndarray, tint: np.ndarray) -> np.ndarray:
     """RGB colours [n, side, side, 3] of the colour grid's cells, rebuilt from luminance thumbnails
     [n, THUMBNAIL_SIDE, THUMBNAIL_SIDE] and colour grids [n, side, side, 2] read back as stored
     (:func:`tint_grid`, int8): the luminance, averaged over each cell, and the two opponent colours
     give the three channels (PIL's "L" is 0.299 R + 0.587 G + 0.114 B)."""
-    cells = thumbnail.shape[1] // tint.shape[1]
-    side = tint.shape[1]
-    luminance = thumbnail.reshape(-1, side, cells, side, cells).mean(axis=(2, 4))
+    luminance = cell_luminance(thumbnail, tint.shape[1])
     red_green, yellow_blue = tint[..., 0] * 2.0, tint[..., 1] * 2.0  # R - G and (R + G) / 2 - B
     green = luminance - 0.356 * red_green + 0.114 * yellow_blue
     return np.stack([green + red_green, green, green + red_green / 2 - yellow_blue], axis=-1)

@@ -22,6 +22,7 @@ from lookalike.embedder.traits import (
     TURNED_VIEWS,
     Traits,
     across_channels,
+    cell_luminance,
     colour_distance,
     greyed_cells,
     hue_sixths,
@@ -195,6 +196,7 @@ original that lines up with them: dev 1.7 at most, unseen 9.1 (a cropped copy), 
 probes 4.9; copies made by the five conversions from 636 colour originals (dev, unseen, series): 18 at
 most (L*). The black balloon beside the blue one: 26.8 (dev originals, bench/originals_only.py)."""
 
+
 def has_colours(traits: Traits | None) -> bool:
     """Whether a picture has colours to tell: colourful (``COLOURFUL``) and not greyscale. Mean
     saturation alone counts JPEG noise in near-black pixels as colour (a dark terminal screenshot, grey
@@ -229,20 +231,21 @@ def grey_design(grey: ImageRecord, colours: Sequence[ImageRecord]) -> bool:
     grey copy that lines up with none (cropped or captioned as well) is left to the other rules, and so
     is any picture whose thumbnail or colour grid is unrecorded."""
     members = [c for c in colours if has_colours(c.traits) and _gridded(c)]
-    if not members or len(thumbnail_of(grey)) != THUMBNAIL_SIDE * THUMBNAIL_SIDE:
+    mine = thumbnail_of(grey)
+    if not members or len(mine) != THUMBNAIL_SIDE * THUMBNAIL_SIDE:
         return False
-    cell = THUMBNAIL_SIDE // TINT_SIDE
-    mine = thumbnail_matrix([thumbnail_of(grey)]).reshape(TINT_SIDE, cell, TINT_SIDE, cell).mean(axis=(1, 3))
-    thumbnails = thumbnail_matrix([thumbnail_of(c) for c in members]).astype(np.float32)
+    theirs = [thumbnail_of(c) for c in members]
+    square = (-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE)
     tints = np.frombuffer(b"".join(tint_of(c) for c in members), dtype=np.int8).astype(np.float32)
-    greyed = greyed_cells(thumbnails.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE),
+    greyed = greyed_cells(thumbnail_matrix(theirs).astype(np.float32).reshape(square),
                           tints.reshape(-1, TINT_SIDE, TINT_SIDE, 2))  # [members, formulas, side, side]
-    flat = greyed.reshape(-1, TINT_SIDE, TINT_SIDE)
-    nearest = np.min([np.abs(view - mine).mean(axis=(1, 2)) for view in aligned_views(flat)])
+    cells = cell_luminance(thumbnail_matrix([mine]).astype(np.float32).reshape(square))
+    nearest = min(float(np.abs(view - cells).mean(axis=(1, 2)).min())
+                  for view in aligned_views(greyed.reshape(-1, TINT_SIDE, TINT_SIDE)))
     if nearest <= GREY_DESIGN:
         return False
-    return bool((pixel_agreements([thumbnail_of(grey)] * len(members), [thumbnail_of(c) for c in members])
-                 >= PIXEL_AGREEMENT).any())
+    return bool((pixel_agreements([mine] * len(members), theirs) >= PIXEL_AGREEMENT).any())
+
 
 def colour_original(grey: ImageRecord, matches: Iterable[tuple[ImageRecord, float]]) -> ImageRecord | None:
     """The colour picture among a grey one's ``matches`` (pictures with their scores) that could be its
