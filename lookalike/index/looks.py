@@ -36,6 +36,7 @@ from lookalike.index.thumbnails import (
     aligned_correlation_range,
     aligned_views,
     luminance_difference,
+    luminance_differences,
     pixel_agreements,
     view_correlations,
 )
@@ -240,8 +241,8 @@ def grey_design(grey: ImageRecord, colours: Sequence[ImageRecord]) -> bool:
     greyed = greyed_cells(thumbnail_matrix(theirs).astype(np.float32).reshape(square),
                           tints.reshape(-1, TINT_SIDE, TINT_SIDE, 2))  # [members, formulas, side, side]
     cells = cell_luminance(thumbnail_matrix([mine]).astype(np.float32).reshape(square))
-    nearest = min(float(np.abs(view - cells).mean(axis=(1, 2)).min())
-                  for view in aligned_views(greyed.reshape(-1, TINT_SIDE, TINT_SIDE)))
+    greyed = greyed.reshape(-1, TINT_SIDE, TINT_SIDE)
+    nearest = float(luminance_differences(np.broadcast_to(cells, greyed.shape), greyed).min())
     if nearest <= GREY_DESIGN:
         return False
     return bool((pixel_agreements([mine] * len(members), theirs) >= PIXEL_AGREEMENT).any())

@@ -9,6 +9,7 @@ with its luminance (``luminance_difference``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -165,8 +166,17 @@ def luminance_difference(thumbnail_a: bytes, thumbnail_b: bytes) -> float:
     return float(luminance_differences(thumbnail_matrix([thumbnail_a]), thumbnail_matrix([thumbnail_b]))[0])
 
 
-def luminance_differences(thumbnails_a: np.ndarray, thumbnails_b: np.ndarray) -> np.ndarray:
-    """:func:`luminance_difference` of each row of one thumbnail matrix with the same row of another."""
-    a = thumbnails_a.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
-    b = thumbnails_b.reshape(-1, THUMBNAIL_SIDE, THUMBNAIL_SIDE).astype(np.float32)
+def luminance_differences(grids_a: np.ndarray, grids_b: np.ndarray) -> np.ndarray:
+    """:func:`luminance_difference` of each row of one thumbnail matrix with the same row of another; also
+    of square grids of any side ([n, side, side]: a thumbnail's cells, a colour grid greyed)."""
+    a, b = _squares(grids_a), _squares(grids_b)
     return np.min([np.abs(a - view).mean(axis=(1, 2)) for view in aligned_views(b)], axis=0)
+
+
+def _squares(grids: np.ndarray) -> np.ndarray:
+    """Rows of a thumbnail matrix ([n, side * side]) as square float grids; square grids as they are."""
+    grids = np.asarray(grids, dtype=np.float32)
+    if grids.ndim == 2:
+        side = math.isqrt(grids.shape[1])
+        grids = grids.reshape(-1, side, side)
+    return grids
