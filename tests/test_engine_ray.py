@@ -25,7 +25,7 @@ import pytest
 import lookalike
 from lookalike.index.collection import SHARDS_DIR
 from lookalike.index.vectors import saved_generation
-from tests.cli import run
+from tests.cli import run, run_process
 from tests.photos import photo_folder
 
 ray = pytest.importorskip("ray", reason="the ray extra: pip install -e '.[ray]'")
@@ -137,6 +137,20 @@ def test_ray_engine_gives_the_plain_index(photos, tmp_path, slow_module, ray_tmp
         for query in ("cat.jpg", "blocks3.png"):
             hits = [[n.image.path for n in c.search(photos / query, k=5).neighbours] for c in (a, b)]
             assert hits[0] == hits[1]
+
+
+def test_a_model_the_workers_cannot_load_is_one_line_not_rays_tracebacks(photos, tmp_path, ray_tmp):
+    # The worker's own error, as the local engine would say it: Ray's loggers would print both stack
+    # traces (the worker's and Ray Data's own) above it.
+    missing = tmp_path / "no-such-module"
+    done = run_process("index", photos, "--index", tmp_path / "index", "--engine", "ray", "--model", missing,
+                       "--quiet")
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: ray engine failed: model {str(missing)!r} is not a catalog name, a URL or a "
+                      "module directory"], stderr
 
 
 def test_a_sigkilled_driver_resumes_without_duplicates(photos, tmp_path, slow_module, ray_tmp):

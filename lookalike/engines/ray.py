@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,8 @@ class RayEngine:
                 ray.shutdown()
 
     def _start(self, ray: Any) -> None:
-        for name in ("ray", "ray.data"):  # Ray's own progress lines and notices: the CLI has its own
-            logging.getLogger(name).setLevel(logging.ERROR)
+        for name in ("ray", "ray.data"):  # Ray's own progress lines, notices and the tracebacks of a failed
+            logging.getLogger(name).setLevel(logging.CRITICAL)  # worker: the CLI has its own, in one line
         options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address:
             try:
@@ -159,7 +160,12 @@ def _import_ray() -> Any:
 
 
 def _first_line(error: BaseException) -> str:
+    """What a failure says, in one line: a worker's own error arrives as the last line of Ray's
+    traceback text (``lookalike.errors.ModelError: cannot download ...``), its message is what counts."""
     cause = getattr(error, "cause", None)
     text = str(cause if isinstance(cause, LookalikeError) else error).strip()
     lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    own = re.match(r"lookalike\.errors\.\w+: (.+)", lines[-1].strip())
+    return own.group(1) if own else lines[-1]
