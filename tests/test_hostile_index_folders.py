@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.errors import IndexDamaged
 from lookalike.index.store import DB_NAME, SCHEMA_VERSION, Store
 from tests.cli import error_lines, run
 
+RESTORE = "restore it from a backup, or move the folder aside and index your folders again"
 NOT_EMPTY = ("a new index is made only in a new or empty folder (hidden files such as .DS_Store do not "
              "count); nothing was written")
 
@@ -122,19 +124,24 @@ def test_a_file_where_the_index_folder_or_its_database_should_be_is_one_line(tmp
 
 
 @pytest.mark.parametrize("key, stored, line", [
-    ("created", "x", "its meta value 'created' is 'x', not JSON"),
-    ("schema_version", '"abc"', 'its schema version "abc" is none lookalike writes (edited by hand?)'),
-    ("schema_version", "0", "its schema version 0 is none lookalike writes (edited by hand?)"),
+    ("created", "x", f" ({DB_NAME}: its meta value 'created': 'x' is not JSON): {RESTORE}"),
+    ("schema_version", "x", f" ({DB_NAME}: its meta value 'schema_version': 'x' is not JSON): {RESTORE}"),
+    ("index_type", "5", f" ({DB_NAME}: its meta value 'index_type': '5' is not an index type): {RESTORE}"),
+    ("model", '{"handle": "tf1"}',
+     f""" ({DB_NAME}: its meta value 'model': '{{"handle": "tf1"}}' is not a model fingerprint): """
+     f"{RESTORE}"),
+    ("schema_version", '"abc"', ': its schema version "abc" is none lookalike writes (edited by hand?)'),
+    ("schema_version", "0", ": its schema version 0 is none lookalike writes (edited by hand?)"),
 ])
 def test_a_damaged_or_hand_edited_meta_table_is_one_line(tmp_path, key, stored, line):
     index = tmp_path / "index"
     Store.open(index).close()
     with sqlite3.connect(index / DB_NAME) as conn:
-        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (stored, key))
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, stored))
     conn.close()
     result = run("info", "--index", index)
     assert result.exit_code == 1
-    assert error_lines(result) == [f"error: the index in {index} is damaged: {line}"]
+    assert error_lines(result) == [f"error: the index in {index} is damaged{line}"]
 
 
 def zero_page_of(database: Path, table: str) -> None:
@@ -169,3 +176,36 @@ def test_an_index_damaged_past_what_opening_reads_is_one_line_for_every_command(
     after = files_in(index)
     assert after.get(f"{DB_NAME}-wal", b"") == b""  # nothing written over the damage
     assert {name: data for name, data in after.items() if not name.startswith(f"{DB_NAME}-")} == before
+
+
+@pytest.mark.parametrize("garble, shown", [
+    ("substr(labels, 1, 11)", "'[{\"name\": \"' is not JSON"),  # cut short: a torn write
+    ("replace(labels, '\"name\"', '\"nbme\"')", "'[{\"nbme\": "),  # one flipped bit in a key
+    ("'null'", "'null' is not a list of labels"),
+])
+def test_garbled_labels_of_one_image_are_one_line_naming_the_image(tmp_path, sample_photos, tf1_module,
+                                                                    garble, shown):
+    index = tmp_path / "index"
+    assert run("index", *sample_photos, "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    with sqlite3.connect(index / DB_NAME) as conn:
+        conn.execute(f"UPDATE images SET labels = {garble} WHERE id = 1")
+    conn.close()
+
+    start = f"error: the index in {index} is damaged ({DB_NAME}: image 1's labels: "
+    for args in (["find", sample_photos[0].parent.name], ["search", sample_photos[1]],
+                 ["search", "--id", "1"], ["duplicates"]):
+        result = run(*args, "--index", index)
+        [line] = error_lines(result)
+        assert result.exit_code == 1, args
+        assert line.startswith(start) and shown in line and line.endswith(f"): {RESTORE}"), line
+
+
+def test_a_garbled_remembered_keypoint_match_is_one_line(tmp_path):
+    index = tmp_path / "index"
+    with Store.open(index) as store:
+        store.db.conn.execute("INSERT INTO keypoint_matches (image_a, image_b, mirrored, version, match) "
+                              "VALUES (1, 2, 0, 'v1', '[12, 30, \"x\"]')")
+        with pytest.raises(IndexDamaged) as caught:
+            store.keypoint_matches("v1", [(1, 2, False)])
+    assert str(caught.value) == (f"the index in {index} is damaged ({DB_NAME}: the keypoint match of images "
+                                 f"1 and 2: '[12, 30, \"x\"]' is not a keypoint match): {RESTORE}")

@@ -122,8 +122,9 @@ def test_an_index_of_schema_7_gains_the_keypoint_matches_in_place(tmp_path):
         a, b = store.get_by_path("/p/a.jpg"), store.get_by_path("/p/b.jpg")
         np.testing.assert_array_equal(a.vector, image("/p/a.jpg", 1).vector)  # not re-embedded
         assert store.keypoint_matches("v1", [(a.id, b.id, False)]) == {}  # nothing remembered yet
-        assert store.remember_keypoint_matches("v1", {(a.id, b.id, False): (a.digest, b.digest, [40, 50])})
-        assert store.keypoint_matches("v1", [(a.id, b.id, False)]) == {(a.id, b.id, False): [40, 50]}
+        match = [40, 50, 300, 300]
+        assert store.remember_keypoint_matches("v1", {(a.id, b.id, False): (a.digest, b.digest, match)})
+        assert store.keypoint_matches("v1", [(a.id, b.id, False)]) == {(a.id, b.id, False): match}
 
 
 def test_file_names_that_are_not_utf8_are_kept_byte_for_byte(tmp_path):

@@ -202,6 +202,45 @@ def match_labels(labels: Iterable[Mapping[str, Any]], text: str) -> tuple[str, f
     return best
 
 
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_labels(value: Any) -> bool:
+    """Labels as :meth:`Store.upsert` writes them: ``[{"name": str, "index": int, "probability": float}]``."""
+    return type(value) is list and all(
+        type(la) is dict and type(la.get("name")) is str and type(la.get("index")) is int
+        and type(la.get("probability")) in (int, float) for la in value)
+
+
+def _is_fingerprint(value: Any) -> bool:
+    """A model fingerprint as ``Fingerprint.as_dict`` writes it."""
+    return type(value) is dict and _is_count(value.get("dim")) and all(
+        type(value.get(key)) is str for key in ("handle", "digest", "preprocessing"))
+
+
+def _is_match(value: Any) -> bool:
+    """A keypoint match's fields as :meth:`Store.remember_keypoint_matches` writes them: four counts, then
+    up to six measures (or None)."""
+    return (type(value) is list and 4 <= len(value) <= 10 and all(_is_count(v) for v in value[:4])
+            and all(v is None or type(v) in (int, float) for v in value[4:]))
+
+
+Shape = tuple[str, Callable[[Any], bool]]
+"""What a stored JSON value must be: its description ("labels") and the test of it."""
+_META_SHAPES: dict[str, Shape] = {
+    "generation": ("a count", _is_count),
+    "vector_size": ("a count", _is_count),
+    "model": ("a model fingerprint", _is_fingerprint),
+    "created": ("a time", lambda value: type(value) is str),
+    "index_type": ("an index type", lambda value: type(value) is str),
+}
+"""What the meta values a reader relies on must be; ``schema_version`` is checked where the schema is,
+and ``last_image_id`` is only a floor that :meth:`Store.upsert` does without when it is damaged."""
+_LABELS = ("a list of labels", _is_labels)
+_MATCH = ("a keypoint match", _is_match)
+
+
 def _out_of_space(error: sqlite3.DatabaseError, directory: Path) -> bool:
     """Whether SQLite failed for want of space: SQLITE_FULL, or an I/O error on a (nearly) full disk."""
     code = getattr(error, "sqlite_errorcode", 0) & 0xFF
@@ -530,6 +569,7 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e}") from None
         store = cls(directory, conn, unwritable)
+        kind = None
         try:
             kind = _database_kind(conn, path)
             if kind == "new":  # an empty database file: made here, as in a missing or empty folder only
@@ -545,6 +585,8 @@ class Store:
             store._upgrade()
         except IndexDamaged as e:
             conn.close()
+            if kind == "index":  # known to be one (its schema version garbled, say): damaged, as past opening
+                raise
             raise NotAnIndex(f"{display(path)} cannot be opened as a lookalike index: {e.reason}") from None
         except sqlite3.DatabaseError as e:
             conn.close()
@@ -681,15 +723,24 @@ class Store:
         finally:
             conn.execute("COMMIT")
 
+    def _stored_json(self, text: Any, what: str, shape: Shape | None = None) -> Any:
+        """The JSON value stored as ``what`` (its labels, a meta value), checked against ``shape`` (what it
+        must be, and the test): every JSON read from the database goes through here. A value that is not
+        JSON, or not of its shape (a flipped bit, a hand edit) is :class:`IndexDamaged`, one line naming
+        it, never a JSONDecodeError, KeyError or TypeError further on."""
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            raise IndexDamaged(self.directory / DB_NAME, f"{what}: {text!r:.40} is not JSON") from None
+        if shape is not None and not shape[1](value):
+            raise IndexDamaged(self.directory / DB_NAME, f"{what}: {text!r:.40} is not {shape[0]}")
+        return value
+
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self.db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is None:
             return default
-        try:
-            return json.loads(row[0])
-        except (TypeError, ValueError):  # written by hand, or damaged: one line, not a JSON traceback
-            raise CollectionError(f"the index in {display(self.directory)} is damaged: its meta value "
-                                  f"{key!r} is {row[0]!r:.40}, not JSON") from None
+        return self._stored_json(row[0], f"its meta value {key!r}", _META_SHAPES.get(key))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store any JSON value, e.g. the model fingerprint as a dict."""
@@ -870,7 +921,8 @@ class Store:
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
             traits = traits_from_stored(*r[_TRAITS_AT:_TRAITS_END])  # None when stale: read again later
             rows.append(ImageRow(
-                r[0], from_bytes(r[1]), *r[2:9], json.loads(r[9]), r[10], r[11], r[12], r[13], traits,
+                r[0], from_bytes(r[1]), *r[2:9], self._stored_json(r[9], f"image {r[0]}'s labels", _LABELS),
+                r[10], r[11], r[12], r[13], traits,
                 np.frombuffer(r[_TRAITS_END], dtype="<f4") if vector else None,
             ))
         return rows
@@ -1002,7 +1054,8 @@ class Store:
                 f"WHERE version = ? AND image_a IN ({','.join('?' * len(chunk))})", [version, *chunk],
             ):
                 if (a, b, bool(mirrored)) in wanted:
-                    found[a, b, bool(mirrored)] = json.loads(fields)
+                    found[a, b, bool(mirrored)] = self._stored_json(
+                        fields, f"the keypoint match of images {a} and {b}", _MATCH)
         return found
 
     def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
