@@ -178,6 +178,40 @@ def test_an_index_damaged_past_what_opening_reads_is_one_line_for_every_command(
     assert {name: data for name, data in after.items() if not name.startswith(f"{DB_NAME}-")} == before
 
 
+def empty_page_of(database: Path, name: str, kind: int) -> None:
+    """Overwrite the root page of table or index ``name`` with a valid empty leaf page (``kind`` 13 for a
+    table, 10 for an index), as a torn write can leave it: SQLite reads it as whole, with no rows."""
+    with sqlite3.connect(database) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    conn.close()
+    with open(database, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(bytes([kind]) + bytes(page_size - 1))
+
+
+@pytest.mark.parametrize("name, kind, reason", [
+    ("images", 13, "2 of the images its digest index names are missing from its images table"),
+    ("idx_images_digest", 10, "its digest index holds 0 images, its path index 3"),
+])
+def test_exact_duplicates_of_an_index_whose_tables_lost_rows_fail_rather_than_find_none(
+        tmp_path, sample_photos, tf1_module, name, kind, reason):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in [*sample_photos[:2], sample_photos[0]]:
+        (photos / f"{len(list(photos.iterdir()))}{photo.suffix}").write_bytes(photo.read_bytes())
+    index = tmp_path / "index"
+    assert run("index", photos, "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    assert run("duplicates", "--exact", "--index", index).stdout.splitlines()[-1].startswith("1 clusters")
+    empty_page_of(index / DB_NAME, name, kind)
+
+    for args in (["duplicates", "--exact"], ["duplicates"]):
+        result = run(*args, "--index", index)
+        assert (result.exit_code, error_lines(result)) == (
+            1, [f"error: the index in {index} is damaged ({DB_NAME}: {reason}): {RESTORE}"]), args
+        assert result.stdout == ""
+
+
 @pytest.mark.parametrize("garble, shown", [
     ("substr(labels, 1, 11)", "'[{\"name\": \"' is not JSON"),  # cut short: a torn write
     ("replace(labels, '\"name\"', '\"nbme\"')", "'[{\"nbme\": "),  # one flipped bit in a key

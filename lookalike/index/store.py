@@ -969,11 +969,40 @@ class Store:
         return dict(self.db.conn.execute("SELECT id, digest FROM images"))
 
     def shared_digest_ids(self) -> list[int]:
-        """Ids of images whose content digest another image shares (byte-identical files)."""
-        return [i for (i,) in self.db.conn.execute(
-            "SELECT id FROM images WHERE digest IN "
-            "(SELECT digest FROM images GROUP BY digest HAVING count(*) > 1)"
-        )]
+        """Ids of images whose content digest another image shares (byte-identical files).
+
+        SQLite answers this from the digest index alone, so it is first checked, in the same snapshot,
+        against the path index (both hold every image) and the images table (which must hold each id
+        found): a damaged page that reads as a whole but empty one dropped rows from one b-tree only, and
+        exact duplicates came out as none ("0 clusters") where they must fail with :class:`IndexDamaged`.
+        Costs a scan of the path index, as long as the answer's own scan of the digest index."""
+        conn = self.db.conn
+        with self.snapshot():
+            ids = [i for (i,) in conn.execute(
+                "SELECT id FROM images WHERE digest IN "
+                "(SELECT digest FROM images GROUP BY digest HAVING count(*) > 1)"
+            )]
+            try:
+                (by_digest,) = conn.execute(
+                    "SELECT count(digest) FROM images INDEXED BY idx_images_digest").fetchone()
+                (by_path,) = conn.execute(
+                    "SELECT count(path_bytes) FROM images INDEXED BY idx_images_path_bytes").fetchone()
+            except sqlite3.OperationalError as e:  # an index dropped by hand
+                if "no such index" not in str(e):
+                    raise
+                raise IndexDamaged(self.directory / DB_NAME, str(e)) from None
+            found = 0
+            for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+                chunk = ids[start:start + 500]
+                found += conn.execute(f"SELECT count(*) FROM images NOT INDEXED WHERE id IN "
+                                      f"({','.join('?' * len(chunk))})", chunk).fetchone()[0]
+        if by_digest != by_path:
+            raise IndexDamaged(self.directory / DB_NAME, f"its digest index holds {by_digest} images, its "
+                                                         f"path index {by_path}")
+        if found != len(ids):
+            raise IndexDamaged(self.directory / DB_NAME, f"{len(ids) - found} of the images its digest index "
+                                                         "names are missing from its images table")
+        return ids
 
     def shapes(self) -> np.ndarray:
         """Every image's (width, height), indexed by id ([max id + 1, 2], zeros where no image): shape
