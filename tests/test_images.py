@@ -234,6 +234,29 @@ def test_a_png_whose_text_inflates_past_pillow_s_limits_is_named_for_it(tmp_path
         assert reason_for(tmp_path / name).startswith("PNG text metadata too large"), name
 
 
+def with_profile(png: bytes, inflated: int, after_pixels: bool = False) -> bytes:
+    """``png`` with an iCCP chunk (its ICC colour profile) inflating to ``inflated`` bytes."""
+    payload = b"ICC profile\x00\x00" + zlib.compress(bytes(inflated), 9)
+    crc = struct.pack(">I", zlib.crc32(b"iCCP" + payload))
+    chunk = struct.pack(">I", len(payload)) + b"iCCP" + payload + crc
+    at = png.rindex(b"IEND") - 4 if after_pixels else 33  # after the signature and IHDR
+    return png[:at] + chunk + png[at:]
+
+
+@pytest.mark.parametrize("after_pixels", [False, True], ids=["before the pixels", "after the pixels"])
+def test_a_png_whose_colour_profile_is_a_decompression_bomb_is_named_for_it(tmp_path: Path,
+                                                                             after_pixels: bool) -> None:
+    """Pillow inflates an iCCP profile under the 1 MB limit of text chunks, with the same error: it was
+    refused as "PNG text metadata too large", which sends the user looking for text the file lacks."""
+    png = encoded(Image.new("RGB", (40, 30), (200, 10, 10)), "PNG")
+    bomb = tmp_path / "profile-bomb.png"
+    bomb.write_bytes(with_profile(png, 2**28, after_pixels))
+    assert reason_for(bomb) == ("PNG colour profile (iCCP) too large: a decompression bomb (over Pillow's "
+                                "1 MB limit)")
+    (tmp_path / "with-text.png").write_bytes(with_text_chunks(with_profile(png, 1000), 1, 2**21))
+    assert reason_for(tmp_path / "with-text.png").startswith("PNG text metadata too large")
+
+
 @pytest.mark.parametrize(
     "picture",
     [declaring_size(encoded(Image.new("L", (4, 4)), "PNG"), "PNG", 12_000, 12_000),

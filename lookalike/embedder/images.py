@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import threading
+import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ _HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _CORRUPT = "truncated or corrupt image data"
 _TEXT_TOO_LARGE = "PNG text metadata too large (over Pillow's limits: 1 MB a chunk, 64 MB in all)"
+_PROFILE_TOO_LARGE = "PNG colour profile (iCCP) too large: a decompression bomb (over Pillow's 1 MB limit)"
 CHANGED = "changed while being read"
 """The reason for a file whose size or time moved during decoding: its pixels may mix two versions."""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -252,10 +254,22 @@ def _failure_reason(exc: Exception) -> str:
     """Why Pillow could not read a picture, in a few words. Pillow inflates a PNG's compressed text chunks
     (zTXt, iTXt) as it reads them, each up to ``PngImagePlugin.MAX_TEXT_CHUNK`` and all of them up to
     ``MAX_TEXT_MEMORY``, and refuses the file past either: a bomb of text costs at most that (64 MB, under
-    a second), and the file is named for what it is rather than as damaged."""
+    a second), and the file is named for what it is rather than as damaged. Its ICC colour profile
+    (iCCP) is inflated under the same 1 MB limit with the same error; which chunk failed is told by
+    Pillow's handler (``PngStream.chunk_iCCP``) in the traceback."""
     if isinstance(exc, ValueError) and "MAX_TEXT" in str(exc):
-        return _TEXT_TOO_LARGE
+        return _PROFILE_TOO_LARGE if _png_chunk_failed(exc) == "iCCP" else _TEXT_TOO_LARGE
     return _CORRUPT
+
+
+def _png_chunk_failed(exc: Exception) -> str | None:
+    """The type of the PNG chunk whose Pillow handler (``PngStream.chunk_XXXX``) raised ``exc``, if any."""
+    chunk = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        name = frame.f_code.co_name
+        if name.startswith("chunk_") and frame.f_globals.get("__name__") == "PIL.PngImagePlugin":
+            chunk = name.removeprefix("chunk_")
+    return chunk
 
 
 def _check_pixels(label: str, width: int, height: int) -> None:
