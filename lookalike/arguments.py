@@ -35,3 +35,13 @@ def check_wait(value: object, option: str = "wait") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
         raise InvalidOption(option, f"the wait must be a number of seconds, 0 or more, not {value!r}")
     return float(value)
+
+
+def check_path(value: object, option: str) -> object:
+    """A path names a file or folder: an empty one ("" or b"", say a shell variable that was not set) is
+    refused. ``Path("")`` is the current folder, so ``lookalike index ""`` indexed whatever folder the
+    shell stood in, silently, and ``--index ""`` made one there. Anything else is returned as given."""
+    if isinstance(value, str | bytes) and not value:
+        raise InvalidOption(option, f"{option} is empty: an empty path names no file or folder (for the "
+                                    "current folder, give .)")
+    return value

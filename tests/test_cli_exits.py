@@ -11,6 +11,7 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -170,6 +171,56 @@ def test_bad_index_type_and_keeper_policy_are_usage_errors(tmp_path, sample_phot
     keep = run("duplicates", "--index", index, "--keep", "bogus")
     assert keep.exit_code == 2 and len(error_lines(keep)) == 1 and "bogus" in keep.stderr
 
+
+EMPTY = "is empty: an empty path names no file or folder (for the current folder, give .)"
+
+
+def test_an_empty_path_is_a_usage_error_never_the_current_folder(indexed, tmp_path, sample_photos,
+                                                                  monkeypatch):
+    """``Path("")`` is ``.``: ``lookalike index ""`` (a shell variable that was not set) indexed the folder
+    the shell stood in, and ``--index ""`` made an index there."""
+    index, photos, _ = indexed
+    here = tmp_path / "here"
+    here.mkdir()
+    shutil.copy(sample_photos[0], here)
+    monkeypatch.chdir(here)
+    images = json.loads(run("info", "--index", index, "--json").stdout)["images"]
+    for args, name in [
+        (["index", ""], "PATH"), (["index", photos["cat"], "", "--index", tmp_path / "new"], "PATH"),
+        (["index", photos["cat"], "--index", ""], "--index"), (["info", "--index", ""], "--index"),
+        (["search", ""], "IMAGE"), (["labels", ""], "IMAGE"), (["find", "cat", "--index="], "--index"),
+        (["duplicates", "--against", ""], "--against"),
+        (["duplicates", "--exact", "--move-to", ""], "--move-to"),
+        (["duplicates", "--html", ""], "--html"), (["undo", ""], "MANIFEST"),
+        (["serve", "--quarantine", ""], "--quarantine"), (["serve", "--upload-dir", ""], "--upload-dir"),
+    ]:
+        if args[0] != "labels" and "--index" not in args and "--index=" not in args:
+            args = [*args, "--index", index]
+        result = run(*args)
+        assert (result.exit_code, error_lines(result)) == (2, [f"error: {name} {EMPTY}"]), args
+    assert os.listdir(here) == [sample_photos[0].name] and not (tmp_path / "new").exists()
+    assert json.loads(run("info", "--index", index, "--json").stdout)["images"] == images
+
+
+def test_the_library_refuses_an_empty_path_too(indexed, tmp_path, sample_photos, monkeypatch):
+    import lookalike
+
+    index, _, _ = indexed
+    here = tmp_path / "here"
+    here.mkdir()
+    shutil.copy(sample_photos[0], here)
+    monkeypatch.chdir(here)
+    with pytest.raises(InvalidOption, match=f"^--index {re.escape(EMPTY)}"):
+        lookalike.open("")
+    with lookalike.open(index) as col:
+        images = col.info().images
+        for call, name in [(lambda: col.add(""), "PATH"), (lambda: col.add([here, b""]), "PATH"),
+                           (lambda: col.search(""), "IMAGE"), (lambda: col.undo(""), "MANIFEST"),
+                           (lambda: col.duplicates(against=""), "--against")]:
+            with pytest.raises(InvalidOption, match=f"^{name} {re.escape(EMPTY)}"):
+                call()
+        assert col.info().images == images
+    assert os.listdir(here) == [sample_photos[0].name]
 
 def test_a_report_or_quarantine_that_cannot_be_made_is_a_usage_error_before_the_run(indexed, tmp_path,
                                                                                     monkeypatch):

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+from lookalike.arguments import check_path
 from lookalike.cli import exits
 from lookalike.errors import (
     ImageError,
@@ -90,6 +91,22 @@ class LookalikeCommand(TyperCommand):
     ``[IMAGE]...``) and listed without the type labels (``<list[Path]>``) typer shows for arguments
     whatever their metavar; options show their metavar, flags nothing."""
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        """An empty path argument or option (a ``PATH``, ``IMAGE``, ``DIR``, ``FILE`` or ``MANIFEST``:
+        ``lookalike index ""``, ``--index "$UNSET"``) is refused as :class:`InvalidOption`, one line,
+        status 2, by :func:`~lookalike.arguments.check_path`. It is looked for in the words as given,
+        before typer turns them into ``Path("")``, which is the current folder: indexed, or made an
+        index, silently."""
+        if not ctx.resilient_parsing:
+            given, _, _ = self.make_parser(ctx).parse_args(args=list(args))
+            for param in self.get_params(ctx):
+                if param.metavar in _PATH_METAVARS and param.name in given:
+                    values = given[param.name]
+                    name = param.metavar if isinstance(param, TyperArgument) else param.opts[0]
+                    for value in values if isinstance(values, list | tuple) else [values]:
+                        check_path(value, name)
+        return super().parse_args(ctx, args)
+
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
         arguments = [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
         return [self.options_metavar, *map(_usage, arguments)]
@@ -102,6 +119,10 @@ class LookalikeCommand(TyperCommand):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
+
+
+_PATH_METAVARS = frozenset({"PATH", "IMAGE", "DIR", "FILE", "MANIFEST"})
+"""The metavars of the arguments and options that name files or folders."""
 
 
 def _usage(argument: TyperArgument) -> str:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
-from lookalike.arguments import check_count, check_score, check_wait
+from lookalike.arguments import check_count, check_path, check_score, check_wait
 from lookalike.embedder.catalog import DEFAULT_MODEL
 from lookalike.embedder.labels import Label
 from lookalike.errors import (
@@ -268,7 +268,7 @@ class Collection:
         alone: a string (or bytes) is one folder, never its letters.
         """
         started = time.perf_counter()
-        roots = [absolute(p) for p in path_list(paths)]
+        roots = [absolute(check_path(p, "PATH")) for p in path_list(paths)]
         with self.store.writer(wait):
             skipped: list[tuple[str, str]] = []
             walker = Walk(roots, extensions, include_hidden=include_hidden,
@@ -512,6 +512,7 @@ class Collection:
         if self.fingerprint is None and self._model is None:
             raise CollectionError(f"{self.directory} holds no images yet: run 'lookalike index PATH' first")
         if not isinstance(image, bytes):
+            check_path(image, "IMAGE")
             with self._lock:
                 row = self.store.get_by_path(os.path.realpath(absolute(image)))
             if row is not None:
@@ -671,7 +672,8 @@ class Collection:
     def _duplicates(self, threshold: float, keeper_policy: KeeperPolicy, against: str | Path | None,
                     exact_only: bool) -> list[Cluster]:
         if against is not None:
-            return self._matches(Path(against).expanduser().absolute(), threshold, exact_only)
+            return self._matches(Path(check_path(against, "--against")).expanduser().absolute(), threshold,
+                                 exact_only)
         pairs: list[Pair] = []
         densities: dict[int, float] = {}
         keypoints = self._keypoint_files()
@@ -1178,7 +1180,8 @@ class Collection:
         takes. The writer lock is held throughout, so files and index change together.
         """
         with self.store.writer(wait), self._lock:
-            result = quarantine.move_copies(clusters, Path(quarantine_dir).expanduser())
+            folder = Path(check_path(quarantine_dir, "--move-to")).expanduser()
+            result = quarantine.move_copies(clusters, folder)
             try:
                 self._forget_paths(result.originals)
             except NoSpace as e:  # the files did move: say so, and how to put them back
@@ -1202,7 +1205,7 @@ class Collection:
         """
         self.store.check_open()  # the files go back before the writer lock is asked for
         check_wait(wait)  # and so is a bad wait refused before they go
-        path = Path(manifest).expanduser().absolute()
+        path = Path(check_path(manifest, "MANIFEST")).expanduser().absolute()
         moves = quarantine.read_moves(path)
         result = quarantine.undo(path, moves)
         earlier = tuple(self._back_but_unindexed(moves, result))
@@ -1472,5 +1475,6 @@ def open_collection(
     if index_type is not None and index_type not in vectors.INDEX_TYPES:
         raise InvalidOption(
             "--index-type", f"unknown index type {index_type!r}; choose {', '.join(vectors.INDEX_TYPES)}")
-    store = Store.open(directory or default_directory(), create=create)
+    directory = check_path(directory, "--index")
+    store = Store.open(default_directory() if directory is None else directory, create=create)
     return Collection(store, model, cache_dir, index_type, batching)
