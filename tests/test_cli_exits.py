@@ -100,6 +100,22 @@ def test_no_index_says_how_to_create_one(tmp_path, monkeypatch):
         f"create one with: lookalike index FOLDER --index '{elsewhere}'"]
 
 
+def test_undo_with_no_index_found_says_to_name_the_one_the_files_left(tmp_path, monkeypatch):
+    """A new index is no help to undo (the files go back into the index they were moved from), and its
+    error gave no hint at all of --index."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("LOOKALIKE_INDEX", raising=False)
+    manifest = tmp_path / "manifest-20261126T101500.jsonl"
+    manifest.write_text("")
+    default = tmp_path / "data" / "lookalike" / "index"
+    for args, where in [([], default), (["--index", tmp_path / "gone"], tmp_path / "gone")]:
+        result = run("undo", manifest, *args)
+        assert (result.exit_code, error_lines(result)) == (1, [
+            f"error: no lookalike index in {where} (missing lookalike.db); undo puts files back into the "
+            "index they were moved from: lookalike undo MANIFEST --index DIR"])
+    assert not default.exists() and not (tmp_path / "gone").exists()
+
+
 def test_another_model_than_the_index_s_says_what_to_do(indexed, tmp_path, tf2_module):
     index, photos, _ = indexed
     new = tmp_path / "new"

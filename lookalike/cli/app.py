@@ -58,7 +58,7 @@ class LookalikeGroup(TyperGroup):
             failure = exits.expected(error)
             if failure is None:
                 raise  # a bug: its traceback is the report
-            typer.echo(f"error: {exits.message(failure)}", err=True)
+            typer.echo(f"error: {exits.message(failure, ctx.invoked_subcommand)}", err=True)
             raise typer.Exit(exits.status(failure)) from None
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from pathlib import Path
 
 from lookalike.errors import InvalidOption, LookalikeError, ModelMismatchError, NoIndex, NoSpace
 from lookalike.paths import display
@@ -55,24 +54,24 @@ def batch_status(done: int, failed: int) -> int:
     return PARTIAL if done else FAILURE
 
 
-def message(error: BaseException) -> str:
-    """``str(error)`` and what to do next, as one printable line (a newline in a file name cannot forge a
-    second one)."""
-    step = next_step(error)
+def message(error: BaseException, command: str | None = None) -> str:
+    """``str(error)`` and what to do next (in ``command``, the subcommand that failed), as one printable
+    line (a newline in a file name cannot forge a second one)."""
+    step = next_step(error, command)
     return display(f"{error}; {step}" if step else str(error))
 
 
-def next_step(error: BaseException) -> str | None:
+def next_step(error: BaseException, command: str | None = None) -> str | None:
     """The command line's advice for a failure whose library message cannot give it (it does not know
     the options a command has), or None when the message already says what to do."""
     if isinstance(error, NoIndex):
-        from lookalike.cli.output import command
-        from lookalike.index.collection import default_directory
+        from lookalike.cli.output import command as line
+        from lookalike.cli.output import index_words
 
-        words = ["lookalike", "index", "FOLDER"]
-        if Path(error.directory) != default_directory().expanduser().resolve():
-            words += ["--index", error.directory]
-        return f"create one with: {command(*words)}"
+        if command == "undo":  # a new index would not do: the files go back into the one they left
+            return ("undo puts files back into the index they were moved from: "
+                    f"{line('lookalike', 'undo', 'MANIFEST', '--index', 'DIR')}")
+        return f"create one with: {line('lookalike', 'index', 'FOLDER', *index_words(error.directory))}"
     if isinstance(error, ModelMismatchError):
         return "leave out --model (an index remembers its own) or use another --index"
     return None

@@ -16,6 +16,7 @@ import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -60,6 +61,16 @@ def command(*words: Any) -> str:
     which bash and zsh read back to the very bytes."""
     return " ".join(_shell_word(os.fsdecode(word) if isinstance(word, bytes) else str(word))
                     for word in words)
+
+
+def index_words(directory: Any) -> list[Any]:
+    """``--index DIR`` for a command line about the index in ``directory``, or nothing for the default
+    index, which a command finds without it."""
+    from lookalike.index.collection import default_directory
+
+    if Path(directory).expanduser().resolve() == default_directory().expanduser().resolve():
+        return []
+    return ["--index", directory]
 
 
 def _shell_word(text: str) -> str:
