@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -170,6 +171,25 @@ def test_move_to_then_undo_restores_every_byte_and_the_index(indexed, tmp_path):
     assert undone.stdout.strip() == "restored 4 files"
     assert tree_digest(tmp_path / "photos") == before
     assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files)
+
+
+def test_the_undo_command_a_move_prints_pastes_back_into_the_index_the_copies_left(indexed, tmp_path,
+                                                                                   monkeypatch):
+    """It named only the manifest: from an index other than the default, pasted as shown it found no
+    index (or, with a default one there, put the files back into that one)."""
+    index, files, _ = indexed
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("LOOKALIKE_INDEX", raising=False)
+    before = tree_digest(tmp_path / "photos")
+    moved = duplicates(index, "--move-to", tmp_path / "quarantine")
+    words = shlex.split(moved.stdout.splitlines()[-1].split("; undo: ")[1])
+    assert words[:4] == ["lookalike", "undo", "--index", str(index)]
+
+    undone = run(*words[1:])
+    assert (undone.exit_code, undone.stdout, undone.stderr) == (0, "restored 4 files\n", "")
+    assert tree_digest(tmp_path / "photos") == before
+    assert json.loads(run("info", "--index", index, "--json").stdout_bytes)["images"] == len(files)
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_quarantine_moved_and_renamed_manifests_and_all_is_still_undone(indexed, tmp_path):

@@ -536,7 +536,7 @@ def duplicates(
         result = None
         if move_to and clusters:
             result = collection.move_duplicates(clusters, move_to)
-            output.moved(result, err=to_stderr)
+            output.moved(result, err=to_stderr, index=collection.directory)
         elif delete and clusters:
             copies = sum(len(c.copies) for c in clusters)
             if not yes and not typer.confirm(f"Delete {copies} copies for good?", err=True):

@@ -266,8 +266,11 @@ def _problems(problems) -> None:
         error_line(p.path, p.reason)
 
 
-def moved(result, *, err: bool) -> None:
-    undo = f"; undo: {command('lookalike', 'undo', result.manifest)}" if result.manifest else ""
+def moved(result, *, err: bool, index: Any = None) -> None:
+    """What moved, and the undo command to paste: with ``--index`` when the copies left an ``index`` other
+    than the default, which undo would otherwise not find (or put them back into the wrong one)."""
+    words = ["lookalike", "undo", *(index_words(index) if index is not None else []), result.manifest]
+    undo = f"; undo: {command(*words)}" if result.manifest else ""
     typer.echo(f"moved {len(result.moved)} copies{undo}", err=err)
     _problems(result.problems)
 
