@@ -246,7 +246,8 @@ def test_the_lock_names_its_live_holder_and_no_dead_one(tmp_path):
     (tmp_path / "write.lock").write_text(f"{dead_pid} another-host/pid:[4026531836]")
     assert WriterLock.live_holder(tmp_path) == int(dead_pid)  # another machine's pid: cannot tell, live
     killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    (tmp_path / "write.lock").write_text(left.replace(str(os.getpid()), str(killed.pid), 1))
+    pid, space, _ = left.split(" ")
+    (tmp_path / "write.lock").write_text(f"{killed.pid} {space} {process_start(killed.pid)}")
     assert WriterLock.live_holder(tmp_path) == killed.pid
     killed.kill()  # SIGKILL, and not reaped yet: a zombie answers kill(pid, 0) but is gone
     deadline = time.monotonic() + 10
@@ -254,6 +255,41 @@ def test_the_lock_names_its_live_holder_and_no_dead_one(tmp_path):
         assert time.monotonic() < deadline, "a killed, unreaped writer still counts as live"
         time.sleep(0.05)
     killed.wait()
+
+
+def process_start(pid: int) -> str:
+    """``/proc/PID/stat``'s 22nd field: when the process started, in clock ticks after boot."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rpartition(b")")[2].split()[19].decode()
+
+
+def test_a_dead_holders_pid_reused_by_another_live_process_is_no_live_holder(tmp_path):
+    """A writer killed by SIGKILL leaves its pid in the lock; once the pid goes to an unrelated process
+    (a long-lived box, a container's small pid range) it answered kill(pid, 0), and readers served a
+    FAISS copy behind the store for STALE_AFTER_S on the word of a process that never wrote anything."""
+    writer = subprocess.run(
+        [sys.executable, "-c", "import sys, time\nfrom lookalike.index.store import Store\n"
+         "store = Store.open(sys.argv[1])\nstore.writer()\nprint(open(sys.argv[1] + '/write.lock').read())\n"
+         "import os; os.kill(os.getpid(), 9)", str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert writer.returncode == -9, writer.stderr
+    left = (tmp_path / "write.lock").read_text()
+    assert left == writer.stdout.strip()
+    pid, space, started = left.split(" ")
+    with Store.open(tmp_path) as store:  # the kernel released its lock: taken at once
+        store.writer().release()
+        (tmp_path / "write.lock").write_text(left)  # as the killed writer left it
+
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_start(unrelated.pid) != started
+        (tmp_path / "write.lock").write_text(f"{unrelated.pid} {space} {started}")  # its pid, reused
+        assert WriterLock.live_holder(tmp_path) is None
+        (tmp_path / "write.lock").write_text(f"{unrelated.pid} {space}")  # written before start times
+        assert WriterLock.live_holder(tmp_path) == unrelated.pid  # cannot tell: live, as before
+    finally:
+        unrelated.kill()
+        unrelated.wait()
 
 
 def test_waiting_for_the_writer_lock_succeeds_once_it_is_released(tmp_path):

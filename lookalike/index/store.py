@@ -458,7 +458,7 @@ class WriterLock:
                     ) from None
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {_pid_space()}".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {_pid_space()} {_started('self') or ''}".strip().encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
@@ -475,12 +475,14 @@ class WriterLock:
     def live_holder(directory: str | Path) -> int | None:
         """The pid of a live process holding ``directory``'s lock, from what its holder wrote in it; None
         when there is none: the lock released (emptied), or its holder dead (a SIGKILL leaves its pid
-        behind). Read without taking the lock, so no writer is ever kept waiting. A holder on another
-        machine or in another container (another pid space) cannot be checked and counts as live; so
-        does a pid reused since: fit to cut a wait short, not to decide anything else."""
+        behind), its pid now another process's (the holder's start time is written beside it). Read
+        without taking the lock, so no writer is ever kept waiting. A holder on another machine or in
+        another container (another pid space) cannot be checked and counts as live: fit to cut a wait
+        short, not to decide anything else."""
         try:
             with open(Path(directory) / LOCK_NAME, "rb") as f:
-                pid_text, _, space = f.read(256).decode(errors="replace").strip().partition(" ")
+                pid_text, _, rest = f.read(256).decode(errors="replace").strip().partition(" ")
+            space, _, started = rest.partition(" ")
             pid = int(pid_text or 0)
         except (OSError, ValueError):
             return None
@@ -494,6 +496,8 @@ class WriterLock:
             return None
         except PermissionError:
             pass  # alive, another user's
+        if started and _started(pid) not in (None, started):
+            return None  # the holder died and its pid went to another process since
         return None if _exited(pid) else pid
 
     def __enter__(self) -> WriterLock:
@@ -511,6 +515,17 @@ def _exited(pid: int) -> bool:
             return f.read().rpartition(b")")[2].split()[:1] == [b"Z"]
     except OSError:
         return False
+
+
+def _started(pid: int | str) -> str | None:
+    """When process ``pid`` (or ``"self"``) started, in clock ticks after boot (``/proc/PID/stat``'s
+    22nd field), or None where that cannot be read: with its pid, which process held a lock, so that a
+    pid reused after its holder died does not pass for the holder."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 @functools.cache
