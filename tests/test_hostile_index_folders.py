@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,48 @@ def test_a_creation_killed_before_it_named_its_schema_is_finished_by_the_next_op
     monkeypatch.setattr(Store, "_set_meta", original)
     with Store.open(index) as store:
         assert store.get_meta("schema_version") == SCHEMA_VERSION and store.count() == 0
+
+
+def test_a_creation_that_waited_for_another_one_finds_the_index_made_and_leaves_it_whole(tmp_path,
+                                                                                        monkeypatch):
+    """Two processes creating one index: the second found no index, then waited for the writer lock
+    while the first made and upgraded it, and made the first schema over it again (schema_version 1), so
+    upgrading it failed with "duplicate column name: path_bytes", for that run and every one after."""
+    index = tmp_path / "index"
+    original = Store.writer
+
+    def the_other_creation_first(self, wait=0.0):
+        if not others:
+            others.append(1)
+            Store.open(index).close()  # made and upgraded while this one waits for the lock
+        return original(self, wait)
+
+    others: list[int] = []
+    monkeypatch.setattr(Store, "writer", the_other_creation_first)
+    with Store.open(index) as store:
+        assert others and store.get_meta("schema_version") == SCHEMA_VERSION and store.count() == 0
+    monkeypatch.setattr(Store, "writer", original)
+    with Store.open(index) as store:
+        assert store.get_meta("schema_version") == SCHEMA_VERSION
+
+
+def test_two_index_runs_making_one_index_at_once_leave_one_whole_index(tmp_path, sample_photos, tf1_module):
+    """The same race between real processes: each run ends indexed or busy, and the index opens after."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sample_photos:
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    for trial in range(3):
+        index = tmp_path / f"index{trial}"
+        runs = [subprocess.Popen([sys.executable, "-m", "lookalike.cli", "index", photos, "--index", index,
+                                  "--model", tf1_module, "-q"], stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+        for process in runs:
+            _, err = process.communicate(timeout=300)
+            busy = "is being written by pid" in err
+            assert process.returncode == 0 or (process.returncode == 1 and busy), err
+        info = run("info", "--index", index, "--json")
+        assert info.exit_code == 0 and json.loads(info.stdout)["images"] == len(sample_photos), info.stderr
 
 
 def test_a_file_where_the_index_folder_or_its_database_should_be_is_one_line(tmp_path, sample_photos):

@@ -596,7 +596,11 @@ class Store:
                 conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable against process crashes
             if kind != "index":
                 with store.writer(wait=BUSY_TIMEOUT_S):  # two processes creating at once: one does it
-                    store._create_schema()
+                    # and the other finds it done (and maybe upgraded) once it has the lock: making the
+                    # first schema again set an upgraded index back to version 1, and upgrading it again
+                    # broke it for good ("duplicate column name: path_bytes")
+                    if _database_kind(conn, path) != "index":
+                        store._create_schema()
             store._upgrade()
         except IndexDamaged as e:
             conn.close()
