@@ -186,3 +186,33 @@ def test_killed_run_resumes_without_duplicates_and_faiss_agrees(tmp_path, tf1_mo
     assert again <= total - refreshed  # committed batches were not read again
     with lookalike.open(index) as col:
         assert col.stale_traits() == 0 and col.store.count() == total
+
+
+KILLED_WHILE_SAVING = """
+import os, sys
+from lookalike.index import vectors
+def dying(path):
+    if path.name.endswith(".tmp"):  # the FAISS file written, not yet renamed into place
+        os.kill(os.getpid(), 9)
+vectors._fsync = dying
+from lookalike.cli.app import app
+app(sys.argv[1:])
+"""
+
+
+def test_a_run_killed_while_saving_faiss_leaves_no_temporary_file_for_good(tmp_path, sample_photos,
+                                                                           tf1_module):
+    """SIGKILL while the FAISS file is written: its temporary copy (as large as the index: gigabytes at a
+    million images) stayed in the index folder, hidden, for good; the next save removes it."""
+    index = tmp_path / "index"
+    args = ["index", *sample_photos, "--index", index, "--model", tf1_module, "-q"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, *map(str, args)], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = [p.name for p in index.iterdir() if p.name.endswith(".tmp")]
+    assert left and all(name.startswith(".vectors.faiss.") for name in left)
+
+    again = run(*args)
+    assert again.exit_code == 0, again.stderr
+    assert not [p.name for p in index.iterdir() if p.name.endswith(".tmp")]
+    with lookalike.open(index) as col:
+        assert saved_generation(index) == col.store.generation and col.store.count() == len(sample_photos)

@@ -59,6 +59,7 @@ from lookalike.index.vectors import (
     _save_atomically,
     kind_suits,
     normalized,
+    remove_dead_temps,
 )
 
 PREFIX = "ondisk-"
@@ -651,20 +652,7 @@ def remove_stale(directory: str | Path, keep: set[str] = frozenset()) -> None:  
     for path in directory.glob(f"{PREFIX}*"):
         if path.name not in keep:
             path.unlink(missing_ok=True)
-    for path in directory.glob(f".{PREFIX}*.tmp"):
-        pid = path.name.rsplit(".", 2)[-2]
-        if not (pid.isdigit() and _alive(int(pid))):
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    remove_dead_temps(directory, f".{PREFIX}*.tmp")
 
 
 class ExactScan:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import re
@@ -181,15 +182,38 @@ def _no_space(error: OSError, directory: Path) -> NoSpace | None:
     )
 
 
+def remove_dead_temps(directory: Path, pattern: str) -> None:
+    """Delete the temporary files in ``directory`` matching ``pattern`` (``.NAME.PID.tmp``,
+    :func:`_temp_path`) whose writer is gone: one killed while saving (SIGKILL runs no ``finally``) left
+    them behind, as large as what it saved, and nothing else would ever remove them."""
+    for path in directory.glob(pattern):
+        pid = path.name.rsplit(".", 2)[-2]
+        if not (pid.isdigit() and _alive(int(pid))):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _save_atomically(directory: Path, files: Sequence[tuple[str, Callable[[Path], None]]]) -> None:
     """Write every file to a temporary name, fsync them all, then rename each over its final name.
 
     Nothing is renamed before every temporary file is complete on disk, so a failed write (a full disk
-    included) leaves all the previous files exactly as they were, and no temporary file behind. A crash
+    included) leaves all the previous files exactly as they were, and no temporary file behind; what a
+    writer killed while saving left is removed first. A crash
     between the renames leaves a new index next to an old sidecar, which ``load`` refuses (size and
     checksum), so it is rebuilt from SQLite.
     """
     temps = [(_temp_path(directory / name), directory / name, write) for name, write in files]
+    for name, _ in files:
+        remove_dead_temps(directory, f".{glob.escape(name)}.*.tmp")
     try:
         for tmp, _, write in temps:
             write(tmp)
