@@ -278,6 +278,34 @@ def test_garbled_labels_of_one_image_are_one_line_naming_the_image(tmp_path, sam
         assert line.startswith(start) and shown in line and line.endswith(f"): {RESTORE}"), line
 
 
+@pytest.mark.parametrize("garble, commands, reason", [
+    ("content_width = 'abc'", [["search", "--id", "1"]],
+     "image 1's content_width: 'abc' is not what lookalike writes there"),
+    ("content_width = 'abc'", [["duplicates"]], "an image's content size is not a number"),
+    ("size = X'00'", [["search", "--id", "1"]],
+     "image 1's size: b'\\x00' is not what lookalike writes there"),
+    ("thumbnail = 7", [["search", "--id", "1"], ["duplicates"]],
+     "image 1's thumbnail: 7 is not what lookalike writes there"),
+    ("vector = substr(vector, 1, 101)", [["search", "--id", "1"], ["duplicates"]],
+     "image 1's vector is 101 bytes, not the 192 bytes of its vector size"),
+])
+def test_a_stored_number_or_vector_of_the_wrong_type_or_size_is_one_line(tmp_path, sample_photos, tf1_module,
+                                                                         garble, commands, reason):
+    """A flipped bit in a record's header gives a column another type (SQLite keeps whatever it is given),
+    or a vector another length: ValueError and TypeError tracebacks far from the read."""
+    index = tmp_path / "index"
+    assert run("index", *sample_photos, "--index", index, "--model", tf1_module, "-q").exit_code == 0
+    with sqlite3.connect(index / DB_NAME) as conn:
+        conn.execute(f"UPDATE images SET {garble} WHERE id = 1")
+    conn.close()
+    (index / "vectors.faiss").unlink()  # rebuilt from the stored vectors
+
+    for args in commands:
+        result = run(*args, "--index", index)
+        assert (result.exit_code, error_lines(result)) == (
+            1, [f"error: the index in {index} is damaged ({DB_NAME}: {reason}): {RESTORE}"]), args
+
+
 def test_a_garbled_remembered_keypoint_match_is_one_line(tmp_path):
     index = tmp_path / "index"
     with Store.open(index) as store:

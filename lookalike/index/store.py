@@ -71,6 +71,18 @@ BUSY_TIMEOUT_S = 10.0
 
 _ROW_COLUMNS = ("id, path_bytes, size, mtime, digest, width, height, format, indexed_at, labels, "
                 "top_label, top_probability, device, inode, " + ", ".join(TRAIT_FIELDS))
+_NONE, _NUMBER = type(None), (int, float)
+_ROW_TYPES = {
+    "id": (int,), "path_bytes": (bytes,), "size": (int,), "mtime": _NUMBER, "digest": (str,),
+    "width": (int, _NONE), "height": (int, _NONE), "format": (str, _NONE), "indexed_at": (str,),
+    "labels": (str,), "top_label": (str, _NONE), "top_probability": (*_NUMBER, _NONE), "device": (int, _NONE),
+    "inode": (int, _NONE), "content_width": (int, _NONE), "content_height": (int, _NONE),
+    "greyscale": (int, _NONE), "quality": (int, _NONE), "colours": (bytes, _NONE),
+    "colourfulness": (*_NUMBER, _NONE), "thumbnail": (bytes, _NONE), "tint": (bytes, _NONE),
+    "traits_version": (int, _NONE),
+}
+"""What each column of a row read with _ROW_COLUMNS holds as lookalike writes it (SQLite keeps whatever
+type a value was given, or a flipped bit in a record's header makes it)."""
 _TRAITS_AT = 14  # where the trait columns start in a row read with _ROW_COLUMNS
 _TRAITS_END = _TRAITS_AT + len(TRAIT_FIELDS)
 _INSERT_COLUMNS = ("path_bytes", "path", "size", "mtime", "digest", "width", "height", "format", "indexed_at",
@@ -936,8 +948,10 @@ class Store:
 
     def _rows(self, where: str, params: Sequence[Any], vector: bool) -> list[ImageRow]:
         columns = _ROW_COLUMNS + (", vector" if vector else "")
+        vector_bytes = 4 * (self.vector_size or 0) if vector else None
         rows = []
         for r in self.db.conn.execute(f"SELECT {columns} FROM images WHERE {where}", params):
+            self._check_row(r, vector_bytes)
             traits = traits_from_stored(*r[_TRAITS_AT:_TRAITS_END])  # None when stale: read again later
             rows.append(ImageRow(
                 r[0], from_bytes(r[1]), *r[2:9], self._stored_json(r[9], f"image {r[0]}'s labels", _LABELS),
@@ -945,6 +959,23 @@ class Store:
                 np.frombuffer(r[_TRAITS_END], dtype="<f4") if vector else None,
             ))
         return rows
+
+    def _check_row(self, row: Sequence[Any], vector_bytes: int | None) -> None:
+        """IndexDamaged unless every value of ``row`` (read with _ROW_COLUMNS, then its vector when
+        ``vector_bytes`` says how long one is) is of the type lookalike writes there: a number that is
+        text, a vector cut short, came out as a ValueError or TypeError traceback far from here."""
+        for (name, kinds), value in zip(_ROW_TYPES.items(), row, strict=False):
+            if type(value) not in kinds:
+                raise IndexDamaged(self.directory / DB_NAME, f"image {row[0]}'s {name}: {value!r:.40} is not "
+                                                             "what lookalike writes there")
+        if vector_bytes is not None:
+            self._check_vector(row[0], row[_TRAITS_END], vector_bytes)
+
+    def _check_vector(self, image_id: Any, vector: Any, size: int) -> None:
+        if type(vector) is not bytes or len(vector) != size:
+            length = f"{len(vector)} bytes" if type(vector) is bytes else type(vector).__name__
+            raise IndexDamaged(self.directory / DB_NAME, f"image {image_id}'s vector is {length}, not the "
+                                                         f"{size} bytes of its vector size")
 
     def get(self, id: int, *, vector: bool = True) -> ImageRow | None:
         if int(id) not in _SQLITE_INTEGERS:  # no row has it, and SQLite cannot even be asked
@@ -1026,24 +1057,28 @@ class Store:
     def shapes(self) -> np.ndarray:
         """Every image's (width, height), indexed by id ([max id + 1, 2], zeros where no image): shape
         tests over whole neighbour lists at once (duplicates' second looks), 8 bytes per image."""
-        return self._by_id("width, height", 0, np.int32)
+        return self._by_id("width, height", "size", 0, np.int32)
 
     def content_shapes(self) -> np.ndarray:
         """Every image's content box (width, height; ``Traits``), indexed by id, zeros where unknown: which
         neighbours could be a picture and its copy with a border or caption band added."""
-        return self._by_id("coalesce(content_width, 0), coalesce(content_height, 0)", 0, np.int32)
+        return self._by_id("coalesce(content_width, 0), coalesce(content_height, 0)", "content size", 0,
+                           np.int32)
 
     def greyscale(self) -> np.ndarray:
         """Every image's greyscale trait, indexed by id: 1 grey, 0 colour, -1 unknown (no image, or
         indexed before schema 3): which neighbours could be a colour picture and its greyscale copy."""
-        return self._by_id("coalesce(greyscale, -1)", -1, np.int8)[:, 0]
+        return self._by_id("coalesce(greyscale, -1)", "greyscale trait", -1, np.int8)[:, 0]
 
-    def _by_id(self, columns: str, missing: int, dtype: type) -> np.ndarray:
-        """``columns`` (SQL expressions over ``images``) of every image as rows of a table indexed by id,
-        ``missing`` where there is no image."""
+    def _by_id(self, columns: str, what: str, missing: int, dtype: type) -> np.ndarray:
+        """``columns`` (SQL expressions over ``images``: each image's ``what``) of every image as rows of a
+        table indexed by id, ``missing`` where there is no image."""
         top = self.db.conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()[0]
         cursor = self.db.conn.execute(f"SELECT id, {columns} FROM images")
-        rows = np.array(cursor.fetchall(), dtype=np.int64)
+        try:
+            rows = np.array(cursor.fetchall(), dtype=np.int64)
+        except (TypeError, ValueError):  # text or a blob where a number is written
+            raise IndexDamaged(self.directory / DB_NAME, f"an image's {what} is not a number") from None
         table = np.full((top + 1, len(cursor.description) - 1), missing, dtype=dtype)
         if len(rows):
             table[rows[:, 0]] = rows[:, 1:]
@@ -1062,7 +1097,7 @@ class Store:
             for image_id, thumbnail in self.db.conn.execute(
                 f"SELECT id, thumbnail FROM images WHERE id IN ({','.join('?' * len(chunk))})", chunk
             ):
-                if thumbnail is not None and len(thumbnail) == size:
+                if type(thumbnail) is bytes and len(thumbnail) == size:
                     matrix[row_of[image_id]] = np.frombuffer(thumbnail, dtype=np.uint8)
                     recorded[row_of[image_id]] = True
         return matrix, recorded
@@ -1115,6 +1150,9 @@ class Store:
             ).fetchall()
             if not rows:
                 return
+            size = 4 * (self.vector_size or 0)
+            for image_id, vector in rows:
+                self._check_vector(image_id, vector, size)
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
             yield ids, vectors
