@@ -9,6 +9,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,38 @@ def test_two_index_runs_making_one_index_at_once_leave_one_whole_index(tmp_path,
             assert process.returncode == 0 or (process.returncode == 1 and busy), err
         info = run("info", "--index", index, "--json")
         assert info.exit_code == 0 and json.loads(info.stdout)["images"] == len(sample_photos), info.stderr
+
+
+TRIALS = 30
+OPEN_ON_GO = """
+import sys, time
+from pathlib import Path
+from lookalike.index.store import Store
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+Store.open(sys.argv[1]).close()
+"""
+
+
+@pytest.mark.slow  # about 40 s: thirty rounds of four processes
+def test_processes_opening_one_new_index_at_the_same_moment_all_open_it(tmp_path):
+    """Processes started together, each opening a new index the moment a file appears: every one opens it.
+    The second used to fail with "database is locked" (SQLite does not wait for a switch to WAL, which ran
+    before the writer lock), or to find the first one's database in the folder between its two looks and
+    call the folder someone else's."""
+    for trial in range(TRIALS):
+        index, go = tmp_path / f"index{trial}", tmp_path / f"go{trial}"
+        runs = [subprocess.Popen([sys.executable, "-c", OPEN_ON_GO, index, go], stderr=subprocess.PIPE,
+                                 text=True)
+                for _ in range(4)]
+        time.sleep(1.0)  # each has imported lookalike and waits
+        go.touch()
+        for process in runs:
+            _, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+        with Store.open(index) as store:
+            assert store.get_meta("schema_version") == SCHEMA_VERSION and store.count() == 0
 
 
 def test_a_file_where_the_index_folder_or_its_database_should_be_is_one_line(tmp_path, sample_photos):

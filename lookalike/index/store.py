@@ -282,17 +282,19 @@ def _check_new_folder(directory: Path, path: Path) -> None:
     """Refuse (NotAnIndex) to make a new index in a folder holding other files: a ``vectors.json`` there
     could be someone's, which the index would overwrite. Hidden files and litter do not count
     (:func:`~lookalike.index.walk.someones_names`),
-    nor ``path``'s own files when it exists (another process is creating the index this moment); its
-    ``-wal`` without it would be an old index's, which SQLite would replay into the new one."""
-    ours = {LOCK_NAME, *((path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal")
-                        if path.exists() else ())}
+    nor ``path``'s own files when the folder holds it (another process is creating the index this moment:
+    judged from the same listing, as it may appear between a check and the listing); its ``-wal``
+    without it would be an old index's, which SQLite would replay into the new one."""
     try:
         with os.scandir(directory) as entries:
-            others = sorted(name for name in someones_names(e.name for e in entries) if name not in ours)
+            names = set(someones_names(e.name for e in entries))
     except FileNotFoundError:
         return
     except OSError as e:
         raise CollectionError(f"cannot read the folder {display(directory)}: {e.strerror}") from None
+    ours = {LOCK_NAME, *((path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal")
+                        if path.name in names else ())}
+    others = sorted(names - ours)
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise NotAnIndex(
@@ -603,16 +605,18 @@ class Store:
                 _check_new_folder(directory, path)
             if kind != "index" and not create:
                 raise NotAnIndex(f"{display(path)} is not a lookalike index (no schema)")
-            if not unwritable:
-                store.db.enable_wal()
-                conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable against process crashes
             if kind != "index":
                 with store.writer(wait=BUSY_TIMEOUT_S):  # two processes creating at once: one does it
                     # and the other finds it done (and maybe upgraded) once it has the lock: making the
                     # first schema again set an upgraded index back to version 1, and upgrading it again
-                    # broke it for good ("duplicate column name: path_bytes")
+                    # broke it for good ("duplicate column name: path_bytes"). The switch to WAL is made
+                    # under the lock too: SQLite does not wait for it, and the second process failed
+                    # with "database is locked" while the first was switching.
+                    store._journal(unwritable)
                     if _database_kind(conn, path) != "index":
                         store._create_schema()
+            else:
+                store._journal(unwritable)  # an index is in WAL already: nothing to switch
             store._upgrade()
         except IndexDamaged as e:
             conn.close()
@@ -636,6 +640,12 @@ class Store:
             conn.close()
             raise
         return store
+
+    def _journal(self, unwritable: str | None) -> None:
+        """Write-ahead logging (readers never wait for the writer), durable against process crashes."""
+        if not unwritable:
+            self.db.enable_wal()
+            self.db.conn.execute("PRAGMA synchronous=NORMAL")
 
     def _create_schema(self) -> None:
         """The first schema (version 1); :meth:`_upgrade` then brings it to the current one.
