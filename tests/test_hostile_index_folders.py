@@ -221,16 +221,18 @@ def test_a_damaged_or_hand_edited_meta_table_is_one_line(tmp_path, key, stored, 
     assert error_lines(result) == [f"error: the index in {index} is damaged{line}"]
 
 
-def zero_page_of(database: Path, table: str) -> None:
-    """Overwrite the root page of ``table`` with zeros, as a disk error or a torn copy leaves it: the
-    database still opens (its header and schema are whole), and the damage shows only when read."""
+def overwrite_root_page(database: Path, name: str, kind: int = 0) -> None:
+    """Overwrite the root page of table or index ``name`` as a disk error or a torn write leaves it: with
+    zeros (``kind`` 0), which SQLite finds malformed when it reads them, or with a valid empty leaf page
+    (``kind`` 13 for a table, 10 for an index), which it reads as whole, with no rows. Either way the
+    database still opens (its header and schema are whole)."""
     with sqlite3.connect(database) as conn:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
     conn.close()
     with open(database, "r+b") as f:
         f.seek((root - 1) * page_size)
-        f.write(bytes(page_size))
+        f.write(bytes([kind]) + bytes(page_size - 1))
 
 
 def test_an_index_damaged_past_what_opening_reads_is_one_line_for_every_command(tmp_path, sample_photos,
@@ -241,7 +243,7 @@ def test_an_index_damaged_past_what_opening_reads_is_one_line_for_every_command(
         (photos / photo.name).write_bytes(photo.read_bytes())
     index = tmp_path / "index"
     assert run("index", photos, "--index", index, "--model", tf1_module, "-q").exit_code == 0
-    zero_page_of(index / DB_NAME, "images")
+    overwrite_root_page(index / DB_NAME, "images")
     before = files_in(index)
 
     line = (f"error: the index in {index} is damaged ({DB_NAME}: database disk image is malformed): restore "
@@ -253,18 +255,6 @@ def test_an_index_damaged_past_what_opening_reads_is_one_line_for_every_command(
     after = files_in(index)
     assert after.get(f"{DB_NAME}-wal", b"") == b""  # nothing written over the damage
     assert {name: data for name, data in after.items() if not name.startswith(f"{DB_NAME}-")} == before
-
-
-def empty_page_of(database: Path, name: str, kind: int) -> None:
-    """Overwrite the root page of table or index ``name`` with a valid empty leaf page (``kind`` 13 for a
-    table, 10 for an index), as a torn write can leave it: SQLite reads it as whole, with no rows."""
-    with sqlite3.connect(database) as conn:
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
-    conn.close()
-    with open(database, "r+b") as f:
-        f.seek((root - 1) * page_size)
-        f.write(bytes([kind]) + bytes(page_size - 1))
 
 
 @pytest.mark.parametrize("name, kind, reason", [
@@ -280,7 +270,7 @@ def test_exact_duplicates_of_an_index_whose_tables_lost_rows_fail_rather_than_fi
     index = tmp_path / "index"
     assert run("index", photos, "--index", index, "--model", tf1_module, "-q").exit_code == 0
     assert run("duplicates", "--exact", "--index", index).stdout.splitlines()[-1].startswith("1 clusters")
-    empty_page_of(index / DB_NAME, name, kind)
+    overwrite_root_page(index / DB_NAME, name, kind)
 
     for args in (["duplicates", "--exact"], ["duplicates"]):
         result = run(*args, "--index", index)
