@@ -472,7 +472,8 @@ class WriterLock:
                     ) from None
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {_pid_space()} {_started('self') or ''}".strip().encode(), 0)
+        _, started = _process_state("self") or ("", None)
+        os.pwrite(fd, f"{os.getpid()} {_pid_space()} {started or ''}".strip().encode(), 0)
         self._fd = fd
 
     def release(self) -> None:
@@ -510,9 +511,13 @@ class WriterLock:
             return None
         except PermissionError:
             pass  # alive, another user's
-        if started and _started(pid) not in (None, started):
+        state = _process_state(pid)
+        if state is None:
+            return pid
+        letter, now_started = state
+        if started and now_started not in (None, started):
             return None  # the holder died and its pid went to another process since
-        return None if _exited(pid) else pid
+        return None if letter == "Z" else pid
 
     def __enter__(self) -> WriterLock:
         return self
@@ -521,25 +526,20 @@ class WriterLock:
         self.release()
 
 
-def _exited(pid: int) -> bool:
-    """Whether ``pid`` is a zombie: a writer killed (SIGKILL) whose parent has not reaped it yet (a shell
-    script, a notebook's subprocess) still answers ``kill(pid, 0)``, but will never save again."""
+def _process_state(pid: int | str) -> tuple[str, str | None] | None:
+    """Process ``pid``'s (or ``"self"``'s) state letter and start time (clock ticks after boot), from one
+    read of ``/proc/PID/stat`` (the fields after the command name: the 1st and the 20th), or None where it
+    cannot be read. A zombie ("Z") is a writer killed (SIGKILL) whose parent has not reaped it yet (a
+    shell script, a notebook's subprocess): it still answers ``kill(pid, 0)``, but will never save again.
+    The start time, written beside the pid, tells a pid reused after its holder died from the holder."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+            fields = f.read().rpartition(b")")[2].split()
     except OSError:
-        return False
-
-
-def _started(pid: int | str) -> str | None:
-    """When process ``pid`` (or ``"self"``) started, in clock ticks after boot (``/proc/PID/stat``'s
-    22nd field), or None where that cannot be read: with its pid, which process held a lock, so that a
-    pid reused after its holder died does not pass for the holder."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[19].decode()
-    except (OSError, IndexError):
         return None
+    if not fields:
+        return None
+    return fields[0].decode(errors="replace"), fields[19].decode() if len(fields) > 19 else None
 
 
 @functools.cache
