@@ -9,14 +9,15 @@ Flat pictures (flags, pictograms, clip art: under ``EXPECTED_KEYPOINTS`` keypoin
 moved (scaled, cropped, turned, mirrored, framed) and recoloured by one curve per channel (brightened,
 greyed, recompressed), except a caption band. So here each pair's content is aligned at ``SIDE`` pixels
 (the eight turns and mirrors, scales for a crop of up to a third, either picture inside the other, by
-template matching on luminance; content box or whole picture on either side), one picture's channels
-are mapped onto the other's by their median per level (a tone curve), and the share of pixels still
+template matching on luminance; on either side the content box, the whole picture, or on one side the
+whole less a fifth at the top or the bottom: a caption band the content box missed), one picture's
+channels are mapped onto the other's by their median per level (a tone curve), and the share of pixels still
 more than ``DIFFERENT`` apart (within one pixel's shift) is what a copy cannot have: the smaller of the
 two directions, as brightening clips (orange and yellow both turn yellow) and is a curve one way only,
 and leaving out a top or bottom band of rows that mostly differ (a caption). Copies: pairs of one
-original's pictures on the dev half (every kind, copy beside copy), ``--pairs`` drawn at random, those
-with a flat picture kept. Different pictures: the flat pairs the product merges among originals alone
-(docs/benchmarks.md, "## Originals only").
+original's pictures (every kind, copy beside copy), ``--pairs`` drawn at random from the dev half and
+from the series of drawings (flags, pictograms), those with a flat picture kept. Different pictures:
+the flat pairs the product merges among originals alone (docs/benchmarks.md, "## Originals only").
 """
 
 from __future__ import annotations
