@@ -155,6 +155,58 @@ def test_a_crash_mid_way_leaves_an_undoable_manifest(library, tmp_path, monkeypa
     assert tree_digest(photos) == before
 
 
+def killed_between_link_and_unlink(monkeypatch, victim: int) -> list[Path]:
+    """``_move_no_clobber`` dies, as under SIGKILL, on its ``victim``-th file right after the file took its
+    new name and before its old one was removed: both names hold it. Returns the sources it was given."""
+    calls: list[Path] = []
+
+    def dies_half_way(src: Path, dst: Path, **kwargs) -> None:
+        calls.append(src)
+        if len(calls) == victim:
+            os.link(src, dst)
+            raise KeyboardInterrupt
+        real_move(src, dst, **kwargs)
+
+    real_move = quarantine._move_no_clobber
+    monkeypatch.setattr(quarantine, "_move_no_clobber", dies_half_way)
+    return calls
+
+
+def test_a_move_killed_between_its_two_names_is_undone_without_a_problem(library, tmp_path, monkeypatch):
+    # Killed after the copy got its quarantine name, before its old name went: undo used to report "a
+    # file is back here" (status 3) and leave the quarantine's name of it there for good.
+    photos, clusters = library
+    before = tree_digest(photos)
+    calls = killed_between_link_and_unlink(monkeypatch, victim=2)
+    with pytest.raises(KeyboardInterrupt):
+        move_copies(clusters, tmp_path / "quarantine", root=photos)
+    monkeypatch.undo()
+    [manifest] = (tmp_path / "quarantine").glob("manifest-*.jsonl")
+
+    restored = undo(manifest)
+    assert restored.problems == () and sorted(restored.restored) == sorted(calls)
+    assert tree_digest(photos) == before
+    assert sorted(p.name for p in (tmp_path / "quarantine").iterdir()) == [".lookalike-quarantine",
+                                                                           manifest.name]
+
+
+def test_an_undo_killed_between_its_two_names_is_finished_by_the_next_undo(library, tmp_path, monkeypatch):
+    photos, clusters = library
+    before = tree_digest(photos)
+    result = move_copies(clusters, tmp_path / "quarantine", root=photos)
+    calls = killed_between_link_and_unlink(monkeypatch, victim=1)
+    with pytest.raises(KeyboardInterrupt):
+        undo(result.manifest)
+    monkeypatch.undo()
+
+    restored = undo(result.manifest)
+    assert restored.problems == () and sorted(restored.restored) == sorted(result.originals)
+    assert calls[0] in [m.moved_to for m in result.moved]
+    assert tree_digest(photos) == before
+    assert sorted(p.name for p in (tmp_path / "quarantine").iterdir()) == [".lookalike-quarantine",
+                                                                           result.manifest.name]
+
+
 def test_vanished_and_unmovable_files_are_reported_and_the_rest_carry_on(library, tmp_path, monkeypatch):
     photos, clusters = library
     (photos / "2021/beach copy.jpg").unlink()

@@ -490,7 +490,9 @@ def undo(manifest_path: str | Path, moves: list[dict] | None = None) -> UndoResu
     """Put every moved file back where it was, byte-identical; report what cannot be restored.
 
     A file that has reappeared at its original place is never overwritten: that one copy stays in the
-    quarantine and is reported, the rest are restored. Emptied quarantine folders are removed.
+    quarantine and is reported, the rest are restored; unless it is the moved file itself, left at both
+    places by a move or undo that was killed (:func:`_back_already`). Emptied quarantine folders are
+    removed.
     ``moves``: the manifest's :func:`read_moves`, for a caller that needs them too (read once).
     """
     manifest = Path(manifest_path).expanduser().absolute()  # relative: emptied folders are still found
@@ -503,20 +505,26 @@ def undo(manifest_path: str | Path, moves: list[dict] | None = None) -> UndoResu
             if not original.exists():
                 problems.append(Problem(original, f"missing from the quarantine ({display(moved_to)})"))
             continue  # never moved (crash before the move) or already restored
-        if original.exists() or original.is_symlink():
+        back = original.exists() or original.is_symlink()
+        if back and not _back_already(original, moved_to, entry["sha256"]):
             problems.append(Problem(original, f"a file is back here; left {display(moved_to)} in place"))
             continue
+        if not back:
+            try:
+                changed = digest_file(moved_to) != entry["sha256"]
+            except ImageError as e:
+                problems.append(Problem(original, f"{display(moved_to)}: {e.reason}; left in place"))
+                continue
+            if changed:
+                problems.append(Problem(original,
+                                        f"{display(moved_to)} changed in the quarantine; left there"))
+                continue
         try:
-            changed = digest_file(moved_to) != entry["sha256"]
-        except ImageError as e:
-            problems.append(Problem(original, f"{display(moved_to)}: {e.reason}; left in place"))
-            continue
-        if changed:
-            problems.append(Problem(original, f"{display(moved_to)} changed in the quarantine; left there"))
-            continue
-        try:
-            original.parent.mkdir(parents=True, exist_ok=True)
-            _move_no_clobber(moved_to, original, keep_if_source_stays=True)
+            if back:
+                _remove_second_name(moved_to)
+            else:
+                original.parent.mkdir(parents=True, exist_ok=True)
+                _move_no_clobber(moved_to, original, keep_if_source_stays=True)
         except SourceStays as e:
             problems.append(Problem(original, "put back, but its copy stays in the quarantine: "
                                               f"{e.strerror}"))
@@ -526,6 +534,28 @@ def undo(manifest_path: str | Path, moves: list[dict] | None = None) -> UndoResu
         restored.append(original)
         _remove_empty_parents(moved_to.parent, manifest.parent)
     return UndoResult(tuple(restored), tuple(problems))
+
+
+def _back_already(original: Path, moved_to: Path, digest: str) -> bool:
+    """Whether the file at ``original`` is the moved file itself, still also in the quarantine: a move or
+    an undo killed after the file took its new name and before its old one was removed (a hard link: both
+    names are one file), or after a copy across file systems was whole. Then nothing is left to put back,
+    only the quarantine's name to remove; a link or any other content at ``original`` is someone's file."""
+    try:
+        if not stat.S_ISREG(original.lstat().st_mode):
+            return False
+        return same_file(original, moved_to) or digest_file(original) == digest == digest_file(moved_to)
+    except (OSError, ImageError):
+        return False
+
+
+def _remove_second_name(moved_to: Path) -> None:
+    """Remove the quarantine's name of a file back at its place (:func:`_back_already`), as an undo's move
+    removes it: SourceStays when it cannot be."""
+    try:
+        os.unlink(moved_to)
+    except OSError as e:
+        raise SourceStays(e.errno, e.strerror, str(moved_to)) from None
 
 
 def _remove_empty_parents(folder: Path, stop: Path) -> None:
