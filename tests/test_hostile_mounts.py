@@ -5,6 +5,7 @@ why they skip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,6 +113,55 @@ def test_an_index_on_a_read_only_mount_is_read_as_ever_and_never_written(tmp_pat
     written = run("index", disk / "photos", "--index", index, "-q")
     assert written.exit_code == 1
     assert error_lines(written) == [f"error: {index} can be read but not written (read-only file system)"]
+
+
+@pytest.fixture
+def as_nobody(tmp_path):
+    """``with as_nobody():`` runs a block as the user ``nobody`` (real and effective ids; root stays the
+    saved one, to come back to), for whom ``tmp_path``'s folders are opened to pass through (not to
+    list): root reads and writes every file whatever its permissions, so what another user meets is
+    seen only as another user."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    folders = [tmp_path, *tmp_path.parents]
+    modes = {folder: folder.stat().st_mode for folder in folders}
+    for folder, mode in modes.items():
+        folder.chmod(mode | 0o001)
+
+    @contextlib.contextmanager
+    def nobody():
+        os.setresgid(65534, 65534, 0)
+        os.setresuid(65534, 65534, 0)
+        try:
+            yield
+        finally:
+            os.setresuid(0, 0, 0)
+            os.setresgid(0, 0, 0)
+
+    yield nobody
+    for folder, mode in modes.items():
+        folder.chmod(mode)
+
+
+def test_another_user_s_index_is_read_as_ever_and_never_written(tmp_path, tf1_module, as_nobody):
+    """Another user's index, readable but in a folder this user cannot write: SQLite cannot make the
+    ``-shm`` file there either (it says "attempt to write a readonly database", not "unable to open"),
+    and every command said the index "cannot be opened as a lookalike index"."""
+    photos = photo_folder(tmp_path / "photos", synthetic=2)
+    index = tmp_path / "index"
+    assert run("index", tmp_path / "photos", "--index", index, "--model", tf1_module, "-q").exit_code == 0
+
+    with as_nobody():
+        info = run("info", "--index", index, "--json")
+        assert info.exit_code == 0, info.stderr
+        assert json.loads(info.stdout)["images"] == 10
+        search = run("search", photos["cat"], "--index", index, "-k", "1", "--json")
+        assert search.exit_code == 0, search.stderr
+        assert json.loads(search.stdout)[0]["neighbours"][0]["path"] == str(photos["cat-small"])
+        written = run("index", tmp_path / "photos", "--index", index, "-q")
+    assert written.exit_code == 1
+    assert error_lines(written) == [f"error: {index} can be read but not written (permission denied)"]
+    assert sorted(os.listdir(index)) == [DB_NAME, "vectors.faiss", "vectors.json", "write.lock"]
 
 
 def test_commits_still_in_the_wal_of_a_read_only_index_are_refused_not_missed(tmp_path, mounted):

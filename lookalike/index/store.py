@@ -105,6 +105,7 @@ SQLITE_IOERR = 10  # "disk I/O error": on a full disk, what growing the WAL or i
 SQLITE_FULL = 13  # "database or disk is full": the disk, a quota, or max_page_count
 SQLITE_CORRUPT = 11  # "database disk image is malformed": a page that is no valid b-tree page
 SQLITE_CANTOPEN = 14  # "unable to open database file": the file, or its journal, cannot be opened or made
+SQLITE_READONLY_DIRECTORY = 1544  # "attempt to write a readonly database": no -shm can be made in its folder
 SQLITE_NOTADB = 26  # "file is not a database": the header (or a page it leads to) is junk
 _SQLITE_INTEGERS = range(-(1 << 63), 1 << 63)  # what an INTEGER column (an id) can hold
 NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
@@ -407,8 +408,11 @@ def _connect(path: Path, read_only: str | None) -> sqlite3.Connection:
     Reading a WAL database takes its ``-shm`` file, which SQLite cannot make in a read-only folder. When
     there is none, no connection is open anywhere (the last one to close removes it) and, without a
     ``-wal`` of commits the database file lacks, that file alone is the index: it is opened
-    ``immutable`` (no locks, no ``-shm``), which holds while nobody writes it - nobody can where the
-    folder is read-only. Commits left in a ``-wal`` (a writer killed) would be missed: refused.
+    ``immutable`` (no locks, no ``-shm``), which holds while nobody writes it - nobody can on a read-only
+    mount; in another user's folder its owner can, and what they write meanwhile is read by the next
+    open (SQLite then shares their ``-shm``). SQLite says "unable to open" on a read-only mount and
+    "attempt to write a readonly database" (READONLY_DIRECTORY) in a folder it may not write: both are
+    that case. Commits left in a ``-wal`` (a writer killed) would be missed: refused.
     """
     # Autocommit at the driver level: transactions are explicit (BEGIN IMMEDIATE, :meth:`Store._write`).
     def connect(target: str | Path, **uri: bool) -> sqlite3.Connection:
@@ -426,7 +430,8 @@ def _connect(path: Path, read_only: str | None) -> sqlite3.Connection:
         return conn
     except sqlite3.OperationalError as e:
         conn.close()
-        if getattr(e, "sqlite_errorcode", 0) & 0xFF != SQLITE_CANTOPEN:
+        code = getattr(e, "sqlite_errorcode", 0)
+        if code & 0xFF != SQLITE_CANTOPEN and code != SQLITE_READONLY_DIRECTORY:
             raise
     wal = path.with_name(f"{path.name}-wal")
     if wal.exists() and wal.stat().st_size:
