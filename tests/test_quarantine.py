@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tracemalloc
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -14,6 +15,7 @@ from lookalike.errors import LookalikeError
 from lookalike.index import quarantine
 from lookalike.index.quarantine import delete_copies, move_copies, undo
 from lookalike.index.records import Cluster, Member
+from tests.blocking import within
 
 
 def member(path: Path, similarity: float = 0.95, exact: bool = False) -> Member:
@@ -257,6 +259,31 @@ def test_undo_refuses_a_file_that_is_not_a_manifest(tmp_path):
         undo(not_a_manifest)
     with pytest.raises(LookalikeError, match="cannot read"):
         undo(tmp_path / "missing.jsonl")
+
+
+def test_undo_of_a_fifo_a_folder_or_a_big_file_is_refused_at_once_without_reading_it(tmp_path):
+    # A FIFO named as the manifest (or put in the quarantine under a manifest's name, for the server's
+    # undo) waited forever for a writer; /dev/zero was read until memory ran out; a video given by
+    # mistake was read whole into memory before being found no manifest.
+    fifo = tmp_path / "manifest-20261130T081500.jsonl"
+    os.mkfifo(fifo)
+    video = tmp_path / "video.mkv"
+    with open(video, "wb") as f:
+        f.truncate(1 << 30)  # a GiB of zeros without a newline (sparse: no disk used)
+
+    def refusal(path: Path) -> str:
+        with pytest.raises(LookalikeError) as refused:
+            undo(path)
+        return str(refused.value)
+
+    assert within(10, lambda: refusal(fifo), fifo=fifo) == (f"cannot read manifest {fifo}: "
+                                                            "not a regular file (FIFO)")
+    tracemalloc.start()
+    assert refusal(Path("/dev/zero")) == "cannot read manifest /dev/zero: not a regular file (device)"
+    assert refusal(video) == f"{video} is not a lookalike quarantine manifest"
+    assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    tracemalloc.stop()
+    assert refusal(tmp_path) == f"cannot read manifest {tmp_path}: not a regular file (folder)"
 
 
 def test_moves_across_file_systems_copy_then_remove(tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ from typing import IO
 
 from lookalike.errors import ImageError, NoSpace, QuarantineError
 from lookalike.index.records import Cluster, Member
-from lookalike.index.walk import QUARANTINE_MARKER, digest_file, is_quarantine, someones_names
+from lookalike.index.walk import QUARANTINE_MARKER, digest_file, is_quarantine, open_regular, someones_names
 from lookalike.paths import display, same_file
 
 MANIFEST_KIND = "lookalike-quarantine"
@@ -47,6 +47,7 @@ MANIFEST_VERSION = 1
 NAME_MAX = 255  # bytes in one file name on the file systems photos live on (ext4, APFS, NTFS, exFAT)
 NAME_TRIES = 1000  # names tried for one copy while other processes take them
 PARTIAL_PREFIX = ".lookalike-partial-"
+MANIFEST_HEADER_MAX = 1 << 16  # bytes of a manifest's first line read at most: a header takes about 200
 NO_LINKS = (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK)  # a hard link cannot be made here
 # Tolerance when comparing a file's mtime with the indexed one (file systems round differently).
 MTIME_SLACK_S = 2.0
@@ -438,20 +439,15 @@ def read_moves(manifest: Path) -> list[dict]:
     whole, never half undone; and only files inside the manifest's own quarantine are ever moved out. A
     quarantine moved or renamed as a whole, manifests and all, is still undone: the files its manifest
     recorded under the old folder are read in the manifest's folder now."""
-    try:
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise QuarantineError(f"cannot read manifest {display(manifest)}: {e}") from None
-    entries = []
-    for number, line in enumerate(lines):
+    header, lines = _manifest_lines(manifest)
+    entries = [header]
+    for number, line in enumerate(lines, start=2):
         try:
             entries.append(json.loads(line))
         except json.JSONDecodeError:
-            if number == len(lines) - 1:
+            if number == len(lines) + 1:
                 break
-            raise QuarantineError(f"{display(manifest)}: line {number + 1} is not JSON") from None
-    if not entries or not isinstance(entries[0], dict) or entries[0].get("kind") != MANIFEST_KIND:
-        raise QuarantineError(f"{display(manifest)} is not a lookalike quarantine manifest")
+            raise QuarantineError(f"{display(manifest)}: line {number} is not JSON") from None
     quarantine = Path(os.path.realpath(manifest.parent))
     recorded = entries[0].get("quarantine")
     if isinstance(recorded, str) and os.path.isabs(recorded) and Path(recorded) != quarantine:
@@ -462,6 +458,26 @@ def read_moves(manifest: Path) -> list[dict]:
                                   "nothing was put back")
     failed = {(e["original"], e["moved_to"]) for e in entries[1:] if e["op"] == "failed"}
     return [e for e in entries[1:] if e["op"] == "move" and (e["original"], e["moved_to"]) not in failed]
+
+
+def _manifest_lines(manifest: Path) -> tuple[dict, list[str]]:
+    """The manifest's header and its other lines, read from a regular file only (a FIFO named as one
+    waited forever for a writer, and /dev/zero was read until memory ran out) and past its first line
+    only when that is a manifest's header (a video named by mistake was read whole into memory)."""
+    try:
+        with os.fdopen(open_regular(manifest), "rb") as f:
+            first = f.readline(MANIFEST_HEADER_MAX)
+            try:
+                header = json.loads(first)
+            except ValueError:  # not JSON, or not UTF-8
+                header = None
+            if not isinstance(header, dict) or header.get("kind") != MANIFEST_KIND:
+                raise QuarantineError(f"{display(manifest)} is not a lookalike quarantine manifest")
+            return header, f.read().decode("utf-8").splitlines()
+    except ImageError as e:
+        raise QuarantineError(f"cannot read manifest {display(manifest)}: {e.reason}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise QuarantineError(f"cannot read manifest {display(manifest)}: {e}") from None
 
 
 def _moved_along(entry: object, recorded: Path, quarantine: Path) -> object:
