@@ -80,6 +80,16 @@ def test_search_json_csv_and_stdin(indexed):
     assert by_id[0]["query_id"] == as_json[0]["neighbours"][0]["id"]
 
 
+def test_stdin_longer_than_any_picture_is_one_line_not_read_to_its_end(indexed, monkeypatch):
+    # ``lookalike search - < /dev/zero`` read zeros until memory ran out (22 GB in a minute).
+    index, photos = indexed
+    monkeypatch.setattr("lookalike.embedder.images.STREAM_MAX", 2**20)
+    result = run("search", "-", photos["cat"], "--index", index, "-k", "1", input=bytes(3 * 2**20))
+    assert result.exit_code == 3  # partial: the file's search is still answered
+    assert error_lines(result) == ["error: -: more than 1 MB: no picture lookalike reads is that large"]
+    assert str(photos["cat-small"]) in result.stdout
+
+
 def test_find_info_and_failures(indexed, tmp_path):
     index, photos = indexed
     empty = tmp_path / "photos" / "empty.jpg"

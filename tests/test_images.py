@@ -589,6 +589,32 @@ def test_every_kind_of_source_gives_the_same_picture(tmp_path: Path) -> None:
         open_image(b"hello")
 
 
+class Zeros(io.RawIOBase):
+    """``/dev/zero`` piped in (``lookalike search - < /dev/zero``): no seeking, ``length`` zeros, counted."""
+
+    def __init__(self, length: int) -> None:
+        self.left, self.given = length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        self.given += n
+        return n
+
+
+def test_a_stream_far_longer_than_any_picture_is_refused_once_past_the_largest_not_read_to_its_end(
+        monkeypatch) -> None:
+    # It was read whole into memory: from /dev/zero, until memory ran out (3 GB in 6 s).
+    monkeypatch.setattr(images, "STREAM_MAX", 3 * 2**20)
+    zeros = Zeros(100 * 2**20)
+    assert reason_for(zeros) == "more than 3 MB: no picture lookalike reads is that large"
+    assert zeros.given <= 3 * 2**20 + images.STREAM_CHUNK
+
+
 # --- preprocess: the EfficientNet evaluation pipeline ------------------------------------------------
 
 

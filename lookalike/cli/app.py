@@ -380,6 +380,7 @@ def search(
       lookalike search - --json < photo.jpg
     """
     from lookalike.cli import output
+    from lookalike.embedder.images import read_stream
 
     if not images and image_id is None:
         raise InvalidOption("IMAGE", "give an IMAGE (a file, or - for stdin) or --id ID")
@@ -393,7 +394,8 @@ def search(
                 if isinstance(target, int):
                     result = collection.search_id(target, k, **options)
                 else:
-                    source = typer.get_binary_stream("stdin").read() if target == "-" else Path(target)
+                    stdin = typer.get_binary_stream("stdin")
+                    source = read_stream(stdin, "-") if target == "-" else Path(target)
                     result = collection.search(source, k, **options)
             except (ImageError, ImageNotFound) as error:  # this input only: the others go on
                 output.input_error(query, error)

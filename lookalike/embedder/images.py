@@ -65,6 +65,11 @@ from those very bytes. A bigger one (a 10 GB file named .jpg, a huge uncompresse
 near this) is not read whole, so memory stays bounded against hostile input: it is decoded from its
 descriptor and then digested from that same descriptor, its change time checked around both."""
 
+STREAM_MAX = 4 * MAX_PIXELS
+"""Bytes read at most from a stream that cannot seek (read into memory to be decoded): the largest
+picture decoded (:data:`MAX_PIXELS`) stored uncompressed at 4 bytes a pixel."""
+STREAM_CHUNK = 2**20
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
@@ -366,7 +371,7 @@ def _binary_stream(source: ImageSource, digest: bool = False) -> Iterator[_Opene
     else:
         stream, label = source, str(getattr(source, "name", "<stream>"))
         if digest or not (hasattr(stream, "seekable") and stream.seekable()):
-            stream = io.BytesIO(stream.read())
+            stream = io.BytesIO(read_stream(stream, label))
     start = stream.tell()
     end = stream.seek(0, io.SEEK_END)
     stream.seek(start)
@@ -376,6 +381,22 @@ def _binary_stream(source: ImageSource, digest: bool = False) -> Iterator[_Opene
     yield opened
     if digest:
         opened.digest = _sha256(stream, label)
+
+
+def read_stream(stream: BinaryIO, label: str) -> bytes:
+    """The bytes of ``stream`` (a pipe: ``lookalike search -``, read into memory to be decoded), refused
+    past :data:`STREAM_MAX`: ``search - < /dev/zero`` read zeros until memory ran out (22 GB in a minute),
+    and a video piped in by mistake was read whole before it was found to be no image."""
+    memory = io.BytesIO()
+    try:
+        while chunk := stream.read(STREAM_CHUNK):
+            memory.write(chunk)
+            if memory.tell() > STREAM_MAX:
+                raise ImageError(label, f"more than {STREAM_MAX // 2**20} MB: no picture lookalike reads "
+                                        "is that large")
+    except OSError as exc:
+        raise _cannot_read(label, exc) from None
+    return memory.getvalue()
 
 
 @contextlib.contextmanager
