@@ -98,7 +98,7 @@ def test_the_page_makes_no_network_requests(sample_photos, tmp_path):
 
 def test_a_report_that_cannot_be_written_leaves_nothing_behind(sample_photos, tmp_path, monkeypatch):
     clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
-    (tmp_path / "report.html").write_text("the previous report")
+    (tmp_path / "report.html").write_text("<!DOCTYPE html>the previous report")
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device", str(dst))
@@ -107,7 +107,7 @@ def test_a_report_that_cannot_be_written_leaves_nothing_behind(sample_photos, tm
     with pytest.raises(OSError, match="No space left"):
         html_report(clusters, tmp_path / "report.html")
     assert os.listdir(tmp_path) == ["report.html"]  # no .report.html.tmp, and the previous one kept
-    assert (tmp_path / "report.html").read_text() == "the previous report"
+    assert (tmp_path / "report.html").read_text() == "<!DOCTYPE html>the previous report"
 
 
 def test_a_place_a_report_cannot_be_written_to_is_refused_in_the_library_s_own_words(sample_photos, tmp_path):
@@ -120,6 +120,25 @@ def test_a_place_a_report_cannot_be_written_to_is_refused_in_the_library_s_own_w
             html_report(clusters, target)
         assert not isinstance(refused.value, InvalidOption)
         assert str(refused.value) == f"cannot write the report to {target}: {problem}"
+
+
+def test_a_photo_or_a_database_named_for_the_report_is_refused_and_an_earlier_page_replaced(
+        sample_photos, tmp_path):
+    # ``--html cat.jpg`` (a slip of completion) replaced the photo with the page, and ``--html
+    # INDEX/lookalike.db`` the index's database.
+    clusters = [Cluster(member(sample_photos[0], 1.0), (member(sample_photos[1], 0.9),))]
+    photo = Path(shutil.copy2(sample_photos[0], tmp_path / "cat.jpg"))
+    before = photo.read_bytes()
+    with pytest.raises(ReportError) as refused:
+        html_report(clusters, photo)
+    assert str(refused.value) == (f"cannot write the report to {photo}: a file that is not an HTML page is "
+                                  "there (it would be replaced): name a new file or an earlier report")
+    assert photo.read_bytes() == before
+
+    for earlier in ("<!DOCTYPE html><p>last week's report", "\ufeff  <html><p>a page", ""):
+        (tmp_path / "report.html").write_text(earlier, encoding="utf-8")
+        html_report(clusters, tmp_path / "report.html")
+        assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 def test_a_link_planted_in_the_report_s_folder_is_never_written_through(sample_photos, tmp_path):

@@ -131,15 +131,34 @@ def _written_through(target: Path) -> str | None:
             else "a terminal or device")
 
 
+def _replaceable(target: Path) -> bool:
+    """Whether the regular file at ``target`` (if any) may be replaced by the report: nothing there, an
+    empty file or an HTML page. ``--html cat.jpg``, a slip of completion, replaced the photo with the
+    page, and ``--html INDEX/lookalike.db`` the index's database: named by mistake, they are refused."""
+    try:
+        if not stat.S_ISREG(target.lstat().st_mode):
+            return True  # nothing there, a pipe or device written into, or a link replaced, not followed
+        with open(target, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return True  # whether it can be written is for the checks below and the write itself
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    return not start or start.startswith((b"<!doctype html", b"<html"))
+
+
 def check_target(path: str | Path) -> None:
     """ReportError unless a report can be written at ``path``: not a folder, in a folder that exists and
-    can be written, or an existing pipe, terminal or device that can be written. Asked before a
-    duplicates run, which can take minutes, rather than at its end."""
+    can be written, or an existing pipe, terminal or device that can be written; a file already there is
+    replaced only when it is an HTML page (an earlier report) or empty (:func:`_replaceable`). Asked
+    before a duplicates run, which can take minutes, rather than at its end."""
     target = Path(path).expanduser()
     folder = target.parent
     through = _written_through(target)
     if target.is_dir():
         problem = "it is a folder"
+    elif not _replaceable(target):
+        problem = ("a file that is not an HTML page is there (it would be replaced): name a new file or an "
+                   "earlier report")
     elif through == "a socket":
         problem = "it is a socket"
     elif through:
