@@ -472,6 +472,24 @@ def test_a_partial_file_left_by_a_killed_copy_is_removed_by_the_next_move_there(
                   or p.suffix == ".jpg") == sorted(["a.jpg", running.name])
 
 
+def test_a_partial_file_a_killed_move_left_in_the_quarantine_is_removed_by_its_undo(library, tmp_path):
+    """Killed across file systems after the copy took its name, the move leaves the copy at both places
+    and its partial file (another name of the copy) in the quarantine: undo removed neither, and the
+    folder it could not empty stayed with the hidden file in it."""
+    import subprocess
+
+    photos, clusters = library
+    result = move_copies(clusters, tmp_path / "quarantine", root=photos)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid now names no process
+    moved_to = tmp_path / "quarantine/2021/whatsapp/beach.jpg"
+    os.link(moved_to, moved_to.parent / f"{quarantine.PARTIAL_PREFIX}{gone.pid}-0123456789ab")
+
+    assert undo(result.manifest).problems == ()
+    assert sorted(p.name for p in (tmp_path / "quarantine").iterdir()) == [".lookalike-quarantine",
+                                                                           result.manifest.name]
+
+
 @pytest.mark.parametrize("line", [
     '[1, 2]', '42', '{"op": "move", "original": null, "moved_to": "/q/a.jpg", "sha256": "0"}',
     '{"op": "failed"}', '{"op": "move", "original": "/p/a.jpg", "moved_to": "{q}/a.jpg"}',

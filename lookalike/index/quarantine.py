@@ -507,14 +507,15 @@ def undo(manifest_path: str | Path, moves: list[dict] | None = None) -> UndoResu
 
     A file that has reappeared at its original place is never overwritten: that one copy stays in the
     quarantine and is reported, the rest are restored; unless it is the moved file itself, left at both
-    places by a move or undo that was killed (:func:`_back_already`). Emptied quarantine folders are
-    removed.
+    places by a move or undo that was killed (:func:`_back_already`). Partial files that killed copies
+    left, in the photos' folders (an undo's) and in the quarantine's (a move's), are removed, and so are
+    emptied quarantine folders.
     ``moves``: the manifest's :func:`read_moves`, for a caller that needs them too (read once).
     """
     manifest = Path(manifest_path).expanduser().absolute()  # relative: emptied folders are still found
     restored, problems = [], []
     moves = read_moves(manifest) if moves is None else moves
-    _remove_killed_partials({Path(entry["original"]).parent for entry in moves})
+    _remove_killed_partials({Path(entry[key]).parent for entry in moves for key in ("original", "moved_to")})
     for entry in moves:
         original, moved_to = Path(entry["original"]), Path(entry["moved_to"])
         if not moved_to.exists():
