@@ -84,24 +84,33 @@ def views(pixels: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(view) for grid in turned for view in (grid, grid[:, ::-1])]
 
 
+def enlarged(outer: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``outer`` at each of ``SCALES`` with ``SLACK`` of edge around it, and its luminance."""
+    h, w = outer.shape[:2]
+    found = []
+    for scale in SCALES:
+        grown = outer if scale == 1 else cv2.resize(outer, (round(w * scale), round(h * scale)))
+        grown = cv2.copyMakeBorder(grown, SLACK, SLACK, SLACK, SLACK, cv2.BORDER_REPLICATE)
+        found.append((grown, np.ascontiguousarray(grown @ LUMINANCE)))
+    return found
+
+
 def aligned(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
     """The best alignment (correlation, inner picture, the part of the outer one under it) of any view of
-    ``a`` inside ``b`` or ``b`` inside it, the inner one enlarged by each of ``SCALES``."""
+    ``a`` inside ``b`` or ``b`` inside it, the inner one enlarged by each of ``SCALES``. ``b`` is enlarged
+    once for all eight views."""
     best = None
+    b_enlarged = enlarged(b)
     for view in views(a):
-        for inner, outer in ((view, b), (b, view)):
+        for inner, outers in ((view, b_enlarged), (b, enlarged(view))):
             inner_grey = np.ascontiguousarray(inner @ LUMINANCE)
             if inner_grey.std() < 1e-3:
                 continue
-            for scale in SCALES:
-                h, w = outer.shape[:2]
-                grown = outer if scale == 1 else cv2.resize(outer, (round(w * scale), round(h * scale)))
-                grown = cv2.copyMakeBorder(grown, SLACK, SLACK, SLACK, SLACK, cv2.BORDER_REPLICATE)
+            for grown, grown_grey in outers:
                 room = np.array(grown.shape[:2]) - inner.shape[:2]
                 if (room < 0).any() or (room > 0.45 * np.array(grown.shape[:2])).any():
                     continue
-                found = cv2.matchTemplate(np.ascontiguousarray(grown @ LUMINANCE), inner_grey,
-                                          cv2.TM_CCOEFF_NORMED)
+                found = cv2.matchTemplate(grown_grey, inner_grey, cv2.TM_CCOEFF_NORMED)
                 _, score, _, (x, y) = cv2.minMaxLoc(found)
                 if best is None or score > best[0]:
                     best = (score, inner, grown[y:y + inner.shape[0], x:x + inner.shape[1]])
@@ -139,7 +148,7 @@ def unexplained(mapped: np.ndarray, target: np.ndarray) -> float:
 
 def residual(pair: tuple[str, str]) -> float | None:
     """The pair's unexplained share: the least over the ``CUTS`` of either side (a band cut from one side
-    only)."""
+    only); none is tried after a cut that explains every pixel."""
     shares = []
     for cut_a, cut_b in itertools.product(CUTS, repeat=2):
         if cut_a in CUTS[2:] and cut_b in CUTS[2:]:
@@ -153,6 +162,8 @@ def residual(pair: tuple[str, str]) -> float | None:
             inner, outer = (inner @ LUMINANCE)[..., None], (outer @ LUMINANCE)[..., None]
         shares.append(min(unexplained(tone_mapped(inner, outer), outer),
                           unexplained(tone_mapped(outer, inner), inner)))
+        if shares[-1] == 0:
+            break
     return min(shares) if shares else None
 
 
