@@ -34,6 +34,7 @@ from lookalike.errors import (
 if TYPE_CHECKING:
     from lookalike.embedder import Label
     from lookalike.index.collection import Collection
+    from lookalike.paths import PathLike
 
 __version__ = "0.1.0"
 __all__ = [
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 
-def open(directory: str | Path | None = None, **options: Any) -> Collection:
+def open(directory: PathLike | None = None, **options: Any) -> Collection:
     """Open (or create) an index directory: ``col = lookalike.open("photos-index", model=...)``.
 
     The options are :func:`lookalike.index.collection.open_collection`'s (model, create, index_type,

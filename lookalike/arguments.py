@@ -5,8 +5,10 @@ everything, NaN compares false with every bound) and answer wrongly instead."""
 from __future__ import annotations
 
 import numbers
+import os
 
 from lookalike.errors import InvalidOption
+from lookalike.paths import display
 
 
 def check_count(name: str, value: object, option: str) -> int:
@@ -37,11 +39,21 @@ def check_wait(value: object, option: str = "wait") -> float:
     return float(value)
 
 
-def check_path(value: object, option: str) -> object:
-    """A path names a file or folder: an empty one ("" or b"", say a shell variable that was not set) is
-    refused. ``Path("")`` is the current folder, so ``lookalike index ""`` indexed whatever folder the
-    shell stood in, silently, and ``--index ""`` made one there. Anything else is returned as given."""
-    if isinstance(value, str | bytes) and not value:
+def check_path(value: str | bytes | os.PathLike, option: str) -> str:
+    """A path names a file or folder, returned as the ``str`` Python opens (bytes decoded as
+    ``os.fsdecode`` does, undecodable bytes as surrogates: ``open()`` takes bytes too, and ``Path(b"...")``
+    raised a bare TypeError). Refused as :class:`InvalidOption`:
+
+    - an empty one ("" or b"", say a shell variable that was not set): ``Path("")`` is the current folder,
+      so ``lookalike index ""`` indexed whatever folder the shell stood in, silently, and ``--index ""``
+      made one there;
+    - one holding a NUL byte, which no file name can: the OS call refused it with a bare ValueError.
+
+    Anything that is no path at all (an int, None) stays the TypeError ``os.fsdecode`` raises."""
+    name = os.fsdecode(value)
+    if not name:
         raise InvalidOption(option, f"{option} is empty: an empty path names no file or folder (for the "
                                     "current folder, give .)")
-    return value
+    if "\0" in name:
+        raise InvalidOption(option, f"{option} holds a NUL byte, which no file name can: {display(name)}")
+    return name

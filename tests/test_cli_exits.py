@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -237,6 +238,60 @@ def test_the_library_refuses_an_empty_path_too(indexed, tmp_path, sample_photos,
                 call()
         assert col.info().images == images
     assert os.listdir(here) == [sample_photos[0].name]
+
+
+def test_the_library_takes_bytes_paths_as_python_does(indexed, tmp_path, tf1_module):
+    """``open(b"...")`` works all over Python (a name that is not UTF-8 can only be given so); here it
+    was a bare TypeError from ``Path(b"...")`` for the index, ``--against``, ``--move-to``, the
+    manifest and the report."""
+    import lookalike
+    from lookalike.index.report import html_report
+
+    _, photos, _ = indexed
+    pictures = tmp_path / os.fsdecode(b"pictures-\xfe")
+    pictures.mkdir()
+    for name in ("cat.jpg", "cat copy.jpg"):
+        shutil.copy(photos["cat"], pictures / name)
+    with lookalike.open(os.fsencode(tmp_path / os.fsdecode(b"\xff-index")), model=str(tf1_module)) as col:
+        assert col.add(os.fsencode(pictures)).added == 2
+        image = col.get_by_path(os.fsencode(pictures / "cat.jpg"))
+        assert col.search(pictures / "cat.jpg", k=1).query_id == image.id  # bytes there are an encoded image
+        assert len(col.duplicates(against=os.fsencode(photos["cat"].parent), exact_only=True)) == 1
+        moved = col.move_duplicates(col.duplicates(exact_only=True), os.fsencode(tmp_path / "q\udcfd"))
+        assert len(moved.moved) == 1 and len(os.listdir(pictures)) == 1
+        assert len(col.undo(os.fsencode(moved.manifest)).restored) == 1
+        assert sorted(os.listdir(pictures)) == ["cat copy.jpg", "cat.jpg"] and col.info().images == 2
+    assert {b"\xff-index", b"q\xfd"} <= set(os.listdir(os.fsencode(tmp_path)))
+    report = os.fsencode(tmp_path) + b"/r\xe9port.html"
+    assert html_report([], report) == Path(os.fsdecode(report)) and os.path.isfile(report)
+
+
+NUL = "holds a NUL byte, which no file name can"
+
+
+def test_a_nul_byte_in_a_path_is_refused_as_a_bad_argument(indexed, tmp_path):
+    """No file name holds a NUL byte: the OS call refused it with a bare ValueError, a traceback to
+    anyone who had caught the library's errors."""
+    import lookalike
+    from lookalike.index.report import html_report
+
+    index, photos, _ = indexed
+    for bad in ("a\0b", b"a\0b", tmp_path / "a\0b"):
+        with pytest.raises(InvalidOption, match=f"^--index {NUL}: (.*/)?a\\\\x00b$"):
+            lookalike.open(bad)
+    with lookalike.open(index) as col:
+        images = col.info().images
+        for call, name in [(lambda: col.add(["x\0"]), "PATH"),
+                           (lambda: col.add([photos["cat"], b"\0"]), "PATH"),
+                           (lambda: col.search("x\0.jpg"), "IMAGE"), (lambda: col.get_by_path("x\0"), "PATH"),
+                           (lambda: col.duplicates(against="x\0"), "--against"),
+                           (lambda: col.move_duplicates([], "x\0"), "--move-to"),
+                           (lambda: col.undo("x\0"), "MANIFEST"), (lambda: html_report([], "x\0"), "--html")]:
+            with pytest.raises(InvalidOption, match=f"^{name} {NUL}: .*x00"):
+                call()
+        assert col.info().images == images
+    assert sorted(os.listdir(tmp_path)) == []
+
 
 def test_a_report_or_quarantine_that_cannot_be_made_is_a_usage_error_before_the_run(indexed, tmp_path,
                                                                                     monkeypatch):

@@ -104,7 +104,8 @@ class LookalikeCommand(TyperCommand):
                     values = given[param.name]
                     name = param.metavar if isinstance(param, TyperArgument) else param.opts[0]
                     for value in values if isinstance(values, list | tuple) else [values]:
-                        check_path(value, name)
+                        if value is not None:  # an argument left out (IMAGE beside --id)
+                            check_path(value, name)
         return super().parse_args(ctx, args)
 
     def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:

@@ -512,7 +512,7 @@ class Collection:
         if self.fingerprint is None and self._model is None:
             raise CollectionError(f"{self.directory} holds no images yet: run 'lookalike index PATH' first")
         if not isinstance(image, bytes):
-            check_path(image, "IMAGE")
+            image = check_path(image, "IMAGE")
             with self._lock:
                 row = self.store.get_by_path(os.path.realpath(absolute(image)))
             if row is not None:
@@ -580,8 +580,9 @@ class Collection:
             raise ImageNotFound(id, self.directory)
         return Image.from_row(row)
 
-    def get_by_path(self, path: str | Path) -> Image | None:
+    def get_by_path(self, path: PathLike) -> Image | None:
         """The indexed image a path reaches (through links too), or None."""
+        path = check_path(path, "PATH")
         with self._lock:
             row = self.store.get_by_path(os.path.realpath(absolute(path)), vector=False)
         return Image.from_row(row) if row else None
@@ -641,7 +642,7 @@ class Collection:
         threshold: float | None = None,
         *,
         policy: str = str(DEFAULT_POLICY),
-        against: str | Path | None = None,
+        against: PathLike | None = None,
         exact_only: bool = False,
         progress: Progress | None = None,
     ) -> list[Cluster]:
@@ -669,7 +670,7 @@ class Collection:
         finally:
             _RUN_PROGRESS.reset(reporting)
 
-    def _duplicates(self, threshold: float, keeper_policy: KeeperPolicy, against: str | Path | None,
+    def _duplicates(self, threshold: float, keeper_policy: KeeperPolicy, against: PathLike | None,
                     exact_only: bool) -> list[Cluster]:
         if against is not None:
             return self._matches(Path(check_path(against, "--against")).expanduser().absolute(), threshold,
@@ -1172,7 +1173,7 @@ class Collection:
             queries = _records(self.store, [i for i, d in mine.items() if d in found])
         return build_matches([r for r in queries.values() if not r.is_one_of(archive_files)], theirs)
 
-    def move_duplicates(self, clusters: Iterable[Cluster], quarantine_dir: str | Path, *,
+    def move_duplicates(self, clusters: Iterable[Cluster], quarantine_dir: PathLike, *,
                         wait: float = 0.0) -> quarantine.MoveResult:
         """Move every cluster's copies (never a keeper) into ``quarantine_dir`` and forget them here.
 
@@ -1196,7 +1197,7 @@ class Collection:
             self._forget_paths(result.deleted)
         return result
 
-    def undo(self, manifest: str | Path, *, wait: float = 0.0) -> Undone:
+    def undo(self, manifest: PathLike, *, wait: float = 0.0) -> Undone:
         """Put files moved by :meth:`move_duplicates` back, byte-identical, and index them again.
 
         The files go back first, so a writer holding the index for longer than ``wait`` seconds is no
@@ -1457,7 +1458,7 @@ class _BatchWriter:
 
 
 def open_collection(
-    directory: str | Path | None = None,
+    directory: PathLike | None = None,
     *,
     model: str | None = None,
     create: bool = True,
@@ -1475,6 +1476,6 @@ def open_collection(
     if index_type is not None and index_type not in vectors.INDEX_TYPES:
         raise InvalidOption(
             "--index-type", f"unknown index type {index_type!r}; choose {', '.join(vectors.INDEX_TYPES)}")
-    directory = check_path(directory, "--index")
-    store = Store.open(default_directory() if directory is None else directory, create=create)
+    directory = default_directory() if directory is None else check_path(directory, "--index")
+    store = Store.open(directory, create=create)
     return Collection(store, model, cache_dir, index_type, batching)

@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from lookalike.arguments import check_path
 from lookalike.embedder.images import open_image
 from lookalike.errors import ImageError, ReportError
 from lookalike.index.records import Cluster, Member
-from lookalike.paths import display
+from lookalike.paths import PathLike, display
 
 THUMBNAIL_PX = 160
 
@@ -146,12 +147,14 @@ def _replaceable(target: Path) -> bool:
     return not start or start.startswith((b"<!doctype html", b"<html"))
 
 
-def check_target(path: str | Path) -> None:
-    """ReportError unless a report can be written at ``path``: not a folder, in a folder that exists and
-    can be written, or an existing pipe, terminal or device that can be written; a file already there is
-    replaced only when it is an HTML page (an earlier report) or empty (:func:`_replaceable`). Asked
-    before a duplicates run, which can take minutes, rather than at its end."""
-    target = Path(path).expanduser()
+def check_target(path: PathLike) -> Path:
+    """The path a report will be written to (``~`` expanded); ReportError unless a report can be written
+    there: not a folder, in a folder that exists and can be written, or an existing pipe, terminal or
+    device that can be written; a file already there is replaced only when it is an HTML page (an earlier
+    report) or empty (:func:`_replaceable`). Asked before a duplicates run, which can take minutes, rather
+    than at its end. An empty name, or one holding a NUL byte, is an InvalidOption
+    (:func:`~lookalike.arguments.check_path`)."""
+    target = Path(check_path(path, "--html")).expanduser()
     folder = target.parent
     through = _written_through(target)
     if target.is_dir():
@@ -163,7 +166,7 @@ def check_target(path: str | Path) -> None:
         problem = "it is a socket"
     elif through:
         if os.access(target, os.W_OK):
-            return
+            return target
         problem = f"{through} that cannot be written"
     elif not folder.exists():
         problem = f"no folder {display(folder)}"
@@ -172,11 +175,11 @@ def check_target(path: str | Path) -> None:
     elif not os.access(folder, os.W_OK | os.X_OK):
         problem = f"{display(folder)} cannot be written"
     else:
-        return
+        return target
     raise ReportError(f"cannot write the report to {display(target)}: {problem}")
 
 
-def html_report(clusters: Iterable[Cluster], path: str | Path, title: str = "lookalike: duplicates",
+def html_report(clusters: Iterable[Cluster], path: PathLike, title: str = "lookalike: duplicates",
                 px: int = THUMBNAIL_PX) -> Path:
     """Write the report to ``path`` atomically (a reader never sees half a page) and return the path;
     a write that fails leaves no temporary file behind. The temporary file is a new one made for this
@@ -186,8 +189,7 @@ def html_report(clusters: Iterable[Cluster], path: str | Path, title: str = "loo
     An existing pipe, terminal or device at ``path`` is written into, never replaced
     (:func:`_written_through`). A place that refuses the file (``/proc``) is a ReportError; a full disk
     stays the OSError it is, which the command line reports as such."""
-    check_target(path)
-    target = Path(path).expanduser()
+    target = check_target(path)
     page = render_html(clusters, title, px).encode("utf-8")
     try:
         if _written_through(target):
