@@ -32,6 +32,7 @@ from lookalike.errors import (
     NoSpace,
     WriterBusy,
 )
+from lookalike.paths import display
 from tests.cli import error_lines, run, run_process
 from tests.duplicate_photos import THRESHOLD, duplicate_folder
 from tests.photos import blocks, photo_folder
@@ -355,6 +356,37 @@ def test_a_minimum_score_no_cosine_reaches_is_a_usage_error_not_an_empty_answer(
         result = run("search", "--id", "1", "--index", index, "--min-score", score)
         assert result.exit_code == 2 and result.stdout == ""
         assert error_lines(result) == [f"error: the minimum score must be in [-1, 1], not {float(score)!r}"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\n", "*", "_", '"', "-- ..."])
+def test_a_text_without_a_word_is_a_usage_error_not_no_matches(indexed, text):
+    """The full-text index matches words (letters or digits): ``find ""`` (an unset shell variable) or
+    ``find "*"`` matched nothing by construction and answered "no matches", as if the index had been
+    searched; ``--label " "`` let no neighbour through, and ``--label ""`` filtered nothing."""
+    import lookalike
+
+    index, _, _ = indexed
+    for args, name in [(["find", "--", text], "TEXT"), (["search", "--id", "1", "--label", text], "--label")]:
+        result = run(args[0], "--index", index, *args[1:])
+        assert result.exit_code == 2 and result.stdout == "", args
+        assert error_lines(result) == [f"error: {name} holds no word to match (letters or digits): "
+                                       f"{display(repr(text))}"]
+    with lookalike.open(index) as col:
+        for call in (lambda: col.find(text), lambda: col.search_id(1, label=text)):
+            with pytest.raises(InvalidOption, match="holds no word to match"):
+                call()
+
+
+def test_a_word_in_any_script_is_still_searched(indexed):
+    import lookalike
+
+    index, _, _ = indexed
+    for text in ("猫", "été", "tabby!", "a"):
+        result = run("find", text, "--index", index)
+        assert result.exit_code == 0 and error_lines(result) in ([], ["no matches"]), text
+
+    with lookalike.open(index) as col, pytest.raises(InvalidOption, match="holds no word"):
+        col.find(None)
 
 
 def test_an_id_beyond_what_the_index_can_hold_is_no_such_image(indexed):

@@ -232,6 +232,17 @@ def test_malformed_requests_are_422_with_a_json_error(client, ids):
     assert_error(client.get("/images/not-a-number"), 422)
 
 
+def test_a_text_without_a_word_is_422_not_an_empty_answer(client, ids):
+    """``/find?q=%20`` passed the length check and answered [] as if searched (the library's
+    InvalidOption now, so the command line and the service refuse the same texts)."""
+    for q in (" ", "*", "\n_"):
+        assert_error(client.get("/find", params={"q": q}), 422, "holds no word to match")
+    assert_error(client.get(f"/images/{ids['cat']}/similar", params={"label": " "}), 422, "holds no word")
+    cat = (DATA / "cat.jpg").read_bytes()
+    assert_error(client.post("/search", params={"label": "?!"}, files=upload(cat)), 422, "holds no word")
+    assert client.get("/find", params={"q": "\u732b"}).json() == []  # a word, of another script
+
+
 def test_adding_is_off_unless_an_upload_folder_is_configured(client):
     assert_error(client.post("/images", files=upload((DATA / "cat.jpg").read_bytes())), 403, "--upload-dir")
 

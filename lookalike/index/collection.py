@@ -65,7 +65,16 @@ from lookalike.index.geometry import VOUCHED_PAIRS, best_per_image, files_vouch
 from lookalike.index.looks import GREY_MATCH
 from lookalike.index.records import Cluster, ImageRecord, Pair
 from lookalike.index.shards import SHARD_SIZE
-from lookalike.index.store import DB_NAME, FileState, ImageRow, NewImage, Store, WriterLock, match_labels
+from lookalike.index.store import (
+    DB_NAME,
+    FileState,
+    ImageRow,
+    NewImage,
+    Store,
+    WriterLock,
+    match_labels,
+    words,
+)
 from lookalike.index.thumbnails import (
     PIXEL_AGREEMENT,
     TINY,
@@ -508,7 +517,7 @@ class Collection:
         label: str | None = None,
     ) -> SearchResult:
         """Nearest images to a file or encoded image bytes; an indexed path uses its stored vector."""
-        k = _check_search(k, min_score)
+        k = _check_search(k, min_score, label)
         if self.fingerprint is None and self._model is None:
             raise CollectionError(f"{self.directory} holds no images yet: run 'lookalike index PATH' first")
         if not isinstance(image, bytes):
@@ -523,7 +532,7 @@ class Collection:
     def search_id(
         self, id: int, k: int = 10, *, min_score: float | None = None, label: str | None = None
     ) -> SearchResult:
-        k = _check_search(k, min_score)
+        k = _check_search(k, min_score, label)
         with self._lock:
             row = self.store.get(id)
         if row is None:
@@ -567,6 +576,7 @@ class Collection:
 
     def find(self, text: str, limit: int = 50) -> list[TextHit]:
         """Images whose predicted labels (or paths) match ``text``, surest first."""
+        _check_words(text, "TEXT")
         limit = check_count("limit", limit, "--limit")
         with self._lock:
             matches = self.store.search_text(text, limit)
@@ -1254,12 +1264,23 @@ class Collection:
         self.close()
 
 
-def _check_search(k: object, min_score: float | None) -> int:
+def _check_search(k: object, min_score: float | None, label: str | None) -> int:
     """A search's arguments, refused before anything is embedded: a cosine score lies in [-1, 1], and
-    NaN or 5 matched nothing, silently."""
+    NaN or 5 matched nothing, silently; so did a label filter without a word."""
     if min_score is not None:
         check_score("the minimum score", min_score, "--min-score", -1, 1)
+    if label is not None:
+        _check_words(label, "--label")
     return check_count("k", k, "-k")
+
+
+def _check_words(text: object, option: str) -> None:
+    """Text to match holds a word: letters or digits, as the full-text index splits it
+    (:func:`~lookalike.index.store.words`). ``find ""``, ``"  "`` or ``"*"`` matched nothing by
+    construction and answered "no matches", as if the index had been searched; an empty ``--label`` was
+    no filter at all, and ``"  "`` one that let no neighbour through."""
+    if not isinstance(text, str) or not words(text):
+        raise InvalidOption(option, f"{option} holds no word to match (letters or digits): {text!r}")
 
 
 class _IndexedMatches:

@@ -194,7 +194,7 @@ class TextMatch:
     probability: float
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     """Split like FTS5's unicode61 tokenizer does: runs of letters and digits, lower-cased."""
     return re.findall(r"[^\W_]+", text.lower())
 
@@ -204,11 +204,11 @@ def match_labels(labels: Iterable[Mapping[str, Any]], text: str) -> tuple[str, f
 
     Same rule as the full-text query (``"word"*`` for each word), so ``find`` and ``--label`` agree.
     """
-    wanted = _words(text)
+    wanted = words(text)
     best: tuple[str, float] | None = None
     for label in labels:
-        words = _words(label["name"])
-        if wanted and all(any(w.startswith(q) for w in words) for q in wanted) and (
+        names = words(label["name"])
+        if wanted and all(any(w.startswith(q) for w in names) for q in wanted) and (
             best is None or label["probability"] > best[1]
         ):
             best = (label["name"], float(label["probability"]))
@@ -1203,10 +1203,10 @@ class Store:
         Ranked by the probability of the best matching label, so "tabby" lists the surest tabbies first;
         path-only matches follow with probability 0.
         """
-        words = _words(text)
-        if not words:
+        wanted = words(text)
+        if not wanted:
             return []
-        query = " ".join(f'"{w}"*' for w in words)
+        query = " ".join(f'"{w}"*' for w in wanted)
         ids = [r[0] for r in self.db.conn.execute(
             "SELECT rowid FROM images_fts WHERE images_fts MATCH ?", (query,)
         )]
