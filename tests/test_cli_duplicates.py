@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.index.store import WriterLock
+from lookalike.paths import display
 from tests.cli import error_lines, run
 from tests.duplicate_photos import EXPECTED, THRESHOLD, duplicate_folder, tree_digest
 
@@ -256,6 +257,25 @@ def test_usage_mistakes_exit_2(indexed, tmp_path):
     assert both.exit_code == 2 and error_lines(both) == ["error: choose --move-to or --delete, not both"]
     assert duplicates(index, "--threshold", "1.5").exit_code == 2
     assert not (tmp_path / "q").exists()
+
+
+def test_an_against_that_is_no_index_nor_folder_is_a_usage_error(indexed, tmp_path):
+    """A missing folder given to --against exited 1, where a missing folder to index exits 2 (README's
+    table: a bad argument is a usage error)."""
+    index, files, _ = indexed
+    (tmp_path / "nowhere").symlink_to(tmp_path / "gone")
+    (tmp_path / "to-a-photo").symlink_to(files["cat"])
+    for other, what in [(tmp_path / "missing", "does not exist"), (tmp_path / "nowhere", "does not exist"),
+                        (tmp_path / "missing" / "deeper", "does not exist"),
+                        (files["cat"], "is neither a lookalike index nor a folder"),
+                        (tmp_path / "to-a-photo", "is neither a lookalike index nor a folder"),
+                        (files["cat"] / "below", "does not exist"),
+                        (tmp_path / "new\nline", "does not exist")]:
+        for exact in ([], ["--exact"]):
+            result = duplicates(index, *exact, "--against", other)
+            assert result.exit_code == 2 and result.stdout == "", other
+            assert error_lines(result) == [f"error: {display(other)} {what}"]
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "gone").exists()
 
 
 def test_exact_mode_and_against_a_folder_need_no_model(indexed, tmp_path):

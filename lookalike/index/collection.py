@@ -669,7 +669,8 @@ class Collection:
         that is deleted afterwards. ``exact_only`` compares content digests alone: no model, no vectors.
         ``progress(done, total, step=...)`` is told how each step (``SEARCHING``, ``EDITING``,
         ``MATCHING``; ``EMBEDDING_OTHERS`` first, against a folder) goes.
-        Raises InvalidOption for an unknown policy or a threshold outside (0, 1].
+        Raises InvalidOption for an unknown policy, a threshold outside (0, 1], or ``against`` neither an
+        index nor a folder (nothing there, a file).
         """
         keeper_policy = KeeperPolicy.parse(policy)
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
@@ -1110,10 +1111,11 @@ class Collection:
         if (other / DB_NAME).exists():
             with Store.open(other, create=False) as archive:
                 return self._match_store(archive, threshold, exact_only)
-        if not other.is_dir():
-            raise CollectionError(f"{other} is neither a lookalike index nor a folder")
+        if not other.is_dir():  # a wrong argument, as a missing folder to index is: status 2
+            what = "is neither a lookalike index nor a folder" if os.path.exists(other) else "does not exist"
+            raise InvalidOption("--against", f"{display(other)} {what}")
         if (quarantine := quarantine_holding(str(other))) is not None:  # the walk would skip it: say why
-            raise InvalidOption("against", f"{display(other)} is in the quarantine {display(quarantine)}: "
+            raise InvalidOption("--against", f"{display(other)} is in the quarantine {display(quarantine)}: "
                                 "its files are moved copies, not originals to match against")
         if exact_only:
             return self._match_files(other)
