@@ -117,6 +117,36 @@ def file_kind(mode: int) -> str:
     return "special file"
 
 
+class NotRegular(OSError):
+    """A path that reaches no regular file (a FIFO, socket, device or folder), refused before it is read:
+    a FIFO blocks its reader until a writer comes (forever, in an index folder), a device reads without
+    end. An OSError, so that what handles a file it cannot read handles this one too."""
+
+    def __init__(self, path: PathLike, mode: int) -> None:
+        self.reason = f"not a regular file ({file_kind(mode)})"
+        super().__init__(f"{display(path)}: {self.reason}")
+
+
+def open_regular_fd(path: PathLike) -> int:
+    """A read-only descriptor of ``path`` if it reaches a regular file, else :class:`NotRegular`; never
+    blocks: ``O_NONBLOCK`` makes the open return at once whatever the path is, and the kind is checked on
+    the descriptor itself (so what is read is the file that passed). Other failures stay the OSError of
+    the open."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegular(path, mode)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_regular(path: PathLike, limit: int = -1) -> bytes:
+    """The content of a regular file (at most ``limit`` bytes); :class:`NotRegular` for anything else."""
+    with os.fdopen(open_regular_fd(path), "rb") as f:
+        return f.read(limit)
+
+
 def path_list(paths: PathLike | Iterable[PathLike]) -> list[PathLike]:
     """The paths a caller gave, one alone or many: a string or bytes is one name, never its letters
     (or byte values) walked as names of their own."""

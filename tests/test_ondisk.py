@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from lookalike.index import ondisk, vectors
 from lookalike.index.ondisk import OnDiskIndex
 from lookalike.index.store import NewImage, Store
 from lookalike.index.vectors import IVF_MIN, ONDISK_MIN, VectorIndex, choose_kind, normalized
+from tests.blocking import within
 
 DIM = 16
 N = 4000
@@ -139,6 +141,23 @@ def test_a_damaged_small_file_is_refused(built, tmp_path):
     header.write_bytes(bytes(raw))
     with pytest.raises(vectors.CollectionError, match="checksum"):
         VectorIndex.load(tmp_path)
+
+
+def test_a_fifo_in_place_of_a_small_file_is_refused_never_waited_on(built, tmp_path):
+    """Even named by a sidecar that claims its size (0): FAISS and NumPy would open a FIFO and wait."""
+    built.save(tmp_path, generation=1)
+    sidecar = json.loads((tmp_path / vectors.SIDECAR_FILE).read_text())
+    ids = next(tmp_path.glob("ondisk-*-ids.npy"))
+    ids.unlink()
+    os.mkfifo(ids)
+    sidecar["ondisk"]["files"][ids.name] = {"size": 0, "checksum": None}
+    (tmp_path / vectors.SIDECAR_FILE).write_text(json.dumps(sidecar))
+    error = within(30, lambda: VectorIndex.load(tmp_path), fifo=ids)
+    assert isinstance(error, vectors.CollectionError) and "not a regular file (FIFO)" in str(error)
+    sidecar["ondisk"]["files"][ids.name] = {"size": 0, "checksum": "crc32:00000000"}
+    (tmp_path / vectors.SIDECAR_FILE).write_text(json.dumps(sidecar))
+    error = within(30, lambda: ondisk._file_crc(ids), fifo=ids)
+    assert isinstance(error, OSError) and "not a regular file (FIFO)" in str(error)
 
 
 def test_compaction_at_save_rewrites_the_lists_and_deletes_the_old_files(built, data, tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,10 +12,11 @@ import sys
 import pytest
 
 import lookalike
-from lookalike.errors import NoSpace
+from lookalike.errors import CollectionError, NoSpace
 from lookalike.index import vectors
 from lookalike.index.store import WriterLock
 from lookalike.index.vectors import INDEX_FILE, SIDECAR_FILE
+from tests.blocking import within
 
 
 @pytest.fixture
@@ -63,6 +65,59 @@ def test_a_faiss_file_damaged_inside_at_the_same_size_is_rebuilt_and_searches_st
 
     assert [(n.image.path, round(n.score, 4)) for n in result.neighbours] == expected
     assert all(-1.0 - 1e-5 <= n.score <= 1.0 + 1e-5 for n in result.neighbours)
+
+
+@pytest.mark.parametrize("name", [SIDECAR_FILE, INDEX_FILE])
+def test_a_fifo_in_place_of_the_faiss_files_is_rebuilt_from_sqlite_never_waited_on(
+    tmp_path, photos, tf1_module, sample_photos, name
+):
+    """A FIFO planted as ``vectors.json`` hung every search for good, waiting for a writer; one as
+    ``vectors.faiss`` too once the sidecar claimed its size (0). Either is refused at once as no regular
+    file: the index is rebuilt from SQLite, as from a damaged file, and the next writer replaces it."""
+    index_dir = tmp_path / "index"
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        col.add([photos])
+        expected = [(n.image.path, round(n.score, 4)) for n in col.search(sample_photos[0], k=3).neighbours]
+    sidecar = json.loads((index_dir / SIDECAR_FILE).read_text())
+    (index_dir / SIDECAR_FILE).write_text(json.dumps({**sidecar, "file_size": 0}))
+    fifo = index_dir / name
+    fifo.unlink()
+    os.mkfifo(fifo)
+
+    error = within(30, lambda: vectors.VectorIndex.load(index_dir), fifo=fifo)
+    assert isinstance(error, CollectionError) and f"{fifo}: not a regular file (FIFO)" in str(error)
+    if name == SIDECAR_FILE:
+        assert within(30, lambda: vectors.saved_generation(index_dir), fifo=fifo) is None
+    with lookalike.open(index_dir) as col:
+        result = within(30, lambda: col.search(sample_photos[0], k=3), fifo=fifo)
+        assert [(n.image.path, round(n.score, 4)) for n in result.neighbours] == expected
+        col.add([photos])
+    assert (index_dir / name).is_file()
+    vectors.VectorIndex.load(index_dir)
+
+
+def test_a_fifo_or_device_in_place_of_the_writer_lock_is_refused_in_one_line(tmp_path, photos, tf1_module):
+    """``write.lock`` as a FIFO: a writer took the pid and the truncate as a bare EINVAL (a traceback),
+    and a reader asking who holds the lock waited on it for good."""
+    index_dir = tmp_path / "index"
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        col.add([photos])
+    lock = index_dir / "write.lock"
+    lock.unlink()
+    os.mkfifo(lock)
+    assert within(30, lambda: WriterLock.live_holder(index_dir), fifo=lock) is None
+    with lookalike.open(index_dir) as col:
+        assert col.search_id(1, k=1).neighbours
+        with pytest.raises(CollectionError, match=f"^{lock}: not a regular file \\(FIFO\\), where the index "
+                                                  "keeps its writer lock: move it away"):
+            col.add([photos])
+    lock.unlink()
+    lock.symlink_to("/dev/null")
+    with lookalike.open(index_dir) as col, pytest.raises(CollectionError, match=r"regular file \(device\)"):
+        col.add([photos])
+    lock.unlink()
+    with lookalike.open(index_dir) as col:
+        assert col.add([photos]).unchanged == len(os.listdir(photos))
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")

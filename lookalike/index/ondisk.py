@@ -38,6 +38,7 @@ import ctypes
 import json
 import os
 import secrets
+import stat
 import sys
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -61,6 +62,7 @@ from lookalike.index.vectors import (
     normalized,
     remove_dead_temps,
 )
+from lookalike.paths import NotRegular, open_regular_fd
 
 PREFIX = "ondisk-"
 NPROBE = 64  # lists visited per query; see docs/benchmarks.md
@@ -123,7 +125,7 @@ def _ivf(index: faiss.Index) -> faiss.IndexIVF:
 
 def _file_crc(path: Path) -> str:
     crc = _Crc32()
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular_fd(path), "rb") as f:
         while chunk := f.read(1 << 22):
             crc.update(chunk)
     return crc.hexdigest()
@@ -585,7 +587,10 @@ class OnDiskIndex(StoreCopy):
             files = info["files"]
             for name, expect in files.items():
                 path = directory / name
-                if path.stat().st_size != expect["size"]:
+                st = path.stat()
+                if not stat.S_ISREG(st.st_mode):  # FAISS and NumPy would open a FIFO and wait on it
+                    raise NotRegular(name, st.st_mode)
+                if st.st_size != expect["size"]:
                     raise ValueError(f"{name}: size differs from its sidecar")
                 if expect["checksum"] is not None and _file_crc(path) != expect["checksum"]:
                     raise ValueError(f"{name}: checksum differs from its sidecar: damaged")

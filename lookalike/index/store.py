@@ -33,6 +33,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -63,7 +64,7 @@ from lookalike.errors import (
     WriterBusy,
 )
 from lookalike.index.walk import someones_names
-from lookalike.paths import FileSet, display, from_bytes, to_bytes
+from lookalike.paths import FileSet, NotRegular, display, from_bytes, read_regular, to_bytes
 
 DB_NAME = "lookalike.db"
 LOCK_NAME = "write.lock"
@@ -457,7 +458,12 @@ class WriterLock:
     def acquire(self, wait: float = 0.0) -> None:
         if self.held:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO took the pid and the truncate as a bare EINVAL
+            os.close(fd)
+            raise CollectionError(f"{NotRegular(self.path, mode)}, where the index keeps its writer lock: "
+                                  "move it away (the lock is made again)")
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -500,8 +506,8 @@ class WriterLock:
         another container (another pid space) cannot be checked and counts as live: fit to cut a wait
         short, not to decide anything else."""
         try:
-            with open(Path(directory) / LOCK_NAME, "rb") as f:
-                pid_text, _, rest = f.read(256).decode(errors="replace").strip().partition(" ")
+            text = read_regular(Path(directory) / LOCK_NAME, 256)  # a FIFO there: no holder, never a wait
+            pid_text, _, rest = text.decode(errors="replace").strip().partition(" ")
             space, _, started = rest.partition(" ")
             pid = int(pid_text or 0)
         except (OSError, ValueError):

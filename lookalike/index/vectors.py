@@ -47,7 +47,7 @@ import numpy as np
 
 from lookalike.errors import CollectionError, NoSpace
 from lookalike.index.store import Store
-from lookalike.paths import display
+from lookalike.paths import display, open_regular_fd, read_regular
 
 IndexKind = Literal["flat", "ivf", "ondisk"]
 INDEX_TYPES = ("auto", "flat", "ivf", "ondisk")
@@ -157,9 +157,10 @@ def _write_index_checksummed(index: faiss.Index, path: Path) -> str:
 
 
 def _read_index_checksummed(path: Path) -> tuple[faiss.Index, str]:
-    """``faiss.read_index`` through Python, computing the file's checksum in the same single pass."""
+    """``faiss.read_index`` through Python, computing the file's checksum in the same single pass; a FIFO
+    or device in its place is refused (:func:`~lookalike.paths.open_regular_fd`), never waited on."""
     crc = _Crc32()
-    with open(path, "rb") as source:
+    with os.fdopen(open_regular_fd(path), "rb") as source:
 
         def read(size: int) -> bytes:
             chunk = source.read(size)
@@ -414,7 +415,8 @@ class VectorIndex(StoreCopy):
 
     @classmethod
     def load(cls, directory: str | Path) -> tuple[VectorIndex, dict]:
-        """Read the index and its sidecar; raises ``CollectionError`` when either is missing or damaged.
+        """Read the index and its sidecar; raises ``CollectionError`` when either is missing or damaged, or
+        is no regular file (a FIFO there hung every search, waiting for a writer).
 
         Damaged means anything the sidecar disagrees with: size, checksum (computed while the file is
         read, so damage inside a file of the right size is caught too), kind, dimension, id set. A
@@ -423,7 +425,7 @@ class VectorIndex(StoreCopy):
         """
         directory = Path(directory)
         try:
-            sidecar = json.loads((directory / SIDECAR_FILE).read_text())
+            sidecar = json.loads(read_regular(directory / SIDECAR_FILE))
             if isinstance(sidecar, dict) and sidecar.get("kind") == "ondisk":
                 from lookalike.index.ondisk import OnDiskIndex
 
@@ -543,6 +545,6 @@ def _with_fetch(vi: VectorIndex, store: Store) -> VectorIndex:
 def saved_generation(directory: str | Path) -> int | None:
     """The store generation the saved FAISS file reflects, from its sidecar alone (cheap to poll)."""
     try:
-        return int(json.loads((Path(directory) / SIDECAR_FILE).read_text())["generation"])
+        return int(json.loads(read_regular(Path(directory) / SIDECAR_FILE))["generation"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from lookalike.embedder.images import CHANGED, IMAGE_EXTENSIONS
 from lookalike.errors import ImageError, LookalikeError
-from lookalike.paths import FileIdentity, display, file_kind, identify
+from lookalike.paths import FileIdentity, NotRegular, display, file_kind, identify, open_regular_fd
 
 if TYPE_CHECKING:
     from lookalike.embedder.embedder import Embedding
@@ -268,15 +268,11 @@ def open_regular(path: str | Path) -> int:
     otherwise hang the reader forever.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return open_regular_fd(path)
+    except NotRegular as e:
+        raise ImageError(path, e.reason) from None
     except OSError as e:
         raise ImageError(path, _reason(e, os.fspath(path))) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise ImageError(path, f"not a regular file ({file_kind(mode)})")
-    os.set_blocking(fd, True)
-    return fd
 
 
 def digest_file(path: str | Path) -> str:
