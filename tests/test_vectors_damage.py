@@ -120,6 +120,33 @@ def test_a_fifo_or_device_in_place_of_the_writer_lock_is_refused_in_one_line(tmp
         assert col.add([photos]).unchanged == len(os.listdir(photos))
 
 
+@pytest.mark.parametrize(("name", "line"), [
+    (SIDECAR_FILE, "{} is a folder, where the index keeps a file of its own: move it away"),
+    (INDEX_FILE, "{} is a folder, where the index keeps a file of its own: move it away"),
+    ("write.lock", "{}: not a regular file (folder), where the index keeps its writer lock: move it away "
+                   "(the lock is made again)"),
+])
+def test_a_folder_in_place_of_a_file_of_the_index_is_one_line_at_the_next_write(
+    tmp_path, photos, tf1_module, sample_photos, name, line
+):
+    """Searches go on (from SQLite); a write was a traceback (IsADirectoryError at the FAISS save, or
+    opening the lock)."""
+    index_dir = tmp_path / "index"
+    with lookalike.open(index_dir, model=str(tf1_module)) as col:
+        col.add([photos])
+    folder = index_dir / name
+    folder.unlink()
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    shutil.copy(sample_photos[0], photos / "new.jpg")
+    with lookalike.open(index_dir) as col:
+        assert col.search(sample_photos[0], k=1).neighbours
+        with pytest.raises(CollectionError) as refused:
+            col.add([photos])
+        assert str(refused.value) == line.format(folder)
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_while_saving_the_faiss_file_is_no_space_and_nothing_committed_is_lost(
     tmp_path, photos, later, tf1_module, sample_photos

@@ -458,12 +458,14 @@ class WriterLock:
     def acquire(self, wait: float = 0.0) -> None:
         if self.held:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
+        except IsADirectoryError:
+            raise self._no_lock(stat.S_IFDIR) from None
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # a FIFO took the pid and the truncate as a bare EINVAL
             os.close(fd)
-            raise CollectionError(f"{NotRegular(self.path, mode)}, where the index keeps its writer lock: "
-                                  "move it away (the lock is made again)")
+            raise self._no_lock(mode)
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -486,6 +488,11 @@ class WriterLock:
         _, started = _process_state("self") or ("", None)
         os.pwrite(fd, f"{os.getpid()} {_pid_space()} {started or ''}".strip().encode(), 0)
         self._fd = fd
+
+    def _no_lock(self, mode: int) -> CollectionError:
+        """What is at the lock's place (a FIFO, a device, a folder) cannot be the lock: one line saying so."""
+        return CollectionError(f"{NotRegular(self.path, mode)}, where the index keeps its writer lock: "
+                               "move it away (the lock is made again)")
 
     def release(self) -> None:
         if self._fd is not None:

@@ -220,7 +220,11 @@ def _save_atomically(directory: Path, files: Sequence[tuple[str, Callable[[Path]
             write(tmp)
             _fsync(tmp)
         for tmp, final, _ in temps:
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except IsADirectoryError:  # a folder at a file's place: a traceback at every save
+                raise CollectionError(f"{display(final)} is a folder, where the index keeps a file of its "
+                                      "own: move it away") from None
         _fsync(directory)  # make the renames themselves durable
     except OSError as error:
         full = _no_space(error, directory)
