@@ -209,6 +209,98 @@ def test_an_undo_killed_between_its_two_names_is_finished_by_the_next_undo(libra
                                                                            result.manifest.name]
 
 
+# Two undos of one manifest at once (two terminals, the CLI and the server): the other undo's steps, the
+# link that puts a file back and the unlink of its quarantine name, are taken here at the moment of this
+# undo's run where they raced it, once, on the first file. The slower undo must find the work done: never
+# report a copy that stays in the quarantine when none does, never remove a name not of the moved file.
+
+
+def the_other_undo(monkeypatch, manifest: Path, name: str, *, before: bool = False, link: bool = True,
+                   unlink: bool = True, foreign: bytes | None = None) -> list[dict]:
+    """``quarantine.<name>`` (``_back_already``, ``digest_file``; ``link``: ``os.link``) lets another undo
+    take its steps on the first file it is called for, just ``before`` or after that call; ``foreign``: a
+    stranger writes a file of its own at the file's place instead. Returns that file's manifest entry."""
+    entries = {Path(e["moved_to"]): e for e in quarantine.read_moves(manifest)}
+    target, real_link = (os if name == "link" else quarantine), os.link
+    real = getattr(target, name)
+    raced: list[dict] = []
+
+    def steps(moved_to: Path) -> None:
+        raced.append(entries[moved_to])
+        original = Path(raced[0]["original"])
+        if foreign is not None:
+            original.write_bytes(foreign)
+            return
+        if link:
+            real_link(moved_to, original)
+        if unlink:
+            os.unlink(moved_to)
+
+    def raced_call(*args, **kwargs):
+        moved_to = Path(args[1] if name == "_back_already" else args[0])
+        first = not raced
+        if first and before:
+            steps(moved_to)
+        result = real(*args, **kwargs)
+        if first and not before:
+            steps(moved_to)
+        return result
+
+    monkeypatch.setattr(target, name, raced_call)
+    return raced
+
+
+@pytest.mark.parametrize(("name", "options", "here"), [
+    # the other linked it back before this one looked, and took its quarantine name as this one found it
+    # back (this one's unlink: ENOENT, "put back, but its copy stays in the quarantine")
+    ("_back_already", {"link": False}, True),
+    # the other linked it back between this one's look and its link (EEXIST, "File exists")
+    ("digest_file", {"unlink": False}, True),
+    # ... and took its quarantine name too
+    ("digest_file", {}, False),
+    # the other put it back whole between this one's look and its reading of the quarantine's copy
+    # ("file not found; left in place")
+    ("digest_file", {"before": True}, False),
+    # this one linked it back; the other found it back and took its quarantine name before this one did
+    ("link", {"link": False}, True),
+])
+def test_two_undos_of_one_manifest_at_once_both_find_every_file_back(library, tmp_path, monkeypatch, name,
+                                                                      options, here):
+    photos, clusters = library
+    before = tree_digest(photos)
+    result = move_copies(clusters, tmp_path / "quarantine", root=photos)
+    if name == "_back_already":  # the other's link came before this undo looked
+        first = quarantine.read_moves(result.manifest)[0]
+        os.link(first["moved_to"], first["original"])
+    raced = the_other_undo(monkeypatch, result.manifest, name, **options)
+
+    restored = undo(result.manifest)
+    monkeypatch.undo()
+    original = Path(raced[0]["original"])
+    assert restored.problems == ()
+    assert sorted(restored.restored) == sorted(p for p in result.originals if here or p != original)
+    assert tree_digest(photos) == before
+    assert sorted(p.name for p in (tmp_path / "quarantine").iterdir()) == [".lookalike-quarantine",
+                                                                           result.manifest.name]
+    assert undo(result.manifest) == quarantine.UndoResult((), ())  # a third undo finds nothing left to do
+
+
+def test_a_stranger_s_file_where_an_undo_raced_to_is_left_and_so_is_the_quarantine_s_copy(
+        library, tmp_path, monkeypatch):
+    photos, clusters = library
+    result = move_copies(clusters, tmp_path / "quarantine", root=photos)
+    raced = the_other_undo(monkeypatch, result.manifest, "digest_file", foreign=b"someone's photo")
+    restored = undo(result.manifest)
+    monkeypatch.undo()
+    [entry] = raced
+    original, moved_to = Path(entry["original"]), Path(entry["moved_to"])
+    assert [(p.path, p.reason) for p in restored.problems] == [
+        (original, f"a file is back here; left {moved_to} in place")]
+    assert original.read_bytes() == b"someone's photo"
+    assert hashlib.sha256(moved_to.read_bytes()).hexdigest() == entry["sha256"]
+    assert sorted(restored.restored) == sorted(p for p in result.originals if p != original)
+
+
 def test_vanished_and_unmovable_files_are_reported_and_the_rest_carry_on(library, tmp_path, monkeypatch):
     photos, clusters = library
     (photos / "2021/beach copy.jpg").unlink()

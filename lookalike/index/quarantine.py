@@ -197,6 +197,8 @@ def _move_no_clobber(src: Path, dst: Path, *, keep_if_source_stays: bool = False
         _copy_no_clobber(src, dst)
     try:
         os.unlink(src)
+    except FileNotFoundError:
+        pass  # taken meanwhile (an undo racing this one, finding the file back): dst holds it, its only name
     except OSError as e:
         if keep_if_source_stays:
             raise SourceStays(e.errno, e.strerror, str(src)) from None
@@ -518,39 +520,62 @@ def undo(manifest_path: str | Path, moves: list[dict] | None = None) -> UndoResu
     _remove_killed_partials({Path(entry[key]).parent for entry in moves for key in ("original", "moved_to")})
     for entry in moves:
         original, moved_to = Path(entry["original"]), Path(entry["moved_to"])
-        if not moved_to.exists():
-            if not original.exists():
-                problems.append(Problem(original, f"missing from the quarantine ({display(moved_to)})"))
-            continue  # never moved (crash before the move) or already restored
-        back = original.exists() or original.is_symlink()
-        if back and not _back_already(original, moved_to, entry["sha256"]):
-            problems.append(Problem(original, f"a file is back here; left {display(moved_to)} in place"))
-            continue
-        if not back:
-            try:
-                changed = digest_file(moved_to) != entry["sha256"]
-            except ImageError as e:
-                problems.append(Problem(original, f"{display(moved_to)}: {e.reason}; left in place"))
-                continue
-            if changed:
-                problems.append(Problem(original,
-                                        f"{display(moved_to)} changed in the quarantine; left there"))
-                continue
         try:
-            if back:
-                _remove_second_name(moved_to)
-            else:
-                original.parent.mkdir(parents=True, exist_ok=True)
-                _move_no_clobber(moved_to, original, keep_if_source_stays=True)
+            outcome = _put_back(original, moved_to, entry["sha256"])
         except SourceStays as e:
             problems.append(Problem(original, "put back, but its copy stays in the quarantine: "
                                               f"{e.strerror}"))
+            outcome = True
         except OSError as e:
-            problems.append(Problem(original, e.strerror or str(e)))
+            outcome = Problem(original, e.strerror or str(e))
+        if isinstance(outcome, Problem):
+            problems.append(outcome)
             continue
-        restored.append(original)
-        _remove_empty_parents(moved_to.parent, manifest.parent)
+        if outcome:
+            restored.append(original)
+        _remove_empty_parents(moved_to.parent, manifest.parent)  # also after another undo's move of it
     return UndoResult(tuple(restored), tuple(problems))
+
+
+def _put_back(original: Path, moved_to: Path, digest: str, *, again: bool = True) -> bool | Problem:
+    """Put one moved file back: True when this undo put it back, False when there was nothing to do (never
+    moved, or back already: put back by an earlier undo, or meanwhile by another one of the same manifest),
+    else what stops it. Raises SourceStays when the file is back but the quarantine keeps a name of it.
+
+    Another undo of the manifest can take its steps between this one's: the look at both places, reading
+    the quarantine's file, and the link and unlink that move it. A step whose ground went from under it
+    (the quarantine's name gone, the original's taken) looks ``again``, once, at what is there now, so the
+    slower undo finds the work done instead of a file that is "back here" or a copy that "stays in the
+    quarantine"; what it removes is still only the quarantine's name of a file proven back."""
+    if not moved_to.exists():
+        if not original.exists():
+            return Problem(original, f"missing from the quarantine ({display(moved_to)})")
+        return False  # never moved (crash before the move) or restored already
+    back = original.exists() or original.is_symlink()
+    if back and not _back_already(original, moved_to, digest):
+        if again and not moved_to.exists():  # the other undo took it back while this one compared them
+            return _put_back(original, moved_to, digest, again=False)
+        return Problem(original, f"a file is back here; left {display(moved_to)} in place")
+    if not back:
+        try:
+            changed = digest_file(moved_to) != digest
+        except ImageError as e:
+            if again and not moved_to.exists():  # put back by the other undo before this one read it
+                return _put_back(original, moved_to, digest, again=False)
+            return Problem(original, f"{display(moved_to)}: {e.reason}; left in place")
+        if changed:
+            return Problem(original, f"{display(moved_to)} changed in the quarantine; left there")
+    try:
+        if back:
+            _remove_second_name(moved_to)
+        else:
+            original.parent.mkdir(parents=True, exist_ok=True)
+            _move_no_clobber(moved_to, original, keep_if_source_stays=True)
+    except (FileExistsError, FileNotFoundError):
+        if not again:
+            raise
+        return _put_back(original, moved_to, digest, again=False)  # linked back (or taken) by the other
+    return True
 
 
 def _back_already(original: Path, moved_to: Path, digest: str) -> bool:
@@ -571,6 +596,8 @@ def _remove_second_name(moved_to: Path) -> None:
     removes it: SourceStays when it cannot be."""
     try:
         os.unlink(moved_to)
+    except FileNotFoundError:
+        pass  # another undo of the manifest removed it meanwhile: the same work, done
     except OSError as e:
         raise SourceStays(e.errno, e.strerror, str(moved_to)) from None
 
