@@ -301,6 +301,29 @@ def test_a_stranger_s_file_where_an_undo_raced_to_is_left_and_so_is_the_quaranti
     assert sorted(restored.restored) == sorted(p for p in result.originals if p != original)
 
 
+def test_a_copy_whose_old_name_goes_during_its_move_stays_in_the_quarantine_and_comes_back(library, tmp_path,
+                                                                                         monkeypatch):
+    """The old name taken (a sync tool, a second program) between the link that gives the copy its
+    quarantine name and the unlink of its old one: the move removed the quarantine's name too, its last,
+    and the photo was gone from both places."""
+    photos, clusters = library
+    before = tree_digest(photos)
+    real_link, taken = os.link, []
+
+    def old_name_taken_meanwhile(src, dst, **kwargs) -> None:
+        real_link(src, dst, **kwargs)
+        if not taken:
+            taken.append(Path(src))
+            os.unlink(src)
+
+    monkeypatch.setattr(os, "link", old_name_taken_meanwhile)
+    result = move_copies(clusters, tmp_path / "quarantine", root=photos)
+    monkeypatch.undo()
+    assert result.problems == () and taken[0] in result.originals
+    assert undo(result.manifest).restored == tuple(result.originals)
+    assert tree_digest(photos) == before
+
+
 def test_vanished_and_unmovable_files_are_reported_and_the_rest_carry_on(library, tmp_path, monkeypatch):
     photos, clusters = library
     (photos / "2021/beach copy.jpg").unlink()
