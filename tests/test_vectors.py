@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tracemalloc
 
 import faiss
 import numpy as np
@@ -23,6 +25,7 @@ from lookalike.index.vectors import (
     rebuild,
     save_current,
 )
+from tests.blocking import within
 
 DIM = 16
 
@@ -167,6 +170,49 @@ def test_a_missing_or_corrupt_file_is_rebuilt_from_sqlite_with_identical_results
 
     with pytest.raises(CollectionError, match="unusable"):
         VectorIndex.load(tmp_path)
+    loaded, rebuilt = load_or_rebuild(store)
+    assert rebuilt and search_results(loaded, queries) == expected
+
+
+def plant_sidecar(sidecar, how: str) -> None:
+    """Put something hostile where ``vectors.json`` was."""
+    if how == "padded":  # valid JSON, the right keys, past SIDECAR_MAX
+        saved = json.loads(sidecar.read_text())
+        sidecar.write_text(json.dumps({**saved, "pad": "x" * vectors.SIDECAR_MAX}))
+    elif how == "sparse":  # 64 MB of (sparse) zeros
+        sidecar.write_bytes(b"")
+        os.truncate(sidecar, 64 << 20)
+    elif how == "empty":
+        sidecar.write_bytes(b"")
+    elif how == "/dev/zero":
+        sidecar.unlink()
+        sidecar.symlink_to("/dev/zero")
+    else:
+        sidecar.unlink()
+        sidecar.mkdir()
+
+
+@pytest.mark.parametrize("how", ["padded", "sparse", "empty", "/dev/zero", "folder"])
+def test_a_hostile_sidecar_is_damage_read_no_further_than_a_sidecar_can_be(store, tmp_path, how):
+    """A big file planted as ``vectors.json`` was read whole into memory at every open and at every
+    search's poll of its generation (a padded one was even taken as current). Past ``SIDECAR_MAX`` it is
+    damage, as a sidecar that is no JSON: the index is rebuilt from SQLite with the same answers."""
+    fill(store, clustered(300))
+    built, generation = rebuild(store)
+    built.save(tmp_path, generation)
+    queries = clustered(20, seed=7)
+    expected = search_results(built, queries)
+    plant_sidecar(tmp_path / SIDECAR_FILE, how)
+
+    tracemalloc.start()
+    try:
+        error = within(30, lambda: VectorIndex.load(tmp_path))
+        assert within(30, lambda: vectors.saved_generation(tmp_path)) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(error, CollectionError) and "unusable" in str(error) and "\n" not in str(error)
+    assert peak < 4 * vectors.SIDECAR_MAX
     loaded, rebuilt = load_or_rebuild(store)
     assert rebuilt and search_results(loaded, queries) == expected
 

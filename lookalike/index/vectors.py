@@ -40,7 +40,7 @@ import re
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import faiss
 import numpy as np
@@ -54,6 +54,10 @@ INDEX_TYPES = ("auto", "flat", "ivf", "ondisk")
 KIND_ORDER = ("flat", "ivf", "ondisk")  # by the size each is for
 INDEX_FILE = "vectors.faiss"
 SIDECAR_FILE = "vectors.json"
+SIDECAR_MAX = 1 << 20
+"""The most of ``vectors.json`` ever read: a sidecar is a few hundred bytes (the large layout's, naming its
+files, a few KB). A bigger file there is no sidecar of ours (planted, or a copy gone wrong): damaged, like one
+that is no JSON, rather than read whole into memory at every open and at every search's generation poll."""
 
 FLAT_MAX = 15_000  # auto: exact search up to here, about 4-5 ms per query
 ONDISK_MIN = 4_000_000  # auto: the on-disk layout beyond here (IVF-SQ8 would hold 5 GB of RAM)
@@ -429,7 +433,7 @@ class VectorIndex(StoreCopy):
         """
         directory = Path(directory)
         try:
-            sidecar = json.loads(read_regular(directory / SIDECAR_FILE))
+            sidecar = _read_sidecar(directory)
             if isinstance(sidecar, dict) and sidecar.get("kind") == "ondisk":
                 from lookalike.index.ondisk import OnDiskIndex
 
@@ -451,6 +455,15 @@ class VectorIndex(StoreCopy):
         except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
             raise CollectionError(f"FAISS index in {directory} unusable: {e}") from None
         return vi, sidecar
+
+
+def _read_sidecar(directory: Path) -> Any:
+    """The parsed ``vectors.json`` of ``directory``: ValueError past ``SIDECAR_MAX`` bytes or when it is no
+    JSON, OSError when it cannot be read (:class:`~lookalike.paths.NotRegular` for a FIFO or device)."""
+    raw = read_regular(directory / SIDECAR_FILE, SIDECAR_MAX + 1)
+    if len(raw) > SIDECAR_MAX:
+        raise ValueError(f"{SIDECAR_FILE} is larger than any sidecar ({SIDECAR_MAX} bytes)")
+    return json.loads(raw)
 
 
 def store_chunks(store: Store, chunk: int = 20_000) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
@@ -549,6 +562,6 @@ def _with_fetch(vi: VectorIndex, store: Store) -> VectorIndex:
 def saved_generation(directory: str | Path) -> int | None:
     """The store generation the saved FAISS file reflects, from its sidecar alone (cheap to poll)."""
     try:
-        return int(json.loads(read_regular(Path(directory) / SIDECAR_FILE))["generation"])
+        return int(_read_sidecar(Path(directory))["generation"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
