@@ -160,6 +160,55 @@ def test_a_fifo_in_place_of_a_small_file_is_refused_never_waited_on(built, tmp_p
     assert isinstance(error, OSError) and "not a regular file (FIFO)" in str(error)
 
 
+@pytest.mark.parametrize("role", ["delta", "tombstones", ".ivfdata", ".faiss"])
+def test_a_file_the_sidecar_names_outside_its_files_is_refused_never_waited_on(built, data, tmp_path, role):
+    """The sidecar names the delta, the tombstones and (by the base's name) the header and lists; its
+    ``files`` map gives each one's size and checksum. One named but not listed there was opened unchecked:
+    a FIFO in its place hung every search (FAISS and NumPy wait for a writer)."""
+    ids, x = data
+    built.remove(ids[:20])
+    built.add(np.arange(10**6, 10**6 + 50, dtype=np.int64), clustered(50, seed=3))
+    built.save(tmp_path, generation=7)
+    sidecar = json.loads((tmp_path / vectors.SIDECAR_FILE).read_text())
+    info = sidecar["ondisk"]
+    name = info[role] if role in ("delta", "tombstones") else info["base"] + role
+    del info["files"][name]
+    (tmp_path / vectors.SIDECAR_FILE).write_text(json.dumps(sidecar))
+    error = within(30, lambda: VectorIndex.load(tmp_path))
+    assert isinstance(error, vectors.CollectionError) and f"{name}: not listed among its files" in str(error)
+    fifo = tmp_path / name
+    fifo.unlink()
+    os.mkfifo(fifo)
+    error = within(30, lambda: VectorIndex.load(tmp_path), fifo=fifo)
+    assert isinstance(error, vectors.CollectionError) and "unusable" in str(error)
+
+
+@pytest.mark.parametrize("role", ["delta", "tombstones"])
+@pytest.mark.parametrize("change", ["swapped for a FIFO", "gone"])
+def test_a_small_file_changed_between_its_check_and_its_read_is_refused(built, data, tmp_path, monkeypatch,
+                                                                        role, change):
+    """The delta and tombstones are read through a descriptor checked again when opened: one replaced by a
+    FIFO after the sidecar's checks (between the check and the read) is refused, one gone is damage."""
+    ids, x = data
+    built.remove(ids[:20])
+    built.add(np.arange(10**6, 10**6 + 50, dtype=np.int64), clustered(50, seed=3))
+    built.save(tmp_path, generation=7)
+    changed = tmp_path / json.loads((tmp_path / vectors.SIDECAR_FILE).read_text())["ondisk"][role]
+    read_base = ondisk._read_base
+
+    def change_then_read_base(directory, name):
+        changed.unlink()
+        if change == "swapped for a FIFO":
+            os.mkfifo(changed)
+        return read_base(directory, name)
+
+    monkeypatch.setattr(ondisk, "_read_base", change_then_read_base)
+    error = within(30, lambda: VectorIndex.load(tmp_path), fifo=changed)
+    assert isinstance(error, vectors.CollectionError) and "unusable" in str(error)
+    reason = "not a regular file (FIFO)" if change == "swapped for a FIFO" else "No such file or directory"
+    assert reason in str(error)
+
+
 def test_compaction_at_save_rewrites_the_lists_and_deletes_the_old_files(built, data, tmp_path, monkeypatch):
     ids, x = data
     built.save(tmp_path, generation=1)

@@ -43,6 +43,7 @@ import sys
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -123,9 +124,15 @@ def _ivf(index: faiss.Index) -> faiss.IndexIVF:
     return faiss.extract_index_ivf(index)
 
 
+def _open_checked(path: Path) -> BinaryIO:
+    """``path`` open for reading if it is still a regular file (one checked by stat may have been swapped
+    for a FIFO since), else :class:`~lookalike.paths.NotRegular`."""
+    return os.fdopen(open_regular_fd(path), "rb")
+
+
 def _file_crc(path: Path) -> str:
     crc = _Crc32()
-    with os.fdopen(open_regular_fd(path), "rb") as f:
+    with _open_checked(path) as f:
         while chunk := f.read(1 << 22):
             crc.update(chunk)
     return crc.hexdigest()
@@ -580,11 +587,21 @@ class OnDiskIndex(StoreCopy):
 
     @classmethod
     def load(cls, directory: str | Path, sidecar: dict) -> OnDiskIndex:
-        """Open the files a sidecar names: lists memory-mapped, small files checked against their CRC."""
+        """Open the files a sidecar names: lists memory-mapped, small files checked against their CRC.
+
+        Every file opened must be listed under ``files`` (a sidecar we wrote lists each one), so that each
+        is checked first: a regular file of the size listed. One named but not listed is damage: opened
+        unchecked, a FIFO in its place hung every search."""
         directory = Path(directory)
         try:
             info = sidecar["ondisk"]
             files = info["files"]
+            base = info["base"]
+            opened = (f"{base}.faiss", f"{base}-ids.npy", f"{base}.ivfdata", info["delta"],
+                      info["tombstones"])
+            unlisted = [n for n in opened if n and n not in files]
+            if unlisted:
+                raise ValueError(f"{unlisted[0]}: not listed among its files")
             for name, expect in files.items():
                 path = directory / name
                 st = path.stat()
@@ -594,17 +611,20 @@ class OnDiskIndex(StoreCopy):
                     raise ValueError(f"{name}: size differs from its sidecar")
                 if expect["checksum"] is not None and _file_crc(path) != expect["checksum"]:
                     raise ValueError(f"{name}: checksum differs from its sidecar: damaged")
-            name = info["base"]
-            index = _read_base(directory, name)
-            base_ids = np.load(directory / f"{name}-ids.npy", mmap_mode="r")
+            index = _read_base(directory, base)
+            base_ids = np.load(directory / f"{base}-ids.npy", mmap_mode="r")
             if info["delta"]:
-                with np.load(directory / info["delta"]) as z:
+                with _open_checked(directory / info["delta"]) as f, np.load(f) as z:
                     delta_ids, delta_codes = z["ids"].astype(np.int64), z["codes"].astype(np.uint8)
             else:
                 ivf = _ivf(index)
                 delta_ids = np.empty(0, np.int64)
                 delta_codes = np.empty((0, ivf.coarse_code_size() + ivf.code_size), np.uint8)
-            tombs = np.load(directory / info["tombstones"]) if info["tombstones"] else np.empty(0, np.int64)
+            if info["tombstones"]:
+                with _open_checked(directory / info["tombstones"]) as f:
+                    tombs = np.load(f)
+            else:
+                tombs = np.empty(0, np.int64)
             meta = {k: v for k, v in info.items() if k not in ("files", "delta", "tombstones")}
             meta["crcs"] = {n: e["checksum"] for n, e in files.items() if e["checksum"] is not None}
             vi = cls(directory, index, meta, base_ids, delta_ids, delta_codes, tombs)
