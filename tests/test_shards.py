@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,12 @@ import lookalike
 from lookalike.embedder.traits import TRAIT_FIELDS
 from lookalike.engines import split_finished
 from lookalike.engines.local import LocalEngine
-from lookalike.errors import ModelMismatchError
+from lookalike.errors import CollectionError, ModelMismatchError
 from lookalike.index import shards
 from lookalike.index.collection import SHARDS_DIR
 from lookalike.index.walk import walk
 from lookalike.paths import to_bytes
+from tests.blocking import within
 from tests.cli import error_lines, run
 from tests.photos import blocks, photo_folder
 
@@ -156,6 +158,47 @@ def test_loading_a_shard_twice_adds_no_row(folder, tmp_path, tiny_embedder):
         assert {p: s.id for p, s in col.store.file_states().items()} == ids
         assert col.store.failure_count() == 1
         assert col._current_vectors().id_checksum() == col.store.id_checksum()  # FAISS: no id twice
+
+
+@pytest.fixture
+def a_shard(folder, tmp_path, tiny_embedder) -> Path:
+    (spec,) = shards.plan_shards(walk([folder]), shard_size=100)
+    return shards.write_shard(spec, tiny_embedder, tmp_path / "out")
+
+
+def plant(path: Path, kind: str, shard: Path) -> None:
+    """Something that is no shard file at ``path``."""
+    if kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "folder":  # holding a real shard: pyarrow read a folder as a dataset of its files
+        path.mkdir()
+        shutil.copy(shard, path / shard.name)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "folder", "device"])
+def test_a_shard_path_that_is_no_regular_file_is_one_line_naming_it(a_shard, tmp_path, kind):
+    """A FIFO, a device or a folder given as a shard was a vague pyarrow error (just the path), and a
+    folder was read as a dataset of the shards in it."""
+    planted = tmp_path / "planted.parquet"
+    plant(planted, kind, a_shard)
+    with lookalike.open(tmp_path / "index") as col:
+        error = within(30, lambda: col.load_shards([planted]), fifo=planted if kind == "FIFO" else None)
+        assert isinstance(error, CollectionError)
+        assert str(error) == f"{planted}: not a regular file ({kind}), not a shard"
+        assert col.info().images == 0
+
+
+def test_a_missing_shard_says_so_and_an_empty_one_is_unreadable(a_shard, tmp_path):
+    missing, empty = tmp_path / "missing.parquet", tmp_path / "empty.parquet"
+    empty.touch()
+    with lookalike.open(tmp_path / "index") as col:
+        with pytest.raises(CollectionError) as caught:
+            col.load_shards([missing])
+        assert str(caught.value) == f"{missing}: not a readable shard (No such file or directory)"
+        with pytest.raises(CollectionError, match=f"^{empty}: not a readable shard \\(.*0 bytes"):
+            col.load_shards([empty])
 
 
 def test_a_shard_from_another_model_is_refused(folder, tmp_path, tiny_embedder, tf2_module):

@@ -34,7 +34,7 @@ import numpy as np
 from lookalike.embedder.traits import TRAIT_FIELDS, Traits, stored_traits, traits_from_stored
 from lookalike.errors import CollectionError
 from lookalike.index.walk import FoundFile, embed_failure
-from lookalike.paths import from_bytes, to_bytes
+from lookalike.paths import NotRegular, display, from_bytes, open_regular_fd, to_bytes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -239,17 +239,25 @@ def clear_partial(directory: str | Path) -> None:
 
 
 def read_shard(path: str | Path) -> Shard:
-    """A shard's rows and fingerprint; a file that is not a lookalike shard is a CollectionError."""
+    """A shard's rows and fingerprint; a file that is not a lookalike shard is a CollectionError.
+
+    It is read through a descriptor of a regular file (:func:`~lookalike.paths.open_regular_fd`): pyarrow
+    given a path answers a FIFO or device with just the path as its error, and reads a folder as a
+    dataset of the Parquet files in it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        with os.fdopen(open_regular_fd(path), "rb") as source:
+            table = pq.read_table(source)
+    except NotRegular as error:
+        raise CollectionError(f"{error}, not a shard") from None
     except (OSError, pa.ArrowException) as error:
-        raise CollectionError(f"{path}: not a readable shard ({error})") from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise CollectionError(f"{display(path)}: not a readable shard ({reason})") from None
     metadata = table.schema.metadata or {}
     if META_FINGERPRINT not in metadata:
-        raise CollectionError(f"{path}: not a lookalike shard (no model fingerprint)")
+        raise CollectionError(f"{display(path)}: not a lookalike shard (no model fingerprint)")
     fingerprint = json.loads(metadata[META_FINGERPRINT])
     name = metadata.get(META_NAME, Path(path).stem.encode()).decode()
     column = table.column("vector").combine_chunks()
