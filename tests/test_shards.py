@@ -17,7 +17,7 @@ import lookalike
 from lookalike.embedder.traits import TRAIT_FIELDS
 from lookalike.engines import split_finished
 from lookalike.engines.local import LocalEngine
-from lookalike.errors import CollectionError, ModelMismatchError
+from lookalike.errors import CollectionError, InvalidOption, ModelMismatchError
 from lookalike.index import shards
 from lookalike.index.collection import SHARDS_DIR
 from lookalike.index.walk import walk
@@ -199,6 +199,16 @@ def test_a_missing_shard_says_so_and_an_empty_one_is_unreadable(a_shard, tmp_pat
         assert str(caught.value) == f"{missing}: not a readable shard (No such file or directory)"
         with pytest.raises(CollectionError, match=f"^{empty}: not a readable shard \\(.*0 bytes"):
             col.load_shards([empty])
+
+
+@pytest.mark.parametrize("name", ["a\0b.parquet", "", b""])
+def test_a_shard_path_no_file_can_have_is_an_invalid_option(a_shard, tmp_path, name):
+    """A NUL byte was a CollectionError carrying pyarrow's words; an empty path was the current folder,
+    read as a dataset of whatever Parquet files it held. Both are a bad argument, before the lock."""
+    with lookalike.open(tmp_path / "index") as col:
+        with pytest.raises(InvalidOption, match="^SHARD "):
+            col.load_shards([a_shard, name])
+        assert col.info().images == 0
 
 
 def test_a_shard_from_another_model_is_refused(folder, tmp_path, tiny_embedder, tf2_module):

@@ -387,15 +387,16 @@ class Collection:
 
         Rows are upserted by path, so loading a shard again adds no row; failures are recorded. A
         shard from another model is refused (ModelMismatchError); the first shard names the model of
-        an empty index.
+        an empty index. A path no file can have (empty, a NUL byte) is InvalidOption, before any is read.
         """
         started = time.perf_counter()
+        files = [Path(check_path(path, "SHARD")) for path in path_list(paths)]
         with self.store.writer(wait):
             with self._lock:
                 index = self._current_vectors() if self.store.vector_size is not None else None
             writer = _BatchWriter(self, index, {}, COMMIT_EVERY)
-            for path in path_list(paths):
-                self._load_shard(Path(os.fsdecode(path)), writer)
+            for path in files:
+                self._load_shard(path, writer)
             with self._lock:
                 if writer.index is not None:
                     self._save_vectors(writer.index)
