@@ -179,6 +179,9 @@ def plant_sidecar(sidecar, how: str) -> None:
     if how == "padded":  # valid JSON, the right keys, past SIDECAR_MAX
         saved = json.loads(sidecar.read_text())
         sidecar.write_text(json.dumps({**saved, "pad": "x" * vectors.SIDECAR_MAX}))
+    elif how == "Infinity":  # JSON as Python reads it, never as lookalike writes it
+        saved = json.loads(sidecar.read_text())
+        sidecar.write_text(json.dumps({**saved, "generation": float("inf")}))
     elif how == "sparse":  # 64 MB of (sparse) zeros
         sidecar.write_bytes(b"")
         os.truncate(sidecar, 64 << 20)
@@ -192,7 +195,7 @@ def plant_sidecar(sidecar, how: str) -> None:
         sidecar.mkdir()
 
 
-@pytest.mark.parametrize("how", ["padded", "sparse", "empty", "/dev/zero", "folder"])
+@pytest.mark.parametrize("how", ["padded", "Infinity", "sparse", "empty", "/dev/zero", "folder"])
 def test_a_hostile_sidecar_is_damage_read_no_further_than_a_sidecar_can_be(store, tmp_path, how):
     """A big file planted as ``vectors.json`` was read whole into memory at every open and at every
     search's poll of its generation (a padded one was even taken as current). Past ``SIDECAR_MAX`` it is

@@ -459,11 +459,18 @@ class VectorIndex(StoreCopy):
 
 def _read_sidecar(directory: Path) -> Any:
     """The parsed ``vectors.json`` of ``directory``: ValueError past ``SIDECAR_MAX`` bytes or when it is no
-    JSON, OSError when it cannot be read (:class:`~lookalike.paths.NotRegular` for a FIFO or device)."""
+    JSON, OSError when it cannot be read (:class:`~lookalike.paths.NotRegular` for a FIFO or device).
+
+    NaN and Infinity, which Python's JSON reads but a sidecar never holds, are damage too: a generation
+    of Infinity made ``saved_generation`` raise OverflowError at every search."""
     raw = read_regular(directory / SIDECAR_FILE, SIDECAR_MAX + 1)
     if len(raw) > SIDECAR_MAX:
         raise ValueError(f"{SIDECAR_FILE} is larger than any sidecar ({SIDECAR_MAX} bytes)")
-    return json.loads(raw)
+    return json.loads(raw, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} in {SIDECAR_FILE}")
 
 
 def store_chunks(store: Store, chunk: int = 20_000) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
