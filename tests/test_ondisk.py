@@ -209,6 +209,19 @@ def test_a_small_file_changed_between_its_check_and_its_read_is_refused(built, d
     assert reason in str(error)
 
 
+@pytest.mark.parametrize(("key", "value"), [("files", "names"), ("trained_count", "x"), ("version", 1.5)])
+def test_a_sidecar_whose_layout_fields_have_the_wrong_shape_is_damage(built, tmp_path, key, value):
+    """``files`` as a list was an AttributeError, a ``trained_count`` of text loaded and then raised at every
+    search (asked whether it needs retraining), a ``version`` not whole at the next compaction: tracebacks,
+    where a damaged sidecar is rebuilt from SQLite."""
+    built.save(tmp_path, generation=1)
+    sidecar = json.loads((tmp_path / vectors.SIDECAR_FILE).read_text())
+    sidecar["ondisk"][key] = list(sidecar["ondisk"]["files"]) if value == "names" else value
+    (tmp_path / vectors.SIDECAR_FILE).write_text(json.dumps(sidecar))
+    with pytest.raises(vectors.CollectionError, match=f"unusable: .*{key}"):
+        VectorIndex.load(tmp_path)
+
+
 def test_compaction_at_save_rewrites_the_lists_and_deletes_the_old_files(built, data, tmp_path, monkeypatch):
     ids, x = data
     built.save(tmp_path, generation=1)

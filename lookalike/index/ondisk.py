@@ -81,6 +81,8 @@ COMPACT_MIN = 50_000  # ...and this many vectors
 RETRAIN_GROWTH = 4  # retrain once the collection has grown or shrunk this many times since training
 
 Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # ids -> (found ids, float vectors)
+_LAYOUT_FIELDS = {"files": dict, "version": int, "trained_count": int, "base_count": int, "base_id_sum": int}
+"""The sidecar's fields of the layout, by the type every use of them needs."""
 
 
 _CHATTER = threading.RLock()
@@ -596,6 +598,9 @@ class OnDiskIndex(StoreCopy):
         try:
             info = sidecar["ondisk"]
             files = info["files"]
+            for key, kind in _LAYOUT_FIELDS.items():  # read later, at every search or at compaction
+                if not isinstance(info[key], kind):
+                    raise ValueError(f"{key} is no {kind.__name__} in its sidecar")
             base = info["base"]
             opened = (f"{base}.faiss", f"{base}-ids.npy", f"{base}.ivfdata", info["delta"],
                       info["tombstones"])
