@@ -25,13 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import calibrate  # noqa: E402
-from report import constants, machine, search_settings, today, write_section  # noqa: E402
+from report import constants, machine, today, write_section  # noqa: E402
 
 from lookalike.embedder import keypoints  # noqa: E402
 from lookalike.embedder.keypoints import KeypointFiles  # noqa: E402
-from lookalike.index import (
-    geometry,  # noqa: E402
-)
 from lookalike.index.geometry import files_unlike  # noqa: E402
 
 SECTION = "## Geometric check: keypoints, aligned details, flat layouts"
@@ -54,8 +51,8 @@ def dev_pairs(split: calibrate.Split) -> tuple[list[tuple[str, str]], list[tuple
 
 def run(pairs: list[tuple[str, str]], details: bool, layouts: bool) -> tuple[float, int]:
     inliers = keypoints.ALIGNED_INLIERS if details else 10**9  # no fit is trusted: details never compared
-    agreement = geometry.LAYOUT_AGREEMENT if layouts else -2.0  # no correlation is below: never vetoes
-    with constants(keypoints, ALIGNED_INLIERS=inliers), search_settings(LAYOUT_AGREEMENT=agreement):
+    agreement = keypoints.LAYOUT_AGREEMENT if layouts else -2.0  # no correlation is below: never vetoes
+    with constants(keypoints, ALIGNED_INLIERS=inliers, LAYOUT_AGREEMENT=agreement):
         start = time.perf_counter()
         dropped = sum(files_unlike(pairs, KeypointFiles()))
         return time.perf_counter() - start, dropped

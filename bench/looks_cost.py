@@ -1,8 +1,8 @@
 """What second looks cost on the dev half, beside the product without them, side by side in one run.
 
-Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare looks|checks|thumbnails|keypoints]`` (after
-bench/calibrate.py has indexed the dev half). Each comparison writes its own section of
-docs/benchmarks.md:
+Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare NAME]``, NAME one of looks, checks,
+thumbnails, keypoints, residual (after bench/calibrate.py has indexed the dev half). Each comparison writes
+its own section of docs/benchmarks.md:
 
 - ``looks`` ("## Second looks: enlarged, tiny and frame"): the scale look for copies the model enlarges,
   the pixel search for tiny ones and the frame look (bench/unseen.py showed them missing; its ``BEFORE``
@@ -14,6 +14,8 @@ docs/benchmarks.md:
   thumbnails agree too, against the check as it was before (:func:`thumbnails_vouching`).
 - ``keypoints`` ("## The keypoint look"): pairs that only their density held under the threshold
   matched by their files (``VOUCHED_PAIRS``), against no such look.
+- ``residual`` ("## The aligned residual"): pairs with a flat picture laid over each other
+  (lookalike/embedder/residual.py), against neither measuring nor judging it.
 
 ``duplicates()`` at the default runs with and without, alternating, the median of the rounds each, in
 one process on one index: the ratio is the number to trust on a shared machine.
@@ -34,6 +36,7 @@ from calibrate import evaluate, load_split, product  # noqa: E402
 from report import constants, machine, search_settings, today, write_section  # noqa: E402
 from unseen import BEFORE  # noqa: E402
 
+from lookalike.embedder import keypoints  # noqa: E402
 from lookalike.index import (  # noqa: E402
     collection,
     geometry,  # noqa: E402
@@ -74,7 +77,11 @@ COMPARISONS = {
                    ({"geometric_look": thumbnails_vouching}, {})),
     "keypoints": ("## The keypoint look", "the keypoint look (pairs only their density held under the "
                   "threshold, matched by their files)", ({}, {"VOUCHED_PAIRS": 0})),
+    "residual": ("## The aligned residual", "the aligned residual of flat pairs (measured and judged)",
+                 ({}, {}, {"aligned_residual": lambda a, b: None})),
 }
+"""Each comparison: its section, what it compares, and what turns it off: the duplicate search's
+settings, Collection's constants and (optionally) the keypoint module's."""
 
 
 def main() -> None:
@@ -89,9 +96,9 @@ def main() -> None:
     results = {}
     for _ in range(args.rounds):
         for mode in seconds:
-            off = before if mode == "without" else ({}, {})
+            off = (*before, {})[:3] if mode == "without" else ({}, {}, {})
             dev.collection.store.forget_remembered()  # every round embeds its second looks again
-            with search_settings(**off[0]), constants(collection, **off[1]):
+            with search_settings(**off[0]), constants(collection, **off[1]), constants(keypoints, **off[2]):
                 started = time.perf_counter()
                 results[mode] = evaluate(dev, product(DEFAULT_THRESHOLD))
                 seconds[mode].append(time.perf_counter() - started)

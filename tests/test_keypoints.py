@@ -14,6 +14,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from lookalike.embedder.keypoints import (
+    EXPECTED_KEYPOINTS,
+    LAYOUT_AGREEMENT,
     RATIO,
     KeypointFiles,
     Match,
@@ -21,13 +23,13 @@ from lookalike.embedder.keypoints import (
     matched_keypoints,
     ratio_tested,
 )
+from lookalike.embedder.residual import EXPLAINED
 from lookalike.index.duplicates import second_look
 from lookalike.index.geometry import (
     ASKEW,
     CHANCE_FIT,
     CONTAINED,
     DETAILS_DIFFER,
-    EXPECTED_KEYPOINTS,
     GEOMETRY_BAND,
     GEOMETRY_PAIRS,
     SAME_DETAILS,
@@ -174,18 +176,35 @@ def _glow(centre: tuple, edge: tuple, path: Path, at: tuple[int, int] = (260, 17
     return path
 
 
+def _nordic_cross(field: tuple, crosses: list[tuple[tuple, int]], path: Path) -> Path:
+    """A Nordic cross flag: ``crosses`` (colour, width in pixels) drawn one inside the other, widest
+    first, set towards the hoist."""
+    flag = Image.new("RGB", (740, 560), field)
+    draw = ImageDraw.Draw(flag)
+    for colour, width in crosses:
+        draw.rectangle((280 - width // 2, 0, 280 + width // 2, 560), fill=colour)
+        draw.rectangle((0, 280 - width // 2, 740, 280 + width // 2), fill=colour)
+    flag.save(path)
+    return path
+
+
 WHITE, GREEN, RED = (255, 255, 255), (0, 150, 110), (214, 38, 18)
 BLUE, PURPLE = (30, 60, 200), (150, 40, 170)
+NAVY = (0, 32, 91)
 FLAT = {"flag": lambda path: _tricolour([WHITE, GREEN, RED], path),
-        "smooth wallpaper": lambda path: _glow(BLUE, PURPLE, path)}
+        "smooth wallpaper": lambda path: _glow(BLUE, PURPLE, path),
+        "nordic cross": lambda path: _nordic_cross(RED, [(WHITE, 140), (NAVY, 60)], path)}
 
 
 # Edits that change what little a flat picture has to compare, so that it counts as another picture:
 # a sticker over a third of it, and a smooth wallpaper turned 15 degrees, whose black corners outweigh
-# its faint shading (and so do the cut corners of one tilted on its canvas). A known loss: such a copy
-# is kept apart, never merged wrongly.
-ANOTHER_LAYOUT = {(picture, "sticker over a third") for picture in FLAT} | {
-    ("smooth wallpaper", "turned 15 degrees"), ("smooth wallpaper", "tilted 20 degrees on its canvas")}
+# its faint shading (and so do the cut corners of one tilted on its canvas); a flag turned off the
+# quarter turns, as the aligned residual lays pictures over each other at quarter turns only (its
+# stripes cross the other's), and a flag's middle half, a crop beyond the third the residual aligns (its
+# crosses twice as wide). A known loss: such a copy is kept apart, never merged wrongly.
+ANOTHER_LAYOUT = {(picture, kind) for picture in FLAT for kind in
+                  ("sticker over a third", "turned 15 degrees", "tilted 20 degrees on its canvas")} | {
+    ("nordic cross", "half cropped away")}
 
 
 @pytest.mark.parametrize(("picture", "kind"), [(picture, kind) for picture in FLAT for kind in COPIES
@@ -202,19 +221,23 @@ def test_a_flat_pictures_copies_keep_its_layout(tmp_path, picture, kind):
 
 def test_flat_drawings_of_the_same_colours_in_another_layout_are_not_copies(tmp_path):
     """Two tricolours of white, green and red in another order: alike to the model, and too flat for
-    keypoints, but their layouts disagree however one is cropped, turned or mirrored."""
+    keypoints, but their layouts disagree however one is cropped, turned or mirrored (so the aligned
+    residual, which would tell them apart too, is not measured)."""
+    from lookalike.embedder import keypoints
     from lookalike.index import geometry
 
     one = _tricolour([WHITE, GREEN, RED], tmp_path / "one.png")
     other = _tricolour([RED, WHITE, GREEN], tmp_path / "other.png")
-    files = KeypointFiles()
-    found = files.match([(str(one), str(other))])[0]
+    found = KeypointFiles().match([(str(one), str(other))])[0]
     assert max(found.keypoints_a, found.keypoints_b) < EXPECTED_KEYPOINTS
-    assert found.layout < geometry.LAYOUT_AGREEMENT
-    assert verdict(one, other, files)
-    with pytest.MonkeyPatch.context() as patch:  # without the layouts compared, nothing judges the pair
-        patch.setattr(geometry, "LAYOUT_AGREEMENT", -1.0)
-        assert not verdict(one, other, files)
+    assert found.layout < keypoints.LAYOUT_AGREEMENT and found.residual is None
+    assert verdict(one, other)
+    with pytest.MonkeyPatch.context() as patch:  # without the layouts compared, the residual judges
+        patch.setattr(keypoints, "LAYOUT_AGREEMENT", -1.0)
+        assert KeypointFiles().match([(str(one), str(other))])[0].residual > geometry.RESIDUAL_APART
+        assert verdict(one, other)
+        patch.setattr(geometry, "RESIDUAL_APART", 1.0)  # and without either, nothing judges the pair
+        assert not verdict(one, other)
 
 
 def test_a_flat_flag_lines_up_turned_only_with_a_picture_whose_shape_is_turned(tmp_path):
@@ -249,6 +272,37 @@ def test_a_flag_with_its_white_band_turned_dark_is_not_a_copy(tmp_path):
     with pytest.MonkeyPatch.context() as patch:  # contrast left out: a crop of one matches the other
         patch.setattr(keypoints, "LAYOUT_GAIN", 100.0)
         assert not verdict(one, other)
+
+
+def test_a_flag_with_a_cross_inside_its_cross_is_not_a_copy_of_one_without(tmp_path):
+    """Denmark's flag and Norway's: one layout on a 5 x 5 grid (a white cross on red), too flat for
+    keypoints, but laid over each other Norway's blue cross is where Denmark has white, and no tone curve
+    explains it (``RESIDUAL_APART``). Norway's copies of every kind are explained
+    (``test_a_flat_pictures_copies_keep_its_layout``)."""
+    from lookalike.index import geometry
+
+    denmark = _nordic_cross(RED, [(WHITE, 100)], tmp_path / "denmark.png")
+    norway = _nordic_cross(RED, [(WHITE, 140), (NAVY, 60)], tmp_path / "norway.png")
+    files = KeypointFiles()
+    found = files.match([(str(denmark), str(norway))])[0]
+    assert max(found.keypoints_a, found.keypoints_b) < EXPECTED_KEYPOINTS
+    assert found.layout >= LAYOUT_AGREEMENT  # the layouts cannot tell them
+    assert found.residual > geometry.RESIDUAL_APART
+    assert verdict(denmark, norway, files)
+    with pytest.MonkeyPatch.context() as patch:  # without the residual, nothing judges the pair
+        patch.setattr(geometry, "RESIDUAL_APART", 1.0)
+        assert not verdict(denmark, norway, files)
+
+
+def test_the_residual_is_measured_for_flat_pairs_only(tmp_path, copies):
+    """It costs tens of milliseconds a pair: two photos with keypoints to spare are left to them."""
+    flag = FLAT["flag"](tmp_path / "flag.png")
+    with Image.open(flag) as opened:
+        COPIES["brighter"](opened.convert("RGB")).save(tmp_path / "brighter.jpg", quality=75)
+    photos, flat = KeypointFiles().match([(str(copies["cat", "original"]), str(copies["cat", "crop"])),
+                                          (str(flag), str(tmp_path / "brighter.jpg"))])
+    assert photos.residual is None
+    assert flat.residual is not None and flat.residual <= EXPLAINED
 
 
 def test_a_smooth_wallpaper_with_its_colours_swapped_is_not_a_copy(tmp_path):

@@ -46,10 +46,16 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
+from lookalike.embedder.residual import Cuts, aligned_residual, picture_cuts
 from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
 
 SIDE = 512  # long side the keypoints are found at: small copies are scaled up to it
+EXPECTED_KEYPOINTS = 150
+"""Both pictures need this many keypoints for the keypoints to judge a pair (the geometric check in
+:mod:`lookalike.index.geometry`): flat drawings, flags and smooth gradients have a handful, and their
+copies match few. A pair with a picture under it is judged by layouts (:func:`layout_agreement`) and the
+aligned residual (:func:`~lookalike.embedder.residual.aligned_residual`) instead."""
 FEATURES = 1000  # ORB keypoints kept per picture
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION = 6.0  # pixels at SIDE an inlier may be off the fitted transform
@@ -84,6 +90,21 @@ beside a white border): the contrast inside says nothing there. (Windows restric
 shape as well changed nothing on the dev set or the probes: left out.)"""
 
 
+LAYOUT_AGREEMENT = 0.6
+"""A pair of pictures too flat for the keypoints to judge (under ``EXPECTED_KEYPOINTS`` on either side)
+is not a copy when their coarse layouts, in luminance and (both coloured) in colour, correlate under this
+however one is cropped, turned or mirrored (:func:`layout_agreement`; the verdict is
+:func:`lookalike.index.geometry.geometry_disagrees`'s): two tricolour flags of the same colours in another
+order, two fruits drawn on white. Dev set, such pairs scoring from 0.54 that pass the colour checks, at
+``LAYOUT_GRID`` 5: 1,688 pairs of copies (every kind) agree at 0.71 at least (1st percentile 0.80), a
+margin of 0.1 kept for pictures unlike the dev set's; of 273 pairs of different pictures from 0.58, 144
+under 0.6 (113 under 0.5; luminance alone, about 100). An 8x8 grid caught 152 but brought copies down to
+0.67 (1st percentile 0.73): too thin a margin (on the test half it cost recall, 0.915 -> 0.910). Dev at
+threshold 0.58: precision 0.973 -> 0.989, the flags family no longer merged, recall 0.963 -> 0.970; the
+default unchanged on dev. Where they agree less, the aligned residual is not measured: the pair is told
+apart already."""
+
+
 @dataclass(frozen=True, eq=False)
 class Layout:
     """A picture's content (inside its content box) as ``LAYOUT_GRID`` x ``LAYOUT_GRID`` cells: ``shades``
@@ -107,13 +128,14 @@ class Keypoints:
     """One picture as drawn, described for matching: ORB keypoints' positions [n, 2] at ``SIDE`` and
     32-byte descriptors [n, 32]; its luminance at ``DETAIL_SIDE`` and, there, the box (top, bottom,
     left, right) of its own content inside added borders or a caption band; the coarse layout of that
-    content."""
+    content; the small colour :class:`~lookalike.embedder.residual.Cuts` a flat pair is aligned by."""
 
     points: np.ndarray
     descriptors: np.ndarray
     luminance: np.ndarray
     content: tuple[int, int, int, int]
     layout: Layout
+    cuts: Cuts
 
     def __len__(self) -> int:
         return len(self.points)
@@ -124,7 +146,7 @@ class Keypoints:
         layout = self.layout
         arrays = (self.points, self.descriptors, self.luminance, *layout.shades, *(layout.colours or ()),
                   *layout.contrasts)
-        return sum(array.nbytes for array in arrays)
+        return sum(array.nbytes for array in arrays) + self.cuts.nbytes
 
     def content_mask(self) -> np.ndarray:
         mask = np.zeros(self.luminance.shape, np.float32)
@@ -141,15 +163,13 @@ def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.float32([k.pt for k in found]).reshape(-1, 2), descriptors
 
 
-def _content(picture: Image.Image, size: tuple[int, int]) -> tuple[tuple[int, int, int, int], Layout]:
-    """The picture's content box (:func:`~lookalike.embedder.traits.content_box`) scaled to ``size``,
-    and the :class:`Layout` of what is inside it, both from one thumbnail."""
-    pixels = thumbnail_pixels(picture)
-    box = content_box(pixels)
+def _scaled(box: tuple[int, int, int, int], shape: tuple[int, ...], size: tuple[int, int]
+            ) -> tuple[int, int, int, int]:
+    """A box (top, bottom, left, right) in pixels of ``shape`` (height, width) as in pixels of ``size``
+    (width, height)."""
     top, bottom, left, right = box
-    scale_y, scale_x = size[1] / pixels.shape[0], size[0] / pixels.shape[1]
-    scaled = round(top * scale_y), round(bottom * scale_y), round(left * scale_x), round(right * scale_x)
-    return scaled, content_layout(pixels, box)
+    scale_y, scale_x = size[1] / shape[0], size[0] / shape[1]
+    return round(top * scale_y), round(bottom * scale_y), round(left * scale_x), round(right * scale_x)
 
 
 def picture_keypoints(picture: Image.Image, mirrored: bool = False) -> Keypoints:
@@ -161,8 +181,11 @@ def picture_keypoints(picture: Image.Image, mirrored: bool = False) -> Keypoints
     grey = picture.convert("L").resize(size, Image.Resampling.BILINEAR)
     detail_size = (max(1, round(size[0] * DETAIL_SIDE / SIDE)), max(1, round(size[1] * DETAIL_SIDE / SIDE)))
     luminance = np.asarray(grey.resize(detail_size, Image.Resampling.BOX))
-    content, layout = _content(picture, detail_size)
-    return Keypoints(*_orb(np.asarray(grey)), luminance, content, layout)
+    pixels = thumbnail_pixels(picture)  # the content box and the layout, from one thumbnail
+    box = content_box(pixels)
+    cuts = picture_cuts(picture, _scaled(box, pixels.shape, picture.size))
+    return Keypoints(*_orb(np.asarray(grey)), luminance, _scaled(box, pixels.shape, detail_size),
+                     content_layout(pixels, box), cuts)
 
 
 def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
@@ -280,7 +303,10 @@ class Match(NamedTuple):
     (``strokes`` also where too few cells have strokes). ``contained`` is ``LaidCells.contained``, None
     where too few matches fit to lay the two over each other. ``askew`` is how many degrees the fitted
     rotation lies off the nearest quarter turn (a copy is upright, turned a quarter or half; what RANSAC
-    fits to a handful of chance matches turns any way), None where nothing fits."""
+    fits to a handful of chance matches turns any way), None where nothing fits. ``residual`` is
+    :func:`~lookalike.embedder.residual.aligned_residual`, only where a picture has fewer than
+    ``EXPECTED_KEYPOINTS`` and the layouts do not tell the two apart already (``LAYOUT_AGREEMENT``): it
+    costs tens of milliseconds a pair; None for others."""
 
     inliers: int
     matches: int
@@ -292,6 +318,7 @@ class Match(NamedTuple):
     strokes: float | None = None
     contained: float | None = None
     askew: float | None = None
+    residual: float | None = None
 
 
 def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -323,27 +350,30 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     (:func:`differing_cells`), shading (:func:`opposed_shades`) and strokes (:func:`differing_strokes`),
     each the larger of the two ways (:func:`_either_way`)."""
     layout = layout_agreement(a, b)
+    flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
+    told = layout is not None and layout < LAYOUT_AGREEMENT  # the layouts tell them apart already
+    residual = aligned_residual(a.cuts, b.cuts) if flat and not told else None
     if len(a) < 2 or len(b) < 2:
-        return Match(0, 0, len(a), len(b), layout=layout)
+        return Match(0, 0, len(a), len(b), layout=layout, residual=residual)
     mine, theirs = ratio_tested(a.descriptors, b.descriptors)
     if len(mine) < 3:
-        return Match(0, len(mine), len(a), len(b), layout=layout)
+        return Match(0, len(mine), len(a), len(b), layout=layout, residual=residual)
     source, target = a.points[mine], b.points[theirs]
     cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
     fit, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
-        return Match(0, len(mine), len(a), len(b), layout=layout)
+        return Match(0, len(mine), len(a), len(b), layout=layout, residual=residual)
     inliers = int(inlying.sum())
     askew = _off_quarter_turns(fit)
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
-        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew)
+        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew, residual=residual)
     cells = laid_cells(a, b, laid)
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
     return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
-                 cells.contained, askew)
+                 cells.contained, askew, residual)
 
 
 def _either_way(measure: Callable[[LaidCells], float | None], *ways: LaidCells) -> float | None:
@@ -515,13 +545,14 @@ def opposed_shades(cells: LaidCells) -> float | None:
 @cache
 def matching_code() -> str:
     """What measures a :class:`Match`, for matches kept between runs (:class:`MatchMemory`): a digest of
-    this module's source and of the decoding and content box it reads the files through. Any change to
-    that code forgets the matches kept rather than trusting them; a version number bumped by hand would
-    be forgotten in some change, and old measurements would silently decide. Where that source cannot be
-    read (a frozen build), a name no run shares: nothing kept is trusted."""
+    this module's source, of the aligned residual's and of the decoding and content box it reads the
+    files through. Any change to that code forgets the matches kept rather than trusting them; a version
+    number bumped by hand would be forgotten in some change, and old measurements would silently decide.
+    Where that source cannot be read (a frozen build), a name no run shares: nothing kept is trusted."""
     digest = hashlib.sha256()
     try:
-        for name in (__name__, "lookalike.embedder.images", "lookalike.embedder.traits"):
+        for name in (__name__, "lookalike.embedder.images", "lookalike.embedder.traits",
+                     "lookalike.embedder.residual"):
             digest.update(Path(sys.modules[name].__file__).read_bytes())
     except (OSError, TypeError):  # TypeError: a module without a file
         return f"unknown {uuid.uuid4()}"

@@ -1,0 +1,234 @@
+"""The aligned residual of flat pictures: what no tone curve explains once the two are laid over each other.
+
+Flags, pictograms and clip art have too few keypoints to be matched, and their coarse layouts are all
+a 5 x 5 grid sees: Denmark's flag and Norway's share it. But every copy kind is the picture's own pixels
+moved (scaled, cropped, framed, turned, mirrored) and recoloured by one curve per channel (brightened,
+greyed, recompressed), apart from a caption band. So the two pictures are aligned at ``SIDE`` pixels
+(template matching over the eight turns and mirrors and the scales of a crop, either inside the other),
+one's channels are mapped onto the other's by a tone curve, and the share of pixels still far apart is
+what a copy cannot have: Norway's blue cross inside the white one, Seychelles' rays where Congo has a
+diagonal band.
+
+Aligned on all three channels, each scaled to unit spread, not on luminance: a brightened flag's yellow
+sun on light blue has hardly any luminance contrast left, and luminance alone laid it off its place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from lookalike.embedder.traits import MAX_CAPTION
+
+SIDE = 64  # long side the pictures are aligned and compared at: a flag's stripes, not its JPEG noise
+SCALES = np.round(np.arange(1.0, 1.52, 0.04), 2)  # the inner picture enlarged: crops of up to a third
+SLACK = 2  # pixels of edge added around the outer picture: the rounding of sizes
+MAX_ROOM = 0.45  # the outer picture at most this share larger a side than the inner: a crop, a frame
+DIFFERENT = 48.0  # 0-255: a pixel this far from every mapped neighbour is not explained
+LEVELS = 32  # of 8 each, 0-255: a tone curve's steps
+LEVEL_PIXELS = 3  # a level with fewer pixels says nothing of the curve
+CANDIDATES = 6  # best placings at half size matched again at full size
+EXPLAINED = 0.01  # a share this low is a copy's: no other cut is tried after it
+MIN_SIDE = 8  # pixels: a thinner cut (a banner, a strip) has nothing to compare
+GREY_SPREAD = 10.0  # a picture whose channels differ less than this (99th percentile) is grey
+LUMINANCE = np.float32([0.299, 0.587, 0.114])
+
+
+class Cuts(NamedTuple):
+    """A picture at ``SIDE`` pixels on the long side, RGB [h, w, 3] uint8: inside its content box (added
+    borders and caption bands left out) and whole (what the box got wrong is there)."""
+
+    box: np.ndarray
+    whole: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.box.nbytes + self.whole.nbytes
+
+
+def picture_cuts(picture: Image.Image, box: tuple[int, int, int, int]) -> Cuts:
+    """An RGB picture's :class:`Cuts`, its content box (top, bottom, left, right) in its own pixels."""
+    top, bottom, left, right = box
+    inside = picture.crop((left, top, right, bottom)) if bottom > top and right > left else picture
+    return Cuts(_small(inside), _small(picture))
+
+
+def _small(picture: Image.Image) -> np.ndarray:
+    scale = SIDE / max(picture.size)
+    size = (max(4, round(picture.width * scale)), max(4, round(picture.height * scale)))
+    return np.asarray(picture.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0))
+
+
+def aligned_residual(a: Cuts, b: Cuts) -> float | None:
+    """The share of pixels no tone curve explains with the two laid over each other at best: the least
+    over :func:`_pairs_of_cuts` (none tried after one under ``EXPLAINED``), each the smaller of mapping
+    ``a`` onto ``b`` and ``b`` onto ``a`` (brightening clips: orange and yellow both turn yellow, a curve
+    one way only). None where nothing could be aligned (a blank picture, a strip).
+
+    A picture of a few flat colours maps within ``DIFFERENT`` onto a smooth, dim one (a tricolour's
+    stripes onto a night sky): the residual can miss a difference, never invent one."""
+    least = None
+    for mine, theirs in _pairs_of_cuts(a, b):
+        found = _aligned(mine, theirs)
+        if found is None:
+            continue
+        inner, outer = found
+        if _grey(inner) or _grey(outer):  # a greyed copy: compared in luminance, each channel alike
+            inner, outer = (inner @ LUMINANCE)[..., None], (outer @ LUMINANCE)[..., None]
+        share = min(_unexplained(_tone_mapped(inner, outer), outer),
+                    _unexplained(_tone_mapped(outer, inner), inner))
+        least = share if least is None else min(least, share)
+        if least <= EXPLAINED:
+            break
+    return least
+
+
+class _Cut:
+    """One cut of a picture as aligned: its pixels (float32) and, each channel at unit spread
+    (:func:`_standard`), at full and at half size; those enlarged by each of ``SCALES`` with ``SLACK``
+    around, made once however many pairs of cuts it is in."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        self.standard = _standard(self.pixels)
+        height, width = self.pixels.shape[:2]
+        self.coarse = cv2.resize(self.standard, (max(2, width // 2), max(2, height // 2)),
+                                 interpolation=cv2.INTER_AREA)
+        self.comparable = min(height, width) >= MIN_SIDE and float(self.standard.std()) > 1e-3
+        self._enlarged: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+    def enlarged(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(pixels, standard, coarse standard) at each of ``SCALES``, each with its edge around."""
+        if self._enlarged is None:
+            self._enlarged = [(*(_grown(layer, scale, SLACK) for layer in (self.pixels, self.standard)),
+                               _grown(self.coarse, scale, SLACK // 2)) for scale in SCALES]
+        return self._enlarged
+
+
+def _grown(layer: np.ndarray, scale: float, edge: int) -> np.ndarray:
+    height, width = layer.shape[:2]
+    grown = layer if scale == 1 else cv2.resize(layer, (round(width * scale), round(height * scale)))
+    return cv2.copyMakeBorder(grown, edge, edge, edge, edge, cv2.BORDER_REPLICATE)
+
+
+def _pairs_of_cuts(a: Cuts, b: Cuts) -> Iterator[tuple[_Cut, _Cut]]:
+    """What of each picture to align, most likely first: the content boxes, the wholes, one of each (a
+    box that is the whole picture only once), then on one side only the whole less a band of
+    ``MAX_CAPTION`` at the top or the bottom (a caption the content box missed) against the other's box
+    or whole."""
+    sides = []
+    for cuts in (a, b):
+        band = round(MAX_CAPTION * len(cuts.whole))
+        framed = not np.array_equal(cuts.box, cuts.whole)
+        plain = [_Cut(cuts.box), _Cut(cuts.whole)] if framed else [_Cut(cuts.whole)]
+        sides.append((plain, [_Cut(cuts.whole[band:]), _Cut(cuts.whole[:len(cuts.whole) - band])]))
+    (plain_a, banded_a), (plain_b, banded_b) = sides
+    yield from itertools.product(plain_a, plain_b)
+    yield from itertools.product(banded_a, plain_b)
+    yield from ((mine, theirs) for theirs, mine in itertools.product(banded_b, plain_a))
+
+
+def _grey(pixels: np.ndarray) -> bool:
+    return float(np.percentile(pixels.max(axis=2) - pixels.min(axis=2), 99)) < GREY_SPREAD
+
+
+def _views(pixels: np.ndarray) -> list[np.ndarray]:
+    """The eight quarter turns and mirrors, in :func:`_view`'s order."""
+    return [_view(pixels, turn) for turn in range(8)]
+
+
+def _view(pixels: np.ndarray, turn: int) -> np.ndarray:
+    """Turned ``turn // 2`` quarters, then mirrored if ``turn`` is odd."""
+    turned = np.rot90(pixels, turn // 2)
+    return np.ascontiguousarray(turned[:, ::-1] if turn % 2 else turned)
+
+
+def _standard(pixels: np.ndarray) -> np.ndarray:
+    """Each channel zero-mean and at unit spread (a faint channel at most 1/4 amplified): what the
+    alignment compares, so a channel a recolouring kept is not drowned by one it flattened."""
+    mean, spread = cv2.meanStdDev(pixels)
+    return np.ascontiguousarray((pixels - mean.ravel()) / np.maximum(spread.ravel(), 4.0), dtype=np.float32)
+
+
+def _aligned(a: _Cut, b: _Cut) -> tuple[np.ndarray, np.ndarray] | None:
+    """The inner picture and the part of the outer one under it, at their best alignment (correlation)
+    of any view of either picture inside the other as drawn, enlarged by each of ``SCALES`` (a view of
+    ``b`` inside ``a`` is ``a`` inside the opposite view of ``b``); None where either is one colour or
+    thinner than ``MIN_SIDE``. Searched at half size over every other scale first; the ``CANDIDATES``
+    best placings are then matched at full size at their scale and the two beside it."""
+    coarse = []
+    for inner, outer in ((a, b), (b, a)):
+        if not (inner.comparable and outer.comparable):
+            continue
+        height, width = inner.pixels.shape[:2]
+        for turn, view in enumerate(_views(inner.coarse)):
+            shape = (height, width) if turn in (0, 1, 4, 5) else (width, height)  # as turned
+            for scale in range(0, len(SCALES), 2):
+                grown, _, grown_coarse = outer.enlarged()[scale]
+                if _fits(shape, grown) and all(map(int.__ge__, grown_coarse.shape[:2], view.shape[:2])):
+                    score = cv2.minMaxLoc(cv2.matchTemplate(grown_coarse, view, cv2.TM_CCOEFF_NORMED))[1]
+                    coarse.append((score, inner, outer, turn, scale))
+    best = None
+    placings = sorted(coarse, key=lambda found: -found[0])[:CANDIDATES]
+    tried = {(id(inner), turn, near) for _, inner, _, turn, scale in placings
+             for near in range(max(scale - 1, 0), min(scale + 2, len(SCALES)))}
+    for _, inner, outer, turn, scale in placings:
+        view, view_standard = _view(inner.pixels, turn), _view(inner.standard, turn)
+        for near in range(max(scale - 1, 0), min(scale + 2, len(SCALES))):
+            if (id(inner), turn, near) not in tried:
+                continue
+            tried.discard((id(inner), turn, near))
+            grown, grown_standard, _ = outer.enlarged()[near]
+            if not _fits(view.shape, grown):
+                continue
+            scores = cv2.matchTemplate(grown_standard, view_standard, cv2.TM_CCOEFF_NORMED)
+            _, score, _, (x, y) = cv2.minMaxLoc(scores)
+            if best is None or score > best[0]:
+                best = score, view, grown[y:y + view.shape[0], x:x + view.shape[1]]
+    return None if best is None else best[1:]
+
+
+def _fits(shape: tuple[int, ...], grown: np.ndarray) -> bool:
+    """Whether a picture of ``shape`` (height, width) lies inside ``grown`` with at most ``MAX_ROOM``
+    to spare on either side: a crop or a frame, not a detail of the other."""
+    sizes = zip(shape[:2], grown.shape[:2], strict=True)
+    return all(0 <= room - side <= MAX_ROOM * room for side, room in sizes)
+
+
+def _tone_mapped(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` with each channel mapped to the median of ``target``'s where it has each level (8 wide,
+    levels of at least ``LEVEL_PIXELS``): one curve per channel, as brightening, greying and
+    recompressing are."""
+    mapped = np.empty_like(source)
+    for channel in range(source.shape[2]):
+        mine, theirs = source[..., channel].ravel(), target[..., channel].ravel()
+        levels = np.clip((mine // 8).astype(np.int64), 0, LEVELS - 1)
+        counts = np.bincount(levels, minlength=LEVELS)
+        kept = counts >= LEVEL_PIXELS
+        if not kept.any():
+            mapped[..., channel] = theirs.mean()
+            continue
+        ordered = theirs[np.lexsort((theirs, levels))]  # level by level, each level's values sorted
+        starts = np.cumsum(counts) - counts
+        lower = ordered[(starts + (counts - 1) // 2)[kept]]
+        upper = ordered[(starts + counts // 2)[kept]]
+        means = np.bincount(levels, weights=mine, minlength=LEVELS)[kept] / counts[kept]
+        mapped[..., channel] = np.interp(source[..., channel], means, (lower + upper) / 2)
+    return mapped
+
+
+def _unexplained(mapped: np.ndarray, target: np.ndarray) -> float:
+    """Share of pixels (two left out along each edge) further than ``DIFFERENT`` from every target pixel
+    within one pixel's shift. A caption band is not left out here: the cuts without it are aligned too
+    (:func:`_pairs_of_cuts`), and leaving out a band of differing lines at a side let a tricolour's outer
+    stripes go unseen (bench: copies as explained without it, more different pictures told)."""
+    height, width = mapped.shape[:2]
+    padded = cv2.copyMakeBorder(target, 1, 1, 1, 1, cv2.BORDER_REPLICATE).reshape(height + 2, width + 2, -1)
+    nearest = np.min([np.abs(mapped - padded[dy:dy + height, dx:dx + width]).max(axis=2)
+                      for dy in range(3) for dx in range(3)], axis=0)[2:-2, 2:-2]
+    return float((nearest > DIFFERENT).mean()) if nearest.size else 1.0
