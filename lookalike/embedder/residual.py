@@ -76,7 +76,8 @@ def aligned_residual(a: Cuts, b: Cuts) -> float | None:
     one way only). None where nothing could be aligned (a blank picture, a strip).
 
     A picture of a few flat colours maps within ``DIFFERENT`` onto a smooth, dim one (a tricolour's
-    stripes onto a night sky): the residual can miss a difference, never invent one."""
+    stripes onto a night sky), and onto the same colours in another order (the layouts tell those): the
+    residual can miss a difference, never invent one."""
     (first, *others) = _pairs_of_cuts(a, b)
     tries = [(first, UPRIGHT), (first, TURNED)] + [(pair, UPRIGHT + TURNED) for pair in others]
     least = None
