@@ -218,6 +218,10 @@ def test_a_shard_from_another_model_is_refused(folder, tmp_path, tiny_embedder, 
     run("index", folder / "cat.jpg", "--index", index, "--model", tf2_module)
     with lookalike.open(index) as col, pytest.raises(ModelMismatchError, match="was made with"):
         col.load_shards([path])
+    forged = path.rename(path.with_name("a\nDONE: 0 problems.parquet"))  # a name that fakes a line
+    with lookalike.open(index) as col, pytest.raises(ModelMismatchError) as refused:
+        col.load_shards([forged])
+    assert "\n" not in str(refused.value)
 
 
 def test_a_rerun_loads_what_a_killed_run_finished_and_embeds_only_the_rest(folder, tmp_path, tf1_module,

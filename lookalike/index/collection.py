@@ -443,7 +443,7 @@ class Collection:
                 self._claim_model(Fingerprint.from_dict(shard.fingerprint))
             elif stored != shard.fingerprint:
                 raise ModelMismatchError(
-                    f"shard {path} was made with {Fingerprint.from_dict(shard.fingerprint)}; index "
+                    f"shard {display(path)} was made with {Fingerprint.from_dict(shard.fingerprint)}; index "
                     f"{self.directory} was built with {Fingerprint.from_dict(stored)}")
             if writer.index is None:
                 writer.index = self._current_vectors()
