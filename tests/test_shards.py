@@ -201,6 +201,20 @@ def test_a_missing_shard_says_so_and_an_empty_one_is_unreadable(a_shard, tmp_pat
             col.load_shards([empty])
 
 
+def test_a_parquet_file_with_our_key_but_not_our_shape_is_no_shard(tmp_path):
+    """A fingerprint that is no JSON object, or the columns missing: one line naming the file, not a
+    JSONDecodeError or KeyError from the middle of a load. A NUL byte in the path is a bad argument."""
+    table = pa.table({"path": [b"a.jpg"]})
+    files = {"no JSON": b"{not json", "a list": b"[1, 2]", "no vectors": b'{"dim": 4}'}
+    for name, fingerprint in files.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table.replace_schema_metadata({shards.META_FINGERPRINT: fingerprint}), path)
+        with pytest.raises(CollectionError, match=f"^{path}: not a lookalike shard \\("):
+            shards.read_shard(path)
+    with pytest.raises(InvalidOption, match="^SHARD "):
+        shards.read_shard(str(tmp_path / "a\0b.parquet"))
+
+
 @pytest.mark.parametrize("name", ["a\0b.parquet", "", b""])
 def test_a_shard_path_no_file_can_have_is_an_invalid_option(a_shard, tmp_path, name):
     """A NUL byte was a CollectionError carrying pyarrow's words; an empty path was the current folder,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lookalike.arguments import check_path
 from lookalike.embedder.traits import TRAIT_FIELDS, Traits, stored_traits, traits_from_stored
 from lookalike.errors import CollectionError
 from lookalike.index.walk import FoundFile, embed_failure
@@ -239,14 +240,18 @@ def clear_partial(directory: str | Path) -> None:
 
 
 def read_shard(path: str | Path) -> Shard:
-    """A shard's rows and fingerprint; a file that is not a lookalike shard is a CollectionError.
+    """A shard's rows and fingerprint; a file that is not a lookalike shard is a CollectionError (a path
+    no file can have, InvalidOption).
 
     It is read through a descriptor of a regular file (:func:`~lookalike.paths.open_regular_fd`): pyarrow
     given a path answers a FIFO or device with just the path as its error, and reads a folder as a
-    dataset of the Parquet files in it."""
+    dataset of the Parquet files in it. A Parquet file carrying our fingerprint key but not our columns,
+    or a fingerprint that is no JSON object, is no shard either: one line, not a KeyError or
+    JSONDecodeError from the middle of a load."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    path = check_path(path, "SHARD")
     try:
         with os.fdopen(open_regular_fd(path), "rb") as source:
             table = pq.read_table(source)
@@ -258,7 +263,19 @@ def read_shard(path: str | Path) -> Shard:
     metadata = table.schema.metadata or {}
     if META_FINGERPRINT not in metadata:
         raise CollectionError(f"{display(path)}: not a lookalike shard (no model fingerprint)")
+    try:
+        return _shard_of(table, metadata, path)
+    except (KeyError, TypeError, ValueError, pa.ArrowException) as error:
+        raise CollectionError(f"{display(path)}: not a lookalike shard ({type(error).__name__}: "
+                              f"{display(str(error))})") from None
+
+
+def _shard_of(table: pa.Table, metadata: dict[bytes, bytes], path: str) -> Shard:
+    """The :class:`Shard` a table read from a shard file holds; KeyError, TypeError or ValueError where
+    it does not hold one (a column missing, a fingerprint that is no JSON object)."""
     fingerprint = json.loads(metadata[META_FINGERPRINT])
+    if not isinstance(fingerprint, dict):
+        raise TypeError("its model fingerprint is no JSON object")
     name = metadata.get(META_NAME, Path(path).stem.encode()).decode()
     column = table.column("vector").combine_chunks()
     dim = column.type.list_size
