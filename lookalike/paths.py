@@ -18,7 +18,7 @@ import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 PathLike = str | bytes | os.PathLike
 
@@ -141,9 +141,14 @@ def open_regular_fd(path: PathLike) -> int:
     return fd
 
 
+def open_regular_file(path: PathLike) -> BinaryIO:
+    """:func:`open_regular_fd` as a binary file object, for reading."""
+    return os.fdopen(open_regular_fd(path), "rb")
+
+
 def read_regular(path: PathLike, limit: int = -1) -> bytes:
     """The content of a regular file (at most ``limit`` bytes); :class:`NotRegular` for anything else."""
-    with os.fdopen(open_regular_fd(path), "rb") as f:
+    with open_regular_file(path) as f:
         return f.read(limit)
 
 

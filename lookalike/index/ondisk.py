@@ -43,7 +43,6 @@ import sys
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -63,7 +62,7 @@ from lookalike.index.vectors import (
     normalized,
     remove_dead_temps,
 )
-from lookalike.paths import NotRegular, open_regular_fd
+from lookalike.paths import NotRegular, open_regular_file
 
 PREFIX = "ondisk-"
 NPROBE = 64  # lists visited per query; see docs/benchmarks.md
@@ -126,15 +125,9 @@ def _ivf(index: faiss.Index) -> faiss.IndexIVF:
     return faiss.extract_index_ivf(index)
 
 
-def _open_checked(path: Path) -> BinaryIO:
-    """``path`` open for reading if it is still a regular file (one checked by stat may have been swapped
-    for a FIFO since), else :class:`~lookalike.paths.NotRegular`."""
-    return os.fdopen(open_regular_fd(path), "rb")
-
-
 def _file_crc(path: Path) -> str:
     crc = _Crc32()
-    with _open_checked(path) as f:
+    with open_regular_file(path) as f:
         while chunk := f.read(1 << 22):
             crc.update(chunk)
     return crc.hexdigest()
@@ -619,14 +612,14 @@ class OnDiskIndex(StoreCopy):
             index = _read_base(directory, base)
             base_ids = np.load(directory / f"{base}-ids.npy", mmap_mode="r")
             if info["delta"]:
-                with _open_checked(directory / info["delta"]) as f, np.load(f) as z:
+                with open_regular_file(directory / info["delta"]) as f, np.load(f) as z:
                     delta_ids, delta_codes = z["ids"].astype(np.int64), z["codes"].astype(np.uint8)
             else:
                 ivf = _ivf(index)
                 delta_ids = np.empty(0, np.int64)
                 delta_codes = np.empty((0, ivf.coarse_code_size() + ivf.code_size), np.uint8)
             if info["tombstones"]:
-                with _open_checked(directory / info["tombstones"]) as f:
+                with open_regular_file(directory / info["tombstones"]) as f:
                     tombs = np.load(f)
             else:
                 tombs = np.empty(0, np.int64)

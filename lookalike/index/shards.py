@@ -35,7 +35,7 @@ from lookalike.arguments import check_path
 from lookalike.embedder.traits import TRAIT_FIELDS, Traits, stored_traits, traits_from_stored
 from lookalike.errors import CollectionError
 from lookalike.index.walk import FoundFile, embed_failure
-from lookalike.paths import NotRegular, display, from_bytes, open_regular_fd, to_bytes
+from lookalike.paths import NotRegular, display, from_bytes, open_regular_file, to_bytes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -243,7 +243,7 @@ def read_shard(path: str | Path) -> Shard:
     """A shard's rows and fingerprint; a file that is not a lookalike shard is a CollectionError (a path
     no file can have, InvalidOption).
 
-    It is read through a descriptor of a regular file (:func:`~lookalike.paths.open_regular_fd`): pyarrow
+    It is read through a descriptor of a regular file (:func:`~lookalike.paths.open_regular_file`): pyarrow
     given a path answers a FIFO or device with just the path as its error, and reads a folder as a
     dataset of the Parquet files in it. A Parquet file carrying our fingerprint key but not our columns,
     or a fingerprint that is no JSON object, is no shard either: one line, not a KeyError or
@@ -253,7 +253,7 @@ def read_shard(path: str | Path) -> Shard:
 
     path = check_path(path, "SHARD")
     try:
-        with os.fdopen(open_regular_fd(path), "rb") as source:
+        with open_regular_file(path) as source:
             table = pq.read_table(source)
     except NotRegular as error:
         raise CollectionError(f"{error}, not a shard") from None

@@ -47,7 +47,7 @@ import numpy as np
 
 from lookalike.errors import CollectionError, NoSpace
 from lookalike.index.store import Store
-from lookalike.paths import display, open_regular_fd, read_regular
+from lookalike.paths import display, open_regular_file, read_regular
 
 IndexKind = Literal["flat", "ivf", "ondisk"]
 INDEX_TYPES = ("auto", "flat", "ivf", "ondisk")
@@ -162,9 +162,9 @@ def _write_index_checksummed(index: faiss.Index, path: Path) -> str:
 
 def _read_index_checksummed(path: Path) -> tuple[faiss.Index, str]:
     """``faiss.read_index`` through Python, computing the file's checksum in the same single pass; a FIFO
-    or device in its place is refused (:func:`~lookalike.paths.open_regular_fd`), never waited on."""
+    or device in its place is refused (:func:`~lookalike.paths.open_regular_file`), never waited on."""
     crc = _Crc32()
-    with os.fdopen(open_regular_fd(path), "rb") as source:
+    with open_regular_file(path) as source:
 
         def read(size: int) -> bytes:
             chunk = source.read(size)
