@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from lookalike.embedder.traits import MAX_CAPTION
+from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS
 
 SIDE = 64  # long side the pictures are aligned and compared at: a flag's stripes, not its JPEG noise
 SCALES = np.round(np.arange(1.0, 1.52, 0.04), 2)  # the inner picture enlarged: crops of up to a third
@@ -159,7 +159,8 @@ def _grey(pixels: np.ndarray) -> bool:
 
 
 def _view(pixels: np.ndarray, turn: int) -> np.ndarray:
-    """Turned ``turn // 2`` quarters, then mirrored if ``turn`` is odd."""
+    """Turned ``turn // 2`` quarters, then mirrored if ``turn`` is odd: the order of
+    :data:`~lookalike.embedder.traits.TURNED_VIEWS`."""
     turned = np.rot90(pixels, turn // 2)
     return np.ascontiguousarray(turned[:, ::-1] if turn % 2 else turned)
 
@@ -185,7 +186,7 @@ def _aligned(a: _Cut, b: _Cut, turns: Sequence[int]) -> tuple[np.ndarray, np.nda
         height, width = inner.pixels.shape[:2]
         for turn in turns:
             view = _view(inner.coarse, turn)
-            shape = (height, width) if turn in (0, 1, 4, 5) else (width, height)  # as turned
+            shape = (width, height) if TURNED_VIEWS[turn] else (height, width)  # as turned
             for scale in range(0, len(SCALES), 2):
                 if not _fits(shape, outer.grown_shape(scale)):
                     continue
