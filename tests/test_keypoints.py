@@ -17,6 +17,8 @@ from lookalike.embedder.keypoints import (
     EXPECTED_KEYPOINTS,
     LAYOUT_AGREEMENT,
     RATIO,
+    SAME_DETAILS,
+    SURE_FIT,
     KeypointFiles,
     Match,
     file_keypoints,
@@ -32,8 +34,6 @@ from lookalike.index.geometry import (
     DETAILS_DIFFER,
     GEOMETRY_BAND,
     GEOMETRY_PAIRS,
-    SAME_DETAILS,
-    SURE_FIT,
     files_unlike,
     files_vouch,
     fit_vouches,
@@ -116,10 +116,35 @@ def copies(tmp_path_factory) -> dict[tuple[str, str], Path]:
     return made
 
 
+# A third of a photo covered by another picture: laid over each other, a third of their pixels differ,
+# as where one flag bears another emblem than the other (the aligned residual). A known loss: such a copy
+# is kept apart, never merged wrongly (test_a_photo_a_third_covered_is_kept_apart_by_its_pixels_alone).
+# The others' are explained: their sticker is the photo upside down, and one tone curve per channel maps
+# most of it onto what it covers (residual: cat 0.005, rocket 0.025, espresso 0.067).
+COVERED = {("espresso", "sticker over a third")}
+
+
 @pytest.mark.parametrize("kind", list(COPIES))
 def test_every_kind_of_copy_keeps_its_details_where_the_original_has_them(copies, kind):
     for photo in ("cat", "espresso", "rocket", "cameraman"):
-        assert not verdict(copies[photo, "original"], copies[photo, kind]), (photo, kind)
+        if (photo, kind) not in COVERED:
+            assert not verdict(copies[photo, "original"], copies[photo, kind]), (photo, kind)
+
+
+def test_a_photo_a_third_covered_is_kept_apart_by_its_pixels_alone(copies):
+    """The espresso with itself upside down over a third: its keypoints fit where the photo shows and the
+    sticker's cells are forgiven as details, but a third of the pixels no tone curve explains: the pair
+    is kept apart, the safe way to be wrong."""
+    from lookalike.index import geometry
+
+    original, covered = copies["espresso", "original"], copies["espresso", "sticker over a third"]
+    files = KeypointFiles()
+    found = files.match([(str(original), str(covered))])[0]
+    assert not found.sure_fit and found.residual > geometry.RESIDUAL_APART
+    assert verdict(original, covered, files)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(geometry, "RESIDUAL_APART", 1.0)
+        assert not verdict(original, covered, files)
 
 
 def test_two_different_photos_with_many_keypoints_disagree(copies):
@@ -293,15 +318,49 @@ def test_a_flag_with_a_cross_inside_its_cross_is_not_a_copy_of_one_without(tmp_p
         assert not verdict(denmark, norway, files)
 
 
-def test_the_residual_is_measured_for_flat_pairs_only(tmp_path, copies):
-    """It costs tens of milliseconds a pair: two photos with keypoints to spare are left to them."""
+def test_the_residual_is_left_out_where_the_keypoints_show_one_picture(tmp_path, copies):
+    """It costs tens of milliseconds a pair: a photo and its crop, fitting hundreds of keypoints with the
+    same details, are left to them (a crop beyond what the residual aligns stays a copy)."""
     flag = FLAT["flag"](tmp_path / "flag.png")
     with Image.open(flag) as opened:
         COPIES["brighter"](opened.convert("RGB")).save(tmp_path / "brighter.jpg", quality=75)
     photos, flat = KeypointFiles().match([(str(copies["cat", "original"]), str(copies["cat", "crop"])),
                                           (str(flag), str(tmp_path / "brighter.jpg"))])
-    assert photos.residual is None
-    assert flat.residual is not None and flat.residual <= EXPLAINED
+    assert photos.sure_fit and photos.residual is None
+    assert not flat.sure_fit and flat.residual is not None and flat.residual <= EXPLAINED
+
+
+def _banded(photo: Path, band: tuple[int, int, int, int], path: Path) -> Path:
+    """A flag of a photo on its hoist half and a navy band on its red fly."""
+    flag = Image.new("RGB", (600, 300), RED)
+    with Image.open(photo) as opened:
+        flag.paste(opened.convert("RGB").resize((300, 300)), (0, 0))
+    ImageDraw.Draw(flag).rectangle(band, fill=NAVY)
+    flag.save(path)
+    return path
+
+
+def test_detailed_flags_alike_but_for_their_fly_are_not_copies(tmp_path, copies):
+    """One detailed hoist, and a band across the fly or down it, as ensigns bear other badges: the
+    hoist's keypoints all fit and the fly's few differing cells are forgiven as details
+    (``DETAILS_DIFFER``); laid over each other, a sixth of their pixels no tone curve explains. A
+    half-size copy fits as surely as keypoints can, and its residual is not measured."""
+    from lookalike.index import geometry
+
+    across = _banded(copies["cat", "original"], (300, 100, 600, 200), tmp_path / "across.png")
+    down = _banded(copies["cat", "original"], (400, 0, 500, 300), tmp_path / "down.png")
+    with Image.open(across) as opened:
+        opened.resize((300, 150)).save(tmp_path / "half.jpg", quality=70)
+    files = KeypointFiles()
+    bands, half = files.match([(str(across), str(down)), (str(across), str(tmp_path / "half.jpg"))])
+    assert min(bands.keypoints_a, bands.keypoints_b) >= EXPECTED_KEYPOINTS
+    assert bands.differing <= DETAILS_DIFFER and not bands.sure_fit
+    assert bands.residual > geometry.RESIDUAL_APART
+    assert verdict(across, down, files)
+    assert half.sure_fit and half.residual is None and not verdict(across, tmp_path / "half.jpg", files)
+    with pytest.MonkeyPatch.context() as patch:  # without the residual, nothing judges the pair
+        patch.setattr(geometry, "RESIDUAL_APART", 1.0)
+        assert not verdict(across, down, files)
 
 
 def test_a_smooth_wallpaper_with_its_colours_swapped_is_not_a_copy(tmp_path):
@@ -595,6 +654,7 @@ def test_screenshots_of_one_program_around_different_photos_are_not_copies(copie
     with pytest.MonkeyPatch.context() as patch:  # without the cells compared, the window passes the pair
         patch.setattr(geometry, "DETAILS_DIFFER", 1.0)
         patch.setattr(geometry, "SHADES_OPPOSED", 1.0)  # (the photos' light and dark parts differ too)
+        patch.setattr(geometry, "RESIDUAL_APART", 1.0)  # (and laid over each other, their pixels)
         assert not verdict(cat, espresso, files)
 
 
@@ -757,8 +817,10 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details
     assert verdict(light, dark, files)
     assert not verdict(light, tmp_path / "brighter.jpg", files)
     assert not verdict(tmp_path / "grey.jpg", light, files)
-    with pytest.MonkeyPatch.context() as patch:  # without the shades compared, the pair passes
+    assert moved.residual > geometry.RESIDUAL_APART  # no tone curve makes white dark and keeps white
+    with pytest.MonkeyPatch.context() as patch:  # without the shades and pixels compared, the pair passes
         patch.setattr(geometry, "SHADES_OPPOSED", 1.0)
+        patch.setattr(geometry, "RESIDUAL_APART", 1.0)
         assert not verdict(light, dark, files)
 
 

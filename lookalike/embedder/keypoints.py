@@ -90,6 +90,16 @@ beside a white border): the contrast inside says nothing there. (Windows restric
 shape as well changed nothing on the dev set or the probes: left out.)"""
 
 
+SURE_FIT = 30
+SAME_DETAILS = 0.1
+"""A match shows one picture as surely as keypoints can (``Match.sure_fit``) where this many keypoints or
+more fit one transform and, laid over each other, at most this share of their textured cells differ:
+what chance gives between unrelated pictures is a handful of inliers, and a recoloured design or another
+pose differs in a fifth of its cells or more. Such a match vouches for a pair the vectors' density holds
+back (:func:`lookalike.index.geometry.fit_vouches`, calibrated there), and its aligned residual is not
+measured: a crop beyond what the residual aligns stays a copy."""
+
+
 LAYOUT_AGREEMENT = 0.6
 """A pair of pictures too flat for the keypoints to judge (under ``EXPECTED_KEYPOINTS`` on either side)
 is not a copy when their coarse layouts, in luminance and (both coloured) in colour, correlate under this
@@ -304,9 +314,9 @@ class Match(NamedTuple):
     where too few matches fit to lay the two over each other. ``askew`` is how many degrees the fitted
     rotation lies off the nearest quarter turn (a copy is upright, turned a quarter or half; what RANSAC
     fits to a handful of chance matches turns any way), None where nothing fits. ``residual`` is
-    :func:`~lookalike.embedder.residual.aligned_residual`, only where a picture has fewer than
-    ``EXPECTED_KEYPOINTS`` and the layouts do not tell the two apart already (``LAYOUT_AGREEMENT``): it
-    costs tens of milliseconds a pair; None for others."""
+    :func:`~lookalike.embedder.residual.aligned_residual`, None where the keypoints show one picture
+    (:attr:`sure_fit`) or a picture is too flat for keypoints (under ``EXPECTED_KEYPOINTS``) and the
+    layouts tell the two apart already (``LAYOUT_AGREEMENT``): it costs tens of milliseconds a pair."""
 
     inliers: int
     matches: int
@@ -319,6 +329,11 @@ class Match(NamedTuple):
     contained: float | None = None
     askew: float | None = None
     residual: float | None = None
+
+    @property
+    def sure_fit(self) -> bool:
+        """``SURE_FIT`` keypoints or more fit, and laid over each other the details are the same."""
+        return self.inliers >= SURE_FIT and self.differing is not None and self.differing <= SAME_DETAILS
 
 
 def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -344,36 +359,48 @@ def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
+    """:func:`keypoint_match`, with the aligned residual of the two (:func:`aligned_residual`) where
+    the keypoints do not show one picture (:attr:`Match.sure_fit`): a detailed picture with another
+    emblem on one flag's field, another figure in one pictogram's frame, fits its keypoints where they
+    are alike and differs in a few cells, which the details' verdict forgives. A flat picture's pair is
+    not measured where the layouts tell them apart already (``LAYOUT_AGREEMENT``)."""
+    found = _keypoint_match(a, b)
+    flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
+    told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
+    if found.sure_fit or told:
+        return found
+    return found._replace(residual=aligned_residual(a.cuts, b.cuts))
+
+
+def _keypoint_match(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
     ``b`` and ``b`` over ``a`` (:func:`_laying`, :func:`laid_cells`) and compare their details
     (:func:`differing_cells`), shading (:func:`opposed_shades`) and strokes (:func:`differing_strokes`),
-    each the larger of the two ways (:func:`_either_way`)."""
+    each the larger of the two ways (:func:`_either_way`). The coarse layouts are compared too
+    (:func:`layout_agreement`); the residual is left to :func:`matched_keypoints`."""
     layout = layout_agreement(a, b)
-    flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
-    told = layout is not None and layout < LAYOUT_AGREEMENT  # the layouts tell them apart already
-    residual = aligned_residual(a.cuts, b.cuts) if flat and not told else None
     if len(a) < 2 or len(b) < 2:
-        return Match(0, 0, len(a), len(b), layout=layout, residual=residual)
+        return Match(0, 0, len(a), len(b), layout=layout)
     mine, theirs = ratio_tested(a.descriptors, b.descriptors)
     if len(mine) < 3:
-        return Match(0, len(mine), len(a), len(b), layout=layout, residual=residual)
+        return Match(0, len(mine), len(a), len(b), layout=layout)
     source, target = a.points[mine], b.points[theirs]
     cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
     fit, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
-        return Match(0, len(mine), len(a), len(b), layout=layout, residual=residual)
+        return Match(0, len(mine), len(a), len(b), layout=layout)
     inliers = int(inlying.sum())
     askew = _off_quarter_turns(fit)
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
-        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew, residual=residual)
+        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew)
     cells = laid_cells(a, b, laid)
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
     return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
-                 cells.contained, askew, residual)
+                 cells.contained, askew)
 
 
 def _either_way(measure: Callable[[LaidCells], float | None], *ways: LaidCells) -> float | None:

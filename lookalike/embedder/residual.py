@@ -30,6 +30,11 @@ SCALES = np.round(np.arange(1.0, 1.52, 0.04), 2)  # the inner picture enlarged: 
 SLACK = 2  # pixels of edge added around the outer picture: the rounding of sizes
 MAX_ROOM = 0.45  # the outer picture at most this share larger a side than the inner: a crop, a frame
 DIFFERENT = 48.0  # 0-255: a pixel this far from every mapped neighbour is not explained
+BLUR = 0.7
+"""Pixels (Gaussian sigma) both are blurred by before they are compared: a fine pattern (a flag's checked
+edge, rows of fleurs-de-lis) resized to ``SIDE`` lands on the pixel grid differently in each copy, and a
+caption copy beside a framed one of a French province's flag left 0.09 of its pixels unexplained; blurred,
+0.03 at most (bench/aligned_residual.py). An emblem or a figure that differs is wider than the blur."""
 LEVELS = 32  # of 8 each, 0-255: a tone curve's steps
 LEVEL_PIXELS = 3  # a level with fewer pixels says nothing of the curve
 UPRIGHT, TURNED = (0,), tuple(range(1, 8))  # the views (:func:`_view`) as drawn, and turned or mirrored
@@ -249,6 +254,8 @@ def _unexplained(mapped: np.ndarray, target: np.ndarray) -> float:
     (:func:`_pairs_of_cuts`), and leaving out a band of differing lines at a side let a tricolour's outer
     stripes go unseen (bench: copies as explained without it, more different pictures told)."""
     height, width = mapped.shape[:2]
+    mapped, target = (cv2.GaussianBlur(np.ascontiguousarray(pixels), (0, 0), BLUR).reshape(pixels.shape)
+                      for pixels in (mapped, target))
     padded = cv2.copyMakeBorder(target, 1, 1, 1, 1, cv2.BORDER_REPLICATE).reshape(height + 2, width + 2, -1)
     nearest = np.min([np.abs(mapped - padded[dy:dy + height, dx:dx + width]).max(axis=2)
                       for dy in range(3) for dx in range(3)], axis=0)[2:-2, 2:-2]
