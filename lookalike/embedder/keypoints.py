@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
-from lookalike.embedder.residual import Cuts, aligned_residual, picture_cuts
+from lookalike.embedder.residual import SCALES, Cuts, aligned_residual, picture_cuts
 from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
 
@@ -75,6 +75,7 @@ STROKED = 4.0  # spread of the change from pixel to next pixel (row or column) o
 CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
 SHADE_STEP = 10.0  # a cell this far (0-255) from the median cell's mean is lighter or darker than it
 ALIGNED_INLIERS = 12  # fewer inliers and the fit may be chance: details are not compared
+OFF_TURN = 2.0  # degrees off the quarter turns a copy the aligned residual lays over its original stands
 TEXTURED_CELLS = 8  # fewer textured cells in the shared part: too little to compare
 LAYOUT_GRID = 5  # cells a side of the coarse layout flat pictures are compared by (8: copies less alike)
 LAYOUT_CROPS = (1.0, 0.87, 0.75)  # share of a side a copy may keep: a crop of up to 25 % (as MAX_SCALE)
@@ -88,16 +89,6 @@ keeps the order of its shades at an eighth of the contrast, and a crop of one ma
 Where a border was found, it may have taken a band of the picture's own colour with it (a white stripe
 beside a white border): the contrast inside says nothing there. (Windows restricted to the other's
 shape as well changed nothing on the dev set or the probes: left out.)"""
-
-
-SURE_FIT = 30
-SAME_DETAILS = 0.1
-"""A match shows one picture as surely as keypoints can (``Match.sure_fit``) where this many keypoints or
-more fit one transform and, laid over each other, at most this share of their textured cells differ:
-what chance gives between unrelated pictures is a handful of inliers, and a recoloured design or another
-pose differs in a fifth of its cells or more. Such a match vouches for a pair the vectors' density holds
-back (:func:`lookalike.index.geometry.fit_vouches`, calibrated there), and its aligned residual is not
-measured: a crop beyond what the residual aligns stays a copy."""
 
 
 LAYOUT_AGREEMENT = 0.6
@@ -314,9 +305,8 @@ class Match(NamedTuple):
     where too few matches fit to lay the two over each other. ``askew`` is how many degrees the fitted
     rotation lies off the nearest quarter turn (a copy is upright, turned a quarter or half; what RANSAC
     fits to a handful of chance matches turns any way), None where nothing fits. ``residual`` is
-    :func:`~lookalike.embedder.residual.aligned_residual`, None where the keypoints show one picture
-    (:attr:`sure_fit`) or a picture is too flat for keypoints (under ``EXPECTED_KEYPOINTS``) and the
-    layouts tell the two apart already (``LAYOUT_AGREEMENT``): it costs tens of milliseconds a pair."""
+    :func:`~lookalike.embedder.residual.aligned_residual`, None where :func:`matched_keypoints` leaves it
+    to the layouts or the keypoints."""
 
     inliers: int
     matches: int
@@ -329,11 +319,6 @@ class Match(NamedTuple):
     contained: float | None = None
     askew: float | None = None
     residual: float | None = None
-
-    @property
-    def sure_fit(self) -> bool:
-        """``SURE_FIT`` keypoints or more fit, and laid over each other the details are the same."""
-        return self.inliers >= SURE_FIT and self.differing is not None and self.differing <= SAME_DETAILS
 
 
 def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -359,48 +344,62 @@ def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
-    """:func:`keypoint_match`, with the aligned residual of the two (:func:`aligned_residual`) where
-    the keypoints do not show one picture (:attr:`Match.sure_fit`): a detailed picture with another
-    emblem on one flag's field, another figure in one pictogram's frame, fits its keypoints where they
-    are alike and differs in a few cells, which the details' verdict forgives. A flat picture's pair is
-    not measured where the layouts tell them apart already (``LAYOUT_AGREEMENT``)."""
-    found = _keypoint_match(a, b)
-    flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
-    told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
-    if found.sure_fit or told:
-        return found
-    return found._replace(residual=aligned_residual(a.cuts, b.cuts))
-
-
-def _keypoint_match(a: Keypoints, b: Keypoints) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
     ``b`` and ``b`` over ``a`` (:func:`_laying`, :func:`laid_cells`) and compare their details
     (:func:`differing_cells`), shading (:func:`opposed_shades`) and strokes (:func:`differing_strokes`),
-    each the larger of the two ways (:func:`_either_way`). The coarse layouts are compared too
-    (:func:`layout_agreement`); the residual is left to :func:`matched_keypoints`."""
+    each the larger of the two ways (:func:`_either_way`). Then lay the two over each other pixel by pixel
+    (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits its
+    keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven
+    as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells
+    differing, 19 % of the pixels). Not where a flat pair's layouts tell it apart already, nor where the
+    keypoints lay two detailed pictures over each other in a way the residual does not try
+    (:func:`_beyond_alignment`)."""
+    found, laid = _keypoint_match(a, b)
+    flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
+    told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
+    if told or not flat and _beyond_alignment(found, laid):
+        return found
+    return found._replace(residual=aligned_residual(a.cuts, b.cuts))
+
+
+def _beyond_alignment(found: Match, laid: np.ndarray | None) -> bool:
+    """Whether the keypoints lay two pictures over each other (``ALIGNED_INLIERS``) turned off the quarter
+    turns (``OFF_TURN``) or scaled past the residual's crops (:data:`~lookalike.embedder.residual.SCALES`):
+    a photo tilted 15 degrees, its middle half. Their keypoints judge those alone; the residual would
+    find a copy's pixels misplaced."""
+    if laid is None or found.askew is None:
+        return False
+    scales = np.linalg.svd(laid[:, :2], compute_uv=False)
+    reach = float(SCALES[-1])
+    return found.askew > OFF_TURN or scales.max() > reach or scales.min() < 1 / reach
+
+
+def _keypoint_match(a: Keypoints, b: Keypoints) -> tuple[Match, np.ndarray | None]:
+    """:func:`matched_keypoints` but the residual, and the affine map that lays ``a`` over ``b`` (None
+    where too few keypoints fit)."""
     layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
-        return Match(0, 0, len(a), len(b), layout=layout)
+        return Match(0, 0, len(a), len(b), layout=layout), None
     mine, theirs = ratio_tested(a.descriptors, b.descriptors)
     if len(mine) < 3:
-        return Match(0, len(mine), len(a), len(b), layout=layout)
+        return Match(0, len(mine), len(a), len(b), layout=layout), None
     source, target = a.points[mine], b.points[theirs]
     cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
     fit, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
-        return Match(0, len(mine), len(a), len(b), layout=layout)
+        return Match(0, len(mine), len(a), len(b), layout=layout), None
     inliers = int(inlying.sum())
     askew = _off_quarter_turns(fit)
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
-        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew)
+        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew), None
     cells = laid_cells(a, b, laid)
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
     return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
-                 cells.contained, askew)
+                 cells.contained, askew), laid
 
 
 def _either_way(measure: Callable[[LaidCells], float | None], *ways: LaidCells) -> float | None:

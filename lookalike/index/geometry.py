@@ -181,6 +181,8 @@ over the next) 1 pair under it (a crop beside a greyscale copy, 16 of 37), most 
 default, one picture's two shots in one cluster: dev 34 -> 17 (80 %) and 31 -> 22 (65 %), unseen 29 -> 6
 and 25 -> 10; dev, test and series clusters unchanged (docs/benchmarks.md, "Two shots of one scene")."""
 
+SURE_FIT = 30
+SAME_DETAILS = 0.1
 VOUCHED_PAIRS = 16
 """The keypoint look. The density discount is a guess from the vectors alone: a photograph among others
 of its kind (nebulae, one panorama's tiles, one game's screens) sits in a crowd, and its re-encoded,
@@ -189,9 +191,8 @@ original, densities 0.80-0.87, scores 0.55-0.63; 185 of its 2,210 copies missed 
 density alone holds a pair under the threshold (its cosine reaches the threshold), each image's
 ``VOUCHED_PAIRS`` best such pairs are matched by their files, and those whose keypoints show one
 picture join at the threshold (:func:`fit_vouches`): ``SURE_FIT`` keypoints or more fitting one
-transform, and laid over each other at most ``SAME_DETAILS`` of their textured cells differing
-(``Match.sure_fit``, :mod:`lookalike.embedder.keypoints`), besides every test of
-:func:`geometry_disagrees`. Held pairs scoring 0.50-0.64, each image's 16 best: dev, 419 of
+transform, and laid over each other at most ``SAME_DETAILS`` of their textured cells differing, besides
+every test of :func:`geometry_disagrees`. Held pairs scoring 0.50-0.64, each image's 16 best: dev, 419 of
 580 pairs of copies vouched for and 424 of 3,385 pairs of different pictures, every one a design in other
 colours (balloons, light bulbs), which the colour checks still judge; bench/series.py, 3,243 of 5,144 and
 197 of 16,961 (flags of one design, a pictogram with one part changed); unseen, 1,464 of 1,723 and none of
@@ -211,9 +212,8 @@ def geometry_disagrees(match: Match) -> bool:
     other differ (``DETAILS_DIFFER``) or their light and dark parts are the other way round
     (``SHADES_OPPOSED``) or the strokes along their lines differ (``STROKES_DIFFER``: other text in one
     layout) or neither lies inside the other (``CONTAINED``: two shots of one scene); or one is too flat
-    for keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``); or, where the keypoints do not
-    show one picture (``Match.sure_fit``), their pixels laid over each other differ
-    (``RESIDUAL_APART``)."""
+    for keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``); or, laid over each other,
+    their pixels differ (``RESIDUAL_APART``), however the keypoints fit."""
     from lookalike.embedder.keypoints import (  # a Match means OpenCV is loaded already
         ALIGNED_INLIERS,
         EXPECTED_KEYPOINTS,
@@ -275,7 +275,8 @@ def fit_vouches(match: Match | None) -> bool:
     """Whether a keypoint match shows one picture beyond what the vectors' density doubts: a fit no chance
     gives (``SURE_FIT``), details the same nearly everywhere once laid over each other (``SAME_DETAILS``),
     and nothing else :func:`geometry_disagrees` with (contained, shades, strokes)."""
-    return match is not None and match.sure_fit and not geometry_disagrees(match)
+    return (match is not None and match.inliers >= SURE_FIT and match.differing is not None
+            and match.differing <= SAME_DETAILS and not geometry_disagrees(match))
 
 
 def files_vouch(pairs: Sequence[tuple[str, str]], keypoints: KeypointFiles) -> list[bool]:
@@ -328,10 +329,7 @@ def chance_beside_fit(drawn: Match, mirrored: Match) -> bool:
     - or, as drawn, the two lay over each other with the same details (``SAME_DETAILS``) yet each shows
       what the other does not (``CONTAINED``: two shots of one scene), and mirrored no more than
       ``MIRROR_FIT`` of the drawn fit's inliers fit: a symmetric part of the scene."""
-    from lookalike.embedder.keypoints import (  # a Match means OpenCV is loaded already
-        EXPECTED_KEYPOINTS,
-        SAME_DETAILS,
-    )
+    from lookalike.embedder.keypoints import EXPECTED_KEYPOINTS  # a Match means OpenCV is loaded already
 
     if drawn.contained is None:
         return False
