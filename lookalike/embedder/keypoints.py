@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
-from lookalike.embedder.residual import SCALES, Cuts, aligned_residual, picture_cuts
+from lookalike.embedder.residual import Cuts, aligned_residual, picture_cuts
 from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
 
@@ -353,7 +353,7 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven
     as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells
     differing, 19 % of the pixels). Not where a flat pair's layouts tell it apart already, nor where the
-    keypoints lay two detailed pictures over each other in a way the residual does not try
+    keypoints lay two detailed pictures over each other turned in a way the residual does not try
     (:func:`_beyond_alignment`)."""
     found, laid = _keypoint_match(a, b)
     flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
@@ -365,14 +365,11 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
 
 def _beyond_alignment(found: Match, laid: np.ndarray | None) -> bool:
     """Whether the keypoints lay two pictures over each other (``ALIGNED_INLIERS``) turned off the quarter
-    turns (``OFF_TURN``) or scaled past the residual's crops (:data:`~lookalike.embedder.residual.SCALES`):
-    a photo tilted 15 degrees, its middle half. Their keypoints judge those alone; the residual would
-    find a copy's pixels misplaced."""
-    if laid is None or found.askew is None:
-        return False
-    scales = np.linalg.svd(laid[:, :2], compute_uv=False)
-    reach = float(SCALES[-1])
-    return found.askew > OFF_TURN or scales.max() > reach or scales.min() < 1 / reach
+    turns (``OFF_TURN``), which the residual does not try: a photo tilted 15 degrees. Their keypoints
+    judge it alone; the residual would find a copy's pixels misplaced. Scaled past the residual's crops
+    (a third), the smaller may be a detail of the other (the information sign inside a hotel pictogram,
+    at twice its size), so such a pair is measured, and a photo's middle half is kept apart."""
+    return laid is not None and found.askew is not None and found.askew > OFF_TURN
 
 
 def _keypoint_match(a: Keypoints, b: Keypoints) -> tuple[Match, np.ndarray | None]:
