@@ -1,13 +1,15 @@
-"""The aligned residual of flat pictures: what no tone curve explains once the two are laid over each other.
+"""The aligned residual: what no tone curve explains once two pictures are laid over each other.
 
 Flags, pictograms and clip art have too few keypoints to be matched, and their coarse layouts are all
-a 5 x 5 grid sees: Denmark's flag and Norway's share it. But every copy kind is the picture's own pixels
+a 5 x 5 grid sees: Denmark's flag and Norway's share it. A detailed flag bearing another emblem, a
+pictogram with another figure, fits its keypoints where the two are alike, and the few cells that differ
+are forgiven as details. But every copy kind is the picture's own pixels
 moved (scaled, cropped, framed, turned, mirrored) and recoloured by one curve per channel (brightened,
 greyed, recompressed), apart from a caption band. So the two pictures are aligned at ``SIDE`` pixels
 (template matching over the eight turns and mirrors and the scales of a crop, either inside the other),
 one's channels are mapped onto the other's by a tone curve, and the share of pixels still far apart is
 what a copy cannot have: Norway's blue cross inside the white one, Seychelles' rays where Congo has a
-diagonal band.
+diagonal band, Bermuda's ship where Ontario has maple leaves.
 
 Aligned on all three channels, each scaled to unit spread, not on luminance: a brightened flag's yellow
 sun on light blue has hardly any luminance contrast left, and luminance alone laid it off its place.
