@@ -9,7 +9,7 @@ greyed, recompressed), apart from a caption band. So the two pictures are aligne
 (template matching over the eight turns and mirrors and the scales of a crop, either inside the other),
 one's channels are mapped onto the other's by a tone curve, and the share of pixels still far apart is
 what a copy cannot have: Norway's blue cross inside the white one, Seychelles' rays where Congo has a
-diagonal band, Bermuda's ship where Ontario has maple leaves.
+diagonal band, Queensland's badge where Turks and Caicos has its own.
 
 Aligned on all three channels, each scaled to unit spread, not on luminance: a brightened flag's yellow
 sun on light blue has hardly any luminance contrast left, and luminance alone laid it off its place.
