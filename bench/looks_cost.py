@@ -14,7 +14,7 @@ its own section of docs/benchmarks.md:
   thumbnails agree too, against the check as it was before (:func:`thumbnails_vouching`).
 - ``keypoints`` ("## The keypoint look"): pairs that only their density held under the threshold
   matched by their files (``VOUCHED_PAIRS``), against no such look.
-- ``residual`` ("## The aligned residual"): pairs with a flat picture laid over each other
+- ``residual`` ("## The aligned residual"): pairs laid over each other pixel by pixel
   (lookalike/embedder/residual.py), against neither measuring nor judging it.
 
 ``duplicates()`` at the default runs with and without, alternating, the median of the rounds each, in
@@ -77,7 +77,7 @@ COMPARISONS = {
                    ({"geometric_look": thumbnails_vouching}, {})),
     "keypoints": ("## The keypoint look", "the keypoint look (pairs only their density held under the "
                   "threshold, matched by their files)", ({}, {"VOUCHED_PAIRS": 0})),
-    "residual": ("## The aligned residual", "the aligned residual of flat pairs (measured and judged)",
+    "residual": ("## The aligned residual", "the aligned residual (measured and judged)",
                  ({}, {}, {"aligned_residual": lambda a, b: None})),
 }
 """Each comparison: its section, what it compares, and what turns it off: the duplicate search's
