@@ -6,8 +6,8 @@ docs/benchmarks.md; ``--no-write`` prints only.
 
 Flat pictures (flags, pictograms, clip art) have too few keypoints to match, and detailed ones bearing
 another emblem or figure on one field fit their keypoints where they are alike, the differing cells
-forgiven as details. So every pair the keypoints do not show as one picture (``Match.sure_fit``; a flat
-pair whose layouts tell it apart already aside) is laid over each other (lookalike/embedder/residual.py:
+forgiven as details. So every pair (but a flat pair whose layouts tell it apart already, and a detailed
+one the keypoints lay turned off the quarter turns) is laid over each other (lookalike/embedder/residual.py:
 the eight turns and mirrors, scales for a crop of up to a third, either picture inside the other, aligned
 on the three channels at 64 pixels; content box, whole, or on one side the whole less a caption band),
 and the share of pixels no tone curve per channel explains (``aligned_residual``) vetoes a pair over
@@ -151,7 +151,7 @@ def main() -> None:
         __doc__.split("\n\n")[2].replace("\n", " "), "",
         f"Pairs of copies measured, of {args.pairs} drawn from each set: {counts}; pairs of different "
         f"pictures the product merges: {len(measured_strangers)} of {len(strangers)} measured (the rest "
-        "fit their keypoints as one picture, or are flat pairs whose layouts already tell them).", "",
+        "are flat pairs whose layouts tell them, or pairs the keypoints lay turned).", "",
         *kinds, "", *cuts, "",
         "Copies furthest from explained: "
         + "; ".join(f"{Path(a).parent.name} {kind_a} + {kind_b} {share:.3f}"
