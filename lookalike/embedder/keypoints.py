@@ -54,8 +54,8 @@ SIDE = 512  # long side the keypoints are found at: small copies are scaled up t
 EXPECTED_KEYPOINTS = 150
 """Both pictures need this many keypoints for the keypoints to judge a pair (the geometric check in
 :mod:`lookalike.index.geometry`): flat drawings, flags and smooth gradients have a handful, and their
-copies match few. A pair with a picture under it is judged by layouts (:func:`layout_agreement`) and the
-aligned residual (:func:`~lookalike.embedder.residual.aligned_residual`) instead."""
+copies match few. A pair with a picture under it is judged by layouts (:func:`layout_agreement`) instead,
+and like every pair by the aligned residual (:func:`~lookalike.embedder.residual.aligned_residual`)."""
 FEATURES = 1000  # ORB keypoints kept per picture
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
 REPROJECTION = 6.0  # pixels at SIDE an inlier may be off the fitted transform
@@ -355,48 +355,48 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     differing, 19 % of the pixels). Not where a flat pair's layouts tell it apart already, nor where the
     keypoints lay two detailed pictures over each other turned in a way the residual does not try
     (:func:`_beyond_alignment`)."""
-    found, laid = _keypoint_match(a, b)
+    found = _keypoint_match(a, b)
     flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
     told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
-    if told or not flat and _beyond_alignment(found, laid):
+    if told or (not flat and _beyond_alignment(found)):
         return found
     return found._replace(residual=aligned_residual(a.cuts, b.cuts))
 
 
-def _beyond_alignment(found: Match, laid: np.ndarray | None) -> bool:
-    """Whether the keypoints lay two pictures over each other (``ALIGNED_INLIERS``) turned off the quarter
-    turns (``OFF_TURN``), which the residual does not try: a photo tilted 15 degrees. Their keypoints
-    judge it alone; the residual would find a copy's pixels misplaced. Scaled past the residual's crops
-    (a third), the smaller may be a detail of the other (the information sign inside a hotel pictogram,
-    at twice its size), so such a pair is measured, and a photo's middle half is kept apart."""
-    return laid is not None and found.askew is not None and found.askew > OFF_TURN
+def _beyond_alignment(found: Match) -> bool:
+    """Whether the keypoints lay two pictures over each other (``contained`` is measured only where they
+    do) turned off the quarter turns (``OFF_TURN``), which the residual does not try: a photo tilted 15
+    degrees. Their keypoints judge it alone; the residual would find a copy's pixels misplaced. Scaled
+    past the residual's crops (a third), the smaller may be a detail of the other (the information sign
+    inside a hotel pictogram, at twice its size), so such a pair is measured, and a photo's middle half
+    is kept apart."""
+    return found.contained is not None and found.askew is not None and found.askew > OFF_TURN
 
 
-def _keypoint_match(a: Keypoints, b: Keypoints) -> tuple[Match, np.ndarray | None]:
-    """:func:`matched_keypoints` but the residual, and the affine map that lays ``a`` over ``b`` (None
-    where too few keypoints fit)."""
+def _keypoint_match(a: Keypoints, b: Keypoints) -> Match:
+    """:func:`matched_keypoints` but the residual."""
     layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
-        return Match(0, 0, len(a), len(b), layout=layout), None
+        return Match(0, 0, len(a), len(b), layout=layout)
     mine, theirs = ratio_tested(a.descriptors, b.descriptors)
     if len(mine) < 3:
-        return Match(0, len(mine), len(a), len(b), layout=layout), None
+        return Match(0, len(mine), len(a), len(b), layout=layout)
     source, target = a.points[mine], b.points[theirs]
     cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
     fit, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
-        return Match(0, len(mine), len(a), len(b), layout=layout), None
+        return Match(0, len(mine), len(a), len(b), layout=layout)
     inliers = int(inlying.sum())
     askew = _off_quarter_turns(fit)
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
-        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew), None
+        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew)
     cells = laid_cells(a, b, laid)
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
     return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
-                 cells.contained, askew), laid
+                 cells.contained, askew)
 
 
 def _either_way(measure: Callable[[LaidCells], float | None], *ways: LaidCells) -> float | None:
