@@ -338,6 +338,24 @@ def test_the_residual_is_measured_for_photos_and_flat_pictures_alike(tmp_path, c
     assert tilted.askew > OFF_TURN and tilted.residual is None  # turned as no copy it aligns: left to them
 
 
+def test_a_pair_the_keypoints_tell_apart_is_not_laid_over_itself(copies):
+    """The geometric check's veto is decided by the keypoints before any residual (which only adds to
+    it): two photos are told apart without their pixels being aligned, with the same verdict, while a
+    copy is still measured. The verdict's own code is part of the name kept matches are filed under."""
+    from lookalike.embedder import keypoints
+
+    cat, crop, espresso = (str(copies[name]) for name in (("cat", "original"), ("cat", "crop"),
+                                                           ("espresso", "original")))
+    every, decided = KeypointFiles(), KeypointFiles(decided=geometry_disagrees)
+    for (a, b) in ((cat, espresso), (cat, crop)):
+        measured, skipped = every.match([(a, b)])[0], decided.match([(a, b)])[0]
+        assert geometry_disagrees(measured) == geometry_disagrees(skipped)
+        assert skipped._replace(residual=None) == measured._replace(residual=None)
+        assert (skipped.residual is None) == geometry_disagrees(measured)
+    assert measured.residual is not None  # the copy: laid over its original
+    assert keypoints.matching_code(geometry_disagrees) != keypoints.matching_code()
+
+
 def _banded(photo: Path, band: tuple[int, int, int, int], path: Path) -> Path:
     """A flag of a photo on its hoist half and a navy band on its red fly."""
     flag = Image.new("RGB", (600, 300), RED)

@@ -172,7 +172,7 @@ def test_keypoints_are_matched_again_for_a_file_changed_since_and_after_the_matc
     assert "rocket-bordered.jpg" in files and set(files) <= {"rocket-bordered.jpg", *partners}
     assert matched(collection) == pairs_kept
     files.clear()
-    monkeypatch.setattr(keypoints, "matching_code", lambda: "an upgrade")
+    monkeypatch.setattr(keypoints, "matching_code", lambda decided=None: "an upgrade")
     assert collection.duplicates(THRESHOLD) == first
     assert {"cameraman.jpg", "cat.jpg", "espresso.jpg", "rocket.jpg"} <= set(files)
 

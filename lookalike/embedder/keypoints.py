@@ -343,7 +343,13 @@ def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.n
     return queries[kept][order], targets[kept][order]
 
 
-def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
+Decided = Callable[[Match], bool]
+"""Whether a pair's keypoints alone (its :class:`Match` without a residual) already decide it is two
+pictures, a verdict no residual could change (the geometric check's veto, which any residual only adds
+to): such a pair is not laid over itself pixel by pixel."""
+
+
+def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None) -> Match:
     """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
     ``b`` and ``b`` over ``a`` (:func:`_laying`, :func:`laid_cells`) and compare their details
@@ -354,11 +360,12 @@ def matched_keypoints(a: Keypoints, b: Keypoints) -> Match:
     as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells
     differing, 19 % of the pixels). Not where a flat pair's layouts tell it apart already, nor where the
     keypoints lay two detailed pictures over each other turned in a way the residual does not try
-    (:func:`_beyond_alignment`)."""
+    (:func:`_beyond_alignment`), nor where the keypoints have ``decided`` the pair already: 38 % of the
+    residual's time on the dev half went to pairs they had told apart (bench/looks_cost.py)."""
     found = _keypoint_match(a, b)
     flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
     told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
-    if told or (not flat and _beyond_alignment(found)):
+    if told or (not flat and _beyond_alignment(found)) or (decided is not None and decided(found)):
         return found
     return found._replace(residual=aligned_residual(a.cuts, b.cuts))
 
@@ -566,16 +573,18 @@ def opposed_shades(cells: LaidCells) -> float | None:
 
 
 @cache
-def matching_code() -> str:
+def matching_code(decided: Decided | None = None) -> str:
     """What measures a :class:`Match`, for matches kept between runs (:class:`MatchMemory`): a digest of
-    this module's source, of the aligned residual's and of the decoding and content box it reads the
-    files through. Any change to that code forgets the matches kept rather than trusting them; a version
+    this module's source, of the aligned residual's, of the decoding and content box it reads the
+    files through, and of the module whose verdict ``decided`` which pairs need no residual. Any change to
+    that code forgets the matches kept rather than trusting them; a version
     number bumped by hand would be forgotten in some change, and old measurements would silently decide.
     Where that source cannot be read (a frozen build), a name no run shares: nothing kept is trusted."""
     digest = hashlib.sha256()
+    verdict = () if decided is None else (decided.__module__,)
     try:
         for name in (__name__, "lookalike.embedder.images", "lookalike.embedder.traits",
-                     "lookalike.embedder.residual"):
+                     "lookalike.embedder.residual", *verdict):
             digest.update(Path(sys.modules[name].__file__).read_bytes())
     except (OSError, TypeError):  # TypeError: a module without a file
         return f"unknown {uuid.uuid4()}"
@@ -587,10 +596,12 @@ class MatchMemory(Protocol):
     :class:`KeypointFiles` reads them instead of reading and describing the files again, most of a
     second clean-up run's time."""
 
-    def recall(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> Mapping[int, Match]:
-        """The matches kept for these pairs of files (the second mirrored or not), by position."""
+    def recall(self, code: str, pairs: Sequence[tuple[str, str]], mirrored: bool) -> Mapping[int, Match]:
+        """The matches kept for these pairs of files (the second mirrored or not), by position, that were
+        measured by the code named ``code`` (:func:`matching_code`)."""
 
-    def keep(self, pairs: Sequence[tuple[str, str]], mirrored: bool, found: Sequence[Match | None]) -> None:
+    def keep(self, code: str, pairs: Sequence[tuple[str, str]], mirrored: bool,
+             found: Sequence[Match | None]) -> None:
         """Keep what matching these pairs found (None: a file did not read), as far as it can."""
 
 
@@ -602,25 +613,28 @@ class KeypointFiles:
     large the collection. The mirror image's keypoints are found only when asked for (a pair that does
     not match as it is drawn), so most files are described once. With a ``memory``, pairs matched in an
     earlier run are read from it, and those matched now are kept in it. ``progress(done, total)`` hears
-    how many of a batch's pairs read from files are matched, a chunk at a time."""
+    how many of a batch's pairs read from files are matched, a chunk at a time. Pairs the keypoints have
+    ``decided`` are not measured pixel by pixel (:func:`matched_keypoints`)."""
 
     def __init__(self, budget: int | None = None, memory: MatchMemory | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, decided: Decided | None = None) -> None:
         self._found: OrderedDict[tuple[str, bool], Keypoints | None] = OrderedDict()
         self._bytes = 0
         self._budget = cache_budget() if budget is None else budget
         self._workers = min(4, os.cpu_count() or 1)
         self._memory = memory
         self._progress = progress
+        self._decided = decided
 
     def match(self, pairs: Sequence[tuple[str, str]], mirrored: bool = False) -> list[Match | None]:
         """:func:`matched_keypoints` for each pair of files, the second mirrored if asked; None where a
         file does not read. Decoding, ORB and matching release the GIL: threads share the work."""
-        known = self._memory.recall(pairs, mirrored) if self._memory is not None else {}
+        code = matching_code(self._decided)
+        known = self._memory.recall(code, pairs, mirrored) if self._memory is not None else {}
         rest = [i for i in range(len(pairs)) if i not in known]
         matched = self._match_files([pairs[i] for i in rest], mirrored)
         if self._memory is not None and rest:
-            self._memory.keep([pairs[i] for i in rest], mirrored, matched)
+            self._memory.keep(code, [pairs[i] for i in rest], mirrored, matched)
         found = {**known, **dict(zip(rest, matched, strict=True))}
         return [found[i] for i in range(len(pairs))]
 
@@ -655,7 +669,7 @@ class KeypointFiles:
 
     def _match_one(self, pair: tuple[str, str, bool]) -> Match | None:
         a, b = self._found[pair[0], False], self._found[pair[1], pair[2]]
-        return None if a is None or b is None else matched_keypoints(a, b)
+        return None if a is None or b is None else matched_keypoints(a, b, self._decided)
 
 
 def _file_keypoints(key: tuple[str, bool]) -> Keypoints | None:

@@ -61,7 +61,7 @@ from lookalike.index.duplicates import (
     split_at_threshold,
     worth_a_look,
 )
-from lookalike.index.geometry import VOUCHED_PAIRS, best_per_image, files_vouch
+from lookalike.index.geometry import VOUCHED_PAIRS, best_per_image, files_vouch, geometry_disagrees
 from lookalike.index.looks import GREY_MATCH
 from lookalike.index.records import Cluster, ImageRecord, Pair
 from lookalike.index.shards import SHARD_SIZE
@@ -958,7 +958,8 @@ class Collection:
 
         report = _RUN_PROGRESS.get()
         return KeypointFiles(memory=_IndexedMatches(self.store, self._lock),
-                             progress=partial(report, step=MATCHING) if report else None)
+                             progress=partial(report, step=MATCHING) if report else None,
+                             decided=geometry_disagrees)
 
     @staticmethod
     def _thumbnails(store: Store, ids: np.ndarray) -> np.ndarray:
@@ -1295,26 +1296,25 @@ class _IndexedMatches:
     Keeping is best effort (:meth:`Store.remember_keypoint_matches`); the result never depends on it."""
 
     def __init__(self, store: Store, lock: threading.RLock) -> None:
-        from lookalike.embedder.keypoints import matching_code
-
-        self._store, self._lock, self._code = store, lock, matching_code()
+        self._store, self._lock = store, lock
         self._rows: dict[str, ImageRow | None] = {}
 
-    def recall(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> dict[int, Match]:
+    def recall(self, code: str, pairs: Sequence[tuple[str, str]], mirrored: bool) -> dict[int, Match]:
         from lookalike.embedder.keypoints import Match
 
         keys = self._keys(pairs, mirrored)
         with self._lock:
-            known = self._store.keypoint_matches(self._code, (key for key in keys if key is not None))
+            known = self._store.keypoint_matches(code, (key for key in keys if key is not None))
         return {i: Match(*known[key]) for i, key in enumerate(keys) if key in known}
 
-    def keep(self, pairs: Sequence[tuple[str, str]], mirrored: bool, found: Sequence[Match | None]) -> None:
+    def keep(self, code: str, pairs: Sequence[tuple[str, str]], mirrored: bool,
+             found: Sequence[Match | None]) -> None:
         entries = {key: (self._rows[a].digest, self._rows[b].digest, tuple(match))
                    for key, (a, b), match in zip(self._keys(pairs, mirrored), pairs, found, strict=True)
                    if key is not None and match is not None}
         if entries:
             with self._lock:
-                self._store.remember_keypoint_matches(self._code, entries)
+                self._store.remember_keypoint_matches(code, entries)
 
     def _keys(self, pairs: Sequence[tuple[str, str]], mirrored: bool) -> list[tuple[int, int, bool] | None]:
         rows = [(self._row(a), self._row(b)) for a, b in pairs]
