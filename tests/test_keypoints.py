@@ -24,7 +24,7 @@ from lookalike.embedder.keypoints import (
     matched_keypoints,
     ratio_tested,
 )
-from lookalike.embedder.residual import EXPLAINED
+from lookalike.embedder.residual import EXPLAINED, Cuts, laid_share, picture_cuts
 from lookalike.index.duplicates import second_look
 from lookalike.index.geometry import (
     ASKEW,
@@ -33,6 +33,7 @@ from lookalike.index.geometry import (
     DETAILS_DIFFER,
     GEOMETRY_BAND,
     GEOMETRY_PAIRS,
+    RESIDUAL_APART,
     SAME_DETAILS,
     SURE_FIT,
     files_unlike,
@@ -354,6 +355,46 @@ def test_a_pair_the_keypoints_tell_apart_is_not_laid_over_itself(copies):
         assert (skipped.residual is None) == geometry_disagrees(measured)
     assert measured.residual is not None  # the copy: laid over its original
     assert keypoints.matching_code(geometry_disagrees) != keypoints.matching_code()
+
+
+def test_a_copy_is_laid_where_its_keypoints_lay_it_without_searching(copies, monkeypatch):
+    """Matched keypoints lay a detailed copy over its original: there its pixels are explained at once,
+    and the turns, scales and cuts are not searched (most of the residual's time)."""
+    from lookalike.embedder import residual
+
+    def searched(*_):
+        raise AssertionError("searched")
+
+    monkeypatch.setattr(residual, "_pairs_of_cuts", searched)
+    files = KeypointFiles()
+    for kind in ("half size", "quarter size", "crop", "quarter turn", "greyscale", "border", "noise"):
+        found = files.match([(str(copies["rocket", "original"]), str(copies["rocket", kind]))])[0]
+        assert found.residual <= EXPLAINED, kind
+
+
+def _cuts(picture: Image.Image) -> Cuts:
+    return picture_cuts(picture, (0, picture.height, 0, picture.width))
+
+
+def _shift(x: float, y: float, scale: float = 1.0) -> np.ndarray:
+    return np.array([[scale, 0.0, x], [0.0, scale, y]])
+
+
+def test_a_laying_is_judged_only_where_it_is_a_copys(copies):
+    """``laid_share`` lays one picture over the other as given: a crop where it was cut from is explained,
+    and laid a few pixels off it is not. Where the laying is not a copy's it says nothing (None) and the
+    search decides: the picture's middle half at its place (a detail of the other, as an information sign
+    inside a hotel pictogram), and two shots of one scene (neither inside the other)."""
+    with Image.open(copies["cameraman", "original"]) as opened:
+        scene = opened.convert("RGB").resize((512, 512))
+    whole = _cuts(scene)  # 64 x 64
+    crop = _cuts(scene.crop((64, 0, 512, 512)))  # 56 x 64 at cut size, 8 px in
+    assert laid_share(crop, whole, _shift(8, 0)) <= EXPLAINED
+    assert laid_share(crop, whole, _shift(2, 0)) > RESIDUAL_APART  # 6 pixels (of 64) off
+    middle = _cuts(scene.crop((128, 128, 384, 384)))
+    assert laid_share(middle, whole, _shift(16, 16, 0.5)) is None
+    left, right = _cuts(scene.crop((0, 0, 384, 512))), _cuts(scene.crop((128, 0, 512, 512)))
+    assert laid_share(left, right, _shift(-16, 0)) is None
 
 
 def _banded(photo: Path, band: tuple[int, int, int, int], path: Path) -> Path:
@@ -842,10 +883,11 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details
     assert verdict(light, dark, files)
     assert not verdict(light, tmp_path / "brighter.jpg", files)
     assert not verdict(tmp_path / "grey.jpg", light, files)
-    assert moved.residual > geometry.RESIDUAL_APART  # no tone curve makes white dark and keeps white
-    with pytest.MonkeyPatch.context() as patch:  # without the shades and pixels compared, the pair passes
+    # laid over each other where the keypoints lay them, one tone curve maps white onto dark and the
+    # cat's few white pixels are all it leaves: the residual misses what the shades see
+    assert moved.residual <= geometry.RESIDUAL_APART
+    with pytest.MonkeyPatch.context() as patch:  # without the shades compared, the pair passes
         patch.setattr(geometry, "SHADES_OPPOSED", 1.0)
-        patch.setattr(geometry, "RESIDUAL_APART", 1.0)
         assert not verdict(light, dark, files)
 
 

@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
+from lookalike.embedder.residual import SIDE as CUTS_SIDE
 from lookalike.embedder.residual import Cuts, aligned_residual, picture_cuts
 from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
@@ -358,16 +359,18 @@ def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None
     (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits its
     keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven
     as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells
-    differing, 19 % of the pixels). Not where a flat pair's layouts tell it apart already, nor where the
-    keypoints lay two detailed pictures over each other turned in a way the residual does not try
-    (:func:`_beyond_alignment`), nor where the keypoints have ``decided`` the pair already: 38 % of the
-    residual's time on the dev half went to pairs they had told apart (bench/looks_cost.py)."""
-    found = _keypoint_match(a, b)
+    differing, 19 % of the pixels). Laid first where the keypoints lay them, which explains most copies
+    without a search (:func:`~lookalike.embedder.residual.laid_share`). Not where a flat pair's layouts
+    tell it apart already, nor where the keypoints lay two detailed pictures over each other turned in a
+    way the residual does not try (:func:`_beyond_alignment`), nor where the keypoints have ``decided``
+    the pair already: on the dev half, 38 % of the residual's time went to pairs they had told apart."""
+    found, laid = _keypoint_match(a, b)
     flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
     told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
     if told or (not flat and _beyond_alignment(found)) or (decided is not None and decided(found)):
         return found
-    return found._replace(residual=aligned_residual(a.cuts, b.cuts))
+    laying = None if laid is None else laid * np.array([1.0, 1.0, CUTS_SIDE / SIDE])  # shifts at cut size
+    return found._replace(residual=aligned_residual(a.cuts, b.cuts, laying))
 
 
 def _beyond_alignment(found: Match) -> bool:
@@ -380,30 +383,31 @@ def _beyond_alignment(found: Match) -> bool:
     return found.contained is not None and found.askew is not None and found.askew > OFF_TURN
 
 
-def _keypoint_match(a: Keypoints, b: Keypoints) -> Match:
-    """:func:`matched_keypoints` but the residual."""
+def _keypoint_match(a: Keypoints, b: Keypoints) -> tuple[Match, np.ndarray | None]:
+    """:func:`matched_keypoints` but the residual, and the affine map laying ``a`` over ``b`` (at
+    ``SIDE``) where enough matches fit one (:func:`_laying`), for the residual to try first."""
     layout = layout_agreement(a, b)
     if len(a) < 2 or len(b) < 2:
-        return Match(0, 0, len(a), len(b), layout=layout)
+        return Match(0, 0, len(a), len(b), layout=layout), None
     mine, theirs = ratio_tested(a.descriptors, b.descriptors)
     if len(mine) < 3:
-        return Match(0, len(mine), len(a), len(b), layout=layout)
+        return Match(0, len(mine), len(a), len(b), layout=layout), None
     source, target = a.points[mine], b.points[theirs]
     cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same answer every run
     fit, inlying = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
                                                ransacReprojThreshold=REPROJECTION)
     if fit is None or not 1 / MAX_SCALE <= float(np.hypot(*fit[:, 0])) <= MAX_SCALE:
-        return Match(0, len(mine), len(a), len(b), layout=layout)
+        return Match(0, len(mine), len(a), len(b), layout=layout), None
     inliers = int(inlying.sum())
     askew = _off_quarter_turns(fit)
     laid = _laying(source, target) if inliers >= ALIGNED_INLIERS else None
     if laid is None:
-        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew)
+        return Match(inliers, len(mine), len(a), len(b), layout=layout, askew=askew), None
     cells = laid_cells(a, b, laid)
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
     return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
-                 cells.contained, askew)
+                 cells.contained, askew), laid
 
 
 def _either_way(measure: Callable[[LaidCells], float | None], *ways: LaidCells) -> float | None:
