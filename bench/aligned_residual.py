@@ -16,7 +16,7 @@ and the share of pixels no tone curve per channel explains (``aligned_residual``
 drawn at random from the dev half and the series of drawings (flags, pictograms), on which it was
 calibrated, and from the unseen sources (photographs, screenshots: a check), those the product measures
 kept. Different pictures: the pairs the product merged among originals alone (docs/benchmarks.md,
-"## Originals only", as measured before this veto).
+"## Originals only", as listed before this veto: ``BEFORE_THE_VETO``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import itertools
 import json
 import re
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -94,9 +95,18 @@ def copy_pairs(name: str, count: int) -> list[tuple[str, str, str, str]]:
     return [pairs[i] for i in sorted(chosen)]
 
 
+BEFORE_THE_VETO = "dc78b49"
+"""The commit whose docs/benchmarks.md lists the originals the product merged before the residual judged
+every pair: the different pictures it was calibrated on stay those, not the fewer it lets through now."""
+
+
 def merged_pairs() -> list[tuple[str, str, str]]:
-    """The pairs of originals the product merges (set, a, b), as bench/originals_only.py listed them."""
-    section = DOCS.read_text().split("## Originals only", 1)[1].split("\n## ", 1)[0]
+    """The pairs of originals the product merged (set, a, b), as bench/originals_only.py listed them
+    before the veto (``BEFORE_THE_VETO``)."""
+    root = DOCS.parent.parent
+    docs = subprocess.run(["git", "show", f"{BEFORE_THE_VETO}:{DOCS.relative_to(root)}"], cwd=root,
+                          capture_output=True, text=True, check=True).stdout
+    section = docs.split("## Originals only", 1)[1].split("\n## ", 1)[0]
     pairs = []
     for name, listed in re.findall(r"^- (dev half|series of drawings|unseen sources): (.*)$", section, re.M):
         folder = dupset.CACHE.parent / "originals-only" / FOLDERS[name] / "set"

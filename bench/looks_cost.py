@@ -78,7 +78,7 @@ COMPARISONS = {
     "keypoints": ("## The keypoint look", "the keypoint look (pairs only their density held under the "
                   "threshold, matched by their files)", ({}, {"VOUCHED_PAIRS": 0})),
     "residual": ("## The aligned residual", "the aligned residual (measured and judged)",
-                 ({}, {}, {"aligned_residual": lambda a, b: None})),
+                 ({}, {}, {"aligned_residual": lambda *_: None})),
 }
 """Each comparison: its section, what it compares, and what turns it off: the duplicate search's
 settings, Collection's constants and (optionally) the keypoint module's."""
