@@ -6,7 +6,8 @@ pictogram with another figure, fits its keypoints where the two are alike, and t
 are forgiven as details. But every copy kind is the picture's own pixels
 moved (scaled, cropped, framed, turned, mirrored) and recoloured by one curve per channel (brightened,
 greyed, recompressed), apart from a caption band. So the two pictures are aligned at ``SIDE`` pixels
-(template matching over the eight turns and mirrors and the scales of a crop, either inside the other),
+(where matched keypoints lay them, else by template matching over the eight turns and mirrors and the
+scales of a crop, either inside the other),
 one's channels are mapped onto the other's by a tone curve, and the share of pixels still far apart is
 what a copy cannot have: Norway's blue cross inside the white one, Seychelles' rays where Congo has a
 diagonal band, Queensland's badge where Turks and Caicos has its own.
@@ -124,7 +125,8 @@ def laid_share(a: Cuts, b: Cuts, laying: np.ndarray) -> float | None:
             and all(1 / (1 + MAX_ROOM) <= span / side <= 1 + MAX_ROOM
                     for span, side in zip(spans, (width, height), strict=True))):
         return None
-    inside = cv2.erode(shared, np.ones((5, 5), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    edge = np.ones((5, 5), np.uint8)  # two pixels in from the laid frame's edge: interpolated, then blurred
+    inside = cv2.erode(shared, edge, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     if min(np.count_nonzero(inside.any(axis=0)), np.count_nonzero(inside.any(axis=1))) < MIN_SIDE:
         return None
     return _unexplained_both_ways(laid, b.whole.astype(np.float32), inside)
