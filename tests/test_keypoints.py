@@ -24,7 +24,7 @@ from lookalike.embedder.keypoints import (
     matched_keypoints,
     ratio_tested,
 )
-from lookalike.embedder.residual import EXPLAINED, Cuts, laid_share, picture_cuts
+from lookalike.embedder.residual import EXPLAINED, Cuts, aligned_residual, laid_share, picture_cuts
 from lookalike.index.duplicates import second_look
 from lookalike.index.geometry import (
     ASKEW,
@@ -382,15 +382,18 @@ def _shift(x: float, y: float, scale: float = 1.0) -> np.ndarray:
 
 def test_a_laying_is_judged_only_where_it_is_a_copys(copies):
     """``laid_share`` lays one picture over the other as given: a crop where it was cut from is explained,
-    and laid a few pixels off it is not. Where the laying is not a copy's it says nothing (None) and the
-    search decides: the picture's middle half at its place (a detail of the other, as an information sign
-    inside a hotel pictogram), and two shots of one scene (neither inside the other)."""
+    and laid a few pixels off it is not (nor counted: the search decides). Where the laying is not a
+    copy's it says nothing (None) and the search decides: the picture's middle half at its place (a
+    detail of the other, as an information sign inside a hotel pictogram), and two shots of one scene
+    (neither inside the other)."""
     with Image.open(copies["cameraman", "original"]) as opened:
         scene = opened.convert("RGB").resize((512, 512))
     whole = _cuts(scene)  # 64 x 64
     crop = _cuts(scene.crop((64, 0, 512, 512)))  # 56 x 64 at cut size, 8 px in
     assert laid_share(crop, whole, _shift(8, 0)) <= EXPLAINED
     assert laid_share(crop, whole, _shift(2, 0)) > RESIDUAL_APART  # 6 pixels (of 64) off
+    # a laying that does not explain the pair leaves it to the search, which finds the crop's place
+    assert aligned_residual(crop, whole, _shift(2, 0)) == aligned_residual(crop, whole) <= EXPLAINED
     middle = _cuts(scene.crop((128, 128, 384, 384)))
     assert laid_share(middle, whole, _shift(16, 16, 0.5)) is None
     left, right = _cuts(scene.crop((0, 0, 384, 512))), _cuts(scene.crop((128, 0, 512, 512)))
