@@ -207,6 +207,20 @@ def test_a_writer_whose_pid_is_not_written_is_another_process(tmp_path):
             WriterLock(tmp_path).acquire()
 
 
+def test_a_writer_found_before_it_wrote_its_pid_is_named_by_its_pid(tmp_path):
+    """Two runs at once: one finds the lock taken in the moment before its holder writes its pid."""
+    Store.open(tmp_path).close()
+    with open(tmp_path / "write.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        writing = threading.Timer(0.1, lambda: (held.write("4242"), held.flush()))
+        writing.start()
+        try:
+            with pytest.raises(CollectionError, match=r"is being written by pid 4242 "):
+                WriterLock(tmp_path).acquire()
+        finally:
+            writing.join()
+
+
 def test_a_writer_in_another_process_blocks_us_until_it_exits(tmp_path):
     Store.open(tmp_path).close()
     holder = subprocess.Popen(

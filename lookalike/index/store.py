@@ -443,6 +443,21 @@ def _connect(path: Path, read_only: str | None) -> sqlite3.Connection:
     return connect(f"{uri}&immutable=1", uri=True)
 
 
+PID_SETTLE_S = 0.5  # a writer that has just taken the lock has written its pid within this, however busy
+
+
+def _written_pid(fd: int) -> str:
+    """The pid a lock's holder wrote in it: it writes it just after taking the lock, so a run that finds the
+    lock taken in between waits a moment for it (under load, two runs at once met that gap); empty where
+    none comes (a holder that writes none, as flock(1))."""
+    settled = time.monotonic() + PID_SETTLE_S
+    while not (pid := os.pread(fd, 32, 0).decode(errors="replace").split(" ")[0].strip()):
+        if time.monotonic() >= settled:
+            break
+        time.sleep(0.01)
+    return pid
+
+
 class WriterLock:
     """One writer per index directory, across processes: an exclusive ``flock`` on ``write.lock``.
 
@@ -476,9 +491,9 @@ class WriterLock:
                     os.close(fd)
                     raise
                 if time.monotonic() >= deadline:
-                    pid = os.pread(fd, 32, 0).decode(errors="replace").split(" ")[0].strip()
+                    pid = _written_pid(fd)
                     os.close(fd)
-                    holder = f"pid {pid}" if pid else "another process"  # its pid is not written yet
+                    holder = f"pid {pid}" if pid else "another process"  # flock(1): it writes none
                     raise WriterBusy(
                         f"{self.path.parent} is being written by {holder} "
                         f"(lock {self.path}); wait for it to finish and try again"
