@@ -3,14 +3,14 @@
 Flags, pictograms and clip art have too few keypoints to be matched, and their coarse layouts are all
 a 5 x 5 grid sees: Denmark's flag and Norway's share it. A detailed flag bearing another emblem, a
 pictogram with another figure, fits its keypoints where the two are alike, and the few cells that differ
-are forgiven as details. But every copy kind is the picture's own pixels
-moved (scaled, cropped, framed, turned, mirrored) and recoloured by one curve per channel (brightened,
-greyed, recompressed), apart from a caption band. So the two pictures are aligned at ``SIDE`` pixels
+are forgiven as details. But every copy kind is the picture's own pixels moved (scaled, cropped,
+framed, turned, mirrored) and recoloured by one tone curve for every channel alike (brightened,
+recompressed) or greyed, apart from a caption band. So the two pictures are aligned at ``SIDE`` pixels
 (where matched keypoints lay them, else by template matching over the eight turns and mirrors and the
-scales of a crop, either inside the other),
-one's channels are mapped onto the other's by a tone curve, and the share of pixels still far apart is
-what a copy cannot have: Norway's blue cross inside the white one, Seychelles' rays where Congo has a
-diagonal band, Queensland's badge where Turks and Caicos has its own.
+scales of a crop, either inside the other), one's pixels are mapped onto the other's by one tone
+curve, and the share of pixels still far apart is what a copy cannot have: Norway's blue cross inside
+the white one, Seychelles' rays where Congo has a diagonal band, Queensland's badge where Turks and
+Caicos has its own, a blue balloon where the other is red.
 
 Aligned on all three channels, each scaled to unit spread, not on luminance: a brightened flag's yellow
 sun on light blue has hardly any luminance contrast left, and luminance alone laid it off its place.
@@ -267,25 +267,23 @@ def _fits(shape: tuple[int, ...], grown: tuple[int, int]) -> bool:
 
 
 def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """``source`` with each channel mapped to the median of ``target``'s where it has each level (8 wide,
-    levels of at least ``LEVEL_PIXELS``) ``inside`` the part compared: one curve per channel, as
-    brightening, greying and recompressing are."""
-    mapped = np.empty_like(source)
-    for channel in range(source.shape[2]):
-        mine, theirs = source[..., channel][inside], target[..., channel][inside]
-        levels = np.clip((mine // 8).astype(np.int64), 0, LEVELS - 1)
-        counts = np.bincount(levels, minlength=LEVELS)
-        kept = counts >= LEVEL_PIXELS
-        if not kept.any():
-            mapped[..., channel] = theirs.mean()
-            continue
-        ordered = theirs[np.lexsort((theirs, levels))]  # level by level, each level's values sorted
-        starts = np.cumsum(counts) - counts
-        lower = ordered[(starts + (counts - 1) // 2)[kept]]
-        upper = ordered[(starts + counts // 2)[kept]]
-        means = np.bincount(levels, weights=mine, minlength=LEVELS)[kept] / counts[kept]
-        mapped[..., channel] = np.interp(source[..., channel], means, (lower + upper) / 2)
-    return mapped
+    """``source`` mapped to the median of ``target`` where it has each level (8 wide, levels of at least
+    ``LEVEL_PIXELS``) ``inside`` the part compared, by one curve for all channels: brightening and
+    recompressing move every channel alike (greying is compared in luminance). A curve per channel also
+    mapped a design onto its other colours: a red balloon onto a blue one, red's channel onto blue's
+    (bench/colour_variants.py; dev's colour-variant pairs over the veto, 17 of 122 -> 54)."""
+    mine, theirs = source[inside].ravel(), target[inside].ravel()
+    levels = np.clip((mine // 8).astype(np.int64), 0, LEVELS - 1)
+    counts = np.bincount(levels, minlength=LEVELS)
+    kept = counts >= LEVEL_PIXELS
+    if not kept.any():
+        return np.full_like(source, theirs.mean())
+    ordered = theirs[np.lexsort((theirs, levels))]  # level by level, each level's values sorted
+    starts = np.cumsum(counts) - counts
+    lower = ordered[(starts + (counts - 1) // 2)[kept]]
+    upper = ordered[(starts + counts // 2)[kept]]
+    means = np.bincount(levels, weights=mine, minlength=LEVELS)[kept] / counts[kept]
+    return np.interp(source, means, (lower + upper) / 2).astype(np.float32)
 
 
 def _unexplained(mapped: np.ndarray, target: np.ndarray, inside: np.ndarray) -> float:

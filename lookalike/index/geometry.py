@@ -151,7 +151,7 @@ dev 163 -> 39 of 173, unseen 214 -> 39 of 221; each picture beside its middle 80
 
 RESIDUAL_APART = 0.06
 """A pair is not a copy when, laid over each other at best, more than this share of their pixels is
-further apart than any one tone curve per channel explains (``Match.residual``,
+further apart than one tone curve explains (``Match.residual``,
 :func:`~lookalike.embedder.residual.aligned_residual`), however their keypoints fit: Denmark's flag and
 Norway's, one layout at 5 x 5, differ by Norway's blue cross; blue ensigns fit their keypoints on the
 Union Jack, and the cells of their other badges are forgiven as details. Calibrated on the dev half and
