@@ -11,17 +11,20 @@ one the keypoints lay turned off the quarter turns, and one they tell apart) is 
 (lookalike/embedder/residual.py: first where its keypoints lay it; then the eight turns and mirrors,
 scales for a crop of up to a third, either picture inside the other, aligned on the three channels at 64
 pixels; content box, whole, or on one side the whole less a caption band),
-and the share of pixels no tone curve per channel explains (``aligned_residual``) vetoes a pair over
+and the share of pixels no one tone curve explains (``aligned_residual``) vetoes a pair over
 ``RESIDUAL_APART``. Copies: pairs of one original's pictures (every kind, copy beside copy), ``--pairs``
 drawn at random from the dev half and the series of drawings (flags, pictograms), on which it was
 calibrated, and from the unseen sources (photographs, screenshots: a check), those the product measures
 kept. Different pictures: the pairs the product merged among originals alone (docs/benchmarks.md,
-"## Originals only", as listed before this veto: ``BEFORE_THE_VETO``).
+"## Originals only", as listed before this veto: ``BEFORE_THE_VETO``). Edits: each dev original beside
+each of bench/hue_turns.py's ``EDITS`` of it, a user's edits of a copy (which must stay explained) and
+recolourings (which the residual may tell).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import json
 import re
@@ -34,12 +37,14 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
 from calibrate import library_state  # noqa: E402
+from hue_turns import EDITS  # noqa: E402
 from report import DOCS, machine, today, write_section  # noqa: E402
 
 from lookalike.embedder.keypoints import (  # noqa: E402
@@ -47,6 +52,7 @@ from lookalike.embedder.keypoints import (  # noqa: E402
     Keypoints,
     file_keypoints,
     matched_keypoints,
+    picture_keypoints,
 )
 from lookalike.embedder.residual import EXPLAINED  # noqa: E402
 from lookalike.index.geometry import RESIDUAL_APART, geometry_disagrees  # noqa: E402
@@ -95,6 +101,23 @@ def copy_pairs(name: str, count: int) -> list[tuple[str, str, str, str]]:
     return [pairs[i] for i in sorted(chosen)]
 
 
+def edit_shares(path: str) -> list[float | None]:
+    """The residual the product measures between a dev original and each of ``EDITS`` of it (re-encoded
+    at JPEG q90, q20 for that edit), as bench/hue_turns.py makes them."""
+    original = described(path)
+    with Image.open(path) as opened:
+        picture = opened.convert("RGB")
+    shares = []
+    for name, edit in EDITS.items():
+        encoded = io.BytesIO()
+        edit(picture).save(encoded, "JPEG", quality=20 if name == "JPEG q20" else 90)
+        with Image.open(encoded) as decoded:
+            copy = picture_keypoints(decoded.convert("RGB"))
+        found = None if original is None else matched_keypoints(original, copy, geometry_disagrees)
+        shares.append(None if found is None else found.residual)
+    return shares
+
+
 BEFORE_THE_VETO = "dc78b49"
 """The commit whose docs/benchmarks.md lists the originals the product merged before the residual judged
 every pair: the different pictures it was calibrated on stay those, not the fewer it lets through now."""
@@ -127,6 +150,9 @@ def main() -> None:
         timed = {name: pool.map(measured, [(a, b) for a, b, *_ in pairs], chunksize=16)
                  for name, pairs in sets.items()}
         stranger_timed = pool.map(measured, [(a, b) for _, a, b in strangers])
+        dev_originals = [item["path"] for item in json.loads(COPIES["dev half"][0].read_text())["items"]
+                         if item["split"] == "dev" and item["kind"] == "original"]
+        by_edit = dict(zip(EDITS, zip(*pool.map(edit_shares, dev_originals), strict=True), strict=True))
     shares = {name: [share for share, *_ in found] for name, found in timed.items()}
     copy_ms = np.median([1000 * took for found in timed.values()
                          for share, _, took in found if share is not None])
@@ -155,6 +181,11 @@ def main() -> None:
              f"{(unseen > cut).sum()} of {len(unseen)} | "
              f"{sum(s > cut for *_, s, _ in measured_strangers)} of {len(measured_strangers)} |"
              for cut in SHARES]
+    edits = ["| edit | pairs measured | over EXPLAINED | over RESIDUAL_APART |", "|---|---:|---:|---:|"]
+    for name, found in by_edit.items():
+        values = np.array([share for share in found if share is not None])
+        edits.append(f"| {name} | {len(values)} | {(values > EXPLAINED).sum()} "
+                     f"| {(values > RESIDUAL_APART).sum()} |")
     worst = sorted(zip(copies, copy_shares, strict=True), key=lambda c: -(c[1] or 0))[:6]
     strangers_listed = "; ".join(f"{Path(a).stem} + {Path(b).stem} {s:.3f}{' (flat)' if is_flat else ''}"
                                  for _, a, b, s, is_flat in sorted(measured_strangers, key=lambda x: -x[3]))
@@ -172,6 +203,9 @@ def main() -> None:
                     for (_, a, _, kind_a, kind_b), share in worst)
         + ".", "",
         f"Different pictures: {strangers_listed}.", "",
+        f"Edits of the {len(dev_originals)} dev originals (bench/hue_turns.py's; a pair is not measured "
+        "where the keypoints tell it apart already): the first keep a copy's colours, as a user edits a "
+        "copy; per-channel equalising and hue turns recolour it.", "", *edits, "",
         f"At the product's ``RESIDUAL_APART`` {RESIDUAL_APART}: {(calibrated > RESIDUAL_APART).sum()} pairs "
         f"of copies and {len(vetoed)} pairs of different pictures vetoed ({sum(f for _, f in vetoed)} with a "
         f"flat picture). Cost, the files described already (two processes on two cores): median "
