@@ -270,8 +270,10 @@ def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> 
     """``source`` mapped to the median of ``target`` where it has each level (8 wide, levels of at least
     ``LEVEL_PIXELS``) ``inside`` the part compared, by one curve for all channels: brightening and
     recompressing move every channel alike (greying is compared in luminance). A curve per channel also
-    mapped a design onto its other colours: a red balloon onto a blue one, red's channel onto blue's
-    (bench/colour_variants.py; dev's colour-variant pairs over the veto, 17 of 122 -> 54)."""
+    mapped a design onto its other colours: a red balloon onto a blue one, red's channel onto blue's.
+    Measured (bench/aligned_residual.py): no pair of copies and no everyday edit of one (saturation,
+    white balance, auto-contrast included) over the veto, as with a curve per channel; hue turns of 45
+    degrees over it 26 of 172 (5 with a curve per channel), different pictures 22 of 67 (16)."""
     mine, theirs = source[inside].ravel(), target[inside].ravel()
     levels = np.clip((mine // 8).astype(np.int64), 0, LEVELS - 1)
     counts = np.bincount(levels, minlength=LEVELS)
