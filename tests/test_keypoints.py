@@ -471,7 +471,10 @@ def test_a_design_in_another_colour_is_not_explained_but_a_brightened_copy_is(tm
              "greyscale": ImageOps.grayscale(drawing).convert("RGB")}
     for kind, edited in edits.items():
         edited.save(tmp_path / f"{kind}.jpg", quality=30)
-    cuts = {path.stem: _cuts(Image.open(path).convert("RGB")) for path in tmp_path.iterdir()}
+    cuts = {}
+    for path in tmp_path.iterdir():
+        with Image.open(path) as opened:
+            cuts[path.stem] = _cuts(opened.convert("RGB"))
     assert aligned_residual(cuts["red"], cuts["blue"]) > RESIDUAL_APART
     for kind in edits:
         assert aligned_residual(cuts["red"], cuts[kind]) <= EXPLAINED, kind
