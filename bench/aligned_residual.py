@@ -24,7 +24,6 @@ recolourings (which the residual may tell).
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import re
@@ -44,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
 from calibrate import library_state  # noqa: E402
-from hue_turns import EDITS  # noqa: E402
+from hue_turns import EDITS, edited  # noqa: E402
 from report import DOCS, machine, today, write_section  # noqa: E402
 
 from lookalike.embedder.keypoints import (  # noqa: E402
@@ -102,20 +101,15 @@ def copy_pairs(name: str, count: int) -> list[tuple[str, str, str, str]]:
 
 
 def edit_shares(path: str) -> list[float | None]:
-    """The residual the product measures between a dev original and each of ``EDITS`` of it (re-encoded
-    at JPEG q90, q20 for that edit), as bench/hue_turns.py makes them."""
+    """The residual the product measures between a dev original and each of ``EDITS`` of it, made as
+    bench/hue_turns.py makes them (re-encoded at JPEG q90, q20 for that edit)."""
     original = described(path)
+    if original is None:
+        return [None] * len(EDITS)
     with Image.open(path) as opened:
         picture = opened.convert("RGB")
-    shares = []
-    for name, edit in EDITS.items():
-        encoded = io.BytesIO()
-        edit(picture).save(encoded, "JPEG", quality=20 if name == "JPEG q20" else 90)
-        with Image.open(encoded) as decoded:
-            copy = picture_keypoints(decoded.convert("RGB"))
-        found = None if original is None else matched_keypoints(original, copy, geometry_disagrees)
-        shares.append(None if found is None else found.residual)
-    return shares
+    return [matched_keypoints(original, picture_keypoints(edited(picture, name)), geometry_disagrees).residual
+            for name in EDITS]
 
 
 BEFORE_THE_VETO = "dc78b49"

@@ -147,27 +147,36 @@ def turn_angles(records: list[ImageRecord], pairs: np.ndarray) -> tuple[np.ndarr
     return judged, medians(coloured), medians(unclipped)
 
 
+def reencoded(image: Image.Image, quality: int) -> Image.Image:
+    """``image`` as a JPEG of ``quality`` decodes."""
+    encoded = io.BytesIO()
+    image.save(encoded, "JPEG", quality=quality)
+    with Image.open(encoded) as decoded:
+        return decoded.convert("RGB")
+
+
+def edited(image: Image.Image, name: str) -> Image.Image:
+    """``image`` with ``EDITS[name]`` made, then re-encoded as a JPEG of q90 (q20 for that edit)."""
+    return reencoded(EDITS[name](image), 20 if name == "JPEG q20" else 90)
+
+
 def edited_pairs(originals: list[Path]) -> dict[str, tuple[int, int]]:
     """For each of ``EDITS``: how many colourful originals and their edited copies the colour check tells
     apart, of how many."""
     counts = {name: [0, 0] for name in EDITS}
 
-    def record(image: Image.Image, name: str, quality: int = 90) -> ImageRecord:
-        encoded = io.BytesIO()
-        image.save(encoded, "JPEG", quality=quality)
-        with Image.open(encoded) as decoded:
-            return ImageRecord(0, name, image.width, image.height, 0, 0.0,
-                               traits=image_traits(decoded.convert("RGB")))
+    def record(image: Image.Image, name: str) -> ImageRecord:
+        return ImageRecord(0, name, image.width, image.height, 0, 0.0, traits=image_traits(image))
 
     for path in originals:
         with Image.open(path) as opened:
             image = opened.convert("RGB")
-        original = record(image, str(path), 95)
+        original = record(reencoded(image, 95), str(path))
         if original.traits.colourfulness < COLOURFUL or not original.traits.tint:
             continue
-        for name, edit in EDITS.items():
-            edited = record(edit(image), name, 20 if name == "JPEG q20" else 90)
-            counts[name][0] += int(looks.recoloured_tints([original], [edited])[0])
+        for name in EDITS:
+            copy = record(edited(image, name), name)
+            counts[name][0] += int(looks.recoloured_tints([original], [copy])[0])
             counts[name][1] += 1
     return {name: (told, total) for name, (told, total) in counts.items()}
 
