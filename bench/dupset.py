@@ -55,7 +55,15 @@ CACHE = Path(os.environ.get("LOOKALIKE_BENCH_CACHE", Path.home() / ".cache" / "l
 MIN_SIDE = 200
 MAX_SIDE = 1600
 FAMILY_MAX = 4  # more would let one family outweigh the rest in pairwise scores
+SAME_PICTURE = 6.0  # mean distance (0-255) of 16 x 16 colour thumbnails: one picture shipped at two sizes
 MAX_PIXELS = 40_000_000  # some clip art is 13000 px wide: skipped rather than decoded at 670 MB
+
+NOT_SINGLES = re.compile(
+    r"/icons/|/buttons/|/arrows/|/gradients/|/flowchart/|/callouts/|/flags/|/aiga-symbols/|/map_symbols/"
+    r"|/roadsigns/|/unsorted/duplicates/|/jigsaw/|/hummers/|_bw|b_w_|bw_")
+"""Openclipart files no set draws as distinct pictures: icon themes, arrows, gradients, flowcharts, flags
+(the series set's); black-and-white twins of colour drawings, which are "greyscale" copies; jigsaw pieces
+and hummers, drawn as one shape turned or mirrored: copies, not distinct pictures."""
 
 KINDS = ("half size", "quarter size", "crop", "mirror", "brighter", "greyscale", "caption",
          "quarter turn", "border", "jpeg q30")
@@ -214,12 +222,8 @@ def candidates(cache: Path) -> list[Candidate]:
         paths = _glob(oc, *patterns)
         in_family.update(p.name for p in paths)
         add("openclipart-png", paths, family)
-    # Singles: a fixed random draw from the drawings and pictures (no icon themes, arrows, gradients,
-    # flowcharts or flags; no black-and-white twins of colour drawings, which are "greyscale" copies;
-    # no jigsaw pieces or hummers, drawn as one shape turned or mirrored: copies, not distinct pictures).
-    pool = [p for p in _glob(oc, "**/*.png") if p.name not in in_family and not re.search(
-        r"/icons/|/buttons/|/arrows/|/gradients/|/flowchart/|/callouts/|/flags/|/aiga-symbols/|/map_symbols/"
-        r"|/roadsigns/|/unsorted/duplicates/|/jigsaw/|/hummers/|_bw|b_w_|bw_", str(p))]
+    # Singles: a fixed random draw from the drawings and pictures (``NOT_SINGLES`` left out).
+    pool = [p for p in _glob(oc, "**/*.png") if p.name not in in_family and not NOT_SINGLES.search(str(p))]
     by_name = {}
     for p in pool:  # one file per name: openclipart files the same drawing under several folders
         by_name.setdefault(p.name, p)
@@ -336,8 +340,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def select(cands: list[Candidate]) -> tuple[list[tuple[Candidate, Image.Image, str]], list[dict]]:
-    """Originals that pass the checks, each with a unique group name; and what was skipped, why."""
+def select(cands: list[Candidate], smallest: int = MIN_SIDE, same: float = SAME_PICTURE
+           ) -> tuple[list[tuple[Candidate, Image.Image, str]], list[dict]]:
+    """Originals that pass the checks, each with a unique group name; and what was skipped, why. A
+    picture under ``MIN_SIDE`` on its short side but at least ``smallest`` is enlarged to it (clip art
+    rendered small), so that its quarter-size copy is still a picture; one whose colour thumbnail is
+    within ``same`` of a kept one's is that picture again."""
     kept: list[tuple[Candidate, Image.Image, str]] = []
     skipped: list[dict] = []
     digests: dict[str, str] = {}
@@ -357,9 +365,13 @@ def select(cands: list[Candidate]) -> tuple[list[tuple[Candidate, Image.Image, s
         if image is None:
             skipped.append({"path": str(cand.path), "why": "over 40 MP"})
             continue
-        if min(image.size) < MIN_SIDE:
+        if min(image.size) < smallest:
             skipped.append({"path": str(cand.path), "why": "small"})
             continue
+        if min(image.size) < MIN_SIDE:
+            scale = MIN_SIDE / min(image.size)
+            image = image.resize((round(image.width * scale), round(image.height * scale)),
+                                 Image.Resampling.LANCZOS)
         if _blank(image):
             skipped.append({"path": str(cand.path), "why": "near blank"})
             continue
@@ -368,7 +380,7 @@ def select(cands: list[Candidate]) -> tuple[list[tuple[Candidate, Image.Image, s
             skipped.append({"path": str(cand.path), "why": f"same pixels as {digests[digest]}"})
             continue
         thumb = _thumb(image)
-        twin = next((g for t, g in thumbs if np.abs(t - thumb).mean() < 6.0), None)
+        twin = next((g for t, g in thumbs if np.abs(t - thumb).mean() < same), None)
         if twin:
             skipped.append({"path": str(cand.path), "why": f"same picture as {twin} (colour thumbnail)"})
             continue

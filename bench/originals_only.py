@@ -38,6 +38,7 @@ SETS = {  # name: (manifest, which of its items)
     "dev half": (dupset.CACHE / "manifest.json", "dev"),
     "series of drawings": (BENCH / "series" / "manifest.json", None),
     "unseen sources": (BENCH / "unseen" / "manifest.json", None),
+    "artist series": (BENCH / "artist-series" / "manifest.json", None),
 }
 
 

@@ -23,6 +23,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -92,22 +93,27 @@ def untwinned(kept: list[tuple[dupset.Candidate, Image.Image, str]]
     return found, skipped
 
 
-def build(force: bool = False) -> dict:
-    manifest_path = CACHE / "manifest.json"
-    if not force and (manifest := dupset.cached_manifest(manifest_path, VERSION)):
+def build(force: bool = False, cache: Path = CACHE, version: int = VERSION,
+          find: Callable[[Path], list[dupset.Candidate]] = candidates, smallest: int = dupset.MIN_SIDE,
+          same: float = dupset.SAME_PICTURE) -> dict:
+    """The set of ``find``'s candidates (each with its series as family) in ``cache``, with the dupset's
+    ten copies each: built once, rebuilt when ``version`` changes (``smallest``, ``same``: as
+    ``dupset.select``)."""
+    manifest_path = cache / "manifest.json"
+    if not force and (manifest := dupset.cached_manifest(manifest_path, version)):
         return manifest
     versions = dupset.fetch_packages(dupset.CACHE, ["openclipart-png"])
-    shutil.rmtree(CACHE / "set", ignore_errors=True)  # groups of an older selection
-    cands = candidates(dupset.CACHE / "x/openclipart-png/usr/share/openclipart/png")
+    shutil.rmtree(cache / "set", ignore_errors=True)  # groups of an older selection
+    cands = find(dupset.CACHE / "x/openclipart-png/usr/share/openclipart/png")
     # No family on the way in: dupset.select caps a family at four, and a series here is the point.
-    kept, skipped = dupset.select([dupset.Candidate(c.path, c.source) for c in cands])
+    kept, skipped = dupset.select([dupset.Candidate(c.path, c.source) for c in cands], smallest, same)
     kept, twins = untwinned(kept)
     series = {c.path: c.family for c in cands}
     items = []
     for cand, image, name in kept:
         member = dupset.Candidate(cand.path, cand.source, series[cand.path])
-        items.extend(dupset.write_group(CACHE / "set" / "series", member, image, name, "series"))
-    manifest = {"version": VERSION, "sources": {n: {"version": v, "licence": dupset.PACKAGES[n]}
+        items.extend(dupset.write_group(cache / "set" / "series", member, image, name, "series"))
+    manifest = {"version": version, "sources": {n: {"version": v, "licence": dupset.PACKAGES[n]}
                                                 for n, v in versions.items()},
                 "items": [vars(i) for i in items], "skipped": skipped + twins}
     manifest_path.write_text(json.dumps(manifest, indent=1))
@@ -115,13 +121,19 @@ def build(force: bool = False) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    run(build(), CACHE, SECTION, "bench/series.py",
+        "Openclipart drawings the calibration set does not use (`bench/series.py`)")
+
+
+def run(manifest: dict, cache: Path, section: str, script: str, described: str) -> None:
+    """Cluster a series set (built by :func:`build`) at the product's default beside plain cosine and
+    phash, and write its ``section``: ``described`` opens it."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet-lite2")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    manifest = build()
     started = time.perf_counter()
-    split = index_split("series", manifest["items"], CACHE / "set" / "series", CACHE, args.model)
+    split = index_split("series", manifest["items"], cache / "set" / "series", cache, args.model)
     indexed = time.perf_counter() - started
     started = time.perf_counter()
     ours = evaluate(split, product(DEFAULT_THRESHOLD))
@@ -133,11 +145,13 @@ def main() -> None:
         by_series[item["family"]] = by_series.get(item["family"], 0) + 1
     kinds = ", ".join(f"{kind} {found / total:.2f}" for kind, (found, total) in ours.kind_recall.items())
     wrong = sorted(" + ".join(sorted(pair)) for pair in ours.wrong_originals)
+    merged = sorted({family for family, _, _ in ours.hard_negative_pairs})
+    listed = ", ".join(f"{n} {s}" for s, n in sorted(by_series.items())) + " originals" if len(
+        by_series) < 8 else f"{len(originals)} originals in {len(by_series)} series"
     body = "\n".join([
-        "Openclipart drawings the calibration set does not use (`bench/series.py`), each with the dupset's "
-        "ten copies: " + ", ".join(f"{n} {s}" for s, n in sorted(by_series.items())) +
-        f" originals, {len(manifest['items'])} images; {len(manifest['skipped'])} files left out (turned "
-        "or mirrored twins, same pictures, small). Each series is distinct pictures that must stay apart.",
+        f"{described}, each with the dupset's ten copies: {listed}, {len(manifest['items'])} images; "
+        f"{len(manifest['skipped'])} files left out (turned or mirrored twins, same pictures, small). Each "
+        "series is distinct pictures that must stay apart.",
         "",
         "| method | precision | recall | F1 | mixed clusters | originals wrongly paired | series merged |",
         "|---|---:|---:|---:|---:|---:|---|",
@@ -145,15 +159,17 @@ def main() -> None:
         "",
         f"Product recall by copy kind: {kinds}.",
         "",
+        f"Series the product merged ({len(merged)} of {len(by_series)}): {', '.join(merged) or 'none'}.",
+        "",
         f"Originals wrongly paired by the product ({len(wrong)}): " + ("; ".join(wrong[:40]) or "none")
         + ("; ..." if len(wrong) > 40 else "") + ".",
         "",
-        f"`python bench/series.py` on {today()}, {machine()}; model {args.model}; {library_state()}. "
+        f"`python {script}` on {today()}, {machine()}; model {args.model}; {library_state()}. "
         f"Indexing {indexed:.0f} s (0 when cached), `duplicates()` {seconds:.1f} s.",
     ])
     print(body)
     if not args.no_write:
-        write_section(SECTION, body)
+        write_section(section, body)
     split.collection.close()
 
 
