@@ -6,6 +6,7 @@ Real JPEG files from data/ and their copies as people make them; the check itsel
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -138,18 +139,23 @@ def test_every_kind_of_copy_keeps_its_details_where_the_original_has_them(copies
 
 def test_a_photo_a_third_covered_is_kept_apart_by_its_pixels_alone(copies):
     """The espresso with itself upside down over a third: its keypoints fit where the photo shows and the
-    sticker's cells are forgiven as details, but a third of the pixels no tone curve explains: the pair
-    is kept apart, the safe way to be wrong."""
+    sticker's cells are forgiven as details, but a third of the pixels no tone curve explains, at 64
+    pixels and in solid parts at the detail scale, each alone: the pair is kept apart, the safe way to be
+    wrong."""
     from lookalike.index import geometry
 
     original, covered = copies["espresso", "original"], copies["espresso", "sticker over a third"]
     files = KeypointFiles()
     found = files.match([(str(original), str(covered))])[0]
     assert found.differing <= geometry.DETAILS_DIFFER and found.residual > geometry.RESIDUAL_APART
+    assert found.solid > geometry.SOLID_APART
     assert verdict(original, covered, files)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(geometry, "RESIDUAL_APART", 1.0)
-        assert not verdict(original, covered, files)
+    for tells, other in (("RESIDUAL_APART", "SOLID_APART"), ("SOLID_APART", "RESIDUAL_APART")):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(geometry, other, 1.0)
+            assert verdict(original, covered, files), tells
+            patch.setattr(geometry, tells, 1.0)
+            assert not verdict(original, covered, files)
 
 
 def test_two_different_photos_with_many_keypoints_disagree(copies):
@@ -429,9 +435,59 @@ def test_detailed_flags_alike_but_for_their_fly_are_not_copies(tmp_path, copies)
     assert bands.differing <= DETAILS_DIFFER and bands.residual > geometry.RESIDUAL_APART
     assert verdict(across, down, files)
     assert half.residual <= EXPLAINED and not verdict(across, tmp_path / "half.jpg", files)
-    with pytest.MonkeyPatch.context() as patch:  # without the residual, nothing judges the pair
+    assert bands.solid > geometry.SOLID_APART and half.solid <= geometry.SOLID_APART  # at the detail scale
+    with pytest.MonkeyPatch.context() as patch:  # without the residual and the solid parts, nothing does
         patch.setattr(geometry, "RESIDUAL_APART", 1.0)
+        assert verdict(across, down, files)
+        patch.setattr(geometry, "SOLID_APART", 1.0)
         assert not verdict(across, down, files)
+
+
+def _clock(hour: int, minute: int, path: Path) -> Path:
+    """A clock face (rim, numerals, a red boss) showing ``hour``:``minute``."""
+    image = Image.new("RGB", (400, 400), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((10, 10, 390, 390), outline=(20, 40, 160), width=14)
+    for mark in range(12):
+        angle = math.radians(mark * 30)
+        draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(mark or 12), fill="black",
+                  font_size=30, anchor="mm")
+    for length, width, turn in ((95, 18, (hour % 12 + minute / 60) * 30), (140, 10, minute * 6)):
+        angle = math.radians(turn)
+        draw.line((200, 200, 200 + length * math.sin(angle), 200 - length * math.cos(angle)), fill="black",
+                  width=width)
+    draw.ellipse((190, 190, 210, 210), fill=(200, 30, 30))
+    image.save(path)
+    return path
+
+
+def test_one_clock_at_other_times_is_not_a_copy_but_its_copies_are(tmp_path):
+    """One drawing, its hands elsewhere: hundreds of keypoints fit (the rim, the numerals), the cells the
+    hands cross are forgiven as details, and at 64 pixels the hands are under what a copy's noise leaves
+    (the residual). Laid over each other at the detail scale, the hands are solid parts no rising tone
+    curve explains; a copy, brightened, greyed, recompressed, shrunk, mirrored or turned, has none."""
+    from lookalike.index import geometry
+
+    three = _clock(3, 0, tmp_path / "three.png")
+    others = [_clock(5, 0, tmp_path / "five.png"), _clock(3, 30, tmp_path / "half past three.png")]
+    with Image.open(three) as opened:
+        drawing = opened.convert("RGB")
+    edits = {"brighter": ImageEnhance.Brightness(drawing).enhance(1.5), "jpeg q30": drawing,
+             "half size": drawing.resize((200, 200)), "quarter size": drawing.resize((100, 100)),
+             "greyscale": ImageOps.grayscale(drawing), "mirror": ImageOps.mirror(drawing),
+             "quarter turn": drawing.rotate(90)}
+    for kind, edited in edits.items():
+        edited.save(tmp_path / f"{kind}.jpg", quality=30 if kind in ("jpeg q30", "quarter size") else 75)
+    files = KeypointFiles()
+    for other, found in zip(others, files.match([(str(three), str(other)) for other in others]), strict=True):
+        assert found.inliers > 500 and found.differing <= DETAILS_DIFFER, other.stem
+        assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART, other.stem
+        assert verdict(three, other, files), other.stem
+    for kind in edits:
+        assert not verdict(three, tmp_path / f"{kind}.jpg", files), kind
+    with pytest.MonkeyPatch.context() as patch:  # the solid parts alone tell them
+        patch.setattr(geometry, "SOLID_APART", 1.0)
+        assert not any(verdict(three, other, files) for other in others)
 
 
 def _balloon(colour: tuple, path: Path) -> Path:
@@ -937,10 +993,13 @@ def test_a_drawing_moved_onto_a_dark_background_is_not_a_copy_though_its_details
     assert not verdict(light, tmp_path / "brighter.jpg", files)
     assert not verdict(tmp_path / "grey.jpg", light, files)
     # laid over each other where the keypoints lay them, one tone curve maps white onto dark and the
-    # cat's few white pixels are all it leaves: the residual misses what the shades see
-    assert moved.residual <= geometry.RESIDUAL_APART
-    with pytest.MonkeyPatch.context() as patch:  # without the shades compared, the pair passes
+    # cat's few white pixels are all it leaves: the residual misses what the shades see. A curve that never
+    # falls cannot turn white dark and keep the cat's dark fur dark: the solid parts see it too.
+    assert moved.residual <= geometry.RESIDUAL_APART and moved.solid > geometry.SOLID_APART
+    with pytest.MonkeyPatch.context() as patch:  # without the shades and the solid parts, the pair passes
         patch.setattr(geometry, "SHADES_OPPOSED", 1.0)
+        assert verdict(light, dark, files)
+        patch.setattr(geometry, "SOLID_APART", 1.0)
         assert not verdict(light, dark, files)
 
 

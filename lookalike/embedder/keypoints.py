@@ -47,7 +47,7 @@ from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
 from lookalike.embedder.residual import SIDE as CUTS_SIDE
-from lookalike.embedder.residual import Cuts, aligned_residual, picture_cuts
+from lookalike.embedder.residual import Cuts, aligned_residual, picture_cuts, solid_share
 from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
 
@@ -130,7 +130,8 @@ class Keypoints:
     """One picture as drawn, described for matching: ORB keypoints' positions [n, 2] at ``SIDE`` and
     32-byte descriptors [n, 32]; its luminance at ``DETAIL_SIDE`` and, there, the box (top, bottom,
     left, right) of its own content inside added borders or a caption band; the coarse layout of that
-    content; the small colour :class:`~lookalike.embedder.residual.Cuts` a flat pair is aligned by."""
+    content; the small colour :class:`~lookalike.embedder.residual.Cuts` a flat pair is aligned by; the
+    long side of the picture as decoded (``resolution``: the detail it holds)."""
 
     points: np.ndarray
     descriptors: np.ndarray
@@ -138,6 +139,7 @@ class Keypoints:
     content: tuple[int, int, int, int]
     layout: Layout
     cuts: Cuts
+    resolution: int = DETAIL_SIDE
 
     def __len__(self) -> int:
         return len(self.points)
@@ -187,7 +189,7 @@ def picture_keypoints(picture: Image.Image, mirrored: bool = False) -> Keypoints
     box = content_box(pixels)
     cuts = picture_cuts(picture, _scaled(box, pixels.shape, picture.size))
     return Keypoints(*_orb(np.asarray(grey)), luminance, _scaled(box, pixels.shape, detail_size),
-                     content_layout(pixels, box), cuts)
+                     content_layout(pixels, box), cuts, max(picture.size))
 
 
 def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
@@ -307,7 +309,8 @@ class Match(NamedTuple):
     rotation lies off the nearest quarter turn (a copy is upright, turned a quarter or half; what RANSAC
     fits to a handful of chance matches turns any way), None where nothing fits. ``residual`` is
     :func:`~lookalike.embedder.residual.aligned_residual`, None where :func:`matched_keypoints` leaves it
-    to the layouts or the keypoints."""
+    to the layouts or the keypoints. ``solid`` is :func:`solid_differences`, None where ``contained``
+    is."""
 
     inliers: int
     matches: int
@@ -320,6 +323,7 @@ class Match(NamedTuple):
     contained: float | None = None
     askew: float | None = None
     residual: float | None = None
+    solid: float | None = None
 
 
 def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -407,7 +411,7 @@ def _keypoint_match(a: Keypoints, b: Keypoints) -> tuple[Match, np.ndarray | Non
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
     return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
-                 cells.contained, askew), laid
+                 cells.contained, askew, solid=solid_differences(a, b, laid)), laid
 
 
 def _either_way(measure: Callable[[LaidCells], float | None], *ways: LaidCells) -> float | None:
@@ -456,12 +460,8 @@ class LaidCells(NamedTuple):
 def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
     """Lay ``a`` over ``b`` by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s) and cut both into
     :class:`LaidCells` (added borders and caption bands left out, by the content boxes)."""
-    fit = fit.astype(np.float32)
-    fit[:, 2] *= DETAIL_SIDE / SIDE
+    fit, laid, shared = _laid_over(a, b, fit)
     height, width = b.luminance.shape
-    laid = cv2.warpAffine(a.luminance.astype(np.float32), fit, (width, height), flags=cv2.INTER_LINEAR)
-    shared = b.content_mask() * cv2.warpAffine(a.content_mask(), fit, (width, height),
-                                               flags=cv2.INTER_NEAREST)
     overlap = cv2.warpAffine(np.ones(a.luminance.shape, np.float32), fit, (width, height),
                              flags=cv2.INTER_NEAREST).sum()  # of the frames: content boxes can be off
     area_a = a.luminance.size * abs(float(np.linalg.det(fit[:, :2])))  # as laid over b
@@ -487,6 +487,47 @@ def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
     theirs = cells(cv2.GaussianBlur(b.luminance.astype(np.float32), (0, 0), 1))[inside]
     return LaidCells(mine, theirs, weights[inside], heights[inside], laid_heights[inside],
                      min(contained, 1.0))
+
+
+def _laid_over(a: Keypoints, b: Keypoints, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a``'s luminance laid over ``b``'s by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s): the fit
+    at ``DETAIL_SIDE``, the laid luminance in ``b``'s frame, and the part of that frame inside both
+    content boxes (1.0, else 0.0)."""
+    fit = fit.astype(np.float32)
+    fit[:, 2] *= DETAIL_SIDE / SIDE
+    height, width = b.luminance.shape
+    laid = cv2.warpAffine(a.luminance.astype(np.float32), fit, (width, height), flags=cv2.INTER_LINEAR)
+    shared = b.content_mask() * cv2.warpAffine(a.content_mask(), fit, (width, height),
+                                               flags=cv2.INTER_NEAREST)
+    return fit, laid, shared
+
+
+def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
+    """The share of the part two pictures laid over each other by ``fit`` both show (their content, away
+    from its edge, in the middle rows of each as it stands: a caption band someone added, at most
+    ``MAX_CAPTION`` of the height, covers the picture there) where they differ in solid parts
+    (:func:`~lookalike.embedder.residual.solid_share`): a card's other pips, a clock's hands at other
+    times. Their keypoints fit where the two are one drawing, and the cells that differ are forgiven as
+    details (``DETAILS_DIFFER`` in :mod:`lookalike.index.geometry`); a copy's own pixels differ only at its
+    edges. Compared at the smaller picture's own resolution where it holds less than ``DETAIL_SIDE``."""
+    fit, laid, shared = _laid_over(a, b, fit)
+    inside = cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
+                       borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    height, width = b.luminance.shape
+    across, down = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    back = cv2.invertAffineTransform(fit)  # b's frame -> a's
+    shared_in_a = cv2.warpAffine(shared, fit, a.luminance.shape[::-1],
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    for heights in (_heights(shared, down), _heights(shared_in_a, back[1, 0] * across + back[1, 1] * down
+                                                                  + back[1, 2])):
+        inside &= (heights > MAX_CAPTION) & (heights < 1 - MAX_CAPTION)
+    target = b.luminance.astype(np.float32)
+    scale = min(a.resolution, b.resolution) / DETAIL_SIDE
+    if scale < 1:  # compared at the detail the smaller holds: a quarter-size copy's strokes are blurs
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        laid, target = (cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) for pixels in (laid, target))
+        inside = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return solid_share(laid, target, inside)
 
 
 def _heights(shared: np.ndarray, rows: np.ndarray) -> np.ndarray:

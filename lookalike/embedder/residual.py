@@ -51,6 +51,10 @@ aligned_residual.py: a pair of copies 8 ms, median, against 52 ms for different 
 MIN_SIDE = 8  # pixels: a thinner cut (a banner, a strip) has nothing to compare
 LAID_INSIDE = 0.95  # share of the smaller frame a copy laid by its keypoints has inside the other's
 GREY_SPREAD = 10.0  # a picture whose channels differ less than this (99th percentile) is grey
+SOLID = 5  # pixels a side (at the keypoints' detail scale, 256) a difference fills to count in solid_share
+SOLID_SHIFT = 2  # pixels each way a laid pixel may find its match: the keypoints' fit is that far off
+SOLID_BLUR = 1.0
+SOLID_PIXELS = 64 * 64  # fewer compared and the pair is left to the other looks
 LUMINANCE = np.float32([0.299, 0.587, 0.114])
 
 
@@ -266,14 +270,20 @@ def _fits(shape: tuple[int, ...], grown: tuple[int, int]) -> bool:
     return all(0 <= room - side <= MAX_ROOM * room for side, room in sizes)
 
 
-def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
+def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray, rising: bool = False
+                 ) -> np.ndarray:
     """``source`` mapped to the median of ``target`` where it has each level (8 wide, levels of at least
     ``LEVEL_PIXELS``) ``inside`` the part compared, by one curve for all channels: brightening and
     recompressing move every channel alike (greying is compared in luminance). A curve per channel also
     mapped a design onto its other colours: a red balloon onto a blue one, red's channel onto blue's.
     Measured (bench/aligned_residual.py): no pair of copies and no everyday edit of one (saturation,
     white balance, auto-contrast included) over the veto, as with a curve per channel; hue turns of 45
-    degrees over it 26 of 172 (5 with a curve per channel), different pictures 22 of 67 (16)."""
+    degrees over it 26 of 172 (5 with a curve per channel), different pictures 22 of 67 (16).
+
+    ``rising``: the curve never falls (levels' medians pooled where they would, weighted by their pixels).
+    Brightening, contrast, gamma, greying and recompressing keep light lighter than dark; a free curve also
+    maps a level that only an added part has (a head's new brown hair) onto whatever lies under it in the
+    other picture (the white behind the head), and so explains it."""
     mine, theirs = source[inside].ravel(), target[inside].ravel()
     levels = np.clip((mine // 8).astype(np.int64), 0, LEVELS - 1)
     counts = np.bincount(levels, minlength=LEVELS)
@@ -285,7 +295,22 @@ def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> 
     lower = ordered[(starts + (counts - 1) // 2)[kept]]
     upper = ordered[(starts + counts // 2)[kept]]
     means = np.bincount(levels, weights=mine, minlength=LEVELS)[kept] / counts[kept]
-    return np.interp(source, means, (lower + upper) / 2).astype(np.float32)
+    curve = (lower + upper) / 2
+    return np.interp(source, means, _rising(curve, counts[kept]) if rising else curve).astype(np.float32)
+
+
+def _rising(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The closest non-decreasing sequence to ``values`` (least squares, ``weights``): adjacent violators
+    pooled into their weighted mean."""
+    pooled: list[list[float]] = []  # [value, weight, how many values]
+    for value, weight in zip(values.tolist(), weights.tolist(), strict=True):
+        pooled.append([value, weight, 1])
+        while len(pooled) > 1 and pooled[-2][0] > pooled[-1][0]:
+            (first, first_weight, first_count), (last, last_weight, last_count) = pooled.pop(-2), pooled.pop()
+            total = first_weight + last_weight
+            pooled.append([(first * first_weight + last * last_weight) / total, total,
+                           first_count + last_count])
+    return np.repeat([value for value, _, _ in pooled], [count for _, _, count in pooled])
 
 
 def _unexplained(mapped: np.ndarray, target: np.ndarray, inside: np.ndarray) -> float:
@@ -294,15 +319,42 @@ def _unexplained(mapped: np.ndarray, target: np.ndarray, inside: np.ndarray) -> 
     the cuts without it are aligned too (:func:`_pairs_of_cuts`), and leaving out a band of differing
     lines at a side let a tricolour's outer stripes go unseen (bench: copies as explained without it,
     more different pictures told)."""
+    nearest = _apart(mapped, target, 1, BLUR)[2:-2, 2:-2]
+    compared = nearest[inside[2:-2, 2:-2]]
+    return float((compared > DIFFERENT).mean()) if compared.size else 1.0
+
+
+def _apart(mapped: np.ndarray, target: np.ndarray, shift: int, blur: float) -> np.ndarray:
+    """Per pixel, how far (0-255, the largest over channels) ``mapped`` lies from the nearest of ``target``'s
+    pixels within ``shift`` pixels each way, both blurred by ``blur`` (sigma): a copy's edges land a
+    pixel or so off the original's."""
     height, width = mapped.shape[:2]
-    mapped, target = (cv2.GaussianBlur(np.ascontiguousarray(pixels), (0, 0), BLUR).reshape(pixels.shape)
+    mapped, target = (cv2.GaussianBlur(np.ascontiguousarray(pixels), (0, 0), blur).reshape(pixels.shape)
                       for pixels in (mapped, target))
-    padded = cv2.copyMakeBorder(target, 1, 1, 1, 1, cv2.BORDER_REPLICATE).reshape(height + 2, width + 2, -1)
+    padded = cv2.copyMakeBorder(target, shift, shift, shift, shift, cv2.BORDER_REPLICATE).reshape(
+        height + 2 * shift, width + 2 * shift, -1)
     nearest = None
-    for dy, dx in itertools.product(range(3), range(3)):  # OpenCV's per-pixel ops: 12 times numpy's here
+    for dy, dx in itertools.product(range(2 * shift + 1), repeat=2):  # OpenCV's per-pixel ops: 12 x numpy's
         apart = cv2.absdiff(mapped, padded[dy:dy + height, dx:dx + width]).reshape(height, width, -1)
         farthest = functools.reduce(cv2.max, (apart[..., channel] for channel in range(apart.shape[2])))
         nearest = farthest if nearest is None else cv2.min(nearest, farthest)
-    nearest = nearest[2:-2, 2:-2]
-    compared = nearest[inside[2:-2, 2:-2]]
-    return float((compared > DIFFERENT).mean()) if compared.size else 1.0
+    return nearest
+
+
+def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray) -> float | None:
+    """The share of ``inside`` where two luminance pictures [h, w] laid over each other differ beyond
+    ``DIFFERENT`` after one tone curve, counting only parts at least ``SOLID`` pixels across (an opening:
+    what a copy leaves is its edges a little off, strokes thinned by shrinking), the smaller of mapping
+    either onto the other. A clock's hour hand at other times, a playing card's other pips, a smiley's
+    tongue: a few per cent of the picture, under what the whole picture's residual at 64 pixels can
+    tell from a copy's noise, but solid. None where under ``SOLID_PIXELS`` are compared."""
+    if int(inside.sum()) < SOLID_PIXELS:
+        return None
+    kernel = np.ones((SOLID, SOLID), np.uint8)
+    shares = []
+    for source, other in ((laid, target), (target, laid)):
+        mapped = _tone_mapped(source, other, inside, rising=True)
+        beyond = (_apart(mapped[..., None], other[..., None], SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
+        shares.append(np.count_nonzero(cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel))
+                      / np.count_nonzero(inside))
+    return float(min(shares))

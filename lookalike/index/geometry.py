@@ -169,6 +169,24 @@ colours in another order (the layouts tell those). Clusters: dev and test at the
 the time without it (bench/looks_cost.py): a pair is laid first where its keypoints lay it, and not at all
 where they tell it apart already (2.33 times when every pair was searched; flat pairs alone, 1.22)."""
 
+SOLID_APART = 0.01
+"""A pair is not a copy when, laid over each other where their keypoints fit, more than this share of the part
+both show differs in solid parts (``Match.solid``,
+:func:`~lookalike.embedder.keypoints.solid_differences`): pieces at least five pixels across at the detail
+scale (256) that no rising tone curve explains. One artist's numbered drawings fit hundreds of keypoints
+where they are one drawing, and what differs (a card's other pips, a clock's hands at other times, a
+smiley's tongue, a head's hair) is a few per cent of the picture: cells forgiven as details
+(``DETAILS_DIFFER``), pixels under what the residual at 64 tells from a copy's noise (``RESIDUAL_APART``).
+Measured with the product's matching, every pair as drawn and mirrored (kept where either passes): of pairs
+of one original's pictures (every kind, copy beside copy, drawn at random: 2,600 of dev, 1,500 each of the
+series and unseen sets) and each dev original beside each of bench/hue_turns.py's everyday edits (2,595),
+not one of the 8,164 that pass the other checks has a solid part at all (0.000); of the pairs of different
+pictures merged among originals alone that pass the other checks, 174 of 331 in bench/artist_series.py's
+set are over it, 22 of 60 of ``BEFORE_THE_VETO``'s list (bench/aligned_residual.py), 14 of 54 merged now
+(dev, series, unseen). Compared at the smaller picture's own resolution (a quarter-size copy's strokes are
+blurs at 256), in the middle rows only (a caption band covers the picture at the top or bottom), by a curve
+that never falls (a free one maps an added part's own colour onto whatever lies under it)."""
+
 MIRROR_FIT = 0.5
 """Two shots of one scene fit hundreds of keypoints as drawn, every detail alike where they overlap, and
 neither holds the other (``CONTAINED``); mirrored, a symmetric part of the scene (a logo, a rocket, a
@@ -215,7 +233,8 @@ def geometry_disagrees(match: Match) -> bool:
     chance); or they do, and the details the transform lays over each
     other differ (``DETAILS_DIFFER``) or their light and dark parts are the other way round
     (``SHADES_OPPOSED``) or the strokes along their lines differ (``STROKES_DIFFER``: other text in one
-    layout) or neither lies inside the other (``CONTAINED``: two shots of one scene); or one is too flat
+    layout) or neither lies inside the other (``CONTAINED``: two shots of one scene) or solid parts of
+    them differ (``SOLID_APART``: a card's other pips, a clock's hands); or one is too flat
     for keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``); or, laid over each other,
     their pixels differ (``RESIDUAL_APART``), however the keypoints fit."""
     from lookalike.embedder.keypoints import (  # a Match means OpenCV is loaded already
@@ -240,8 +259,9 @@ def geometry_disagrees(match: Match) -> bool:
     stroked_apart = match.strokes is not None and match.strokes > STROKES_DIFFER
     detailed_apart = match.differing is not None and match.differing > DETAILS_DIFFER
     overlapping = match.contained is not None and match.contained < CONTAINED
+    solidly_apart = match.solid is not None and match.solid > SOLID_APART
     return (placed_apart or pixels_unexplained(match) or shaded_apart or stroked_apart or detailed_apart
-            or overlapping)
+            or overlapping or solidly_apart)
 
 
 def pixels_unexplained(match: Match) -> bool:
