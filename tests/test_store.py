@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lookalike.embedder.keypoints import Match
 from lookalike.errors import CollectionError, IndexTooNew, InvalidOption, NotAnIndex
 from lookalike.index.store import DB_NAME, SCHEMA_VERSION, NewImage, Store, WriterLock, match_labels
 from tests.cli import error_lines, run
@@ -412,7 +413,7 @@ def test_keypoint_matches_are_remembered_by_pair_side_and_code_version(store):
     """How two files' keypoints matched, read back only for the same images, the same side mirrored and
     the same matching code; an image indexed again with other content, or gone, takes its pairs along."""
     a, b, c = store.upsert([image("/p/a.jpg", 1), image("/p/b.jpg", 2), image("/p/c.jpg", 3)])
-    fields = [120, 130, 500, 480, 0.02, 0.97, None, 0.1, 1.0, 0.01]
+    fields = list(Match(120, 130, 500, 480, 0.02, 0.97, None, 0.1, 1.0, 0.01, 0.0, 0.004))  # every field
     assert store.remember_keypoint_matches("v1", {
         (a, b, False): (digest(1), digest(2), fields),
         (a, b, True): (digest(1), digest(2), [3, 40, 500, 480]),
