@@ -830,6 +830,7 @@ def test_screenshots_of_one_program_around_different_photos_are_not_copies(copie
         patch.setattr(geometry, "DETAILS_DIFFER", 1.0)
         patch.setattr(geometry, "SHADES_OPPOSED", 1.0)  # (the photos' light and dark parts differ too)
         patch.setattr(geometry, "RESIDUAL_APART", 1.0)  # (and laid over each other, their pixels)
+        patch.setattr(geometry, "SOLID_APART", 1.0)  # (and their solid parts)
         assert not verdict(cat, espresso, files)
 
 

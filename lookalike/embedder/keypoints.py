@@ -310,7 +310,7 @@ class Match(NamedTuple):
     fits to a handful of chance matches turns any way), None where nothing fits. ``residual`` is
     :func:`~lookalike.embedder.residual.aligned_residual`, None where :func:`matched_keypoints` leaves it
     to the layouts or the keypoints. ``solid`` is :func:`solid_differences`, None where ``contained``
-    is."""
+    is or too little is compared."""
 
     inliers: int
     matches: int
@@ -359,8 +359,9 @@ def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None
     rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
     ``b`` and ``b`` over ``a`` (:func:`_laying`, :func:`laid_cells`) and compare their details
     (:func:`differing_cells`), shading (:func:`opposed_shades`) and strokes (:func:`differing_strokes`),
-    each the larger of the two ways (:func:`_either_way`). Then lay the two over each other pixel by pixel
-    (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits its
+    each the larger of the two ways (:func:`_either_way`), and unless the keypoints have ``decided`` the
+    pair already, their solid parts (:func:`solid_differences`). Then lay the two over each other pixel by
+    pixel (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits its
     keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven
     as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells
     differing, 19 % of the pixels). Laid first where the keypoints lay them, which explains most copies
@@ -369,9 +370,13 @@ def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None
     way the residual does not try (:func:`_beyond_alignment`), nor where the keypoints have ``decided``
     the pair already: on the dev half, 38 % of the residual's time went to pairs they had told apart."""
     found, laid = _keypoint_match(a, b)
+    if decided is not None and decided(found):
+        return found
+    if laid is not None:
+        found = found._replace(solid=solid_differences(a, b, laid))
     flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
     told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
-    if told or (not flat and _beyond_alignment(found)) or (decided is not None and decided(found)):
+    if told or (not flat and _beyond_alignment(found)):
         return found
     laying = None if laid is None else laid * np.array([1.0, 1.0, CUTS_SIDE / SIDE])  # shifts at cut size
     return found._replace(residual=aligned_residual(a.cuts, b.cuts, laying))
@@ -411,7 +416,7 @@ def _keypoint_match(a: Keypoints, b: Keypoints) -> tuple[Match, np.ndarray | Non
     back = laid_cells(b, a, cv2.invertAffineTransform(laid))
     return Match(inliers, len(mine), len(a), len(b), _either_way(differing_cells, cells, back), layout,
                  _either_way(opposed_shades, cells, back), _either_way(differing_strokes, cells, back),
-                 cells.contained, askew, solid=solid_differences(a, b, laid)), laid
+                 cells.contained, askew), laid
 
 
 def _either_way(measure: Callable[[LaidCells], float | None], *ways: LaidCells) -> float | None:

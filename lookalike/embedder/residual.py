@@ -51,7 +51,7 @@ aligned_residual.py: a pair of copies 8 ms, median, against 52 ms for different 
 MIN_SIDE = 8  # pixels: a thinner cut (a banner, a strip) has nothing to compare
 LAID_INSIDE = 0.95  # share of the smaller frame a copy laid by its keypoints has inside the other's
 GREY_SPREAD = 10.0  # a picture whose channels differ less than this (99th percentile) is grey
-SOLID = 5  # pixels a side (at the keypoints' detail scale, 256) a difference fills to count in solid_share
+SOLID = 5  # pixels a side a difference fills to count in solid_share (at 256, or the smaller's own)
 SOLID_SHIFT = 2  # pixels each way a laid pixel may find its match: the keypoints' fit is that far off
 SOLID_BLUR = 1.0
 SOLID_PIXELS = 64 * 64  # fewer compared and the pair is left to the other looks
@@ -290,7 +290,9 @@ def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray, ris
     kept = counts >= LEVEL_PIXELS
     if not kept.any():
         return np.full_like(source, theirs.mean())
-    ordered = theirs[np.lexsort((theirs, levels))]  # level by level, each level's values sorted
+    # level by level, each level's values sorted: one sort of level * 1024 + value (values are 0-255, and
+    # float64 holds both exactly), 4 times as fast as a lexsort of the two
+    ordered = (np.sort(levels * 1024.0 + theirs) - np.sort(levels) * 1024.0).astype(theirs.dtype)
     starts = np.cumsum(counts) - counts
     lower = ordered[(starts + (counts - 1) // 2)[kept]]
     upper = ordered[(starts + counts // 2)[kept]]
