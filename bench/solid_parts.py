@@ -1,0 +1,145 @@
+"""Solid parts that differ, measured: what keeps one artist's numbered drawings apart, and no copy.
+
+Run by hand: ``python bench/solid_parts.py`` (after ``bench/calibrate.py``, ``bench/series.py``,
+``bench/unseen.py`` and ``bench/artist_series.py`` have built their sets). Writes "## Solid parts" in
+docs/benchmarks.md; ``--no-write`` prints only.
+
+One artist's numbered drawings (a card's other pips, a clock's hands at other times, a smiley's tongue)
+fit hundreds of keypoints where they are one drawing; the cells that differ are forgiven as details, and
+at 64 pixels the difference is under a copy's noise. Laid over each other where the keypoints lay them,
+at the detail scale, what differs is solid (lookalike/embedder/keypoints.py, ``solid_differences``), and
+the pair is dropped over ``SOLID_APART``. Here every pair is matched as the product matches it, as drawn
+and mirrored, and counted where one of the two passes every other check (the keypoints, cells, shades,
+strokes, the residual): copies (pairs of one original's pictures, every kind, copy beside copy, drawn at
+random as bench/aligned_residual.py draws them), each dev original beside each of bench/hue_turns.py's
+everyday edits, and pairs of different pictures: every two originals of one series of
+bench/artist_series.py's set, and of one hard-negative family of the dev half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections import defaultdict
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import artist_series  # noqa: E402
+import dupset  # noqa: E402
+from aligned_residual import COPIES, copy_pairs, described  # noqa: E402
+from calibrate import library_state  # noqa: E402
+from hue_turns import EDITS, edited  # noqa: E402
+from report import machine, today, write_section  # noqa: E402
+
+from lookalike.embedder.keypoints import (  # noqa: E402
+    Keypoints,
+    _keypoint_match,
+    file_keypoints,
+    matched_keypoints,
+    picture_keypoints,
+    solid_differences,
+)
+from lookalike.index.geometry import SOLID_APART, geometry_disagrees  # noqa: E402
+
+SECTION = "## Solid parts"
+SHARES = (0.0, 0.005, SOLID_APART, 0.02, 0.03)
+EVERYDAY = [name for name in EDITS if not name.startswith(("equalised", "hue turned"))]  # a copy's edits
+
+
+def judged(a: Keypoints | None, views: tuple[Keypoints | None, ...]) -> tuple[float | None, float | None]:
+    """The solid share that decides a pair, the least of its views (as drawn, mirrored) that pass every
+    other check (None where none does); and the seconds the solid parts took for the first such view."""
+    shares, took = [], None
+    for b in views:
+        if a is None or b is None:
+            continue
+        found = matched_keypoints(a, b, geometry_disagrees)  # solid parts only where not decided already
+        if geometry_disagrees(found._replace(solid=None)):
+            continue
+        shares.append(found.solid or 0.0)
+        _, laid = _keypoint_match(a, b)
+        if took is None and laid is not None:
+            start = time.perf_counter()
+            solid_differences(a, b, laid)
+            took = time.perf_counter() - start
+    return (min(shares) if shares else None), took
+
+
+def pair(paths: tuple[str, str]) -> tuple[float | None, float | None]:
+    a, b = paths
+    return judged(described(a), (described(b), file_keypoints(b, mirrored=True)))
+
+
+def edits(path: str) -> list[float | None]:
+    """Each of ``EVERYDAY`` made of a dev original, judged beside it."""
+    original = described(path)
+    with Image.open(path) as opened:
+        picture = opened.convert("RGB")
+    copies = [edited(picture, name) for name in EVERYDAY]
+    return [judged(original, (picture_keypoints(copy), picture_keypoints(copy, mirrored=True)))[0]
+            for copy in copies]
+
+
+def series_pairs(manifest: Path, split: str | None) -> list[tuple[str, str]]:
+    """Every two originals of one series (family)."""
+    by_family: dict[str, list[str]] = defaultdict(list)
+    for item in json.loads(manifest.read_text())["items"]:
+        if item["kind"] == "original" and item["family"] and (split is None or item["split"] == split):
+            by_family[item["family"]].append(item["path"])
+    return [(a, b) for paths in by_family.values() for a, b in itertools.combinations(sorted(paths), 2)]
+
+
+def counts(shares: list[float | None]) -> str:
+    kept = np.array([share for share in shares if share is not None])
+    over = " | ".join(f"{(kept > cut).sum()}" for cut in SHARES)
+    return f"{len(shares)} | {len(kept)} | {over} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=1500)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    groups = {f"copies, {name}": [(a, b) for a, b, *_ in copy_pairs(name, args.pairs)] for name in COPIES}
+    groups["different pictures, one artist's series"] = series_pairs(artist_series.CACHE / "manifest.json",
+                                                                      None)
+    groups["different pictures, dev hard-negative families"] = series_pairs(dupset.CACHE / "manifest.json",
+                                                                             "dev")
+    originals = [item["path"] for item in json.loads(COPIES["dev half"][0].read_text())["items"]
+                 if item["split"] == "dev" and item["kind"] == "original"]
+    started = time.perf_counter()
+    with Pool(2) as pool:
+        found = {name: pool.map(pair, pairs, chunksize=8) for name, pairs in groups.items()}
+        edited_shares = [share for shares in pool.map(edits, originals) for share in shares]
+    seconds = time.perf_counter() - started
+    rows = ["| pairs | measured | passing every other check | " + " | ".join(f"over {cut}" for cut in SHARES)
+            + " |", "|---|---:|---:|" + "---:|" * len(SHARES)]
+    rows += [f"| {name} | {counts([share for share, _ in shares])}" for name, shares in found.items()]
+    rows.append(f"| everyday edits of the {len(originals)} dev originals | {counts(edited_shares)}")
+    copy_ms = [1000 * took for name, shares in found.items() if name.startswith("copies")
+               for _, took in shares if took is not None]
+    body = "\n".join([
+        __doc__.split("\n\n")[2].replace("\n", " "), "",
+        *rows, "",
+        f"At the product's ``SOLID_APART`` {SOLID_APART}. Everyday edits: {', '.join(EVERYDAY)}. The solid "
+        f"parts of a pair of copies take {np.median(copy_ms):.0f} ms, median (two processes on two cores).",
+        "",
+        f"`python bench/solid_parts.py` on {today()}, {machine()}; {library_state()}. "
+        f"{seconds:.0f} s in all.",
+    ])
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+
+
+if __name__ == "__main__":
+    main()
