@@ -66,8 +66,8 @@ def judged(a: Keypoints | None, views: tuple[Keypoints | None, ...]) -> tuple[fl
         if geometry_disagrees(found._replace(solid=None)):
             continue
         shares.append(found.solid or 0.0)
-        _, laid = _keypoint_match(a, b)
-        if took is None and laid is not None:
+        if took is None and found.solid is not None:  # laid by the keypoints: time the solid parts alone
+            _, laid = _keypoint_match(a, b)
             start = time.perf_counter()
             solid_differences(a, b, laid)
             took = time.perf_counter() - start
