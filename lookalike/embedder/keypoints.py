@@ -139,7 +139,7 @@ class Keypoints:
     content: tuple[int, int, int, int]
     layout: Layout
     cuts: Cuts
-    resolution: int = DETAIL_SIDE
+    resolution: int
 
     def __len__(self) -> int:
         return len(self.points)
@@ -483,11 +483,7 @@ def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
     weights = cells(shared)
     inside = weights.mean(axis=1) >= 0.75  # cells mostly in the shared part, measured on that part only
     across, down = np.meshgrid((np.arange(columns) + 0.5) * CELL, (np.arange(rows) + 0.5) * CELL)
-    heights = _heights(shared, down.ravel())
-    back = cv2.invertAffineTransform(fit)  # b's frame -> a's
-    shared_in_a = cv2.warpAffine(shared, fit, a.luminance.shape[::-1],
-                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    laid_heights = _heights(shared_in_a, back[1, 0] * across.ravel() + back[1, 1] * down.ravel() + back[1, 2])
+    heights, laid_heights = _heights_as_each_stands(a, shared, fit, across.ravel(), down.ravel())
     mine = cells(cv2.GaussianBlur(laid, (0, 0), 1))[inside]
     theirs = cells(cv2.GaussianBlur(b.luminance.astype(np.float32), (0, 0), 1))[inside]
     return LaidCells(mine, theirs, weights[inside], heights[inside], laid_heights[inside],
@@ -520,12 +516,7 @@ def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | No
                        borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     height, width = b.luminance.shape
     across, down = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    back = cv2.invertAffineTransform(fit)  # b's frame -> a's
-    shared_in_a = cv2.warpAffine(shared, fit, a.luminance.shape[::-1],
-                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-    for heights in (_heights(shared, down), _heights(shared_in_a, back[1, 0] * across + back[1, 1] * down
-                                                                  + back[1, 2])):
-        inside &= (heights > MAX_CAPTION) & (heights < 1 - MAX_CAPTION)
+    inside &= _middle(*_heights_as_each_stands(a, shared, fit, across, down))
     target = b.luminance.astype(np.float32)
     scale = min(a.resolution, b.resolution) / DETAIL_SIDE
     if scale < 1:  # compared at the detail the smaller holds: a quarter-size copy's strokes are blurs
@@ -533,6 +524,24 @@ def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | No
         laid, target = (cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) for pixels in (laid, target))
         inside = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     return solid_share(laid, target, inside)
+
+
+def _heights_as_each_stands(a: Keypoints, shared: np.ndarray, fit: np.ndarray, across: np.ndarray,
+                            down: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where points of ``b``'s frame (``across``, ``down``) lie in the part ``shared`` that both show, as
+    ``b`` stands and as ``a``, laid over ``b`` by ``fit`` (at ``DETAIL_SIDE``), stands: a caption band
+    added to a picture lies at its own top or bottom, which a quarter turn puts at the other's side."""
+    back = cv2.invertAffineTransform(fit)  # b's frame -> a's
+    shared_in_a = cv2.warpAffine(shared, fit, a.luminance.shape[::-1],
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    return (_heights(shared, down),
+            _heights(shared_in_a, back[1, 0] * across + back[1, 1] * down + back[1, 2]))
+
+
+def _middle(*heights: np.ndarray) -> np.ndarray:
+    """Whether points lie in the middle rows of every picture, at ``heights`` as each stands: away from
+    where a caption band someone added (at most ``MAX_CAPTION`` of the height) may cover it."""
+    return np.all([(each > MAX_CAPTION) & (each < 1 - MAX_CAPTION) for each in heights], axis=0)
 
 
 def _heights(shared: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -608,8 +617,7 @@ def opposed_shades(cells: LaidCells) -> float | None:
     someone added (at most ``MAX_CAPTION`` of the height, at the top or the bottom) may have been missed
     by the content box, and a quarter turn puts it at the other's side. None when fewer than
     ``TEXTURED_CELLS`` cells are clear."""
-    middle = np.all([(heights > MAX_CAPTION) & (heights < 1 - MAX_CAPTION)
-                     for heights in (cells.heights, cells.laid_heights)], axis=0)
+    middle = _middle(cells.heights, cells.laid_heights)
     weights = cells.weights[middle]
     means_mine = _cell_means(cells.mine[middle], weights)
     means_theirs = _cell_means(cells.theirs[middle], weights)
