@@ -1,7 +1,7 @@
 """What second looks cost on the dev half, beside the product without them, side by side in one run.
 
 Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare NAME]``, NAME one of looks, checks,
-thumbnails, keypoints, residual (after bench/calibrate.py has indexed the dev half). Each comparison writes
+thumbnails, keypoints, residual, solid (after bench/calibrate.py has indexed the dev half). Each comparison writes
 its own section of docs/benchmarks.md:
 
 - ``looks`` ("## Second looks: enlarged, tiny and frame"): the scale look for copies the model enlarges,
@@ -16,6 +16,8 @@ its own section of docs/benchmarks.md:
   matched by their files (``VOUCHED_PAIRS``), against no such look.
 - ``residual`` ("## The aligned residual"): pairs laid over each other pixel by pixel
   (lookalike/embedder/residual.py), against neither measuring nor judging it.
+- ``solid`` ("## Solid parts: cost"): the solid parts two pictures laid over each other differ in
+  (:func:`~lookalike.embedder.keypoints.solid_differences`), against neither measuring nor judging them.
 
 ``duplicates()`` at the default runs with and without, alternating, the median of the rounds each, in
 one process on one index: the ratio is the number to trust on a shared machine.
@@ -79,6 +81,8 @@ COMPARISONS = {
                   "threshold, matched by their files)", ({}, {"VOUCHED_PAIRS": 0})),
     "residual": ("## The aligned residual", "the aligned residual (measured and judged)",
                  ({}, {}, {"aligned_residual": lambda *_: None})),
+    "solid": ("## Solid parts: cost", "the solid parts (measured and judged)",
+              ({}, {}, {"solid_differences": lambda *_: None})),
 }
 """Each comparison: its section, what it compares, and what turns it off: the duplicate search's
 settings, Collection's constants and (optionally) the keypoint module's."""
