@@ -1,8 +1,8 @@
 """What second looks cost on the dev half, beside the product without them, side by side in one run.
 
 Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare NAME]``, NAME one of looks, checks,
-thumbnails, keypoints, residual, solid (after bench/calibrate.py has indexed the dev half). Each comparison writes
-its own section of docs/benchmarks.md:
+thumbnails, keypoints, residual, solid (after bench/calibrate.py has indexed the dev half). Each comparison
+writes its own section of docs/benchmarks.md:
 
 - ``looks`` ("## Second looks: enlarged, tiny and frame"): the scale look for copies the model enlarges,
   the pixel search for tiny ones and the frame look (bench/unseen.py showed them missing; its ``BEFORE``

@@ -6,9 +6,10 @@ docs/benchmarks.md; ``--no-write`` prints only.
 
 One artist's numbered drawings (a card's other pips, a clock's hands at other times, a smiley's tongue)
 fit hundreds of keypoints where they are one drawing; the cells that differ are forgiven as details, and
-at 64 pixels the difference is under a copy's noise. Laid over each other where the keypoints lay them,
-at the detail scale, what differs is solid (lookalike/embedder/keypoints.py, ``solid_differences``), and
-the pair is dropped over ``SOLID_APART``. Here every pair is matched as the product matches it, as drawn
+at 64 pixels the difference is under a copy's noise. Laid over each other where the keypoints lay them
+(or, too flat for keypoints, where the residual's search lays them: ``placed_solid_differences``), at the
+detail scale, what differs is solid (lookalike/embedder/keypoints.py, ``solid_differences``), and the
+pair is dropped over ``SOLID_APART``. Here every pair is matched as the product matches it, as drawn
 and mirrored, and counted where one of the two passes every other check (the keypoints, cells, shades,
 strokes, the residual): copies (pairs of one original's pictures, every kind, copy beside copy, drawn at
 random as bench/aligned_residual.py draws them), each dev original beside each of bench/hue_turns.py's

@@ -259,9 +259,10 @@ def test_a_flat_pictures_copies_keep_its_layout(tmp_path, picture, kind):
 def test_flat_drawings_of_the_same_colours_in_another_layout_are_not_copies(tmp_path):
     """Two tricolours of white, green and red in another order: alike to the model, and too flat for
     keypoints, but their layouts disagree however one is cropped, turned or mirrored (so the aligned
-    residual is not measured). Only the layouts tell them: one tone curve maps these three flat colours
-    onto the same three in another order (no value of one stands for two of the other's), so the
-    residual finds nothing unexplained."""
+    residual is not measured). One tone curve maps these three flat colours onto the same three in another
+    order (no value of one stands for two of the other's), so the residual finds nothing unexplained; a
+    curve that never falls does not, so the solid parts, laid where the residual's search lays them,
+    tell them too."""
     from lookalike.embedder import keypoints
     from lookalike.index import geometry
 
@@ -271,9 +272,12 @@ def test_flat_drawings_of_the_same_colours_in_another_layout_are_not_copies(tmp_
     assert max(found.keypoints_a, found.keypoints_b) < EXPECTED_KEYPOINTS
     assert found.layout < keypoints.LAYOUT_AGREEMENT and found.residual is None
     assert verdict(one, other)
-    with pytest.MonkeyPatch.context() as patch:  # without the layouts compared, nothing judges the pair
+    with pytest.MonkeyPatch.context() as patch:  # without the layouts compared, the solid parts tell them
         patch.setattr(keypoints, "LAYOUT_AGREEMENT", -1.0)
-        assert KeypointFiles().match([(str(one), str(other))])[0].residual <= geometry.RESIDUAL_APART
+        found = KeypointFiles().match([(str(one), str(other))])[0]
+        assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
+        assert verdict(one, other)
+        patch.setattr(geometry, "SOLID_APART", 1.0)  # and without them nothing judges the pair
         assert not verdict(one, other)
 
 
@@ -314,7 +318,8 @@ def test_a_flag_with_its_white_band_turned_dark_is_not_a_copy(tmp_path):
 def test_a_flag_with_a_cross_inside_its_cross_is_not_a_copy_of_one_without(tmp_path):
     """Denmark's flag and Norway's: one layout on a 5 x 5 grid (a white cross on red), too flat for
     keypoints, but laid over each other Norway's blue cross is where Denmark has white, and no tone curve
-    explains it (``RESIDUAL_APART``). Norway's copies of every kind are explained
+    explains it (``RESIDUAL_APART``), nor, laid where the residual's search lays them, the solid cross
+    (``SOLID_APART``). Norway's copies of every kind are explained
     (``test_a_flat_pictures_copies_keep_its_layout``)."""
     from lookalike.index import geometry
 
@@ -326,8 +331,11 @@ def test_a_flag_with_a_cross_inside_its_cross_is_not_a_copy_of_one_without(tmp_p
     assert found.layout >= LAYOUT_AGREEMENT  # the layouts cannot tell them
     assert found.residual > geometry.RESIDUAL_APART
     assert verdict(denmark, norway, files)
-    with pytest.MonkeyPatch.context() as patch:  # without the residual, nothing judges the pair
+    assert found.solid > geometry.SOLID_APART
+    with pytest.MonkeyPatch.context() as patch:  # each alone tells them; without both, nothing does
         patch.setattr(geometry, "RESIDUAL_APART", 1.0)
+        assert verdict(denmark, norway, files)
+        patch.setattr(geometry, "SOLID_APART", 1.0)
         assert not verdict(denmark, norway, files)
 
 
@@ -349,8 +357,9 @@ def test_the_residual_is_measured_for_photos_and_flat_pictures_alike(tmp_path, c
 
 def test_a_pair_the_keypoints_tell_apart_is_not_laid_over_itself(copies):
     """The geometric check's veto is decided by the keypoints before any residual (which only adds to
-    it): two photos are told apart without their pixels being aligned, with the same verdict, while a
-    copy is still measured. The verdict's own code is part of the name kept matches are filed under."""
+    it, with the solid parts where its search lays a pair): two photos are told apart without their
+    pixels being aligned, with the same verdict, while a copy is still measured. The verdict's own code
+    is part of the name kept matches are filed under."""
     from lookalike.embedder import keypoints
 
     cat, crop, espresso = (str(copies[name]) for name in (("cat", "original"), ("cat", "crop"),
@@ -359,7 +368,8 @@ def test_a_pair_the_keypoints_tell_apart_is_not_laid_over_itself(copies):
     for (a, b) in ((cat, espresso), (cat, crop)):
         measured, skipped = every.match([(a, b)])[0], decided.match([(a, b)])[0]
         assert geometry_disagrees(measured) == geometry_disagrees(skipped)
-        assert skipped._replace(residual=None) == measured._replace(residual=None)
+        laid_by_search = {"residual": None, "solid": None}
+        assert skipped._replace(**laid_by_search) == measured._replace(**laid_by_search)
         assert (skipped.residual is None) == geometry_disagrees(measured)
     assert measured.residual is not None  # the copy: laid over its original
     assert keypoints.matching_code(geometry_disagrees) != keypoints.matching_code()
@@ -401,7 +411,8 @@ def test_a_laying_is_judged_only_where_it_is_a_copys(copies):
     assert laid_share(crop, whole, _shift(8, 0)) <= EXPLAINED
     assert laid_share(crop, whole, _shift(2, 0)) > RESIDUAL_APART  # 6 pixels (of 64) off
     # a laying that does not explain the pair leaves it to the search, which finds the crop's place
-    assert aligned_residual(crop, whole, _shift(2, 0)) == aligned_residual(crop, whole) <= EXPLAINED
+    searched = aligned_residual(crop, whole)
+    assert aligned_residual(crop, whole, _shift(2, 0)).share == searched.share <= EXPLAINED
     middle = _cuts(scene.crop((128, 128, 384, 384)))
     assert laid_share(middle, whole, _shift(16, 16, 0.5)) is None
     left, right = _cuts(scene.crop((0, 0, 384, 512))), _cuts(scene.crop((128, 0, 512, 512)))
@@ -531,11 +542,11 @@ def test_a_design_in_another_colour_is_not_explained_but_a_brightened_copy_is(tm
     for path in tmp_path.iterdir():
         with Image.open(path) as opened:
             cuts[path.stem] = _cuts(opened.convert("RGB"))
-    assert aligned_residual(cuts["red"], cuts["blue"]) > RESIDUAL_APART
+    assert aligned_residual(cuts["red"], cuts["blue"]).share > RESIDUAL_APART
     for kind in edits:
-        assert aligned_residual(cuts["red"], cuts[kind]) <= EXPLAINED, kind
+        assert aligned_residual(cuts["red"], cuts[kind]).share <= EXPLAINED, kind
     monkeypatch.setattr(residual, "_tone_mapped", _per_channel(residual._tone_mapped))
-    assert aligned_residual(cuts["red"], cuts["blue"]) <= EXPLAINED
+    assert aligned_residual(cuts["red"], cuts["blue"]).share <= EXPLAINED
 
 
 def test_a_smooth_wallpaper_with_its_colours_swapped_is_not_a_copy(tmp_path):

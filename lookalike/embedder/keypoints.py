@@ -71,6 +71,7 @@ ORB_EDGE = 31  # ORB's border without keypoints: a strip this thin has none (one
 DETAIL_SIDE = 256  # long side of the luminance kept to compare details once aligned
 CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
+REFINING = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)  # ECC: steps at most, least gain
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
 STROKED = 4.0  # spread of the change from pixel to next pixel (row or column) over which a cell has strokes
 CELL_AGREEMENT = 0.5  # aligned cells whose details correlate less than this differ
@@ -379,7 +380,13 @@ def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None
     if told or (not flat and _beyond_alignment(found)):
         return found
     laying = None if laid is None else laid * np.array([1.0, 1.0, CUTS_SIDE / SIDE])  # shifts at cut size
-    return found._replace(residual=aligned_residual(a.cuts, b.cuts, laying))
+    searched = aligned_residual(a.cuts, b.cuts, laying)
+    if searched is None:
+        return found
+    found = found._replace(residual=searched.share)
+    if laid is not None or searched.fit is None or (decided is not None and decided(found)):
+        return found
+    return found._replace(solid=placed_solid_differences(a, b, searched.fit))
 
 
 def _beyond_alignment(found: Match) -> bool:
@@ -524,6 +531,43 @@ def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | No
         laid, target = (cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) for pixels in (laid, target))
         inside = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     return solid_share(laid, target, inside)
+
+
+def placed_solid_differences(a: Keypoints, b: Keypoints, placing: np.ndarray) -> float | None:
+    """:func:`solid_differences` of a pair too flat for its keypoints to lay it, laid where the residual's
+    search placed it (``placing``: ``Residual.fit``, from shares of ``a``'s picture to shares of
+    ``b``'s): a pictogram with another figure in one frame, a flag with another emblem on one field. That
+    search aligns at 64 pixels, its scales 0.04 apart, so a crop it lays can lie a few pixels off at the
+    detail scale: where that shows solid parts, the alignment refined there (:func:`_refined`) is
+    compared too, and the lesser counts (a copy needs one laying that explains it)."""
+    height_a, width_a = a.luminance.shape
+    height_b, width_b = b.luminance.shape
+    fit = (np.diag([width_b, height_b, 1.0]) @ np.vstack([placing, [0.0, 0.0, 1.0]])
+           @ np.diag([1 / width_a, 1 / height_a, 1.0]))[:2]  # at DETAIL_SIDE, 0 at a pixel's edge
+    fit[:, 2] += fit[:, :2] @ [0.5, 0.5] - 0.5  # 0 at the first pixel's centre, as OpenCV warps
+    solid = solid_differences(a, b, _at_side(fit))
+    if not solid:
+        return solid
+    refined = _refined(a, b, fit)
+    again = None if refined is None else solid_differences(a, b, _at_side(refined))
+    return solid if again is None else min(solid, again)
+
+
+def _at_side(fit: np.ndarray) -> np.ndarray:
+    """A fit between luminances at ``DETAIL_SIDE`` as one between keypoints at ``SIDE``."""
+    return np.hstack([fit[:, :2], fit[:, 2:] * SIDE / DETAIL_SIDE]).astype(np.float32)
+
+
+def _refined(a: Keypoints, b: Keypoints, fit: np.ndarray) -> np.ndarray | None:
+    """``fit`` (``a``'s luminance onto ``b``'s) refined by maximising their correlation (OpenCV's ECC:
+    brightness and contrast left aside, as a copy changes them); None where it does not converge."""
+    warp = cv2.invertAffineTransform(fit.astype(np.float32))  # ECC maps b's pixels to a's
+    try:
+        _, warp = cv2.findTransformECC(b.luminance.astype(np.float32), a.luminance.astype(np.float32), warp,
+                                       cv2.MOTION_AFFINE, REFINING, None, 3)
+    except cv2.error:
+        return None
+    return cv2.invertAffineTransform(warp)
 
 
 def _heights_as_each_stands(a: Keypoints, shared: np.ndarray, fit: np.ndarray, across: np.ndarray,

@@ -58,12 +58,20 @@ SOLID_PIXELS = 64 * 64  # fewer compared and the pair is left to the other looks
 LUMINANCE = np.float32([0.299, 0.587, 0.114])
 
 
+Frame = tuple[float, float, float, float]
+"""Where a cut lies in its picture: (left, top, right, bottom) as shares of the whole picture's width and
+height."""
+WHOLE: Frame = (0.0, 0.0, 1.0, 1.0)
+
+
 class Cuts(NamedTuple):
     """A picture at ``SIDE`` pixels on the long side, RGB [h, w, 3] uint8: inside its content box (added
-    borders and caption bands left out) and whole (what the box got wrong is there)."""
+    borders and caption bands left out) and whole (what the box got wrong is there); ``box_frame``, where
+    the box lies in the picture."""
 
     box: np.ndarray
     whole: np.ndarray
+    box_frame: Frame = WHOLE
 
     @property
     def nbytes(self) -> int:
@@ -73,8 +81,11 @@ class Cuts(NamedTuple):
 def picture_cuts(picture: Image.Image, box: tuple[int, int, int, int]) -> Cuts:
     """An RGB picture's :class:`Cuts`, its content box (top, bottom, left, right) in its own pixels."""
     top, bottom, left, right = box
-    inside = picture.crop((left, top, right, bottom)) if bottom > top and right > left else picture
-    return Cuts(_small(inside), _small(picture))
+    if not (bottom > top and right > left):
+        return Cuts(_small(picture), _small(picture))
+    width, height = picture.size
+    return Cuts(_small(picture.crop((left, top, right, bottom))), _small(picture),
+                (left / width, top / height, right / width, bottom / height))
 
 
 def _small(picture: Image.Image) -> np.ndarray:
@@ -83,22 +94,31 @@ def _small(picture: Image.Image) -> np.ndarray:
     return np.asarray(picture.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0))
 
 
-def aligned_residual(a: Cuts, b: Cuts, laying: np.ndarray | None = None) -> float | None:
+class Residual(NamedTuple):
+    """:func:`aligned_residual`: the ``share`` of pixels no tone curve explains, and where the search laid
+    the two for it (``fit``: an affine map from ``a``'s frame to ``b``'s, in shares of each whole picture's
+    width and height, as :func:`placed` reads it; None where the keypoints' laying explained the pair)."""
+
+    share: float
+    fit: np.ndarray | None = None
+
+
+def aligned_residual(a: Cuts, b: Cuts, laying: np.ndarray | None = None) -> Residual | None:
     """The share of pixels no tone curve explains with the two laid over each other at best: the least
     over :func:`_pairs_of_cuts` (none tried after one under ``EXPLAINED``), each the smaller of mapping
     ``a`` onto ``b`` and ``b`` onto ``a`` (brightening clips: orange and yellow both turn yellow, a curve
-    one way only). None where nothing could be aligned (a blank picture, a strip). Where ``laying``
-    explains the pair (:func:`laid_share` under ``EXPLAINED``), that share, and no cut is searched; a
-    share it leaves over that is not counted: measured over the part the keypoints lay rather than over
-    a cut, it reads lower for two pictures a few badges apart (blue ensigns: 0.058 where every cut
-    leaves 0.064), and the veto was calibrated on cuts.
+    one way only), with where it laid them. None where nothing could be aligned (a blank picture, a
+    strip). Where ``laying`` explains the pair (:func:`laid_share` under ``EXPLAINED``), that share, and no
+    cut is searched; a share it leaves over that is not counted: measured over the part the keypoints lay
+    rather than over a cut, it reads lower for two pictures a few badges apart (blue ensigns: 0.058 where
+    every cut leaves 0.064), and the veto was calibrated on cuts.
 
     A picture of a few flat colours maps within ``DIFFERENT`` onto a smooth, dim one (a tricolour's
     stripes onto a night sky), and onto the same colours in another order (the layouts tell those): the
     residual can miss a difference, never invent one."""
     laid = None if laying is None else laid_share(a, b, laying)
     if laid is not None and laid <= EXPLAINED:
-        return laid
+        return Residual(laid)
     least = None
     (first, *others) = _pairs_of_cuts(a, b)
     tries = [(first, UPRIGHT), (first, TURNED)] + [(pair, UPRIGHT + TURNED) for pair in others]
@@ -106,9 +126,11 @@ def aligned_residual(a: Cuts, b: Cuts, laying: np.ndarray | None = None) -> floa
         found = _aligned(mine, theirs, turns)
         if found is None:
             continue
-        share = _unexplained_both_ways(*found)
-        least = share if least is None else min(least, share)
-        if least <= EXPLAINED:
+        inner, part, fit = found
+        share = _unexplained_both_ways(inner, part)
+        if least is None or share < least.share:
+            least = Residual(share, fit)
+        if least.share <= EXPLAINED:
             break
     return least
 
@@ -152,10 +174,12 @@ def _unexplained_both_ways(inner: np.ndarray, outer: np.ndarray, inside: np.ndar
 class _Cut:
     """One cut of a picture as aligned: its pixels (float32) and, each channel at unit spread
     (:func:`_standard`), at full and at half size; those enlarged by ``SCALES`` with ``SLACK`` around
-    as the search asks (:meth:`grown`), each made once however many pairs of cuts it is in."""
+    as the search asks (:meth:`grown`), each made once however many pairs of cuts it is in; its
+    ``frame`` in the picture."""
 
-    def __init__(self, pixels: np.ndarray) -> None:
+    def __init__(self, pixels: np.ndarray, frame: Frame = WHOLE) -> None:
         self.pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        self.frame = frame
         self.standard = _standard(self.pixels)
         height, width = self.pixels.shape[:2]
         self.coarse = cv2.resize(self.standard, (max(2, width // 2), max(2, height // 2)),
@@ -171,6 +195,13 @@ class _Cut:
             layers, edge = ((self.coarse,), SLACK // 2) if coarse else ((self.pixels, self.standard), SLACK)
             self._grown[key] = tuple(_grown(layer, float(SCALES[scale]), edge) for layer in layers)
         return self._grown[key]
+
+    def to_picture(self) -> np.ndarray:
+        """The affine map [3, 3] from this cut's pixels (0 at a pixel's edge) to shares of its picture."""
+        left, top, right, bottom = self.frame
+        height, width = self.pixels.shape[:2]
+        return np.array([[(right - left) / width, 0.0, left], [0.0, (bottom - top) / height, top],
+                         [0.0, 0.0, 1.0]])
 
     def grown_shape(self, scale: int) -> tuple[int, int]:
         """(height, width) of the full-size layers at ``SCALES[scale]``, without making them."""
@@ -193,10 +224,12 @@ def _pairs_of_cuts(a: Cuts, b: Cuts) -> Iterator[tuple[_Cut, _Cut]]:
     or whole."""
     sides = []
     for cuts in (a, b):
-        band = round(MAX_CAPTION * len(cuts.whole))
+        rows = len(cuts.whole)
+        band = round(MAX_CAPTION * rows)
         framed = not np.array_equal(cuts.box, cuts.whole)
-        plain = [_Cut(cuts.box), _Cut(cuts.whole)] if framed else [_Cut(cuts.whole)]
-        sides.append((plain, [_Cut(cuts.whole[band:]), _Cut(cuts.whole[:len(cuts.whole) - band])]))
+        plain = [_Cut(cuts.box, cuts.box_frame), _Cut(cuts.whole)] if framed else [_Cut(cuts.whole)]
+        sides.append((plain, [_Cut(cuts.whole[band:], (0.0, band / rows, 1.0, 1.0)),
+                              _Cut(cuts.whole[:rows - band], (0.0, 0.0, 1.0, (rows - band) / rows))]))
     (plain_a, banded_a), (plain_b, banded_b) = sides
     yield from itertools.product(plain_a, plain_b)
     yield from itertools.product(banded_a, plain_b)
@@ -221,13 +254,14 @@ def _standard(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((pixels - mean.ravel()) / np.maximum(spread.ravel(), 4.0), dtype=np.float32)
 
 
-def _aligned(a: _Cut, b: _Cut, turns: Sequence[int]) -> tuple[np.ndarray, np.ndarray] | None:
+def _aligned(a: _Cut, b: _Cut, turns: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The inner picture and the part of the outer one under it, at their best alignment (correlation)
     of the ``turns`` (:func:`_view`) of either picture inside the other as drawn, enlarged by each of
     ``SCALES`` (a view of
-    ``b`` inside ``a`` is ``a`` inside the opposite view of ``b``); None where either is one colour or
-    thinner than ``MIN_SIDE``. Searched at half size over every other scale first; the ``CANDIDATES``
-    best placings are then matched at full size at their scale and the two beside it."""
+    ``b`` inside ``a`` is ``a`` inside the opposite view of ``b``), and that alignment as :func:`_placing`
+    maps ``a``'s picture onto ``b``'s; None where either is one colour or thinner than ``MIN_SIDE``.
+    Searched at half size over every other scale first; the ``CANDIDATES`` best placings are then
+    matched at full size at their scale and the two beside it."""
     coarse = []
     for inner, outer in ((a, b), (b, a)):
         if not (inner.comparable and outer.comparable):
@@ -259,8 +293,33 @@ def _aligned(a: _Cut, b: _Cut, turns: Sequence[int]) -> tuple[np.ndarray, np.nda
             scores = cv2.matchTemplate(grown_standard, view_standard, cv2.TM_CCOEFF_NORMED)
             _, score, _, (x, y) = cv2.minMaxLoc(scores)
             if best is None or score > best[0]:
-                best = score, view, grown[y:y + view.shape[0], x:x + view.shape[1]]
-    return None if best is None else best[1:]
+                part = grown[y:y + view.shape[0], x:x + view.shape[1]]
+                best = score, view, part, (inner, outer, turn, near, x, y)
+    if best is None:
+        return None
+    _, view, part, (inner, outer, turn, near, x, y) = best
+    inner_to_outer = _placing(inner, outer, turn, near, x, y)
+    return view, part, (inner_to_outer if inner is a else np.linalg.inv(inner_to_outer))[:2]
+
+
+def _placing(inner: _Cut, outer: _Cut, turn: int, scale: int, x: int, y: int) -> np.ndarray:
+    """The affine map [3, 3] from shares of ``inner``'s picture to shares of ``outer``'s, with the
+    ``turn`` (:func:`_view`) of ``inner`` found at (``x``, ``y``) in ``outer`` grown to ``SCALES[scale]``
+    (:meth:`_Cut.grown`)."""
+    height, width = inner.pixels.shape[:2]
+    corners = np.stack(np.meshgrid(np.float32([0, width]), np.float32([0, height])), axis=-1)  # edges
+    turned = _view(corners, turn)  # the inner cut's corners where the view has its own
+    view_height, view_width = (width, height) if TURNED_VIEWS[turn] else (height, width)
+    view_to_inner = cv2.getAffineTransform(
+        np.float32([[0, 0], [view_width, 0], [0, view_height]]),
+        np.float32([turned[0, 0], turned[0, 1], turned[1, 0]]))
+    grown_height, grown_width = (size - 2 * SLACK for size in outer.grown_shape(scale))
+    outer_height, outer_width = outer.pixels.shape[:2]
+    across, down = outer_width / grown_width, outer_height / grown_height
+    view_to_outer = np.array([[across, 0.0, (x - SLACK) * across], [0.0, down, (y - SLACK) * down],
+                              [0.0, 0.0, 1.0]])
+    inner_to_view = np.linalg.inv(np.vstack([view_to_inner, [0.0, 0.0, 1.0]]))
+    return outer.to_picture() @ view_to_outer @ inner_to_view @ np.linalg.inv(inner.to_picture())
 
 
 def _fits(shape: tuple[int, ...], grown: tuple[int, int]) -> bool:
