@@ -310,8 +310,9 @@ class Match(NamedTuple):
     rotation lies off the nearest quarter turn (a copy is upright, turned a quarter or half; what RANSAC
     fits to a handful of chance matches turns any way), None where nothing fits. ``residual`` is
     :func:`~lookalike.embedder.residual.aligned_residual`, None where :func:`matched_keypoints` leaves it
-    to the layouts or the keypoints. ``solid`` is :func:`solid_differences`, None where ``contained``
-    is or too little is compared."""
+    to the layouts or the keypoints. ``solid`` is :func:`solid_differences` where the keypoints lay the
+    two over each other, else :func:`placed_solid_differences` where the residual's search does; None
+    where neither lays them or too little is compared."""
 
     inliers: int
     matches: int
@@ -362,11 +363,13 @@ def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None
     (:func:`differing_cells`), shading (:func:`opposed_shades`) and strokes (:func:`differing_strokes`),
     each the larger of the two ways (:func:`_either_way`), and unless the keypoints have ``decided`` the
     pair already, their solid parts (:func:`solid_differences`). Then lay the two over each other pixel by
-    pixel (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits its
-    keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven
+    pixel (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits
+    its keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven
     as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells
     differing, 19 % of the pixels). Laid first where the keypoints lay them, which explains most copies
-    without a search (:func:`~lookalike.embedder.residual.laid_share`). Not where a flat pair's layouts
+    without a search (:func:`~lookalike.embedder.residual.laid_share`); where no keypoints laid them, their
+    solid parts are compared where the search lays them (:func:`placed_solid_differences`), unless the
+    residual has ``decided`` the pair. Not where a flat pair's layouts
     tell it apart already, nor where the keypoints lay two detailed pictures over each other turned in a
     way the residual does not try (:func:`_beyond_alignment`), nor where the keypoints have ``decided``
     the pair already: on the dev half, 38 % of the residual's time went to pairs they had told apart."""
