@@ -419,6 +419,37 @@ def _shift(x: float, y: float, scale: float = 1.0) -> np.ndarray:
     return np.array([[scale, 0.0, x], [0.0, scale, y]])
 
 
+def test_the_search_places_a_copy_where_it_was_cut_from(copies):
+    """The residual's search says where it laid the pair (``Residual.fit``, shares of one picture onto
+    the other's), which the solid parts are then compared at: a crop where it was cut, a mirror image and
+    a quarter turn turned back, a half-size copy on its original, a bordered copy's content box on the
+    picture inside the border; either way round."""
+    from lookalike.embedder.keypoints import _scaled
+    from lookalike.embedder.traits import content_box, thumbnail_pixels
+
+    def boxed(picture: Image.Image) -> Cuts:
+        pixels = thumbnail_pixels(picture)
+        return picture_cuts(picture, _scaled(content_box(pixels), pixels.shape, picture.size))
+
+    with Image.open(copies["cameraman", "original"]) as opened:
+        scene = opened.convert("RGB").resize((512, 512))
+    points = np.array([[0.2, 0.3], [0.8, 0.3], [0.5, 0.9]])  # shares of the scene's width and height
+    placed = {  # the copy, and where the points lie in it
+        "crop": (scene.crop((64, 0, 512, 512)), np.c_[(points[:, 0] * 512 - 64) / 448, points[:, 1]]),
+        "mirror": (ImageOps.mirror(scene), np.c_[1 - points[:, 0], points[:, 1]]),
+        "quarter turn": (scene.rotate(90, expand=True), np.c_[points[:, 1], 1 - points[:, 0]]),
+        "half size": (scene.resize((256, 256)), points),
+        "border": (ImageOps.expand(scene, border=73, fill="white"), (73 + points * 512) / 658),
+    }
+    for kind, (copy, expected) in placed.items():
+        onto = aligned_residual(boxed(scene), boxed(copy))
+        back = aligned_residual(boxed(copy), boxed(scene))
+        assert onto.share <= EXPLAINED and back.share <= EXPLAINED, kind
+        inverse = np.linalg.inv(np.vstack([back.fit, [0.0, 0.0, 1.0]]))[:2]
+        for fit in (onto.fit, inverse):
+            assert np.abs(points @ fit[:, :2].T + fit[:, 2] - expected).max() < 0.01, kind
+
+
 def test_a_laying_is_judged_only_where_it_is_a_copys(copies):
     """``laid_share`` lays one picture over the other as given: a crop where it was cut from is explained,
     and laid a few pixels off it is not (nor counted: the search decides). Where the laying is not a
