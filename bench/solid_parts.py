@@ -69,9 +69,10 @@ def judged(a: Keypoints | None, views: tuple[Keypoints | None, ...]) -> tuple[fl
         shares.append(found.solid or 0.0)
         if took is None and found.solid is not None:  # laid by the keypoints: time the solid parts alone
             _, laid = _keypoint_match(a, b)
-            start = time.perf_counter()
-            solid_differences(a, b, laid)
-            took = time.perf_counter() - start
+            if laid is not None:  # else laid by the residual's search, not timed here
+                start = time.perf_counter()
+                solid_differences(a, b, laid)
+                took = time.perf_counter() - start
     return (min(shares) if shares else None), took
 
 
