@@ -97,7 +97,8 @@ def _small(picture: Image.Image) -> np.ndarray:
 class Residual(NamedTuple):
     """:func:`aligned_residual`: the ``share`` of pixels no tone curve explains, and where the search laid
     the two for it (``fit``: an affine map from ``a``'s frame to ``b``'s, in shares of each whole picture's
-    width and height, as :func:`placed` reads it; None where the keypoints' laying explained the pair)."""
+    width and height, as :func:`~lookalike.embedder.keypoints.placed_solid_differences` reads it; None
+    where the keypoints' laying explained the pair)."""
 
     share: float
     fit: np.ndarray | None = None
