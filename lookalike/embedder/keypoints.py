@@ -475,7 +475,7 @@ class LaidCells(NamedTuple):
 def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
     """Lay ``a`` over ``b`` by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s) and cut both into
     :class:`LaidCells` (added borders and caption bands left out, by the content boxes)."""
-    fit, laid, shared = _laid_over(a, b, fit)
+    fit, laid, shared = _laid_over(a, b, _at_detail(fit))
     height, width = b.luminance.shape
     overlap = cv2.warpAffine(np.ones(a.luminance.shape, np.float32), fit, (width, height),
                              flags=cv2.INTER_NEAREST).sum()  # of the frames: content boxes can be off
@@ -500,12 +500,17 @@ def laid_cells(a: Keypoints, b: Keypoints, fit: np.ndarray) -> LaidCells:
                      min(contained, 1.0))
 
 
-def _laid_over(a: Keypoints, b: Keypoints, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``a``'s luminance laid over ``b``'s by ``fit`` (from ``a``'s points at ``SIDE`` to ``b``'s): the fit
-    at ``DETAIL_SIDE``, the laid luminance in ``b``'s frame, and the part of that frame inside both
-    content boxes (1.0, else 0.0)."""
+def _at_detail(fit: np.ndarray) -> np.ndarray:
+    """A fit between keypoints at ``SIDE`` as one between luminances at ``DETAIL_SIDE``."""
     fit = fit.astype(np.float32)
     fit[:, 2] *= DETAIL_SIDE / SIDE
+    return fit
+
+
+def _laid_over(a: Keypoints, b: Keypoints, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a``'s luminance laid over ``b``'s by ``fit`` (at ``DETAIL_SIDE``): the fit as float32, the laid
+    luminance in ``b``'s frame, and the part of that frame inside both content boxes (1.0, else 0.0)."""
+    fit = fit.astype(np.float32)
     height, width = b.luminance.shape
     laid = cv2.warpAffine(a.luminance.astype(np.float32), fit, (width, height), flags=cv2.INTER_LINEAR)
     shared = b.content_mask() * cv2.warpAffine(a.content_mask(), fit, (width, height),
@@ -521,6 +526,11 @@ def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | No
     times. Their keypoints fit where the two are one drawing, and the cells that differ are forgiven as
     details (``DETAILS_DIFFER`` in :mod:`lookalike.index.geometry`); a copy's own pixels differ only at its
     edges. Compared at the smaller picture's own resolution where it holds less than ``DETAIL_SIDE``."""
+    return _solid_differences_at_detail(a, b, _at_detail(fit))
+
+
+def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
+    """:func:`solid_differences` with ``fit`` between the luminances at ``DETAIL_SIDE``."""
     fit, laid, shared = _laid_over(a, b, fit)
     inside = cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
                        borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
@@ -548,17 +558,12 @@ def placed_solid_differences(a: Keypoints, b: Keypoints, placing: np.ndarray) ->
     fit = (np.diag([width_b, height_b, 1.0]) @ np.vstack([placing, [0.0, 0.0, 1.0]])
            @ np.diag([1 / width_a, 1 / height_a, 1.0]))[:2]  # at DETAIL_SIDE, 0 at a pixel's edge
     fit[:, 2] += fit[:, :2] @ [0.5, 0.5] - 0.5  # 0 at the first pixel's centre, as OpenCV warps
-    solid = solid_differences(a, b, _at_side(fit))
+    solid = _solid_differences_at_detail(a, b, fit)
     if not solid:
         return solid
     refined = _refined(a, b, fit)
-    again = None if refined is None else solid_differences(a, b, _at_side(refined))
+    again = None if refined is None else _solid_differences_at_detail(a, b, refined)
     return solid if again is None else min(solid, again)
-
-
-def _at_side(fit: np.ndarray) -> np.ndarray:
-    """A fit between luminances at ``DETAIL_SIDE`` as one between keypoints at ``SIDE``."""
-    return np.hstack([fit[:, :2], fit[:, 2:] * SIDE / DETAIL_SIDE]).astype(np.float32)
 
 
 def _refined(a: Keypoints, b: Keypoints, fit: np.ndarray) -> np.ndarray | None:

@@ -75,16 +75,17 @@ class Cuts(NamedTuple):
 
     @property
     def nbytes(self) -> int:
-        return self.box.nbytes + self.whole.nbytes
+        return self.box.nbytes + (0 if self.whole is self.box else self.whole.nbytes)
 
 
 def picture_cuts(picture: Image.Image, box: tuple[int, int, int, int]) -> Cuts:
     """An RGB picture's :class:`Cuts`, its content box (top, bottom, left, right) in its own pixels."""
     top, bottom, left, right = box
+    whole = _small(picture)
     if not (bottom > top and right > left):
-        return Cuts(_small(picture), _small(picture))
+        return Cuts(whole, whole)
     width, height = picture.size
-    return Cuts(_small(picture.crop((left, top, right, bottom))), _small(picture),
+    return Cuts(_small(picture.crop((left, top, right, bottom))), whole,
                 (left / width, top / height, right / width, bottom / height))
 
 
