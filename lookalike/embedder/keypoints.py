@@ -46,8 +46,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
+from lookalike.embedder.residual import LAID_SOLID, SOLID, Cuts, aligned_residual, picture_cuts, solid_share
 from lookalike.embedder.residual import SIDE as CUTS_SIDE
-from lookalike.embedder.residual import Cuts, aligned_residual, picture_cuts, solid_share
 from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
 
@@ -525,12 +525,27 @@ def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | No
     (:func:`~lookalike.embedder.residual.solid_share`): a card's other pips, a clock's hands at other
     times. Their keypoints fit where the two are one drawing, and the cells that differ are forgiven as
     details (``DETAILS_DIFFER`` in :mod:`lookalike.index.geometry`); a copy's own pixels differ only at its
-    edges. Compared at the smaller picture's own resolution where it holds less than ``DETAIL_SIDE``."""
-    return _solid_differences_at_detail(a, b, _at_detail(fit))
+    edges. Compared at the smaller picture's own resolution where it holds less than ``DETAIL_SIDE``.
+    A fit of a few keypoints (a quarter-size copy beside a crop) can lie a pixel or two off: where it
+    shows solid parts, it is refined (:func:`_least_solid_differences`)."""
+    return _least_solid_differences(a, b, _at_detail(fit), LAID_SOLID)
 
 
-def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
-    """:func:`solid_differences` with ``fit`` between the luminances at ``DETAIL_SIDE``."""
+def _least_solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray, wide: int) -> float | None:
+    """:func:`_solid_differences_at_detail` at ``fit``, and where that shows solid parts, also at the
+    alignment refined from it (:func:`_refined`): the lesser counts, as a copy needs one laying that
+    explains it."""
+    solid = _solid_differences_at_detail(a, b, fit, wide)
+    if not solid:
+        return solid
+    refined = _refined(a, b, fit)
+    again = None if refined is None else _solid_differences_at_detail(a, b, refined, wide)
+    return solid if again is None else min(solid, again)
+
+
+def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray, wide: int) -> float | None:
+    """:func:`solid_differences` with ``fit`` between the luminances at ``DETAIL_SIDE``, counting parts at
+    least ``wide`` pixels across."""
     fit, laid, shared = _laid_over(a, b, fit)
     inside = cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
                        borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
@@ -543,7 +558,7 @@ def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray) ->
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         laid, target = (cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) for pixels in (laid, target))
         inside = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    return solid_share(laid, target, inside)
+    return solid_share(laid, target, inside, wide)
 
 
 def placed_solid_differences(a: Keypoints, b: Keypoints, placing: np.ndarray) -> float | None:
@@ -551,19 +566,13 @@ def placed_solid_differences(a: Keypoints, b: Keypoints, placing: np.ndarray) ->
     search placed it (``placing``: ``Residual.fit``, from shares of ``a``'s picture to shares of
     ``b``'s): a pictogram with another figure in one frame, a flag with another emblem on one field. That
     search aligns at 64 pixels, its scales 0.04 apart, so a crop it lays can lie a few pixels off at the
-    detail scale: where that shows solid parts, the alignment refined there (:func:`_refined`) is
-    compared too, and the lesser counts (a copy needs one laying that explains it)."""
+    detail scale: where that shows solid parts, it is refined (:func:`_least_solid_differences`)."""
     height_a, width_a = a.luminance.shape
     height_b, width_b = b.luminance.shape
     fit = (np.diag([width_b, height_b, 1.0]) @ np.vstack([placing, [0.0, 0.0, 1.0]])
            @ np.diag([1 / width_a, 1 / height_a, 1.0]))[:2]  # at DETAIL_SIDE, 0 at a pixel's edge
     fit[:, 2] += fit[:, :2] @ [0.5, 0.5] - 0.5  # 0 at the first pixel's centre, as OpenCV warps
-    solid = _solid_differences_at_detail(a, b, fit)
-    if not solid:
-        return solid
-    refined = _refined(a, b, fit)
-    again = None if refined is None else _solid_differences_at_detail(a, b, refined)
-    return solid if again is None else min(solid, again)
+    return _least_solid_differences(a, b, fit, SOLID)
 
 
 def _refined(a: Keypoints, b: Keypoints, fit: np.ndarray) -> np.ndarray | None:

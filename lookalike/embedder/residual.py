@@ -52,6 +52,11 @@ MIN_SIDE = 8  # pixels: a thinner cut (a banner, a strip) has nothing to compare
 LAID_INSIDE = 0.95  # share of the smaller frame a copy laid by its keypoints has inside the other's
 GREY_SPREAD = 10.0  # a picture whose channels differ less than this (99th percentile) is grey
 SOLID = 5  # pixels a side a difference fills to count in solid_share (at 256, or the smaller's own)
+"""Where the residual's search laid the pair: flat pictures, whose colour fields' edges a greyscale copy
+beside a JPEG q30 one moves by a few pixels in luminance (Guinea's flag: 0.016 at 3, none at 5)."""
+LAID_SOLID = 3
+"""As ``SOLID`` where the keypoints laid the pair: hundreds of them fit within a pixel, and a card's small
+pips, a clock's thin hands, are strokes of 3-5 pixels. Copies (bench/solid_parts.py) leave none."""
 SOLID_SHIFT = 2  # pixels each way a laid pixel may find its match: the keypoints' fit is that far off
 SOLID_BLUR = 1.0
 SOLID_PIXELS = 64 * 64  # fewer compared and the pair is left to the other looks
@@ -404,16 +409,16 @@ def _apart(mapped: np.ndarray, target: np.ndarray, shift: int, blur: float) -> n
     return nearest
 
 
-def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray) -> float | None:
+def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: int) -> float | None:
     """The share of ``inside`` where two luminance pictures [h, w] laid over each other differ beyond
-    ``DIFFERENT`` after one tone curve, counting only parts at least ``SOLID`` pixels across (an opening:
+    ``DIFFERENT`` after one tone curve, counting only parts at least ``wide`` pixels across (an opening:
     what a copy leaves is its edges a little off, strokes thinned by shrinking), the smaller of mapping
     either onto the other. A clock's hour hand at other times, a playing card's other pips, a smiley's
     tongue: a few per cent of the picture, under what the whole picture's residual at 64 pixels can
     tell from a copy's noise, but solid. None where under ``SOLID_PIXELS`` are compared."""
     if int(inside.sum()) < SOLID_PIXELS:
         return None
-    kernel = np.ones((SOLID, SOLID), np.uint8)
+    kernel = np.ones((wide, wide), np.uint8)
     shares = []
     for source, other in ((laid, target), (target, laid)):
         mapped = _tone_mapped(source, other, inside, rising=True)
