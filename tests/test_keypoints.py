@@ -558,6 +558,29 @@ def test_one_clock_at_other_times_is_not_a_copy_but_its_copies_are(tmp_path, han
         assert not any(verdict(three, other, files) for other in others)
 
 
+def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):
+    """Keypoints on a flag's or a pattern's repeats can lay a copy tens of pixels off, and laid there even
+    a copy differs in solid parts. Where a laying shows any, it is refined (OpenCV's ECC) and the lesser
+    counts: a copy laid off has none once refined, and a clock at another time keeps its hand apart however
+    it was laid."""
+    from lookalike.embedder import keypoints
+    from lookalike.index import geometry
+
+    three = _clock(3, 0, tmp_path / "three.png", (5, 5))
+    with Image.open(three) as opened:
+        opened.convert("RGB").save(tmp_path / "copy.jpg", quality=75)
+    other = _clock(3, 30, tmp_path / "half past three.png", (5, 5))
+    original, copy, later = (file_keypoints(str(path)) for path in (three, tmp_path / "copy.jpg", other))
+    off = np.float32([[0, 0, 16], [0, 0, -10]])  # pixels at the keypoints' side (512)
+    for picture, apart in ((copy, False), (later, True)):
+        _, laid = keypoints._keypoint_match(original, picture)
+        assert (keypoints.solid_differences(original, picture, laid) > geometry.SOLID_APART) is apart
+        with pytest.MonkeyPatch.context() as patch:  # laid off and not refined, the copy differs too
+            patch.setattr(keypoints, "_refined", lambda *_: None)
+            assert keypoints.solid_differences(original, picture, laid + off) > geometry.SOLID_APART
+        assert (keypoints.solid_differences(original, picture, laid + off) > geometry.SOLID_APART) is apart
+
+
 def test_a_flag_with_another_emblem_is_not_a_copy_but_its_copies_are(tmp_path):
     """Too flat for keypoints to fit, the flags are laid over each other by the residual's search; at 64
     pixels a star beside a cross or a disc is under what a copy's noise leaves (the residual), but laid

@@ -526,8 +526,9 @@ def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | No
     times. Their keypoints fit where the two are one drawing, and the cells that differ are forgiven as
     details (``DETAILS_DIFFER`` in :mod:`lookalike.index.geometry`); a copy's own pixels differ only at its
     edges. Compared at the smaller picture's own resolution where it holds less than ``DETAIL_SIDE``.
-    A fit of a few keypoints (a quarter-size copy beside a crop) can lie a pixel or two off: where it
-    shows solid parts, it is refined (:func:`_least_solid_differences`)."""
+    A fit can lie off (a few keypoints, a quarter-size copy beside a crop: a pixel or two; keypoints on a
+    flag's or a pattern's repeats: tens of pixels): where it shows solid parts, it is refined
+    (:func:`_least_solid_differences`)."""
     return _least_solid_differences(a, b, _at_detail(fit), LAID_SOLID)
 
 
