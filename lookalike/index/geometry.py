@@ -189,12 +189,12 @@ originals alone (bench/originals_only.py) that set's wrongly paired originals fa
 pixels) -> 140 (three where keypoints lay), the series of drawings' 50 -> 33 -> 26 (search placings) ->
 24. The refining matters to copies: keypoints on a flag's or a pattern's repeats can lay a copy tens of
 pixels off (of 1,000 pairs of copies drawn from each of the artist and series sets, 11 and 12 views over
-the veto as laid, under it refined, most moved 7-60 pixels; of the artist's different drawings, 3 views,
-two lightning bolts moved 30 pixels). Not told: a red mouth on an orange face (a rising curve in
-luminance maps it onto the face), strokes under three pixels. Compared at the smaller picture's own
-resolution (a quarter-size copy's strokes are blurs at 256), in the middle rows only (a caption band covers
-the picture at the top or bottom), by a curve that never falls (a free one maps an added part's own colour
-onto whatever lies under it)."""
+the veto as laid, under it refined, most moved 7-60 pixels; of the artist's different drawings, 4 views:
+two lightning bolts as drawn and mirrored, moved 30 pixels, two sailing boats 9, two cards 0.3). Not told:
+a red mouth on an orange face (a rising curve in luminance maps it onto the face), strokes under three
+pixels. Compared at the smaller picture's own resolution (a quarter-size copy's strokes are blurs at 256),
+in the middle rows only (a caption band covers the picture at the top or bottom), by a curve that never
+falls (a free one maps an added part's own colour onto whatever lies under it)."""
 
 MIRROR_FIT = 0.5
 """Two shots of one scene fit hundreds of keypoints as drawn, every detail alike where they overlap, and
