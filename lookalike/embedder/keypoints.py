@@ -46,7 +46,15 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
-from lookalike.embedder.residual import LAID_SOLID, SOLID, Cuts, aligned_residual, picture_cuts, solid_share
+from lookalike.embedder.residual import (
+    LAID_SOLID,
+    SOLID,
+    Cuts,
+    aligned_residual,
+    is_grey,
+    picture_cuts,
+    solid_share,
+)
 from lookalike.embedder.residual import SIDE as CUTS_SIDE
 from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
 from lookalike.errors import ImageError
@@ -130,7 +138,8 @@ class Layout:
 class Keypoints:
     """One picture as drawn, described for matching: ORB keypoints' positions [n, 2] at ``SIDE`` and
     32-byte descriptors [n, 32]; its luminance at ``DETAIL_SIDE`` and, there, the box (top, bottom,
-    left, right) of its own content inside added borders or a caption band; the coarse layout of that
+    left, right) of its own content inside added borders or a caption band; its colours (RGB) at
+    ``DETAIL_SIDE`` for solid parts, None for a grey picture; the coarse layout of that
     content; the small colour :class:`~lookalike.embedder.residual.Cuts` a flat pair is aligned by; the
     long side of the picture as decoded (``resolution``: the detail it holds)."""
 
@@ -141,6 +150,7 @@ class Keypoints:
     layout: Layout
     cuts: Cuts
     resolution: int
+    colour: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.points)
@@ -150,7 +160,7 @@ class Keypoints:
         """Memory the arrays take, for bounding a cache of described files."""
         layout = self.layout
         arrays = (self.points, self.descriptors, self.luminance, *layout.shades, *(layout.colours or ()),
-                  *layout.contrasts)
+                  *layout.contrasts, *(() if self.colour is None else (self.colour,)))
         return sum(array.nbytes for array in arrays) + self.cuts.nbytes
 
     def content_mask(self) -> np.ndarray:
@@ -189,8 +199,11 @@ def picture_keypoints(picture: Image.Image, mirrored: bool = False) -> Keypoints
     pixels = thumbnail_pixels(picture)  # the content box and the layout, from one thumbnail
     box = content_box(pixels)
     cuts = picture_cuts(picture, _scaled(box, pixels.shape, picture.size))
+    colour = None if is_grey(cuts.whole) else np.asarray(  # scaled down as the luminance is
+        picture.convert("RGB").resize(size, Image.Resampling.BILINEAR).resize(detail_size,
+                                                                              Image.Resampling.BOX))
     return Keypoints(*_orb(np.asarray(grey)), luminance, _scaled(box, pixels.shape, detail_size),
-                     content_layout(pixels, box), cuts, max(picture.size))
+                     content_layout(pixels, box), cuts, max(picture.size), colour)
 
 
 def file_keypoints(path: str, mirrored: bool = False) -> Keypoints | None:
@@ -507,12 +520,14 @@ def _at_detail(fit: np.ndarray) -> np.ndarray:
     return fit
 
 
-def _laid_over(a: Keypoints, b: Keypoints, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``a``'s luminance laid over ``b``'s by ``fit`` (at ``DETAIL_SIDE``): the fit as float32, the laid
-    luminance in ``b``'s frame, and the part of that frame inside both content boxes (1.0, else 0.0)."""
+def _laid_over(a: Keypoints, b: Keypoints, fit: np.ndarray, in_colour: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a``'s luminance (``in_colour``: its colours) laid over ``b``'s by ``fit`` (at ``DETAIL_SIDE``):
+    the fit as float32, the laid pixels in ``b``'s frame, and the part of that frame inside both content
+    boxes (1.0, else 0.0)."""
     fit = fit.astype(np.float32)
     height, width = b.luminance.shape
-    laid = cv2.warpAffine(a.luminance.astype(np.float32), fit, (width, height), flags=cv2.INTER_LINEAR)
+    laid = cv2.warpAffine(_detail(a, in_colour), fit, (width, height), flags=cv2.INTER_LINEAR)
     shared = b.content_mask() * cv2.warpAffine(a.content_mask(), fit, (width, height),
                                                flags=cv2.INTER_NEAREST)
     return fit, laid, shared
@@ -544,16 +559,23 @@ def _least_solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray, wide: 
     return solid if again is None else min(solid, again)
 
 
+def _detail(found: Keypoints, in_colour: bool) -> np.ndarray:
+    """A picture's pixels at ``DETAIL_SIDE`` as float32: its colours or its luminance."""
+    return (found.colour if in_colour else found.luminance).astype(np.float32)
+
+
 def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray, wide: int) -> float | None:
     """:func:`solid_differences` with ``fit`` between the luminances at ``DETAIL_SIDE``, counting parts at
-    least ``wide`` pixels across."""
-    fit, laid, shared = _laid_over(a, b, fit)
+    least ``wide`` pixels across. In colour where both pictures have it: a red mouth on an orange face is
+    one level in luminance, which a tone curve maps onto the face."""
+    in_colour = a.colour is not None and b.colour is not None
+    fit, laid, shared = _laid_over(a, b, fit, in_colour)
     inside = cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
                        borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     height, width = b.luminance.shape
     across, down = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     inside &= _middle(*_heights_as_each_stands(a, shared, fit, across, down))
-    target = b.luminance.astype(np.float32)
+    target = _detail(b, in_colour)
     scale = min(a.resolution, b.resolution) / DETAIL_SIDE
     if scale < 1:  # compared at the detail the smaller holds: a quarter-size copy's strokes are blurs
         size = (max(1, round(width * scale)), max(1, round(height * scale)))

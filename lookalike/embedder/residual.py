@@ -172,7 +172,7 @@ def laid_share(a: Cuts, b: Cuts, laying: np.ndarray) -> float | None:
 def _unexplained_both_ways(inner: np.ndarray, outer: np.ndarray, inside: np.ndarray | None = None) -> float:
     """The share of pixels no tone curve explains, the smaller of mapping either onto the other."""
     inside = np.ones(inner.shape[:2], bool) if inside is None else inside
-    if _grey(inner[inside][None]) or _grey(outer[inside][None]):  # greyed: in luminance, each channel alike
+    if is_grey(inner[inside][None]) or is_grey(outer[inside][None]):  # greyed: luminance, channels alike
         inner, outer = (inner @ LUMINANCE)[..., None], (outer @ LUMINANCE)[..., None]
     return min(_unexplained(_tone_mapped(inner, outer, inside), outer, inside),
                _unexplained(_tone_mapped(outer, inner, inside), inner, inside))
@@ -243,7 +243,9 @@ def _pairs_of_cuts(a: Cuts, b: Cuts) -> Iterator[tuple[_Cut, _Cut]]:
     yield from ((mine, theirs) for theirs, mine in itertools.product(banded_b, plain_a))
 
 
-def _grey(pixels: np.ndarray) -> bool:
+def is_grey(pixels: np.ndarray) -> bool:
+    """Whether RGB pixels [h, w, 3] hold no colour: greyed, or drawn in black and white (JPEG's tints
+    aside)."""
     return float(np.percentile(pixels.max(axis=2) - pixels.min(axis=2), 99)) < GREY_SPREAD
 
 
@@ -410,19 +412,25 @@ def _apart(mapped: np.ndarray, target: np.ndarray, shift: int, blur: float) -> n
 
 
 def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: int) -> float | None:
-    """The share of ``inside`` where two luminance pictures [h, w] laid over each other differ beyond
-    ``DIFFERENT`` after one tone curve, counting only parts at least ``wide`` pixels across (an opening:
-    what a copy leaves is its edges a little off, strokes thinned by shrinking), the smaller of mapping
-    either onto the other. A clock's hour hand at other times, a playing card's other pips, a smiley's
-    tongue: a few per cent of the picture, under what the whole picture's residual at 64 pixels can
-    tell from a copy's noise, but solid. None where under ``SOLID_PIXELS`` are compared."""
+    """The share of ``inside`` where two pictures (luminance [h, w] or RGB [h, w, 3]) laid over each other
+    differ beyond ``DIFFERENT`` after one tone curve for all channels, counting only parts at least
+    ``wide`` pixels across (an opening: what a copy leaves is its edges a little off, strokes thinned by
+    shrinking), the smaller of mapping either onto the other. A clock's hour hand at other times, a
+    playing card's other pips, a smiley's tongue: a few per cent of the picture, under what the whole
+    picture's residual at 64 pixels can tell from a copy's noise, but solid. None where under
+    ``SOLID_PIXELS`` are compared."""
     if int(inside.sum()) < SOLID_PIXELS:
         return None
     kernel = np.ones((wide, wide), np.uint8)
     shares = []
     for source, other in ((laid, target), (target, laid)):
         mapped = _tone_mapped(source, other, inside, rising=True)
-        beyond = (_apart(mapped[..., None], other[..., None], SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
+        beyond = (_apart(_channels(mapped), _channels(other), SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
         shares.append(np.count_nonzero(cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel))
                       / np.count_nonzero(inside))
     return float(min(shares))
+
+
+def _channels(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as [h, w, channels]: luminance as one channel."""
+    return pixels if pixels.ndim == 3 else pixels[..., None]
