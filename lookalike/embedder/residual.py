@@ -60,6 +60,7 @@ pips, a clock's thin hands, are strokes of 3-5 pixels. Copies (bench/solid_parts
 SOLID_SHIFT = 2  # pixels each way a laid pixel may find its match: the keypoints' fit is that far off
 SOLID_BLUR = 1.0
 SOLID_PIXELS = 64 * 64  # fewer compared and the pair is left to the other looks
+SATURATION = 2.5  # a copy is at most this many times more, or less, colourful than its original
 LUMINANCE = np.float32([0.299, 0.587, 0.114])
 
 
@@ -417,18 +418,46 @@ def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: 
     ``wide`` pixels across (an opening: what a copy leaves is its edges a little off, strokes thinned by
     shrinking), the smaller of mapping either onto the other. A clock's hour hand at other times, a
     playing card's other pips, a smiley's tongue: a few per cent of the picture, under what the whole
-    picture's residual at 64 pixels can tell from a copy's noise, but solid. None where under
-    ``SOLID_PIXELS`` are compared."""
+    picture's residual at 64 pixels can tell from a copy's noise, but solid. In colour, a red mouth on an
+    orange face, one level in luminance, is solid too; a copy made less or more colourful is mapped again
+    with its saturation matched (:func:`_mappings`). None where under ``SOLID_PIXELS`` are compared."""
     if int(inside.sum()) < SOLID_PIXELS:
         return None
     kernel = np.ones((wide, wide), np.uint8)
-    shares = []
-    for source, other in ((laid, target), (target, laid)):
-        mapped = _tone_mapped(source, other, inside, rising=True)
+    least = 1.0
+    for mapped, other in _mappings(laid, target, inside):
         beyond = (_apart(_channels(mapped), _channels(other), SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
-        shares.append(np.count_nonzero(cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel))
-                      / np.count_nonzero(inside))
-    return float(min(shares))
+        least = min(least, np.count_nonzero(cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel))
+                    / np.count_nonzero(inside))
+        if not least:  # one mapping explains every pixel: the rest cannot lower it
+            break
+    return float(least)
+
+
+def _mappings(laid: np.ndarray, target: np.ndarray, inside: np.ndarray
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each of two pictures mapped onto the other by one rising tone curve, with the other; then, in colour,
+    each with its saturation matched to the other's first (:func:`_saturation_matched`): one curve for
+    all channels maps brightening and its clipping, but not a copy made less colourful (its red and its
+    yellow, on one level of the curve before, move to two)."""
+    pairs = ((laid, target), (target, laid))
+    for source, other in pairs:
+        yield _tone_mapped(source, other, inside, rising=True), other
+    if laid.ndim == 3:
+        for source, other in pairs:
+            yield _tone_mapped(_saturation_matched(source, other, inside), other, inside, rising=True), other
+
+
+def _saturation_matched(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """RGB ``source`` moved toward or away from its own grey (its luminance) by the one factor that brings
+    its colours nearest ``target``'s ``inside`` the part compared (least squares, at most ``SATURATION``
+    either way): what making a picture less or more colourful does, every hue kept."""
+    grey, their_grey = source @ LUMINANCE, target @ LUMINANCE
+    colour, their_colour = source - grey[..., None], target - their_grey[..., None]
+    mine, theirs = colour[inside], their_colour[inside]
+    factor = float((mine * theirs).sum()) / max(float((mine * mine).sum()), 1e-6)
+    factor = min(max(factor, 1 / SATURATION), SATURATION)
+    return np.clip(grey[..., None] + factor * colour, 0, 255).astype(np.float32)
 
 
 def _channels(pixels: np.ndarray) -> np.ndarray:
