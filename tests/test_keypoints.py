@@ -515,12 +515,13 @@ def test_detailed_flags_alike_but_for_their_fly_are_not_copies(tmp_path, copies)
         assert not verdict(across, down, files)
 
 
-def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10)) -> Path:
-    """A clock face (rim, numerals, a red boss) showing ``hour``:``minute``, its hands ``hands`` pixels
-    wide (hour, minute) of 400."""
+def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10),
+           boss: tuple[tuple[int, int, int], int] = ((200, 30, 30), 10), face: str = "white") -> Path:
+    """A clock face (rim, numerals, a boss) showing ``hour``:``minute``, its hands ``hands`` pixels
+    wide (hour, minute) of 400, its boss (colour, radius) over them."""
     image = Image.new("RGB", (400, 400), "white")
     draw = ImageDraw.Draw(image)
-    draw.ellipse((10, 10, 390, 390), outline=(20, 40, 160), width=14)
+    draw.ellipse((10, 10, 390, 390), fill=face, outline=(20, 40, 160), width=14)
     for mark in range(12):
         angle = math.radians(mark * 30)
         draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(mark or 12), fill="black",
@@ -529,7 +530,8 @@ def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10)
         angle = math.radians(turn)
         draw.line((200, 200, 200 + length * math.sin(angle), 200 - length * math.cos(angle)), fill="black",
                   width=width)
-    draw.ellipse((190, 190, 210, 210), fill=(200, 30, 30))
+    colour, radius = boss
+    draw.ellipse((200 - radius, 200 - radius, 200 + radius, 200 + radius), fill=colour)
     image.save(path)
     return path
 
@@ -565,6 +567,33 @@ def test_one_clock_at_other_times_is_not_a_copy_but_its_copies_are(tmp_path, han
     with pytest.MonkeyPatch.context() as patch:  # the solid parts alone tell them
         patch.setattr(geometry, "SOLID_APART", 1.0)
         assert not any(verdict(three, other, files) for other in others)
+
+
+def test_a_part_in_another_colour_of_the_same_lightness_is_not_a_copy_but_a_less_colourful_copy_is(tmp_path):
+    """One clock on a yellow face, its boss red on one and green on the other, the two of one luminance (a
+    smiley's red mouth on an orange face, a balloon in another colour): in luminance one picture, in
+    colour the boss is a solid part. A copy made less colourful (every hue kept: the face's blue, zero
+    like the boss's, moves far from it, which one tone curve for all channels cannot map) or more,
+    brightened until its colours clip, greyed or recompressed stays a copy."""
+    from lookalike.index import geometry
+
+    red = _clock(3, 0, tmp_path / "red.png", boss=((200, 0, 0), 40), face="#fadc00")
+    green = _clock(3, 0, tmp_path / "green.png", boss=((0, 115, 40), 40), face="#fadc00")  # luminance 60, 72
+    with Image.open(red) as opened:
+        drawing = opened.convert("RGB")
+    edits = {"less colourful": ImageEnhance.Color(drawing).enhance(0.5),
+             "more colourful": ImageEnhance.Color(drawing).enhance(1.8),
+             "brighter": ImageEnhance.Brightness(drawing).enhance(2.0),
+             "greyscale": ImageOps.grayscale(drawing), "jpeg q30": drawing}
+    for kind, edited in edits.items():
+        edited.save(tmp_path / f"{kind}.jpg", quality=30 if kind == "jpeg q30" else 75)
+    files = KeypointFiles()
+    found = files.match([(str(red), str(green))])[0]
+    assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
+    assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
+    assert verdict(red, green, files)
+    for kind in edits:
+        assert not verdict(red, tmp_path / f"{kind}.jpg", files), kind
 
 
 def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):
