@@ -170,31 +170,34 @@ the time without it (bench/looks_cost.py): a pair is laid first where its keypoi
 where they tell it apart already (2.33 times when every pair was searched; flat pairs alone, 1.22)."""
 
 SOLID_APART = 0.01
-"""A pair is not a copy when, laid over each other where their keypoints fit (or, too flat for them, where
-the residual's search lays them), more than this share of the part both show differs in solid parts
+"""A pair is not a copy when, laid over each other where their keypoints fit (or, too flat for them, where the
+residual's search lays them), more than this share of the part both show differs in solid parts
 (``Match.solid``, :func:`~lookalike.embedder.keypoints.solid_differences`,
 :func:`~lookalike.embedder.keypoints.placed_solid_differences`): pieces at least three pixels across at the
-detail scale (256) where the keypoints lay the pair (``LAID_SOLID``), five where the search does
-(``SOLID``), that no rising tone curve explains, at the laying refined by ECC where the first one shows
-any. One artist's numbered drawings fit hundreds of keypoints where they are one drawing, and what
-differs (a card's other pips, a clock's hands at other times, a smiley's tongue, a head's hair) is a few
-per cent of the picture: cells forgiven as details (``DETAILS_DIFFER``), pixels under what the residual at
-64 tells from a copy's noise (``RESIDUAL_APART``). Measured with the product's matching
-(bench/solid_parts.py), every pair as drawn and mirrored, counted where one of the two passes every other
-check: of pairs of one original's pictures (every kind, copy beside copy, 1,500 drawn from each of the dev,
-series and unseen sets) none has a solid part at all, and of 2,584 everyday edits of the dev originals
-one, under 0.005; of the 554 pairs of one artist's different drawings that pass the other checks
-(bench/artist_series.py's set), 400 are over it (317 with five pixels everywhere and no refining). Among
-originals alone (bench/originals_only.py) that set's wrongly paired originals fall 333 -> 172 (five
-pixels) -> 140 (three where keypoints lay), the series of drawings' 50 -> 33 -> 26 (search placings) ->
-24. The refining matters to copies: keypoints on a flag's or a pattern's repeats can lay a copy tens of
-pixels off (of 1,000 pairs of copies drawn from each of the artist and series sets, 11 and 12 views over
-the veto as laid, under it refined, most moved 7-60 pixels; of the artist's different drawings, 4 views:
-two lightning bolts as drawn and mirrored, moved 30 pixels, two sailing boats 9, two cards 0.3). Not told:
-a red mouth on an orange face (a rising curve in luminance maps it onto the face), strokes under three
-pixels. Compared at the smaller picture's own resolution (a quarter-size copy's strokes are blurs at 256),
-in the middle rows only (a caption band covers the picture at the top or bottom), by a curve that never
-falls (a free one maps an added part's own colour onto whatever lies under it)."""
+detail scale (256) where the keypoints lay the pair (``LAID_SOLID``), five where the search does (``SOLID``),
+that no rising tone curve explains (in colour where the keypoints lay two colourful pictures, also with the
+saturation matched), at the laying refined by ECC where the first one shows any. One artist's numbered
+drawings fit hundreds of keypoints where they are one drawing, and what differs (a card's other pips, a
+clock's hands at other times, a smiley's tongue, a head's hair) is a few per cent of the picture: cells
+forgiven as details (``DETAILS_DIFFER``), pixels under what the residual at 64 tells from a copy's noise
+(``RESIDUAL_APART``). Measured with the product's matching (bench/solid_parts.py), every pair as drawn and
+mirrored, counted where one of the two passes every other check: of pairs of one original's pictures (every
+kind, copy beside copy, 1,500 drawn from each of the dev, series and unseen sets) none has a solid part at
+all, and of 2,584 everyday edits of the dev originals one, under 0.005; of the 554 pairs of one artist's
+different drawings that pass the other checks (bench/artist_series.py's set), 436 are over it (317 with five
+pixels everywhere and no refining, 400 in luminance alone). Among originals alone (bench/originals_only.py)
+that set's wrongly paired originals fall 333 -> 172 (five pixels) -> 140 (three where keypoints lay) -> 116
+(colour), the series of drawings' 50 -> 33 -> 26 (search placings) -> 24 -> 20. The refining matters to
+copies: keypoints on a flag's or a pattern's repeats can lay a copy tens of pixels off (of 1,000 pairs of
+copies drawn from each of the artist and series sets, 11 and 12 views over the veto as laid, under it refined,
+most moved 7-60 pixels; of the artist's different drawings, 4 views: two lightning bolts as drawn and
+mirrored, moved 30 pixels, two sailing boats 9, two cards 0.3). Not told: strokes under three pixels, a part
+of a few pixels (a tear on a smiley's cheek: 0.003). In colour, the one everyday edit of a copy that leaves
+solid parts is per-channel auto-contrast of a striped wallpaper (its stripes' hues change: 0.038 as drawn,
+laid by its keypoints; its mirror image, laid by the search and compared in luminance, keeps the pair).
+Compared at the smaller picture's own resolution (a quarter-size copy's strokes are blurs at 256), in the
+middle rows only (a caption band covers the picture at the top or bottom), by a curve that never falls (a free
+one maps an added part's own colour onto whatever lies under it)."""
 
 MIRROR_FIT = 0.5
 """Two shots of one scene fit hundreds of keypoints as drawn, every detail alike where they overlap, and
