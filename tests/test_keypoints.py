@@ -137,7 +137,7 @@ def test_every_kind_of_copy_keeps_its_details_where_the_original_has_them(copies
             assert not verdict(copies[photo, "original"], copies[photo, kind]), (photo, kind)
 
 
-@pytest.mark.parametrize("photo", ["cat", "espresso", "rocket", "cameraman"])
+@pytest.mark.parametrize("photo", ["cat", "rocket", "cameraman"])  # the espresso: the test below
 def test_a_photo_a_third_covered_by_another_picture_is_kept_apart(copies, photo):
     """A sticker over a third of a photo (the photo itself upside down): its keypoints fit where the photo
     shows, but the sticker is a solid part of another picture, as where one flag bears another emblem than

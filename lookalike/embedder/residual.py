@@ -421,14 +421,15 @@ def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: 
     picture's residual at 64 pixels can tell from a copy's noise, but solid. In colour, a red mouth on an
     orange face, one level in luminance, is solid too; a copy made less or more colourful is mapped again
     with its saturation matched (:func:`_mappings`). None where under ``SOLID_PIXELS`` are compared."""
-    if int(inside.sum()) < SOLID_PIXELS:
+    compared = np.count_nonzero(inside)
+    if compared < SOLID_PIXELS:
         return None
     kernel = np.ones((wide, wide), np.uint8)
     least = 1.0
     for mapped, other in _mappings(laid, target, inside):
         beyond = (_apart(_channels(mapped), _channels(other), SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
-        least = min(least, np.count_nonzero(cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel))
-                    / np.count_nonzero(inside))
+        solid = cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        least = min(least, np.count_nonzero(solid) / compared)
         if not least:  # one mapping explains every pixel: the rest cannot lower it
             break
     return float(least)
@@ -444,20 +445,23 @@ def _mappings(laid: np.ndarray, target: np.ndarray, inside: np.ndarray
     for source, other in pairs:
         yield _tone_mapped(source, other, inside, rising=True), other
     if laid.ndim == 3:
-        for source, other in pairs:
-            yield _tone_mapped(_saturation_matched(source, other, inside), other, inside, rising=True), other
+        for matched, (_, other) in zip(_saturation_matched(laid, target, inside), pairs, strict=True):
+            yield _tone_mapped(matched, other, inside, rising=True), other
 
 
-def _saturation_matched(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """RGB ``source`` moved toward or away from its own grey (its luminance) by the one factor that brings
-    its colours nearest ``target``'s ``inside`` the part compared (least squares, at most ``SATURATION``
-    either way): what making a picture less or more colourful does, every hue kept."""
-    grey, their_grey = source @ LUMINANCE, target @ LUMINANCE
-    colour, their_colour = source - grey[..., None], target - their_grey[..., None]
-    mine, theirs = colour[inside], their_colour[inside]
-    factor = float((mine * theirs).sum()) / max(float((mine * mine).sum()), 1e-6)
-    factor = min(max(factor, 1 / SATURATION), SATURATION)
-    return np.clip(grey[..., None] + factor * colour, 0, 255).astype(np.float32)
+def _saturation_matched(a: np.ndarray, b: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RGB ``a`` and ``b``, each moved toward or away from its own grey (its luminance) by the one factor
+    that brings its colours nearest the other's ``inside`` the part compared (least squares, at most
+    ``SATURATION`` either way): what making a picture less or more colourful does, every hue kept."""
+    greys = [pixels @ LUMINANCE for pixels in (a, b)]
+    colours = [pixels - grey[..., None] for pixels, grey in zip((a, b), greys, strict=True)]
+    mine, theirs = (colour[inside] for colour in colours)
+    shared = float((mine * theirs).sum())
+    matched = []
+    for grey, colour, own in zip(greys, colours, (mine, theirs), strict=True):
+        factor = min(max(shared / max(float((own * own).sum()), 1e-6), 1 / SATURATION), SATURATION)
+        matched.append(np.clip(grey[..., None] + factor * colour, 0, 255).astype(np.float32))
+    return matched[0], matched[1]
 
 
 def _channels(pixels: np.ndarray) -> np.ndarray:
