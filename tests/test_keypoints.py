@@ -92,11 +92,14 @@ def _watermarked(image: Image.Image) -> Image.Image:
     return out
 
 
-def _captioned(image: Image.Image) -> Image.Image:
+def _captioned(image: Image.Image, at_top: bool = True, fill: str = "black") -> Image.Image:
+    """``image`` with a caption band over an eighth of its height, as bench/dupset.py adds one."""
     out = image.copy()
     draw = ImageDraw.Draw(out)
-    draw.rectangle((0, 0, image.width, image.height // 8), fill="black")
-    draw.text((10, 5), "so true", fill="white", font_size=image.height // 12)
+    top = 0 if at_top else image.height - image.height // 8
+    draw.rectangle((0, top, image.width, top + image.height // 8), fill=fill)
+    ink = "white" if fill == "black" else "black"
+    draw.text((10, top + 5), "so true", fill=ink, font_size=image.height // 12)
     return out
 
 
@@ -516,12 +519,18 @@ def test_detailed_flags_alike_but_for_their_fly_are_not_copies(tmp_path, copies)
 
 
 def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10),
-           boss: tuple[tuple[int, int, int], int] = ((200, 30, 30), 10), face: str = "white") -> Path:
+           boss: tuple[tuple[int, int, int], int] = ((200, 30, 30), 10), face: str | tuple = "white",
+           plate: tuple[int, int, int] | None = None, mark: tuple[int, int, int] | None = None) -> Path:
     """A clock face (rim, numerals, a boss) showing ``hour``:``minute``, its hands ``hands`` pixels
-    wide (hour, minute) of 400, its boss (colour, radius) over them."""
+    wide (hour, minute) of 400, its boss (colour, radius) over them; a ``plate`` of that colour (an
+    eighth of the picture) under the hands; a ``mark`` of that colour over the 6, near the bottom."""
     image = Image.new("RGB", (400, 400), "white")
     draw = ImageDraw.Draw(image)
     draw.ellipse((10, 10, 390, 390), fill=face, outline=(20, 40, 160), width=14)
+    if plate:
+        draw.rectangle((90, 215, 310, 305), fill=plate)
+    if mark:
+        draw.ellipse((172, 322, 228, 378), fill=mark)
     for mark in range(12):
         angle = math.radians(mark * 30)
         draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(mark or 12), fill="black",
@@ -592,6 +601,67 @@ def test_a_part_in_another_colour_of_the_same_lightness_is_not_a_copy_but_a_less
     assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
     assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
     assert verdict(red, green, files)
+    for kind in edits:
+        assert not verdict(red, tmp_path / f"{kind}.jpg", files), kind
+
+
+def test_a_drawing_in_other_shades_of_grey_is_not_a_copy_though_one_tone_curve_maps_it_onto_the_other(
+        tmp_path):
+    """A clock on a light grey face with a dark grey plate under its hands, and the same clock all light
+    grey (one artist's pantyhose, their dark panty drawn or not). A rising tone curve maps the first onto
+    the second, the dark grey and the light onto one light grey; no edit does that to two tones far
+    apart in the middle of the range (brightening merges them only where they clip at white, lessening
+    contrast keeps them apart). So that curve is left out, and the other way round the plate is a solid
+    part. Copies brightened until they clip, darkened, in more or less contrast, greyed or recompressed
+    stay copies."""
+    from lookalike.embedder import residual
+    from lookalike.index import geometry
+
+    plated = _clock(3, 0, tmp_path / "plated.png", face=(200, 200, 200), plate=(90, 90, 90))
+    plain = _clock(3, 0, tmp_path / "plain.png", face=(200, 200, 200))
+    with Image.open(plated) as opened:
+        drawing = opened.convert("RGB")
+    edits = {"brighter": ImageEnhance.Brightness(drawing).enhance(1.5),
+             "darker": ImageEnhance.Brightness(drawing).enhance(0.6),
+             "more contrast": ImageEnhance.Contrast(drawing).enhance(1.6),
+             "less contrast": ImageEnhance.Contrast(drawing).enhance(0.5),
+             "greyscale": ImageOps.grayscale(drawing), "jpeg q30": drawing}
+    for kind, edited in edits.items():
+        edited.save(tmp_path / f"{kind}.jpg", quality=30 if kind == "jpeg q30" else 75)
+    files = KeypointFiles()
+    found = files.match([(str(plated), str(plain))])[0]
+    assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
+    assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
+    assert verdict(plated, plain, files)
+    for kind in edits:
+        assert not verdict(plated, tmp_path / f"{kind}.jpg", files), kind
+    with pytest.MonkeyPatch.context() as patch:  # with every rising curve tried, the pair is one picture
+        patch.setattr(residual, "MERGED_SHARE", 1.1)
+        assert not KeypointFiles().match([(str(plated), str(plain))])[0].solid
+
+
+def test_a_part_where_a_caption_could_lie_counts_where_no_band_covers_it(tmp_path):
+    """A clock with a red mark over its 6 and one with a blue mark: the mark lies in the bottom fifth,
+    where a caption band someone added may cover a picture. Only what may be such a band is left out of
+    the solid parts (pixels of the colour the picture has along that edge, and text on them), so the
+    marks, neither of them white, count. Copies with a band over the top or the bottom, white or black,
+    covering the mark or not, turned too, stay copies."""
+    from lookalike.index import geometry
+
+    red = _clock(3, 0, tmp_path / "red.png", mark=(210, 30, 30))
+    blue = _clock(3, 0, tmp_path / "blue.png", mark=(30, 60, 210))
+    with Image.open(red) as opened:
+        drawing = opened.convert("RGB")
+    edits = {f"{fill} band at the {'top' if at_top else 'bottom'}": _captioned(drawing, at_top, fill)
+             for at_top in (True, False) for fill in ("white", "black")}
+    edits["black band, turned"] = _captioned(drawing, False, "black").rotate(90)
+    for kind, edited in edits.items():
+        edited.save(tmp_path / f"{kind}.jpg", quality=75)
+    files = KeypointFiles()
+    found = files.match([(str(red), str(blue))])[0]
+    assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
+    assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
+    assert verdict(red, blue, files)
     for kind in edits:
         assert not verdict(red, tmp_path / f"{kind}.jpg", files), kind
 

@@ -47,10 +47,12 @@ from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
 from lookalike.embedder.residual import (
+    DIFFERENT,
     LAID_SOLID,
     SOLID,
     Cuts,
     aligned_residual,
+    channels,
     is_grey,
     picture_cuts,
     solid_share,
@@ -79,6 +81,8 @@ ORB_EDGE = 31  # ORB's border without keypoints: a strip this thin has none (one
 DETAIL_SIDE = 256  # long side of the luminance kept to compare details once aligned
 CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
+BAND_EDGE = 0.03  # share of the content's height (width) along a side whose colour a band there has
+BAND_TEXT = 2  # pixels at DETAIL_SIDE from a band's colour that may be its text (strokes up to 4 wide)
 REFINING = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)  # ECC: steps at most, least gain
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
 STROKED = 4.0  # spread of the change from pixel to next pixel (row or column) over which a cell has strokes
@@ -535,8 +539,8 @@ def _laid_over(a: Keypoints, b: Keypoints, fit: np.ndarray, in_colour: bool = Fa
 
 def solid_differences(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
     """The share of the part two pictures laid over each other by ``fit`` both show (their content, away
-    from its edge, in the middle rows of each as it stands: a caption band someone added, at most
-    ``MAX_CAPTION`` of the height, covers the picture there) where they differ in solid parts
+    from its edge, and not where a caption band someone added may cover it: :func:`_maybe_a_band`)
+    where they differ in solid parts
     (:func:`~lookalike.embedder.residual.solid_share`): a card's other pips, a clock's hands at other
     times. Their keypoints fit where the two are one drawing, and the cells that differ are forgiven as
     details (``DETAILS_DIFFER`` in :mod:`lookalike.index.geometry`); a copy's own pixels differ only at its
@@ -576,14 +580,35 @@ def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray, wi
                        borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     height, width = b.luminance.shape
     across, down = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    inside &= _middle(*_heights_as_each_stands(a, shared, fit, across, down))
+    heights_b, heights_a = _heights_as_each_stands(a, shared, fit, across, down)
     target = _detail(b, in_colour)
+    captions_lie = ~_middle(heights_b, heights_a)  # a band added at either's top or bottom
+    inside &= ~(captions_lie & (_maybe_a_band(b, target, in_colour) | _maybe_a_band(a, laid, in_colour)))
     scale = min(a.resolution, b.resolution) / DETAIL_SIDE
     if scale < 1:  # compared at the detail the smaller holds: a quarter-size copy's strokes are blurs
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         laid, target = (cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) for pixels in (laid, target))
         inside = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     return solid_share(laid, target, inside, wide)
+
+
+def _maybe_a_band(found: Keypoints, pixels: np.ndarray, in_colour: bool) -> np.ndarray:
+    """Where ``found``'s ``pixels`` (laid in the frame compared) may be a caption band someone added that
+    its content box missed (a white band on a drawing on white): of a colour its content has along one of
+    its sides (a band covers a side from end to end; a quarter turn puts it at the left or the right),
+    or within ``BAND_TEXT`` pixels of it (the band's text)."""
+    own = channels(_detail(found, in_colour))
+    top, bottom, left, right = found.content
+    rows, columns = max(1, round(BAND_EDGE * (bottom - top))), max(1, round(BAND_EDGE * (right - left)))
+    sides = [own[top:top + rows, left:right], own[bottom - rows:bottom, left:right],
+             own[top:bottom, left:left + columns], own[top:bottom, right - columns:right]]
+    pixels = channels(pixels)
+    near = np.zeros(pixels.shape[:2], np.uint8)
+    for side in sides:
+        if side.size:
+            colour = np.median(side.reshape(-1, own.shape[2]), axis=0)
+            near |= (np.abs(pixels - colour).max(axis=2) <= DIFFERENT).astype(np.uint8)
+    return cv2.dilate(near, np.ones((2 * BAND_TEXT + 1, 2 * BAND_TEXT + 1), np.uint8)) > 0
 
 
 def placed_solid_differences(a: Keypoints, b: Keypoints, placing: np.ndarray) -> float | None:

@@ -61,6 +61,9 @@ SOLID_SHIFT = 2  # pixels each way a laid pixel may find its match: the keypoint
 SOLID_BLUR = 1.0
 SOLID_PIXELS = 64 * 64  # fewer compared and the pair is left to the other looks
 SATURATION = 2.5  # a copy is at most this many times more, or less, colourful than its original
+MERGED_SHARE = 0.04  # of the pixels compared: two tones this common a curve merges (copies: 0.012 at most)
+MERGED_SLOPE = 0.25  # two tones mapped to less than this share of how far apart they were are merged
+MID_TONES = (24.0, 231.0)  # mapped outside these, tones merge where an edit clips them
 LUMINANCE = np.float32([0.299, 0.587, 0.114])
 
 
@@ -339,26 +342,24 @@ def _fits(shape: tuple[int, ...], grown: tuple[int, int]) -> bool:
     return all(0 <= room - side <= MAX_ROOM * room for side, room in sizes)
 
 
-def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray, rising: bool = False
-                 ) -> np.ndarray:
-    """``source`` mapped to the median of ``target`` where it has each level (8 wide, levels of at least
-    ``LEVEL_PIXELS``) ``inside`` the part compared, by one curve for all channels: brightening and
-    recompressing move every channel alike (greying is compared in luminance). A curve per channel also
-    mapped a design onto its other colours: a red balloon onto a blue one, red's channel onto blue's.
-    Measured (bench/aligned_residual.py): no pair of copies and no everyday edit of one (saturation,
-    white balance, auto-contrast included) over the veto, as with a curve per channel; hue turns of 45
-    degrees over it 26 of 172 (5 with a curve per channel), different pictures 22 of 67 (16).
+class _Levels(NamedTuple):
+    """``source``'s tones in levels 8 wide (of at least ``LEVEL_PIXELS`` inside the part compared): each
+    level's mean in ``source``, the median of ``target`` where ``source`` has it, and its pixels."""
 
-    ``rising``: the curve never falls (levels' medians pooled where they would, weighted by their pixels).
-    Brightening, contrast, gamma, greying and recompressing keep light lighter than dark; a free curve also
-    maps a level that only an added part has (a head's new brown hair) onto whatever lies under it in the
-    other picture (the white behind the head), and so explains it."""
+    means: np.ndarray
+    medians: np.ndarray
+    pixels: np.ndarray
+
+
+def _levels(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> _Levels | None:
+    """:class:`_Levels` of ``source`` against ``target``, all channels alike; None where no level has
+    ``LEVEL_PIXELS``."""
     mine, theirs = source[inside].ravel(), target[inside].ravel()
     levels = np.clip((mine // 8).astype(np.int64), 0, LEVELS - 1)
     counts = np.bincount(levels, minlength=LEVELS)
     kept = counts >= LEVEL_PIXELS
     if not kept.any():
-        return np.full_like(source, theirs.mean())
+        return None
     # level by level, each level's values sorted: one sort of level * 1024 + value (values are 0-255, and
     # float64 holds both exactly), 4 times as fast as a lexsort of the two
     ordered = (np.sort(levels * 1024.0 + theirs) - np.sort(levels) * 1024.0).astype(theirs.dtype)
@@ -366,8 +367,50 @@ def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray, ris
     lower = ordered[(starts + (counts - 1) // 2)[kept]]
     upper = ordered[(starts + counts // 2)[kept]]
     means = np.bincount(levels, weights=mine, minlength=LEVELS)[kept] / counts[kept]
-    curve = (lower + upper) / 2
-    return np.interp(source, means, _rising(curve, counts[kept]) if rising else curve).astype(np.float32)
+    return _Levels(means, (lower + upper) / 2, counts[kept])
+
+
+def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``source`` mapped to the median of ``target`` where it has each level (:func:`_levels`) by one
+    curve for all channels: brightening and recompressing move every channel alike (greying is compared
+    in luminance). A curve per channel also mapped a design onto its other colours: a red balloon onto a
+    blue one, red's channel onto blue's. Measured (bench/aligned_residual.py): no pair of copies and no
+    everyday edit of one (saturation, white balance, auto-contrast included) over the veto, as with a
+    curve per channel; hue turns of 45 degrees over it 26 of 172 (5 with a curve per channel), different
+    pictures 22 of 67 (16)."""
+    levels = _levels(source, target, inside)
+    if levels is None:
+        return np.full_like(source, target[inside].mean())
+    return np.interp(source, levels.means, levels.medians).astype(np.float32)
+
+
+def _rising_tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+    """:func:`_tone_mapped` by a curve that never falls (levels' medians pooled where they would, weighted
+    by their pixels): brightening, contrast, gamma, greying and recompressing keep light lighter than
+    dark; a free curve also maps a level that only an added part has (a head's new brown hair) onto
+    whatever lies under it in the other picture (the white behind the head), and so explains it. None
+    where the curve merges tones no edit merges (:func:`_merges_mid_tones`)."""
+    levels = _levels(source, target, inside)
+    if levels is None:
+        return np.full_like(source, target[inside].mean())
+    curve = _rising(levels.medians, levels.pixels)
+    if _merges_mid_tones(levels.means, curve, levels.pixels / levels.pixels.sum()):
+        return None
+    return np.interp(source, levels.means, curve).astype(np.float32)
+
+
+def _merges_mid_tones(means: np.ndarray, curve: np.ndarray, shares: np.ndarray) -> bool:
+    """Whether a tone curve (``curve`` at the levels' ``means``) maps two tones at least ``DIFFERENT``
+    apart, each ``MERGED_SHARE`` of the pixels, to less than ``MERGED_SLOPE`` of that apart, both in
+    ``MID_TONES``: one drawing's dark grey panty and light grey legs onto the other's one light grey.
+    Brightening and contrast merge tones only where they clip, at white or black, and lessening contrast
+    keeps them apart (bench/solid_parts.py: no copy or everyday edit merges two, one artist's drawings
+    in other shades of grey do)."""
+    apart = means[None, :] - means[:, None]
+    rises = curve[None, :] - curve[:, None]
+    counted = (shares >= MERGED_SHARE) & (curve >= MID_TONES[0]) & (curve <= MID_TONES[1])
+    merged = (apart >= DIFFERENT) & (rises < MERGED_SLOPE * apart) & counted[:, None] & counted[None, :]
+    return bool(merged.any())
 
 
 def _rising(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -427,7 +470,7 @@ def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: 
     kernel = np.ones((wide, wide), np.uint8)
     least = 1.0
     for mapped, other in _mappings(laid, target, inside):
-        beyond = (_apart(_channels(mapped), _channels(other), SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
+        beyond = (_apart(channels(mapped), channels(other), SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
         solid = cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel)
         least = min(least, np.count_nonzero(solid) / compared)
         if not least:  # one mapping explains every pixel: the rest cannot lower it
@@ -440,30 +483,32 @@ def _mappings(laid: np.ndarray, target: np.ndarray, inside: np.ndarray
     """Each of two pictures mapped onto the other by one rising tone curve, with the other; then, in colour,
     each with its saturation matched to the other's first (:func:`_saturation_matched`): one curve for
     all channels maps brightening and its clipping, but not a copy made less colourful (its red and its
-    yellow, on one level of the curve before, move to two)."""
-    pairs = ((laid, target), (target, laid))
-    for source, other in pairs:
-        yield _tone_mapped(source, other, inside, rising=True), other
-    if laid.ndim == 3:
-        for matched, (_, other) in zip(_saturation_matched(laid, target, inside), pairs, strict=True):
-            yield _tone_mapped(matched, other, inside, rising=True), other
+    yellow, on one level of the curve before, move to two). A curve that merges mid tones is no edit's
+    and is left out (:func:`_rising_tone_mapped`): where none is left, no pixel is explained."""
+    tried = itertools.chain(((laid, target), (target, laid)), _saturation_matched(laid, target, inside))
+    for source, other in tried:
+        mapped = _rising_tone_mapped(source, other, inside)
+        if mapped is not None:
+            yield mapped, other
 
 
-def _saturation_matched(a: np.ndarray, b: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _saturation_matched(a: np.ndarray, b: np.ndarray, inside: np.ndarray
+                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """RGB ``a`` and ``b``, each moved toward or away from its own grey (its luminance) by the one factor
     that brings its colours nearest the other's ``inside`` the part compared (least squares, at most
-    ``SATURATION`` either way): what making a picture less or more colourful does, every hue kept."""
+    ``SATURATION`` either way): what making a picture less or more colourful does, every hue kept. Each
+    with the other as it was; nothing for luminance."""
+    if a.ndim != 3:
+        return
     greys = [pixels @ LUMINANCE for pixels in (a, b)]
     colours = [pixels - grey[..., None] for pixels, grey in zip((a, b), greys, strict=True)]
     mine, theirs = (colour[inside] for colour in colours)
     shared = float((mine * theirs).sum())
-    matched = []
-    for grey, colour, own in zip(greys, colours, (mine, theirs), strict=True):
+    for grey, colour, own, other in zip(greys, colours, (mine, theirs), (b, a), strict=True):
         factor = min(max(shared / max(float((own * own).sum()), 1e-6), 1 / SATURATION), SATURATION)
-        matched.append(np.clip(grey[..., None] + factor * colour, 0, 255).astype(np.float32))
-    return matched[0], matched[1]
+        yield np.clip(grey[..., None] + factor * colour, 0, 255).astype(np.float32), other
 
 
-def _channels(pixels: np.ndarray) -> np.ndarray:
+def channels(pixels: np.ndarray) -> np.ndarray:
     """Pixels as [h, w, channels]: luminance as one channel."""
     return pixels if pixels.ndim == 3 else pixels[..., None]
