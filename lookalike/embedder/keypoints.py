@@ -597,17 +597,17 @@ def _maybe_a_band(found: Keypoints, pixels: np.ndarray, in_colour: bool) -> np.n
     its content box missed (a white band on a drawing on white): of a colour its content has along one of
     its sides (a band covers a side from end to end; a quarter turn puts it at the left or the right),
     or within ``BAND_TEXT`` pixels of it (the band's text)."""
-    own = channels(_detail(found, in_colour))
+    own = channels(found.colour if in_colour else found.luminance)
     top, bottom, left, right = found.content
     rows, columns = max(1, round(BAND_EDGE * (bottom - top))), max(1, round(BAND_EDGE * (right - left)))
     sides = [own[top:top + rows, left:right], own[bottom - rows:bottom, left:right],
              own[top:bottom, left:left + columns], own[top:bottom, right - columns:right]]
-    pixels = channels(pixels)
     near = np.zeros(pixels.shape[:2], np.uint8)
     for side in sides:
         if side.size:
             colour = np.median(side.reshape(-1, own.shape[2]), axis=0)
-            near |= (np.abs(pixels - colour).max(axis=2) <= DIFFERENT).astype(np.uint8)
+            low, high = tuple((colour - DIFFERENT).tolist()), tuple((colour + DIFFERENT).tolist())
+            near |= cv2.inRange(pixels, low, high)  # every channel within DIFFERENT
     return cv2.dilate(near, np.ones((2 * BAND_TEXT + 1, 2 * BAND_TEXT + 1), np.uint8)) > 0
 
 
