@@ -578,14 +578,29 @@ def test_one_clock_at_other_times_is_not_a_copy_but_its_copies_are(tmp_path, han
         assert not any(verdict(three, other, files) for other in others)
 
 
+def _assert_solid_parts_alone_tell(one: Path, other: Path, edits: dict[str, Image.Image], tmp_path: Path):
+    """``one`` and ``other`` pass every other look (hundreds of keypoints fit, the cells that differ are
+    forgiven as details, the residual at 64 pixels is under its veto) but differ in solid parts, and are
+    kept apart; each of ``edits`` of ``one`` (saved as a JPEG: q30 for "jpeg q30") stays its copy."""
+    from lookalike.index import geometry
+
+    for kind, edited in edits.items():
+        edited.save(tmp_path / f"{kind}.jpg", quality=30 if kind == "jpeg q30" else 75)
+    files = KeypointFiles()
+    found = files.match([(str(one), str(other))])[0]
+    assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
+    assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
+    assert verdict(one, other, files)
+    for kind in edits:
+        assert not verdict(one, tmp_path / f"{kind}.jpg", files), kind
+
+
 def test_a_part_in_another_colour_of_the_same_lightness_is_not_a_copy_but_a_less_colourful_copy_is(tmp_path):
     """One clock on a yellow face, its boss red on one and green on the other, the two of one luminance (a
     smiley's red mouth on an orange face, a balloon in another colour): in luminance one picture, in
     colour the boss is a solid part. A copy made less colourful (every hue kept: the face's blue, zero
     like the boss's, moves far from it, which one tone curve for all channels cannot map) or more,
     brightened until its colours clip, greyed or recompressed stays a copy."""
-    from lookalike.index import geometry
-
     red = _clock(3, 0, tmp_path / "red.png", boss=((200, 0, 0), 40), face="#fadc00")
     green = _clock(3, 0, tmp_path / "green.png", boss=((0, 115, 40), 40), face="#fadc00")  # luminance 60, 72
     with Image.open(red) as opened:
@@ -594,15 +609,7 @@ def test_a_part_in_another_colour_of_the_same_lightness_is_not_a_copy_but_a_less
              "more colourful": ImageEnhance.Color(drawing).enhance(1.8),
              "brighter": ImageEnhance.Brightness(drawing).enhance(2.0),
              "greyscale": ImageOps.grayscale(drawing), "jpeg q30": drawing}
-    for kind, edited in edits.items():
-        edited.save(tmp_path / f"{kind}.jpg", quality=30 if kind == "jpeg q30" else 75)
-    files = KeypointFiles()
-    found = files.match([(str(red), str(green))])[0]
-    assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
-    assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
-    assert verdict(red, green, files)
-    for kind in edits:
-        assert not verdict(red, tmp_path / f"{kind}.jpg", files), kind
+    _assert_solid_parts_alone_tell(red, green, edits, tmp_path)
 
 
 def test_a_drawing_in_other_shades_of_grey_is_not_a_copy_though_one_tone_curve_maps_it_onto_the_other(
@@ -615,7 +622,6 @@ def test_a_drawing_in_other_shades_of_grey_is_not_a_copy_though_one_tone_curve_m
     part. Copies brightened until they clip, darkened, in more or less contrast, greyed or recompressed
     stay copies."""
     from lookalike.embedder import residual
-    from lookalike.index import geometry
 
     plated = _clock(3, 0, tmp_path / "plated.png", face=(200, 200, 200), plate=(90, 90, 90))
     plain = _clock(3, 0, tmp_path / "plain.png", face=(200, 200, 200))
@@ -626,15 +632,7 @@ def test_a_drawing_in_other_shades_of_grey_is_not_a_copy_though_one_tone_curve_m
              "more contrast": ImageEnhance.Contrast(drawing).enhance(1.6),
              "less contrast": ImageEnhance.Contrast(drawing).enhance(0.5),
              "greyscale": ImageOps.grayscale(drawing), "jpeg q30": drawing}
-    for kind, edited in edits.items():
-        edited.save(tmp_path / f"{kind}.jpg", quality=30 if kind == "jpeg q30" else 75)
-    files = KeypointFiles()
-    found = files.match([(str(plated), str(plain))])[0]
-    assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
-    assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
-    assert verdict(plated, plain, files)
-    for kind in edits:
-        assert not verdict(plated, tmp_path / f"{kind}.jpg", files), kind
+    _assert_solid_parts_alone_tell(plated, plain, edits, tmp_path)
     with pytest.MonkeyPatch.context() as patch:  # with every rising curve tried, the pair is one picture
         patch.setattr(residual, "MERGED_SHARE", 1.1)
         assert not KeypointFiles().match([(str(plated), str(plain))])[0].solid
@@ -643,11 +641,9 @@ def test_a_drawing_in_other_shades_of_grey_is_not_a_copy_though_one_tone_curve_m
 def test_a_part_where_a_caption_could_lie_counts_where_no_band_covers_it(tmp_path):
     """A clock with a red mark over its 6 and one with a blue mark: the mark lies in the bottom fifth,
     where a caption band someone added may cover a picture. Only what may be such a band is left out of
-    the solid parts (pixels of the colour the picture has along that edge, and text on them), so the
+    the solid parts (pixels of a colour the picture has along a side, and text on them), so the
     marks, neither of them white, count. Copies with a band over the top or the bottom, white or black,
     covering the mark or not, turned too, stay copies."""
-    from lookalike.index import geometry
-
     red = _clock(3, 0, tmp_path / "red.png", mark=(210, 30, 30))
     blue = _clock(3, 0, tmp_path / "blue.png", mark=(30, 60, 210))
     with Image.open(red) as opened:
@@ -655,15 +651,7 @@ def test_a_part_where_a_caption_could_lie_counts_where_no_band_covers_it(tmp_pat
     edits = {f"{fill} band at the {'top' if at_top else 'bottom'}": _captioned(drawing, at_top, fill)
              for at_top in (True, False) for fill in ("white", "black")}
     edits["black band, turned"] = _captioned(drawing, False, "black").rotate(90)
-    for kind, edited in edits.items():
-        edited.save(tmp_path / f"{kind}.jpg", quality=75)
-    files = KeypointFiles()
-    found = files.match([(str(red), str(blue))])[0]
-    assert found.inliers > 500 and found.differing <= DETAILS_DIFFER
-    assert found.residual <= geometry.RESIDUAL_APART and found.solid > geometry.SOLID_APART
-    assert verdict(red, blue, files)
-    for kind in edits:
-        assert not verdict(red, tmp_path / f"{kind}.jpg", files), kind
+    _assert_solid_parts_alone_tell(red, blue, edits, tmp_path)
 
 
 def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):
