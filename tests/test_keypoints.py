@@ -531,10 +531,10 @@ def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10)
         draw.rectangle((90, 215, 310, 305), fill=plate)
     if mark:
         draw.ellipse((172, 322, 228, 378), fill=mark)
-    for mark in range(12):
-        angle = math.radians(mark * 30)
-        draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(mark or 12), fill="black",
-                  font_size=30, anchor="mm")
+    for numeral in range(12):
+        angle = math.radians(numeral * 30)
+        draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(numeral or 12),
+                  fill="black", font_size=30, anchor="mm")
     for length, width, turn in ((95, hands[0], (hour % 12 + minute / 60) * 30), (140, hands[1], minute * 6)):
         angle = math.radians(turn)
         draw.line((200, 200, 200 + length * math.sin(angle), 200 - length * math.cos(angle)), fill="black",
