@@ -52,7 +52,7 @@ from lookalike.embedder.keypoints import (  # noqa: E402
 from lookalike.index.geometry import SOLID_APART, geometry_disagrees  # noqa: E402
 
 SECTION = "## Solid parts"
-SHARES = (0.0, 0.005, SOLID_APART, 0.02, 0.03)
+SHARES = tuple(sorted({0.0, 0.0025, SOLID_APART, 0.01, 0.02, 0.03}))
 EVERYDAY = [name for name in EDITS if not name.startswith(("equalised", "hue turned"))]  # a copy's edits
 
 

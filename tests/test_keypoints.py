@@ -520,10 +520,12 @@ def test_detailed_flags_alike_but_for_their_fly_are_not_copies(tmp_path, copies)
 
 def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10),
            boss: tuple[tuple[int, int, int], int] = ((200, 30, 30), 10), face: str | tuple = "white",
-           plate: tuple[int, int, int] | None = None, mark: tuple[int, int, int] | None = None) -> Path:
+           plate: tuple[int, int, int] | None = None, mark: tuple[int, int, int] | None = None,
+           pip: int = 0) -> Path:
     """A clock face (rim, numerals, a boss) showing ``hour``:``minute``, its hands ``hands`` pixels
     wide (hour, minute) of 400, its boss (colour, radius) over them; a ``plate`` of that colour (an
-    eighth of the picture) under the hands; a ``mark`` of that colour over the 6, near the bottom."""
+    eighth of the picture) under the hands; a ``mark`` of that colour over the 6, near the bottom; a
+    black dot ``pip`` pixels across between the 7 and the 8 (a card's other pip)."""
     image = Image.new("RGB", (400, 400), "white")
     draw = ImageDraw.Draw(image)
     draw.ellipse((10, 10, 390, 390), fill=face, outline=(20, 40, 160), width=14)
@@ -531,6 +533,8 @@ def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10)
         draw.rectangle((90, 215, 310, 305), fill=plate)
     if mark:
         draw.ellipse((172, 322, 228, 378), fill=mark)
+    if pip:
+        draw.ellipse((140 - pip / 2, 250 - pip / 2, 140 + pip / 2, 250 + pip / 2), fill="black")
     for numeral in range(12):
         angle = math.radians(numeral * 30)
         draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(numeral or 12),
@@ -652,6 +656,22 @@ def test_a_part_where_a_caption_could_lie_counts_where_no_band_covers_it(tmp_pat
              for at_top in (True, False) for fill in ("white", "black")}
     edits["black band, turned"] = _captioned(drawing, False, "black").rotate(90)
     _assert_solid_parts_alone_tell(red, blue, edits, tmp_path)
+
+
+def test_one_small_part_more_is_another_picture(tmp_path):
+    """A clock with a dot between its 7 and 8 and the same clock without (a playing card's five beside its
+    four, its middle pip): the dot is under a hundredth of the picture, yet a copy leaves no solid part at
+    all. Copies brightened, greyed, shrunk to a quarter, mirrored, turned or recompressed stay copies."""
+    dotted = _clock(3, 0, tmp_path / "dotted.png", pip=34)
+    plain = _clock(3, 0, tmp_path / "plain.png")
+    with Image.open(dotted) as opened:
+        drawing = opened.convert("RGB")
+    edits = {"brighter": ImageEnhance.Brightness(drawing).enhance(1.5),
+             "greyscale": ImageOps.grayscale(drawing), "quarter size": drawing.resize((100, 100)),
+             "mirror": ImageOps.mirror(drawing),
+             "quarter turn": drawing.rotate(90), "jpeg q30": drawing}
+    _assert_solid_parts_alone_tell(dotted, plain, edits, tmp_path)
+    assert KeypointFiles().match([(str(dotted), str(plain))])[0].solid < 0.01
 
 
 def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):
