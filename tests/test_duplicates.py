@@ -16,9 +16,11 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from lookalike.embedder.traits import COLOURFUL, TINT_SIDE, Traits, image_traits
 from lookalike.index.duplicates import (
     COLOUR_MARGIN,
+    CONTENT_SHARE,
     DEFAULT_POLICY,
     DEFAULT_THRESHOLD,
     DENSITY_PRIOR,
+    FAINT_COLOUR,
     MAX_DISCOUNT,
     NEAR_IDENTICAL,
     KeeperPolicy,
@@ -213,6 +215,37 @@ def test_the_default_keeper_is_the_picture_not_its_frame_nor_its_grey_or_recompr
     # Without the original, the bordered copy's picture is the largest in colour and least compressed.
     assert DEFAULT_POLICY.choose([bordered, captioned, grey, half]) is bordered
     assert DEFAULT_POLICY.choose([captioned, grey, half]) is captioned
+
+
+def test_a_picture_on_a_flat_background_is_kept_over_its_crop_though_its_box_is_the_smaller():
+    # A nebula on black: its content box peels the black as if it were a frame, 320x140 of 512x512. A crop
+    # that cuts into it keeps black on three sides only, so its box is all of it, 412x392.
+    rng = np.random.default_rng(3)
+    original = Image.new("RGB", (512, 512), "black")
+    mask = Image.new("L", (320, 140))
+    ImageDraw.Draw(mask).ellipse((0, 0, 319, 139), fill=255)
+    original.paste(Image.fromarray(rng.integers(90, 255, (140, 320, 3), dtype=np.uint8)), (40, 180), mask)
+    members = [ImageRecord(image_id, f"/sky/{image_id}.jpg", *image.size, size, 0.0, None,
+                           traits=image_traits(image, quality))
+               for image_id, image, quality, size in ((1, original, 94, 40000),
+                                                      (2, original.crop((100, 60, 512, 452)), 80, 30000),
+                                                      (3, original.resize((256, 256)), 99, 12000))]
+    original_record, crop, half = members
+    assert original_record.content_pixels < CONTENT_SHARE * crop.content_pixels
+    # Every member whose own pixels reach 80 % of the largest box is a candidate; quality then decides.
+    assert DEFAULT_POLICY.choose(members) is original_record
+    assert DEFAULT_POLICY.choose([crop, half]) is crop  # half size drops out, however well saved
+
+
+def test_a_grey_pictures_copy_with_jpegs_chroma_noise_is_no_colour_original_to_keep():
+    grey = pictured(1, (400, 400), (300, 300), greyscale=True, quality=94)
+    noisy = dataclasses.replace(pictured(2, (480, 480), (300, 300), quality=61), size=900)  # bordered
+    noisy = dataclasses.replace(noisy, traits=dataclasses.replace(noisy.traits, colourfulness=0.005))
+    assert not grey.traits.colourfulness and not noisy.traits.greyscale
+    assert DEFAULT_POLICY.choose([noisy, grey]) is grey
+    # Colour above JPEG's is still kept over a greyscale copy of any quality.
+    faint = dataclasses.replace(noisy.traits, colourfulness=FAINT_COLOUR)
+    assert DEFAULT_POLICY.choose([dataclasses.replace(noisy, traits=faint), grey]).id == 2
 
 
 def test_membership_is_decided_around_the_most_central_image_and_verified_against_the_keeper():
