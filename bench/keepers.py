@@ -8,7 +8,8 @@ Every original in the sets comes with ten copies (bench/dupset.py), and the orig
 would keep: the whole picture, unframed, in colour, saved once (at JPEG quality 94, the copies at 60-90)
 and written first. Here each cluster that holds an original is checked for its keeper, at the default
 threshold and keeper policy, beside the rule before it in the same run (each member's content box
-compared with the largest, and any colour over greyscale): the keeper decides membership too, so the
+compared with the largest, and any colour over greyscale) and "most pixels" (``--keep pixels,size,oldest``):
+the keeper decides membership too, so the
 pairwise precision and recall are reported with it. The dupset's test half is left out: it is only
 reported by calibrate.py.
 """
@@ -30,7 +31,12 @@ from calibrate import Split, evaluate, index_split, library_state, load_split  #
 from report import constants, machine, today, write_section  # noqa: E402
 
 from lookalike.index import duplicates  # noqa: E402
-from lookalike.index.duplicates import CONTENT_SHARE, DEFAULT_THRESHOLD  # noqa: E402
+from lookalike.index.duplicates import (  # noqa: E402
+    CONTENT_SHARE,
+    DEFAULT_POLICY,
+    DEFAULT_THRESHOLD,
+    KeeperPolicy,
+)
 
 SECTION = "## Keepers"
 BEFORE = {
@@ -40,11 +46,13 @@ BEFORE = {
     "colour": lambda r, _: 1.0 if r.traits and r.traits.greyscale else 0.0,
 }
 """The keeper criteria before: a member's content box against the largest, any colour over greyscale."""
+MOST_PIXELS = KeeperPolicy.parse("pixels,size,oldest")
+"""What other tools keep: the most pixels (a frame included), then the largest file, then the oldest."""
 
 
-def kept(split: Split) -> tuple[list[list[str]], Counter]:
+def kept(split: Split, policy: KeeperPolicy) -> tuple[list[list[str]], Counter]:
     """The product's clusters (keeper first) and, of those holding an original, what each one keeps."""
-    found = split.collection.duplicates(DEFAULT_THRESHOLD)
+    found = split.collection.duplicates(DEFAULT_THRESHOLD, policy=str(policy))
     clusters = [[c.keeper.path, *(m.path for m in c.copies)] for c in found]
     keepers: Counter = Counter()
     for paths in clusters:
@@ -75,9 +83,11 @@ def main() -> None:
              "| precision | recall |", "|---|---|---:|---:|---|---:|---:|"]
     started = time.perf_counter()
     for name, split in splits(args.model).items():
-        for rule, criteria in (("before", BEFORE), ("product", duplicates._CRITERIA)):
+        for rule, criteria, policy in (("before", BEFORE, DEFAULT_POLICY),
+                                       ("product", duplicates._CRITERIA, DEFAULT_POLICY),
+                                       ("most pixels", duplicates._CRITERIA, MOST_PIXELS)):
             with constants(duplicates, _CRITERIA=criteria):
-                clusters, keepers = kept(split)
+                clusters, keepers = kept(split, policy)
             result = evaluate(split, lambda _, found=clusters: found)
             instead = ", ".join(f"{kind} {n}" for kind, n in keepers.most_common() if kind != "original")
             lines.append(f"| {name} | {rule} | {sum(keepers.values())} | {keepers['original']} | "
