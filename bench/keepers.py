@@ -10,8 +10,10 @@ and written first. Here each cluster that holds an original is checked for its k
 threshold and keeper policy, beside the rule before it in the same run (each member's content box
 compared with the largest, and any colour over greyscale) and "most pixels" (``--keep pixels,size,oldest``):
 the keeper decides membership too, so the
-pairwise precision and recall are reported with it. The dupset's test half is left out: it is only
-reported by calibrate.py.
+pairwise precision and recall are reported with it. A border the colour of the picture's own edge (a
+white frame round a drawing on white, round a snowy field under a white sky) cannot be told from the
+picture: such a framed copy has the largest content and may be kept. The dupset's test half is left out:
+it is only reported by calibrate.py.
 """
 
 from __future__ import annotations
