@@ -8,9 +8,9 @@ Every original in the sets comes with ten copies (bench/dupset.py), and the orig
 would keep: the whole picture, unframed, in colour, saved once (at JPEG quality 94, the copies at 60-90)
 and written first. Here each cluster that holds an original is checked for its keeper, at the default
 threshold and keeper policy, beside the rule before it in the same run (each member's content box
-compared with the largest, and any colour over greyscale) and "most pixels" (``--keep pixels,size,oldest``):
-the keeper decides membership too, so the
-pairwise precision and recall are reported with it. A border the colour of the picture's own edge (a
+compared with the largest, and any colour over greyscale) and "most pixels" (``--keep
+pixels,size,oldest``): the keeper decides membership too, so the pairwise precision and recall are
+reported with it. A border the colour of the picture's own edge (a
 white frame round a drawing on white, round a snowy field under a white sky) cannot be told from the
 picture: such a framed copy has the largest content and may be kept. The dupset's test half is left out:
 it is only reported by calibrate.py.
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
 import unseen  # noqa: E402
-from calibrate import Split, evaluate, index_split, library_state, load_split  # noqa: E402
+from calibrate import Split, evaluate, library_state, load_split  # noqa: E402
 from report import constants, machine, today, write_section  # noqa: E402
 
 from lookalike.index import duplicates  # noqa: E402
@@ -70,9 +70,7 @@ def splits(model: str) -> dict[str, Split]:
     if (dupset.CACHE / "manifest.json").exists():
         found["dev half"] = load_split("dev", model)
     if (unseen.CACHE / "manifest.json").exists():
-        manifest = unseen.build()
-        found["unseen sources"] = index_split("unseen", manifest["items"], unseen.CACHE / "set" / "unseen",
-                                              unseen.CACHE, model)
+        found["unseen sources"] = unseen.load(model)
     return found
 
 
