@@ -661,6 +661,38 @@ def test_a_part_where_a_caption_could_lie_counts_where_no_band_covers_it(tmp_pat
     _assert_solid_parts_alone_tell(red, blue, edits, tmp_path)
 
 
+def _stripes(size: tuple[int, int], colours: list[tuple]) -> Image.Image:
+    flag = Image.new("RGB", size)
+    for i, colour in enumerate(colours):
+        flag.paste(colour, (0, round(i * size[1] / 3), size[0], round((i + 1) * size[1] / 3)))
+    return flag
+
+
+def test_a_band_left_out_is_no_licence_to_leave_a_third_of_the_other_picture_unseen():
+    """Sudan's flag (red, white, black, a green triangle at the hoist) cropped to its fly beside
+    Austria's (red, white, red; series set, cosine 0.95): left without its bottom fifth, as a caption
+    the content box missed is, the crop is red over white, and laid with a crop's room to spare it
+    matched Austria's top two thirds. A cut less a band has a caption's room only, so the black stripe
+    counts; a caption band over Austria's foot, the eighth bench/dupset.py draws or a fifth, is still
+    explained."""
+    from lookalike.embedder import residual
+
+    sudan = _stripes((720, 360), [(210, 16, 52), WHITE, (0, 0, 0)])
+    ImageDraw.Draw(sudan).polygon([(0, 0), (240, 180), (0, 360)], fill=(0, 114, 41))
+    austria = _stripes((600, 400), [(210, 16, 52), WHITE, (210, 16, 52)])
+    crop = _cuts(sudan.crop((180, 0, 720, 297)))
+    assert aligned_residual(crop, _cuts(austria)).share > 2 * EXPLAINED
+    captioned = [_captioned(austria, at_top, fill) for at_top in (True, False) for fill in ("black", "white")]
+    fifth = austria.copy()
+    ImageDraw.Draw(fifth).rectangle((0, 320, 600, 400), fill="white")
+    for copy in [*captioned, fifth]:
+        assert aligned_residual(_cuts(copy), _cuts(austria)).share <= EXPLAINED
+        assert aligned_residual(_cuts(austria), _cuts(copy)).share <= EXPLAINED
+    with pytest.MonkeyPatch.context() as patch:  # with a crop's room, the crop is explained again
+        patch.setattr(residual, "BANDED_ROOM", residual.PLAIN_ROOM)
+        assert aligned_residual(crop, _cuts(austria)).share <= EXPLAINED
+
+
 def test_one_small_part_more_is_another_picture(tmp_path):
     """A clock with a dot between its 7 and 8 and the same clock without (a playing card's five beside its
     four, its middle pip): the dot is under a hundredth of the picture, yet a copy leaves no solid part at
