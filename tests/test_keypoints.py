@@ -208,11 +208,16 @@ def test_two_shots_of_one_scene_are_not_copies_though_their_shared_part_agrees(c
         assert not verdict(right, copies[photo, "original"], files), photo
 
 
+def _stripes(size: tuple[int, int], colours: list[tuple]) -> Image.Image:
+    """A flag of three horizontal stripes of ``colours``."""
+    flag = Image.new("RGB", size)
+    for i, colour in enumerate(colours):
+        flag.paste(colour, (0, round(i * size[1] / 3), size[0], round((i + 1) * size[1] / 3)))
+    return flag
+
+
 def _tricolour(stripes: list, path: Path) -> Path:
-    flag = Image.new("RGB", (600, 360))
-    for i, colour in enumerate(stripes):
-        flag.paste(colour, (0, i * 120, 600, (i + 1) * 120))
-    flag.save(path)
+    _stripes((600, 360), stripes).save(path)
     return path
 
 
@@ -659,13 +664,6 @@ def test_a_part_where_a_caption_could_lie_counts_where_no_band_covers_it(tmp_pat
              for at_top in (True, False) for fill in ("white", "black")}
     edits["black band, turned"] = _captioned(drawing, False, "black").rotate(90)
     _assert_solid_parts_alone_tell(red, blue, edits, tmp_path)
-
-
-def _stripes(size: tuple[int, int], colours: list[tuple]) -> Image.Image:
-    flag = Image.new("RGB", size)
-    for i, colour in enumerate(colours):
-        flag.paste(colour, (0, round(i * size[1] / 3), size[0], round((i + 1) * size[1] / 3)))
-    return flag
 
 
 def test_a_band_left_out_is_no_licence_to_leave_a_third_of_the_other_picture_unseen():
