@@ -15,6 +15,11 @@ strokes, the residual): copies (pairs of one original's pictures, every kind, co
 random as bench/aligned_residual.py draws them), each dev original beside each of bench/hue_turns.py's
 everyday edits, and pairs of different pictures: every two originals of one series of
 bench/artist_series.py's set, and of one hard-negative family of the dev half.
+
+``--tiny`` ("## Solid parts of tiny pictures"): pairs with a quarter-size copy in them, whose smaller picture
+compares few pixels, counted as dropped by their solid parts at each floor of pixels compared
+(``SOLID_PIXELS``) in ``FLOORS``: pairs of one picture's images of the dev, series, unseen and artist sets,
+and of two pictures of one series of the artist set and of one hard-negative family of the dev half.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from calibrate import library_state  # noqa: E402
 from hue_turns import EDITS, edited  # noqa: E402
 from report import machine, today, write_section  # noqa: E402
 
+from lookalike.embedder import keypoints, residual  # noqa: E402
 from lookalike.embedder.keypoints import (  # noqa: E402
     Keypoints,
     _keypoint_match,
@@ -54,6 +60,10 @@ from lookalike.index.geometry import SOLID_APART, geometry_disagrees  # noqa: E4
 SECTION = "## Solid parts"
 SHARES = tuple(sorted({0.0, 0.0025, SOLID_APART, 0.01, 0.02, 0.03}))
 EVERYDAY = [name for name in EDITS if not name.startswith(("equalised", "hue turned"))]  # a copy's edits
+TINY_SECTION = "## Solid parts of tiny pictures"
+FLOORS = (64 * 64, 48 * 48, 32 * 32, 16 * 16)
+TINY_SETS = {**COPIES, "one artist's series": (artist_series.CACHE / "manifest.json", None)}
+FAMILIES = ("dev half", "one artist's series")  # the sets whose families are pictures to keep apart
 
 
 def judged(a: Keypoints | None, views: tuple[Keypoints | None, ...]) -> tuple[float | None, float | None]:
@@ -100,6 +110,103 @@ def series_pairs(manifest: Path, split: str | None) -> list[tuple[str, str]]:
     return [(a, b) for paths in by_family.values() for a, b in itertools.combinations(sorted(paths), 2)]
 
 
+def quarter_size_pairs(name: str, count: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Up to ``count`` pairs of one picture's images in set ``name`` with its quarter-size copy in them, and
+    up to ``count`` pairs of two pictures of one family with a quarter-size copy in them (beside the other's
+    original, half-size or quarter-size image)."""
+    manifest, split = TINY_SETS[name]
+    items = [item for item in json.loads(manifest.read_text())["items"]
+             if split is None or item["split"] == split]
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    by_family: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        by_group[item["group"]].append(item)
+        if item["family"] and item["kind"] in ("original", "half size", "quarter size"):
+            by_family[item["family"]].append(item)
+    same = [(x["path"], y["path"]) for members in by_group.values() for x in members
+            if x["kind"] == "quarter size" for y in members if y is not x]
+    different = [(x["path"], y["path"]) for members in by_family.values()
+                 for x, y in itertools.combinations(members, 2)
+                 if x["group"] != y["group"] and "quarter size" in (x["kind"], y["kind"])]
+    rng = np.random.default_rng(0)
+    return tuple([pairs[i] for i in sorted(rng.choice(len(pairs), min(count, len(pairs)), replace=False))]
+                  for pairs in (same, different))
+
+
+COMPARED: list[int] = []  # the pixels each solid share a worker measures compared, in order
+
+
+def _counting_solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: int
+                          ) -> float | None:
+    COMPARED.append(int(np.count_nonzero(inside)))
+    return residual.solid_share(laid, target, inside, wide)
+
+
+def _floor_lifted() -> None:
+    """A worker's set-up for ``--tiny``: every pair's solid parts measured, however few pixels it compares,
+    and how many it compares noted."""
+    residual.SOLID_PIXELS = 1
+    keypoints.solid_share = _counting_solid_share
+
+
+def tiny_views(paths: tuple[str, str]) -> list[tuple[float | None, int | None]]:
+    """For each view of a pair (as drawn, mirrored) that passes every other check, its solid share and the
+    fewest pixels compared for it (None where none was measured)."""
+    a, b = paths
+    mine = described(a)
+    views = []
+    for theirs in (described(b), file_keypoints(b, mirrored=True)):
+        if mine is None or theirs is None:
+            continue
+        COMPARED.clear()
+        found = matched_keypoints(mine, theirs, geometry_disagrees)
+        if not geometry_disagrees(found._replace(solid=None)):
+            views.append((found.solid, min(COMPARED, default=None)))
+    return views
+
+
+def dropped_at(views: list[tuple[float | None, int | None]], floor: int) -> bool:
+    """Whether a pair that passes every other check in some view is dropped by its solid parts in every
+    such view, with solid parts measured only where ``floor`` pixels or more are compared."""
+    return bool(views) and all(share is not None and share > SOLID_APART and compared >= floor
+                               for share, compared in views)
+
+
+def tiny(count: int, write: bool) -> None:
+    """``--tiny``: the table of pairs with a quarter-size copy in them dropped at each of ``FLOORS``."""
+    groups = {}
+    for name in TINY_SETS:
+        same, different = quarter_size_pairs(name, count)
+        groups[f"copies, {name}"] = same
+        if name in FAMILIES:
+            groups[f"different pictures, {name}"] = different
+    started = time.perf_counter()
+    with Pool(2, initializer=_floor_lifted) as pool:
+        found = {name: pool.map(tiny_views, pairs, chunksize=8) for name, pairs in groups.items()}
+    seconds = time.perf_counter() - started
+    rows = ["| pairs | measured | passing every other check | "
+            + " | ".join(f"dropped at {round(floor ** 0.5)} x {round(floor ** 0.5)}" for floor in FLOORS)
+            + " | pixels compared, median |", "|---|---:|---:|" + "---:|" * (len(FLOORS) + 1)]
+    for name, views in found.items():
+        passing = [pair for pair in views if pair]
+        compared = [pixels for pair in passing for _, pixels in pair if pixels is not None]
+        rows.append(f"| {name} | {len(views)} | {len(passing)} | "
+                    + " | ".join(str(sum(dropped_at(pair, floor) for pair in passing)) for floor in FLOORS)
+                    + f" | {np.median(compared):.0f} |")
+    body = "\n".join([
+        __doc__.split("\n\n")[3].replace("\n", " "), "",
+        *rows, "",
+        f"At the product's ``SOLID_APART`` {SOLID_APART}; the product's floor: ``SOLID_PIXELS`` "
+        f"(lookalike/embedder/residual.py). Up to {count} pairs drawn at random per row.",
+        "",
+        f"`python bench/solid_parts.py --tiny` on {today()}, {machine()}; {library_state()}. "
+        f"{seconds:.0f} s in all.",
+    ])
+    print(body)
+    if write:
+        write_section(TINY_SECTION, body)
+
+
 def counts(shares: list[float | None]) -> str:
     kept = np.array([share for share in shares if share is not None])
     over = " | ".join(f"{(kept > cut).sum()}" for cut in SHARES)
@@ -110,7 +217,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1500)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--tiny", action="store_true", help="pairs with a quarter-size copy, by floor")
     args = parser.parse_args()
+    if args.tiny:
+        tiny(args.pairs, not args.no_write)
+        return
     groups = {f"copies, {name}": [(a, b) for a, b, *_ in copy_pairs(name, args.pairs)] for name in COPIES}
     groups["different pictures, one artist's series"] = series_pairs(artist_series.CACHE / "manifest.json",
                                                                       None)

@@ -706,6 +706,37 @@ def test_one_small_part_more_is_another_picture(tmp_path):
     assert found.solid < 0.01  # under the veto as it stood before copies were shown to leave none
 
 
+def test_quarter_size_copies_of_two_pictures_are_told_apart_by_their_solid_parts_too(tmp_path):
+    """Two quarter-size copies, of the clock with a dot (a card's other pip) and of the one without, are
+    64 pixels a side: every other look takes them for one picture, and they compare under 64 x 64 pixels,
+    where the solid parts once said nothing. Copies of the dotted one at that size (recompressed,
+    mirrored a little larger) and the drawing it was shrunk from stay its copies."""
+    from lookalike.embedder import residual
+    from lookalike.index import geometry
+
+    dotted = _clock(3, 0, tmp_path / "dotted.png", pip=80)
+    plain = _clock(3, 0, tmp_path / "plain.png")
+    with Image.open(dotted) as opened:
+        drawing = opened.convert("RGB")
+    drawing.resize((64, 64), Image.LANCZOS).save(tmp_path / "dotted.jpg", quality=75)
+    with Image.open(plain) as opened:
+        opened.convert("RGB").resize((64, 64), Image.LANCZOS).save(tmp_path / "plain.jpg", quality=75)
+    drawing.resize((64, 64), Image.BICUBIC).save(tmp_path / "recompressed.jpg", quality=40)
+    ImageOps.mirror(drawing.resize((70, 70), Image.BILINEAR)).save(tmp_path / "mirrored.jpg", quality=60)
+    small, other = tmp_path / "dotted.jpg", tmp_path / "plain.jpg"
+    files = KeypointFiles()
+    found = files.match([(str(small), str(other))])[0]
+    assert found.inliers > 100 and found.residual <= geometry.RESIDUAL_APART
+    assert found.solid > geometry.SOLID_APART
+    assert verdict(small, other, files)
+    for copy in (tmp_path / "recompressed.jpg", tmp_path / "mirrored.jpg", dotted):
+        assert not verdict(small, copy, files), copy.name
+    with pytest.MonkeyPatch.context() as patch:  # with the floor at 64 x 64, nothing tells them
+        patch.setattr(residual, "SOLID_PIXELS", 64 * 64)
+        assert KeypointFiles().match([(str(small), str(other))])[0].solid is None
+        assert not verdict(small, other)
+
+
 def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):
     """Keypoints on a flag's or a pattern's repeats can lay a copy tens of pixels off, and laid there even
     a copy differs in solid parts. Where a laying shows any, it is refined (OpenCV's ECC) and the lesser

@@ -65,7 +65,14 @@ LAID_SOLID = 3
 pips, a clock's thin hands, are strokes of 3-5 pixels. Copies (bench/solid_parts.py) leave none."""
 SOLID_SHIFT = 2  # pixels each way a laid pixel may find its match: the keypoints' fit is that far off
 SOLID_BLUR = 1.0
-SOLID_PIXELS = 64 * 64  # fewer compared and the pair is left to the other looks
+SOLID_PIXELS = 32 * 32
+"""Fewer pixels compared and the pair is left to the other looks. A quarter-size copy of a playing card
+(50 x 68) beside another compares about 1,900 (the median): at 64 x 64 two such copies of a four and a five
+were never compared, and merged on their keypoints (artist series: 339 pairs of two drawings' quarter-size
+copies kept). Pairs with a quarter-size copy in them, 1,500 of one picture's images drawn from each of the
+dev, series, unseen and artist sets, that pass every other look: none more is dropped at any floor from
+64 x 64 down to 16 x 16; of 481 such pairs of two drawings of one artist's series (1,500 drawn), 49 are
+dropped at 64 x 64, 94 at 32 x 32, and no more at 16 x 16 (bench/solid_parts.py's ``--tiny``)."""
 SATURATION = 2.5  # a copy is at most this many times more, or less, colourful than its original
 MERGED_SHARE = 0.04  # of the pixels compared, each of two tones merged (a flag's copy 0.012, pantyhose 0.084)
 MERGED_SLOPE = 0.25  # two tones mapped to less than this share of how far apart they were are merged
