@@ -71,8 +71,8 @@ SOLID_PIXELS = 32 * 32
 were never compared, and merged on their keypoints (artist series: 339 pairs of two drawings' quarter-size
 copies kept). Pairs with a quarter-size copy in them, 1,500 of one picture's images drawn from each of the
 dev, series, unseen and artist sets, that pass every other look: none more is dropped at any floor from
-64 x 64 down to 16 x 16; of 481 such pairs of two drawings of one artist's series (1,500 drawn), 49 are
-dropped at 64 x 64, 94 at 32 x 32, and no more at 16 x 16 (bench/solid_parts.py's ``--tiny``)."""
+64 x 64 down to 16 x 16; of 495 such pairs of two drawings of one artist's series (1,500 drawn), 52 are
+dropped at 64 x 64, 93 at 32 x 32, and no more at 16 x 16 (bench/solid_parts.py's ``--tiny``)."""
 SATURATION = 2.5  # a copy is at most this many times more, or less, colourful than its original
 MERGED_SHARE = 0.04  # of the pixels compared, each of two tones merged (a flag's copy 0.012, pantyhose 0.084)
 MERGED_SLOPE = 0.25  # two tones mapped to less than this share of how far apart they were are merged
