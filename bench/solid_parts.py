@@ -16,7 +16,7 @@ random as bench/aligned_residual.py draws them), each dev original beside each o
 everyday edits, and pairs of different pictures: every two originals of one series of
 bench/artist_series.py's set, and of one hard-negative family of the dev half.
 
-``--tiny`` ("## Solid parts of tiny pictures"): pairs with a quarter-size copy in them, whose smaller picture
+``--tiny``: pairs with a quarter-size copy in them, whose smaller picture
 compares few pixels, counted as dropped by their solid parts at each floor of pixels compared
 (``SOLID_PIXELS``) in ``FLOORS``: pairs of one picture's images of the dev, series, unseen and artist sets,
 and of two pictures of one series of the artist set and of one hard-negative family of the dev half.
