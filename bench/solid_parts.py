@@ -193,18 +193,23 @@ def tiny(count: int, write: bool) -> None:
         rows.append(f"| {name} | {len(views)} | {len(passing)} | "
                     + " | ".join(str(sum(dropped_at(pair, floor) for pair in passing)) for floor in FLOORS)
                     + f" | {np.median(compared):.0f} |")
+    report(TINY_SECTION, 3, rows, f"At the product's ``SOLID_APART`` {SOLID_APART}; the product's floor: "
+           f"``SOLID_PIXELS`` (lookalike/embedder/residual.py). Up to {count} pairs drawn at random per row.",
+           " --tiny", seconds, write)
+
+
+def report(section: str, paragraph: int, rows: list[str], note: str, flags: str, seconds: float,
+           write: bool) -> None:
+    """Print a table with this module docstring's ``paragraph`` above it and ``note`` below, stamped with the
+    command run (``flags``), and write it as ``section`` of docs/benchmarks.md when asked to."""
     body = "\n".join([
-        __doc__.split("\n\n")[3].replace("\n", " "), "",
-        *rows, "",
-        f"At the product's ``SOLID_APART`` {SOLID_APART}; the product's floor: ``SOLID_PIXELS`` "
-        f"(lookalike/embedder/residual.py). Up to {count} pairs drawn at random per row.",
-        "",
-        f"`python bench/solid_parts.py --tiny` on {today()}, {machine()}; {library_state()}. "
+        __doc__.split("\n\n")[paragraph].replace("\n", " "), "", *rows, "", note, "",
+        f"`python bench/solid_parts.py{flags}` on {today()}, {machine()}; {library_state()}. "
         f"{seconds:.0f} s in all.",
     ])
     print(body)
     if write:
-        write_section(TINY_SECTION, body)
+        write_section(section, body)
 
 
 def counts(shares: list[float | None]) -> str:
@@ -240,18 +245,9 @@ def main() -> None:
     rows.append(f"| everyday edits of the {len(originals)} dev originals | {counts(edited_shares)}")
     copy_ms = [1000 * took for name, shares in found.items() if name.startswith("copies")
                for _, took in shares if took is not None]
-    body = "\n".join([
-        __doc__.split("\n\n")[2].replace("\n", " "), "",
-        *rows, "",
-        f"At the product's ``SOLID_APART`` {SOLID_APART}. Everyday edits: {', '.join(EVERYDAY)}. The solid "
-        f"parts of a pair of copies take {np.median(copy_ms):.0f} ms, median (two processes on two cores).",
-        "",
-        f"`python bench/solid_parts.py` on {today()}, {machine()}; {library_state()}. "
-        f"{seconds:.0f} s in all.",
-    ])
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
+    report(SECTION, 2, rows, f"At the product's ``SOLID_APART`` {SOLID_APART}. Everyday edits: "
+           f"{', '.join(EVERYDAY)}. The solid parts of a pair of copies take {np.median(copy_ms):.0f} ms, "
+           "median (two processes on two cores).", "", seconds, not args.no_write)
 
 
 if __name__ == "__main__":
