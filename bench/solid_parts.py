@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from report import machine, today, write_section  # noqa: E402
 from lookalike.embedder import keypoints, residual  # noqa: E402
 from lookalike.embedder.keypoints import (  # noqa: E402
     Keypoints,
+    Match,
     _keypoint_match,
     file_keypoints,
     matched_keypoints,
@@ -64,18 +66,28 @@ TINY_SECTION = "## Solid parts of tiny pictures"
 FLOORS = (64 * 64, 48 * 48, 32 * 32, 16 * 16)
 TINY_SETS = {**COPIES, "one artist's series": (artist_series.CACHE / "manifest.json", None)}
 FAMILIES = ("dev half", "one artist's series")  # the sets whose families are pictures to keep apart
+COMPARED: list[int] = []  # the pixels each solid share a worker measures compared, in order
+
+
+def passing_views(a: Keypoints | None, views: Iterable[Keypoints | None]
+                  ) -> Iterator[tuple[Keypoints, Match]]:
+    """Each of a pair's views (as drawn, mirrored) that passes every check but the solid parts, with its
+    match: the views whose solid parts decide the pair. ``COMPARED`` then holds that view's measures only
+    (``--tiny``'s workers note them; elsewhere it stays empty)."""
+    for b in views:
+        if a is None or b is None:
+            continue
+        COMPARED.clear()
+        found = matched_keypoints(a, b, geometry_disagrees)  # solid parts only where not decided already
+        if not geometry_disagrees(found._replace(solid=None)):
+            yield b, found
 
 
 def judged(a: Keypoints | None, views: tuple[Keypoints | None, ...]) -> tuple[float | None, float | None]:
     """The solid share that decides a pair, the least of its views (as drawn, mirrored) that pass every
     other check (None where none does); and the seconds the solid parts took for the first such view."""
     shares, took = [], None
-    for b in views:
-        if a is None or b is None:
-            continue
-        found = matched_keypoints(a, b, geometry_disagrees)  # solid parts only where not decided already
-        if geometry_disagrees(found._replace(solid=None)):
-            continue
+    for b, found in passing_views(a, views):
         shares.append(found.solid or 0.0)
         if took is None and found.solid is not None:  # laid by the keypoints: time the solid parts alone
             _, laid = _keypoint_match(a, b)
@@ -133,9 +145,6 @@ def quarter_size_pairs(name: str, count: int) -> tuple[list[tuple[str, str]], li
                   for pairs in (same, different))
 
 
-COMPARED: list[int] = []  # the pixels each solid share a worker measures compared, in order
-
-
 def _counting_solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: int
                           ) -> float | None:
     COMPARED.append(int(np.count_nonzero(inside)))
@@ -153,16 +162,8 @@ def tiny_views(paths: tuple[str, str]) -> list[tuple[float | None, int | None]]:
     """For each view of a pair (as drawn, mirrored) that passes every other check, its solid share and the
     fewest pixels compared for it (None where none was measured)."""
     a, b = paths
-    mine = described(a)
-    views = []
-    for theirs in (described(b), file_keypoints(b, mirrored=True)):
-        if mine is None or theirs is None:
-            continue
-        COMPARED.clear()
-        found = matched_keypoints(mine, theirs, geometry_disagrees)
-        if not geometry_disagrees(found._replace(solid=None)):
-            views.append((found.solid, min(COMPARED, default=None)))
-    return views
+    return [(found.solid, min(COMPARED, default=None))
+            for _, found in passing_views(described(a), (described(b), file_keypoints(b, mirrored=True)))]
 
 
 def dropped_at(views: list[tuple[float | None, int | None]], floor: int) -> bool:
