@@ -11,6 +11,13 @@ from PIL import Image
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
+def hue_turned(picture: Image.Image, degrees: int) -> Image.Image:
+    """``picture`` with every hue turned by ``degrees`` (HSV, as a recolouring tool does)."""
+    hsv = np.asarray(picture.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(degrees / 360 * 256)) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
 def blocks(path: Path, seed: int, size: tuple[int, int] = (320, 240)) -> Path:
     """A picture of random coloured blocks: distinct from every other seed, even to a tiny model."""
     rng = np.random.default_rng(seed)

@@ -33,7 +33,7 @@ from tests.duplicate_photos import (
     same_layout_photos,
     tree_digest,
 )
-from tests.photos import DATA, blocks
+from tests.photos import DATA, blocks, hue_turned
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -670,9 +670,7 @@ def test_keeping_one_colouring_never_moves_the_greyscale_copy_of_another(tmp_pat
     photos.mkdir()
     with Image.open(DATA / "espresso.jpg") as opened:
         photo = opened.convert("RGB")
-    hsv = np.asarray(photo.convert("HSV")).copy()
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + 85) % 256  # the same picture, hues turned a third
-    green = Image.fromarray(hsv, "HSV").convert("RGB")
+    green = hue_turned(photo, 120)  # the same picture, hues turned a third
     photo.save(photos / "espresso.jpg", quality=95)
     green.save(photos / "espresso-green.jpg", quality=95)
     ImageOps.grayscale(green).convert("RGB").save(photos / "espresso-green-grey.jpg", quality=90)

@@ -55,6 +55,7 @@ from lookalike.index.looks import (
 from lookalike.index.records import ImageRecord, Pair
 from lookalike.index.thumbnails import luminance_difference, pixel_agreements, pixel_neighbours
 from lookalike.index.vectors import VectorIndex
+from tests.photos import hue_turned
 
 DIM = 32
 THRESHOLD = 0.9
@@ -659,13 +660,6 @@ def test_the_same_hues_in_other_places_are_another_colouring_not_a_copy():
     assert not recoloured_tints([symmetric], [painted(8, orange, blue, symmetric=True, mirrored=True)])[0]
     grey = coloured(9, GREY, luminance=np.zeros((16, 16), np.uint8))
     assert not recoloured_tints([design], [grey])[0]  # a grey picture's colours say nothing
-
-
-def hue_turned(picture: Image.Image, degrees: int) -> Image.Image:
-    """``picture`` with every hue turned by ``degrees`` (HSV, as a recolouring tool does)."""
-    hsv = np.asarray(picture.convert("HSV")).copy()
-    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + round(degrees / 360 * 256)) % 256
-    return Image.fromarray(hsv, "HSV").convert("RGB")
 
 
 def _balloon(colour_at: Callable[[np.ndarray], np.ndarray]) -> Image.Image:

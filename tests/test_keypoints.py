@@ -45,7 +45,7 @@ from lookalike.index.geometry import (
     geometry_disagrees,
 )
 from lookalike.index.records import ImageRecord, Pair
-from tests.photos import DATA
+from tests.photos import DATA, hue_turned
 
 COPIES = {
     "half size": lambda image: image.resize((image.width // 2, image.height // 2)),
@@ -735,6 +735,44 @@ def test_quarter_size_copies_of_two_pictures_are_told_apart_by_their_solid_parts
         patch.setattr(residual, "SOLID_PIXELS", 64 * 64)
         assert KeypointFiles().match([(str(small), str(other))])[0].solid is None
         assert not verdict(small, other)
+
+
+def _cast(image: Image.Image, gains: tuple[float, float, float]) -> Image.Image:
+    """``image`` with each channel multiplied by its gain: a colour cast, or white balance moved."""
+    return Image.fromarray(np.clip(np.asarray(image, dtype=np.float32) * gains, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("degrees", [30, -30])
+def test_a_photo_with_its_hues_turned_is_not_a_copy_though_nothing_else_tells(copies, tmp_path, degrees):
+    """The rocket with every hue turned by 30 degrees fits hundreds of keypoints, and no solid part, pixel
+    or cell differs: only its hues tell it is another colouring. Its edited copies keep their hues, or
+    turn them as the edit turns its greys: a green cast taken out (green down a fifth) turns the rocket's
+    colours as far, and its grey pixels show the cast."""
+    from lookalike.embedder import keypoints
+    from lookalike.index import geometry
+
+    photo = copies["rocket", "original"]
+    with Image.open(photo) as opened:
+        rocket = opened.convert("RGB")
+    hue_turned(rocket, degrees).save(tmp_path / "turned.jpg", quality=85)
+    edits = {"cast taken out": _cast(rocket, (1.0, 0.8, 1.0)), "warmer": _cast(rocket, (1.12, 1.0, 0.88)),
+             "more contrast": ImageEnhance.Contrast(rocket).enhance(1.4),
+             "equalised": ImageOps.equalize(rocket),
+             "more colourful": ImageEnhance.Color(rocket).enhance(1.5)}
+    for name, edited in edits.items():
+        edited.save(tmp_path / f"{name}.jpg", quality=75)
+    turned = tmp_path / "turned.jpg"
+    found = KeypointFiles().match([(str(photo), str(turned))])[0]
+    assert found.inliers > 100 and found.turned > geometry.HUES_TURNED
+    assert verdict(photo, turned)
+    for copy in [*(tmp_path / f"{name}.jpg" for name in edits), copies["rocket", "brighter"]]:
+        assert not verdict(photo, copy), copy.name
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(geometry, "HUES_TURNED", 1.0)
+        assert not verdict(photo, turned)  # nothing else tells
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keypoints, "channels_mapped", lambda source, target, learnt: source)
+        assert verdict(photo, tmp_path / "cast taken out.jpg")  # without its greys, the cast is a recolouring
 
 
 def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):

@@ -53,12 +53,23 @@ from lookalike.embedder.residual import (
     Cuts,
     aligned_residual,
     channels,
+    channels_mapped,
     is_grey,
     picture_cuts,
+    rising_tone_mapped,
     solid_share,
 )
 from lookalike.embedder.residual import SIDE as CUTS_SIDE
-from lookalike.embedder.traits import MAX_CAPTION, TURNED_VIEWS, content_box, orientations, thumbnail_pixels
+from lookalike.embedder.traits import (
+    MAX_CAPTION,
+    TURNED_VIEWS,
+    across_channels,
+    content_box,
+    hue_sixths,
+    orientations,
+    thumbnail_pixels,
+    turn_beyond_brightening,
+)
 from lookalike.errors import ImageError
 
 SIDE = 512  # long side the keypoints are found at: small copies are scaled up to it
@@ -104,6 +115,18 @@ Where a border was found, it may have taken a band of the picture's own colour w
 beside a white border): the contrast inside says nothing there. (Windows restricted to the other's
 shape as well changed nothing on the dev set or the probes: left out.)"""
 
+
+VIVID = 48.0
+GREY = 16.0
+HUE_PIXELS = 50
+PIXEL_TURN = 12.0
+HUE_BLUR = 1.0
+"""See :func:`turned_hues`: a pixel's hue is clear where its channels spread ``VIVID`` apart (out of 255) in
+both pictures (twice the colour grid's ``TURN_CHROMA``: a pixel is noisier than a cell's mean), both blurred
+by ``HUE_BLUR`` (sigma, at ``DETAIL_SIDE``: the keypoints' fit lies a pixel or so off); a pixel spreading
+less than ``GREY`` is grey (white balance tints a white 31 apart, a grey beside it less). Under
+``HUE_PIXELS`` clear pixels say nothing. A hue turned more than ``PIXEL_TURN`` degrees (the colour grid's
+``HUE_TURN``) is turned."""
 
 LAYOUT_AGREEMENT = 0.6
 """A pair of pictures too flat for the keypoints to judge (under ``EXPECTED_KEYPOINTS`` on either side)
@@ -329,7 +352,9 @@ class Match(NamedTuple):
     :func:`~lookalike.embedder.residual.aligned_residual`, None where :func:`matched_keypoints` leaves it
     to the layouts or the keypoints. ``solid`` is :func:`solid_differences` where the keypoints lay the
     two over each other, else :func:`placed_solid_differences` where the residual's search does; None
-    where neither lays them or too little is compared."""
+    where neither lays them or too little is compared. ``turned`` is :func:`turned_hues` where the
+    keypoints lay the two over each other, None there too where either is grey or few pixels are clearly
+    coloured in both."""
 
     inliers: int
     matches: int
@@ -343,6 +368,7 @@ class Match(NamedTuple):
     askew: float | None = None
     residual: float | None = None
     solid: float | None = None
+    turned: float | None = None
 
 
 def ratio_tested(mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -374,27 +400,27 @@ to): such a pair is not laid over itself pixel by pixel."""
 
 
 def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None) -> Match:
-    """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one
-    rotation, scale and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over
-    ``b`` and ``b`` over ``a`` (:func:`_laying`, :func:`laid_cells`) and compare their details
-    (:func:`differing_cells`), shading (:func:`opposed_shades`) and strokes (:func:`differing_strokes`),
-    each the larger of the two ways (:func:`_either_way`), and unless the keypoints have ``decided`` the
-    pair already, their solid parts (:func:`solid_differences`). Then lay the two over each other pixel by
-    pixel (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits
-    its keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven
-    as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells
-    differing, 19 % of the pixels). Laid first where the keypoints lay them, which explains most copies
-    without a search (:func:`~lookalike.embedder.residual.laid_share`); where no keypoints laid them, their
-    solid parts are compared where the search lays them (:func:`placed_solid_differences`), unless the
-    residual has ``decided`` the pair. Not where a flat pair's layouts
-    tell it apart already, nor where the keypoints lay two detailed pictures over each other turned in a
-    way the residual does not try (:func:`_beyond_alignment`), nor where the keypoints have ``decided``
-    the pair already: on the dev half, 38 % of the residual's time went to pairs they had told apart."""
+    """Match ``a``'s keypoints to ``b``'s (Hamming distance, Lowe's ratio test), then fit one rotation, scale
+    and shift to the matches with RANSAC; where ``ALIGNED_INLIERS`` fit, lay ``a`` over ``b`` and ``b`` over
+    ``a`` (:func:`_laying`, :func:`laid_cells`) and compare their details (:func:`differing_cells`), shading
+    (:func:`opposed_shades`) and strokes (:func:`differing_strokes`), each the larger of the two ways
+    (:func:`_either_way`), and unless the keypoints have ``decided`` the pair already, their solid parts
+    (:func:`solid_differences`) and hues (:func:`turned_hues`). Then lay the two over each other pixel by
+    pixel (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits its
+    keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven as
+    details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells differing, 19 %
+    of the pixels). Laid first where the keypoints lay them, which explains most copies without a search
+    (:func:`~lookalike.embedder.residual.laid_share`); where no keypoints laid them, their solid parts are
+    compared where the search lays them (:func:`placed_solid_differences`), unless the residual has
+    ``decided`` the pair. Not where a flat pair's layouts tell it apart already, nor where the keypoints lay
+    two detailed pictures over each other turned in a way the residual does not try
+    (:func:`_beyond_alignment`), nor where the keypoints have ``decided`` the pair already: on the dev half,
+    38 % of the residual's time went to pairs they had told apart."""
     found, laid = _keypoint_match(a, b)
     if decided is not None and decided(found):
         return found
     if laid is not None:
-        found = found._replace(solid=solid_differences(a, b, laid))
+        found = found._replace(solid=solid_differences(a, b, laid), turned=turned_hues(a, b, laid))
     flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
     told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
     if told or (not flat and _beyond_alignment(found)):
@@ -576,8 +602,7 @@ def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray, wi
     face is one level in luminance, which a tone curve maps onto the face."""
     in_colour = in_colour and a.colour is not None and b.colour is not None
     fit, laid, shared = _laid_over(a, b, fit, in_colour)
-    inside = cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
-                       borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    inside = _away_from_edge(shared)
     height, width = b.luminance.shape
     across, down = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     heights_b, heights_a = _heights_as_each_stands(a, shared, fit, across, down)
@@ -590,6 +615,48 @@ def _solid_differences_at_detail(a: Keypoints, b: Keypoints, fit: np.ndarray, wi
         laid, target = (cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) for pixels in (laid, target))
         inside = cv2.resize(inside.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     return solid_share(laid, target, inside, wide)
+
+
+def _away_from_edge(shared: np.ndarray) -> np.ndarray:
+    """The part both pictures show (:func:`_laid_over`) without ``EDGE`` pixels along its edge."""
+    return cv2.erode(shared, np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8),
+                     borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+
+
+def turned_hues(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
+    """Of the pixels clearly coloured in both pictures laid over each other by ``fit`` (at ``SIDE``;
+    ``VIVID``), the share whose hue turned (``PIXEL_TURN``) beyond what a copy's edits explain: brightening
+    (:func:`~lookalike.embedder.traits.turn_beyond_brightening`), or what the edit did to the grey pixels
+    (``GREY``), channel by channel (:func:`~lookalike.embedder.residual.channels_mapped`, either picture
+    onto the other), the least of the three for each pixel. White balance, levels and equalising act on a
+    copy's greys as on its colours; a design's other colouring keeps its white text white and its black
+    background black while its blue logo turns violet: Kodi's splash turned by 30 degrees of hue beside it
+    turned by 60, whose keypoints fit at 531, with no solid part or residual differing. None where either
+    is grey or under ``HUE_PIXELS`` are clearly coloured in both; the colour grid's cells
+    (:func:`lookalike.index.looks.recoloured_tints`) judge those pairs that their thumbnails line up."""
+    if a.colour is None or b.colour is None:
+        return None
+    _, laid, shared = _laid_over(a, b, _at_detail(fit), in_colour=True)
+    inside = _away_from_edge(shared)
+    mine, theirs = (cv2.GaussianBlur(pixels.astype(np.float32), (0, 0), HUE_BLUR)[inside]
+                    for pixels in (laid, b.colour))
+    spread_mine, spread_theirs = (across_channels(np.maximum, pixels) - across_channels(np.minimum, pixels)
+                                  for pixels in (mine, theirs))
+    vivid = (spread_mine >= VIVID) & (spread_theirs >= VIVID)
+    if np.count_nonzero(vivid) < HUE_PIXELS:
+        return None
+    turned = turn_beyond_brightening(mine[vivid], theirs[vivid])
+    everywhere = np.ones(len(mine), dtype=bool)
+    for source, target, spread in ((mine, theirs, spread_mine), (theirs, mine, spread_theirs)):
+        grey = spread < GREY
+        edited = [rising_tone_mapped(source, target, everywhere)]
+        if np.count_nonzero(grey) >= HUE_PIXELS:
+            edited.append(channels_mapped(source, target, grey))
+        for mapped in edited:
+            if mapped is not None:
+                apart = np.abs(hue_sixths(mapped[vivid]) - hue_sixths(target[vivid])) % 6
+                turned = np.minimum(turned, 60 * np.minimum(apart, 6 - apart))
+    return float(np.count_nonzero(turned > PIXEL_TURN) / len(turned))
 
 
 def _maybe_a_band(found: Keypoints, pixels: np.ndarray, in_colour: bool) -> np.ndarray:

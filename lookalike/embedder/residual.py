@@ -400,7 +400,7 @@ def _tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> 
     return np.interp(source, levels.means, levels.medians).astype(np.float32)
 
 
-def _rising_tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+def rising_tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
     """:func:`_tone_mapped` by a curve that never falls (levels' medians pooled where they would, weighted
     by their pixels): brightening, contrast, gamma, greying and recompressing keep light lighter than
     dark; a free curve also maps a level that only an added part has (a head's new brown hair) onto
@@ -413,6 +413,27 @@ def _rising_tone_mapped(source: np.ndarray, target: np.ndarray, inside: np.ndarr
     if _merges_mid_tones(levels.means, curve, levels.pixels / levels.pixels.sum()):
         return None
     return np.interp(source, levels.means, curve).astype(np.float32)
+
+
+def channels_mapped(source: np.ndarray, target: np.ndarray, learnt: np.ndarray) -> np.ndarray:
+    """Pixels ``source`` [n, 3] mapped each channel by its own rising curve onto ``target`` [n, 3], learnt
+    where ``learnt`` [n] (:func:`_levels`, :func:`_rising`); beyond the tones learnt, each channel keeps
+    its offset from the curve's end. Learnt from grey pixels, it is the edit made to a copy's channels
+    (white balance, levels, per-channel contrast or equalising), which a design's other colouring leaves
+    grey."""
+    mapped = np.empty_like(source)
+    for channel in range(source.shape[1]):
+        mine, theirs = source[:, channel], target[:, channel]
+        levels = _levels(mine, theirs, learnt)
+        if levels is None:  # no tone has pixels enough: the channel as it was
+            mapped[:, channel] = mine
+            continue
+        curve = _rising(levels.medians, levels.pixels)
+        first, last = levels.means[0], levels.means[-1]
+        mapped[:, channel] = np.where(mine < first, curve[0] + mine - first,
+                                      np.where(mine > last, curve[-1] + mine - last,
+                                               np.interp(mine, levels.means, curve)))
+    return np.clip(mapped, 0, 255)
 
 
 def _merges_mid_tones(means: np.ndarray, curve: np.ndarray, shares: np.ndarray) -> bool:
@@ -500,10 +521,10 @@ def _mappings(laid: np.ndarray, target: np.ndarray, inside: np.ndarray
     each with its saturation matched to the other's first (:func:`_saturation_matched`): one curve for
     all channels maps brightening and its clipping, but not a copy made less colourful (its red and its
     yellow, on one level of the curve before, move to two). A curve that merges mid tones is no edit's
-    and is left out (:func:`_rising_tone_mapped`): where none is left, no pixel is explained."""
+    and is left out (:func:`rising_tone_mapped`): where none is left, no pixel is explained."""
     tried = itertools.chain(((laid, target), (target, laid)), _saturation_matched(laid, target, inside))
     for source, other in tried:
-        mapped = _rising_tone_mapped(source, other, inside)
+        mapped = rising_tone_mapped(source, other, inside)
         if mapped is not None:
             yield mapped, other
 

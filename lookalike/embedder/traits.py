@@ -303,6 +303,64 @@ def across_channels(combine: np.ufunc, colours: np.ndarray) -> np.ndarray:
     return combine(combine(colours[..., 0], colours[..., 1]), colours[..., 2])
 
 
+BRIGHTENING = 2.0
+CLIPS = 150.0
+DROP = 12.0
+EVEN = 1.1
+EVEN_TOL = 0.05
+"""See :func:`turn_beyond_brightening`: brightening by up to ``BRIGHTENING`` times (the bench brightens 1.3
+to 1.6 times) explains a turn only where the lighter colour's brightest channel reaches ``CLIPS`` (out of
+255; under it nothing clipped) and none of its channels fell by more than ``DROP``; and any turn of a
+colour whose channels all rose, by ``EVEN`` times at least, by ``BRIGHTENING`` at most, the darkest channel
+most (within ``EVEN_TOL``). Measured with the colour grid's cells (``HUE_TURN`` in
+:mod:`lookalike.index.looks`)."""
+
+
+def turn_beyond_brightening(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Degrees by which the hue of each cell [..., 3] (RGB: :func:`tint_colours`, or pixels)
+    turned beyond what brightening the darker of the two could do to it.
+
+    Brightening by k (a brightness slider, exposure) clips the brightest channel first, which moves a hue
+    away from its primary (red, green or blue: the brightest channel) towards the secondary beside it
+    (the next brightest joins in), never past it, and by at most k (255 - n) / (255 - kn) times its
+    distance from the primary (n the darkest channel, unclipped); a pure primary does not turn at all,
+    nor does a cell where nothing clipped (``CLIPS``) or a channel went down (``DROP``). A hue that
+    turned towards the primary, past the secondary, or further than ``BRIGHTENING`` allows, was
+    recoloured: a design turned by 30 degrees of hue moves its colours about as far as brightening moves
+    a copy's (bench/hue_turns.py), but not the same way."""
+    luminance = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    theirs_lighter = (theirs @ luminance >= mine @ luminance)[..., None]
+    dark, light = np.where(theirs_lighter, mine, theirs), np.where(theirs_lighter, theirs, mine)
+    hue_dark, hue_light = hue_sixths(dark), hue_sixths(light)
+    primary = 2 * np.round(hue_dark / 2) % 6
+
+    def from_primary(hue: np.ndarray) -> np.ndarray:  # signed, in sixths of a turn, -3 to 3
+        return (hue - primary + 3) % 6 - 3
+
+    start, ended = from_primary(hue_dark), from_primary(hue_light)
+    side = np.sign(start)
+    reached = np.where(side != 0, ended * side, np.abs(ended))
+    start = np.abs(start)
+    darkest = across_channels(np.minimum, dark)
+    unclipped = np.clip(darkest, 0, 254)
+    headroom = 255 - BRIGHTENING * unclipped
+    reach = np.where(headroom > 0, np.minimum(1, start * BRIGHTENING * (255 - unclipped)
+                                              / np.maximum(headroom, 1e-3)), 1)
+    clipped = across_channels(np.maximum, light) >= CLIPS
+    reach = np.where(clipped & (across_channels(np.maximum, dark - light) <= DROP), reach, start)
+    turned = 60 * np.maximum(np.maximum(start - reached, reached - reach), 0)
+    # Brightened cell by cell, a cell of many small colours (pixel art) clips some of its pixels and not
+    # others, and its average hue may go anywhere; but every channel rises, the darkest (which clips
+    # last) the most, and none more than ``BRIGHTENING`` times.
+    ratios = light / np.maximum(dark, 1)
+    most = across_channels(np.maximum, ratios)
+    darkest_ratio = np.where(dark[..., 0] == darkest, ratios[..., 0],
+                             np.where(dark[..., 1] == darkest, ratios[..., 1], ratios[..., 2]))
+    evenly = ((across_channels(np.minimum, ratios) >= EVEN) & (most <= BRIGHTENING)
+              & (darkest_ratio * (1 + EVEN_TOL) >= most))
+    return np.where(evenly, 0.0, turned)
+
+
 def cell_luminance(thumbnail: np.ndarray, side: int = TINT_SIDE) -> np.ndarray:
     """Luminance thumbnails [n, THUMBNAIL_SIDE, THUMBNAIL_SIDE] averaged over the colour grid's cells
     [n, side, side]: the luminance each cell of :func:`tint_grid` was laid over."""

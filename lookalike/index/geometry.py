@@ -203,6 +203,24 @@ band someone added (a colour the picture has along a side, and text on it), by a
 free one maps an added part's own colour onto whatever lies under it) and merges no two common mid tones far
 apart (no edit does)."""
 
+HUES_TURNED = 0.4
+"""A pair is not a copy when, laid over each other where their keypoints fit, more than this share of the
+pixels clearly coloured in both turned their hue beyond what a copy's edits explain (``Match.turned``,
+:func:`~lookalike.embedder.keypoints.turned_hues`: brightening, one tone curve for all channels, or the
+grey pixels' own change channel by channel): a design in another colouring, its white text and dark
+background kept. Kodi's splash turned by 30 degrees of hue beside it turned by 60 fits 531 keypoints, its
+residual and solid parts 0.0, its colour grid's cells within ``HUE_TURN``. Measured on the pairs the
+keypoints lay, the lesser of as drawn and mirrored (a pair is kept either way): pairs of one original's
+pictures, every kind, copy beside copy (800 drawn from each of the dev, series and unseen sets: 1,222 laid),
+0.053, 0.065 and 0.209 at most (a quarter-size copy beside a mirrored or captioned one); the near-hue
+probe's copies (brightened, quarter size) 0.047; everyday edits of the dev originals (bench/hue_turns.py's,
+101-124 each), 0.28 at most (contrast 1.4 times, clipping a snowman's scarf), none over it but per-channel
+equalising (5 of 103 over 0.5: two light bulbs whose yellow turns green, which the colour grid tells apart
+already). Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees), 402 of 527 over
+it; hue turns of the dev originals by 15, 30, -30 and 45 degrees: 34, 83, 84 and 114 of 122 over 0.3. Not
+told: a turn of hues the pair has few clear pixels of (``HUE_PIXELS``), and a two-colour design, which one
+curve for all channels may map onto its other colouring."""
+
 MIRROR_FIT = 0.5
 """Two shots of one scene fit hundreds of keypoints as drawn, every detail alike where they overlap, and
 neither holds the other (``CONTAINED``); mirrored, a symmetric part of the scene (a logo, a rocket, a
@@ -250,7 +268,8 @@ def geometry_disagrees(match: Match) -> bool:
     other differ (``DETAILS_DIFFER``) or their light and dark parts are the other way round
     (``SHADES_OPPOSED``) or the strokes along their lines differ (``STROKES_DIFFER``: other text in one
     layout) or neither lies inside the other (``CONTAINED``: two shots of one scene) or solid parts of
-    them differ (``SOLID_APART``: a card's other pips, a clock's hands); or one is too flat
+    them differ (``SOLID_APART``: a card's other pips, a clock's hands) or their hues turned
+    (``HUES_TURNED``: a design in another colouring); or one is too flat
     for keypoints, and their coarse layouts differ (``LAYOUT_AGREEMENT``); or, laid over each other,
     their pixels differ (``RESIDUAL_APART``), however the keypoints fit."""
     from lookalike.embedder.keypoints import (  # a Match means OpenCV is loaded already
@@ -276,8 +295,9 @@ def geometry_disagrees(match: Match) -> bool:
     detailed_apart = match.differing is not None and match.differing > DETAILS_DIFFER
     overlapping = match.contained is not None and match.contained < CONTAINED
     solidly_apart = match.solid is not None and match.solid > SOLID_APART
+    hued_apart = match.turned is not None and match.turned > HUES_TURNED
     return (placed_apart or pixels_unexplained(match) or shaded_apart or stroked_apart or detailed_apart
-            or overlapping or solidly_apart)
+            or overlapping or solidly_apart or hued_apart)
 
 
 def pixels_unexplained(match: Match) -> bool:

@@ -29,6 +29,7 @@ from lookalike.embedder.traits import (
     orientations,
     thumbnail_matrix,
     tint_colours,
+    turn_beyond_brightening,
 )
 from lookalike.index.records import UNFRAMED, ImageRecord, thumbnail_of, tint_of
 from lookalike.index.thumbnails import (
@@ -100,19 +101,11 @@ near-hue and muted probes 1,438, a probe of 285 national flags with their ten co
 0.094 (0.143 counting stray cells too). Chad's flag beside Mali's (blue and green thirds): 0.25."""
 
 HUE_TURN = 12.0
-BRIGHTENING = 2.0
 TURN_CHROMA = 24.0
-CLIPS = 150.0
-DROP = 12.0
-EVEN = 1.1
-EVEN_TOL = 0.05
-"""See :func:`_turn_beyond_brightening`: a colour cell also counts as apart (:func:`recoloured_tints`)
-when, colourful in both pictures (``TURN_CHROMA``, twice ``TINT_CHROMA``: a dark cell's hue wanders
-with JPEG), its hue turned more than ``HUE_TURN`` degrees beyond what brightening by up to
-``BRIGHTENING`` times (the bench brightens 1.3 to 1.6 times) explains. Brightening explains a turn only
-where the lighter cell's brightest channel reaches ``CLIPS`` (out of 255; under it nothing clipped) and
-none of its channels fell by more than ``DROP``; and any turn of a cell whose channels all rose, by
-``EVEN`` times at least, by ``BRIGHTENING`` at most, the darkest channel most (within ``EVEN_TOL``).
+"""A colour cell also counts as apart (:func:`recoloured_tints`) when, colourful in both pictures
+(``TURN_CHROMA``, twice ``TINT_CHROMA``: a dark cell's hue wanders with JPEG), its hue turned more than
+``HUE_TURN`` degrees beyond what brightening explains
+(:func:`~lookalike.embedder.traits.turn_beyond_brightening`, whose constants were measured with it here).
 Pairs of pictures of one design, dev originals and the near-hue probe (bench/hue_turns.py): copies 0 of
 6,338 told apart (one from ``HUE_TURN`` 10 down: a bordered copy beside a brightened one, its cells
 shifted by the border; still 0 with ``BRIGHTENING`` at 1.3), variants turned by 30 degrees 593 of
@@ -408,14 +401,14 @@ def recoloured_tints(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | 
     them up, more than ``TINTS_OPPOSED`` of the colour cells
     (:func:`~lookalike.embedder.traits.tint_grid`) clearly coloured in both (``TINT_CHROMA``) are apart:
     they point more than a quarter turn apart in opponent-colour space, or their hues turned in a way no
-    brightening explains (:func:`_turn_beyond_brightening`); or ``PATCH_OPPOSED`` of them point apart
-    in patches (one part of the design recoloured). A copy, brightened, recompressed or shrunk,
-    keeps each part's colour; a negative beside a dark mode of one wallpaper, or a two-colour design with
-    its colours swapped, keeps the same hues (:func:`other_colours` cannot tell) in other places; a design
-    turned by 30 degrees of hue moves its colours about as far as brightening moves a copy's, but the
-    other way or too far. Unknown tints or thumbnails, grey pictures and pairs that do not line up
-    (crops, frames) say nothing. ``chunk`` pairs at a time (each holds eight views of its colour grid
-    and of the colours rebuilt from it: 10 KB a pair)."""
+    brightening explains (:func:`~lookalike.embedder.traits.turn_beyond_brightening`); or ``PATCH_OPPOSED`` of
+    them point apart in patches (one part of the design recoloured). A copy, brightened, recompressed or
+    shrunk, keeps each part's colour; a negative beside a dark mode of one wallpaper, or a two-colour design
+    with its colours swapped, keeps the same hues (:func:`other_colours` cannot tell) in other places; a
+    design turned by 30 degrees of hue moves its colours about as far as brightening moves a copy's, but the
+    other way or too far. Unknown tints or thumbnails, grey pictures and pairs that do not line up (crops,
+    frames) say nothing. ``chunk`` pairs at a time (each holds eight views of its colour grid and of the
+    colours rebuilt from it: 10 KB a pair)."""
     compared = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if _gridded(x) and _gridded(y)]
     found = np.zeros(len(a), dtype=bool)
     for start in range(0, len(compared), chunk):
@@ -450,7 +443,7 @@ def _tints_apart(a: Sequence[ImageRecord], b: Sequence[ImageRecord]) -> np.ndarr
     mine = grids_a[pairs] * 2  # on the R - G scale
     theirs = np.stack(aligned_views(grids_b))[views, pairs] * 2
     colours_b = colours(thumbnails_b, grids_b)
-    turned = _turn_beyond_brightening(colours(thumbnails_a, grids_a)[pairs],
+    turned = turn_beyond_brightening(colours(thumbnails_a, grids_a)[pairs],
                                       np.stack(aligned_views(colours_b))[views, pairs])
     chroma_mine, chroma_theirs = np.linalg.norm(mine, axis=-1), np.linalg.norm(theirs, axis=-1)
     coloured = (chroma_mine >= TINT_CHROMA) & (chroma_theirs >= TINT_CHROMA)
@@ -475,51 +468,6 @@ def _in_patches(cells: np.ndarray) -> np.ndarray:
     neighbours = (padded[..., :-2, 1:-1].astype(np.int8) + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2]
                   + padded[..., 1:-1, 2:])
     return cells & (neighbours >= 2)
-
-
-def _turn_beyond_brightening(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """Degrees by which the hue of each cell [..., 3] (RGB, :func:`~lookalike.embedder.traits.tint_colours`)
-    turned beyond what brightening the darker of the two could do to it.
-
-    Brightening by k (a brightness slider, exposure) clips the brightest channel first, which moves a hue
-    away from its primary (red, green or blue: the brightest channel) towards the secondary beside it
-    (the next brightest joins in), never past it, and by at most k (255 - n) / (255 - kn) times its
-    distance from the primary (n the darkest channel, unclipped); a pure primary does not turn at all,
-    nor does a cell where nothing clipped (``CLIPS``) or a channel went down (``DROP``). A hue that
-    turned towards the primary, past the secondary, or further than ``BRIGHTENING`` allows, was
-    recoloured: a design turned by 30 degrees of hue moves its colours about as far as brightening moves
-    a copy's (bench/hue_turns.py), but not the same way."""
-    luminance = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    theirs_lighter = (theirs @ luminance >= mine @ luminance)[..., None]
-    dark, light = np.where(theirs_lighter, mine, theirs), np.where(theirs_lighter, theirs, mine)
-    hue_dark, hue_light = hue_sixths(dark), hue_sixths(light)
-    primary = 2 * np.round(hue_dark / 2) % 6
-
-    def from_primary(hue: np.ndarray) -> np.ndarray:  # signed, in sixths of a turn, -3 to 3
-        return (hue - primary + 3) % 6 - 3
-
-    start, ended = from_primary(hue_dark), from_primary(hue_light)
-    side = np.sign(start)
-    reached = np.where(side != 0, ended * side, np.abs(ended))
-    start = np.abs(start)
-    darkest = across_channels(np.minimum, dark)
-    unclipped = np.clip(darkest, 0, 254)
-    headroom = 255 - BRIGHTENING * unclipped
-    reach = np.where(headroom > 0, np.minimum(1, start * BRIGHTENING * (255 - unclipped)
-                                              / np.maximum(headroom, 1e-3)), 1)
-    clipped = across_channels(np.maximum, light) >= CLIPS
-    reach = np.where(clipped & (across_channels(np.maximum, dark - light) <= DROP), reach, start)
-    turned = 60 * np.maximum(np.maximum(start - reached, reached - reach), 0)
-    # Brightened cell by cell, a cell of many small colours (pixel art) clips some of its pixels and not
-    # others, and its average hue may go anywhere; but every channel rises, the darkest (which clips
-    # last) the most, and none more than ``BRIGHTENING`` times.
-    ratios = light / np.maximum(dark, 1)
-    most = across_channels(np.maximum, ratios)
-    darkest_ratio = np.where(dark[..., 0] == darkest, ratios[..., 0],
-                             np.where(dark[..., 1] == darkest, ratios[..., 1], ratios[..., 2]))
-    evenly = ((across_channels(np.minimum, ratios) >= EVEN) & (most <= BRIGHTENING)
-              & (darkest_ratio * (1 + EVEN_TOL) >= most))
-    return np.where(evenly, 0.0, turned)
 
 
 def missing_hues(a: Sequence[ImageRecord | None], b: Sequence[ImageRecord | None],
