@@ -413,7 +413,8 @@ def test_keypoint_matches_are_remembered_by_pair_side_and_code_version(store):
     """How two files' keypoints matched, read back only for the same images, the same side mirrored and
     the same matching code; an image indexed again with other content, or gone, takes its pairs along."""
     a, b, c = store.upsert([image("/p/a.jpg", 1), image("/p/b.jpg", 2), image("/p/c.jpg", 3)])
-    fields = list(Match(120, 130, 500, 480, 0.02, 0.97, None, 0.1, 1.0, 0.01, 0.0, 0.004))  # every field
+    fields = list(Match(120, 130, 500, 480, 0.02, 0.97, None, 0.1, 1.0, 0.01, 0.0, 0.004, 0.62))
+    assert len(fields) == len(Match._fields)  # every field
     assert store.remember_keypoint_matches("v1", {
         (a, b, False): (digest(1), digest(2), fields),
         (a, b, True): (digest(1), digest(2), [3, 40, 500, 480]),

@@ -235,8 +235,12 @@ def _is_fingerprint(value: Any) -> bool:
 
 def _is_match(value: Any) -> bool:
     """A keypoint match's fields as :meth:`Store.remember_keypoint_matches` writes them: four counts, then
-    up to eight measures (or None)."""
-    return (type(value) is list and 4 <= len(value) <= 12 and all(_is_count(v) for v in value[:4])
+    measures (or None), no more than a :class:`~lookalike.embedder.keypoints.Match` has (read only where
+    matches are, so OpenCV is loaded already)."""
+    from lookalike.embedder.keypoints import Match
+
+    return (type(value) is list and 4 <= len(value) <= len(Match._fields)
+            and all(_is_count(v) for v in value[:4])
             and all(v is None or type(v) in (int, float) for v in value[4:]))
 
 
