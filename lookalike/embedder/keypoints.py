@@ -33,7 +33,7 @@ import os
 import sys
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -646,17 +646,28 @@ def turned_hues(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
     if np.count_nonzero(vivid) < HUE_PIXELS:
         return None
     turned = turn_beyond_brightening(mine[vivid], theirs[vivid])
-    everywhere = np.ones(len(mine), dtype=bool)
-    for source, target, spread in ((mine, theirs, spread_mine), (theirs, mine, spread_theirs)):
-        grey = spread < GREY
-        edited = [rising_tone_mapped(source, target, everywhere)]
-        if np.count_nonzero(grey) >= HUE_PIXELS:
-            edited.append(channels_mapped(source, target, grey))
-        for mapped in edited:
-            if mapped is not None:
-                apart = np.abs(hue_sixths(mapped[vivid]) - hue_sixths(target[vivid])) % 6
-                turned = np.minimum(turned, 60 * np.minimum(apart, 6 - apart))
+    for mapped, target in _edits_explaining(mine, theirs, spread_mine < GREY, spread_theirs < GREY):
+        if not np.any(turned > PIXEL_TURN):  # explained already: no edit can lower it
+            break
+        if mapped is not None:
+            apart = np.abs(hue_sixths(mapped[vivid]) - hue_sixths(target[vivid])) % 6
+            turned = np.minimum(turned, 60 * np.minimum(apart, 6 - apart))
     return float(np.count_nonzero(turned > PIXEL_TURN) / len(turned))
+
+
+def _edits_explaining(mine: np.ndarray, theirs: np.ndarray, grey_mine: np.ndarray, grey_theirs: np.ndarray
+                      ) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
+    """For :func:`turned_hues`, each picture's pixels [n, 3] mapped onto the other's as a copy's edits
+    would map them, with the other: by the grey pixels' change channel by channel (where there are
+    ``HUE_PIXELS`` grey ones), then by one tone curve for all channels (None where it merges mid tones),
+    the cheaper first. Made one at a time: most copies are explained before the last."""
+    pictures = ((mine, theirs, grey_mine), (theirs, mine, grey_theirs))
+    for source, target, grey in pictures:
+        if np.count_nonzero(grey) >= HUE_PIXELS:
+            yield channels_mapped(source, target, grey), target
+    everywhere = np.ones(len(mine), dtype=bool)
+    for source, target, _ in pictures:
+        yield rising_tone_mapped(source, target, everywhere), target
 
 
 def _maybe_a_band(found: Keypoints, pixels: np.ndarray, in_colour: bool) -> np.ndarray:
