@@ -982,7 +982,7 @@ def test_a_brightened_copy_of_a_picture_made_of_small_colours_is_not_recoloured(
     brightened = [record(2 + i, ImageEnhance.Brightness(art).enhance(factor))
                   for i, factor in enumerate((1.2, 1.4, 1.6))]
     assert not recoloured_tints([original] * 3, brightened).any()
-    monkeypatch.setattr("lookalike.index.looks.EVEN", math.inf)  # as if a cell were one colour
+    monkeypatch.setattr("lookalike.embedder.traits.EVEN", math.inf)  # as if a cell were one colour
     assert recoloured_tints([original] * 3, brightened).any()
 
 
