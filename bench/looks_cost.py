@@ -1,8 +1,8 @@
 """What second looks cost on the dev half, beside the product without them, side by side in one run.
 
 Run by hand: ``python bench/looks_cost.py [--rounds 3] [--compare NAME]``, NAME one of looks, checks,
-thumbnails, keypoints, residual, solid (after bench/calibrate.py has indexed the dev half). Each comparison
-writes its own section of docs/benchmarks.md:
+thumbnails, keypoints, residual, solid, hues (after bench/calibrate.py has indexed the dev half). Each
+comparison writes its own section of docs/benchmarks.md:
 
 - ``looks`` ("## Second looks: enlarged, tiny and frame"): the scale look for copies the model enlarges,
   the pixel search for tiny ones and the frame look (bench/unseen.py showed them missing; its ``BEFORE``
@@ -18,6 +18,8 @@ writes its own section of docs/benchmarks.md:
   (lookalike/embedder/residual.py), against neither measuring nor judging it.
 - ``solid`` ("## Solid parts: cost"): the solid parts two pictures laid over each other differ in
   (:func:`~lookalike.embedder.keypoints.solid_differences`), against neither measuring nor judging them.
+- ``hues`` ("## Hues pixel by pixel: cost"): the hues of two pictures laid over each other
+  (:func:`~lookalike.embedder.keypoints.turned_hues`), against neither measuring nor judging them.
 
 ``duplicates()`` at the default runs with and without, alternating, the median of the rounds each, in
 one process on one index: the ratio is the number to trust on a shared machine.
@@ -83,6 +85,8 @@ COMPARISONS = {
                  ({}, {}, {"aligned_residual": lambda *_: None})),
     "solid": ("## Solid parts: cost", "the solid parts (measured and judged)",
               ({}, {}, {"solid_differences": lambda *_: None})),
+    "hues": ("## Hues pixel by pixel: cost", "the hues compared pixel by pixel (measured and judged)",
+             ({}, {}, {"turned_hues": lambda *_: None})),
 }
 """Each comparison: its section, what it compares, and what turns it off: the duplicate search's
 settings, Collection's constants and (optionally) the keypoint module's."""
