@@ -775,6 +775,24 @@ def test_a_photo_with_its_hues_turned_is_not_a_copy_though_nothing_else_tells(co
         assert verdict(photo, tmp_path / "cast taken out.jpg")  # without its greys, the cast is a recolouring
 
 
+def test_hues_say_nothing_where_few_pixels_are_clearly_coloured_in_both(copies, tmp_path):
+    """A grey photo has no hues to turn, nor has a photo whose colour is a dot; a greyscale copy beside its
+    colour original is left to the greyscale look."""
+    from lookalike.embedder import keypoints
+
+    grey = file_keypoints(str(copies["cameraman", "original"]))
+    with Image.open(copies["cameraman", "original"]) as opened:
+        dotted = opened.convert("RGB")
+    ImageDraw.Draw(dotted).ellipse((40, 40, 44, 44), fill=(255, 0, 0))
+    dotted.save(tmp_path / "dotted.png")
+    rocket = file_keypoints(str(copies["rocket", "original"]))
+    for one, other in ((grey, file_keypoints(str(copies["cameraman", "brighter"]))),
+                       (file_keypoints(str(tmp_path / "dotted.png")), grey),
+                       (rocket, file_keypoints(str(copies["rocket", "greyscale"])))):
+        _, laid = keypoints._keypoint_match(one, other)
+        assert laid is not None and keypoints.turned_hues(one, other, laid) is None
+
+
 def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):
     """Keypoints on a flag's or a pattern's repeats can lay a copy tens of pixels off, and laid there even
     a copy differs in solid parts. Where a laying shows any, it is refined (OpenCV's ECC) and the lesser
