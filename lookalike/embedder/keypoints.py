@@ -625,15 +625,17 @@ def _away_from_edge(shared: np.ndarray) -> np.ndarray:
 
 def turned_hues(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
     """Of the pixels clearly coloured in both pictures laid over each other by ``fit`` (at ``SIDE``;
-    ``VIVID``), the share whose hue turned (``PIXEL_TURN``) beyond what a copy's edits explain: brightening
-    (:func:`~lookalike.embedder.traits.turn_beyond_brightening`), or what the edit did to the grey pixels
-    (``GREY``), channel by channel (:func:`~lookalike.embedder.residual.channels_mapped`, either picture
-    onto the other), the least of the three for each pixel. White balance, levels and equalising act on a
-    copy's greys as on its colours; a design's other colouring keeps its white text white and its black
-    background black while its blue logo turns violet: Kodi's splash turned by 30 degrees of hue beside it
-    turned by 60, whose keypoints fit at 531, with no solid part or residual differing. None where either
-    is grey or under ``HUE_PIXELS`` are clearly coloured in both; the colour grid's cells
-    (:func:`lookalike.index.looks.recoloured_tints`) judge those pairs that their thumbnails line up."""
+    ``VIVID``), the share whose hue turned (``PIXEL_TURN``) beyond what a copy's edits explain, the least turn
+    for each pixel: brightening (:func:`~lookalike.embedder.traits.turn_beyond_brightening`), one tone curve
+    for all channels (contrast, which clips at both ends:
+    :func:`~lookalike.embedder.residual.rising_tone_mapped`), or what the edit did to the grey pixels
+    (``GREY``), channel by channel (:func:`~lookalike.embedder.residual.channels_mapped`); either picture onto
+    the other. White balance, levels and equalising act on a copy's greys as on its colours; a design's other
+    colouring keeps its white text white and its black background black while its blue logo turns violet:
+    Kodi's splash turned by 30 degrees of hue beside it turned by 60, whose keypoints fit at 531, with no
+    solid part or residual differing. None where either is grey or under ``HUE_PIXELS`` are clearly coloured
+    in both; the colour grid's cells (:func:`lookalike.index.looks.recoloured_tints`) judge those pairs that
+    their thumbnails line up."""
     if a.colour is None or b.colour is None:
         return None
     _, laid, shared = _laid_over(a, b, _at_detail(fit), in_colour=True)

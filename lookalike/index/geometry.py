@@ -210,16 +210,18 @@ pixels clearly coloured in both turned their hue beyond what a copy's edits expl
 grey pixels' own change channel by channel): a design in another colouring, its white text and dark
 background kept. Kodi's splash turned by 30 degrees of hue beside it turned by 60 fits 531 keypoints, its
 residual and solid parts 0.0, its colour grid's cells within ``HUE_TURN``. Measured on the pairs the
-keypoints lay, the lesser of as drawn and mirrored (a pair is kept either way): pairs of one original's
-pictures, every kind, copy beside copy (800 drawn from each of the dev, series and unseen sets: 1,222 laid),
-0.053, 0.065 and 0.209 at most (a quarter-size copy beside a mirrored or captioned one); the near-hue
-probe's copies (brightened, quarter size) 0.047; everyday edits of the dev originals (bench/hue_turns.py's,
-101-124 each), 0.28 at most (contrast 1.4 times, clipping a snowman's scarf), none over it but per-channel
-equalising (5 of 103 over 0.5: two light bulbs whose yellow turns green, which the colour grid tells apart
-already). Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees), 402 of 527 over
-it; hue turns of the dev originals by 15, 30, -30 and 45 degrees: 34, 83, 84 and 114 of 122 over 0.3. Not
-told: a turn of hues the pair has few clear pixels of (``HUE_PIXELS``), and a two-colour design, which one
-curve for all channels may map onto its other colouring."""
+keypoints lay, the lesser of as drawn and mirrored (a pair is kept either way; bench/hue_pixels.py): pairs
+of one original's pictures, every kind, copy beside copy (800 drawn from each of the dev, series and unseen
+sets: 1,222 laid), 0.053, 0.065 and 0.209 at most; the near-hue probe's copies (brightened, quarter size)
+0.047; bench/hue_turns.py's everyday edits of the dev originals (101-124 laid each), 0.28 at most
+(contrast 1.4 times), none over it but per-channel equalising (6 of 103: two light bulbs and a cake at
+0.66-0.99). Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees), 401 of 527
+over it; the dev originals turned by 15, 30, -30 and 45 degrees, 27, 73, 76 and 108 of 122-123. Not
+told: a turn of hues the pair has few clear pixels of (``HUE_PIXELS``), a turn towards the secondary colour
+beside a hue where a brightest channel reaches ``CLIPS`` (a brightened copy of Kodi's splash turned -30
+beside the original, 0.31), and a two-colour design, which one curve for all channels may map onto its
+other colouring. A floor of 240 for clipping pixels (``CLIPS`` is a cell's mean's) took the variants
+401 -> 417 but a brightened copy to 0.43."""
 
 MIRROR_FIT = 0.5
 """Two shots of one scene fit hundreds of keypoints as drawn, every detail alike where they overlap, and
