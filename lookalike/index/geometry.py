@@ -214,8 +214,8 @@ keypoints lay, the lesser of as drawn and mirrored (a pair is kept either way; b
 of one original's pictures, every kind, copy beside copy (800 drawn from each of the dev, series and unseen
 sets: 1,222 laid), 0.053, 0.065 and 0.209 at most; the near-hue probe's copies (brightened, quarter size)
 0.047; bench/hue_turns.py's everyday edits of the dev originals (101-124 laid each), 0.28 at most
-(contrast 1.4 times), none over it but per-channel equalising (6 of 103: two light bulbs and a cake at
-0.66-0.99). Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees), 401 of 527
+(contrast 1.4 times), none over it but per-channel equalising (6 of 103; the highest two light bulbs and a
+cake, 0.66-0.99). Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees), 401 of 527
 over it; the dev originals turned by 15, 30, -30 and 45 degrees, 27, 73, 76 and 108 of 122-123. Not
 told: a turn of hues the pair has few clear pixels of (``HUE_PIXELS``), a turn towards the secondary colour
 beside a hue where a brightest channel reaches ``CLIPS`` (a brightened copy of Kodi's splash turned -30
