@@ -612,7 +612,10 @@ def test_a_part_in_another_colour_of_the_same_lightness_is_not_a_copy_but_a_less
     smiley's red mouth on an orange face, a balloon in another colour): in luminance one picture, in
     colour the boss is a solid part. A copy made less colourful (every hue kept: the face's blue, zero
     like the boss's, moves far from it, which one tone curve for all channels cannot map) or more,
-    brightened until its colours clip, greyed or recompressed stays a copy."""
+    brightened until its colours clip, greyed or recompressed stays a copy. Once the solid part has told
+    the pair apart, neither its hues nor its pixels are measured: no look undoes another's veto."""
+    from lookalike.index import geometry
+
     red = _clock(3, 0, tmp_path / "red.png", boss=((200, 0, 0), 40), face="#fadc00")
     green = _clock(3, 0, tmp_path / "green.png", boss=((0, 115, 40), 40), face="#fadc00")  # luminance 60, 72
     with Image.open(red) as opened:
@@ -621,7 +624,10 @@ def test_a_part_in_another_colour_of_the_same_lightness_is_not_a_copy_but_a_less
              "more colourful": ImageEnhance.Color(drawing).enhance(1.8),
              "brighter": ImageEnhance.Brightness(drawing).enhance(2.0),
              "greyscale": ImageOps.grayscale(drawing), "jpeg q30": drawing}
-    _assert_solid_parts_alone_tell(red, green, edits, tmp_path)
+    measured = _assert_solid_parts_alone_tell(red, green, edits, tmp_path)
+    assert measured.turned is not None
+    skipped = KeypointFiles(decided=geometry.geometry_disagrees).match([(str(red), str(green))])[0]
+    assert skipped == measured._replace(turned=None, residual=None)
 
 
 def test_a_drawing_in_other_shades_of_grey_is_not_a_copy_though_one_tone_curve_maps_it_onto_the_other(

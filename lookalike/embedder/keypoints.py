@@ -405,22 +405,26 @@ def matched_keypoints(a: Keypoints, b: Keypoints, decided: Decided | None = None
     ``a`` (:func:`_laying`, :func:`laid_cells`) and compare their details (:func:`differing_cells`), shading
     (:func:`opposed_shades`) and strokes (:func:`differing_strokes`), each the larger of the two ways
     (:func:`_either_way`), and unless the keypoints have ``decided`` the pair already, their solid parts
-    (:func:`solid_differences`) and hues (:func:`turned_hues`). Then lay the two over each other pixel by
-    pixel (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with another figure, fits its
-    keypoints where the two are alike, and however many of them fit, the cells that differ are forgiven as
-    details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of the cells differing, 19 %
-    of the pixels). Laid first where the keypoints lay them, which explains most copies without a search
-    (:func:`~lookalike.embedder.residual.laid_share`); where no keypoints laid them, their solid parts are
-    compared where the search lays them (:func:`placed_solid_differences`), unless the residual has
-    ``decided`` the pair. Not where a flat pair's layouts tell it apart already, nor where the keypoints lay
-    two detailed pictures over each other turned in a way the residual does not try
-    (:func:`_beyond_alignment`), nor where the keypoints have ``decided`` the pair already: on the dev half,
-    38 % of the residual's time went to pairs they had told apart."""
+    (:func:`solid_differences`), then unless those have, their hues (:func:`turned_hues`). Then lay the two
+    over each other pixel by pixel (:func:`aligned_residual`): a flag bearing another emblem, a pictogram with
+    another figure, fits its keypoints where the two are alike, and however many of them fit, the cells that
+    differ are forgiven as details (a hotel pictogram beside the information sign in it: 39 fitting, 3 % of
+    the cells differing, 19 % of the pixels). Laid first where the keypoints lay them, which explains most
+    copies without a search (:func:`~lookalike.embedder.residual.laid_share`); where no keypoints laid them,
+    their solid parts are compared where the search lays them (:func:`placed_solid_differences`), unless the
+    residual has ``decided`` the pair. Not where a flat pair's layouts tell it apart already, nor where the
+    keypoints lay two detailed pictures over each other turned in a way the residual does not try
+    (:func:`_beyond_alignment`), nor where the keypoints or the solid parts have ``decided`` the pair already:
+    on the dev half, 38 % of the residual's time went to pairs the keypoints had told apart. The verdict only
+    adds vetoes, so a look skipped after one cannot change it."""
     found, laid = _keypoint_match(a, b)
     if decided is not None and decided(found):
         return found
     if laid is not None:
-        found = found._replace(solid=solid_differences(a, b, laid), turned=turned_hues(a, b, laid))
+        found = found._replace(solid=solid_differences(a, b, laid))
+        if decided is not None and decided(found):  # told apart by a solid part: its hues cannot undo that
+            return found
+        found = found._replace(turned=turned_hues(a, b, laid))
     flat = min(len(a), len(b)) < EXPECTED_KEYPOINTS
     told = flat and found.layout is not None and found.layout < LAYOUT_AGREEMENT
     if told or (not flat and _beyond_alignment(found)):

@@ -377,8 +377,10 @@ def _levels(source: np.ndarray, target: np.ndarray, inside: np.ndarray) -> _Leve
     if not kept.any():
         return None
     # level by level, each level's values sorted: one sort of level * 1024 + value (values are 0-255, and
-    # float64 holds both exactly), 4 times as fast as a lexsort of the two
-    ordered = (np.sort(levels * 1024.0 + theirs) - np.sort(levels) * 1024.0).astype(theirs.dtype)
+    # float64 holds both exactly), 4 times as fast as a lexsort of the two; the levels sorted are each
+    # level repeated its count
+    ordered = (np.sort(levels * 1024.0 + theirs)
+               - np.repeat(np.arange(LEVELS) * 1024.0, counts)).astype(theirs.dtype)
     starts = np.cumsum(counts) - counts
     lower = ordered[(starts + (counts - 1) // 2)[kept]]
     upper = ordered[(starts + counts // 2)[kept]]
