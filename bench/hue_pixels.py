@@ -2,17 +2,19 @@
 colouring from a copy whose edits turned its colours.
 
 Run by hand: ``python bench/hue_pixels.py`` (after ``bench/calibrate.py``, ``bench/series.py``,
-``bench/unseen.py`` and ``bench/colour_variants.py --near-hues`` have built their sets). Writes "## Hues
-pixel by pixel" in docs/benchmarks.md; ``--no-write`` prints only.
+``bench/unseen.py``, ``bench/artist_series.py`` and ``bench/colour_variants.py --near-hues`` have built
+their sets). Writes "## Hues pixel by pixel" in docs/benchmarks.md; ``--no-write`` prints only.
 
-For each pair the keypoints lay (lookalike/embedder/keypoints.py, ``turned_hues``), the share of the pixels
-clearly coloured in both whose hue turned beyond what brightening, one tone curve, or the grey pixels'
-change channel by channel explains; the product drops a pair over ``HUES_TURNED``. The lesser of the pair
-as drawn and mirrored counts, as the product keeps a pair either way. Copies: pairs of one original's
-pictures, every kind, copy beside copy, drawn at random as bench/aligned_residual.py draws them, and the
-near-hue probe's copies (brightened, quarter size) beside their original. Edits: each dev original beside
-each of bench/hue_turns.py's edits of it, everyday ones and hue turns. Different colourings: the near-hue
-probe's variants (turned by 30 to 60 degrees) beside each other, originals and brightened copies.
+For each pair the keypoints lay (lookalike/embedder/keypoints.py, ``turned_hues``), the share of the
+pixels clearly coloured in both whose hue turned beyond what brightening, one tone curve, or the grey
+pixels' change channel by channel explains; the product drops a pair over ``HUES_TURNED``. The lesser of
+the pair as drawn and mirrored counts, as the product keeps a pair either way. Copies: pairs of one
+original's pictures, every kind, copy beside copy, drawn at random as bench/aligned_residual.py draws
+them, and the near-hue probe's copies (brightened, quarter size) beside their original, and
+bench/artist_series.py's JPEG q30 copies beside its other pictures (drawings whose only colour may be a
+pale edge). Edits: each dev original beside each of bench/hue_turns.py's edits of it, everyday ones and
+hue turns. Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees) beside each
+other, originals and brightened copies.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from lookalike.index.geometry import HUES_TURNED  # noqa: E402
 
 SECTION = "## Hues pixel by pixel"
 NEAR_HUES = dupset.CACHE / "near-hues" / "set"
+ARTIST = dupset.CACHE.parent / "artist-series" / "manifest.json"
 BESIDE = (("original", "original"), ("original", "brighter"), ("brighter", "original"))  # variants' images
 
 
@@ -97,6 +100,17 @@ def near_hue_pairs() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     return copies, variants
 
 
+def recompressed_pairs(count: int) -> list[tuple[str, str]]:
+    """``count`` of the artist series' JPEG q30 copies beside another picture of their original."""
+    groups: dict[str, dict[str, str]] = defaultdict(dict)
+    for item in json.loads(ARTIST.read_text())["items"]:
+        groups[item["group"]][item["kind"]] = item["path"]
+    pairs = [(kinds["jpeg q30"], path) for kinds in groups.values() if "jpeg q30" in kinds
+             for kind, path in kinds.items() if kind != "jpeg q30"]
+    chosen = np.random.default_rng(0).choice(len(pairs), min(count, len(pairs)), replace=False)
+    return [pairs[i] for i in sorted(chosen)]
+
+
 def row(name: str, shares: list[float | None]) -> str:
     laid = np.array([share for share in shares if share is not None])
     if not len(laid):
@@ -113,6 +127,7 @@ def main() -> None:
     groups = {f"copies, {name}": [(a, b) for a, b, *_ in copy_pairs(name, args.pairs)] for name in COPIES}
     near_copies, near_variants = near_hue_pairs()
     groups["copies, near-hue probe"] = near_copies
+    groups["copies, artist series: JPEG q30 beside the rest"] = recompressed_pairs(args.pairs)
     groups["different colourings, near-hue probe"] = near_variants
     originals = [item["path"] for item in json.loads(COPIES["dev half"][0].read_text())["items"]
                  if item["split"] == "dev" and item["kind"] == "original"]

@@ -752,8 +752,8 @@ def _cast(image: Image.Image, gains: tuple[float, float, float]) -> Image.Image:
 def test_a_photo_with_its_hues_turned_is_not_a_copy_though_nothing_else_tells(copies, tmp_path, degrees):
     """The rocket with every hue turned by 30 degrees fits hundreds of keypoints, and no solid part, pixel
     or cell differs: only its hues tell it is another colouring. Its edited copies keep their hues, or
-    turn them as the edit turns its greys: a green cast taken out (green down a fifth) turns the rocket's
-    colours as far, and its grey pixels show the cast."""
+    turn them as the edit turns its greys: a strong green cast taken out (green down 30 %) turns the
+    rocket's colours as far, and its grey pixels show the cast."""
     from lookalike.embedder import keypoints
     from lookalike.index import geometry
 
@@ -761,7 +761,7 @@ def test_a_photo_with_its_hues_turned_is_not_a_copy_though_nothing_else_tells(co
     with Image.open(photo) as opened:
         rocket = opened.convert("RGB")
     hue_turned(rocket, degrees).save(tmp_path / "turned.jpg", quality=85)
-    edits = {"cast taken out": _cast(rocket, (1.0, 0.8, 1.0)), "warmer": _cast(rocket, (1.12, 1.0, 0.88)),
+    edits = {"cast taken out": _cast(rocket, (1.0, 0.7, 1.0)), "warmer": _cast(rocket, (1.12, 1.0, 0.88)),
              "more contrast": ImageEnhance.Contrast(rocket).enhance(1.4),
              "equalised": ImageOps.equalize(rocket),
              "more colourful": ImageEnhance.Color(rocket).enhance(1.5)}
@@ -797,6 +797,41 @@ def test_hues_say_nothing_where_few_pixels_are_clearly_coloured_in_both(copies, 
                        (rocket, file_keypoints(str(copies["rocket", "greyscale"])))):
         _, laid = keypoints._keypoint_match(one, other)
         assert laid is not None and keypoints.turned_hues(one, other, laid) is None
+
+
+def test_a_pale_colour_a_jpeg_moved_has_not_turned_but_the_same_colour_recoloured_has(tmp_path):
+    """A clock drawn in greys on a cream face, its only colour a thin beige ring (a playing card's edge),
+    200 pixels across: saved at JPEG quality 30, the ring's pale colour moves by 15 to 20 degrees of hue
+    (JPEG keeps colour at half the resolution, and coarsely), over a third of its pixels past
+    ``PIXEL_TURN``. A turn that moves a colour less than ``HUE_NOISE`` is not counted, so the copy's
+    hues have not turned, while the ring recoloured by 45 degrees or more still has."""
+    from lookalike.embedder import keypoints
+    from lookalike.index import geometry
+
+    def ringed(ring: tuple[int, int, int], name: str, **saved) -> keypoints.Keypoints:
+        with Image.open(_clock(3, 0, tmp_path / "clock.png", face=(252, 253, 236),
+                               boss=((60, 60, 60), 10))) as opened:
+            drawing = opened.convert("RGB")
+        draw = ImageDraw.Draw(drawing)
+        draw.ellipse((10, 10, 390, 390), outline=(110, 110, 110), width=14)  # the rim grey
+        draw.ellipse((24, 24, 376, 376), outline=ring, width=4)
+        draw.ellipse((28, 28, 372, 372), outline=(130, 129, 124), width=4)
+        drawing.resize((200, 200), Image.Resampling.LANCZOS).save(tmp_path / name, **saved)
+        return file_keypoints(str(tmp_path / name))
+
+    beige = (200, 170, 100)
+    original = ringed(beige, "original.png")
+    recompressed = ringed(beige, "q30.jpg", quality=30)
+    _, laid = keypoints._keypoint_match(original, recompressed)
+    assert keypoints.turned_hues(original, recompressed, laid) < 0.05
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keypoints, "HUE_NOISE", 0.0)
+        assert keypoints.turned_hues(original, recompressed, laid) > 0.3
+    for degrees in (45, 60, -60):
+        recoloured = hue_turned(Image.new("RGB", (1, 1), beige), degrees).getpixel((0, 0))
+        turned = ringed(recoloured, f"{degrees}.png")
+        _, laid = keypoints._keypoint_match(original, turned)
+        assert keypoints.turned_hues(original, turned, laid) > geometry.HUES_TURNED, degrees
 
 
 def test_a_laying_the_keypoints_got_wrong_is_refined_before_solid_parts_count(tmp_path):

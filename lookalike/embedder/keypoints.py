@@ -121,12 +121,17 @@ GREY = 16.0
 HUE_PIXELS = 50
 PIXEL_TURN = 12.0
 HUE_BLUR = 1.0
+HUE_NOISE = 16.0
 """See :func:`turned_hues`: a pixel's hue is clear where its channels spread ``VIVID`` apart (out of 255) in
 both pictures (twice the colour grid's ``TURN_CHROMA``: a pixel is noisier than a cell's mean), both blurred
 by ``HUE_BLUR`` (sigma, at ``DETAIL_SIDE``: the keypoints' fit lies a pixel or so off); a pixel spreading
 less than ``GREY`` is grey (white balance tints a white 31 apart, a grey beside it less). Under
 ``HUE_PIXELS`` clear pixels say nothing. A hue turned more than ``PIXEL_TURN`` degrees (the colour grid's
-``HUE_TURN``) is turned."""
+``HUE_TURN``) is turned, and where that moved the colour less than ``HUE_NOISE`` (out of 255), more
+(:func:`_clear_turn`): JPEG at quality 30 moves a pale colour that far. At ``PIXEL_TURN`` alone, 16 of the
+artist series' 447 JPEG q30 copies (playing cards with a beige edge) were taken for recoloured beside their
+original, none with ``HUE_NOISE``, which tells 2 fewer of the near-hue probe's 527 pairs of variants
+(bench/hue_pixels.py)."""
 
 LAYOUT_AGREEMENT = 0.6
 """A pair of pictures too flat for the keypoints to judge (under ``EXPECTED_KEYPOINTS`` on either side)
@@ -652,13 +657,22 @@ def turned_hues(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
     if np.count_nonzero(vivid) < HUE_PIXELS:
         return None
     turned = turn_beyond_brightening(mine[vivid], theirs[vivid])
+    clear = _clear_turn(np.minimum(spread_mine[vivid], spread_theirs[vivid]))
     for mapped, target in _edits_explaining(mine, theirs, spread_mine < GREY, spread_theirs < GREY):
-        if not np.any(turned > PIXEL_TURN):  # explained already: no edit can lower it
+        if not np.any(turned > clear):  # explained already: no edit can lower it
             break
         if mapped is not None:
             apart = np.abs(hue_sixths(mapped[vivid]) - hue_sixths(target[vivid])) % 6
             turned = np.minimum(turned, 60 * np.minimum(apart, 6 - apart))
-    return float(np.count_nonzero(turned > PIXEL_TURN) / len(turned))
+    return float(np.count_nonzero(turned > clear) / len(turned))
+
+
+def _clear_turn(spread: np.ndarray) -> np.ndarray:
+    """Degrees a pixel's hue must turn to be turned (``PIXEL_TURN``), more where its colour is pale: a
+    turn moves a colour by 2 sin(turn / 2) times its spread, and JPEG moves a pale colour's by up to
+    ``HUE_NOISE`` (a playing card's beige edge at quality 30: 18 degrees at a spread of 55)."""
+    noise = np.degrees(2 * np.arcsin(np.minimum(1.0, HUE_NOISE / (2 * np.maximum(spread, 1e-3)))))
+    return np.maximum(PIXEL_TURN, noise)
 
 
 def _edits_explaining(mine: np.ndarray, theirs: np.ndarray, grey_mine: np.ndarray, grey_theirs: np.ndarray
