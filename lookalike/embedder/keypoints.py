@@ -670,7 +670,7 @@ def turned_hues(a: Keypoints, b: Keypoints, fit: np.ndarray) -> float | None:
 def _clear_turn(spread: np.ndarray) -> np.ndarray:
     """Degrees a pixel's hue must turn to be turned (``PIXEL_TURN``), more where its colour is pale: a
     turn moves a colour by 2 sin(turn / 2) times its spread, and JPEG moves a pale colour's by up to
-    ``HUE_NOISE`` (a playing card's beige edge at quality 30: 18 degrees at a spread of 55)."""
+    ``HUE_NOISE`` (a playing card's beige edge at quality 30: 15 degrees at a spread of 53)."""
     noise = np.degrees(2 * np.arcsin(np.minimum(1.0, HUE_NOISE / (2 * np.maximum(spread, 1e-3)))))
     return np.maximum(PIXEL_TURN, noise)
 
