@@ -130,8 +130,8 @@ less than ``GREY`` is grey (white balance tints a white 31 apart, a grey beside 
 ``HUE_TURN``) is turned, and where that moved the colour less than ``HUE_NOISE`` (out of 255), more
 (:func:`_clear_turn`): JPEG at quality 30 moves a pale colour that far. At ``PIXEL_TURN`` alone, 16 of the
 artist series' 447 JPEG q30 copies (playing cards with a beige edge) were taken for recoloured beside their
-original, none with ``HUE_NOISE``, which tells 2 fewer of the near-hue probe's 527 pairs of variants
-(bench/hue_pixels.py)."""
+original, none with ``HUE_NOISE``, which tells 8 fewer of the near-hue probe's 527 pairs of variants (401
+to 393) and 1 fewer of 122 dev photos with their hues turned 30 degrees (bench/hue_pixels.py)."""
 
 LAYOUT_AGREEMENT = 0.6
 """A pair of pictures too flat for the keypoints to judge (under ``EXPECTED_KEYPOINTS`` on either side)
