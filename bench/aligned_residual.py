@@ -94,8 +94,12 @@ def copy_pairs(name: str, count: int) -> list[tuple[str, str, str, str]]:
     for item in json.loads(manifest.read_text())["items"]:
         if item["split"] == split:
             groups[item["group"]].append(item)
-    pairs = [(x["path"], y["path"], x["kind"], y["kind"])
-             for members in groups.values() for x, y in itertools.combinations(members, 2)]
+    return drawn([(x["path"], y["path"], x["kind"], y["kind"])
+                  for members in groups.values() for x, y in itertools.combinations(members, 2)], count)
+
+
+def drawn(pairs: list, count: int) -> list:
+    """``count`` of ``pairs`` drawn at random, the same every run, in their order."""
     chosen = np.random.default_rng(0).choice(len(pairs), min(count, len(pairs)), replace=False)
     return [pairs[i] for i in sorted(chosen)]
 

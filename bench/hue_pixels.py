@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dupset  # noqa: E402
-from aligned_residual import COPIES, copy_pairs  # noqa: E402
+from aligned_residual import COPIES, copy_pairs, drawn  # noqa: E402
 from calibrate import library_state  # noqa: E402
 from hue_turns import EDITS, edited  # noqa: E402
 from report import machine, today, write_section  # noqa: E402
@@ -105,10 +105,8 @@ def recompressed_pairs(count: int) -> list[tuple[str, str]]:
     groups: dict[str, dict[str, str]] = defaultdict(dict)
     for item in json.loads(ARTIST.read_text())["items"]:
         groups[item["group"]][item["kind"]] = item["path"]
-    pairs = [(kinds["jpeg q30"], path) for kinds in groups.values() if "jpeg q30" in kinds
-             for kind, path in kinds.items() if kind != "jpeg q30"]
-    chosen = np.random.default_rng(0).choice(len(pairs), min(count, len(pairs)), replace=False)
-    return [pairs[i] for i in sorted(chosen)]
+    return drawn([(kinds["jpeg q30"], path) for kinds in groups.values() if "jpeg q30" in kinds
+                  for kind, path in kinds.items() if kind != "jpeg q30"], count)
 
 
 def row(name: str, shares: list[float | None]) -> str:
