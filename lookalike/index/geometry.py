@@ -212,11 +212,13 @@ background kept. Kodi's splash turned by 30 degrees of hue beside it turned by 6
 residual and solid parts 0.0, its colour grid's cells within ``HUE_TURN``. Measured on the pairs the
 keypoints lay, the lesser of as drawn and mirrored (a pair is kept either way; bench/hue_pixels.py): pairs
 of one original's pictures, every kind, copy beside copy (800 drawn from each of the dev, series and unseen
-sets: 1,222 laid), 0.053, 0.065 and 0.209 at most; the near-hue probe's copies (brightened, quarter size)
-0.047; bench/hue_turns.py's everyday edits of the dev originals (101-124 laid each), 0.28 at most
-(contrast 1.4 times), none over it but per-channel equalising (6 of 103; the highest two light bulbs and a
-cake, 0.66-0.99). Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees), 401 of 527
-over it; the dev originals turned by 15, 30, -30 and 45 degrees, 27, 73, 76 and 108 of 122-123. Not
+sets: 1,222 laid), 0.048, 0.060 and 0.148 at most, and 800 of the artist series' JPEG q30 copies beside its
+other pictures (477 laid), 0.236; the near-hue probe's copies (brightened, quarter size) 0.046;
+bench/hue_turns.py's everyday edits of the dev originals (101-124 laid each), 0.24 at most (contrast 1.4
+times), none over it but per-channel equalising (5 of 103; light bulbs and a cake). Different colourings:
+the near-hue probe's variants (turned by 30 to 60 degrees), 393 of 527 over it; the dev originals turned
+by 15, 30, -30 and 45 degrees, 9, 72, 75 and 108 of 122-123 (a pale colour must turn further:
+:data:`~lookalike.embedder.keypoints.HUE_NOISE`). Not
 told: a turn of hues the pair has few clear pixels of (``HUE_PIXELS``), a turn towards the secondary colour
 beside a hue where a brightest channel reaches ``CLIPS`` (a brightened copy of Kodi's splash turned -30
 beside the original, 0.31), and a two-colour design, which one curve for all channels may map onto its
