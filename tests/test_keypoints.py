@@ -712,6 +712,51 @@ def test_one_small_part_more_is_another_picture(tmp_path):
     assert found.solid < 0.01  # under the veto as it stood before copies were shown to leave none
 
 
+def test_a_thin_stroke_only_one_picture_has_is_a_solid_part_whichever_is_mapped_onto_the_other(tmp_path):
+    """A clock with a thin second hand and the same clock without (a magnifier's plus beside its minus, a
+    card's ten beside its eight). A laid pixel may find its match ``SOLID_SHIFT`` pixels off, so the picture
+    without the stroke, compared with the other's pixels, finds white beside the stroke everywhere: one
+    way round the stroke was explained, and the lesser of the two ways counted. Each picture is compared
+    with the other's pixels and the other's with its own, so the stroke counts either way round. Copies
+    brightened, greyed, shrunk, mirrored, turned or recompressed stay copies."""
+    from lookalike.embedder import keypoints
+    from lookalike.index import geometry
+
+    plain = _clock(3, 0, tmp_path / "plain.png")
+    with Image.open(plain) as opened:
+        drawing = opened.convert("RGB")
+    ImageDraw.Draw(drawing).line((200, 200, 200 - 150 * math.sin(math.radians(110)),
+                                  200 + 150 * math.cos(math.radians(110))), fill="black", width=6)
+    drawing.save(tmp_path / "second hand.png")
+    edits = {"brighter": ImageEnhance.Brightness(drawing).enhance(1.5),
+             "greyscale": ImageOps.grayscale(drawing), "half size": drawing.resize((200, 200)),
+             "mirror": ImageOps.mirror(drawing), "quarter turn": drawing.rotate(90), "jpeg q30": drawing}
+    _assert_solid_parts_alone_tell(tmp_path / "second hand.png", plain, edits, tmp_path)
+    one, other = (file_keypoints(str(path)) for path in (tmp_path / "second hand.png", plain))
+    _, laid = keypoints._keypoint_match(one, other)
+    _, back = keypoints._keypoint_match(other, one)
+    assert keypoints.solid_differences(one, other, laid) > geometry.SOLID_APART
+    assert keypoints.solid_differences(other, one, back) > geometry.SOLID_APART
+
+
+def test_a_copy_laid_a_few_pixels_off_leaves_slivers_not_solid_parts():
+    """Stripes laid over their own copy four pixels off (the residual's search lays a flat flag that far
+    off at the detail scale) leave, each way round, a sliver along every edge under ``SOLID`` wide: side by
+    side the two slivers would count, one way at a time they do not. A bar four pixels wide that only one
+    picture has is a solid part whichever picture is mapped onto the other."""
+    from lookalike.embedder.residual import SOLID, solid_share
+
+    flag = np.asarray(_stripes((240, 160), [(0, 0, 160), (250, 250, 0), (220, 0, 0)]), np.float32)
+    inside = np.ones(flag.shape[:2], bool)
+    assert solid_share(np.roll(flag, 4, axis=0)[8:-8], flag[8:-8], inside[8:-8], SOLID) == 0.0
+    grey = np.full((160, 240), 255.0, np.float32)
+    grey[20:60, 20:80] = 0.0  # a black block both have: no tone curve maps black onto white
+    barred = grey.copy()
+    barred[40:120, 100:104] = 0.0
+    for one, other in ((grey, barred), (barred, grey)):
+        assert solid_share(one, other, inside, 3) > 0.005
+
+
 def test_quarter_size_copies_of_two_pictures_are_told_apart_by_their_solid_parts_too(tmp_path):
     """Two quarter-size copies, of the clock with a dot (a card's other pip) and of the one without, are
     64 pixels a side: every other look takes them for one picture, and they compare under 64 x 64 pixels,

@@ -498,7 +498,12 @@ def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: 
     """The share of ``inside`` where two pictures (luminance [h, w] or RGB [h, w, 3]) laid over each other
     differ beyond ``DIFFERENT`` after one tone curve for all channels, counting only parts at least
     ``wide`` pixels across (an opening: what a copy leaves is its edges a little off, strokes thinned by
-    shrinking), the smaller of mapping either onto the other. A clock's hour hand at other times, a
+    shrinking), the smaller of mapping either onto the other. A pixel differs where it lies far from every
+    pixel of the other within ``SOLID_SHIFT``, or the other's from every one of its own: compared one way
+    only, a stroke up to twice that wide which only the other picture has finds the paper beside it (a
+    clock's thin second hand, a magnifier's plus beside its minus), and the lesser way counted nothing
+    (bench/solid_parts.py: one artist's different drawings over the veto 478 -> ..., copies none either
+    way). A clock's hour hand at other times, a
     playing card's other pips, a smiley's tongue: a few per cent of the picture, under what the whole
     picture's residual at 64 pixels can tell from a copy's noise, but solid. In colour, a red mouth on an
     orange face, one level in luminance, is solid too; a copy made less or more colourful is mapped again
@@ -509,12 +514,22 @@ def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: 
     kernel = np.ones((wide, wide), np.uint8)
     least = 1.0
     for mapped, other in _mappings(laid, target, inside):
-        beyond = (_apart(channels(mapped), channels(other), SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
-        solid = cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        mine, theirs = channels(mapped), channels(other)
+        solid = cv2.bitwise_or(_solid_parts(mine, theirs, inside, kernel),
+                               _solid_parts(theirs, mine, inside, kernel))
         least = min(least, np.count_nonzero(solid) / compared)
         if not least:  # one mapping explains every pixel: the rest cannot lower it
             break
     return float(least)
+
+
+def _solid_parts(one: np.ndarray, other: np.ndarray, inside: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Where ``one`` lies beyond ``DIFFERENT`` from every pixel of ``other`` within ``SOLID_SHIFT``, in
+    parts as wide as ``kernel`` (an opening), as uint8. Opened one way at a time: a laying a few pixels
+    off leaves a thin sliver along each edge each way, side by side, which together are wide enough to
+    count (a flag's stripes laid by the residual's search, 0.02 of a copy)."""
+    beyond = (_apart(one, other, SOLID_SHIFT, SOLID_BLUR) > DIFFERENT) & inside
+    return cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, kernel)
 
 
 def _mappings(laid: np.ndarray, target: np.ndarray, inside: np.ndarray
