@@ -500,14 +500,14 @@ def solid_share(laid: np.ndarray, target: np.ndarray, inside: np.ndarray, wide: 
     ``wide`` pixels across (an opening: what a copy leaves is its edges a little off, strokes thinned by
     shrinking), the smaller of mapping either onto the other. A pixel differs where it lies far from every
     pixel of the other within ``SOLID_SHIFT``, or the other's from every one of its own: compared one way
-    only, a stroke up to twice that wide which only the other picture has finds the paper beside it (a
+    only, a stroke up to 5 pixels wide which only the other picture has finds the paper beside it (a
     clock's thin second hand, a magnifier's plus beside its minus), and the lesser way counted nothing
-    (bench/solid_parts.py: one artist's different drawings over the veto 478 -> ..., copies none either
-    way). A clock's hour hand at other times, a
-    playing card's other pips, a smiley's tongue: a few per cent of the picture, under what the whole
-    picture's residual at 64 pixels can tell from a copy's noise, but solid. In colour, a red mouth on an
-    orange face, one level in luminance, is solid too; a copy made less or more colourful is mapped again
-    with its saturation matched (:func:`_mappings`). None where under ``SOLID_PIXELS`` are compared."""
+    (bench/solid_parts.py: one artist's different drawings over the veto 526 -> 551 of 603, copies none
+    either way). A clock's hour hand at other times, a playing card's other pips, a smiley's tongue: a few
+    per cent of the picture, under what the whole picture's residual at 64 pixels can tell from a copy's
+    noise, but solid. In colour, a red mouth on an orange face, one level in luminance, is solid too; a
+    copy made less or more colourful is mapped again with its saturation matched (:func:`_mappings`). None
+    where under ``SOLID_PIXELS`` are compared."""
     compared = np.count_nonzero(inside)
     if compared < SOLID_PIXELS:
         return None
