@@ -194,16 +194,16 @@ placings) -> 24 -> 20 -> 18 -> 18. The refining matters to copies: keypoints on 
 repeats can lay a copy tens of pixels off (of 1,000 pairs of copies drawn from each of the artist and series
 sets, 11 and 12 views over the veto as laid, under it refined, most moved 7-60 pixels; of the artist's
 different drawings, 4 views: two lightning bolts as drawn and mirrored, moved 30 pixels, two sailing boats 9,
-two cards 0.3). Each picture's pixels are compared with the other's and the other's with its own (a stroke only one has,
-a clock's second hand, was explained the lesser way round): over it 526 -> 551 of 603 such pairs at 2520d03,
-copies still none. Not told: strokes under three pixels, a part of a few pixels (a tear on a smiley's cheek:
-0.003). In colour, the one everyday edit of a copy that leaves solid parts is per-channel auto-contrast of a
-striped wallpaper (its stripes' hues change: 0.038 as drawn, laid by its keypoints; its mirror image, laid by
-the search and compared in luminance, keeps the pair). Compared at the smaller picture's own resolution (a
-quarter-size copy's strokes are blurs at 256), leaving out at the top and bottom only what may be a caption
-band someone added (a colour the picture has along a side, and text on it), by a curve that never falls (a
-free one maps an added part's own colour onto whatever lies under it) and merges no two common mid tones far
-apart (no edit does)."""
+two cards 0.3). Each picture's pixels are compared with the other's and the other's with its own (a stroke
+only one has, a clock's second hand, was explained the lesser way round): over it 526 -> 551 of 603 such pairs
+at 2520d03, copies still none. Not told: strokes under three pixels, a part of a few pixels (a tear on a
+smiley's cheek: 0.003). In colour, the one everyday edit of a copy that leaves solid parts is per-channel
+auto-contrast of a striped wallpaper (its stripes' hues change: 0.038 as drawn, laid by its keypoints; its
+mirror image, laid by the search and compared in luminance, keeps the pair). Compared at the smaller picture's
+own resolution (a quarter-size copy's strokes are blurs at 256), leaving out at the top and bottom only what
+may be a caption band someone added (a colour the picture has along a side, and text on it), by a curve that
+never falls (a free one maps an added part's own colour onto whatever lies under it) and merges no two common
+mid tones far apart (no edit does)."""
 
 HUES_TURNED = 0.4
 """A pair is not a copy when, laid over each other where their keypoints fit, more than this share of the
