@@ -15,6 +15,10 @@ bench/artist_series.py's JPEG q30 copies beside its other pictures (drawings who
 pale edge). Edits: each dev original beside each of bench/hue_turns.py's edits of it, everyday ones and
 hue turns. Different colourings: the near-hue probe's variants (turned by 30 to 60 degrees) beside each
 other, originals and brightened copies.
+
+``--hue-noise N``: measured with the product's ``HUE_NOISE`` (lookalike/embedder/keypoints.py) set to N,
+printed only: 0 is every pixel's turn counted from ``PIXEL_TURN``, as before pale colours had to turn
+further (the artist series' beige-edged cards at JPEG q30).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from calibrate import library_state  # noqa: E402
 from hue_turns import EDITS, edited  # noqa: E402
 from report import machine, today, write_section  # noqa: E402
 
+from lookalike.embedder import keypoints  # noqa: E402
 from lookalike.embedder.keypoints import (  # noqa: E402
     Keypoints,
     _keypoint_match,
@@ -121,7 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=800)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--hue-noise", type=float, help="the product's HUE_NOISE replaced (prints only)")
     args = parser.parse_args()
+    if args.hue_noise is not None:  # set before the workers fork: they measure with it
+        keypoints.HUE_NOISE = args.hue_noise
     groups = {f"copies, {name}": [(a, b) for a, b, *_ in copy_pairs(name, args.pairs)] for name in COPIES}
     near_copies, near_variants = near_hue_pairs()
     groups["copies, near-hue probe"] = near_copies
@@ -141,12 +149,13 @@ def main() -> None:
     took = [1000 * took for shares in found.values() for share, took in shares if share is not None]
     body = "\n".join([
         __doc__.split("\n\n")[2].replace("\n", " "), "", *rows, "",
-        f"At the product's ``HUES_TURNED`` {HUES_TURNED}. A pair's hues (as drawn and mirrored) take "
+        f"At the product's ``HUES_TURNED`` {HUES_TURNED}, ``HUE_NOISE`` {keypoints.HUE_NOISE}. A pair's "
+        "hues (as drawn and mirrored) take "
         f"{np.median(took):.0f} ms, median, the files described already (two processes on two cores).", "",
         f"`python bench/hue_pixels.py` on {today()}, {machine()}; {library_state()}. {seconds:.0f} s in all.",
     ])
     print(body)
-    if not args.no_write:
+    if not args.no_write and args.hue_noise is None:
         write_section(SECTION, body)
 
 
