@@ -709,7 +709,7 @@ def test_one_small_part_more_is_another_picture(tmp_path):
              "greyscale": ImageOps.grayscale(drawing), "quarter size": drawing.resize((100, 100)),
              "mirror": ImageOps.mirror(drawing), "quarter turn": drawing.rotate(90), "jpeg q30": drawing}
     found = _assert_solid_parts_alone_tell(dotted, plain, edits, tmp_path)
-    assert found.solid < 0.01  # under the veto as it stood before copies were shown to leave none
+    assert found.solid < 0.02  # the dot alone: 0.013 of the part compared (under 0.01 one way round)
 
 
 def test_a_thin_stroke_only_one_picture_has_is_a_solid_part_whichever_is_mapped_onto_the_other(tmp_path):
