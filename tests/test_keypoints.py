@@ -1308,7 +1308,9 @@ def _page(number: int, path: Path, turn: int = 0) -> Path:
 def test_pages_of_other_text_in_one_layout_are_not_copies_but_a_pages_copies_are(tmp_path, numbers, turn):
     """Laid over each other, two pages' cells agree as wholes (the lines line up), so only the strokes
     along the lines tell them apart, whichever way the pages are turned; a page's smaller, recompressed
-    or turned copies keep its strokes. (These pairs' keypoint fits happen to lay the lines in line.)"""
+    or turned copies keep its strokes. (These pairs' keypoint fits happen to lay the lines in line.) Upright,
+    their solid parts now tell them too (each page's strokes looked for in the other's pixels and the
+    other's in its own); turned, the strokes alone do."""
     from lookalike.index import geometry
 
     first, second = (_page(number, tmp_path / f"{number}.png", turn) for number in numbers)
@@ -1322,8 +1324,9 @@ def test_pages_of_other_text_in_one_layout_are_not_copies_but_a_pages_copies_are
     assert verdict(first, second, files)
     for copy in ("half.jpg", "q30.jpg", "turned.jpg"):
         assert not verdict(first, tmp_path / copy, files), copy
-    with pytest.MonkeyPatch.context() as patch:  # without the strokes compared, the pages pass as a copy
+    with pytest.MonkeyPatch.context() as patch:  # without the strokes nor solid parts, they pass as a copy
         patch.setattr(geometry, "STROKES_DIFFER", 1.0)
+        patch.setattr(geometry, "SOLID_APART", 1.0)
         assert not verdict(first, second, files)
 
 
