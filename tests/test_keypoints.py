@@ -1306,11 +1306,11 @@ def _page(number: int, path: Path, turn: int = 0) -> Path:
 
 @pytest.mark.parametrize(("numbers", "turn"), [((2, 3), 0), ((2, 4), 90)], ids=["upright", "sideways"])
 def test_pages_of_other_text_in_one_layout_are_not_copies_but_a_pages_copies_are(tmp_path, numbers, turn):
-    """Laid over each other, two pages' cells agree as wholes (the lines line up), so only the strokes
-    along the lines tell them apart, whichever way the pages are turned; a page's smaller, recompressed
-    or turned copies keep its strokes. (These pairs' keypoint fits happen to lay the lines in line.) Upright,
-    their solid parts now tell them too (each page's strokes looked for in the other's pixels and the
-    other's in its own); turned, the strokes alone do."""
+    """Laid over each other, two pages' cells agree as wholes (the lines line up), so the cells do not tell
+    them apart; the strokes along the lines do, whichever way the pages are turned; a page's smaller,
+    recompressed or turned copies keep its strokes. (These pairs' keypoint fits happen to lay the lines in
+    line.) Upright, their solid parts now tell them too (each page's strokes looked for in the other's pixels
+    and the other's in its own); turned, the strokes alone do."""
     from lookalike.index import geometry
 
     first, second = (_page(number, tmp_path / f"{number}.png", turn) for number in numbers)
