@@ -92,7 +92,8 @@ def _watermarked(image: Image.Image) -> Image.Image:
     return out
 
 
-def _captioned(image: Image.Image, at_top: bool = True, fill: str = "black") -> Image.Image:
+def _captioned(image: Image.Image, at_top: bool = True, fill: str | tuple[int, int, int] = "black"
+               ) -> Image.Image:
     """``image`` with a caption band over an eighth of its height, as bench/dupset.py adds one."""
     out = image.copy()
     draw = ImageDraw.Draw(out)
@@ -670,6 +671,45 @@ def test_a_part_where_a_caption_could_lie_counts_where_no_band_covers_it(tmp_pat
              for at_top in (True, False) for fill in ("white", "black")}
     edits["black band, turned"] = _captioned(drawing, False, "black").rotate(90)
     _assert_solid_parts_alone_tell(red, blue, edits, tmp_path)
+
+
+def test_a_part_near_the_background_in_tone_is_no_caption_band(tmp_path):
+    """A grey tile with a dark grey square near its foot and the same tile with a white one (a pattern in
+    another colouring: its dark corner pieces white in the other). No one tone curve maps either onto the
+    other, but the dark square lies in the bottom fifth, where a caption band someone added may cover a
+    picture, and within 48 of the grey along the tile's sides: taken for such a band, it was left out of
+    the solid parts and the two were one picture. A band is one flat colour (``BAND_FLAT``), so the square
+    counts. Copies with a band over the top or the bottom, white, black or the tile's own grey, stay
+    copies."""
+    from lookalike.embedder import keypoints
+
+    dark = _tile((85, 85, 85), tmp_path / "dark.png")
+    white = _tile((255, 255, 255), tmp_path / "white.png")
+    with Image.open(dark) as opened:
+        drawing = opened.convert("RGB")
+    edits = {f"{fill} band at the {'top' if at_top else 'bottom'}": _captioned(drawing, at_top, fill)
+             for at_top in (True, False) for fill in ("white", "black", (120, 120, 120))}
+    edits |= {"brighter": ImageEnhance.Brightness(drawing).enhance(1.5),
+              "greyscale": ImageOps.grayscale(drawing), "quarter size": drawing.resize((100, 100)),
+              "quarter turn": drawing.rotate(90), "jpeg q30": drawing}
+    _assert_solid_parts_alone_tell(dark, white, edits, tmp_path)
+    with pytest.MonkeyPatch.context() as patch:  # any colour within 48 of a side's taken for a band's
+        patch.setattr(keypoints, "BAND_FLAT", 48.0)
+        assert not KeypointFiles().match([(str(dark), str(white))])[0].solid
+
+
+def _tile(square: tuple[int, int, int], path: Path) -> Path:
+    """A grey tile with numerals around a white disc, and a ``square`` of that colour near its foot."""
+    image = Image.new("RGB", (400, 400), (120, 120, 120))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((140, 140, 260, 260), fill="white")
+    for numeral in range(12):
+        angle = math.radians(numeral * 30)
+        draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(numeral or 12),
+                  fill="black", font_size=30, anchor="mm")
+    draw.rectangle((300, 320, 360, 380), fill=square)
+    image.save(path)
+    return path
 
 
 def test_a_band_left_out_is_no_licence_to_leave_a_third_of_the_other_picture_unseen():

@@ -47,7 +47,6 @@ from PIL import Image, ImageOps
 
 from lookalike.embedder.images import open_image
 from lookalike.embedder.residual import (
-    DIFFERENT,
     LAID_SOLID,
     SOLID,
     Cuts,
@@ -94,6 +93,12 @@ CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
 BAND_EDGE = 0.03  # share of the content's height (width) along a side whose colour a band there has
 BAND_TEXT = 2  # pixels at DETAIL_SIDE from a band's colour that may be its text (strokes up to 4 wide)
+BAND_FLAT = 24.0
+"""0-255: a caption band someone added is one flat colour, its pixels this near the colour along the side
+(:func:`_maybe_a_band`); its text is ``BAND_TEXT``'s. At 48 (``DIFFERENT``), a pattern's dark corner piece
+on its grey field, white in its other colouring, was taken for a band and left out of the solid parts
+(the artist series' x-hatch tiles: solid 0.0, now 0.21). bench/solid_parts.py the same at both for every
+row of copies and everyday edits (none over the veto); bench/calibrate.py every row the same."""
 REFINING = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)  # ECC: steps at most, least gain
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
 STROKED = 4.0  # spread of the change from pixel to next pixel (row or column) over which a cell has strokes
@@ -694,7 +699,10 @@ def _maybe_a_band(found: Keypoints, pixels: np.ndarray, in_colour: bool) -> np.n
     """Where ``found``'s ``pixels`` (laid in the frame compared) may be a caption band someone added that
     its content box missed (a white band on a drawing on white): of a colour its content has along one of
     its sides (a band covers a side from end to end; a quarter turn puts it at the left or the right),
-    or within ``BAND_TEXT`` pixels of it (the band's text)."""
+    within ``BAND_FLAT``, or within ``BAND_TEXT`` pixels of it (the band's text). A band is one flat
+    colour: a part of the picture's own a few tones off its background is not one (a pattern's dark
+    corner piece on its grey field, white in the pattern's other colouring: within 48 of the field, it
+    was taken for a band and left out)."""
     own = channels(found.colour if in_colour else found.luminance)
     top, bottom, left, right = found.content
     rows, columns = max(1, round(BAND_EDGE * (bottom - top))), max(1, round(BAND_EDGE * (right - left)))
@@ -704,8 +712,8 @@ def _maybe_a_band(found: Keypoints, pixels: np.ndarray, in_colour: bool) -> np.n
     for side in sides:
         if side.size:
             colour = np.median(side.reshape(-1, own.shape[2]), axis=0)
-            low, high = tuple((colour - DIFFERENT).tolist()), tuple((colour + DIFFERENT).tolist())
-            near |= cv2.inRange(pixels, low, high)  # every channel within DIFFERENT
+            low, high = tuple((colour - BAND_FLAT).tolist()), tuple((colour + BAND_FLAT).tolist())
+            near |= cv2.inRange(pixels, low, high)  # every channel within BAND_FLAT
     return cv2.dilate(near, np.ones((2 * BAND_TEXT + 1, 2 * BAND_TEXT + 1), np.uint8)) > 0
 
 
