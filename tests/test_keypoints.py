@@ -677,7 +677,7 @@ def test_a_part_near_the_background_in_tone_is_no_caption_band(tmp_path):
     """A grey tile with a dark grey square near its foot and the same tile with a white one (a pattern in
     another colouring: its dark corner pieces white in the other). No one tone curve maps either onto the
     other, but the dark square lies in the bottom fifth, where a caption band someone added may cover a
-    picture, and within 48 of the grey along the tile's sides: taken for such a band, it was left out of
+    picture, and 35 from the grey along the tile's sides: taken for such a band, it was left out of
     the solid parts and the two were one picture. A band is one flat colour (``BAND_FLAT``), so the square
     counts. Copies with a band over the top or the bottom, white, black or the tile's own grey, stay
     copies."""

@@ -93,12 +93,16 @@ CELL = 16  # pixels a side, at DETAIL_SIDE, of the cells compared one by one
 EDGE = 4  # pixels at DETAIL_SIDE left out along the shared part's edge: the blur and the box's rounding
 BAND_EDGE = 0.03  # share of the content's height (width) along a side whose colour a band there has
 BAND_TEXT = 2  # pixels at DETAIL_SIDE from a band's colour that may be its text (strokes up to 4 wide)
-BAND_FLAT = 24.0
+BAND_FLAT = 32.0
 """0-255: a caption band someone added is one flat colour, its pixels this near the colour along the side
 (:func:`_maybe_a_band`); its text is ``BAND_TEXT``'s. At 48 (``DIFFERENT``), a pattern's dark corner piece
-on its grey field, white in its other colouring, was taken for a band and left out of the solid parts
-(the artist series' x-hatch tiles: solid 0.0, now 0.21). bench/solid_parts.py the same at both for every
-row of copies and everyday edits (none over the veto); bench/calibrate.py every row the same."""
+on its grey field, white in its other colouring, was taken for a band and left out of the solid parts (the
+artist series' x-hatch tiles: solid 0.0, now 0.16; at 24, 0.21 and that series no longer merged). At 24,
+JPEG's ringing beside a black band's white text was no band, and the text, further than ``BAND_TEXT`` from
+the band's colour, a solid part: of 3,460 pairs of a dev caption copy beside another copy of its original,
+one was dropped (the moon drawing's caption beside its crop: 0.012), kept at 32 and 48. Measured at 24:
+bench/solid_parts.py the same as at 48 for every row of copies and everyday edits, bench/calibrate.py every
+row the same (not run again at 32)."""
 REFINING = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)  # ECC: steps at most, least gain
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
 STROKED = 4.0  # spread of the change from pixel to next pixel (row or column) over which a cell has strokes
@@ -701,8 +705,8 @@ def _maybe_a_band(found: Keypoints, pixels: np.ndarray, in_colour: bool) -> np.n
     its sides (a band covers a side from end to end; a quarter turn puts it at the left or the right),
     within ``BAND_FLAT``, or within ``BAND_TEXT`` pixels of it (the band's text). A band is one flat
     colour: a part of the picture's own a few tones off its background is not one (a pattern's dark
-    corner piece on its grey field, white in the pattern's other colouring: within 48 of the field, it
-    was taken for a band and left out)."""
+    corner piece on its grey field, white in the pattern's other colouring: 47 from the field, it was
+    taken for a band and left out)."""
     own = channels(found.colour if in_colour else found.luminance)
     top, bottom, left, right = found.content
     rows, columns = max(1, round(BAND_EDGE * (bottom - top))), max(1, round(BAND_EDGE * (right - left)))
