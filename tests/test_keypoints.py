@@ -524,6 +524,14 @@ def test_detailed_flags_alike_but_for_their_fly_are_not_copies(tmp_path, copies)
         assert not verdict(across, down, files)
 
 
+def _numerals(draw: ImageDraw.ImageDraw) -> None:
+    """A clock's twelve black numerals around the middle of a 400 x 400 picture: hundreds of keypoints."""
+    for numeral in range(12):
+        angle = math.radians(numeral * 30)
+        draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(numeral or 12),
+                  fill="black", font_size=30, anchor="mm")
+
+
 def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10),
            boss: tuple[tuple[int, int, int], int] = ((200, 30, 30), 10), face: str | tuple = "white",
            plate: tuple[int, int, int] | None = None, mark: tuple[int, int, int] | None = None,
@@ -541,10 +549,7 @@ def _clock(hour: int, minute: int, path: Path, hands: tuple[int, int] = (18, 10)
         draw.ellipse((172, 322, 228, 378), fill=mark)
     if pip:
         draw.ellipse((140 - pip / 2, 250 - pip / 2, 140 + pip / 2, 250 + pip / 2), fill="black")
-    for numeral in range(12):
-        angle = math.radians(numeral * 30)
-        draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(numeral or 12),
-                  fill="black", font_size=30, anchor="mm")
+    _numerals(draw)
     for length, width, turn in ((95, hands[0], (hour % 12 + minute / 60) * 30), (140, hands[1], minute * 6)):
         angle = math.radians(turn)
         draw.line((200, 200, 200 + length * math.sin(angle), 200 - length * math.cos(angle)), fill="black",
@@ -703,10 +708,7 @@ def _tile(square: tuple[int, int, int], path: Path) -> Path:
     image = Image.new("RGB", (400, 400), (120, 120, 120))
     draw = ImageDraw.Draw(image)
     draw.ellipse((140, 140, 260, 260), fill="white")
-    for numeral in range(12):
-        angle = math.radians(numeral * 30)
-        draw.text((200 + 150 * math.sin(angle), 200 - 150 * math.cos(angle)), str(numeral or 12),
-                  fill="black", font_size=30, anchor="mm")
+    _numerals(draw)
     draw.rectangle((300, 320, 360, 380), fill=square)
     image.save(path)
     return path
