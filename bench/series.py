@@ -95,16 +95,17 @@ def untwinned(kept: list[tuple[dupset.Candidate, Image.Image, str]]
 
 def build(force: bool = False, cache: Path = CACHE, version: int = VERSION,
           find: Callable[[Path], list[dupset.Candidate]] = candidates, smallest: int = dupset.MIN_SIDE,
-          same: float = dupset.SAME_PICTURE) -> dict:
+          same: float = dupset.SAME_PICTURE, packages: tuple[str, ...] = ("openclipart-png",),
+          folder: str = "openclipart-png/usr/share/openclipart/png") -> dict:
     """The set of ``find``'s candidates (each with its series as family) in ``cache``, with the dupset's
     ten copies each: built once, rebuilt when ``version`` changes (``smallest``, ``same``: as
-    ``dupset.select``)."""
+    ``dupset.select``). ``find`` looks in ``folder`` of the Debian ``packages`` unpacked."""
     manifest_path = cache / "manifest.json"
     if not force and (manifest := dupset.cached_manifest(manifest_path, version)):
         return manifest
-    versions = dupset.fetch_packages(dupset.CACHE, ["openclipart-png"])
+    versions = dupset.fetch_packages(dupset.CACHE, packages)
     shutil.rmtree(cache / "set", ignore_errors=True)  # groups of an older selection
-    cands = find(dupset.CACHE / "x/openclipart-png/usr/share/openclipart/png")
+    cands = find(dupset.CACHE / "x" / folder)
     # No family on the way in: dupset.select caps a family at four, and a series here is the point.
     kept, skipped = dupset.select([dupset.Candidate(c.path, c.source) for c in cands], smallest, same)
     kept, twins = untwinned(kept)
