@@ -100,9 +100,9 @@ on its grey field, white in its other colouring, was taken for a band and left o
 artist series' x-hatch tiles: solid 0.0, now 0.16; at 24, 0.21 and that series no longer merged). At 24,
 JPEG's ringing beside a black band's white text was no band, and the text, further than ``BAND_TEXT`` from
 the band's colour, a solid part: of 3,460 pairs of a dev caption copy beside another copy of its original,
-one was dropped (the moon drawing's caption beside its crop: 0.012), kept at 32 and 48. Measured at 24:
-bench/solid_parts.py the same as at 48 for every row of copies and everyday edits, bench/calibrate.py every
-row the same (not run again at 32)."""
+one was dropped (the moon drawing's caption beside its crop: 0.012), kept at 32 and 48. Measured at 24 and
+again at 32: bench/solid_parts.py the same as at 48 for every row of copies and everyday edits,
+bench/calibrate.py every row the same; the artist series at 32, 96 originals wrongly paired (98 at 48)."""
 REFINING = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)  # ECC: steps at most, least gain
 TEXTURED = 8.0  # luminance spread (0-255) over which a cell shows details; flat cells say nothing
 STROKED = 4.0  # spread of the change from pixel to next pixel (row or column) over which a cell has strokes
