@@ -72,7 +72,7 @@ def _natural(path: Path) -> list:
 def build(force: bool = False) -> dict:
     """As the artist set: small drawings enlarged, and two are one picture only where all but equal."""
     return series.build(force, CACHE, VERSION, candidates, artist_series.SMALLEST, artist_series.SAME,
-                        PACKAGES, "")
+                        packages=PACKAGES, folder="")  # the series' patterns name each package's folder
 
 
 if __name__ == "__main__":
